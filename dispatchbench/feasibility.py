@@ -1,0 +1,88 @@
+"""Cheap, exact feasibility check of a state, before any solver runs.
+
+With commitment, a region's local supply can take any value in a union of intervals (one per
+set of running groups). Intersecting that with the CS window ``[d - cs_max, d + cs_max]``
+and adding the regions up (a Minkowski sum of interval unions) tells exactly whether the
+regional and grid balances can both hold — and, when they cannot, *which* region fails and by
+how much, which is what a user needs to hear instead of "SCIP: infeasible".
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from .problem import Problem, State
+
+Intervals = list[tuple[float, float]]
+_MAX_SUBSET_GROUPS = 16  # beyond this a region's union is replaced by its hull (still a valid necessary check)
+
+
+def _merge(intervals: Intervals, eps: float) -> Intervals:
+    out: Intervals = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1] + eps:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def local_supply_set(problem: Problem, state: State, region: str, eps: float = 1e-9) -> Intervals:
+    """Every delivered local supply (kW) the region's groups can produce, as merged intervals."""
+    groups = problem.groups_in(region)
+    ub = dict(zip(problem.group_names, problem.upper_bounds(state)))
+    v2g_top = sum(g.delivery * ub[g.name] for g in groups if g.is_v2g)
+    units = [(g.p_min, ub[g.name]) for g in groups if not g.is_v2g]
+    if not problem.commitment:
+        lo = sum(u[0] for u in units)
+        return [(lo, sum(u[1] for u in units) + v2g_top)]
+    if len(units) > _MAX_SUBSET_GROUPS:
+        return [(0.0, sum(u[1] for u in units) + v2g_top)]
+    spans = [
+        (sum(u[0] for u in chosen), sum(u[1] for u in chosen) + v2g_top)
+        for k in range(len(units) + 1)
+        for chosen in combinations(units, k)
+    ]
+    return _merge(spans, eps)
+
+
+def _clip(intervals: Intervals, lo: float, hi: float) -> Intervals:
+    return [(max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) >= max(a, lo)]
+
+
+def _minkowski(x: Intervals, y: Intervals, eps: float) -> Intervals:
+    return _merge([(a + c, b + d) for a, b in x for c, d in y], eps)
+
+
+def infeasibility_reason(problem: Problem, state: State) -> str | None:
+    """``None`` if some dispatch satisfies every constraint, else why not (region and kW)."""
+    tol = problem.tolerance(state)
+    total: Intervals = [(0.0, 0.0)]
+    for region in problem.regions:
+        d = state.demand[region.name]
+        supply = local_supply_set(problem, state, region.name)
+        window = _clip(supply, d - region.cs_max - tol, d + region.cs_max + tol)
+        if not window:
+            top, bottom = supply[-1][1], supply[0][0]
+            if top < d - region.cs_max:
+                short = d - region.cs_max - top
+                return (f"region {region.name}: demand {d:g} kW exceeds local capacity {top:g} kW "
+                        f"plus CS import limit {region.cs_max:g} kW (shortfall {short:g} kW)")
+            if bottom > d + region.cs_max:
+                surplus = bottom - d - region.cs_max
+                return (f"region {region.name}: minimum local output {bottom:g} kW exceeds demand {d:g} kW "
+                        f"plus CS export limit {region.cs_max:g} kW (surplus {surplus:g} kW)")
+            return (f"region {region.name}: no set of running groups delivers between "
+                    f"{d - region.cs_max:g} and {d + region.cs_max:g} kW (demand {d:g} kW ± CS limit)")
+        total = _minkowski(total, window, 1e-9)
+    demand = state.total_demand
+    if any(lo - tol <= demand <= hi + tol for lo, hi in total):
+        return None
+    top, bottom = total[-1][1], total[0][0]
+    if demand > top:
+        return (f"total demand {demand:g} kW exceeds the {top:g} kW all regions can deliver within "
+                f"their CS limits (shortfall {demand - top:g} kW)")
+    if demand < bottom:
+        return (f"total demand {demand:g} kW is below the {bottom:g} kW minimum output of the running "
+                f"groups (surplus {bottom - demand:g} kW)")
+    return f"total demand {demand:g} kW falls in a gap between feasible totals {total}"

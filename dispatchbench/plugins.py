@@ -1,0 +1,139 @@
+"""Finding solver plugins: files in ``solvers/`` folders and the ``dispatchbench.solvers``
+entry-point group, and turning spec strings like ``pso[particles=40]`` into instances."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .errors import SolverNotFound
+from .solver_api import Solver
+
+ENTRY_POINT_GROUP = "dispatchbench.solvers"
+BUNDLED_SOLVERS = Path(__file__).resolve().parent.parent / "solvers"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that failed to import: listed with its error instead of crashing discovery."""
+
+    origin: str
+    error: str
+
+
+def solver_dirs() -> list[Path]:
+    """Bundled ``solvers/``, then ``./solvers``, then ``$DISPATCHBENCH_SOLVER_PATH`` (os.pathsep list)."""
+    dirs = [BUNDLED_SOLVERS, Path.cwd() / "solvers"]
+    dirs += [Path(p) for p in os.environ.get("DISPATCHBENCH_SOLVER_PATH", "").split(os.pathsep) if p]
+    seen, out = set(), []
+    for d in dirs:
+        key = d.resolve()
+        if d.is_dir() and key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def _load_file(path: Path) -> list[type[Solver]]:
+    module_name = f"dispatchbench_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pickling and dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Solver) and obj.__module__ == module_name
+        and not inspect.isabstract(obj) and getattr(obj, "name", None)
+    ]
+
+
+@lru_cache(maxsize=1)
+def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[BrokenPlugin, ...]]:
+    found: dict[str, type[Solver]] = {}
+    broken: list[BrokenPlugin] = []
+    for folder in dirs:
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            try:
+                classes = _load_file(path)
+            except Exception as exc:  # a broken plugin must not take the others down
+                broken.append(BrokenPlugin(str(path), f"{type(exc).__name__}: {exc}"))
+                continue
+            for cls in classes:
+                found.setdefault(cls.name, cls)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            if not (inspect.isclass(cls) and issubclass(cls, Solver)):
+                raise TypeError(f"{ep.value} is not a dispatchbench Solver subclass")
+        except Exception as exc:
+            broken.append(BrokenPlugin(f"entry point {ep.name} ({ep.value})", f"{type(exc).__name__}: {exc}"))
+            continue
+        found.setdefault(cls.name, cls)
+    return found, tuple(broken)
+
+
+def discover() -> dict[str, type[Solver]]:
+    """All solver classes by name (first found wins: bundled, local folder, path, entry points)."""
+    return dict(_discover(tuple(solver_dirs()))[0])
+
+
+def broken_plugins() -> tuple[BrokenPlugin, ...]:
+    return _discover(tuple(solver_dirs()))[1]
+
+
+_SPEC = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\[(.*)\])?\s*$")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"pso[particles=40,seed=1]"`` → ``("pso", {"particles": "40", "seed": "1"})``."""
+    match = _SPEC.match(spec)
+    if not match:
+        raise SolverNotFound(f"solver spec {spec!r} is malformed; write name or name[key=value,...]")
+    name, body = match.group(1), match.group(2)
+    params: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (body or "").split(","))):
+        if "=" not in part:
+            raise SolverNotFound(f"solver spec {spec!r}: {part!r} is not key=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        params[key] = value
+    return name, params
+
+
+def split_specs(text: str) -> list[str]:
+    """Split ``"scip,nlopt[a=1,b=2],pso"`` at the commas that are outside brackets."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    out.append(current)
+    return [s.strip() for s in out if s.strip()]
+
+
+def make_solver(spec: str) -> Solver:
+    """Instantiate a solver from its parametrized name."""
+    name, params = parse_spec(spec)
+    registry = discover()
+    if name not in registry:
+        hint = "; ".join(f"{b.origin}: {b.error}" for b in broken_plugins())
+        raise SolverNotFound(
+            f"no solver named {name!r}; available: {', '.join(sorted(registry)) or '(none)'}"
+            + (f" (plugins that failed to load: {hint})" if hint else "")
+        )
+    try:
+        return registry[name](**params)
+    except ValueError as exc:
+        raise SolverNotFound(str(exc)) from None

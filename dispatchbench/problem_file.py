@@ -1,0 +1,165 @@
+"""Reading and validating problem files (TOML).
+
+Problems are data so that a user adds one without code; in exchange every mistake in a file
+must come back as one line naming the file, the entry and the fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .problem import Group, GroupType, Problem, Region
+
+_PROBLEM_KEYS = {"name": str, "commitment": bool}
+_REGION_KEYS = {"name", "cs_max"}
+_REQUIRED: dict[GroupType, set[str]] = {
+    GroupType.FDC: {"a", "b", "c", "p_min", "p_max"},
+    GroupType.ASC: {"a", "b", "c", "p_max", "min_ratio"},
+    GroupType.V2G: {"g", "h", "efficiency", "p_max"},
+}
+_OPTIONAL: dict[GroupType, set[str]] = {
+    GroupType.FDC: set(),
+    GroupType.ASC: {"h_max"},
+    GroupType.V2G: set(),
+}
+_COMMON = {"name", "type", "region"}
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Load and validate a problem file; raise :class:`InputError` on any defect."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file", "not found", "give the path of an existing .toml problem file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, "TOML syntax", str(exc), "correct the TOML syntax at that line") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "file", "is not UTF-8 text", "save the problem file as UTF-8 TOML") from None
+    return parse_problem(data, source=str(path))
+
+
+def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
+    """Validate an already-parsed TOML document (also used for problems built in code)."""
+    _unknown(source, "top level", data, {"problem", "regions", "groups"})
+    head = data.get("problem")
+    if not isinstance(head, dict):
+        raise InputError(source, "[problem]", "missing", 'add a [problem] table with name = "..." and commitment = true|false')
+    _unknown(source, "[problem]", head, set(_PROBLEM_KEYS))
+    name = head.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError(source, "[problem].name", "missing or not a string", 'add name = "my-problem"')
+    commitment = head.get("commitment", True)
+    if not isinstance(commitment, bool):
+        raise InputError(source, "[problem].commitment", f"{commitment!r} is not a boolean", "write commitment = true or false")
+
+    regions = [_region(source, i, r) for i, r in enumerate(_array(source, data, "regions"))]
+    _unique(source, "[[regions]]", [r.name for r in regions])
+    region_names = {r.name for r in regions}
+    groups = [_group(source, i, g, region_names) for i, g in enumerate(_array(source, data, "groups"))]
+    _unique(source, "[[groups]]", [g.name for g in groups])
+    for r in regions:
+        if not any(g.region == r.name for g in groups) and r.cs_max <= 0:
+            raise InputError(
+                source, f"region {r.name!r}", "has no charger group and no CS capacity, so it can serve no demand",
+                "give it a group or a positive cs_max, or remove it",
+            )
+    return Problem(name=name, regions=tuple(regions), groups=tuple(groups), commitment=commitment, source=source)
+
+
+def _array(source: str, data: dict, key: str) -> list[dict]:
+    items = data.get(key)
+    if not isinstance(items, list) or not items:
+        raise InputError(source, f"[[{key}]]", "missing or empty", f"add at least one [[{key}]] entry")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(source, f"[[{key}]] #{i + 1}", "is not a table", f"write each entry as a [[{key}]] table")
+    return items
+
+
+def _unknown(source: str, entry: str, table: dict, allowed: set[str]) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise InputError(source, entry, f"unknown key {extra[0]!r}", f"remove it or use one of: {', '.join(sorted(allowed))}")
+
+
+def _unique(source: str, entry: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise InputError(source, f"{entry} {n!r}", "name used twice", "give every entry a unique name")
+        seen.add(n)
+
+
+def _number(source: str, entry: str, table: dict, key: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    if key not in table:
+        raise InputError(source, f"{entry}.{key}", "missing", f"add {key} = <number>")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(source, f"{entry}.{key}", f"{value!r} is not a finite number", f"write {key} as a number")
+    if value < minimum or (strict and value == minimum):
+        bound = ">" if strict else ">="
+        raise InputError(source, f"{entry}.{key}", f"{value} is out of range", f"use a value {bound} {minimum}")
+    return float(value)
+
+
+def _name(source: str, entry: str, table: dict) -> str:
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(source, f"{entry}.name", "missing or not a string", 'add name = "..."')
+    if any(ch in name for ch in " ,[]=\"'"):
+        raise InputError(source, f"{entry}.name", f"{name!r} contains spaces or punctuation", "use letters, digits, - and _ only")
+    return name
+
+
+def _region(source: str, i: int, table: dict) -> Region:
+    entry = f"[[regions]] #{i + 1}"
+    name = _name(source, entry, table)
+    entry = f"region {name!r}"
+    _unknown(source, entry, table, _REGION_KEYS)
+    return Region(name=name, cs_max=_number(source, entry, table, "cs_max"))
+
+
+def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
+    name = _name(source, f"[[groups]] #{i + 1}", table)
+    entry = f"group {name!r}"
+    raw_type = table.get("type")
+    try:
+        gtype = GroupType(raw_type)
+    except ValueError:
+        raise InputError(source, f"{entry}.type", f"{raw_type!r} is not a charger type", "use type = \"FDC\", \"ASC\" or \"V2G\"") from None
+    _unknown(source, entry, table, _COMMON | _REQUIRED[gtype] | _OPTIONAL[gtype])
+    region = table.get("region")
+    if region not in region_names:
+        raise InputError(
+            source, f"{entry}.region", f"{region!r} is not a region of this problem",
+            f"use one of {sorted(region_names)} or add a [[regions]] entry named {region!r}",
+        )
+    num = lambda key, **kw: _number(source, entry, table, key, **kw)  # noqa: E731
+    if gtype is GroupType.V2G:
+        efficiency = num("efficiency", strict=True)
+        if efficiency > 1:
+            raise InputError(source, f"{entry}.efficiency", f"{efficiency} exceeds 1", "give the delivered fraction, 0 < efficiency <= 1")
+        return Group(name=name, type=gtype, region=region, p_max=num("p_max"), g=num("g", minimum=-math.inf),
+                     h=num("h", minimum=-math.inf), efficiency=efficiency)
+    p_max = num("p_max")
+    if gtype is GroupType.FDC:
+        p_min = num("p_min")
+        min_ratio = None
+    else:
+        min_ratio = num("min_ratio")
+        if min_ratio > 1:
+            raise InputError(source, f"{entry}.min_ratio", f"{min_ratio} exceeds 1", "use a fraction of p_max between 0 and 1")
+        p_min = min_ratio * p_max
+    if p_min > p_max:
+        raise InputError(source, f"{entry}.p_min", f"p_min {p_min} > p_max {p_max}", "make p_min <= p_max")
+    a = num("a", minimum=-math.inf)
+    if a < 0:
+        raise InputError(source, f"{entry}.a", f"{a} is negative (a concave cost)", "use a >= 0; the model assumes convex running costs")
+    h_max = num("h_max", minimum=-math.inf) if "h_max" in table else None
+    return Group(name=name, type=gtype, region=region, p_max=p_max, p_min=p_min, a=a,
+                 b=num("b", minimum=-math.inf), c=num("c", minimum=-math.inf), min_ratio=min_ratio, h_max=h_max)
