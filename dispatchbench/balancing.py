@@ -27,6 +27,7 @@ All arrays carry a leading batch axis, so a swarm or a training batch is balance
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -98,6 +99,30 @@ class Balanced:
     inner_iterations: int
 
 
+class Reducer(Protocol):
+    """The two sums the search needs, made pluggable so a distributed execution can replace
+    them by message passing (``distributed_search.py``) while the search itself stays here."""
+
+    def regional(self, power: np.ndarray) -> np.ndarray:
+        """``(B, G)`` powers -> ``(B, R)`` delivered local supply per region."""
+
+    def system(self, per_region: np.ndarray) -> np.ndarray:
+        """``(B, R)`` per-region values -> ``(B,)`` their sum over regions."""
+
+
+@dataclass(frozen=True)
+class ExactSums:
+    """Centralised reducer: plain matrix sums (the default)."""
+
+    to_region: np.ndarray  # (G, R) delivered kW per region per unit decision
+
+    def regional(self, power: np.ndarray) -> np.ndarray:
+        return power @ self.to_region
+
+    def system(self, per_region: np.ndarray) -> np.ndarray:
+        return per_region.sum(-1)
+
+
 def state_bounds(problem: Problem, state: State, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(lb, ub)`` of each group while on, broadcast to ``(batch, G)``."""
     lb = np.broadcast_to(problem.lower_bounds(), (batch, len(problem.groups)))
@@ -106,19 +131,21 @@ def state_bounds(problem: Problem, state: State, batch: int = 1) -> tuple[np.nda
 
 
 def balance(problem: Problem, state: State, response: ShiftResponse | PriceResponse, *,
-            iterations: int = 60) -> Balanced:
+            iterations: int = 60, reducer: Reducer | None = None) -> Balanced:
     """Find powers and imports meeting every regional balance, ``Σ T = 0`` and the CS limits.
 
     Infeasible rows (this commitment cannot serve some region within its CS limit) come back
-    with ``feasible=False`` and the closest powers the search reached.
+    with ``feasible=False`` and the closest powers the search reached. ``reducer`` supplies the
+    regional and system sums (default: exact matrix sums); every sum the search takes goes
+    through it, so a message-passing reducer sees the whole communication of the search.
     """
     demand = problem.demand_vector(state)  # (R,)
     cs = problem.cs_max  # (R,)
-    to_region = problem.incidence.T  # (G, R): delivered kW per region
+    sums = reducer if reducer is not None else ExactSums(problem.incidence.T)
     lo, hi = response.bracket()  # (B,)
 
     def supply(s_groups: np.ndarray) -> np.ndarray:
-        return response.power(s_groups) @ to_region  # (B, R)
+        return sums.regional(response.power(s_groups))  # (B, R)
 
     def net_import(s: np.ndarray) -> np.ndarray:
         return np.clip(demand - supply(s[:, None]), -cs, cs)  # (B, R)
@@ -126,14 +153,14 @@ def balance(problem: Problem, state: State, response: ShiftResponse | PriceRespo
     # --- outer level: one system signal so clipped imports sum to zero -------------------
     s_lo, s_hi = lo.copy(), hi.copy()
     t_lo, t_hi = net_import(s_lo), net_import(s_hi)
-    feasible = (t_lo.sum(-1) >= -1e-9) & (t_hi.sum(-1) <= 1e-9)
+    feasible = (sums.system(t_lo) >= -1e-9) & (sums.system(t_hi) <= 1e-9)
     for _ in range(iterations):
         mid = 0.5 * (s_lo + s_hi)
         t_mid = net_import(mid)
-        up = t_mid.sum(-1) > 0  # still importing on balance: raise the signal
+        up = sums.system(t_mid) > 0  # still importing on balance: raise the signal
         s_lo, t_lo = np.where(up, mid, s_lo), np.where(up[:, None], t_mid, t_lo)
         s_hi, t_hi = np.where(up, s_hi, mid), np.where(up[:, None], t_hi, t_mid)
-    excess_lo, excess_hi = t_lo.sum(-1), t_hi.sum(-1)
+    excess_lo, excess_hi = sums.system(t_lo), sums.system(t_hi)
     theta = _fraction(excess_lo, excess_hi)
     imports = t_lo + theta[:, None] * (t_hi - t_lo)
     system = s_lo + theta * (s_hi - s_lo)
@@ -144,21 +171,21 @@ def balance(problem: Problem, state: State, response: ShiftResponse | PriceRespo
     r_lo = np.repeat(lo[:, None], len(cs), axis=1)
     r_hi = np.repeat(hi[:, None], len(cs), axis=1)
     p_lo, p_hi = response.power(r_lo[:, region_of]), response.power(r_hi[:, region_of])
-    short = (p_hi @ to_region) < target - 1e-9
-    surplus = (p_lo @ to_region) > target + 1e-9
+    short = sums.regional(p_hi) < target - 1e-9
+    surplus = sums.regional(p_lo) > target + 1e-9
     feasible &= ~(short | surplus).any(-1)
     for _ in range(iterations):
         mid = 0.5 * (r_lo + r_hi)
         p_mid = response.power(mid[:, region_of])
-        up = (p_mid @ to_region) < target
+        up = sums.regional(p_mid) < target
         r_lo, r_hi = np.where(up, mid, r_lo), np.where(up, r_hi, mid)
         p_lo = np.where(up[:, region_of], p_mid, p_lo)
         p_hi = np.where(up[:, region_of], p_hi, p_mid)
-    got_lo, got_hi = p_lo @ to_region, p_hi @ to_region
+    got_lo, got_hi = sums.regional(p_lo), sums.regional(p_hi)
     frac = _fraction(target - got_lo, target - got_hi)  # (B, R)
     power = p_lo + frac[:, region_of] * (p_hi - p_lo)
     return Balanced(
-        power=power, imports=demand - power @ to_region, system_signal=system,
+        power=power, imports=demand - sums.regional(power), system_signal=system,
         region_signal=r_lo + frac * (r_hi - r_lo), feasible=feasible,
         outer_iterations=iterations, inner_iterations=iterations,
     )

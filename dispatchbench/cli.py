@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import InputError, SolverNotFound
 from .plugins import broken_plugins, discover, make_solver
@@ -40,14 +41,20 @@ def solve(
     problem: ProblemOpt,
     states: StatesOpt,
     solver: Annotated[str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")] = "scip",
-    seed: Annotated[int, typer.Option(help="Seed for stochastic solvers.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for stochastic solvers.")] = 0,
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit per call, seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator."""
+    if time_limit is not None and not time_limit > 0:
+        fail(f"--time-limit {time_limit:g}: not a positive number of seconds — fix: give e.g. --time-limit 60")
     prob = load_problem(problem)
     sts = load_states(states, prob)
-    records = solve_and_score(prob, sts, make_solver(solver), seed=seed, time_limit=time_limit)
+    try:
+        backend = make_solver(solver)
+    except SolverNotFound as exc:
+        fail(f"--solver {solver}: {exc} — fix: run 'dispatchbench solvers' to see names and parameters")
+    records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec.to_json(prob)))
@@ -56,39 +63,51 @@ def solve(
 
 
 def _print_records(prob, records: list[Record]) -> None:
-    table = Table(title=f"{prob.name}: {records[0].solver if records else ''}")
-    for col in ("state", "status", "cost", "max violation (kW)", "time (s)", "groups off", "note"):
-        table.add_column(col, justify="right" if col in {"cost", "max violation (kW)", "time (s)"} else "left")
+    """One row per state, then each state's note (why infeasible, why stopped) on its own line.
+
+    Cells are plain ``Text``, not Rich markup: a solver spec such as ``scip[persistent=False]``
+    or a state label in brackets would otherwise be swallowed as a style tag. Notes go below the
+    table so that a narrow terminal folds them instead of cutting them off with "…".
+    """
+    table = Table(title=Text(f"{prob.name}: {records[0].solver if records else ''}"))
+    numeric = {"cost", "max violation (kW)", "time (s)"}
+    for col in ("state", "status", "cost", "max violation (kW)", "time (s)", "groups off"):
+        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold",
+                         no_wrap=col != "groups off")
     for r in records:
         off = ", ".join(g for g, on in zip(prob.group_names, r.dispatch.on) if not on) if r.dispatch is not None else ""
-        table.add_row(r.state, r.status, "" if r.cost is None else f"{r.cost:.4f}",
-                      "" if r.max_violation is None else f"{r.max_violation:.2e}", f"{r.time_s:.3f}",
-                      off if prob.commitment else "(commitment off)", r.reason)
+        table.add_row(*map(Text, (r.state, r.status, "" if r.cost is None else f"{r.cost:.4f}",
+                                  "" if r.max_violation is None else f"{r.max_violation:.2e}", f"{r.time_s:.3f}",
+                                  off if prob.commitment else "(commitment off)")))
     console.print(table)
+    for r in records:
+        if r.reason:
+            console.print(Text(f"{r.state}: {r.reason}"))
     if len(records) == 1 and records[0].dispatch is not None:
         d = records[0].dispatch
         detail = Table(title="dispatch (kW; V2G: battery-side power)")
         for col in ("group", "region", "on", "power"):
             detail.add_column(col)
         for i, g in enumerate(prob.groups):
-            detail.add_row(g.name, g.region, "on" if d.on[i] else "off", f"{d.power[i]:.4f}")
+            detail.add_row(*map(Text, (g.name, g.region, "on" if d.on[i] else "off", f"{d.power[i]:.4f}")))
         for i, r in enumerate(prob.region_names):
-            detail.add_row(f"import {r}", r, "", f"{d.imports[i]:.4f}")
+            detail.add_row(*map(Text, (f"import {r}", r, "", f"{d.imports[i]:.4f}")))
         console.print(detail)
 
 
 @app.command()
 def solvers() -> None:
     """List solver plugins, their capabilities and default parameters."""
-    table = Table(title="solver plugins")
-    for col in ("name", "exact", "stochastic", "learns", "commitment", "parameters", "description"):
-        table.add_column(col)
-    yes = lambda flag: "yes" if flag else "no"  # noqa: E731
+    table = Table(title="solver plugins (capabilities: the flags a plugin sets)")
+    for col in ("name", "capabilities", "parameters", "description"):
+        # parameters one per line and never cut with "…": a half-shown default is useless
+        table.add_column(col, overflow="fold", no_wrap=col in {"name", "parameters"}, min_width=12)
     for name, cls in sorted(discover().items()):
         caps = cls.capabilities
-        params = ", ".join(f"{k}={v}" for k, v in cls.parameters.items())
-        table.add_row(name, yes(caps.exact), yes(caps.stochastic), yes(caps.learns), yes(caps.handles_commitment),
-                      params, cls.description)
+        flags = [flag for flag, on in (("exact", caps.exact), ("stochastic", caps.stochastic), ("learns", caps.learns),
+                                       ("commitment", caps.handles_commitment)) if on]
+        params = "\n".join(f"{k}={v}" for k, v in cls.parameters.items())
+        table.add_row(name, "\n".join(flags) or "-", params, cls.description)
     console.print(table)
     for b in broken_plugins():
         typer.echo(f"warning: plugin {b.origin} failed to load: {b.error}", err=True)
@@ -118,13 +137,104 @@ def validate(
                f"({kinds}), commitment {'on' if prob.commitment else 'off'}")
 
 
+@app.command()
+def run(
+    problem: ProblemOpt,
+    states: Annotated[list[Path], typer.Option("--states", "-s", help="State file (CSV); repeat for several.")],
+    solvers: Annotated[str, typer.Option("--solvers", help='Solver specs, e.g. "scip,nlopt[algorithm=LD_SLSQP],pso".')],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (rows.jsonl, results.parquet).")],
+    seeds: Annotated[str, typer.Option(help='Seeds for stochastic solvers: "0-4" or "0,2,5".')] = "0",
+    timeout: Annotated[float, typer.Option(help="Hard wall-clock limit per state, seconds.")] = 60.0,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip (solver, seed, state) already in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the results already in --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
+    from .harness import parse_seeds, run_benchmark
+
+    summary = run_benchmark(problem, states, solvers, parse_seeds(seeds), out, timeout=timeout, resume=resume,
+                            force=force, progress=progress)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
+    typer.echo(f"{summary.rows_written} rows written ({counts}), {summary.rows_skipped} already done; "
+               f"results: {summary.out_dir / 'results.parquet'}")
+    if summary.interrupted:
+        typer.echo(f"interrupted: every finished row is kept; continue with the same command and --resume", err=True)
+        raise typer.Exit(130)
+
+
+@app.command()
+def table(
+    dirs: Annotated[list[Path], typer.Argument(help="Output directories of `dispatchbench run` (one or more).")],
+    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to (spec or name).")],
+    state: Annotated[Optional[str], typer.Option(help="State of Table IV (default: tableIV if present).")] = None,
+    day: Annotated[Optional[str], typer.Option(help="State file of Table V, if the runs hold several.")] = None,
+    solvers: Annotated[Optional[str], typer.Option(help='Only these specs or solver names, e.g. "scip,pso".')] = None,
+    problem: Annotated[Optional[str], typer.Option("--problem", help="Problem name, if the runs hold several.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the tables (default DIR/tables).")] = None,
+) -> None:
+    """Print and write Table IV (cost at one state) and Table V (average cost per hour over a day)."""
+    from .tables import make_tables
+
+    written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
+    typer.echo(written.text)
+    for note in written.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo("written: " + ", ".join(str(f) for f in written.files), err=True)
+
+
+@app.command()
+def train(
+    problem: ProblemOpt,
+    solver: Annotated[str, typer.Option("--solver", help="Learning solver spec, e.g. madrl_tvc or maddpg.")],
+    steps: Annotated[int, typer.Option(help="Total training steps (with --resume: continue up to this many).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
+    seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train a learning solver on sampled states (never the evaluation states); then solve with the spec
+    NAME\\[model=OUT]."""
+    prob = load_problem(problem)
+    learner = make_solver(solver)
+    if not learner.capabilities.learns:
+        fail(f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
+             f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})")
+    if steps < 1:
+        fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
+    from .checkpoints import CHECKPOINT_FILE
+
+    if resume and not (out / CHECKPOINT_FILE).exists():
+        fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
+    report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
+    typer.echo(f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
+               f"(use --solver \"{learner.name}[model={report.model_path}]\")")
+
+
 def main() -> None:
-    """Entry point: run the app, turning input errors into one line and exit status 2."""
+    """Entry point: run the app, turning input and usage errors into one line and exit status 2.
+
+    Typer runs in non-standalone mode so that its own usage errors (a missing option, an unknown
+    command, a non-numeric --seed) reach us as exceptions instead of a multi-line boxed message.
+    """
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="dispatchbench")
     except (InputError, SolverNotFound) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except typer.TyperException as exc:  # click's ClickException/UsageError derive from it
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `dispatchbench`: show the help
+            typer.echo(exc.format_message())
+        elif ctx is not None:
+            typer.echo(f"error: {ctx.command_path}: {exc.format_message()} — fix: see '{ctx.command_path} --help'",
+                       err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

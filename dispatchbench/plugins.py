@@ -137,3 +137,33 @@ def make_solver(spec: str) -> Solver:
         return registry[name](**params)
     except ValueError as exc:
         raise SolverNotFound(str(exc)) from None
+
+
+def solver_origin(name: str) -> str:
+    """Where the plugin ``name`` comes from: its file (folder plugins) or ``module:qualname`` (entry
+    points). The harness hands this to each cell's process so it imports that one plugin only,
+    instead of re-discovering (and importing torch for) every plugin."""
+    cls = discover()[name]
+    module = sys.modules[cls.__module__]
+    if cls.__module__.startswith("dispatchbench_plugin_") and getattr(module, "__file__", None):
+        return str(Path(module.__file__).resolve())
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def make_solver_from(origin: str, spec: str) -> Solver:
+    """Instantiate ``spec`` from the plugin at ``origin`` (see :func:`solver_origin`)."""
+    name, params = parse_spec(spec)
+    if origin.endswith(".py"):
+        classes = [cls for cls in _load_file(Path(origin)) if cls.name == name]
+        if not classes:
+            raise SolverNotFound(f"{origin} defines no solver named {name!r}")
+        cls = classes[0]
+    else:
+        module_name, _, qualname = origin.partition(":")
+        cls = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+    try:
+        return cls(**params)
+    except ValueError as exc:
+        raise SolverNotFound(str(exc)) from None

@@ -40,6 +40,8 @@ def load_problem(path: str | Path) -> Problem:
         raise InputError(path, "TOML syntax", str(exc), "correct the TOML syntax at that line") from None
     except UnicodeDecodeError:
         raise InputError(path, "file", "is not UTF-8 text", "save the problem file as UTF-8 TOML") from None
+    except OSError as exc:
+        raise InputError(path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
     return parse_problem(data, source=str(path))
 
 
@@ -47,6 +49,8 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     """Validate an already-parsed TOML document (also used for problems built in code)."""
     _unknown(source, "top level", data, {"problem", "regions", "groups"})
     head = data.get("problem")
+    if head is not None and not isinstance(head, dict):
+        raise InputError(source, "[problem]", "is not a single table", "write one [problem] table (single brackets)")
     if not isinstance(head, dict):
         raise InputError(source, "[problem]", "missing", 'add a [problem] table with name = "..." and commitment = true|false')
     _unknown(source, "[problem]", head, set(_PROBLEM_KEYS))
@@ -73,7 +77,10 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
 
 def _array(source: str, data: dict, key: str) -> list[dict]:
     items = data.get(key)
-    if not isinstance(items, list) or not items:
+    if items is not None and not isinstance(items, list):
+        raise InputError(source, f"[{key}]", "is a single table, not an array of tables",
+                         f"write each entry under its own [[{key}]] header (double brackets)")
+    if not items:
         raise InputError(source, f"[[{key}]]", "missing or empty", f"add at least one [[{key}]] entry")
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -128,12 +135,16 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
     name = _name(source, f"[[groups]] #{i + 1}", table)
     entry = f"group {name!r}"
     raw_type = table.get("type")
+    if raw_type is None:
+        raise InputError(source, f"{entry}.type", "missing", 'add type = "FDC", "ASC" or "V2G"')
     try:
         gtype = GroupType(raw_type)
     except ValueError:
         raise InputError(source, f"{entry}.type", f"{raw_type!r} is not a charger type", "use type = \"FDC\", \"ASC\" or \"V2G\"") from None
     _unknown(source, entry, table, _COMMON | _REQUIRED[gtype] | _OPTIONAL[gtype])
     region = table.get("region")
+    if region is None:
+        raise InputError(source, f"{entry}.region", "missing", f"add region = one of {sorted(region_names)}")
     if region not in region_names:
         raise InputError(
             source, f"{entry}.region", f"{region!r} is not a region of this problem",

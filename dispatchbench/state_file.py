@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -16,20 +19,53 @@ def expected_columns(problem: Problem) -> list[str]:
 
 
 def load_states(path: str | Path, problem: Problem) -> list[State]:
-    """Load the states of a CSV file, checked against ``problem``'s regions and V2G groups."""
+    """Load the states of a CSV file, checked against ``problem``'s regions and V2G groups.
+
+    The file is split with the strict ``csv`` module rather than ``pandas.read_csv``: pandas
+    silently turns a row with one field too many into an index, renames a repeated column to
+    ``d_A.1`` and invents ``Unnamed: 7`` for a trailing comma; each of those must instead be
+    one message naming the line or column.
+    """
     path = Path(path)
+    want = ",".join(expected_columns(problem))
     if not path.is_file():
         raise InputError(path, "file", "not found", "give the path of an existing .csv state file")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, "CSV", f"cannot be read ({str(exc).splitlines()[0]})",
-                         f"write a CSV with header {','.join(expected_columns(problem))}") from None
-    return states_from_frame(frame, problem, source=str(path))
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark is not a column name
+    except UnicodeDecodeError:
+        raise InputError(path, "file", "is not UTF-8 text", "save the state file as UTF-8 CSV") from None
+    except OSError as exc:
+        raise InputError(path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+    try:
+        reader = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
+        lines = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise InputError(path, f"line {reader.line_num}", f"is not valid CSV ({exc})", "fix the quoting on that line") from None
+    if not lines:
+        raise InputError(path, "file", "is empty", f"write the header {want} and one row per state")
+    header = [cell.strip() for cell in lines[0][1]]
+    if len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
+        raise InputError(path, "header", f"columns are separated by {sep!r}, not commas",
+                         f"save the file as comma-separated values with the header {want}")
+    for i, name in enumerate(header):
+        if not name:
+            raise InputError(path, f"header column {i + 1}", "has no name (a stray comma?)", f"the header must be {want}")
+        if name in header[:i]:
+            raise InputError(path, f"column {name!r}", "appears twice in the header", f"the header must be {want}")
+    for line_no, row in lines[1:]:
+        if len(row) != len(header):
+            raise InputError(path, f"line {line_no}", f"has {len(row)} fields but the header has {len(header)}",
+                             "give every row exactly one value per header column")
+    frame = pd.DataFrame([row for _, row in lines[1:]], columns=header, dtype=str)
+    return states_from_frame(frame, problem, source=str(path), line_numbers=[n for n, _ in lines[1:]])
 
 
-def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<states>") -> list[State]:
-    """Validate a table of states (string or numeric cells) and build :class:`State` objects."""
+def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<states>",
+                      line_numbers: Sequence[int] | None = None) -> list[State]:
+    """Validate a table of states (string or numeric cells) and build :class:`State` objects.
+
+    ``line_numbers`` are the file lines of the rows, for messages (default: row i on line i + 2).
+    """
     want = expected_columns(problem)
     header = [str(c).strip() for c in frame.columns]
     missing = [c for c in want if c not in header]
@@ -45,7 +81,9 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
     frame.columns = header
     states: list[State] = []
     seen: set[str] = set()
-    for row_no, row in enumerate(frame.itertuples(index=False), start=2):
+    if line_numbers is None:
+        line_numbers = range(2, len(frame) + 2)
+    for row_no, row in zip(line_numbers, frame.itertuples(index=False)):
         row = dict(zip(header, row))
         label = str(row["state"]).strip()
         if not label:

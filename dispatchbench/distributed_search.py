@@ -1,0 +1,240 @@
+"""The paper's hierarchical distributed binary search, executed by message passing.
+
+``balancing.balance`` holds the search itself (two-level bisection over monotone responses);
+every sum it takes goes through a *reducer*. This module supplies a reducer that computes those
+sums the way agents that only talk to their neighbours would, and counts the scalars they send:
+
+- **within a region** the groups' delivered powers are summed either at the region's CS node
+  (``within="star"``: each agent reports one scalar to its CS node, which answers with one
+  scalar — the new signal or the sign of the local deviation ``δ_I``; exact), or by average
+  consensus on a ring through the region's agents and its CS node (``within="ring"``);
+- **between regions** the CS nodes agree on the sign of the shared deviation ``Σ_I T_I`` by
+  average consensus on a CS-to-CS graph (``between="ring" | "line" | "complete"``).
+
+Average consensus uses Metropolis weights ``W``; it runs a fixed number of rounds
+``k = ceil(log(tol) / log(ρ))`` (``ρ`` = second-largest eigenvalue modulus of ``W``, a property
+of the graph that every node can be told at design time), after which every node's estimate is
+within ``tol`` (relative) of the true average. Each round every node sends its value to each
+neighbour, so a consensus costs ``k · 2|E|`` messages. Every CS node acts on its *own*
+estimate; the reducer records when the nodes' estimates disagree on the sign (the only way a
+finite consensus could send the bisection the wrong way).
+
+Messages per decision (one state), for ``it`` bisection iterations per level:
+``(2·it + 7) · M_region + (it + 4) · M_system`` where ``M_region`` is one round of regional sums
+(star: ``Σ_I 2 n_I``; ring: ``Σ_I k_I · 2|E_I|``) and ``M_system = k · 2|E_CS|``
+(see :meth:`DistributedSearch.messages_per_decision`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds
+from .dispatch import Dispatch
+from .problem import Problem, State
+
+WITHIN = ("star", "ring")
+BETWEEN = ("ring", "line", "complete")
+
+
+@dataclass(frozen=True)
+class CommGraph:
+    """Who talks to whom: the communication topology inside regions and between CS nodes."""
+
+    within: str = "star"
+    between: str = "ring"
+    consensus_tol: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.within not in WITHIN:
+            raise ValueError(f"within={self.within!r}: choose one of {', '.join(WITHIN)}")
+        if self.between not in BETWEEN:
+            raise ValueError(f"between={self.between!r}: choose one of {', '.join(BETWEEN)}")
+
+
+def graph_edges(n: int, kind: str) -> list[tuple[int, int]]:
+    """Undirected edges of a ring, line or complete graph on ``n`` nodes."""
+    if n < 2:
+        return []
+    if kind == "complete":
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    line = [(i, i + 1) for i in range(n - 1)]
+    if kind == "ring" and n > 2:
+        line.append((n - 1, 0))
+    return line
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """Average consensus on one graph: the ``k``-round mixing matrix and its message cost."""
+
+    n: int
+    edges: tuple[tuple[int, int], ...]
+    rounds: int
+    mixing: np.ndarray  # (n, n) = W^rounds
+
+    @classmethod
+    def on(cls, n: int, edges: list[tuple[int, int]], tol: float) -> Consensus:
+        w = np.zeros((n, n))
+        degree = np.zeros(n, dtype=int)
+        for i, j in edges:
+            degree[i] += 1
+            degree[j] += 1
+        for i, j in edges:  # Metropolis–Hastings weights: symmetric, doubly stochastic
+            w[i, j] = w[j, i] = 1.0 / (1 + max(degree[i], degree[j]))
+        w[np.diag_indices(n)] = 1.0 - w.sum(1)
+        if n < 2:
+            return cls(n, tuple(edges), 0, np.eye(n))
+        moduli = np.sort(np.abs(np.linalg.eigvalsh(w)))[::-1]
+        rho = float(moduli[1])
+        rounds = 1 if rho < 1e-15 else max(1, math.ceil(math.log(tol) / math.log(rho)))
+        return cls(n, tuple(edges), rounds, np.linalg.matrix_power(w, rounds))
+
+    @property
+    def messages(self) -> int:
+        return self.rounds * 2 * len(self.edges)
+
+    def run(self, values: np.ndarray) -> np.ndarray:
+        """Every node's estimate of the average after ``rounds`` rounds: ``(B, n) -> (B, n)``."""
+        return values @ self.mixing.T
+
+
+@dataclass
+class ConsensusReducer:
+    """The sums of :func:`balancing.balance`, computed by neighbour-to-neighbour messages."""
+
+    problem: Problem
+    graph: CommGraph
+    messages: int = 0
+    sign_disagreements: int = 0
+    _regions: list[np.ndarray] = field(init=False, repr=False)
+    _region_consensus: list[Consensus | None] = field(init=False, repr=False)
+    _system: Consensus = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p = self.problem
+        self._regions = [np.flatnonzero(p.group_region == r) for r in range(len(p.regions))]
+        if self.graph.within == "ring":  # the region's agents and its CS node (last) on one ring
+            self._region_consensus = [
+                Consensus.on(len(idx) + 1, graph_edges(len(idx) + 1, "ring"), self.graph.consensus_tol)
+                for idx in self._regions
+            ]
+        else:
+            self._region_consensus = [None for _ in self._regions]
+        n = len(p.regions)
+        self._system = Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol)
+
+    # ---- message cost of one call --------------------------------------------------------
+    @property
+    def regional_messages(self) -> int:
+        return sum(2 * len(idx) if c is None else c.messages for idx, c in zip(self._regions, self._region_consensus))
+
+    @property
+    def system_messages(self) -> int:
+        return self._system.messages
+
+    @property
+    def system_rounds(self) -> int:
+        return self._system.rounds
+
+    # ---- the Reducer protocol --------------------------------------------------------------
+    def regional(self, power: np.ndarray) -> np.ndarray:
+        delivered = power * self.problem.delivery
+        out = np.empty(delivered.shape[:-1] + (len(self._regions),))
+        for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
+            if cons is None:  # star: the CS node adds the reports of its agents
+                out[..., r] = delivered[..., idx].sum(-1)
+            else:  # ring: the CS node (value 0) reads the sum off its own average estimate
+                values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
+                out[..., r] = cons.run(values)[..., -1] * cons.n
+        self.messages += self.regional_messages
+        return out
+
+    def system(self, per_region: np.ndarray) -> np.ndarray:
+        n = self._system.n
+        estimates = self._system.run(per_region) * n  # every CS node's estimate of the sum
+        # Diagnostic only (the simulation knows the exact sum, the nodes do not): consensus
+        # guarantees |estimate − sum| <= n·tol·||x − mean||, so nodes whose signs differ while the
+        # exact sum lies outside that band mean the consensus did not converge.
+        spread = np.linalg.norm(per_region - per_region.mean(-1, keepdims=True), axis=-1)
+        owed = np.abs(per_region.sum(-1)) > n * self.graph.consensus_tol * spread + 1e-12
+        signs = np.sign(estimates)
+        self.sign_disagreements += int(np.sum(owed & (signs.min(-1) != signs.max(-1))))
+        self.messages += self.system_messages
+        return estimates[..., 0]  # node 0's view drives the (shared) bisection step
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Balanced powers and imports plus what the distributed execution cost."""
+
+    balanced: Balanced
+    messages: int  # scalars sent per decision (per state)
+    consensus_rounds: int  # rounds of one CS-to-CS consensus
+    sign_disagreements: int  # bisection steps where CS nodes disagreed on sign(δ): 0 when consensus converged
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.balanced.feasible
+
+    def dispatch(self, problem: Problem, on: np.ndarray, row: int = 0) -> Dispatch:
+        """Row ``row`` of the batch as a :class:`Dispatch` with the given commitment."""
+        on_row = np.broadcast_to(np.asarray(on, dtype=bool), self.balanced.power.shape)[row]
+        if not problem.commitment:
+            on_row = np.ones_like(on_row)
+        return Dispatch(on=on_row.copy(), power=self.balanced.power[row].copy(),
+                        imports=self.balanced.imports[row].copy())
+
+
+class DistributedSearch:
+    """The hierarchical distributed binary search for one problem and communication graph."""
+
+    def __init__(self, problem: Problem, graph: CommGraph | None = None, iterations: int = 60) -> None:
+        self.problem = problem
+        self.graph = graph or CommGraph()
+        self.iterations = iterations
+        probe = ConsensusReducer(problem, self.graph)
+        self._regional_messages, self._system_messages = probe.regional_messages, probe.system_messages
+
+    def messages_per_decision(self) -> int:
+        """The documented message count of one run (see the module docstring)."""
+        it = self.iterations
+        return (2 * it + 7) * self._regional_messages + (it + 4) * self._system_messages
+
+    def run(self, state: State, response: ShiftResponse | PriceResponse) -> SearchResult:
+        reducer = ConsensusReducer(self.problem, self.graph)
+        balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
+        return SearchResult(balanced, reducer.messages, reducer.system_rounds, reducer.sign_disagreements)
+
+    def project(self, state: State, on: np.ndarray, center: np.ndarray) -> SearchResult:
+        """Close the balances by shifting proposed powers ``center`` (each agent moves by the same
+        kW signal, clipped to its own range): the Euclidean projection used by the learners.
+        ``on`` and ``center`` are ``(G,)`` or ``(B, G)``."""
+        on, center = self._rows(on, center)
+        lb, ub = state_bounds(self.problem, state, len(center))
+        if not self.problem.commitment:
+            on = np.ones_like(on)
+        response = ShiftResponse(center=np.clip(center, lb, ub), lb=lb, ub=ub, on=on,
+                                 width=np.ones(len(self.problem.groups)))
+        return self.run(state, response)
+
+    def price(self, state: State, on: np.ndarray) -> SearchResult:
+        """λ-iteration: each running group answers the shared price with its cost-minimising output.
+        Reads the cost coefficients, so it is a classical reference, never part of a learner."""
+        (on,) = self._rows(on)
+        lb, ub = state_bounds(self.problem, state, len(on))
+        if not self.problem.commitment:
+            on = np.ones_like(on)
+        p = self.problem
+        return self.run(state, PriceResponse(a=p.a, b=p.b, delivery=p.delivery, lb=lb, ub=ub, on=on))
+
+    def _rows(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        out = [np.atleast_2d(np.asarray(a)) for a in arrays]
+        out[0] = out[0].astype(bool)
+        for a in out[1:]:
+            if a.shape != out[0].shape and a.shape[-1] != len(self.problem.groups):
+                raise ValueError(f"expected (B, {len(self.problem.groups)}) arrays, got {a.shape}")
+        return [np.broadcast_to(a, np.broadcast_shapes(*(x.shape for x in out))).copy() for a in out]

@@ -1,0 +1,356 @@
+"""The dispatch problem as a multi-agent environment (PettingZoo ``ParallelEnv``).
+
+One agent per charger group; every decision is one static step (paper IV.A: a fresh state per
+decision, no history). The pieces an agent needs at execution — its observation, the mapping of
+its raw action into its own feasible set — are plain functions, so a trained solver uses exactly
+what the environment used during training without building an environment. The reward is the
+only place cost coefficients enter: learners see rewards, never ``a, b, c, g, h``.
+
+See ``docs/learning.md`` for the setting in prose.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from .dispatch import Dispatch
+from .distributed_search import DistributedSearch
+from .errors import InputError
+from .evaluate import Evaluation, evaluate
+from .feasibility import infeasibility_reason
+from .problem import Problem, State
+from .state_file import load_states
+
+OBS_DIM = 3
+BUNDLED_PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+
+# ---- observations -------------------------------------------------------------------------
+def agent_ids(problem: Problem) -> list[str]:
+    """Agents are the charger groups, named as in the problem file."""
+    return list(problem.group_names)
+
+
+def observation_names(problem: Problem, agent: str) -> tuple[str, str, str]:
+    g = problem.groups[problem.group_names.index(agent)]
+    if g.is_v2g:
+        return ("total_demand", f"v2g_available_{g.name}", f"demand_{g.region}")
+    return ("total_demand", f"demand_{g.region}", f"v2g_available_region_{g.region}")
+
+
+@functools.lru_cache(maxsize=32)
+def _scales(problem: Problem) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed observation scales from capacities only (no costs): system capacity, each group's
+    region capacity (local + CS limit), its region's V2G p_max total, its own p_max."""
+    cap = problem.delivery * problem.p_max
+    region_cap = np.bincount(problem.group_region, weights=cap, minlength=len(problem.regions)) + problem.cs_max
+    v2g_pmax = np.bincount(problem.group_region, weights=np.where(problem.is_v2g, problem.p_max, 0.0),
+                           minlength=len(problem.regions))
+    region_of = problem.group_region
+    return (float(max(cap.sum(), 1.0)), np.maximum(region_cap[region_of], 1.0),
+            np.maximum(v2g_pmax[region_of], 1.0), np.maximum(problem.p_max, 1.0))
+
+
+def _state_arrays(problem: Problem, states: Sequence[State]) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, R)`` demand and ``(B, G)`` V2G availability (0 for FDC/ASC)."""
+    demand = np.array([problem.demand_vector(s) for s in states], dtype=float).reshape(len(states), -1)
+    avail = np.array([[s.v2g_available.get(g.name, 0.0) if g.is_v2g else 0.0 for g in problem.groups]
+                      for s in states], dtype=float).reshape(len(states), -1)
+    return demand, avail
+
+
+def observation_matrix(problem: Problem, states: Sequence[State]) -> np.ndarray:
+    """``(B, G, 3)`` float32 observations of every agent at every state (layout: docs/learning.md)."""
+    s_total, s_region, s_v2g_region, s_own = _scales(problem)
+    demand, avail = _state_arrays(problem, states)
+    region_of = problem.group_region
+    total = demand.sum(-1, keepdims=True) / s_total  # (B, 1)
+    own_region = demand[:, region_of] / s_region  # (B, G)
+    region_v2g = np.zeros_like(demand)
+    np.add.at(region_v2g.T, region_of, avail.T)  # region totals of V2G availability
+    region_v2g_obs = region_v2g[:, region_of] / s_v2g_region
+    first = np.broadcast_to(total, own_region.shape)
+    second = np.where(problem.is_v2g, avail / s_own, own_region)
+    third = np.where(problem.is_v2g, own_region, region_v2g_obs)
+    return np.stack([first, second, third], axis=-1).astype(np.float32)
+
+
+def observations(problem: Problem, state: State) -> dict[str, np.ndarray]:
+    matrix = observation_matrix(problem, [state])[0]
+    return {a: matrix[i] for i, a in enumerate(agent_ids(problem))}
+
+
+# ---- action-space mapping -----------------------------------------------------------------
+@dataclass(frozen=True)
+class MappedActions:
+    """Raw actions mapped into each agent's own feasible set ``{0} ∪ [lb, ub]``."""
+
+    on: np.ndarray  # (B, G) bool
+    power: np.ndarray  # (B, G) kW (V2G: battery-side x)
+    lb: np.ndarray  # (B, G)
+    ub: np.ndarray  # (B, G)
+
+
+def action_bounds(problem: Problem, states: Sequence[State]) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, G)`` least and largest power of each group while on, per state."""
+    ub = np.array([problem.upper_bounds(s) for s in states], dtype=float).reshape(len(states), -1)
+    return np.broadcast_to(problem.lower_bounds(), ub.shape).copy(), ub
+
+
+def map_actions(problem: Problem, states: Sequence[State], raw: np.ndarray) -> MappedActions:
+    """The action-space mapping: raw ``a ∈ [-1, 1]`` per agent -> a power in its feasible set.
+
+    With commitment, ``a < 0`` is off and ``a ≥ 0`` runs at ``lb + a·(ub − lb)``; without
+    commitment every group runs at ``lb + (a + 1)/2·(ub − lb)``. No mapped action is ever
+    infeasible on its own; only the balances (closed by the search) couple the agents.
+    """
+    lb, ub = action_bounds(problem, states)
+    a = np.clip(np.asarray(raw, dtype=float).reshape(lb.shape), -1.0, 1.0)
+    if problem.commitment:
+        on = a >= 0
+        power = np.where(on, lb + np.clip(a, 0.0, 1.0) * (ub - lb), 0.0)
+    else:
+        on = np.ones_like(a, dtype=bool)
+        power = lb + 0.5 * (a + 1.0) * (ub - lb)
+    return MappedActions(on=on, power=power, lb=lb, ub=ub)
+
+
+# ---- reward -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the reward (paper IV.A.4), all in cost units before normalisation."""
+
+    own_weight: float = 0.1  # the agent's own cost C_i
+    team_weight: float = 1.0  # the shared team cost C_total: makes the agents cooperative
+    penalty_per_kw: float = 50.0  # per kW of violation the search could not remove
+    move_weight: float = 0.0  # per kW the search moved this agent's own action
+
+
+@functools.lru_cache(maxsize=32)
+def cost_scale(problem: Problem) -> float:
+    """Environment-side normaliser: the cost of every group at full output. Learners never see it."""
+    full = problem.a * problem.p_max**2 + problem.b * problem.p_max + problem.c
+    return float(max(full.sum(), 1.0))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything that follows from one action profile at one state."""
+
+    mapped: MappedActions  # one row
+    dispatch: Dispatch  # balanced by the search, commitment as mapped
+    evaluation: Evaluation
+    feasible_commitment: bool
+    moved_kw: np.ndarray  # (G,) |mapped − balanced|
+    violation_kw: float  # sum over the evaluator's violation families
+    rewards: np.ndarray  # (G,)
+    team_reward: float
+    messages: int
+
+
+def outcome(problem: Problem, state: State, raw: np.ndarray, *, reward: RewardConfig = RewardConfig(),
+            search: DistributedSearch | None = None) -> Outcome:
+    """Map ``raw`` (G,), close the balances with the distributed search, score with the evaluator."""
+    search = search or _default_search(problem)
+    mapped = map_actions(problem, [state], np.asarray(raw).reshape(1, -1))
+    result = search.project(state, mapped.on, mapped.power)
+    dispatch = result.dispatch(problem, mapped.on[0])
+    ev = evaluate(problem, state, dispatch)
+    violation = float(sum(ev.violations.values()))
+    moved = np.abs(mapped.power[0] - dispatch.power)
+    scale = cost_scale(problem)
+    team_cost = ev.cost + reward.penalty_per_kw * violation
+    rewards = -(reward.own_weight * ev.group_costs + reward.team_weight * team_cost
+                + reward.move_weight * moved) / scale
+    return Outcome(mapped=mapped, dispatch=dispatch, evaluation=ev, feasible_commitment=bool(result.feasible[0]),
+                   moved_kw=moved, violation_kw=violation, rewards=rewards.astype(np.float32),
+                   team_reward=float(-team_cost / scale), messages=result.messages)
+
+
+@functools.lru_cache(maxsize=32)
+def _default_search(problem: Problem) -> DistributedSearch:
+    return DistributedSearch(problem)
+
+
+# ---- training distribution ----------------------------------------------------------------
+@dataclass(frozen=True)
+class StateBox:
+    """Uniform box of training states: demand per region and V2G availability per V2G group."""
+
+    demand_low: np.ndarray  # (R,)
+    demand_high: np.ndarray
+    v2g_low: np.ndarray  # (V,) problem.v2g_names order
+    v2g_high: np.ndarray
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> StateBox:
+        """Every demand a region could be served at (local capacity + CS limit), V2G up to 2·p_max."""
+        cap = np.bincount(problem.group_region, weights=problem.delivery * problem.p_max,
+                          minlength=len(problem.regions))
+        v2g_pmax = np.array([g.p_max for g in problem.groups if g.is_v2g])
+        return cls(np.zeros(len(problem.regions)), cap + problem.cs_max, np.zeros(len(v2g_pmax)), 2.0 * v2g_pmax)
+
+    @classmethod
+    def covering(cls, problem: Problem, states: Sequence[State], margin: float = 0.25) -> StateBox:
+        """The hull of ``states`` widened by ``margin`` of its width on each side (kept ≥ 0)."""
+        demand, avail = _state_arrays(problem, states)
+        v = avail[:, problem.is_v2g]
+        def widen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lo, hi = x.min(0), x.max(0)
+            pad = margin * np.maximum(hi - lo, 1.0)
+            return np.maximum(lo - pad, 0.0), hi + pad
+        return cls(*widen(demand), *widen(v))
+
+    def union(self, other: StateBox) -> StateBox:
+        return StateBox(np.minimum(self.demand_low, other.demand_low), np.maximum(self.demand_high, other.demand_high),
+                        np.minimum(self.v2g_low, other.v2g_low), np.maximum(self.v2g_high, other.v2g_high))
+
+    def to_json(self, problem: Problem) -> dict[str, Any]:
+        return {**{f"d_{r}": [float(lo), float(hi)] for r, lo, hi in
+                   zip(problem.region_names, self.demand_low, self.demand_high)},
+                **{f"v_{g}": [float(lo), float(hi)] for g, lo, hi in
+                   zip(problem.v2g_names, self.v2g_low, self.v2g_high)}}
+
+
+def evaluation_states(problem: Problem, folders: Sequence[Path] | None = None) -> list[State]:
+    """Every state of every state file that fits ``problem`` in the bundled ``problems/`` folder and
+    next to the problem file: the Table IV state, the evaluation day, and whatever else is there."""
+    if folders is None:
+        folders = [BUNDLED_PROBLEMS] + ([Path(problem.source).parent] if problem.source else [])
+    seen: set[Path] = set()
+    out: list[State] = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.csv")):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            try:
+                out.extend(load_states(path, problem))
+            except InputError:
+                continue  # a state file of another problem
+    return out
+
+
+def _state_vector(problem: Problem, state: State) -> np.ndarray:
+    return np.concatenate([problem.demand_vector(state), [state.v2g_available[g] for g in problem.v2g_names]])
+
+
+class StateSampler:
+    """Seeded uniform draws from a :class:`StateBox`, keeping only feasible states and never a
+    state within ``exclusion_radius_kw`` (L∞) of an evaluation state."""
+
+    def __init__(self, problem: Problem, *, seed: int, box: StateBox | None = None,
+                 excluded: Sequence[State] | None = None, exclusion_radius_kw: float = 1.0,
+                 max_tries: int = 100_000) -> None:
+        self.problem = problem
+        self.excluded = list(evaluation_states(problem) if excluded is None else excluded)
+        if box is None:
+            box = StateBox.from_problem(problem)
+            if self.excluded:  # the box must cover the days it is evaluated on
+                box = box.union(StateBox.covering(problem, self.excluded, margin=0.0))
+        self.box = box
+        self.exclusion_radius_kw = exclusion_radius_kw
+        self.max_tries = max_tries
+        self._excluded = (np.array([_state_vector(problem, s) for s in self.excluded])
+                          if self.excluded else np.zeros((0, len(problem.regions) + len(problem.v2g_names))))
+        self._low = np.concatenate([box.demand_low, box.v2g_low])
+        self._high = np.concatenate([box.demand_high, box.v2g_high])
+        self._count = 0
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def is_excluded(self, vector: np.ndarray) -> bool:
+        if not len(self._excluded):
+            return False
+        return bool((np.abs(self._excluded - vector).max(-1) <= self.exclusion_radius_kw).any())
+
+    def sample(self) -> State:
+        n_regions = len(self.problem.regions)
+        for _ in range(self.max_tries):
+            x = self.rng.uniform(self._low, self._high)
+            if self.is_excluded(x):
+                continue
+            self._count += 1
+            state = State(label=f"sampled{self._count}",
+                          demand=dict(zip(self.problem.region_names, map(float, x[:n_regions]))),
+                          v2g_available=dict(zip(self.problem.v2g_names, map(float, x[n_regions:]))))
+            if infeasibility_reason(self.problem, state) is None:
+                return state
+        raise RuntimeError(f"no feasible state found in {self.max_tries} draws from the box {self.box}")
+
+    def sample_many(self, n: int) -> list[State]:
+        return [self.sample() for _ in range(n)]
+
+
+MONITOR_SEED = 20240601
+
+
+def monitor_states(problem: Problem, n: int = 10, seed: int = MONITOR_SEED) -> list[State]:
+    """The fixed random states whose reward the training log tracks (paper Fig. 5)."""
+    states = StateSampler(problem, seed=seed).sample_many(n)
+    return [State(f"monitor{i}", s.demand, s.v2g_available) for i, s in enumerate(states)]
+
+
+# ---- the environment ----------------------------------------------------------------------
+class DispatchEnv(ParallelEnv):
+    """One static decision per episode: reset draws a state, one step of all agents ends it."""
+
+    metadata = {"name": "dispatchbench_v0", "render_modes": []}
+
+    def __init__(self, problem: Problem, *, sampler: StateSampler | None = None, seed: int | None = None,
+                 reward: RewardConfig = RewardConfig(), search: DistributedSearch | None = None) -> None:
+        self.problem = problem
+        self.sampler = sampler or StateSampler(problem, seed=0 if seed is None else seed)
+        if seed is not None and sampler is not None:
+            self.sampler.reseed(seed)
+        self.reward = reward
+        self.search = search or DistributedSearch(problem)
+        self.possible_agents = agent_ids(problem)
+        self.agents: list[str] = []
+        self.state_now: State | None = None
+        self._obs_space = spaces.Box(0.0, np.inf, (OBS_DIM,), np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._act_space
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self.sampler.reseed(seed)
+            for i, agent in enumerate(self.possible_agents):
+                self._act_space.seed(seed + i)
+        forced = (options or {}).get("state")
+        self.state_now = forced if isinstance(forced, State) else self.sampler.sample()
+        self.agents = list(self.possible_agents)
+        obs = observations(self.problem, self.state_now)
+        return obs, {a: {"state": self.state_now.label} for a in self.agents}
+
+    def step(self, actions: dict[str, np.ndarray]):
+        if self.state_now is None or not self.agents:
+            raise RuntimeError("call reset() before step(): every episode is one step")
+        raw = np.array([float(np.asarray(actions.get(a, [-1.0])).reshape(-1)[0]) for a in self.possible_agents])
+        out = outcome(self.problem, self.state_now, raw, reward=self.reward, search=self.search)
+        obs = observations(self.problem, self.state_now)
+        rewards = {a: float(out.rewards[i]) for i, a in enumerate(self.possible_agents)}
+        infos = {a: {"cost": float(out.evaluation.group_costs[i]), "team_cost": out.evaluation.cost,
+                     "team_reward": out.team_reward, "violation_kw": out.violation_kw,
+                     "mapped_power": float(out.mapped.power[0, i]), "balanced_power": float(out.dispatch.power[i]),
+                     "moved_kw": float(out.moved_kw[i]), "on": bool(out.dispatch.on[i]),
+                     "feasible": out.feasible_commitment, "messages": out.messages, "state": self.state_now.label}
+                 for i, a in enumerate(self.possible_agents)}
+        done = {a: True for a in self.possible_agents}
+        self.agents = []
+        return obs, rewards, done, {a: False for a in self.possible_agents}, infos

@@ -1,0 +1,98 @@
+"""Where a result came from: library versions, machine and git revision, stamped on every row.
+
+A time or a cost is only comparable with another if both were measured with the same code on
+the same kind of machine, so the harness copies these fields onto every row of the results
+table (benchopt does the same) instead of keeping them in a side file that can get separated.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+# column name -> distribution name; a library that is not installed gets a null, not a missing column
+LIBRARIES: dict[str, str] = {
+    "dispatchbench_version": "dispatchbench",
+    "pyomo_version": "pyomo",
+    "pyscipopt_version": "PySCIPOpt",
+    "nlopt_version": "nlopt",
+    "pyswarms_version": "pyswarms",
+    "torch_version": "torch",
+    "numpy_version": "numpy",
+}
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+METADATA_COLUMNS: tuple[str, ...] = (
+    "python_version", *LIBRARIES, "cpu_model", "cpu_cores", "ram_gb", "os", "hostname",
+    "git_revision", "git_dirty",
+)
+
+
+def _library_version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def ram_gb() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def git_revision(repo: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the checkout the package runs from, or ``(None, None)`` outside git.
+
+    Dirty means tracked files differ from the commit: results from such a run cannot be
+    reproduced from the revision alone, so the flag travels with them.
+    """
+    try:
+        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return rev or None, bool(status.strip())
+
+
+@lru_cache(maxsize=1)
+def run_metadata() -> dict[str, Any]:
+    """The fields every row carries (computed once per process: they do not change during a run)."""
+    rev, dirty = git_revision()
+    return {
+        "python_version": platform.python_version(),
+        **{column: _library_version(dist) for column, dist in LIBRARIES.items()},
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "ram_gb": ram_gb(),
+        "os": platform.platform(),
+        "hostname": socket.gethostname(),
+        "git_revision": rev,
+        "git_dirty": dirty,
+    }
+
+
+def utc_timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

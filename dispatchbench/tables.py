@@ -1,0 +1,326 @@
+"""The paper's Table IV (cost at one state) and Table V (average cost per hour over a day),
+computed from the long results table of one or more runs.
+
+Rules, so that no number flatters a method:
+
+* Costs are the evaluator's (the ``cost`` column); only ``optimal``/``feasible`` rows have one.
+* **Table V** value of one seed = ``mean_t(C_t) · 4`` over the day's states (four 15-minute
+  intervals per hour): ``Σ C_t / 24`` for a 96-interval day, and still an hourly figure for a
+  file of another length. A seed that did not solve *every* state of the file has no day value,
+  and a method with a seed that has no value shows ``n/a`` and its failure counts — it is never
+  averaged over fewer states or fewer seeds.
+* Stochastic methods: mean over seeds ± the half-width of the 95 % confidence interval of the
+  mean (Student t, ``n − 1`` degrees of freedom), plus the best and worst seed.
+* Improvement over the baseline is the paper's column, ``(C_baseline − C) / C_baseline``;
+  gap to exact is ``(C − C_exact) / C_exact`` with ``C_exact`` the lowest cost among exact methods.
+* Time per state is the mean wall time the harness measured per state, over every row that has
+  one (failed states included: a timeout costs its time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import InputError
+from .plugins import parse_spec, split_specs
+from .results_store import load_results
+
+INTERVALS_PER_HOUR = 4
+SUCCESS = ("optimal", "feasible")
+FAILURES = ("infeasible", "timeout", "error")
+DEFAULT_STATE = "tableIV"
+
+# The paper's own numbers (Tables IV and V), quoted beside ours, never mixed into our columns.
+# method -> (cost, improvement over PSO as printed in the paper)
+PAPER_TABLE_IV = {"PSO": (12603.94, "0"), "NLOPT": (12622.88, "-0.15%"), "SCIP": (12201.77, "3.19%"),
+                  "MADDPG": (12394.07, "1.67%"), "MADRL": (12202.26, "3.19%")}
+PAPER_TABLE_V = {"PSO": (52102.92, "0"), "NLOPT": (52977.84, "-1.84%"), "SCIP": (49129.07, "5.56%"),
+                 "MADDPG": (50968.13, "2.02%"), "MADRL": (49146.08, "5.53%")}
+PAPER_CAVEAT = (
+    "Absolute costs differ from the paper's: its published parameters (Tables I–III) do not reproduce "
+    "its costs (at the Table IV state they give a global optimum of 4903.97, not 12201.77). What this "
+    "table reproduces is the comparison — the ranking and the improvement over the baseline — not the numbers."
+)
+
+COLUMNS = ("method", "type", "seeds", "cost", "ci95", "best", "worst", "improvement", "gap_to_exact",
+           "time_per_state_s", "states", "infeasible", "timeout", "error", "missing")
+
+
+def solver_type(exact: bool, stochastic: bool, learns: bool) -> str:
+    if learns:
+        return "learned"
+    if exact:
+        return "exact"
+    return "stochastic" if stochastic else "deterministic"
+
+
+# ---- choosing rows ----------------------------------------------------------------------------
+
+def load_many(dirs: Sequence[str | Path]) -> pd.DataFrame:
+    """Results of several run directories as one table; a (problem, states, state, spec, seed) seen
+    twice (the same run given twice) keeps the first directory's row."""
+    frames = [load_results(d) for d in dirs]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame.drop_duplicates(["problem_sha256", "states_sha256", "state", "solver", "seed"], keep="first")
+
+
+def filter_solvers(results: pd.DataFrame, solvers: str | None) -> pd.DataFrame:
+    """Keep rows whose spec equals an entry of ``solvers``, or whose solver name does (``pso``
+    keeps every ``pso[...]`` spec, ``pso[particles=40]`` only that one)."""
+    if not solvers:
+        return results
+    wanted = split_specs(solvers)
+    names = {w for w in wanted if "[" not in w}
+    keep = results["solver"].isin(wanted) | results["solver_name"].isin(names)
+    if not keep.any():
+        raise InputError("--solvers", repr(solvers), "matches no solver in the results",
+                         f"use some of: {', '.join(dict.fromkeys(results['solver']))}")
+    return results[keep]
+
+
+def one_problem(results: pd.DataFrame, problem: str | None) -> pd.DataFrame:
+    """Tables compare methods on one problem: pick it, or refuse to mix several."""
+    if problem:
+        results = results[results["problem"] == problem]
+        if results.empty:
+            raise InputError("--problem", repr(problem), "not in the results", "give a problem name that was run")
+    versions = results[["problem", "problem_sha256"]].drop_duplicates()
+    if len(versions) > 1:
+        listed = ", ".join(f"{p} ({s[:8]})" for p, s in versions.itertuples(index=False))
+        raise InputError("results", "problem", f"several problems or problem-file versions: {listed}",
+                         "pass --problem NAME, or table runs of one problem file only")
+    return results
+
+
+def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
+    """The spec the improvement column is relative to: an exact spec, or a solver name with one spec."""
+    specs = list(dict.fromkeys(results["solver"]))
+    if baseline in specs:
+        return baseline
+    name, _ = parse_spec(baseline)
+    matching = [s for s in specs if results.loc[results["solver"] == s, "solver_name"].iloc[0] == name]
+    if len(matching) == 1 and "[" not in baseline:
+        return matching[0]
+    if len(matching) > 1:
+        raise InputError("--baseline", repr(baseline), f"matches several specs: {', '.join(matching)}",
+                         "give the full spec, e.g. --baseline " + repr(matching[0]))
+    raise InputError("--baseline", repr(baseline), "is not a solver in the results", f"use one of: {', '.join(specs)}")
+
+
+# ---- per-seed values and the per-method table ---------------------------------------------------
+
+def seed_values(rows: pd.DataFrame, per_hour: bool) -> pd.DataFrame:
+    """One value per (spec, seed): the cost at the state (Table IV) or the hourly average over the
+    file's states (Table V); NaN unless every expected state of that seed was solved."""
+    out = []
+    for (spec, seed), group in rows.groupby(["solver", "seed"], sort=False):
+        expected = int(group["states_count"].max()) if per_hour else 1
+        ok = group[group["status"].isin(SUCCESS)]
+        complete = len(ok) == expected and len(group) == expected
+        value = np.nan
+        if complete:
+            value = ok["cost"].mean() * INTERVALS_PER_HOUR if per_hour else float(ok["cost"].iloc[0])
+        out.append({"solver": spec, "seed": int(seed), "value": value, "missing": expected - len(group)})
+    return pd.DataFrame(out, columns=["solver", "seed", "value", "missing"])
+
+
+def mean_ci95(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95 % Student-t confidence interval (NaN for fewer than 2 values)."""
+    n = len(values)
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, math.nan
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+    return mean, half
+
+
+def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFrame:
+    """One line per method (spec) with cost, CI, improvement, gap, time and failure counts."""
+    values = seed_values(rows, per_hour)
+    lines = []
+    for spec, group in rows.groupby("solver", sort=False):
+        first = group.iloc[0]
+        seeds = values[values["solver"] == spec]
+        line = {
+            "method": spec,
+            "type": solver_type(bool(first["exact"]), bool(first["stochastic"]), bool(first["learns"])),
+            "exact": bool(first["exact"]),
+            "seeds": len(seeds),
+            "states": int(group["state"].nunique()),
+            "time_per_state_s": float(group["time_s"].mean()) if group["time_s"].notna().any() else math.nan,
+            **{status: int((group["status"] == status).sum()) for status in FAILURES},
+            "missing": int(seeds["missing"].sum()),
+            "cost": math.nan, "ci95": math.nan, "best": math.nan, "worst": math.nan,
+        }
+        v = seeds["value"].to_numpy(dtype=float)
+        if len(v) and not np.isnan(v).any():
+            line["cost"], line["ci95"] = mean_ci95(v)
+            line["best"], line["worst"] = float(v.min()), float(v.max())
+        lines.append(line)
+    table = pd.DataFrame(lines)
+    base = table.loc[table["method"] == baseline, "cost"]
+    c_base = float(base.iloc[0]) if len(base) else math.nan
+    table["improvement"] = (c_base - table["cost"]) / c_base
+    exact_costs = table.loc[table["exact"], "cost"].dropna()
+    c_exact = float(exact_costs.min()) if len(exact_costs) else math.nan
+    table["gap_to_exact"] = (table["cost"] - c_exact) / c_exact
+    return table[list(COLUMNS)]
+
+
+# ---- the two tables -----------------------------------------------------------------------------
+
+@dataclass
+class PaperTable:
+    """One of the two tables, with what it was computed over (for the title and notes)."""
+
+    number: str  # "IV" or "V"
+    table: pd.DataFrame
+    scope: str  # which state / which state file
+    baseline: str
+
+
+def table_iv(results: pd.DataFrame, state: str, baseline: str) -> PaperTable:
+    rows = results[results["state"] == state]
+    files = rows.groupby("states_file")["states_count"].max().sort_values()
+    if len(files) > 1:  # the state is in several files: use the smallest (the file made for it)
+        rows = rows[rows["states_file"] == files.index[0]]
+    return PaperTable("IV", method_table(rows, baseline, per_hour=False),
+                      f"state {state!r} of {Path(files.index[0]).name}", baseline)
+
+
+def day_files(results: pd.DataFrame) -> list[str]:
+    return sorted(results.loc[results["states_count"] > 1, "states_file"].unique())
+
+
+def pick_day(results: pd.DataFrame, day: str | None) -> str | None:
+    """The state file Table V averages over: the one named by ``--day`` (path, file name or stem),
+    else the only multi-state file in the results; ``None`` if there is none."""
+    files = day_files(results)
+    if day:
+        match = [f for f in files if day in (f, Path(f).name, Path(f).stem)]
+        if len(match) != 1:
+            raise InputError("--day", repr(day), "names no multi-state file of the results",
+                             f"use one of: {', '.join(Path(f).name for f in files) or '(none)'}")
+        return match[0]
+    if len(files) > 1:
+        raise InputError("results", "day", f"several multi-state files: {', '.join(Path(f).name for f in files)}",
+                         "pass --day NAME to choose the one Table V averages over")
+    return files[0] if files else None
+
+
+def table_v(results: pd.DataFrame, states_file: str, baseline: str) -> PaperTable:
+    rows = results[results["states_file"] == states_file]
+    n = int(rows["states_count"].max())
+    return PaperTable("V", method_table(rows, baseline, per_hour=True),
+                      f"{n} states of {Path(states_file).name}", baseline)
+
+
+# ---- output -------------------------------------------------------------------------------------
+
+def _num(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:+.2f} %"
+
+
+def _failures(line: pd.Series) -> str:
+    parts = [f"{int(line[s])} {s}" for s in (*FAILURES, "missing") if line[s]]
+    return ", ".join(parts)
+
+
+def markdown(pt: PaperTable) -> str:
+    """The table as Markdown, with the definitions and the paper's own numbers as notes beside it."""
+    lines = [line for _, line in pt.table.iterrows()]
+    shown = pd.DataFrame({
+        "method": [r["method"] for r in lines],
+        "type": [r["type"] for r in lines],
+        "seeds": [str(r["seeds"]) for r in lines],
+        "cost": [f"n/a ({_failures(r)})" if math.isnan(r["cost"]) else
+                 _num(r["cost"]) + ("" if math.isnan(r["ci95"]) else f" ± {_num(r['ci95'])}") for r in lines],
+        "best / worst seed": ["" if r["seeds"] < 2 or math.isnan(r["best"]) else f"{_num(r['best'])} / {_num(r['worst'])}"
+                              for r in lines],
+        f"improvement over {pt.baseline}": [_pct(r["improvement"]) for r in lines],
+        "gap to best exact": [_pct(r["gap_to_exact"]) for r in lines],
+        "time per state (s)": [_num(r["time_per_state_s"], 4) for r in lines],
+        "failed states": [_failures(r) or "0" for r in lines],
+    })
+    paper = PAPER_TABLE_IV if pt.number == "IV" else PAPER_TABLE_V
+    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
+    pso = paper["PSO"][0]
+    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
+    if pt.number == "IV":
+        title = f"Table IV — operating cost at one observation state ({pt.scope})"
+        definition = "Cost: the evaluator's cost of each method's dispatch at this state."
+    else:
+        title = f"Table V — average cost per hour over a day ({pt.scope})"
+        definition = ("Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
+                      "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
+                      "that did not solve every interval for every seed has no value (n/a) and shows its failures.")
+    return "\n".join([
+        f"### {title}", "",
+        shown.to_markdown(index=False, disable_numparse=True), "",
+        f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
+        "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
+        "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.", "",
+        f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): {quoted}. "
+        f"Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}", "",
+    ])
+
+
+@dataclass
+class TablesWritten:
+    tables: list[PaperTable]
+    files: list[Path]
+    notes: list[str]
+    text: str
+
+
+def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None = None, day: str | None = None,
+                solvers: str | None = None, problem: str | None = None,
+                out_dir: str | Path | None = None) -> TablesWritten:
+    """Build Table IV and/or V from run directories and write ``tables/table{4,5}.{md,csv}``.
+
+    Table IV needs the named state (default ``tableIV``) in the results; Table V a multi-state
+    file. A table whose data is absent is left out with a note; if neither can be built, that
+    is an input error.
+    """
+    results = one_problem(filter_solvers(load_many(dirs), solvers), problem)
+    notes: list[str] = []
+    built: list[PaperTable] = []
+    label = state or DEFAULT_STATE
+    if (results["state"] == label).any():
+        rows = results[results["state"] == label]
+        built.append(table_iv(results, label, resolve_baseline(rows, baseline)))
+    elif state:
+        raise InputError("--state", repr(state), "is not a state in the results", "give the label of a state that was run")
+    else:
+        notes.append(f"no state named {DEFAULT_STATE!r} in the results: Table IV left out (pass --state LABEL)")
+    day_file = pick_day(results, day)
+    if day_file:
+        rows = results[results["states_file"] == day_file]
+        built.append(table_v(results, day_file, resolve_baseline(rows, baseline)))
+    else:
+        notes.append("no multi-state (day) run in the results: Table V left out")
+    if not built:
+        raise InputError(str(dirs[0]), "results", "hold neither the Table IV state nor a day",
+                         "pass --state LABEL, or run a state file with several states")
+    out = Path(out_dir) if out_dir else Path(dirs[0]) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    files, texts = [], []
+    for pt in built:
+        stem = "table4" if pt.number == "IV" else "table5"
+        text = markdown(pt)
+        (out / f"{stem}.md").write_text(text, encoding="utf-8")
+        pt.table.to_csv(out / f"{stem}.csv", index=False)
+        files += [out / f"{stem}.md", out / f"{stem}.csv"]
+        texts.append(text)
+    return TablesWritten(built, files, notes, "\n".join(texts))

@@ -1,0 +1,140 @@
+"""The dispatch for one state and one *fixed* commitment, as plain vectors.
+
+Continuous optimisers (NLopt) and swarms (PSO) cannot branch on on/off decisions; they work
+on a commitment chosen outside and the powers of the groups that run. Both need the same two
+things, kept here so they are built one way only:
+
+- :func:`shortfall` — how many kW an on/off pattern is short of serving the state (0 when it
+  can), batched over patterns. For a fixed commitment every region's local supply is one
+  interval ``[Σ lb, Σ δ·ub]`` (the running groups are continuous), so the pattern can serve
+  the state exactly when each region's interval meets its CS window ``[d − cs, d + cs]`` and
+  total demand lies in the sum of those intersections. This is the fixed-commitment case of
+  ``feasibility.py`` (which takes the union over all commitments), vectorised so 2^G patterns
+  or a whole swarm are checked in one call; its size is also the PSO penalty.
+- :class:`VectorForm` — bounds, cost with its analytic gradient, the system balance as one
+  linear equality, and the CS limits as linear inequalities, over ``x`` = powers of the
+  running groups. The imports are eliminated (``T_I = d_I − local_I``): the regional balances
+  then hold by construction, ``Σ T = 0`` becomes ``Σ δ·x = Σ d`` and ``|T_I| ≤ cs_I`` becomes
+  ``|d_I − local_I| ≤ cs_I``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dispatch import Dispatch
+from .problem import Problem, State
+
+
+def all_patterns(n_groups: int) -> np.ndarray:
+    """Every on/off pattern of ``n_groups`` groups, ``(2^n, n)`` bool, all-on first."""
+    codes = np.arange(2**n_groups)[::-1]
+    return ((codes[:, None] >> np.arange(n_groups)) & 1).astype(bool)
+
+
+def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
+    """kW by which each pattern in ``on`` (``(B, G)`` bool) misses serving ``state``; 0 = it can.
+
+    Sums each region's distance to its CS window and the system's distance from total demand,
+    so it grows with how far a commitment is from workable (a usable penalty, not just a flag).
+    """
+    on = np.atleast_2d(np.asarray(on, dtype=bool))
+    delivered = problem.incidence.T  # (G, R)
+    lo = (on * problem.lower_bounds()) @ delivered  # (B, R)
+    hi = (on * problem.upper_bounds(state)) @ delivered
+    demand, cs = problem.demand_vector(state), problem.cs_max
+    floor, ceiling = demand - cs, demand + cs
+    regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)
+    low = np.minimum(np.maximum(lo, floor), ceiling).sum(-1)  # nearest workable totals
+    high = np.maximum(np.minimum(hi, ceiling), floor).sum(-1)
+    total = state.total_demand
+    system = np.maximum(np.maximum(low - total, total - high), 0.0)
+    return regional.sum(-1) + system
+
+
+def cost_floor(problem: Problem, on: np.ndarray) -> np.ndarray:
+    """A lower bound on the cost of any dispatch with commitment ``on`` (``(B, G)``).
+
+    Every group's cost increases with its power over its running range, so running each at
+    its least output bounds the cost from below: enumerations skip patterns whose floor is
+    already above the best evaluated answer, without ever losing a better one.
+    """
+    lb = problem.lower_bounds()
+    at_lb = problem.a * lb**2 + problem.b * lb + problem.c
+    return np.atleast_2d(np.asarray(on, dtype=bool)) @ at_lb
+
+
+@dataclass(frozen=True)
+class VectorForm:
+    """``min Σ a x² + b x + c  s.t.  lb ≤ x ≤ ub,  Σ δ x = Σ d,  |d_I − local_I(x)| ≤ cs_I``."""
+
+    on: np.ndarray  # (G,) bool: the fixed commitment
+    index: np.ndarray  # (n,) group index of each variable
+    lb: np.ndarray  # (n,)
+    ub: np.ndarray  # (n,)
+    a: np.ndarray  # (n,)
+    b: np.ndarray  # (n,)
+    fixed_cost: float  # Σ c over running groups
+    delivery: np.ndarray  # (n,) delivered kW per unit of x
+    regional: np.ndarray  # (R, n) delivered kW into each region per unit of x
+    demand: np.ndarray  # (R,)
+    cs: np.ndarray  # (R,)
+
+    @classmethod
+    def build(cls, problem: Problem, state: State, on: np.ndarray) -> VectorForm:
+        on = np.asarray(on, dtype=bool)
+        if not problem.commitment:
+            on = np.ones(len(problem.groups), dtype=bool)
+        idx = np.flatnonzero(on)
+        return cls(
+            on=on, index=idx, lb=problem.lower_bounds()[idx], ub=problem.upper_bounds(state)[idx],
+            a=problem.a[idx], b=problem.b[idx], fixed_cost=float(problem.c[idx].sum()),
+            delivery=problem.delivery[idx], regional=problem.incidence[:, idx],
+            demand=problem.demand_vector(state), cs=problem.cs_max,
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.index)
+
+    # ---- objective -------------------------------------------------------------------
+    def cost(self, x: np.ndarray) -> float:
+        return float(self.a @ x**2 + self.b @ x + self.fixed_cost)
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return 2.0 * self.a * x + self.b
+
+    # ---- constraints -----------------------------------------------------------------
+    def balance(self, x: np.ndarray) -> float:
+        """``Σ δ x − Σ d``: zero when the imports the regions need sum to zero."""
+        return float(self.delivery @ x - self.demand.sum())
+
+    def cs_limits(self, x: np.ndarray) -> np.ndarray:
+        """``(2R,)``, ≤ 0 when every region's import is within its CS limit (export rows first)."""
+        local = self.regional @ x
+        return np.concatenate([local - self.demand - self.cs, self.demand - local - self.cs])
+
+    @property
+    def cs_jacobian(self) -> np.ndarray:
+        return np.vstack([self.regional, -self.regional])  # (2R, n)
+
+    def violation(self, x: np.ndarray) -> float:
+        """Largest breach (kW) of the balance, the CS limits and the bounds."""
+        bounds = np.concatenate([self.lb - x, x - self.ub, [0.0]])
+        return max(abs(self.balance(x)), float(self.cs_limits(x).max(initial=0.0)), float(bounds.max()))
+
+    # ---- points ----------------------------------------------------------------------
+    def balanced_start(self) -> np.ndarray:
+        """``lb + θ (ub − lb)`` with the one θ ∈ [0, 1] that meets the system balance if any:
+        a start inside the bounds and on (or nearest to) the equality."""
+        low, span = self.delivery @ self.lb, self.delivery @ (self.ub - self.lb)
+        theta = 0.5 if span <= 0 else float(np.clip((self.demand.sum() - low) / span, 0.0, 1.0))
+        return self.lb + theta * (self.ub - self.lb)
+
+    def dispatch(self, problem: Problem, state: State, x: np.ndarray) -> Dispatch:
+        """The full dispatch: ``x`` for running groups, 0 for the others, imports completed."""
+        power = np.zeros(len(problem.groups))
+        power[self.index] = x
+        return Dispatch.from_power(problem, state, power, on=self.on)

@@ -1,0 +1,537 @@
+"""MADRL-TVC: fully distributed multi-agent RL with target-value competition.
+
+One file, read top to bottom: hyper-parameters, the per-agent networks, the agent (its own replay
+buffers and update), the learned price response the distributed search clears, the training loop
+(``fit``) and execution (``solve``). The design, and why it is shaped this way, is in
+``docs/madrl-tvc.md``; in short, every charger group is one agent that owns
+
+- a **cost network** ``C_i(o_i, P_i)``: its own operating cost, learned from its own bills
+  (the reward term a station measures itself), input-convex in its own power. Its value network
+  is ``Q_i = −C_i``; at a shared price ``λ`` the agent offers ``argmax_P Q_i + λ·delivered(P)``,
+  solved on its own learned marginal-cost curve, so offers are monotone in ``λ`` and the
+  hierarchical distributed binary search (``dispatchbench.distributed_search``) meets every
+  balance and CS limit exactly;
+- a **commitment Q-network** ``Q^u_i(o_i, u)`` (``u`` = off/on), its **target network** and a
+  **reward network**, trained on the *team* reward (minus the total cost after balancing, heard by
+  consensus) relative to the team's greedy plan at the same state. The target value of an update is
+  settled by a competition: a sample's reward competes with the reward network's estimate (rewards
+  below what the agent can expect are filtered out — they come from partners' exploration), and the
+  update is hysteretic around the target network's value (weight ``τ`` upwards, ``1 − τ``
+  downwards). That makes each agent an optimistic independent learner, which in a deterministic
+  cooperative game recovers its part of the best joint commitment.
+
+Nothing is shared: every agent has its own modules, optimisers, buffers and random generator, and
+learns from its own observation, its own power, its own bill and scalars heard from neighbours
+(the team reward and the cleared price). No agent ever reads a cost coefficient; costs enter only
+through rewards computed by the environment's evaluator.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
+                                       restore_rng, save_checkpoint)
+from dispatchbench.dispatch import Dispatch
+from dispatchbench.distributed_search import DistributedSearch
+from dispatchbench.evaluate import evaluate
+from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
+                                    observation_matrix, observation_names)
+from dispatchbench.problem import Problem, State
+from dispatchbench.replay_buffer import ReplayBuffer
+from dispatchbench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.training_log import TrainingLog
+
+OFF, ON = 0, 1
+
+
+# =============================================================================================
+# Hyper-parameters
+# =============================================================================================
+@dataclass
+class Hyperparameters:
+    # cost network (input-convex in the agent's own power)
+    cost_knots: int = 8  # softplus ramps of the convex part
+    cost_hidden: int = 32  # width of the observation context of the cost value
+    cost_lr: float = 3e-3
+    # commitment networks (Q, target, reward)
+    q_hidden: int = 64
+    q_lr: float = 1e-3
+    tau_optimism: float = 0.9  # hysteresis: weight of updates that raise the value (1 − τ lowers it)
+    polyak: float = 0.02  # target-network soft-update rate
+    advantage_clip: float = 20.0  # team advantages in % of the typical team cost, clipped to ±this
+    # exploration and data
+    warmup_states: int = 400  # states explored with uniform random actions before learning offers
+    warmup_actions: int = 8  # random action profiles per warm-up state
+    states_per_step: int = 4  # states visited per training step
+    candidates: int = 8  # joint commitments tried per state: the greedy plan + explorations
+    flip_prob: float = 0.15  # each agent flips its greedy on/off with this probability, independently
+    batch_size: int = 256
+    buffer_size: int = 60_000
+    # execution
+    table_points: int = 2049  # resolution of each agent's learned marginal-cost table
+    search_iterations: int = 60
+    log_every: int = 100
+    checkpoint_every: int = 1000
+
+    @property
+    def reward(self) -> RewardConfig:
+        return RewardConfig()  # the environment's penalty per kW of violation for infeasible plans
+
+
+# =============================================================================================
+# Networks (one set per agent, never shared)
+# =============================================================================================
+class ConvexCost(nn.Module):
+    """``C(o, x) = h(o) + c₁·x + q·x² + Σ_k w_k·softplus(β(x − t_k))/β`` with ``q, w_k ≥ 0``.
+
+    ``x = P / p_max`` is the agent's own normalised power and the output is its bill in units of
+    its own ``bill_scale``. The part in ``x`` is an input-convex network (one hidden layer of
+    softplus ramps at fixed knots with non-negative output weights, plus a non-negative quadratic
+    unit), so its marginal cost is non-decreasing and offers at a price are monotone — what the
+    binary search needs. ``h(o)`` lets the value depend on the observation (a state-dependent
+    fixed part); it cannot change the marginal cost, so offers use one table per agent.
+    """
+
+    def __init__(self, knots: int, hidden: int) -> None:
+        super().__init__()
+        self.register_buffer("knots", torch.linspace(0.0, 1.0, knots + 2)[1:-1])
+        self.beta = 4.0 * (knots + 1)
+        self.linear = nn.Parameter(torch.tensor(0.5))
+        self.quad_raw = nn.Parameter(torch.tensor(-2.0))
+        self.ramp_raw = nn.Parameter(torch.full((knots,), -4.0))
+        self.context = nn.Sequential(nn.Linear(OBS_DIM, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, obs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ramps = F.softplus(self.beta * (x[:, None] - self.knots)) / self.beta
+        convex = self.linear * x + F.softplus(self.quad_raw) * x**2 + ramps @ F.softplus(self.ramp_raw)
+        return self.context(obs)[:, 0] + convex
+
+    @torch.no_grad()
+    def marginal(self, x: torch.Tensor) -> torch.Tensor:
+        """``∂C/∂x`` in closed form (non-decreasing in ``x`` by construction)."""
+        steps = torch.sigmoid(self.beta * (x[:, None] - self.knots))
+        return self.linear + 2 * F.softplus(self.quad_raw) * x + steps @ F.softplus(self.ramp_raw)
+
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, d_out))
+
+
+def soft_update(target: nn.Module, source: nn.Module, rate: float) -> None:
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, rate)
+
+
+# =============================================================================================
+# The agent: its own networks, buffers, scales and update
+# =============================================================================================
+class Agent:
+    """One charger group. Knows its own ratings (range, delivery) — never its cost coefficients."""
+
+    def __init__(self, problem: Problem, index: int, hp: Hyperparameters, seed: int) -> None:
+        group = problem.groups[index]
+        self.name, self.index, self.hp = group.name, index, hp
+        self.p_low, self.p_max, self.delivery = group.p_min, group.p_max, group.delivery
+        self.rng = np.random.default_rng(seed)
+        self.cost = ConvexCost(hp.cost_knots, hp.cost_hidden)
+        self.q = mlp(OBS_DIM, hp.q_hidden, 2)
+        self.q_target = mlp(OBS_DIM, hp.q_hidden, 2)
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.reward_net = mlp(OBS_DIM, hp.q_hidden, 2)
+        self.cost_opt = torch.optim.Adam(self.cost.parameters(), lr=hp.cost_lr)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=hp.q_lr)
+        self.reward_opt = torch.optim.Adam(self.reward_net.parameters(), lr=hp.q_lr)
+        self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1)
+        self.plans = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "u": (), "adv": ()}, seed + 2,
+                                  dtypes={"u": np.int64})
+        self.bill_scale = 0.0  # set from the agent's own first bills (0: not yet)
+        self.team_scale = 0.0  # set from the first team rewards it hears (0: not yet)
+
+    # ---- what the agent saves -----------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        return {f"{self.name}/cost": self.cost, f"{self.name}/q": self.q,
+                f"{self.name}/q_target": self.q_target, f"{self.name}/reward": self.reward_net}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {f"{self.name}/cost": self.cost_opt, f"{self.name}/q": self.q_opt,
+                f"{self.name}/reward": self.reward_opt}
+
+    def extra(self, with_buffers: bool) -> dict:
+        out = {"bill_scale": self.bill_scale, "team_scale": self.team_scale, "rng": self.rng.bit_generator.state}
+        if with_buffers:
+            out.update(bills=self.bills.state_dict(), plans=self.plans.state_dict())
+        return out
+
+    def load_extra(self, extra: dict) -> None:
+        self.bill_scale, self.team_scale = extra["bill_scale"], extra["team_scale"]
+        self.rng.bit_generator.state = extra["rng"]
+        if "bills" in extra:
+            self.bills.load_state_dict(extra["bills"])
+            self.plans.load_state_dict(extra["plans"])
+
+    # ---- acting ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def commitment_values(self, obs: np.ndarray) -> np.ndarray:
+        """``(B, 2)`` learned optimistic team values of off / on."""
+        return self.q(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    def offer_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(power grid, price per delivered kW)``: the agent's learned marginal cost, inverted by
+        interpolation to answer any price — ``argmax_P Q_i(P) + λ·delivered(P)``."""
+        grid = np.linspace(self.p_low, self.p_max, self.hp.table_points)
+        m = self.cost.marginal(torch.as_tensor(grid / self.p_max, dtype=torch.float32)).double().numpy()
+        m = m * self.bill_scale / self.p_max / max(self.delivery, 1e-12)
+        return grid, m + 1e-9 * np.arange(len(m))  # strictly increasing for the interpolation
+
+    @torch.no_grad()
+    def learned_cost(self, obs: np.ndarray, power: np.ndarray) -> np.ndarray:
+        """The agent's own estimate of its bill at ``power`` (cost units)."""
+        x = torch.as_tensor(np.asarray(power) / self.p_max, dtype=torch.float32)
+        return self.cost(torch.as_tensor(obs, dtype=torch.float32), x).double().numpy() * self.bill_scale
+
+    # ---- learning -------------------------------------------------------------------------
+    def remember_bills(self, obs: np.ndarray, power: np.ndarray, bill: np.ndarray) -> None:
+        if self.bill_scale == 0.0 and len(bill):
+            self.bill_scale = float(max(np.max(bill), 1.0))
+        self.bills.add(obs=obs, x=power / self.p_max, bill=bill / self.bill_scale)
+
+    def remember_plans(self, obs: np.ndarray, u: np.ndarray, adv: np.ndarray) -> None:
+        self.plans.add(obs=obs, u=u.astype(np.int64), adv=adv)
+
+    def update_cost(self) -> float:
+        if len(self.bills) == 0:
+            return 0.0
+        b = self.bills.sample(self.hp.batch_size)
+        pred = self.cost(torch.as_tensor(b["obs"]), torch.as_tensor(b["x"]))
+        loss = F.mse_loss(pred, torch.as_tensor(b["bill"]))
+        self.cost_opt.zero_grad()
+        loss.backward()
+        self.cost_opt.step()
+        return float(loss)
+
+    def update_commitment(self) -> float:
+        """One target-value-competition update of the commitment Q-network."""
+        if len(self.plans) == 0:
+            return 0.0
+        b = self.plans.sample(self.hp.batch_size)
+        obs, u = torch.as_tensor(b["obs"]), torch.as_tensor(b["u"])
+        reward = torch.as_tensor(b["adv"])
+        # reward network: what the team gets on average when I play u (partners' exploration included)
+        expected = self.reward_net(obs).gather(1, u[:, None])[:, 0]
+        r_loss = F.mse_loss(expected, reward)
+        self.reward_opt.zero_grad()
+        r_loss.backward()
+        self.reward_opt.step()
+        with torch.no_grad():
+            # competition 1: a reward below the reward network's expectation is filtered out
+            target = torch.maximum(reward, self.reward_net(obs).gather(1, u[:, None])[:, 0])
+            # competition 2: hysteresis around the target network — raise fast, lower slowly
+            stable = self.q_target(obs).gather(1, u[:, None])[:, 0]
+            tau = self.hp.tau_optimism
+            weight = torch.where(target >= stable, tau, 1.0 - tau)
+        value = self.q(obs).gather(1, u[:, None])[:, 0]
+        q_loss = (weight * (target - value) ** 2).mean() * 2.0
+        self.q_opt.zero_grad()
+        q_loss.backward()
+        self.q_opt.step()
+        soft_update(self.q_target, self.q, self.hp.polyak)
+        return float(q_loss)
+
+
+# =============================================================================================
+# The learned price response the distributed binary search clears
+# =============================================================================================
+@dataclass(frozen=True)
+class LearnedPriceResponse:
+    """Each running agent's offer at price ``s``: its learned marginal-cost table inverted.
+
+    Same interface as ``balancing.PriceResponse`` (``power(s)``, ``bracket()``), so the
+    hierarchical distributed search meets every balance and CS limit exactly. Offers never
+    decrease in ``s`` and always lie in the agent's own range (``0`` when off).
+    """
+
+    grid_p: tuple[np.ndarray, ...]  # per agent: power grid (kW)
+    grid_m: tuple[np.ndarray, ...]  # per agent: price per delivered kW at that power
+    lb: np.ndarray  # (B, G)
+    ub: np.ndarray  # (B, G)
+    on: np.ndarray  # (B, G) bool
+
+    def power(self, s: np.ndarray) -> np.ndarray:
+        s = np.broadcast_to(s, self.lb.shape)
+        p = np.empty(self.lb.shape)
+        for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m)):
+            p[:, g] = np.interp(s[:, g], mp, xp)
+        return np.where(self.on, np.clip(p, self.lb, self.ub), 0.0)
+
+    def bracket(self) -> tuple[np.ndarray, np.ndarray]:
+        at_lb = np.stack([np.interp(self.lb[:, g], xp, mp) for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m))], 1)
+        at_ub = np.stack([np.interp(self.ub[:, g], xp, mp) for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m))], 1)
+        lo = np.where(self.on, at_lb, np.inf).min(axis=-1)
+        hi = np.where(self.on, at_ub, -np.inf).max(axis=-1)
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+        hi = np.where(np.isfinite(hi), hi, 0.0)
+        return lo - 1.0, hi + 1.0
+
+
+# =============================================================================================
+# The team: agents acting together (distributed; the loops over agents are each agent's own step)
+# =============================================================================================
+class Team:
+    """The agents of one problem and the distributed procedures they run together."""
+
+    def __init__(self, problem: Problem, hp: Hyperparameters, seed: int) -> None:
+        self.problem, self.hp = problem, hp
+        self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
+        self.search = DistributedSearch(problem, iterations=hp.search_iterations)
+        self._tables: tuple | None = None
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {k: v for a in self.agents for k, v in a.networks().items()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {k: v for a in self.agents for k, v in a.optimizers().items()}
+
+    def refresh_offers(self) -> None:
+        """Each agent rebuilds its offer table from its current cost network."""
+        tables = [a.offer_table() for a in self.agents]
+        self._tables = (tuple(t[0] for t in tables), tuple(t[1] for t in tables))
+
+    def greedy_commitment(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``obs (B, G, 3)`` -> on ``(B, G)`` and each agent's preference ``Q(on) − Q(off)``.
+        A tie goes to "on" (the safe side for serving demand)."""
+        if not self.problem.commitment:
+            return np.ones(obs.shape[:2], bool), np.zeros(obs.shape[:2])
+        pref = np.stack([a.commitment_values(obs[:, i]) @ np.array([-1.0, 1.0]) for i, a in enumerate(self.agents)], 1)
+        return pref >= 0, pref
+
+    def clear(self, state: State, on: np.ndarray):
+        """Offers at a shared price, cleared by the hierarchical distributed binary search."""
+        if self._tables is None:
+            self.refresh_offers()
+        on = np.atleast_2d(on).astype(bool)
+        lb = np.broadcast_to(self.problem.lower_bounds(), on.shape).copy()
+        ub = np.broadcast_to(self.problem.upper_bounds(state), on.shape).copy()
+        response = LearnedPriceResponse(self._tables[0], self._tables[1], lb, ub, on)
+        return self.search.run(state, response)
+
+    def decide(self, state: State, obs: np.ndarray) -> tuple[Dispatch, dict]:
+        """Execution at one state: learned commitment, repair if it cannot serve the demand,
+        price clearing. ``obs`` is ``(G, 3)``."""
+        on, pref = self.greedy_commitment(obs[None])
+        on, pref = on[0], pref[0]
+        result = self.clear(state, on)
+        messages, searches, repaired = result.messages, 1, 0
+        while not result.feasible[0] and repaired < len(self.agents):
+            on, result, sent = self._repair_step(state, on, pref)
+            messages, searches, repaired = messages + sent, searches + len(self.agents), repaired + 1
+        dispatch = result.dispatch(self.problem, on)
+        return dispatch, {"messages": int(messages), "searches": searches, "commitment_repaired": repaired,
+                          "price": float(result.balanced.system_signal[0]),
+                          "iterations": 2 * self.hp.search_iterations * searches}
+
+    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray):
+        """The commitment cannot meet the balances: every agent tries flipping (one search each, in
+        parallel); among the flips that restore feasibility the agent that minds it least (smallest
+        |preference|, found by a max-consensus) flips; if none does, the flip that leaves the least
+        violation. Returns the new commitment, its search result and the messages sent."""
+        n = len(self.agents)
+        trials = np.repeat(on[None], n, 0)
+        trials[np.arange(n), np.arange(n)] ^= True
+        result = self.clear(state, trials)
+        violation = np.array([evaluate(self.problem, state, result.dispatch(self.problem, trials[k], k)).max_violation
+                              for k in range(n)])
+        order = np.where(result.feasible, np.abs(pref), np.inf)
+        k = int(np.argmin(order)) if np.isfinite(order).any() else int(np.argmin(violation))
+        chosen = self.clear(state, trials[k])
+        consensus = 2 * n * n  # max-consensus on (feasible, |preference|) over the agents
+        return trials[k], chosen, result.messages * n + chosen.messages + consensus
+
+
+# =============================================================================================
+# Training
+# =============================================================================================
+def _team_rewards(problem: Problem, state: State, on: np.ndarray, result, penalty: float):
+    """Team cost (+ penalty per kW of violation) of each row, from the evaluator; and the bills."""
+    costs, bills = [], []
+    for k in range(len(on)):
+        ev = evaluate(problem, state, result.dispatch(problem, on[k], k))
+        costs.append(ev.cost + penalty * sum(ev.violations.values()))
+        bills.append(ev.group_costs)
+    return -np.array(costs), np.array(bills)
+
+
+def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Generator, start: int, steps: int,
+          log: TrainingLog, save) -> None:
+    """The loop: warm-up exploration of offers, then commitment exploration with the greedy plan
+    as the team's reference, one update of every agent's networks per step."""
+    hp, n = team.hp, len(team.agents)
+    penalty = hp.reward.penalty_per_kw
+    monitor = monitor_states(problem)
+    monitor_obs = observation_matrix(problem, monitor)
+    if start == 0:  # warm-up: uniform random actions, mapped and projected by the environment's search
+        for state in sampler.sample_many(hp.warmup_states):
+            raw = rng.uniform(-0.3, 1.0, size=(hp.warmup_actions, n))
+            mapped = map_actions(problem, [state] * hp.warmup_actions, raw)
+            result = team.search.project(state, mapped.on, mapped.power)
+            rewards, bills = _team_rewards(problem, state, mapped.on, result, penalty)
+            obs = observation_matrix(problem, [state])[0]
+            for i, agent in enumerate(team.agents):
+                running = mapped.on[:, i]
+                if agent.team_scale == 0.0:
+                    agent.team_scale = float(max(np.mean(-rewards), 1.0)) / 100.0  # advantages in % of cost
+                agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
+                                     bills[running, i])
+        for _ in range(hp.warmup_states):
+            for agent in team.agents:
+                agent.update_cost()
+    team.refresh_offers()
+    k = hp.candidates if problem.commitment else 1
+    for step in range(start + 1, steps + 1):
+        for state in sampler.sample_many(hp.states_per_step):
+            obs = observation_matrix(problem, [state])[0]
+            greedy, _ = team.greedy_commitment(obs[None])
+            plans = np.repeat(greedy, k, 0)
+            for i, agent in enumerate(team.agents):  # each agent explores on its own
+                flips = agent.rng.random(k - 1) < hp.flip_prob
+                plans[1:, i] ^= flips
+            result = team.clear(state, plans)
+            rewards, bills = _team_rewards(problem, state, plans, result, penalty)
+            for i, agent in enumerate(team.agents):
+                adv = np.clip((rewards - rewards[0]) / agent.team_scale, -hp.advantage_clip, hp.advantage_clip)
+                if problem.commitment:
+                    agent.remember_plans(np.repeat(obs[i][None], k, 0), plans[:, i], adv)
+                running = plans[:, i]
+                agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
+                                     bills[running, i])
+        loss = 0.0
+        for agent in team.agents:
+            loss += agent.update_cost()
+            if problem.commitment:
+                loss += agent.update_commitment()
+        team.refresh_offers()
+        log.loss(step, loss)
+        if log.due(step) or step == steps:
+            log.rewards(step, [_monitor_reward(problem, team, s, monitor_obs[j]) for j, s in enumerate(monitor)])
+        if step % hp.checkpoint_every == 0 or step == steps:
+            save(step)
+
+
+def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray) -> float:
+    """Fig. 5 quantity: the team reward of the current greedy decision at a fixed state."""
+    dispatch, _ = team.decide(state, obs)
+    ev = evaluate(problem, state, dispatch)
+    return -(ev.cost + RewardConfig().penalty_per_kw * sum(ev.violations.values())) / cost_scale(problem)
+
+
+# =============================================================================================
+# The plugin
+# =============================================================================================
+class MadrlTvc(Solver):
+    name = "madrl_tvc"
+    description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
+    parameters = {"model": ""}
+    capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._loaded: tuple[str, Team] | None = None
+
+    def skip(self, problem: Problem) -> str | None:
+        return check_model(self.params["model"], problem, self.name)
+
+    def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
+            progress: bool = False, **options) -> FitReport:
+        torch.set_num_threads(1)
+        known = {f.name for f in fields(Hyperparameters)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"madrl_tvc: unknown training option {unknown[0]!r}; options: {', '.join(sorted(known))}")
+        hp = Hyperparameters(**options)
+        out_dir = Path(out_dir)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        team = Team(problem, hp, seed)
+        sampler = StateSampler(problem, seed=seed)
+        rng = np.random.default_rng(seed)
+        start, elapsed = 0, 0.0
+        if resume:
+            ckpt = load_checkpoint(out_dir)
+            start, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            hp = Hyperparameters(**ckpt.extra["hyperparameters"])
+            team = Team(problem, hp, seed)
+            _restore(team, ckpt, with_optimizers=True)
+            sampler.rng.bit_generator.state = ckpt.extra["sampler_rng"]
+            restore_rng(ckpt.rng, {"loop": rng})
+        log = TrainingLog(out_dir, problem=problem, monitor=monitor_states(problem), total_steps=steps,
+                          every=hp.log_every, resume=resume, progress=progress, start_step=start, elapsed_s=elapsed)
+        t0 = time.perf_counter()
+
+        def save(step: int) -> None:
+            extra = {"hyperparameters": asdict(hp), "sampler_rng": sampler.rng.bit_generator.state,
+                     "agents": {a.name: a.extra(with_buffers=True) for a in team.agents}}
+            meta = {"solver": self.name, "problem": problem.name, "problem_fingerprint": problem_fingerprint(problem),
+                    "seed": seed, "train_time_s": elapsed + time.perf_counter() - t0, "hyperparameters": asdict(hp),
+                    "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
+                    "sampler": sampler.box.to_json(problem)}
+            save_checkpoint(out_dir, step=step, networks=team.networks(), optimizers=team.optimizers(),
+                            rng=capture_rng({"loop": rng}), extra=extra, meta=meta)
+
+        try:
+            if start < steps:
+                train(problem, team, sampler, rng, start, steps, log, save)
+        finally:
+            log.close()
+        total = elapsed + time.perf_counter() - t0
+        return FitReport(model_path=out_dir, steps=steps, time_s=total,
+                         info={"train_time_s": total, "seed": seed, "hyperparameters": asdict(hp)})
+
+    def load(self, problem: Problem) -> Team:
+        path = str(Path(self.params["model"]).resolve())
+        if self._loaded is None or self._loaded[0] != path:
+            ckpt = load_checkpoint(Path(path))
+            team = Team(problem, Hyperparameters(**ckpt.extra["hyperparameters"]), seed=int(ckpt.meta.get("seed", 0)))
+            _restore(team, ckpt, with_optimizers=False)
+            team.refresh_offers()
+            self._loaded = (path, team)
+        return self._loaded[1]
+
+    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
+              time_limit: float | None = None) -> list[Answer]:
+        torch.set_num_threads(1)
+        team = self.load(problem)
+        start = time.perf_counter()
+        obs = observation_matrix(problem, states)  # every agent's own observation, all states at once
+        answers = []
+        for j, state in enumerate(states):
+            t = time.perf_counter()
+            dispatch, info = team.decide(state, obs[j])
+            info["decision_s"] = time.perf_counter() - t
+            answers.append(Answer(dispatch, "feasible", "", info["decision_s"], info))
+        batch_s = (time.perf_counter() - start) / max(len(states), 1)
+        for a in answers:
+            a.info["decision_s_batched"] = batch_s
+        return answers
+
+
+def _restore(team: Team, ckpt, *, with_optimizers: bool) -> None:
+    for key, module in team.networks().items():
+        module.load_state_dict(ckpt.networks[key])
+    for agent in team.agents:
+        agent.load_extra(ckpt.extra["agents"][agent.name] if with_optimizers else
+                         {k: v for k, v in ckpt.extra["agents"][agent.name].items() if k not in {"bills", "plans"}})
+    if with_optimizers:
+        for key, opt in team.optimizers().items():
+            opt.load_state_dict(ckpt.optimizers[key])

@@ -1,0 +1,114 @@
+"""The hierarchical distributed binary search: same answer as the centralised bisection, the convex
+optimum (checked against SCIP), CS limits binding, infeasibility reported, messages counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dispatchbench import State, evaluate, load_problem, load_states
+from dispatchbench.balancing import PriceResponse, ShiftResponse, balance, state_bounds
+from dispatchbench.distributed_search import CommGraph, Consensus, DistributedSearch, graph_edges
+from dispatchbench.marl_env import StateSampler
+from dispatchbench.plugins import make_solver
+from dispatchbench.scoring import solve_and_score
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+GRAPHS = [CommGraph(), CommGraph(within="ring", between="complete"), CommGraph(within="star", between="line")]
+# found by the search itself and confirmed by SCIP: region C exports exactly its 200 kW CS limit
+CS_BINDING = State("cs_binding", {"A": 553.0, "B": 457.0, "C": 112.0, "D": 664.0}, {"V2G5": 56.0, "V2G6": 76.0})
+
+
+@pytest.fixture(scope="module")
+def convex():
+    return load_problem(PROBLEMS / "paper-4region-convex.toml")
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return load_problem(PROBLEMS / "paper-4region.toml")
+
+
+@pytest.fixture(scope="module")
+def table_iv(paper):
+    return load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+
+
+def _all_on(problem):
+    return np.ones(len(problem.groups), dtype=bool)
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: f"{g.within}-{g.between}")
+def test_same_answer_as_centralised_balance(paper, graph):
+    rng = np.random.default_rng(0)
+    search = DistributedSearch(paper, graph)
+    for state in StateSampler(paper, seed=2).sample_many(4):
+        lb, ub = state_bounds(paper, state, 3)
+        on = np.ones((3, 9), dtype=bool)
+        center = rng.uniform(lb, ub)
+        shift = ShiftResponse(center=center, lb=lb, ub=ub, on=on, width=np.ones(9))
+        price = PriceResponse(a=paper.a, b=paper.b, delivery=paper.delivery, lb=lb, ub=ub, on=on)
+        for response in (shift, price):
+            ref = balance(paper, state, response)
+            got = search.run(state, response)
+            assert np.allclose(got.balanced.power, ref.power, atol=1e-6)
+            assert np.allclose(got.balanced.imports, ref.imports, atol=1e-6)
+            assert np.array_equal(got.feasible, ref.feasible)
+            assert got.sign_disagreements == 0
+
+
+def test_convex_optimum_matches_scip(convex, table_iv):
+    states = [table_iv, CS_BINDING] + StateSampler(convex, seed=4).sample_many(4)
+    search = DistributedSearch(convex)
+    records = solve_and_score(convex, states, make_solver("scip"))
+    for state, rec in zip(states, records):
+        result = search.price(state, _all_on(convex))
+        ev = evaluate(convex, state, result.dispatch(convex, _all_on(convex)))
+        assert ev.feasible, ev.worst
+        assert rec.status == "optimal"
+        assert ev.cost == pytest.approx(rec.cost, rel=1e-7), state.label
+    assert records[0].cost == pytest.approx(6564.3411, rel=1e-6)
+
+
+def test_cs_limit_binding(convex):
+    result = DistributedSearch(convex).price(CS_BINDING, _all_on(convex))
+    imports = result.balanced.imports[0]
+    c = convex.region_index["C"]
+    assert imports[c] == pytest.approx(-200.0, abs=1e-6)  # C exports at its CS limit ...
+    signals = result.balanced.region_signal[0]
+    assert signals[c] < result.balanced.system_signal[0] - 0.5  # ... so its own price stays below the system's
+    assert abs(imports.sum()) < 1e-6
+    (rec,) = solve_and_score(convex, [CS_BINDING], make_solver("scip"))
+    assert rec.dispatch.imports[c] == pytest.approx(-200.0, abs=1e-4)
+
+
+def test_infeasible_state_and_commitment_are_reported(paper, table_iv):
+    search = DistributedSearch(paper)
+    too_much = State("too_much", {"A": 100.0, "B": 120.0, "C": 50.0, "D": 800.0}, {"V2G5": 70.0, "V2G6": 150.0})
+    assert not search.price(too_much, _all_on(paper)).feasible[0]  # D: 500 kW local + 200 kW CS < 800
+    only_fdc3 = np.array([g == "FDC3" for g in paper.group_names])
+    result = search.project(table_iv, only_fdc3, np.full(9, 100.0))
+    assert not result.feasible[0]
+    ev = evaluate(paper, table_iv, result.dispatch(paper, only_fdc3))
+    assert not ev.feasible
+    assert search.project(table_iv, _all_on(paper), np.full(9, 100.0)).feasible[0]
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda g: f"{g.within}-{g.between}")
+def test_message_count_as_documented(paper, table_iv, graph):
+    search = DistributedSearch(paper, graph, iterations=30)
+    result = search.project(table_iv, _all_on(paper), np.full(9, 100.0))
+    assert result.messages == search.messages_per_decision() > 0
+    cs = Consensus.on(4, graph_edges(4, graph.between), graph.consensus_tol)
+    if graph.within == "star":  # every agent reports to and hears from its CS node once per sum
+        regional = 2 * len(paper.groups)
+        assert result.messages == (2 * 30 + 7) * regional + (30 + 4) * cs.rounds * 2 * len(cs.edges)
+
+
+def test_consensus_reaches_the_average():
+    for kind in ("ring", "line", "complete"):
+        cons = Consensus.on(5, graph_edges(5, kind), 1e-12)
+        values = np.array([[1.0, -4.0, 2.5, 7.0, 0.0]])
+        assert np.allclose(cons.run(values), values.mean(), atol=1e-10)

@@ -1,0 +1,293 @@
+"""Problem (TOML) and state (CSV) loaders: the shipped files load to the paper's data, and every
+kind of bad input comes back as one :class:`InputError` naming the file, the entry and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatchbench import GroupType, load_problem, load_states
+from dispatchbench.errors import InputError
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+PAPER = PROBLEMS / "paper-4region.toml"
+
+# A small valid problem; each bad case below is a textual edit of it.
+BASE = """\
+[problem]
+name = "tiny"
+commitment = true
+
+[[regions]]
+name = "A"
+cs_max = 50.0
+
+[[regions]]
+name = "B"
+cs_max = 50.0
+
+[[groups]]
+name = "F1"
+type = "FDC"
+region = "A"
+a = 0.01
+b = 2.0
+c = 10.0
+p_min = 20.0
+p_max = 100.0
+
+[[groups]]
+name = "S1"
+type = "ASC"
+region = "B"
+a = 0.02
+b = 1.0
+c = 5.0
+p_max = 80.0
+min_ratio = 0.5
+
+[[groups]]
+name = "V1"
+type = "V2G"
+region = "B"
+g = 3.0
+h = 2.0
+efficiency = 0.8
+p_max = 50.0
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "problem.toml", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def expect_error(fn, path: Path, entry: str, problem: str) -> InputError:
+    """The error names the file, the entry, says what is wrong, and gives a fix, on one line."""
+    with pytest.raises(InputError) as info:
+        fn()
+    err = info.value
+    message = str(err)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: "), message
+    assert entry in err.entry, message
+    assert problem in err.problem, message
+    assert err.fix and " — fix: " in message
+    return err
+
+
+# ---- the shipped files ---------------------------------------------------------------------
+
+def test_paper_problem_loads_tables_i_to_iii():
+    p = load_problem(PAPER)
+    assert p.name == "paper-4region" and p.commitment
+    assert p.region_names == ("A", "B", "C", "D")
+    assert p.cs_max.tolist() == [200.0] * 4
+    assert p.group_names == ("FDC1", "FDC2", "FDC3", "FDC4", "V2G5", "V2G6", "ASC7", "ASC8", "ASC9")
+    by = {g.name: g for g in p.groups}
+    assert (by["FDC1"].a, by["FDC1"].b, by["FDC1"].c, by["FDC1"].p_min, by["FDC1"].p_max) == (0.002, 10, 500, 100, 600)
+    assert by["V2G6"].type is GroupType.V2G and by["V2G6"].region == "B"  # decision 1: Table II
+    assert (by["V2G6"].g, by["V2G6"].h, by["V2G6"].efficiency, by["V2G6"].p_max) == (4, 20, 0.9, 90)
+    assert by["ASC9"].p_min == pytest.approx(90.0) and by["ASC9"].h_max == 80.0  # 0.5 * 180
+    convex = load_problem(PROBLEMS / "paper-4region-convex.toml")
+    assert not convex.commitment and convex.groups == p.groups and convex.regions == p.regions
+
+
+def test_table_iv_state_loads():
+    (s,) = load_states(PROBLEMS / "paper-4region-tableIV.csv", load_problem(PAPER))
+    assert s.label == "tableIV"
+    assert s.demand == {"A": 100, "B": 120, "C": 50, "D": 530} and s.total_demand == 800
+    assert s.v2g_available == {"V2G5": 70, "V2G6": 150}
+
+
+def test_base_problem_is_valid(tmp_path):
+    p = load_problem(write(tmp_path, BASE))
+    assert p.group_names == ("F1", "S1", "V1") and p.p_min.tolist() == [20.0, 40.0, 0.0]
+    assert p.source == str(tmp_path / "problem.toml")
+
+
+# ---- bad problem files ------------------------------------------------------------------------
+
+def edit(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+BAD_PROBLEMS = {
+    # id: (file text, entry named, what is wrong)
+    "unknown top-level key": (BASE + "\n[solver]\nname = 'scip'\n", "top level", "unknown key 'solver'"),
+    "unknown key in [problem]": (edit("commitment = true", "commitment = true\nhorizon = 96"), "[problem]",
+                                 "unknown key 'horizon'"),
+    "unknown key in a region": (edit("cs_max = 50.0\n\n[[regions]]", "cs_max = 50.0\ncs_min = 0\n\n[[regions]]"),
+                                "region 'A'", "unknown key 'cs_min'"),
+    "misspelt key in a group": (edit("p_max = 100.0", "pmax = 100.0"), "group 'F1'", "unknown key 'pmax'"),
+    "another type's key in a group": (edit("p_max = 100.0", "p_max = 100.0\nefficiency = 0.9"), "group 'F1'",
+                                      "unknown key 'efficiency'"),
+    "p_min given to an ASC": (edit("min_ratio = 0.5", "min_ratio = 0.5\np_min = 40.0"), "group 'S1'",
+                              "unknown key 'p_min'"),
+    "missing [problem]": (BASE.split("\n", 4)[4], "[problem]", "missing"),
+    "[[problem]] array": (edit("[problem]", "[[problem]]"), "[problem]", "not a single table"),
+    "missing problem name": (edit('name = "tiny"\n', ""), "[problem].name", "missing"),
+    "commitment not a boolean": (edit("commitment = true", 'commitment = "yes"'), "[problem].commitment",
+                                 "not a boolean"),
+    "no regions": ("\n".join(line for line in BASE.splitlines() if "[[regions]]" not in line)
+                   .replace('name = "A"\ncs_max = 50.0\n', "").replace('name = "B"\ncs_max = 50.0\n', ""),
+                   "[[regions]]", "missing or empty"),
+    "no groups": (BASE.split("[[groups]]")[0], "[[groups]]", "missing or empty"),
+    "groups as one table": (BASE.split("[[groups]]")[0] + "[groups]\nname = 'F1'\n", "[groups]",
+                            "not an array of tables"),
+    "missing group key": (edit("p_min = 20.0\n", ""), "group 'F1'.p_min", "missing"),
+    "missing cs_max": (edit("cs_max = 50.0\n", "", ), "region 'A'.cs_max", "missing"),
+    "missing group name": (edit('name = "F1"\n', ""), "[[groups]] #1.name", "missing"),
+    "missing type": (edit('type = "FDC"\n', ""), "group 'F1'.type", "missing"),
+    "lower-case type": (edit('type = "FDC"', 'type = "fdc"'), "group 'F1'.type", "'fdc' is not a charger type"),
+    "unknown type": (edit('type = "FDC"', 'type = "DCFC"'), "group 'F1'.type", "'DCFC' is not a charger type"),
+    "negative cs_max": (edit("cs_max = 50.0", "cs_max = -50.0"), "region 'A'.cs_max", "out of range"),
+    "negative p_max": (edit("p_max = 100.0", "p_max = -100.0"), "group 'F1'.p_max", "out of range"),
+    "negative p_min": (edit("p_min = 20.0", "p_min = -1.0"), "group 'F1'.p_min", "out of range"),
+    "negative V2G p_max": (edit("p_max = 50.0", "p_max = -5.0"), "group 'V1'.p_max", "out of range"),
+    "p_min > p_max": (edit("p_min = 20.0", "p_min = 120.0"), "group 'F1'.p_min", "p_min 120.0 > p_max 100.0"),
+    "min_ratio > 1": (edit("min_ratio = 0.5", "min_ratio = 1.5"), "group 'S1'.min_ratio", "exceeds 1"),
+    "negative min_ratio": (edit("min_ratio = 0.5", "min_ratio = -0.5"), "group 'S1'.min_ratio", "out of range"),
+    "efficiency > 1": (edit("efficiency = 0.8", "efficiency = 1.2"), "group 'V1'.efficiency", "exceeds 1"),
+    "efficiency 0": (edit("efficiency = 0.8", "efficiency = 0.0"), "group 'V1'.efficiency", "out of range"),
+    "concave cost": (edit("a = 0.01", "a = -0.01"), "group 'F1'.a", "negative"),
+    "number as a string": (edit("p_max = 100.0", 'p_max = "100"'), "group 'F1'.p_max", "not a finite number"),
+    "boolean as a number": (edit("c = 10.0", "c = true"), "group 'F1'.c", "not a finite number"),
+    "infinite capacity": (edit("cs_max = 50.0", "cs_max = inf"), "region 'A'.cs_max", "not a finite number"),
+    "nan cost": (edit("b = 2.0", "b = nan"), "group 'F1'.b", "not a finite number"),
+    "group names an unknown region": (edit('region = "A"', 'region = "Z"'), "group 'F1'.region",
+                                      "'Z' is not a region"),
+    "group without a region": (edit('region = "A"\n', ""), "group 'F1'.region", "missing"),
+    "region nobody names and no CS": (BASE + '\n[[regions]]\nname = "C"\ncs_max = 0.0\n', "region 'C'",
+                                      "has no charger group and no CS capacity"),
+    "duplicate region": (edit('name = "B"\ncs_max', 'name = "A"\ncs_max'), "[[regions]] 'A'", "name used twice"),
+    "duplicate group": (edit('name = "S1"', 'name = "F1"'), "[[groups]] 'F1'", "name used twice"),
+    "name with a space": (edit('name = "F1"', 'name = "F 1"'), "[[groups]] #1.name", "spaces or punctuation"),
+    "region name not a string": (edit('name = "A"', "name = 1"), "[[regions]] #1.name", "not a string"),
+    "bad TOML syntax": (edit("p_max = 100.0", "p_max = = 100.0"), "TOML syntax", "line"),
+    "unclosed table header": (edit("[[groups]]", "[[groups"), "TOML syntax", ""),
+    "empty file": ("", "[problem]", "missing"),
+}
+
+
+@pytest.mark.parametrize("text, entry, what", list(BAD_PROBLEMS.values()), ids=list(BAD_PROBLEMS))
+def test_bad_problem_file(tmp_path, text, entry, what):
+    path = write(tmp_path, text)
+    expect_error(lambda: load_problem(path), path, entry, what)
+
+
+def test_region_without_groups_but_with_a_cs_link_is_a_pure_load(tmp_path):
+    # A region nobody's group names is fine if the grid can serve it; only a dead end is rejected.
+    p = load_problem(write(tmp_path, BASE + '\n[[regions]]\nname = "C"\ncs_max = 10.0\n'))
+    assert p.region_names == ("A", "B", "C") and p.groups_in("C") == ()
+
+
+def test_missing_problem_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    expect_error(lambda: load_problem(path), path, "file", "not found")
+
+
+def test_problem_path_is_a_directory(tmp_path):
+    expect_error(lambda: load_problem(tmp_path), tmp_path, "file", "not found")
+
+
+def test_problem_file_not_utf8(tmp_path):
+    path = write(tmp_path, BASE.replace("tiny", "tïny"), encoding="latin-1")
+    expect_error(lambda: load_problem(path), path, "file", "not UTF-8")
+
+
+# ---- state files ------------------------------------------------------------------------------
+
+HEADER = "state,d_A,d_B,v_V1"
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return load_problem(write(tmp_path, BASE))
+
+
+def test_states_load_with_any_column_order_blank_lines_and_a_byte_order_mark(tmp_path, tiny):
+    text = "\ufeffv_V1, d_B ,state,d_A\n30,70,s1,60\n\n 0 ,0.5,s2,1e2\n"
+    states = load_states(write(tmp_path, text, "states.csv"), tiny)
+    assert [s.label for s in states] == ["s1", "s2"]
+    assert states[0].demand == {"A": 60.0, "B": 70.0} and states[0].v2g_available == {"V1": 30.0}
+    assert states[1].demand == {"A": 100.0, "B": 0.5} and states[1].v2g_available == {"V1": 0.0}
+
+
+BAD_STATES = {
+    # id: (file text, entry named, what is wrong)
+    "missing region column": ("state,d_A,v_V1\ns,1,1\n", "column 'd_B'", "missing"),
+    "missing V2G column": ("state,d_A,d_B\ns,1,1\n", "column 'v_V1'", "missing"),
+    "no label column": ("label,d_A,d_B,v_V1\ns,1,1,1\n", "column 'label'", "does not match problem 'tiny'"),
+    "region the problem lacks": (HEADER + ",d_C\ns,1,1,1,1\n", "column 'd_C'", "does not match problem"),
+    "V2G column of a non-V2G group": (HEADER + ",v_F1\ns,1,1,1,1\n", "column 'v_F1'", "does not match problem"),
+    "column twice": ("state,d_A,d_A,d_B,v_V1\ns,1,1,1,1\n", "column 'd_A'", "appears twice"),
+    "stray trailing comma": (HEADER + ",\ns,1,1,1,\n", "header column 5", "has no name"),
+    "semicolons": ("state;d_A;d_B;v_V1\ns;1;1;1\n", "header", "separated by ';', not commas"),
+    "row with a field too many": (HEADER + "\ns1,1,1,1\ns2,1,1,1,1\n", "line 3", "has 5 fields but the header has 4"),
+    "row with a field too few": (HEADER + "\ns1,1,1\n", "line 2", "has 3 fields"),
+    "non-numeric cell": (HEADER + "\ns1,1,abc,1\n", "line 2, state 's1', column 'd_B'", "'abc' is not a number"),
+    "negative demand": (HEADER + "\ns1,-5,1,1\n", "column 'd_A'", "'-5' is not a number >= 0"),
+    "negative V2G availability": (HEADER + "\ns1,5,1,-1\n", "column 'v_V1'", "is not a number >= 0"),
+    "empty cell": (HEADER + "\ns1,1,,1\n", "column 'd_B'", "'' is not a number"),
+    "nan cell": (HEADER + "\ns1,nan,1,1\n", "column 'd_A'", "'nan' is not a number"),
+    "infinite cell": (HEADER + "\ns1,1,inf,1\n", "column 'd_B'", "'inf' is not a number"),
+    "duplicate label": (HEADER + "\ns1,1,1,1\ns2,1,1,1\n\ns1,2,2,2\n", "line 5, state 's1'", "label used twice"),
+    "empty label": (HEADER + "\n,1,1,1\n", "line 2, column 'state'", "empty label"),
+    "header only": (HEADER + "\n", "rows", "no states"),
+    "empty file": ("", "file", "is empty"),
+    "blank file": ("  \n\n", "file", "is empty"),
+    "broken quoting": (HEADER + '\n"s1,1,1,1\n', "line", "not valid CSV"),
+}
+
+
+@pytest.mark.parametrize("text, entry, what", list(BAD_STATES.values()), ids=list(BAD_STATES))
+def test_bad_state_file(tmp_path, tiny, text, entry, what):
+    path = write(tmp_path, text, "states.csv")
+    expect_error(lambda: load_states(path, tiny), path, entry, what)
+
+
+def test_state_file_header_message_gives_the_expected_header(tmp_path, tiny):
+    path = write(tmp_path, "state,d_A,v_V1\ns,1,1\n", "states.csv")
+    with pytest.raises(InputError, match=r"fix: the header must be state,d_A,d_B,v_V1$"):
+        load_states(path, tiny)
+
+
+def test_state_file_for_another_problem():
+    paper = load_problem(PAPER)
+    path = PROBLEMS / "wood-wollenberg-3a.csv"
+    expect_error(lambda: load_states(path, paper), path, "column 'd_area'", "does not match problem 'paper-4region'")
+    path = PROBLEMS / "paper-4region-tableIV.csv"
+    ed = load_problem(PROBLEMS / "wood-wollenberg-3a.toml")
+    expect_error(lambda: load_states(path, ed), path, "column 'd_A'", "does not match problem 'wood-wollenberg-3a'")
+
+
+def test_missing_state_file(tmp_path, tiny):
+    path = tmp_path / "nope.csv"
+    expect_error(lambda: load_states(path, tiny), path, "file", "not found")
+
+
+def test_state_file_not_utf8(tmp_path, tiny):
+    path = write(tmp_path, HEADER + "\nété,1,1,1\n", "states.csv", encoding="latin-1")
+    expect_error(lambda: load_states(path, tiny), path, "file", "not UTF-8")
+
+
+# ---- the example in docs/model.md stays true --------------------------------------------------
+
+def test_docs_example_files_load_and_the_example_error_is_what_the_loader_says(tmp_path):
+    import re
+
+    text = (PROBLEMS.parent / "docs" / "model.md").read_text(encoding="utf-8")
+    toml_text = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    csv_text = re.search(r"```csv\n(.*?)```", text, re.S).group(1)
+    problem = load_problem(write(tmp_path, toml_text, "two-regions.toml"))
+    states = load_states(write(tmp_path, csv_text, "two-regions.csv"), problem)
+    assert problem.group_names == ("fast1", "slow1", "v2g1") and [s.label for s in states] == ["08:00", "08:15"]
+    example = re.search(r"^error: (two-regions\.toml: .*)$", text, re.M).group(1)
+    bad = write(tmp_path, toml_text.replace("p_min = 20.0", "p_min = 120.0"), "two-regions.toml")
+    with pytest.raises(InputError) as info:
+        load_problem(bad)
+    assert str(info.value) == example.replace("two-regions.toml", str(bad), 1)

@@ -1,0 +1,117 @@
+"""The multi-agent environment: PettingZoo API, the action-space mapping, the training sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test
+
+from dispatchbench import load_problem, load_states
+from dispatchbench.feasibility import infeasibility_reason
+from dispatchbench.marl_env import (DispatchEnv, StateBox, StateSampler, evaluation_states, map_actions,
+                                    monitor_states, observation_matrix, observations, outcome)
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return load_problem(PROBLEMS / "paper-4region.toml")
+
+
+@pytest.fixture(scope="module")
+def convex():
+    return load_problem(PROBLEMS / "paper-4region-convex.toml")
+
+
+def test_parallel_api(paper):
+    parallel_api_test(DispatchEnv(paper, seed=3), num_cycles=5)
+
+
+def test_one_step_episode_and_rewards(paper):
+    env = DispatchEnv(paper, seed=1)
+    obs, _ = env.reset()
+    assert set(obs) == set(paper.group_names)
+    all_on = {a: np.array([1.0], dtype=np.float32) for a in env.agents}
+    _, rewards, term, trunc, infos = env.step(all_on)
+    assert all(term.values()) and not any(trunc.values()) and env.agents == []
+    # every group on at full proposed output is a feasible commitment for a sampled state: no penalty
+    info = infos["FDC1"]
+    assert info["feasible"] and info["violation_kw"] < 1e-3
+    assert all(r < 0 for r in rewards.values())
+    # rewards differ only through each agent's own cost share
+    costs = np.array([infos[a]["cost"] for a in paper.group_names])
+    r = np.array([rewards[a] for a in paper.group_names])
+    assert np.argmin(r) == np.argmax(costs)
+
+
+def test_observation_layout(paper):
+    state = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+    obs = observations(paper, state)
+    total_capacity = 600 + 400 + 300 + 200 + 0.9 * 90 * 2 + 200 + 200 + 180
+    assert obs["FDC3"][0] == pytest.approx(800 / total_capacity, rel=1e-6)
+    assert obs["FDC3"][1] == pytest.approx(530 / (500 + 200), rel=1e-6)  # region D demand / (capacity + CS)
+    assert obs["FDC3"][2] == 0.0  # no V2G in region D
+    assert obs["ASC7"][2] == pytest.approx(70 / 90, rel=1e-6)  # region A's V2G available / its V2G p_max
+    assert obs["V2G6"][1] == pytest.approx(150 / 90, rel=1e-6)  # own availability
+    assert obs["V2G6"][2] == pytest.approx(120 / (200 + 81 + 200), rel=1e-6)
+    assert observation_matrix(paper, [state, state]).shape == (2, 9, 3)
+
+
+@pytest.mark.parametrize("name", ["paper", "convex"])
+def test_mapping_stays_in_each_feasible_set(name, request):
+    problem = request.getfixturevalue(name)
+    states = StateSampler(problem, seed=5).sample_many(20)
+    raw = np.random.default_rng(0).uniform(-1.5, 1.5, (20, len(problem.groups)))  # also out of range
+    mapped = map_actions(problem, states, raw)
+    for i, state in enumerate(states):
+        ub = problem.upper_bounds(state)
+        on, p = mapped.on[i], mapped.power[i]
+        assert np.all(p[~on] == 0)
+        assert np.all(p[on] >= problem.p_min[on] - 1e-9) and np.all(p[on] <= ub[on] + 1e-9)
+    if not problem.commitment:
+        assert mapped.on.all()
+    else:
+        assert np.array_equal(mapped.on, np.clip(raw, -1, 1) >= 0)
+
+
+def test_balanced_outcome_is_feasible_for_a_feasible_commitment(paper):
+    for state in StateSampler(paper, seed=9).sample_many(5):
+        out = outcome(paper, state, np.full(len(paper.groups), 0.3))
+        assert out.feasible_commitment and out.evaluation.feasible
+        assert out.messages > 0
+
+
+def test_sampler_is_seeded_feasible_and_never_yields_evaluation_states(paper):
+    a = StateSampler(paper, seed=11).sample_many(30)
+    b = StateSampler(paper, seed=11).sample_many(30)
+    c = StateSampler(paper, seed=12).sample_many(30)
+    assert [s.demand for s in a] == [s.demand for s in b]
+    assert [s.demand for s in a] != [s.demand for s in c]
+    assert all(infeasibility_reason(paper, s) is None for s in a)
+    excluded = evaluation_states(paper)
+    labels = {s.label for s in excluded}
+    assert "tableIV" in labels and len(excluded) >= 1
+    sampler = StateSampler(paper, seed=0)
+    for s in excluded:  # the evaluation states themselves and their neighbourhood are refused
+        vec = np.concatenate([paper.demand_vector(s), [s.v2g_available[g] for g in paper.v2g_names]])
+        assert sampler.is_excluded(vec) and sampler.is_excluded(vec + 0.5)
+    # a box that is nothing but the Table IV state's neighbourhood cannot yield anything
+    tab = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+    tiny = StateBox.covering(paper, [tab], margin=0.0)
+    tiny = StateBox(tiny.demand_low - 0.5, tiny.demand_high + 0.5, tiny.v2g_low - 0.5, tiny.v2g_high + 0.5)
+    with pytest.raises(RuntimeError):
+        StateSampler(paper, seed=0, box=tiny, max_tries=200).sample()
+
+
+def test_sampler_box_covers_the_evaluation_states(paper):
+    sampler = StateSampler(paper, seed=0)
+    for s in evaluation_states(paper):
+        assert np.all(paper.demand_vector(s) <= sampler.box.demand_high)
+
+
+def test_monitor_states_are_fixed(paper):
+    assert [s.demand for s in monitor_states(paper)] == [s.demand for s in monitor_states(paper)]
+    assert len(monitor_states(paper)) == 10

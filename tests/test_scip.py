@@ -1,0 +1,155 @@
+"""The SCIP backend: the paper's reference optima, a textbook economic dispatch, an independent
+cross-check of the convex QP against HiGHS, and persistent vs rebuilt models agreeing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dispatchbench import State, evaluate, load_problem, load_states
+from dispatchbench.feasibility import infeasibility_reason
+from dispatchbench.plugins import make_solver
+from dispatchbench.problem import Problem
+from dispatchbench.scoring import solve_and_score
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+
+@pytest.fixture(scope="module")
+def paper() -> Problem:
+    return load_problem(PROBLEMS / "paper-4region.toml")
+
+
+@pytest.fixture(scope="module")
+def convex() -> Problem:
+    return load_problem(PROBLEMS / "paper-4region-convex.toml")
+
+
+@pytest.fixture(scope="module")
+def table_iv(paper) -> State:
+    return load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+
+
+def random_feasible_states(problem: Problem, n: int, seed: int) -> list[State]:
+    """Seeded states around the paper's magnitudes, kept only if the exact pre-check passes."""
+    rng = np.random.default_rng(seed)
+    high = {"A": 700.0, "B": 350.0, "C": 600.0, "D": 650.0}
+    out: list[State] = []
+    while len(out) < n:
+        state = State(f"r{len(out)}", {r: float(rng.uniform(0.0, high[r])) for r in problem.region_names},
+                      {g: float(rng.uniform(0.0, 150.0)) for g in problem.v2g_names})
+        if infeasibility_reason(problem, state) is None:
+            out.append(state)
+    return out
+
+
+def test_table_iv_global_optimum(paper, table_iv):
+    (rec,) = solve_and_score(paper, [table_iv], make_solver("scip"))
+    assert rec.status == "optimal"
+    assert rec.cost == pytest.approx(4903.9687, rel=1e-6)
+    off = {g for g, on in zip(paper.group_names, rec.dispatch.on) if not on}
+    assert off == {"FDC1", "FDC2", "ASC7"}
+    assert rec.max_violation <= paper.tolerance(table_iv)
+    info = rec.info
+    assert info["gap"] is not None and info["gap"] <= 1e-6
+    assert info["dual_bound"] <= info["primal_bound"] * (1 + 1e-9)
+    assert info["build_s"] >= 0 and info["solve_s"] > 0
+    # the record's cost is the evaluator's, not SCIP's objective
+    assert rec.cost == evaluate(paper, table_iv, rec.dispatch).cost
+
+
+def test_table_iv_convex_optimum(convex, table_iv):
+    (rec,) = solve_and_score(convex, [table_iv], make_solver("scip"))
+    assert rec.status == "optimal"
+    assert rec.cost == pytest.approx(6564.3411, rel=1e-6)
+    assert rec.dispatch.on.all()
+
+
+def test_textbook_economic_dispatch_wood_wollenberg_3a():
+    problem = load_problem(PROBLEMS / "wood-wollenberg-3a.toml")
+    (state,) = load_states(PROBLEMS / "wood-wollenberg-3a.csv", problem)
+    assert problem.region_names == ("area",) and problem.cs_max.tolist() == [0.0] and not problem.commitment
+    (rec,) = solve_and_score(problem, [state], make_solver("scip"))
+    assert rec.status == "optimal"
+    # the book: 8194.36 $/h at P = (393.2, 334.6, 122.2) MW, lambda = 9.148 $/MWh
+    assert rec.cost == pytest.approx(8194.36, abs=0.005)
+    assert rec.dispatch.power == pytest.approx([393.2, 334.6, 122.2], abs=0.05)
+    incremental = 2 * problem.a * rec.dispatch.power + problem.b  # equal incremental cost
+    assert incremental == pytest.approx([9.148] * 3, abs=5e-4)
+    assert rec.dispatch.imports == pytest.approx([0.0], abs=1e-6)
+
+
+def highs_convex_optimum(problem: Problem, state: State) -> float:
+    """The commitment-off QP solved independently by HiGHS (it minimises c'x + x'Qx/2)."""
+    import highspy
+
+    n, m = len(problem.groups), len(problem.regions)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n + m, m + 1
+    lp.col_cost_ = np.r_[problem.b, np.zeros(m)]
+    lp.col_lower_ = np.r_[problem.p_min, -problem.cs_max]
+    lp.col_upper_ = np.r_[problem.upper_bounds(state), problem.cs_max]
+    rhs = np.r_[problem.demand_vector(state), 0.0]  # regional balances, then grid conservation
+    lp.row_lower_, lp.row_upper_ = rhs, rhs
+    lp.offset_ = float(problem.c.sum())
+    matrix = np.zeros((m + 1, n + m))
+    matrix[:m, :n], matrix[:m, n:], matrix[m, n:] = problem.incidence, np.eye(m), 1.0
+    start, index, value = [0], [], []
+    for j in range(n + m):
+        rows = np.flatnonzero(matrix[:, j])
+        index += rows.tolist()
+        value += matrix[rows, j].tolist()
+        start.append(len(index))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
+    hessian = highspy.HighsHessian()
+    hessian.dim_, hessian.format_ = n + m, highspy.HessianFormat.kTriangular
+    quad = [j for j in range(n) if problem.a[j] > 0]
+    hessian.start_ = [sum(1 for q in quad if q < j) for j in range(n + m + 1)]
+    hessian.index_, hessian.value_ = quad, [2.0 * problem.a[j] for j in quad]
+    model = highspy.HighsModel()
+    model.lp_, model.hessian_ = lp, hessian
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.passModel(model)
+    highs.run()
+    assert highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return highs.getInfo().objective_function_value
+
+
+def test_convex_qp_matches_highs(convex, table_iv):
+    states = [table_iv, *random_feasible_states(convex, 4, seed=7)]
+    records = solve_and_score(convex, states, make_solver("scip"))
+    for state, rec in zip(states, records):
+        assert rec.status == "optimal", rec.reason
+        assert rec.cost == pytest.approx(highs_convex_optimum(convex, state), rel=1e-6), state.label
+
+
+def test_persistent_and_rebuilt_models_agree(paper):
+    states = random_feasible_states(paper, 6, seed=11)
+    persistent = solve_and_score(paper, states, make_solver("scip"))
+    rebuilt = solve_and_score(paper, states, make_solver("scip[persistent=false]"))
+    assert rebuilt[0].solver == "scip[persistent=False]"
+    for p, r in zip(persistent, rebuilt):
+        assert p.status == r.status == "optimal"
+        assert p.cost == pytest.approx(r.cost, rel=1e-7)
+        assert p.dispatch.on.tolist() == r.dispatch.on.tolist()
+
+
+def test_precheck_agrees_with_scip_on_states_near_the_boundary(paper):
+    # Demands from 30 % to 100 % of what each region can reach (local capacity + CS): a mix of
+    # feasible states, regions short beyond their CS import and total shortfalls,
+    # given to SCIP directly (no pre-check): both must say the same of each state.
+    rng = np.random.default_rng(3)
+    reach = {"A": 1150.0, "B": 480.0, "C": 800.0, "D": 720.0}
+    states = [State(f"b{i}", {r: float(rng.uniform(0.3, 1.0) * reach[r]) for r in paper.region_names},
+                    {g: float(rng.uniform(0.0, 150.0)) for g in paper.v2g_names}) for i in range(16)]
+    answers = make_solver("scip").solve(paper, states)
+    verdicts = [infeasibility_reason(paper, s) is None for s in states]
+    assert 0 < sum(verdicts) < len(states), "the draw should mix feasible and infeasible states"
+    for state, answer, feasible in zip(states, answers, verdicts):
+        assert (answer.status == "optimal") is feasible, (state.label, answer.status, answer.message)
+        if not feasible:
+            assert answer.status == "infeasible" and answer.dispatch is None
