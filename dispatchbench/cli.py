@@ -210,6 +210,53 @@ def train(
                f"(use --solver \"{learner.name}[model={report.model_path}]\")")
 
 
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Output directory of `dispatchbench run` (or `reproduce`).")],
+    name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: DIR's name).")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost).")] = None,
+    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = "pso",
+    state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
+    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
+) -> None:
+    """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
+    from .report import build_report
+
+    files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
+    for note in files.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"report: {files.html} and {files.markdown} ({len(files.figures)} figures"
+               + (f"; dispatch figures from {files.dispatch_method}" if files.dispatch_method else "") + ")")
+
+
+@app.command()
+def reproduce(
+    target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper.")],
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 1 seed per learner, tiny budgets.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
+    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
+    cache: Annotated[Optional[Path], typer.Option(help="Trained-model cache (default ~/.cache/dispatchbench/models).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel processes (default: up to 2 cores).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Train the learned methods (cached), run every method on the Table IV state and the day, write the report."""
+    from .reproduce import reproduce as run_reproduce
+
+    out = out or Path("runs") / (target + ("-quick" if quick else ""))
+    outcome = run_reproduce(target, out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
+                            report_name=name, resume=resume, progress=progress)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.wall_s.items())
+    cached = sum(m["cached"] for m in outcome.models)
+    typer.echo(f"{outcome.rows} result rows in {outcome.out_dir}; {len(outcome.models)} models "
+               f"({cached} from the cache); wall time: {times}")
+    for f in outcome.failures:
+        typer.echo(f"failed: {f['method']} at {f['stage']}: {f['reason']}", err=True)
+    typer.echo(f"report: {outcome.report}")
+
 def main() -> None:
     """Entry point: run the app, turning input and usage errors into one line and exit status 2.
 

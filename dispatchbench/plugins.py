@@ -3,6 +3,7 @@ entry-point group, and turning spec strings like ``pso[particles=40]`` into inst
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import os
@@ -41,7 +42,33 @@ def solver_dirs() -> list[Path]:
     return out
 
 
+def declared_names(path: Path) -> list[str]:
+    """Solver names a plugin file declares (``name = "..."`` in a class), read without importing it.
+
+    Lets ``make_solver("scip")`` import only the SCIP plugin instead of every plugin (torch's
+    import alone costs seconds).
+    """
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return []
+    names = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for stmt in node.body:
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else getattr(stmt, "target", None)
+            value = getattr(stmt, "value", None)
+            if (isinstance(target, ast.Name) and target.id == "name" and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)):
+                names.append(value.value)
+    return names
+
+
+@lru_cache(maxsize=None)
 def _load_file(path: Path) -> list[type[Solver]]:
+    """Import a plugin file once (cached: re-executing it would make distinct, unpicklable classes)."""
+    path = path.resolve()
     module_name = f"dispatchbench_plugin_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -123,18 +150,33 @@ def split_specs(text: str) -> list[str]:
     return [s.strip() for s in out if s.strip()]
 
 
+def find_solver_class(name: str) -> type[Solver] | None:
+    """The class of solver ``name``, importing as little as possible (see :func:`declared_names`)."""
+    for folder in solver_dirs():
+        for path in sorted(folder.glob("*.py")):
+            if not path.name.startswith("_") and name in declared_names(path):
+                try:
+                    for cls in _load_file(path):
+                        if cls.name == name:
+                            return cls
+                except Exception:
+                    break  # broken file: let full discovery report it
+    return discover().get(name)
+
+
 def make_solver(spec: str) -> Solver:
     """Instantiate a solver from its parametrized name."""
     name, params = parse_spec(spec)
-    registry = discover()
-    if name not in registry:
+    cls = find_solver_class(name)
+    if cls is None:
+        registry = discover()
         hint = "; ".join(f"{b.origin}: {b.error}" for b in broken_plugins())
         raise SolverNotFound(
             f"no solver named {name!r}; available: {', '.join(sorted(registry)) or '(none)'}"
             + (f" (plugins that failed to load: {hint})" if hint else "")
         )
     try:
-        return registry[name](**params)
+        return cls(**params)
     except ValueError as exc:
         raise SolverNotFound(str(exc)) from None
 

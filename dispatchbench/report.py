@@ -39,13 +39,13 @@ from .harness import file_sha256
 from .plugins import parse_spec
 from .problem import GroupType, Problem, State
 from .problem_file import load_problem
+from .reproduce import REPRODUCE_FILE
 from .results_store import load_results, parse_json_cell
 from .run_metadata import METADATA_COLUMNS
 from .state_file import load_states
 
 SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ
-REPRODUCE_FILE = "reproduce.json"  # written by `reproduce`: wall times, budgets, failures
 
 # ---- loading and re-scoring -------------------------------------------------------------------
 
@@ -362,12 +362,18 @@ def metadata_table(scored: ScoredResults) -> pd.DataFrame:
         params = parse_json_cell(part["params"].iloc[0]) or {}
         params.pop("model", None)
         rows.append((f"budget: {method}", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(defaults)"))
+    described: set[str] = set()
     for model_dir, meta in sorted(scored.models.items()):
-        if meta:
+        if not meta:
+            continue
+        solver = meta.get("solver", "?")
+        if solver not in described:
+            described.add(solver)
             hyper = meta.get("hyperparameters", {})
-            rows.append((f"model {meta.get('solver', '?')} seed {meta.get('seed', '?')}",
-                         f"{meta.get('steps', '?')} steps, {meta.get('train_time_s', float('nan')):.1f} s; "
-                         + ", ".join(f"{k}={v}" for k, v in sorted(hyper.items()))))
+            rows.append((f"hyperparameters: {solver}", ", ".join(f"{k}={v}" for k, v in sorted(hyper.items()))))
+        rows.append((f"model: {solver} seed {meta.get('seed', '?')}",
+                     f"{meta.get('steps', '?')} steps, {meta.get('train_time_s', float('nan')):.1f} s training, "
+                     f"{model_dir}"))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
@@ -534,7 +540,13 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in data.get("wall_s", {}).items()])
         lines += ["### Wall time of `dispatchbench reproduce`", "", _md_table(stages, 1), "",
                   f"Budget: `{json.dumps(data.get('budget', {}), sort_keys=True)}`", ""]
-    lines += ["## Failures", "", _md_table(failures_table(scored)), ""]
+    failed = failures_table(scored)
+    if repro.is_file():
+        extra = pd.DataFrame([{"method": f["method"], "states file": "-", "status": f"failed at {f['stage']}",
+                               "rows": 0, "first reason": f["reason"]}
+                              for f in json.loads(repro.read_text()).get("failures", [])])
+        failed = pd.concat([failed, extra], ignore_index=True) if len(extra) else failed
+    lines += ["## Failures", "", _md_table(failed), ""]
     if notes:
         lines += ["Notes: " + "; ".join(notes) + ".", ""]
     lines += ["## Metadata", "", _md_table(metadata_table(scored)), ""]

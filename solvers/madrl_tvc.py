@@ -42,7 +42,8 @@ from torch import nn
 from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
 from dispatchbench.dispatch import Dispatch
-from dispatchbench.distributed_search import DistributedSearch
+from dispatchbench.balancing import balance
+from dispatchbench.distributed_search import DistributedSearch, SearchResult
 from dispatchbench.evaluate import evaluate
 from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
                                     observation_matrix, observation_names)
@@ -61,25 +62,27 @@ OFF, ON = 0, 1
 class Hyperparameters:
     # cost network (input-convex in the agent's own power)
     cost_knots: int = 8  # softplus ramps of the convex part
-    cost_hidden: int = 32  # width of the observation context of the cost value
-    cost_lr: float = 3e-3
+    cost_batch: int = 1024  # replay mini-batch of one cost-network fit (L-BFGS: slopes must be precise)
+    cost_iterations: int = 25  # L-BFGS iterations per fit
+    cost_every: int = 50  # training steps between fits (bills never change: the curve settles early)
     # commitment networks (Q, target, reward)
     q_hidden: int = 64
     q_lr: float = 1e-3
     tau_optimism: float = 0.9  # hysteresis: weight of updates that raise the value (1 − τ lowers it)
     polyak: float = 0.02  # target-network soft-update rate
-    advantage_clip: float = 20.0  # team advantages in % of the typical team cost, clipped to ±this
+    advantage_clip: float = 20.0  # team advantages (≤ 0) in % of the typical team cost, clipped below at −this
     # exploration and data
     warmup_states: int = 400  # states explored with uniform random actions before learning offers
     warmup_actions: int = 8  # random action profiles per warm-up state
     states_per_step: int = 4  # states visited per training step
-    candidates: int = 8  # joint commitments tried per state: the greedy plan + explorations
+    joint_explorations: int = 6  # per state, besides the greedy plan and one solo flip per agent
     flip_prob: float = 0.15  # each agent flips its greedy on/off with this probability, independently
     batch_size: int = 256
-    buffer_size: int = 60_000
+    updates_per_step: int = 4  # commitment-network updates per training step
+    buffer_size: int = 20_000
     # execution
     table_points: int = 2049  # resolution of each agent's learned marginal-cost table
-    search_iterations: int = 60
+    search_iterations: int = 40  # bisection steps per level (bracket / 2^40, then exact interpolation)
     log_every: int = 100
     checkpoint_every: int = 1000
 
@@ -98,18 +101,19 @@ class ConvexCost(nn.Module):
     its own ``bill_scale``. The part in ``x`` is an input-convex network (one hidden layer of
     softplus ramps at fixed knots with non-negative output weights, plus a non-negative quadratic
     unit), so its marginal cost is non-decreasing and offers at a price are monotone — what the
-    binary search needs. ``h(o)`` lets the value depend on the observation (a state-dependent
-    fixed part); it cannot change the marginal cost, so offers use one table per agent.
+    binary search needs. ``h(o)`` (affine) lets the value depend on the observation (a
+    state-dependent fixed part); it cannot change the marginal cost, so offers use one table per
+    agent. Double precision: offers need the *slope* of the fitted curve to ~1e-4 relative.
     """
 
-    def __init__(self, knots: int, hidden: int) -> None:
+    def __init__(self, knots: int) -> None:
         super().__init__()
-        self.register_buffer("knots", torch.linspace(0.0, 1.0, knots + 2)[1:-1])
+        self.register_buffer("knots", torch.linspace(0.0, 1.0, knots + 2, dtype=torch.float64)[1:-1])
         self.beta = 4.0 * (knots + 1)
-        self.linear = nn.Parameter(torch.tensor(0.5))
-        self.quad_raw = nn.Parameter(torch.tensor(-2.0))
-        self.ramp_raw = nn.Parameter(torch.full((knots,), -4.0))
-        self.context = nn.Sequential(nn.Linear(OBS_DIM, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.linear = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+        self.quad_raw = nn.Parameter(torch.tensor(-2.0, dtype=torch.float64))
+        self.ramp_raw = nn.Parameter(torch.full((knots,), -4.0, dtype=torch.float64))
+        self.context = nn.Linear(OBS_DIM, 1, dtype=torch.float64)
 
     def forward(self, obs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ramps = F.softplus(self.beta * (x[:, None] - self.knots)) / self.beta
@@ -123,15 +127,84 @@ class ConvexCost(nn.Module):
         return self.linear + 2 * F.softplus(self.quad_raw) * x + steps @ F.softplus(self.ramp_raw)
 
 
-def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, d_out))
+class AgentLinear(nn.Module):
+    """``n`` independent linear layers applied at once: ``(n, B, in) -> (n, B, out)``.
+
+    Slice ``i`` of the weights belongs to agent ``i`` alone: the loss is a sum of per-agent
+    losses and Adam is element-wise, so each slice is trained exactly as a separate network on
+    its agent's own data would be (``tests/test_madrl_tvc.py`` checks this) — the stacking only
+    replaces nine small matrix products by one.
+    """
+
+    def __init__(self, n: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / np.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
-def soft_update(target: nn.Module, source: nn.Module, rate: float) -> None:
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.lerp_(s, rate)
+def agent_mlp(n: int, d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(AgentLinear(n, d_in, hidden), nn.ReLU(), AgentLinear(n, hidden, hidden), nn.ReLU(),
+                         AgentLinear(n, hidden, d_out))
+
+
+class CommitmentLearners(nn.Module):
+    """Every agent's commitment Q-network, target network and reward network (one slice each).
+
+    ``Q_i(o_i, u)`` is agent ``i``'s optimistic estimate of the team advantage of playing
+    ``u ∈ {off, on}`` — the team reward minus that of the team's greedy plan at the same state,
+    in % of a typical team cost. The update is the *target-value competition*:
+
+    1. the reward network ``R_i(o_i, u)`` regresses the observed advantages (mean): what the team
+       gets when I play ``u`` while my partners keep exploring;
+    2. the target value is ``y = max(r, R_i(o_i, u))``: a sample worse than that expectation is
+       blamed on the partners' exploration and filtered out;
+    3. ``Q_i`` moves towards ``y`` with weight ``τ`` when ``y`` is above the target network's
+       value ``Q'_i(o_i, u)`` and ``1 − τ`` when below (hysteresis: raised fast, lowered slowly),
+       and ``Q'_i`` follows ``Q_i`` softly, so the target settles progressively.
+    """
+
+    def __init__(self, n: int, hp: Hyperparameters) -> None:
+        super().__init__()
+        self.hp = hp
+        self.q = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
+        self.q_target = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.reward = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=hp.q_lr)
+        self.reward_opt = torch.optim.Adam(self.reward.parameters(), lr=hp.q_lr)
+
+    @torch.no_grad()
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        """``obs (G, B, 3) -> (G, B, 2)`` each agent's values of off / on."""
+        return self.q(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    def update(self, obs: torch.Tensor, u: torch.Tensor, adv: torch.Tensor) -> float:
+        """One update of every agent from its own mini-batch: ``obs (G, B, 3)``, ``u, adv (G, B)``.
+        Returns the total Q loss (sum over agents)."""
+        pick = u[..., None]
+        expected = self.reward(obs).gather(-1, pick)[..., 0]
+        r_loss = ((expected - adv) ** 2).mean(-1).sum()
+        self.reward_opt.zero_grad()
+        r_loss.backward()
+        self.reward_opt.step()
+        with torch.no_grad():
+            target = torch.maximum(adv, self.reward(obs).gather(-1, pick)[..., 0])
+            stable = self.q_target(obs).gather(-1, pick)[..., 0]
+            tau = self.hp.tau_optimism
+            weight = torch.where(target >= stable, tau, 1.0 - tau)
+        value = self.q(obs).gather(-1, pick)[..., 0]
+        q_loss = (2.0 * weight * (target - value) ** 2).mean(-1).sum()
+        self.q_opt.zero_grad()
+        q_loss.backward()
+        self.q_opt.step()
+        with torch.no_grad():
+            for t, src in zip(self.q_target.parameters(), self.q.parameters()):
+                t.lerp_(src, self.hp.polyak)
+        return float(q_loss.detach())
 
 
 # =============================================================================================
@@ -145,29 +218,16 @@ class Agent:
         self.name, self.index, self.hp = group.name, index, hp
         self.p_low, self.p_max, self.delivery = group.p_min, group.p_max, group.delivery
         self.rng = np.random.default_rng(seed)
-        self.cost = ConvexCost(hp.cost_knots, hp.cost_hidden)
-        self.q = mlp(OBS_DIM, hp.q_hidden, 2)
-        self.q_target = mlp(OBS_DIM, hp.q_hidden, 2)
-        self.q_target.load_state_dict(self.q.state_dict())
-        self.reward_net = mlp(OBS_DIM, hp.q_hidden, 2)
-        self.cost_opt = torch.optim.Adam(self.cost.parameters(), lr=hp.cost_lr)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=hp.q_lr)
-        self.reward_opt = torch.optim.Adam(self.reward_net.parameters(), lr=hp.q_lr)
-        self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1)
+        self.cost = ConvexCost(hp.cost_knots)
+        self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1,
+                                  dtypes={"obs": np.float64, "x": np.float64, "bill": np.float64})
         self.plans = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "u": (), "adv": ()}, seed + 2,
                                   dtypes={"u": np.int64})
         self.bill_scale = 0.0  # set from the agent's own first bills (0: not yet)
         self.team_scale = 0.0  # set from the first team rewards it hears (0: not yet)
+        self.cost_loss = 0.0  # last fit's loss (logged every step for Fig. 5)
 
     # ---- what the agent saves -----------------------------------------------------------
-    def networks(self) -> dict[str, nn.Module]:
-        return {f"{self.name}/cost": self.cost, f"{self.name}/q": self.q,
-                f"{self.name}/q_target": self.q_target, f"{self.name}/reward": self.reward_net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {f"{self.name}/cost": self.cost_opt, f"{self.name}/q": self.q_opt,
-                f"{self.name}/reward": self.reward_opt}
-
     def extra(self, with_buffers: bool) -> dict:
         out = {"bill_scale": self.bill_scale, "team_scale": self.team_scale, "rng": self.rng.bit_generator.state}
         if with_buffers:
@@ -182,24 +242,19 @@ class Agent:
             self.plans.load_state_dict(extra["plans"])
 
     # ---- acting ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def commitment_values(self, obs: np.ndarray) -> np.ndarray:
-        """``(B, 2)`` learned optimistic team values of off / on."""
-        return self.q(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-
     def offer_table(self) -> tuple[np.ndarray, np.ndarray]:
         """``(power grid, price per delivered kW)``: the agent's learned marginal cost, inverted by
         interpolation to answer any price — ``argmax_P Q_i(P) + λ·delivered(P)``."""
         grid = np.linspace(self.p_low, self.p_max, self.hp.table_points)
-        m = self.cost.marginal(torch.as_tensor(grid / self.p_max, dtype=torch.float32)).double().numpy()
+        m = self.cost.marginal(torch.as_tensor(grid / self.p_max)).numpy()
         m = m * self.bill_scale / self.p_max / max(self.delivery, 1e-12)
         return grid, m + 1e-9 * np.arange(len(m))  # strictly increasing for the interpolation
 
     @torch.no_grad()
     def learned_cost(self, obs: np.ndarray, power: np.ndarray) -> np.ndarray:
         """The agent's own estimate of its bill at ``power`` (cost units)."""
-        x = torch.as_tensor(np.asarray(power) / self.p_max, dtype=torch.float32)
-        return self.cost(torch.as_tensor(obs, dtype=torch.float32), x).double().numpy() * self.bill_scale
+        x = torch.as_tensor(np.asarray(power, dtype=float) / self.p_max)
+        return self.cost(torch.as_tensor(obs, dtype=torch.float64), x).numpy() * self.bill_scale
 
     # ---- learning -------------------------------------------------------------------------
     def remember_bills(self, obs: np.ndarray, power: np.ndarray, bill: np.ndarray) -> None:
@@ -211,75 +266,96 @@ class Agent:
         self.plans.add(obs=obs, u=u.astype(np.int64), adv=adv)
 
     def update_cost(self) -> float:
+        """Fit the cost network to a replay mini-batch of the agent's own bills (L-BFGS: the fit is
+        a smooth, nearly linear least-squares problem, where first-order steps leave the slope —
+        the offer — inaccurate long after the values look right)."""
         if len(self.bills) == 0:
             return 0.0
-        b = self.bills.sample(self.hp.batch_size)
-        pred = self.cost(torch.as_tensor(b["obs"]), torch.as_tensor(b["x"]))
-        loss = F.mse_loss(pred, torch.as_tensor(b["bill"]))
-        self.cost_opt.zero_grad()
-        loss.backward()
-        self.cost_opt.step()
-        return float(loss)
+        b = self.bills.sample(self.hp.cost_batch)
+        obs, x = torch.as_tensor(b["obs"], dtype=torch.float64), torch.as_tensor(b["x"], dtype=torch.float64)
+        bill = torch.as_tensor(b["bill"], dtype=torch.float64)
+        opt = torch.optim.LBFGS(self.cost.parameters(), max_iter=self.hp.cost_iterations, history_size=20,
+                                tolerance_grad=1e-14, tolerance_change=1e-18, line_search_fn="strong_wolfe")
 
-    def update_commitment(self) -> float:
-        """One target-value-competition update of the commitment Q-network."""
-        if len(self.plans) == 0:
-            return 0.0
-        b = self.plans.sample(self.hp.batch_size)
-        obs, u = torch.as_tensor(b["obs"]), torch.as_tensor(b["u"])
-        reward = torch.as_tensor(b["adv"])
-        # reward network: what the team gets on average when I play u (partners' exploration included)
-        expected = self.reward_net(obs).gather(1, u[:, None])[:, 0]
-        r_loss = F.mse_loss(expected, reward)
-        self.reward_opt.zero_grad()
-        r_loss.backward()
-        self.reward_opt.step()
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.mse_loss(self.cost(obs, x), bill)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
         with torch.no_grad():
-            # competition 1: a reward below the reward network's expectation is filtered out
-            target = torch.maximum(reward, self.reward_net(obs).gather(1, u[:, None])[:, 0])
-            # competition 2: hysteresis around the target network — raise fast, lower slowly
-            stable = self.q_target(obs).gather(1, u[:, None])[:, 0]
-            tau = self.hp.tau_optimism
-            weight = torch.where(target >= stable, tau, 1.0 - tau)
-        value = self.q(obs).gather(1, u[:, None])[:, 0]
-        q_loss = (weight * (target - value) ** 2).mean() * 2.0
-        self.q_opt.zero_grad()
-        q_loss.backward()
-        self.q_opt.step()
-        soft_update(self.q_target, self.q, self.hp.polyak)
-        return float(q_loss)
+            return float(F.mse_loss(self.cost(obs, x), bill))
+
+    def plan_batch(self) -> dict[str, np.ndarray]:
+        return self.plans.sample(self.hp.batch_size)
 
 
 # =============================================================================================
 # The learned price response the distributed binary search clears
 # =============================================================================================
 @dataclass(frozen=True)
+class OfferBook:
+    """Every agent's learned offer curve (power <-> price per delivered kW) in one flat table.
+
+    Each agent's table is shifted onto its own stretch of one increasing axis, so one
+    ``np.interp`` answers all agents at once; the numbers in each stretch are that agent's own.
+    """
+
+    power_keys: np.ndarray  # agent g's power grid, shifted by g·power_span
+    price_keys: np.ndarray  # agent g's prices, shifted by g·price_span
+    power_lo: np.ndarray  # (G,) first grid power
+    price_lo: np.ndarray  # (G,) lowest price
+    price_hi: np.ndarray  # (G,) highest price
+    power_span: float
+    price_span: float
+
+    @classmethod
+    def build(cls, tables: Sequence[tuple[np.ndarray, np.ndarray]]) -> OfferBook:
+        p_span = max(float(p[-1] - p[0]) for p, _ in tables) + 1.0
+        m_span = max(float(m[-1] - m[0]) for _, m in tables) + 1.0
+        return cls(power_keys=np.concatenate([p - p[0] + g * p_span for g, (p, _) in enumerate(tables)]),
+                   price_keys=np.concatenate([m - m[0] + g * m_span for g, (_, m) in enumerate(tables)]),
+                   power_lo=np.array([p[0] for p, _ in tables]), price_lo=np.array([m[0] for _, m in tables]),
+                   price_hi=np.array([m[-1] for _, m in tables]), power_span=p_span, price_span=m_span)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.arange(len(self.price_lo), dtype=float)
+
+    def power_at(self, price: np.ndarray) -> np.ndarray:
+        """Each agent's offer (kW) at ``price`` ``(B, G)``: its learned marginal cost inverted."""
+        key = np.clip(price, self.price_lo, self.price_hi) - self.price_lo + self.offset * self.price_span
+        return np.interp(key, self.price_keys, self.power_keys) - self.offset * self.power_span + self.power_lo
+
+    def price_at(self, power: np.ndarray) -> np.ndarray:
+        """Each agent's learned marginal price at ``power`` ``(B, G)``."""
+        top = self.power_lo + self.power_span - 1.0
+        key = np.clip(power, self.power_lo, top) - self.power_lo + self.offset * self.power_span
+        return np.interp(key, self.power_keys, self.price_keys) - self.offset * self.price_span + self.price_lo
+
+
+@dataclass(frozen=True)
 class LearnedPriceResponse:
-    """Each running agent's offer at price ``s``: its learned marginal-cost table inverted.
+    """Each running agent's offer at price ``s``, from its learned marginal-cost table.
 
     Same interface as ``balancing.PriceResponse`` (``power(s)``, ``bracket()``), so the
     hierarchical distributed search meets every balance and CS limit exactly. Offers never
     decrease in ``s`` and always lie in the agent's own range (``0`` when off).
     """
 
-    grid_p: tuple[np.ndarray, ...]  # per agent: power grid (kW)
-    grid_m: tuple[np.ndarray, ...]  # per agent: price per delivered kW at that power
+    book: OfferBook
     lb: np.ndarray  # (B, G)
     ub: np.ndarray  # (B, G)
     on: np.ndarray  # (B, G) bool
 
     def power(self, s: np.ndarray) -> np.ndarray:
-        s = np.broadcast_to(s, self.lb.shape)
-        p = np.empty(self.lb.shape)
-        for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m)):
-            p[:, g] = np.interp(s[:, g], mp, xp)
+        p = self.book.power_at(np.broadcast_to(s, self.lb.shape))
         return np.where(self.on, np.clip(p, self.lb, self.ub), 0.0)
 
     def bracket(self) -> tuple[np.ndarray, np.ndarray]:
-        at_lb = np.stack([np.interp(self.lb[:, g], xp, mp) for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m))], 1)
-        at_ub = np.stack([np.interp(self.ub[:, g], xp, mp) for g, (xp, mp) in enumerate(zip(self.grid_p, self.grid_m))], 1)
-        lo = np.where(self.on, at_lb, np.inf).min(axis=-1)
-        hi = np.where(self.on, at_ub, -np.inf).max(axis=-1)
+        lo = np.where(self.on, self.book.price_at(self.lb), np.inf).min(axis=-1)
+        hi = np.where(self.on, self.book.price_at(self.ub), -np.inf).max(axis=-1)
         lo = np.where(np.isfinite(lo), lo, 0.0)
         hi = np.where(np.isfinite(hi), hi, 0.0)
         return lo - 1.0, hi + 1.0
@@ -294,36 +370,48 @@ class Team:
     def __init__(self, problem: Problem, hp: Hyperparameters, seed: int) -> None:
         self.problem, self.hp = problem, hp
         self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
+        self.commitment = CommitmentLearners(len(self.agents), hp)
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
-        self._tables: tuple | None = None
+        self._book: OfferBook | None = None
 
     def networks(self) -> dict[str, nn.Module]:
-        return {k: v for a in self.agents for k, v in a.networks().items()}
+        return {"commitment": self.commitment, **{f"{a.name}/cost": a.cost for a in self.agents}}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {k: v for a in self.agents for k, v in a.optimizers().items()}
+        return {"commitment_q": self.commitment.q_opt, "commitment_reward": self.commitment.reward_opt}
+
+    def update_commitment(self) -> float:
+        """Every agent updates its commitment networks from a mini-batch of its own buffer."""
+        batches = [a.plan_batch() for a in self.agents]
+        stack = {k: torch.as_tensor(np.stack([b[k] for b in batches])) for k in batches[0]}
+        return self.commitment.update(stack["obs"], stack["u"], stack["adv"])
 
     def refresh_offers(self) -> None:
         """Each agent rebuilds its offer table from its current cost network."""
-        tables = [a.offer_table() for a in self.agents]
-        self._tables = (tuple(t[0] for t in tables), tuple(t[1] for t in tables))
+        self._book = OfferBook.build([a.offer_table() for a in self.agents])
 
     def greedy_commitment(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``obs (B, G, 3)`` -> on ``(B, G)`` and each agent's preference ``Q(on) − Q(off)``.
         A tie goes to "on" (the safe side for serving demand)."""
         if not self.problem.commitment:
             return np.ones(obs.shape[:2], bool), np.zeros(obs.shape[:2])
-        pref = np.stack([a.commitment_values(obs[:, i]) @ np.array([-1.0, 1.0]) for i, a in enumerate(self.agents)], 1)
+        values = self.commitment.values(np.swapaxes(obs, 0, 1))  # (G, B, 2): each agent on its own row
+        pref = (values[..., ON] - values[..., OFF]).T
         return pref >= 0, pref
 
-    def clear(self, state: State, on: np.ndarray):
-        """Offers at a shared price, cleared by the hierarchical distributed binary search."""
-        if self._tables is None:
+    def clear(self, state: State, on: np.ndarray, *, exact_sums: bool = False) -> SearchResult:
+        """Offers at a shared price, cleared by the hierarchical distributed binary search.
+
+        ``exact_sums`` (training only) runs the same search with plain sums instead of simulated
+        message passing: identical results up to the consensus tolerance, half the time."""
+        if self._book is None:
             self.refresh_offers()
         on = np.atleast_2d(on).astype(bool)
         lb = np.broadcast_to(self.problem.lower_bounds(), on.shape).copy()
         ub = np.broadcast_to(self.problem.upper_bounds(state), on.shape).copy()
-        response = LearnedPriceResponse(self._tables[0], self._tables[1], lb, ub, on)
+        response = LearnedPriceResponse(self._book, lb, ub, on)
+        if exact_sums:
+            return SearchResult(balance(self.problem, state, response, iterations=self.hp.search_iterations), 0, 0, 0)
         return self.search.run(state, response)
 
     def decide(self, state: State, obs: np.ndarray) -> tuple[Dispatch, dict]:
@@ -372,6 +460,19 @@ def _team_rewards(problem: Problem, state: State, on: np.ndarray, result, penalt
     return -np.array(costs), np.array(bills)
 
 
+def exploration_plans(greedy: np.ndarray, rngs: Sequence[np.random.Generator], hp: Hyperparameters) -> np.ndarray:
+    """The joint commitments tried at one state: row 0 is the greedy plan; in row ``1 + i`` agent
+    ``i`` alone flips (a round-robin every agent follows by its own index, no coordinator); in
+    the last ``joint_explorations`` rows every agent flips independently with ``flip_prob``
+    (joint moves, which single flips cannot find). Each agent draws its flips from its own RNG."""
+    n = len(greedy)
+    plans = np.repeat(greedy[None], 1 + n + hp.joint_explorations, 0)
+    plans[1 + np.arange(n), np.arange(n)] ^= True
+    for i, rng in enumerate(rngs):
+        plans[1 + n:, i] ^= rng.random(hp.joint_explorations) < hp.flip_prob
+    return plans
+
+
 def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Generator, start: int, steps: int,
           log: TrainingLog, save) -> None:
     """The loop: warm-up exploration of offers, then commitment exploration with the greedy plan
@@ -384,7 +485,7 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
         for state in sampler.sample_many(hp.warmup_states):
             raw = rng.uniform(-0.3, 1.0, size=(hp.warmup_actions, n))
             mapped = map_actions(problem, [state] * hp.warmup_actions, raw)
-            result = team.search.project(state, mapped.on, mapped.power)
+            result = team.search.project(state, mapped.on, mapped.power)  # the environment's own closing
             rewards, bills = _team_rewards(problem, state, mapped.on, result, penalty)
             obs = observation_matrix(problem, [state])[0]
             for i, agent in enumerate(team.agents):
@@ -393,34 +494,33 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
                     agent.team_scale = float(max(np.mean(-rewards), 1.0)) / 100.0  # advantages in % of cost
                 agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
                                      bills[running, i])
-        for _ in range(hp.warmup_states):
+        for _ in range(5):
             for agent in team.agents:
                 agent.update_cost()
     team.refresh_offers()
-    k = hp.candidates if problem.commitment else 1
     for step in range(start + 1, steps + 1):
         for state in sampler.sample_many(hp.states_per_step):
             obs = observation_matrix(problem, [state])[0]
             greedy, _ = team.greedy_commitment(obs[None])
-            plans = np.repeat(greedy, k, 0)
-            for i, agent in enumerate(team.agents):  # each agent explores on its own
-                flips = agent.rng.random(k - 1) < hp.flip_prob
-                plans[1:, i] ^= flips
-            result = team.clear(state, plans)
+            plans = exploration_plans(greedy[0], [a.rng for a in team.agents], hp) if problem.commitment else greedy
+            result = team.clear(state, plans, exact_sums=True)
             rewards, bills = _team_rewards(problem, state, plans, result, penalty)
             for i, agent in enumerate(team.agents):
-                adv = np.clip((rewards - rewards[0]) / agent.team_scale, -hp.advantage_clip, hp.advantage_clip)
+                adv = np.maximum((rewards - rewards.max()) / agent.team_scale, -hp.advantage_clip)
                 if problem.commitment:
-                    agent.remember_plans(np.repeat(obs[i][None], k, 0), plans[:, i], adv)
+                    agent.remember_plans(np.repeat(obs[i][None], len(plans), 0), plans[:, i], adv)
                 running = plans[:, i]
                 agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
                                      bills[running, i])
-        loss = 0.0
+        refit = step % hp.cost_every == 0
         for agent in team.agents:
-            loss += agent.update_cost()
-            if problem.commitment:
-                loss += agent.update_commitment()
-        team.refresh_offers()
+            if refit:
+                agent.cost_loss = agent.update_cost()
+        if refit:
+            team.refresh_offers()
+        loss = sum(a.cost_loss for a in team.agents)
+        if problem.commitment:
+            loss += sum(team.update_commitment() for _ in range(hp.updates_per_step)) / hp.updates_per_step
         log.loss(step, loss)
         if log.due(step) or step == steps:
             log.rewards(step, [_monitor_reward(problem, team, s, monitor_obs[j]) for j, s in enumerate(monitor)])

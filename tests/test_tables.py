@@ -1,0 +1,150 @@
+"""Tables IV and V on a small hand-built results set: every number checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dispatchbench.cli import app
+from dispatchbench.errors import InputError
+from dispatchbench.results_store import ResultsStore
+from dispatchbench.tables import make_tables, mean_ci95
+
+T_975_2DF = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (printed tables)
+
+
+def row(solver: str, state: str, seed: int, cost: float | None, status: str = "optimal", *, file: str = "iv.csv",
+        count: int = 1, exact: bool = False, stochastic: bool = False, time_s: float = 0.5) -> dict:
+    return {
+        "run_id": "r", "problem": "p", "problem_sha256": "P", "states_file": file, "states_sha256": file,
+        "states_count": count, "state_index": 0, "state": state, "solver": solver,
+        "solver_name": solver.split("[")[0], "params": {}, "exact": exact, "stochastic": stochastic, "learns": False,
+        "seed": seed, "status": status, "cost": cost, "time_s": time_s, "reason": "", "info": {}, "dispatch": None,
+    }
+
+
+def table_iv_rows() -> list[dict]:
+    return [
+        row("exactA", "tableIV", 0, 100.0, exact=True, time_s=0.2),
+        row("pso[particles=40]", "tableIV", 0, 110.0, "feasible", stochastic=True, time_s=1.0),
+        row("pso[particles=40]", "tableIV", 1, 120.0, "feasible", stochastic=True, time_s=2.0),
+        row("pso[particles=40]", "tableIV", 2, 130.0, "feasible", stochastic=True, time_s=3.0),
+        row("local", "tableIV", 0, None, "infeasible"),
+    ]
+
+
+def day_rows() -> list[dict]:
+    day = dict(file="day.csv", count=4)
+    rows = [row("exactA", f"t{i}", 0, c, exact=True, **day) for i, c in enumerate([10.0, 20.0, 30.0, 40.0])]
+    rows += [row("pso[particles=40]", f"t{i}", s, c + s, "feasible", stochastic=True, **day)
+             for s in (0, 1, 2) for i, c in enumerate([12.0, 22.0, 32.0, 42.0])]
+    rows += [row("local", f"t{i}", 0, 15.0, "feasible", **day) for i in range(3)]
+    rows += [row("local", "t3", 0, None, "timeout", **day)]
+    return rows
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    store = ResultsStore(tmp_path / "run")
+    for r in table_iv_rows() + day_rows():
+        store.append(r)
+    store.write_parquet()
+    return tmp_path / "run"
+
+
+def by_method(table: pd.DataFrame) -> dict[str, pd.Series]:
+    return {r["method"]: r for _, r in table.iterrows()}
+
+
+def test_mean_and_ci_by_hand():
+    mean, half = mean_ci95([110.0, 120.0, 130.0])
+    assert mean == pytest.approx(120.0)
+    assert half == pytest.approx(T_975_2DF * 10.0 / math.sqrt(3))  # sd 10, n 3
+    assert math.isnan(mean_ci95([5.0])[1])
+
+
+def test_table_iv_improvement_gap_ci(results_dir):
+    written = make_tables([results_dir], "pso")
+    iv = by_method(written.tables[0].table)
+    assert written.tables[0].number == "IV"
+    pso, exact, local = iv["pso[particles=40]"], iv["exactA"], iv["local"]
+    assert pso["cost"] == pytest.approx(120.0)
+    assert pso["ci95"] == pytest.approx(24.8414, rel=1e-4)
+    assert (pso["best"], pso["worst"], pso["seeds"]) == (110.0, 130.0, 3)
+    assert exact["improvement"] == pytest.approx((120.0 - 100.0) / 120.0)
+    assert pso["improvement"] == 0.0
+    assert pso["gap_to_exact"] == pytest.approx(0.2)
+    assert exact["gap_to_exact"] == 0.0
+    assert pso["time_per_state_s"] == pytest.approx(2.0)
+    assert math.isnan(local["cost"]) and local["infeasible"] == 1
+    assert exact["type"] == "exact" and pso["type"] == "stochastic" and local["type"] == "deterministic"
+
+
+def test_table_v_average_per_hour_and_failed_day(results_dir):
+    v = by_method(make_tables([results_dir], "pso").tables[1].table)
+    # exact: mean(10, 20, 30, 40) * 4 = 100 (= sum / 24 scaled to a 4-state file: sum * 4 / 4)
+    assert v["exactA"]["cost"] == pytest.approx(100.0)
+    # pso seed s: mean(12..42) + s = 27 + s -> 108, 112, 116 per hour; mean 112
+    assert v["pso[particles=40]"]["cost"] == pytest.approx(112.0)
+    assert v["pso[particles=40]"]["ci95"] == pytest.approx(T_975_2DF * 4.0 / math.sqrt(3))
+    assert v["exactA"]["improvement"] == pytest.approx((112.0 - 100.0) / 112.0)
+    # a method that timed out on one state has no day value, whatever its other states cost
+    assert math.isnan(v["local"]["cost"]) and v["local"]["timeout"] == 1
+    assert math.isnan(v["local"]["improvement"])
+
+
+def test_missing_seed_of_the_day_is_not_averaged_over(tmp_path):
+    store = ResultsStore(tmp_path / "run")
+    rows = [row("exactA", f"t{i}", 0, 10.0, exact=True, file="day.csv", count=3) for i in range(3)]
+    rows += [row("pso", f"t{i}", 0, 12.0, "feasible", stochastic=True, file="day.csv", count=3) for i in range(3)]
+    rows += [row("pso", f"t{i}", 1, 12.0, "feasible", stochastic=True, file="day.csv", count=3) for i in range(2)]
+    for r in rows:  # seed 1 of pso lacks state t2 (an interrupted run that was not resumed)
+        store.append(r)
+    v = by_method(make_tables([tmp_path / "run"], "exactA").tables[0].table)
+    assert math.isnan(v["pso"]["cost"]) and v["pso"]["missing"] == 1
+    assert "n/a (1 missing)" in (tmp_path / "run" / "tables" / "table5.md").read_text()
+
+
+def test_files_markdown_and_paper_note(results_dir):
+    written = make_tables([results_dir], "pso")
+    names = sorted(p.name for p in written.files)
+    assert names == ["table4.csv", "table4.md", "table5.csv", "table5.md"]
+    md4 = (results_dir / "tables" / "table4.md").read_text()
+    assert "120.00 ± 24.84" in md4 and "+16.67 %" in md4 and "n/a (1 infeasible)" in md4
+    assert "12,201.77" in md4 and "do not reproduce its costs" in md4
+    md5 = (results_dir / "tables" / "table5.md").read_text()
+    assert "52,102.92" in md5 and "n/a (1 timeout)" in md5
+    csv = pd.read_csv(results_dir / "tables" / "table4.csv")
+    assert list(csv["method"]) == ["exactA", "pso[particles=40]", "local"]
+
+
+def test_solver_filter_and_baseline_errors(results_dir):
+    written = make_tables([results_dir], "exactA", solvers="exactA,pso")
+    assert set(written.tables[0].table["method"]) == {"exactA", "pso[particles=40]"}
+    with pytest.raises(InputError, match="--baseline"):
+        make_tables([results_dir], "nosuch")
+    with pytest.raises(InputError, match="--state"):
+        make_tables([results_dir], "pso", state="nosuch")
+    with pytest.raises(InputError, match="--solvers"):
+        make_tables([results_dir], "pso", solvers="nosuch")
+
+
+def test_two_directories_combine(tmp_path):
+    iv, day = ResultsStore(tmp_path / "iv"), ResultsStore(tmp_path / "day")
+    for r in table_iv_rows():
+        iv.append(r)
+    for r in day_rows():
+        day.append(r)
+    written = make_tables([tmp_path / "iv", tmp_path / "day"], "pso", out_dir=tmp_path / "both")
+    assert [t.number for t in written.tables] == ["IV", "V"]
+    assert (tmp_path / "both" / "table5.csv").is_file()
+
+
+def test_table_cli_prints_and_writes(results_dir):
+    result = CliRunner().invoke(app, ["table", str(results_dir), "--baseline", "pso"])
+    assert result.exit_code == 0, result.output
+    assert "Table IV" in result.output and "Table V" in result.output
+    assert (results_dir / "tables" / "table5.md").is_file()
