@@ -12,7 +12,7 @@ reward itself: ``y = r + γ (1 − done) Q'(o', μ'(o'))`` with ``done = 1``. Th
 are kept and updated as in the paper's algorithm so the code stays MADDPG for non-static use,
 but with one-step episodes they never enter a target.
 
-Each agent's networks are slices of one batched layer (``AgentLinear``): agents keep their own
+Each agent's networks are slices of one batched layer (``dispatchbench.agent_nets.AgentLinear``): agents keep their own
 parameters (nothing is shared) while one matrix product serves all of them, which is what makes
 nine actors and nine critics affordable on two CPU cores.
 """
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dispatchbench.agent_nets import agent_mlp
 from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
 from dispatchbench.dispatch import Dispatch
@@ -53,9 +54,13 @@ class Hyperparameters:
     batch_size: int = 128
     buffer_size: int = 100_000
     learning_starts: int = 500  # uniform random actions before the first update
-    noise_start: float = 0.5  # Gaussian exploration noise on the raw action, decayed linearly ...
-    noise_end: float = 0.05  # ... to this value ...
-    noise_fraction: float = 0.6  # ... over this fraction of the steps
+    noise_start: float = 0.3  # Gaussian exploration noise on the power fraction u ∈ [0, 1], decayed linearly ...
+    noise_end: float = 0.02  # ... to this value ...
+    noise_fraction: float = 0.6  # ... over this fraction of the steps (the flip rate below decays alike)
+    flip_start: float = 0.1  # probability that an agent's sampled on/off choice is flipped, decayed ...
+    flip_end: float = 0.0  # ... to this value
+    gumbel_temperature: float = 1.0  # Gumbel-softmax temperature of the on/off head in the actor update
+    action_reg: float = 1e-3  # weight of the squared actor outputs (logits, pre-activation) in the actor loss
     policy_every: int = 2  # actor and target updates every this many critic updates
     checkpoint_every: int = 2000
     log_every: int = 100
@@ -68,46 +73,42 @@ class Hyperparameters:
         return RewardConfig(self.own_weight, self.team_weight, self.penalty_per_kw, self.move_weight)
 
 
+ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
+ACT_DIM = 2  # per agent in the critic input: P(on), power fraction u
+
+
 # ---- networks -----------------------------------------------------------------------------
-class AgentLinear(nn.Module):
-    """``n`` independent linear layers applied at once: ``(n, B, in) -> (n, B, out)``."""
-
-    def __init__(self, n: int, d_in: int, d_out: int) -> None:
-        super().__init__()
-        bound = 1.0 / np.sqrt(d_in)
-        self.weight = nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-def agent_mlp(n: int, d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(AgentLinear(n, d_in, hidden), nn.ReLU(), AgentLinear(n, hidden, hidden), nn.ReLU(),
-                         AgentLinear(n, hidden, d_out))
-
-
 class Actors(nn.Module):
-    """μ_i(o_i) ∈ [-1, 1]: ``(G, B, OBS_DIM) -> (G, B)``."""
+    """Per agent: on/off logits and a power fraction, ``(G, B, OBS_DIM) -> ((G, B, 2), (G, B), (G, B))``.
+
+    The on/off choice is discrete, so it gets the discrete-action treatment of MADDPG (a
+    categorical policy trained through the Gumbel-softmax, as in Lowe et al.'s discrete
+    environments) instead of a threshold on a continuous action: a thresholded tanh saturates
+    once the critic has learned that switching off near the threshold risks the violation
+    penalty, and then exploration noise never flips it again.
+    """
 
     def __init__(self, n: int, hidden: int) -> None:
         super().__init__()
-        self.net = agent_mlp(n, OBS_DIM, hidden, 1)
+        self.net = agent_mlp(n, OBS_DIM, hidden, 3)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(obs)).squeeze(-1)
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.net(obs)
+        logits, pre = out[..., :2], out[..., 2]
+        return logits, torch.sigmoid(pre), pre
 
 
 class Critics(nn.Module):
-    """Q_i(o_1..o_G, a_1..a_G): ``(G, B, G·OBS_DIM + G) -> (G, B)``."""
+    """Q_i(o_1..o_G, a_1..a_G): ``(G, B, G·OBS_DIM + G·ACT_DIM) -> (G, B)``."""
 
     def __init__(self, n: int, hidden: int) -> None:
         super().__init__()
         self.n = n
-        self.net = agent_mlp(n, n * OBS_DIM + n, hidden, 1)
+        self.net = agent_mlp(n, n * OBS_DIM + n * ACT_DIM, hidden, 1)
 
-    def forward(self, joint_obs: torch.Tensor, joint_act: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([joint_obs, joint_act], dim=-1)
+    def forward(self, joint_obs: torch.Tensor, on: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``joint_obs (..., B, G·OBS_DIM)``, ``on`` and ``u`` ``(..., B, G)``."""
+        x = torch.cat([joint_obs, on, u], dim=-1)
         if x.dim() == 2:  # the same input for every critic
             x = x.expand(self.n, *x.shape)
         return self.net(x).squeeze(-1)
@@ -117,6 +118,14 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, s in zip(target.parameters(), source.parameters()):
             t.mul_(1 - tau).add_(s, alpha=tau)
+
+
+def raw_actions(on: np.ndarray, u: np.ndarray, commitment: bool) -> np.ndarray:
+    """The environment's raw action in [-1, 1] (``marl_env.map_actions``) from the two parts:
+    off is ``-1``; on runs at ``lb + u·(ub − lb)``; without commitment every group runs."""
+    if not commitment:
+        return 2.0 * u - 1.0
+    return np.where(on > 0.5, u, -1.0)
 
 
 @dataclass
@@ -137,11 +146,17 @@ class Model:
     def networks(self) -> dict[str, nn.Module]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic raw actions ``(B, G)`` from observations ``(B, G, OBS_DIM)``."""
+    def policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(B, G)`` on/off logit difference, power fraction ``u`` from observations ``(B, G, OBS_DIM)``."""
         with torch.no_grad():
-            x = torch.as_tensor(obs, dtype=torch.float32).transpose(0, 1)
-            return self.actors(x).T.numpy().astype(float)
+            logits, u, _ = self.actors(torch.as_tensor(obs, dtype=torch.float32).transpose(0, 1))
+            margin = (logits[..., 1] - logits[..., 0]).T.numpy().astype(float)
+            return margin, u.T.numpy().astype(float), (margin > 0).astype(float)
+
+    def act(self, obs: np.ndarray, commitment: bool = True) -> np.ndarray:
+        """Deterministic raw actions ``(B, G)``: the likelier on/off choice, the actor's power."""
+        _, u, on = self.policy(obs)
+        return raw_actions(on, u, commitment)
 
 
 # ---- the plugin ---------------------------------------------------------------------------
@@ -155,7 +170,12 @@ class Maddpg(Solver):
         return Hyperparameters(**{f.name: self.params[f.name] for f in fields(Hyperparameters)})
 
     def skip(self, problem: Problem) -> str | None:
-        return check_model(self.params["model"], problem, self.name)
+        why = check_model(self.params["model"], problem, self.name)
+        if why is None:
+            meta = json.loads((Path(self.params["model"]) / "model.json").read_text())
+            if meta.get("action_format") != ACTION_FORMAT:
+                why = f"model {self.params['model']} was trained by an older MADDPG (other action format); retrain it"
+        return why
 
     # ---- training -------------------------------------------------------------------------
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
@@ -163,6 +183,10 @@ class Maddpg(Solver):
         torch.set_num_threads(1)
         out_dir = Path(out_dir)
         hp = self.hyperparameters()
+        if resume:
+            saved = json.loads((out_dir / "model.json").read_text()).get("hyperparameters")
+            if saved:
+                hp = Hyperparameters(**saved)  # a resumed run keeps its own settings
         n = len(problem.groups)
         random.seed(seed)
         np.random.seed(seed)
@@ -172,7 +196,7 @@ class Maddpg(Solver):
         critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
         sampler = StateSampler(problem, seed=seed)
         noise_rng = np.random.default_rng(seed + 1)
-        buffer = ReplayBuffer(hp.buffer_size, {"obs": (n, OBS_DIM), "act": (n,), "rew": (n,), "done": ()},
+        buffer = ReplayBuffer(hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()},
                               seed=seed + 2)
         search = DistributedSearch(problem)
         reward = hp.reward()
@@ -181,8 +205,6 @@ class Maddpg(Solver):
         start_step, elapsed = 0, 0.0
         if resume:
             ckpt = load_checkpoint(out_dir)
-            if ckpt.meta.get("hyperparameters") and ckpt.meta["hyperparameters"] != asdict(hp):
-                hp = Hyperparameters(**ckpt.meta["hyperparameters"])  # a resumed run keeps its own settings
             for name, net in model.networks().items():
                 net.load_state_dict(ckpt.networks[name])
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
@@ -193,7 +215,7 @@ class Maddpg(Solver):
         log = TrainingLog(out_dir, problem=problem, monitor=monitor, total_steps=steps, every=hp.log_every,
                           resume=resume, progress=progress, start_step=start_step, elapsed_s=elapsed)
         meta = {"solver": self.name, "problem": problem.name, "problem_fingerprint": problem_fingerprint(problem),
-                "seed": seed, "hyperparameters": asdict(hp),
+                "seed": seed, "hyperparameters": asdict(hp), "action_format": ACTION_FORMAT,
                 "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
                 "sampler": {"box": sampler.box.to_json(problem), "excluded_states": len(sampler.excluded),
                             "exclusion_radius_kw": sampler.exclusion_radius_kw}}
@@ -209,14 +231,12 @@ class Maddpg(Solver):
             for step in range(start_step + 1, steps + 1):
                 state = sampler.sample()
                 obs = observation_matrix(problem, [state])  # (1, G, 3)
-                if step <= hp.learning_starts:
-                    action = noise_rng.uniform(-1.0, 1.0, n)
-                else:
-                    frac = min(1.0, step / max(1.0, hp.noise_fraction * steps))
-                    sigma = hp.noise_start + frac * (hp.noise_end - hp.noise_start)
-                    action = np.clip(model.act(obs)[0] + noise_rng.normal(0.0, sigma, n), -1.0, 1.0)
-                result = outcome(problem, state, action, reward=reward, search=search)
-                buffer.add(obs=obs[0], act=action, rew=result.rewards, done=np.float32(1.0))
+                on, u = self._explore(model, obs, step, steps, hp, noise_rng)
+                if not problem.commitment:
+                    on = np.ones(n)
+                result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward,
+                                 search=search)
+                buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.float32(1.0))
 
                 loss = float("nan")
                 if step > hp.learning_starts:
@@ -225,7 +245,7 @@ class Maddpg(Solver):
                     updates += 1
                 log.loss(step, loss)
                 if log.due(step) or step == steps:
-                    raw = model.act(monitor_obs)
+                    raw = model.act(monitor_obs, problem.commitment)
                     log.rewards(step, [outcome(problem, s, raw[i], reward=reward, search=search).team_reward
                                        for i, s in enumerate(monitor)])
                 if step % hp.checkpoint_every == 0 or step == steps:
@@ -236,28 +256,50 @@ class Maddpg(Solver):
                          info={"monitor_mean_reward": log.last_reward, "last_loss": log.last_loss})
 
     @staticmethod
+    def _explore(model: Model, obs: np.ndarray, step: int, steps: int, hp: Hyperparameters,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Exploration: uniform random actions first; then on/off sampled from the actor's
+        categorical (plus a decaying flip rate) and Gaussian noise on the power fraction."""
+        n = obs.shape[1]
+        if step <= hp.learning_starts:
+            return (rng.random(n) < 0.5).astype(float), rng.uniform(0.0, 1.0, n)
+        frac = min(1.0, step / max(1.0, hp.noise_fraction * steps))
+        sigma = hp.noise_start + frac * (hp.noise_end - hp.noise_start)
+        flip = hp.flip_start + frac * (hp.flip_end - hp.flip_start)
+        margin, u, _ = model.policy(obs)
+        on = (rng.random(n) < 1.0 / (1.0 + np.exp(-margin[0]))).astype(float)  # a draw from softmax(logits)
+        on = np.where(rng.random(n) < flip, 1.0 - on, on)
+        return on, np.clip(u[0] + rng.normal(0.0, sigma, n), 0.0, 1.0)
+
+    @staticmethod
     def _update(model: Model, actor_opt, critic_opt, batch: dict[str, np.ndarray], hp: Hyperparameters,
                 update_policy: bool) -> float:
         obs = torch.as_tensor(batch["obs"])  # (B, G, 3)
-        act = torch.as_tensor(batch["act"])  # (B, G)
+        on = torch.as_tensor(batch["on"])  # (B, G)
+        u = torch.as_tensor(batch["u"])  # (B, G)
         rew = torch.as_tensor(batch["rew"]).T  # (G, B)
         done = torch.as_tensor(batch["done"])  # (B,)
         joint_obs = obs.flatten(1)  # (B, G·3)
         local_obs = obs.transpose(0, 1)  # (G, B, 3)
         with torch.no_grad():  # next state = this state, and done = 1: the bootstrap term vanishes
-            next_act = model.target_actors(local_obs).T
-            target = rew + hp.gamma * (1 - done) * model.target_critics(joint_obs, next_act)
-        q = model.critics(joint_obs, act)
+            logits, next_u, _ = model.target_actors(local_obs)
+            next_on = (logits[..., 1] > logits[..., 0]).float()
+            target = rew + hp.gamma * (1 - done) * model.target_critics(joint_obs, next_on.T, next_u.T)
+        q = model.critics(joint_obs, on, u)
         critic_loss = ((q - target) ** 2).mean(dim=1)  # per agent
         critic_opt.zero_grad()
         critic_loss.sum().backward()
         critic_opt.step()
         if update_policy:
-            n = act.shape[1]
+            n = on.shape[1]
             eye = torch.eye(n).unsqueeze(1)  # (G, 1, G): agent i swaps in its own policy action
-            mu = model.actors(local_obs).T  # (B, G)
-            joint = act.unsqueeze(0) * (1 - eye) + mu.unsqueeze(0) * eye  # (G, B, G)
-            actor_loss = -model.critics(joint_obs.expand(n, *joint_obs.shape), joint).mean()
+            logits, mu_u, pre = model.actors(local_obs)  # (G, B, 2), (G, B), (G, B)
+            mu_on = torch.nn.functional.gumbel_softmax(logits, tau=hp.gumbel_temperature, hard=True)[..., 1]
+            joint_on = on.unsqueeze(0) * (1 - eye) + mu_on.T.unsqueeze(0) * eye  # (G, B, G)
+            joint_u = u.unsqueeze(0) * (1 - eye) + mu_u.T.unsqueeze(0) * eye
+            q_pi = model.critics(joint_obs.expand(n, *joint_obs.shape), joint_on, joint_u)
+            reg = (logits**2).mean() + (pre**2).mean()  # keeps the outputs off saturation (as in Lowe et al.'s code)
+            actor_loss = -q_pi.mean() + hp.action_reg * reg
             actor_opt.zero_grad()
             actor_loss.backward()
             actor_opt.step()
@@ -269,7 +311,7 @@ class Maddpg(Solver):
     def load(self, problem: Problem) -> Model:
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
-        why = check_model(folder, problem, self.name)
+        why = self.skip(problem)
         if why:
             raise ValueError(why)
         meta = json.loads((folder / "model.json").read_text())
@@ -286,21 +328,24 @@ class Maddpg(Solver):
         answers = []
         for state in states:
             start = time.perf_counter()
-            raw = model.act(observation_matrix(problem, [state]))[0]
-            answers.append(decide(problem, state, raw, search, start))
+            margin, u, on = model.policy(observation_matrix(problem, [state]))
+            raw = raw_actions(on[0], u[0], problem.commitment)
+            answers.append(decide(problem, state, raw, search, start, eagerness=margin[0]))
         return answers
 
 
-def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedSearch, start: float) -> Answer:
+def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedSearch, start: float,
+           eagerness: np.ndarray | None = None) -> Answer:
     """Actors' raw actions -> mapping -> distributed search; if the learned commitment cannot meet
-    the balances, a cost-blind repair switches groups in the order of their raw actions (most
-    eager first on, least eager first off) until it can."""
+    the balances, a cost-blind repair switches groups in the order of their ``eagerness`` to run
+    (default: the raw actions; MADDPG passes its on/off logit margin) — most eager first on,
+    least eager first off — until it can."""
     mapped = map_actions(problem, [state], raw[None])
     on = mapped.on[0].copy()
     result = search.project(state, on, mapped.power)
     messages, repaired = result.messages, 0
     if not result.feasible[0]:
-        for candidate in _repairs(on, raw):
+        for candidate in _repairs(on, raw if eagerness is None else eagerness):
             repaired += 1
             result = search.project(state, candidate, mapped.power)
             messages += result.messages
@@ -318,10 +363,10 @@ def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedS
     return Answer(dispatch, "feasible", "", elapsed, info)
 
 
-def _repairs(on: np.ndarray, raw: np.ndarray):
-    """Commitments to try: switch on off-groups one by one (highest raw action first), then,
-    from the original, switch off running groups one by one (lowest raw action first)."""
-    order = np.argsort(-raw)
+def _repairs(on: np.ndarray, eagerness: np.ndarray):
+    """Commitments to try: switch on off-groups one by one (most eager first), then, from the
+    original, switch off running groups one by one (least eager first)."""
+    order = np.argsort(-eagerness)
     more = on.copy()
     for i in order:
         if not more[i]:

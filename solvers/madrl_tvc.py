@@ -43,7 +43,7 @@ from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint
                                        restore_rng, save_checkpoint)
 from dispatchbench.dispatch import Dispatch
 from dispatchbench.balancing import balance
-from dispatchbench.distributed_search import DistributedSearch, SearchResult
+from dispatchbench.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
 from dispatchbench.evaluate import evaluate
 from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
                                     observation_matrix, observation_names)
@@ -372,6 +372,8 @@ class Team:
         self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
         self.commitment = CommitmentLearners(len(self.agents), hp)
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
+        probe = ConsensusReducer(problem, self.search.graph)
+        self._sum_messages = probe.regional_messages + probe.system_messages  # one team-wide sum
         self._book: OfferBook | None = None
 
     def networks(self) -> dict[str, nn.Module]:
@@ -414,38 +416,71 @@ class Team:
             return SearchResult(balance(self.problem, state, response, iterations=self.hp.search_iterations), 0, 0, 0)
         return self.search.run(state, response)
 
-    def decide(self, state: State, obs: np.ndarray) -> tuple[Dispatch, dict]:
-        """Execution at one state: learned commitment, repair if it cannot serve the demand,
-        price clearing. ``obs`` is ``(G, 3)``."""
+    def decide(self, state: State, obs: np.ndarray, *, refine: int = 0) -> tuple[Dispatch, dict]:
+        """Execution at one state (``obs`` is ``(G, 3)``): learned commitment, repair if it cannot
+        serve the demand, price clearing, then up to ``refine`` rounds of learned flip tests."""
         on, pref = self.greedy_commitment(obs[None])
         on, pref = on[0], pref[0]
         result = self.clear(state, on)
-        messages, searches, repaired = result.messages, 1, 0
-        while not result.feasible[0] and repaired < len(self.agents):
-            on, result, sent = self._repair_step(state, on, pref)
-            messages, searches, repaired = messages + sent, searches + len(self.agents), repaired + 1
-        dispatch = result.dispatch(self.problem, on)
-        return dispatch, {"messages": int(messages), "searches": searches, "commitment_repaired": repaired,
-                          "price": float(result.balanced.system_signal[0]),
-                          "iterations": 2 * self.hp.search_iterations * searches}
+        info = {"messages": result.messages, "searches": 1, "commitment_repaired": 0, "refined_flips": 0}
+        while not result.feasible[0] and info["commitment_repaired"] < len(self.agents):
+            on, result = self._repair_step(state, on, pref, info)
+        for _ in range(refine if self.problem.commitment else 0):
+            flipped, better = self._flip_test(state, obs, on, result, info)
+            if flipped is None:
+                break
+            on, result = flipped, better
+        info["price"] = float(result.balanced.system_signal[0])
+        info["iterations"] = 2 * self.hp.search_iterations * info["searches"]
+        info["messages"] = int(info["messages"])
+        return result.dispatch(self.problem, on), info
 
-    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray):
-        """The commitment cannot meet the balances: every agent tries flipping (one search each, in
-        parallel); among the flips that restore feasibility the agent that minds it least (smallest
-        |preference|, found by a max-consensus) flips; if none does, the flip that leaves the least
-        violation. Returns the new commitment, its search result and the messages sent."""
+    def _flips(self, state: State, on: np.ndarray, info: dict) -> tuple[np.ndarray, SearchResult]:
+        """Every agent's solo flip of ``on``, cleared in parallel (one search per agent)."""
         n = len(self.agents)
         trials = np.repeat(on[None], n, 0)
         trials[np.arange(n), np.arange(n)] ^= True
         result = self.clear(state, trials)
-        violation = np.array([evaluate(self.problem, state, result.dispatch(self.problem, trials[k], k)).max_violation
-                              for k in range(n)])
-        order = np.where(result.feasible, np.abs(pref), np.inf)
-        k = int(np.argmin(order)) if np.isfinite(order).any() else int(np.argmin(violation))
-        chosen = self.clear(state, trials[k])
-        consensus = 2 * n * n  # max-consensus on (feasible, |preference|) over the agents
-        return trials[k], chosen, result.messages * n + chosen.messages + consensus
+        info["messages"] += result.messages * n
+        info["searches"] += n
+        return trials, result
 
+    def _violation(self, state: State, result: SearchResult) -> np.ndarray:
+        """kW the CS links are overdrawn / the grid is unbalanced, as the CS nodes measure it."""
+        imports = result.balanced.imports
+        return np.maximum(np.abs(imports.sum(-1)), np.maximum(np.abs(imports) - self.problem.cs_max, 0).max(-1))
+
+    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray, info: dict):
+        """The commitment cannot meet the balances: every agent tries flipping; among the flips that
+        restore feasibility the agent that minds it least (smallest |preference|, found by a
+        max-consensus) flips; if none does, the flip that leaves the least violation."""
+        trials, result = self._flips(state, on, info)
+        order = np.where(result.feasible, np.abs(pref), np.inf)
+        k = int(np.argmin(order)) if np.isfinite(order).any() else int(np.argmin(self._violation(state, result)))
+        chosen = self.clear(state, trials[k])
+        info["messages"] += chosen.messages + 2 * len(self.agents) ** 2  # + the max-consensus
+        info["searches"] += 1
+        info["commitment_repaired"] += 1
+        return trials[k], chosen
+
+    def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
+        """The agents test their solo flips against the plan with their *learned* costs: each flip
+        is cleared, each agent prices its own output on its own cost network, the team sums the
+        estimates by consensus, and the best flip that lowers the estimate is taken."""
+        trials, result = self._flips(state, on, info)
+        plans = np.concatenate([on[None], trials])
+        power = np.concatenate([current.balanced.power, result.balanced.power])
+        feasible = np.concatenate([current.feasible, result.feasible])
+        estimate = np.zeros(len(plans))
+        for i, agent in enumerate(self.agents):  # each agent's own estimate of its own bill
+            estimate += np.where(plans[:, i], agent.learned_cost(np.repeat(obs[i][None], len(plans), 0), power[:, i]), 0.0)
+        info["messages"] += len(plans) * self._sum_messages
+        estimate = np.where(feasible, estimate, np.inf)
+        k = int(np.argmin(estimate))
+        if k == 0 or not estimate[k] < estimate[0] - 1e-9 * abs(estimate[0]):
+            return None, None
+        info["refined_flips"] += 1
+        return plans[k], self.clear(state, plans[k])
 
 # =============================================================================================
 # Training
@@ -541,7 +576,7 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 class MadrlTvc(Solver):
     name = "madrl_tvc"
     description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
-    parameters = {"model": ""}
+    parameters = {"model": "", "refine": 3}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
     def __init__(self, **params) -> None:
@@ -617,7 +652,7 @@ class MadrlTvc(Solver):
         answers = []
         for j, state in enumerate(states):
             t = time.perf_counter()
-            dispatch, info = team.decide(state, obs[j])
+            dispatch, info = team.decide(state, obs[j], refine=self.params["refine"])
             info["decision_s"] = time.perf_counter() - t
             answers.append(Answer(dispatch, "feasible", "", info["decision_s"], info))
         batch_s = (time.perf_counter() - start) / max(len(states), 1)

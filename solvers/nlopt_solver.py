@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import nlopt
 import numpy as np
 
+from dispatchbench.dispatch import Dispatch
 from dispatchbench.evaluate import Evaluation, evaluate
 from dispatchbench.problem import Problem, State
 from dispatchbench.solver_api import Answer, Capabilities, Solver
@@ -57,7 +58,7 @@ _MAX_ENUMERATED_GROUPS = 20
 class _Candidate:
     """One NLopt result for one commitment, after the evaluator has seen it."""
 
-    dispatch: Any
+    dispatch: Dispatch
     evaluation: Evaluation
     nlopt_result: str
     evaluations: int
@@ -168,7 +169,8 @@ class NloptSolver(Solver):
                           f"{ev.max_violation:.3g} kW ({best.nlopt_result})", elapsed, info)
         return Answer(best.dispatch, "feasible", "", elapsed, info)
 
-    def _enumerate(self, problem: Problem, workable: np.ndarray, run, deadline: float) -> _Candidate:
+    def _enumerate(self, problem: Problem, workable: np.ndarray, run: Callable[[np.ndarray], _Candidate],
+                   deadline: float) -> _Candidate:
         """Cheapest cost floor first; stop when no remaining pattern can beat the best answer."""
         if len(workable) == 0:  # the state cannot be served: show what all-on gives
             return run(np.ones(len(problem.groups), dtype=bool))
@@ -183,7 +185,8 @@ class NloptSolver(Solver):
                 best = cand
         return best
 
-    def _greedy(self, problem: Problem, state: State, run, deadline: float) -> _Candidate:
+    def _greedy(self, problem: Problem, state: State, run: Callable[[np.ndarray], _Candidate],
+                deadline: float) -> _Candidate:
         """Best-improvement single flips from all-on; unworkable patterns rank by their shortfall."""
         tol = problem.tolerance(state)
 
