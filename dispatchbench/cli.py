@@ -158,7 +158,7 @@ def run(
     typer.echo(f"{summary.rows_written} rows written ({counts}), {summary.rows_skipped} already done; "
                f"results: {summary.out_dir / 'results.parquet'}")
     if summary.interrupted:
-        typer.echo(f"interrupted: every finished row is kept; continue with the same command and --resume", err=True)
+        typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
 
 

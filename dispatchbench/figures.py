@@ -90,16 +90,21 @@ def _training_panels(curves: Mapping[str, list[pd.DataFrame]], column: str, ylab
         grid, stacked = _align(runs, column)
         if stacked.size:
             med = np.nanmedian(stacked, axis=0)
-            ax.plot(grid, med, color="#1f77b4", lw=1.6, label=f"median over {len(runs)} seed(s)")
+            ax.plot(grid, med, color="#1f77b4", lw=1.6, marker="o" if len(grid) <= 30 else None, ms=3,
+                    label=f"median over {len(runs)} seed(s)")
             if len(runs) > 1:
                 ax.fill_between(grid, np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), color="#1f77b4",
                                 alpha=0.25, lw=0, label="min-max over seeds")
-        if log:
+        else:
+            ax.text(0.5, 0.5, f"no {column} logged in this training run", ha="center", va="center",
+                    transform=ax.transAxes)
+        if log and stacked.size and np.nanmin(stacked) > 0:
             ax.set_yscale("log")
         ax.set_title(method, fontsize=10, loc="left")
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        if stacked.size:
+            ax.legend(fontsize=8, loc="best")
     if not curves:
         axes[0].text(0.5, 0.5, "no training logs in this results directory", ha="center", va="center",
                      transform=axes[0].transAxes)
@@ -114,6 +119,8 @@ def _align(runs: list[pd.DataFrame], column: str) -> tuple[np.ndarray, np.ndarra
     runs = [r for r in runs if len(r)]
     if not runs:
         return np.array([]), np.empty((0, 0))
+    if len(runs) == 1:
+        return runs[0]["step"].to_numpy(float), runs[0][column].to_numpy(float)[None, :]
     stop = min(float(r["step"].max()) for r in runs)
     start = max(float(r["step"].min()) for r in runs)
     n = max(min(200, max(len(r) for r in runs)), 2)
@@ -218,6 +225,11 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
 
 # ---- Fig. 9: cost over the day ----------------------------------------------------------------
 
+def _legend_below(ax: plt.Axes) -> None:
+    """Method legends go under the plot: method lines often overlap, and labels are long."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
+
+
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
     palette = plt.get_cmap("tab10").colors
@@ -226,13 +238,13 @@ def method_colors(methods: list[str]) -> dict[str, tuple]:
 
 def cost_per_interval(costs: pd.DataFrame, path: Path, colors: Mapping[str, tuple]) -> Path:
     """Fig. 9a: operating cost of each interval over the day, one line per method (median over seeds)."""
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(costs.columns)))
     x = _edges(len(costs))
     for method in costs.columns:
         ax.step(x, _held(costs[method]), where="post", lw=1.3, color=colors.get(method), label=method)
     ax.set_ylabel("operating cost per interval\n(cost units)")
     ax.set_xlabel("time of day (h)")
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     _day_axis(ax)
     ax.set_title("Fig. 9a - operating cost per 15-min interval over the day", fontsize=11)
     return _finish(fig, path)
@@ -244,7 +256,7 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
     A symmetric-log axis keeps gaps of 1e-4 % and of 10 % readable on one figure; a gap below 0
     can only be within the feasibility tolerance (or a reference that is not optimal).
     """
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(gaps.columns)))
     x = _edges(len(gaps))
     for method in gaps.columns:
         ax.step(x, _held(gaps[method]), where="post", lw=1.3, color=colors.get(method), label=method)
@@ -258,7 +270,7 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
     ax.set_ylabel(f"gap to {reference} (%)\n(symmetric log scale)")
     ax.set_xlabel("time of day (h)")
     if len(gaps.columns):
-        ax.legend(fontsize=8, loc="best")
+        _legend_below(ax)
     _day_axis(ax)
     ax.set_title(f"Fig. 9b - gap to the certified optimum ({reference}) per interval", fontsize=11)
     return _finish(fig, path)

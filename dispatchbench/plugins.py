@@ -185,7 +185,9 @@ def solver_origin(name: str) -> str:
     """Where the plugin ``name`` comes from: its file (folder plugins) or ``module:qualname`` (entry
     points). The harness hands this to each cell's process so it imports that one plugin only,
     instead of re-discovering (and importing torch for) every plugin."""
-    cls = discover()[name]
+    cls = find_solver_class(name)
+    if cls is None:
+        raise SolverNotFound(f"no solver named {name!r}")
     module = sys.modules[cls.__module__]
     if cls.__module__.startswith("dispatchbench_plugin_") and getattr(module, "__file__", None):
         return str(Path(module.__file__).resolve())

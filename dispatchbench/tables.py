@@ -229,7 +229,7 @@ def _num(x: float, digits: int = 2) -> str:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:+.2f} %"
+    return "n/a" if math.isnan(x) else f"{100 * x:+.3f} %"
 
 
 def _failures(line: pd.Series) -> str:

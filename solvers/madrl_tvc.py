@@ -13,12 +13,17 @@ buffers and update), the learned price response the distributed search clears, t
   balance and CS limit exactly;
 - a **commitment Q-network** ``Q^u_i(o_i, u)`` (``u`` = off/on), its **target network** and a
   **reward network**, trained on the *team* reward (minus the total cost after balancing, heard by
-  consensus) relative to the team's greedy plan at the same state. The target value of an update is
+  consensus) relative to the best plan the team tried at the same state. The target value of an update is
   settled by a competition: a sample's reward competes with the reward network's estimate (rewards
   below what the agent can expect are filtered out — they come from partners' exploration), and the
   update is hysteretic around the target network's value (weight ``τ`` upwards, ``1 − τ``
   downwards). That makes each agent an optimistic independent learner, which in a deterministic
   cooperative game recovers its part of the best joint commitment.
+
+At execution the learned commitment is cleared by the price search and then checked by up to
+``refine`` rounds of *learned flip tests*: each agent's solo flip is cleared and priced on the
+agents' own cost networks, summed by consensus, and the best improving flip is taken
+(``refine=0``: the learned commitment alone).
 
 Nothing is shared: every agent has its own modules, optimisers, buffers and random generator, and
 learns from its own observation, its own power, its own bill and scalars heard from neighbours
@@ -41,8 +46,8 @@ from torch import nn
 
 from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
-from dispatchbench.dispatch import Dispatch
 from dispatchbench.balancing import balance
+from dispatchbench.dispatch import Dispatch
 from dispatchbench.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
 from dispatchbench.evaluate import evaluate
 from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
@@ -155,8 +160,8 @@ class CommitmentLearners(nn.Module):
     """Every agent's commitment Q-network, target network and reward network (one slice each).
 
     ``Q_i(o_i, u)`` is agent ``i``'s optimistic estimate of the team advantage of playing
-    ``u ∈ {off, on}`` — the team reward minus that of the team's greedy plan at the same state,
-    in % of a typical team cost. The update is the *target-value competition*:
+    ``u ∈ {off, on}`` — the team reward minus the best team reward among the plans tried at the
+    same state (≤ 0; 0 = "the best plan seen here agrees with me"), in % of a typical team cost. The update is the *target-value competition*:
 
     1. the reward network ``R_i(o_i, u)`` regresses the observed advantages (mean): what the team
        gets when I play ``u`` while my partners keep exploring;
@@ -473,7 +478,8 @@ class Team:
         feasible = np.concatenate([current.feasible, result.feasible])
         estimate = np.zeros(len(plans))
         for i, agent in enumerate(self.agents):  # each agent's own estimate of its own bill
-            estimate += np.where(plans[:, i], agent.learned_cost(np.repeat(obs[i][None], len(plans), 0), power[:, i]), 0.0)
+            own = agent.learned_cost(np.repeat(obs[i][None], len(plans), 0), power[:, i])
+            estimate += np.where(plans[:, i], own, 0.0)
         info["messages"] += len(plans) * self._sum_messages
         estimate = np.where(feasible, estimate, np.inf)
         k = int(np.argmin(estimate))
@@ -531,7 +537,7 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
                                      bills[running, i])
         for _ in range(5):
             for agent in team.agents:
-                agent.update_cost()
+                agent.cost_loss = agent.update_cost()
     team.refresh_offers()
     for step in range(start + 1, steps + 1):
         for state in sampler.sample_many(hp.states_per_step):

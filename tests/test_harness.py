@@ -190,7 +190,7 @@ def _table_without_times(out: Path) -> pd.DataFrame:
     return tables.tables[0].table.drop(columns=["time_per_state_s"])
 
 
-RUN_ARGS = ["run", "--problem", str(PROBLEM), "--solvers", "scip,slow_scip[delay=0.25]", "--no-progress"]
+RUN_ARGS = ["run", "--problem", str(PROBLEM), "--solvers", "scip,slow_scip[delay=0.4]", "--no-progress"]
 
 
 def test_ctrl_c_keeps_finished_rows_and_the_table(tmp_path, multi):
@@ -216,11 +216,11 @@ def test_killed_run_resumes_to_the_same_table(tmp_path, multi, test_plugins):
     rows = ResultsStore(interrupted).read_rows()
     new = [r for r in rows if r["run_id"] != kept[0]["run_id"]]
     assert len(new) == 12 - len(kept)  # only the missing (solver, seed, state) were computed
-    assert {r["solver"] for r in new} == {"slow_scip[delay=0.25]"}
+    assert {r["solver"] for r in new} == {"slow_scip[delay=0.4]"}
     assert len({(r["solver"], r["seed"], r["state"]) for r in rows}) == 12
 
     straight = tmp_path / "straight"
-    run_benchmark(PROBLEM, [multi], "scip,slow_scip[delay=0.25]", [0], straight, progress=False)
+    run_benchmark(PROBLEM, [multi], "scip,slow_scip[delay=0.4]", [0], straight, progress=False)
     pd.testing.assert_frame_equal(_table_without_times(interrupted), _table_without_times(straight))
 
 

@@ -113,7 +113,7 @@ def test_files_markdown_and_paper_note(results_dir):
     names = sorted(p.name for p in written.files)
     assert names == ["table4.csv", "table4.md", "table5.csv", "table5.md"]
     md4 = (results_dir / "tables" / "table4.md").read_text()
-    assert "120.00 ± 24.84" in md4 and "+16.67 %" in md4 and "n/a (1 infeasible)" in md4
+    assert "120.00 ± 24.84" in md4 and "+16.667 %" in md4 and "n/a (1 infeasible)" in md4
     assert "12,201.77" in md4 and "do not reproduce its costs" in md4
     md5 = (results_dir / "tables" / "table5.md").read_text()
     assert "52,102.92" in md5 and "n/a (1 timeout)" in md5

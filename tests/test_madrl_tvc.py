@@ -1,0 +1,231 @@
+"""MADRL-TVC: learned offers clear exactly, short training lowers the evaluator's cost, the learned
+commitment switches an expensive group off, models reload to identical decisions, and the agents
+are fully distributed (own parameters, own data, no cost coefficients at execution)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dispatchbench import State, evaluate, load_problem, load_states
+from dispatchbench.balancing import PriceResponse, balance, state_bounds
+from dispatchbench.dispatch import Dispatch
+from dispatchbench.marl_env import observation_matrix
+from dispatchbench.plugins import make_solver
+from dispatchbench.problem import Problem
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS = ROOT / "problems"
+
+# One region without a CS link: a cheap group that can serve most demands alone, an expensive one
+# (large fixed cost) that is only worth running when demand exceeds the cheap group, and a V2G group.
+TOY = """
+[problem]
+name = "tvc-toy"
+commitment = true
+
+[[regions]]
+name = "R"
+cs_max = 0.0
+
+[[groups]]
+name = "CHEAP"
+type = "FDC"
+region = "R"
+a = 0.002
+b = 4.0
+c = 50.0
+p_min = 30.0
+p_max = 400.0
+
+[[groups]]
+name = "DEAR"
+type = "FDC"
+region = "R"
+a = 0.004
+b = 9.0
+c = 400.0
+p_min = 50.0
+p_max = 300.0
+
+[[groups]]
+name = "EV"
+type = "V2G"
+region = "R"
+g = 6.0
+h = 10.0
+efficiency = 0.9
+p_max = 60.0
+"""
+
+FAST = dict(warmup_states=60, states_per_step=2, joint_explorations=3, batch_size=128, log_every=50,
+            checkpoint_every=1000, cost_every=20)
+
+
+def _module():
+    """The plugin module (plugins are loaded from solvers/, not installed as a package)."""
+    make_solver("madrl_tvc")
+    return sys.modules["dispatchbench_plugin_madrl_tvc"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Problem:
+    path = tmp_path_factory.mktemp("toy") / "toy.toml"
+    path.write_text(TOY)
+    return load_problem(path)
+
+
+def _state(problem: Problem, demand: float, v2g: float = 40.0) -> State:
+    return State(f"d{demand:g}", {"R": demand}, {"EV": v2g})
+
+
+def _best_cost(problem: Problem, state: State) -> float:
+    """Exact optimum by enumerating commitments, each cleared with the true price response."""
+    ons = np.array(list(itertools.product([0, 1], repeat=len(problem.groups))), bool)
+    lb, ub = state_bounds(problem, state, len(ons))
+    bal = balance(problem, state, PriceResponse(problem.a, problem.b, problem.delivery, lb, ub, ons))
+    cost = np.where(ons, problem.a * bal.power**2 + problem.b * bal.power + problem.c, 0.0).sum(1)
+    return float(np.where(bal.feasible, cost, np.inf).min())
+
+
+@pytest.fixture(scope="module")
+def trained(toy, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tvc-model")
+    torch.manual_seed(0)
+    make_solver("madrl_tvc").fit(toy, seed=0, steps=250, out_dir=out, **FAST)
+    return out
+
+
+def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
+    """The offer book + learned response clear exactly: fed the true marginal costs, the search
+    returns the known optimum at the Table IV state for the optimal commitment."""
+    mod = _module()
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    state = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+    tables = []
+    for g in paper.groups:
+        p = np.linspace(g.p_min, g.p_max, 2049)
+        tables.append((p, (g.linear_cost + 2 * g.quadratic_cost * p) / g.delivery + 1e-9 * np.arange(len(p))))
+    on = np.array([[g not in {"FDC1", "FDC2", "ASC7"} for g in paper.group_names]])
+    lb, ub = state_bounds(paper, state)
+    response = mod.LearnedPriceResponse(mod.OfferBook.build(tables), lb, ub, on)
+    s = np.linspace(-5, 20, 101)[:, None].repeat(len(paper.groups), 1)
+    steps = np.diff(mod.LearnedPriceResponse(mod.OfferBook.build(tables), *state_bounds(paper, state, 101),
+                                             np.ones((101, 9), bool)).power(s), axis=0)
+    assert (steps >= -1e-12).all()  # offers never decrease with the price
+    bal = balance(paper, state, response)
+    d = Dispatch(on=on[0], power=bal.power[0], imports=bal.imports[0])
+    ev = evaluate(paper, state, d)
+    assert ev.feasible
+    assert ev.cost == pytest.approx(4903.9687, abs=2e-3)
+
+
+def test_short_training_reduces_cost_and_learns_to_switch_off(toy, trained):
+    mod = _module()
+    states = [_state(toy, d) for d in (120.0, 280.0, 450.0, 600.0)]
+    obs = observation_matrix(toy, states)
+    torch.manual_seed(0)
+    untrained = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)  # same networks before any update
+    before = [evaluate(toy, s, untrained.decide(s, obs[j])[0]) for j, s in enumerate(states)]
+    solver = make_solver(f"madrl_tvc[model={trained},refine=0]")  # the learned commitment alone
+    after = [evaluate(toy, s, solver.solve(toy, [s])[0].dispatch) for s in states]
+    assert all(e.feasible for e in before + after)  # the repair keeps even untrained decisions feasible
+    assert sum(e.cost for e in after) < 0.95 * sum(e.cost for e in before)
+    best = [_best_cost(toy, s) for s in states]
+    gaps = [(e.cost - b) / b for e, b in zip(after, best)]
+    assert max(gaps) < 0.01
+    # up to CHEAP's capacity the optimum runs CHEAP alone: DEAR's fixed cost must be learned away,
+    # and above it DEAR must be learned back on
+    dear = toy.group_names.index("DEAR")
+    low = [_state(toy, d) for d in (150.0, 250.0, 350.0)]
+    assert not any(a.dispatch.on[dear] for a in solver.solve(toy, low))
+    assert all(a.dispatch.on[dear] for a in solver.solve(toy, [_state(toy, d) for d in (500.0, 650.0)]))
+
+
+def test_save_load_round_trip_gives_identical_decisions(toy, trained):
+    states = [_state(toy, d, v) for d, v in ((150.0, 10.0), (330.0, 50.0), (420.0, 0.0), (600.0, 30.0))]
+    first = make_solver(f"madrl_tvc[model={trained}]").solve(toy, states)
+    second = make_solver(f"madrl_tvc[model={trained}]").solve(toy, states)
+    for a, b in zip(first, second):
+        assert np.array_equal(a.dispatch.on, b.dispatch.on)
+        assert np.array_equal(a.dispatch.power, b.dispatch.power)
+        assert a.info["messages"] > 0 and a.info["decision_s"] > 0
+
+
+def test_resume_continues_training_from_the_checkpoint(toy, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    make_solver("madrl_tvc").fit(toy, seed=3, steps=30, out_dir=straight, **FAST)
+    make_solver("madrl_tvc").fit(toy, seed=3, steps=15, out_dir=resumed, **FAST)
+    make_solver("madrl_tvc").fit(toy, seed=3, steps=30, out_dir=resumed, resume=True, **FAST)
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)["networks"]
+    b = torch.load(resumed / "checkpoint.pt", weights_only=False)["networks"]
+    for key in a:
+        for name in a[key]:
+            assert torch.allclose(a[key][name], b[key][name]), (key, name)
+
+
+def test_agents_own_their_parameters(toy):
+    mod = _module()
+    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    ids = [{id(p) for p in a.cost.parameters()} for a in team.agents]
+    assert all(not (ids[i] & ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)))
+    assert len({id(a.bills) for a in team.agents}) == len(team.agents)
+    assert len({id(a.rng) for a in team.agents}) == len(team.agents)
+
+
+def test_commitment_update_of_one_agent_uses_only_its_own_data(toy):
+    """Changing agent 0's mini-batch changes agent 0's networks only: each agent's slice of the
+    stacked layers is trained on its own data, exactly as a separate network would be."""
+    mod = _module()
+    hp = mod.Hyperparameters(**FAST)
+    g, b = len(toy.groups), 32
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.random((g, b, 3)), dtype=torch.float32)
+    u = torch.as_tensor(rng.integers(0, 2, (g, b)))
+    adv = torch.as_tensor(-rng.random((g, b)), dtype=torch.float32)
+    torch.manual_seed(1)
+    one = mod.CommitmentLearners(g, hp)
+    two = mod.CommitmentLearners(g, hp)
+    two.load_state_dict(one.state_dict())
+    one.update(obs, u, adv)
+    adv_changed = adv.clone()
+    adv_changed[0] -= 5.0
+    two.update(obs, u, adv_changed)
+    for (name, p1), (_, p2) in zip(one.named_parameters(), two.named_parameters()):
+        assert torch.equal(p1[1:], p2[1:]), name  # every other agent: bit-identical
+    assert any(not torch.equal(p1[0], p2[0]) for p1, p2 in zip(one.parameters(), two.parameters()))
+
+
+def test_execution_never_reads_cost_coefficients(toy, trained):
+    """The same model on a copy of the problem whose cost coefficients are NaN decides the same:
+    agents only use their learned networks (the fingerprint ignores costs, so the model loads)."""
+    blind = dataclasses.replace(toy, groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan,
+                                                                       h=np.nan) for g in toy.groups))
+    states = [_state(toy, d) for d in (150.0, 330.0, 520.0)]
+    seen = make_solver(f"madrl_tvc[model={trained}]").solve(toy, states)
+    blind_answers = make_solver(f"madrl_tvc[model={trained}]").solve(blind, states)
+    for a, b in zip(seen, blind_answers):
+        assert np.array_equal(a.dispatch.on, b.dispatch.on)
+        assert np.allclose(a.dispatch.power, b.dispatch.power, atol=0, rtol=0)
+
+
+def test_commitment_off_problem_trains_offers_only(tmp_path):
+    """With commitment switched off every group runs; the learned offers must still clear near the
+    convex optimum (the price search is exact, so only the learned slopes can cost anything)."""
+    convex = load_problem(PROBLEMS / "paper-4region-convex.toml")
+    state = load_states(PROBLEMS / "paper-4region-tableIV.csv", convex)[0]
+    make_solver("madrl_tvc").fit(convex, seed=0, steps=20, out_dir=tmp_path, **{**FAST, "warmup_states": 120})
+    answer = make_solver(f"madrl_tvc[model={tmp_path}]").solve(convex, [state])[0]
+    ev = evaluate(convex, state, answer.dispatch)
+    assert ev.feasible
+    assert (ev.cost - 6564.3411) / 6564.3411 < 5e-4
+
+
+def test_missing_model_is_a_skip_reason(toy):
+    assert "needs a trained model" in make_solver("madrl_tvc").skip(toy)

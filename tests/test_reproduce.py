@@ -1,0 +1,86 @@
+"""``reproduce paper --quick`` end to end, the model cache, and failure isolation in the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dispatchbench.model_cache import ModelCache, model_key
+from dispatchbench.plugins import discover, make_solver
+from dispatchbench.reproduce import QUICK, Unit, deal, reproduce, run_lane
+from dispatchbench.results_store import load_results
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEM = ROOT / "problems" / "paper-4region.toml"
+TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
+
+
+def test_quick_reproduction_end_to_end_then_cached(tmp_path):
+    out, cache, reports = tmp_path / "run", tmp_path / "cache", tmp_path / "reports"
+    first = reproduce("paper", out, quick=True, cache_root=cache, report_root=reports, progress=False)
+
+    saved = json.loads((out / "reproduce.json").read_text())
+    assert set(saved["wall_s"]) >= {"train", "run", "report", "total"} and saved["quick"] is True
+    rows = load_results(out)
+    available = discover()
+    expected = {make_solver(s).spec for s in QUICK.classical}  # as the harness writes them
+    expected |= {make_solver(QUICK.pso).spec} if "pso" in available else set()
+    ran = set(rows["solver"])
+    assert expected <= ran
+    failed = {f["method"] for f in first.failures}
+    for spec in QUICK.learned:  # a learner is either run, or recorded with the reason it could not be
+        assert any(s.startswith(f"{spec}[") for s in ran) or spec in failed
+    if "pso" not in available:
+        assert any(f["method"] == QUICK.pso and "not installed" in f["reason"] for f in first.failures)
+    tableiv = rows[(rows["state"] == "tableIV") & (rows["solver"] == "scip")]
+    assert tableiv["cost"].astype(float).iloc[0] == pytest.approx(4903.9687, rel=1e-6)
+    assert rows["states_count"].max() == 96
+    assert first.report and first.report.is_file() and (first.report.parent / "report.md").is_file()
+
+    # second run: every model from the cache, nothing trained; shoot-out rows kept with --resume
+    second = reproduce("paper", out, quick=True, cache_root=cache, report_root=reports, resume=True, progress=False)
+    assert second.models and all(m["cached"] for m in second.models)
+    assert len(second.models) == len([m for m in first.models])
+    assert second.rows == first.rows
+
+
+def test_model_cache_key_and_hit(tmp_path):
+    spec = "maddpg[batch_size=32,learning_starts=20,log_every=10]"
+    key = model_key(PROBLEM, spec, seed=0, steps=30)
+    assert key != model_key(PROBLEM, spec, seed=1, steps=30)
+    assert key.digest != model_key(PROBLEM, spec, seed=0, steps=31).digest
+    assert key.digest != model_key(PROBLEM, "maddpg[batch_size=64,learning_starts=20,log_every=10]", 0, 30).digest
+    changed = tmp_path / "p.toml"
+    changed.write_text(PROBLEM.read_text() + "\n# same problem, other bytes\n")
+    assert key.digest != model_key(changed, spec, seed=0, steps=30).digest
+
+    cache = ModelCache(tmp_path / "cache")
+    assert cache.lookup(key) is None
+    trained = cache.train(PROBLEM, spec, seed=0, steps=30)
+    assert not trained.hit and (trained.path / "model.json").is_file() and (trained.path / "loss.csv").is_file()
+    stamp = (trained.path / "checkpoint.pt").stat().st_mtime_ns
+    again = cache.train(PROBLEM, spec, seed=0, steps=30)
+    assert again.hit and again.path == trained.path
+    assert (trained.path / "checkpoint.pt").stat().st_mtime_ns == stamp  # not retrained
+    assert again.spec(spec) == f"maddpg[batch_size=32,learning_starts=20,log_every=10,model={trained.path}]"
+
+
+def test_a_failing_method_is_recorded_and_the_rest_runs(tmp_path):
+    lane = tmp_path / "lane"
+    failures = run_lane(str(lane), str(PROBLEM), [str(TABLE_IV)],
+                        [Unit("nosuch", (0,), 1.0), Unit("scip", (0,), 1.0)], 60.0, False)
+    assert [f["method"] for f in failures] == ["nosuch"] and "no solver named" in failures[0]["reason"]
+    rows = pd.read_parquet(lane / "results.parquet")
+    assert list(rows["solver"]) == ["scip"] and list(rows["status"]) == ["optimal"]
+
+
+def test_units_are_dealt_to_balance_the_lanes():
+    units = [Unit(f"u{i}", (0,), w) for i, w in enumerate([6, 5, 5, 3, 1.5, 1.5])]
+    lanes = deal(units, 2)
+    loads = sorted(sum(u.weight for u in lane) for lane in lanes)
+    assert loads == [11.0, 11.0]
+    assert sorted(u.spec for lane in lanes for u in lane) == sorted(u.spec for u in units)
+    assert len(deal(units[:1], 2)) == 1
