@@ -55,9 +55,9 @@ def _day_axis(ax: plt.Axes) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _panels(n: int, *, width: float = 10.0, height: float = 2.6, ncols: int = 1, sharey: bool = False):
+def _panels(n: int, *, width: float = 10.0, height: float = 2.6, ncols: int = 1, sharex: bool = True):
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows + 0.4), sharex=True, sharey=sharey,
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows + 0.4), sharex=sharex,
                              squeeze=False)
     flat = axes.ravel()
     for ax in flat[n:]:
@@ -85,7 +85,7 @@ def training_loss(curves: Mapping[str, list[pd.DataFrame]], path: Path) -> Path:
 
 def _training_panels(curves: Mapping[str, list[pd.DataFrame]], column: str, ylabel: str, path: Path,
                      title: str, *, log: bool) -> Path:
-    fig, axes = _panels(max(len(curves), 1), width=10.0, height=2.8)
+    fig, axes = _panels(max(len(curves), 1), width=10.0, height=2.8, sharex=False)  # methods train for different steps
     for ax, (method, runs) in zip(axes, sorted(curves.items())):
         grid, stacked = _align(runs, column)
         if stacked.size:
@@ -103,12 +103,12 @@ def _training_panels(curves: Mapping[str, list[pd.DataFrame]], column: str, ylab
         ax.set_title(method, fontsize=10, loc="left")
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(True, alpha=0.3)
+        ax.set_xlabel("training step", fontsize=9)
         if stacked.size:
             ax.legend(fontsize=8, loc="best")
     if not curves:
         axes[0].text(0.5, 0.5, "no training logs in this results directory", ha="center", va="center",
                      transform=axes[0].transAxes)
-    axes[-1].set_xlabel("training step")
     fig.suptitle(title, fontsize=11)
     return _finish(fig, path)
 

@@ -118,8 +118,17 @@ def load_scored(results_dir: str | Path) -> ScoredResults:
     models = {p["model"]: _read_model(p["model"]) for p in params if p.get("model")}
     frame["method"] = [method_name(s) for s in frame["solver"]]
     frame["model_dir"] = [p.get("model") or None for p in params]
-    frame["run_seed"] = [int(models[p["model"]].get("seed", s)) if p.get("model") and models.get(p["model"])
-                         else int(s) for p, s in zip(params, frame["seed"])]
+    harness_seeds = frame.groupby(frame["model_dir"].fillna(""))["seed"].nunique()
+
+    def run_seed(p: dict[str, Any], seed: int) -> int:
+        meta = models.get(p.get("model") or "")
+        if not meta:
+            return int(seed)
+        train_seed = int(meta.get("seed", seed))
+        # a model run under several harness seeds keeps them apart: training seed x 1000 + run seed
+        return train_seed * 1000 + int(seed) if harness_seeds[p["model"]] > 1 else train_seed
+
+    frame["run_seed"] = [run_seed(p, s) for p, s in zip(params, frame["seed"])]
     _rescore(frame, problem, states)
     return ScoredResults(frame=frame, problem=problem, states=states, models=models)
 

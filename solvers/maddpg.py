@@ -66,7 +66,7 @@ class Hyperparameters:
     log_every: int = 100
     own_weight: float = 0.1  # reward weights (marl_env.RewardConfig)
     team_weight: float = 1.0
-    penalty_per_kw: float = 50.0
+    penalty_per_kw: float = 12.0  # per kW of violation (env default 50): see docs/learning.md, "MADDPG"
     move_weight: float = 0.0
 
     def reward(self) -> RewardConfig:

@@ -46,6 +46,7 @@ from torch import nn
 
 from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
+from dispatchbench.agent_nets import agent_mlp
 from dispatchbench.balancing import balance
 from dispatchbench.dispatch import Dispatch
 from dispatchbench.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
@@ -132,33 +133,11 @@ class ConvexCost(nn.Module):
         return self.linear + 2 * F.softplus(self.quad_raw) * x + steps @ F.softplus(self.ramp_raw)
 
 
-class AgentLinear(nn.Module):
-    """``n`` independent linear layers applied at once: ``(n, B, in) -> (n, B, out)``.
-
-    Slice ``i`` of the weights belongs to agent ``i`` alone: the loss is a sum of per-agent
-    losses and Adam is element-wise, so each slice is trained exactly as a separate network on
-    its agent's own data would be (``tests/test_madrl_tvc.py`` checks this) — the stacking only
-    replaces nine small matrix products by one.
-    """
-
-    def __init__(self, n: int, d_in: int, d_out: int) -> None:
-        super().__init__()
-        bound = 1.0 / np.sqrt(d_in)
-        self.weight = nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-def agent_mlp(n: int, d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(AgentLinear(n, d_in, hidden), nn.ReLU(), AgentLinear(n, hidden, hidden), nn.ReLU(),
-                         AgentLinear(n, hidden, d_out))
-
-
 class CommitmentLearners(nn.Module):
     """Every agent's commitment Q-network, target network and reward network (one slice each).
 
+    Stacked per-agent layers (``dispatchbench.agent_nets``): slice ``i`` is agent ``i``'s own
+    network, trained only on its own data (``tests/test_madrl_tvc.py`` checks this).
     ``Q_i(o_i, u)`` is agent ``i``'s optimistic estimate of the team advantage of playing
     ``u ∈ {off, on}`` — the team reward minus the best team reward among the plans tried at the
     same state (≤ 0; 0 = "the best plan seen here agrees with me"), in % of a typical team cost. The update is the *target-value competition*:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,7 @@ def test_missing_or_foreign_model_is_skipped_with_a_reason(tiny, tmp_path):
     out = tmp_path / "run"
     make_solver(f"maddpg[{FAST}]").fit(tiny, seed=0, steps=5, out_dir=out)
     assert "trained on problem 'tiny-2region'" in make_solver(f"maddpg[model={out}]").skip(paper)
+    meta = json.loads((out / "model.json").read_text())
+    del meta["action_format"]  # a model from the thresholded-action version
+    (out / "model.json").write_text(json.dumps(meta))
+    assert "older MADDPG" in make_solver(f"maddpg[model={out}]").skip(tiny)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dispatchbench.harness import spec_label
 from dispatchbench.model_cache import ModelCache, model_key
 from dispatchbench.plugins import discover, make_solver
 from dispatchbench.reproduce import QUICK, Unit, deal, reproduce, run_lane
@@ -26,8 +27,8 @@ def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     assert set(saved["wall_s"]) >= {"train", "run", "report", "total"} and saved["quick"] is True
     rows = load_results(out)
     available = discover()
-    expected = {make_solver(s).spec for s in QUICK.classical}  # as the harness writes them
-    expected |= {make_solver(QUICK.pso).spec} if "pso" in available else set()
+    label = lambda s: spec_label(s, make_solver(s).params)  # noqa: E731  (as the harness writes specs)
+    expected = {label(s) for s in QUICK.classical} | ({label(QUICK.pso)} if "pso" in available else set())
     ran = set(rows["solver"])
     assert expected <= ran
     failed = {f["method"] for f in first.failures}
