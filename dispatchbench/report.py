@@ -23,7 +23,6 @@ import base64
 import html
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,11 +341,11 @@ def runtime_table(scored: ScoredResults, day_sha: str | None) -> pd.DataFrame:
         rows.append({
             "method": method,
             "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
-            "time per decision, day median (s)": day["time_s"].median() if len(day) else math.nan,
-            "time per decision, day p95 (s)": day["time_s"].quantile(0.95) if len(day) else math.nan,
-            "time per decision, Table IV state (s)": single["time_s"].median() if len(single) else math.nan,
-            "training time per model (s)": float(np.mean(train)) if train else math.nan,
-            "training steps": ", ".join(map(str, steps)),
+            "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
+            "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
+            "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
+            "training s per model": float(np.mean(train)) if train else math.nan,
+            "steps": ", ".join(map(str, steps)),
         })
     return pd.DataFrame(rows)
 

@@ -240,16 +240,15 @@ class NloptSolver(Solver):
         if eliminate:
             slack = int(np.argmax(form.delivery * (form.ub - form.lb)))
             free[slack] = False
-        m = int(free.sum())
-        if m == 0:  # nothing left to choose: the balance (or nothing) fixes the point
-            return base.copy(), "no free variables", 0
-
         # x = base + J z: identity on free groups; the slack absorbs the balance
         jac = np.eye(n)[:, free]
         base = np.zeros(n)
         if eliminate:
             jac[slack] = -form.delivery[free] / form.delivery[slack]
             base[slack] = form.demand.sum() / form.delivery[slack]
+        m = int(free.sum())
+        if m == 0:  # nothing left to choose: the balance (or nothing) fixes the point
+            return base.copy(), "no free variables", 0
         expand = lambda z: base + jac @ z  # noqa: E731
         seen = {"n": 0, "best": None, "best_cost": math.inf}
 

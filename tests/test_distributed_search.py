@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dispatchbench import State, evaluate, load_problem, load_states
+from dispatchbench import State, evaluate, load_states
 from dispatchbench.balancing import PriceResponse, ShiftResponse, balance, state_bounds
 from dispatchbench.distributed_search import CommGraph, Consensus, DistributedSearch, graph_edges
 from dispatchbench.marl_env import StateSampler
@@ -21,14 +21,6 @@ GRAPHS = [CommGraph(), CommGraph(within="ring", between="complete"), CommGraph(w
 CS_BINDING = State("cs_binding", {"A": 553.0, "B": 457.0, "C": 112.0, "D": 664.0}, {"V2G5": 56.0, "V2G6": 76.0})
 
 
-@pytest.fixture(scope="module")
-def convex():
-    return load_problem(PROBLEMS / "paper-4region-convex.toml")
-
-
-@pytest.fixture(scope="module")
-def paper():
-    return load_problem(PROBLEMS / "paper-4region.toml")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
 
-from dispatchbench import load_problem, load_states
+from dispatchbench import load_states
 from dispatchbench.feasibility import infeasibility_reason
 from dispatchbench.marl_env import (DispatchEnv, StateBox, StateSampler, evaluation_states, map_actions,
                                     monitor_states, observation_matrix, observations, outcome)
@@ -16,14 +16,6 @@ from dispatchbench.marl_env import (DispatchEnv, StateBox, StateSampler, evaluat
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 
-@pytest.fixture(scope="module")
-def paper():
-    return load_problem(PROBLEMS / "paper-4region.toml")
-
-
-@pytest.fixture(scope="module")
-def convex():
-    return load_problem(PROBLEMS / "paper-4region-convex.toml")
 
 
 def test_parallel_api(paper):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dispatchbench import State, load_problem, load_states
+from dispatchbench import State, load_states
 from dispatchbench.errors import SolverNotFound
 from dispatchbench.feasibility import infeasibility_reason
 from dispatchbench.plugins import make_solver
@@ -21,14 +21,6 @@ PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM, ALL_ON = 4903.9687, 6564.3411  # spec: Table IV state, with and without commitment
 
 
-@pytest.fixture(scope="module")
-def paper() -> Problem:
-    return load_problem(PROBLEMS / "paper-4region.toml")
-
-
-@pytest.fixture(scope="module")
-def convex() -> Problem:
-    return load_problem(PROBLEMS / "paper-4region-convex.toml")
 
 
 def table_iv(problem: Problem) -> State:

@@ -12,17 +12,12 @@ import pytest
 from dispatchbench import load_problem, load_states
 from dispatchbench.errors import SolverNotFound
 from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
 from dispatchbench.scoring import solve_and_score
 from dispatchbench.vector_form import shortfall
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM = 4903.9687  # spec: Table IV state
 
-
-@pytest.fixture(scope="module")
-def paper() -> Problem:
-    return load_problem(PROBLEMS / "paper-4region.toml")
 
 
 @pytest.fixture(scope="module")

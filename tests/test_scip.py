@@ -17,14 +17,6 @@ from dispatchbench.scoring import solve_and_score
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 
-@pytest.fixture(scope="module")
-def paper() -> Problem:
-    return load_problem(PROBLEMS / "paper-4region.toml")
-
-
-@pytest.fixture(scope="module")
-def convex() -> Problem:
-    return load_problem(PROBLEMS / "paper-4region-convex.toml")
 
 
 @pytest.fixture(scope="module")
