@@ -86,6 +86,14 @@ class Solver(ABC):
         """Reason this solver cannot handle ``problem``, or ``None``."""
         return None
 
+    def prepare(self, problem: Problem) -> None:
+        """One-off set-up before the first state (e.g. loading a trained model).
+
+        The harness calls it once per cell, outside the per-state clock, so that a decision's
+        time is the decision's and not the model's loading. Solvers must still work when it was
+        not called (``solve`` may do the same set-up lazily).
+        """
+
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, **options: Any) -> FitReport:
         """Train on ``problem`` (learners only)."""
         raise NotImplementedError(f"solver {self.name!r} does not learn")

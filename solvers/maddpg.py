@@ -309,8 +309,13 @@ class Maddpg(Solver):
 
     # ---- execution ------------------------------------------------------------------------
     def load(self, problem: Problem) -> Model:
+        """The trained actors, read from disk once per (model folder, problem) and then reused."""
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
+        key = (str(folder.resolve()), problem.name, problem.group_names)
+        cached = getattr(self, "_loaded", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         why = self.skip(problem)
         if why:
             raise ValueError(why)
@@ -319,7 +324,11 @@ class Maddpg(Solver):
         ckpt = load_checkpoint(folder)
         for name, net in model.networks().items():
             net.load_state_dict(ckpt.networks[name])
+        self._loaded = (key, model)
         return model
+
+    def prepare(self, problem: Problem) -> None:
+        self.load(problem)
 
     def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
               time_limit: float | None = None) -> list[Answer]:

@@ -628,6 +628,9 @@ class MadrlTvc(Solver):
             self._loaded = (path, team)
         return self._loaded[1]
 
+    def prepare(self, problem: Problem) -> None:
+        self.load(problem)
+
     def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
               time_limit: float | None = None) -> list[Answer]:
         torch.set_num_threads(1)
