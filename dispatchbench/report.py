@@ -473,11 +473,11 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
     curves = training_curves(scored)
     lines += ["## Fig. 5 - training curves", ""]
     if curves:
-        seeds = {m: len(r) for m, r in curves.items()}
+        seeds = ", ".join(f"{m} {len(r)}" for m, r in sorted(curves.items()))
         p = figures.training_reward(curves, out / "fig5a_training_reward.png")
         _figure(lines, p, "Fig. 5a: team reward of each learned method at its 10 fixed probe states "
                           "(states drawn once from the training distribution, never evaluation states), "
-                          f"median over seeds with the min-max band ({seeds}).")
+                          f"median over seeds with the min-max band (seeds: {seeds}).")
         q = figures.training_loss(curves, out / "fig5b_training_loss.png")
         _figure(lines, q, "Fig. 5b: total training loss per step (sum of the agents' Q-network losses for "
                           "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band.")
