@@ -35,13 +35,13 @@ from .dispatch import Dispatch
 from .errors import InputError
 from .evaluate import evaluate
 from .harness import file_sha256
-from .plugins import parse_spec
 from .problem import GroupType, Problem, State
 from .problem_file import load_problem
 from .reproduce import REPRODUCE_FILE
 from .results_store import load_results, parse_json_cell
 from .run_metadata import METADATA_COLUMNS
 from .state_file import load_states
+from .tables import fold_learned_models
 
 SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ
@@ -82,21 +82,6 @@ def _checked_file(path_text: str, sha: str, results_dir: Path, what: str) -> Pat
     return path
 
 
-def method_name(spec: str) -> str:
-    """A solver spec without its ``model=`` path: the algorithm and settings a reader compares."""
-    name, params = parse_spec(spec)
-    params.pop("model", None)
-    return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
-
-
-def _read_model(model_dir: str) -> dict[str, Any]:
-    meta = Path(model_dir) / "model.json"
-    try:
-        return json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def load_scored(results_dir: str | Path) -> ScoredResults:
     """Load a results directory and re-score every dispatch in it with the evaluator."""
     results_dir = Path(results_dir)
@@ -113,21 +98,7 @@ def load_scored(results_dir: str | Path) -> ScoredResults:
         if sha not in states:
             states[sha] = load_states(_checked_file(path_text, sha, results_dir, "states file"), problem)
 
-    params = [parse_json_cell(p) or {} for p in frame["params"]]
-    models = {p["model"]: _read_model(p["model"]) for p in params if p.get("model")}
-    frame["method"] = [method_name(s) for s in frame["solver"]]
-    frame["model_dir"] = [p.get("model") or None for p in params]
-    harness_seeds = frame.groupby(frame["model_dir"].fillna(""))["seed"].nunique()
-
-    def run_seed(p: dict[str, Any], seed: int) -> int:
-        meta = models.get(p.get("model") or "")
-        if not meta:
-            return int(seed)
-        train_seed = int(meta.get("seed", seed))
-        # a model run under several harness seeds keeps them apart: training seed x 1000 + run seed
-        return train_seed * 1000 + int(seed) if harness_seeds[p["model"]] > 1 else train_seed
-
-    frame["run_seed"] = [run_seed(p, s) for p, s in zip(params, frame["seed"])]
+    frame, models = fold_learned_models(frame)
     _rescore(frame, problem, states)
     return ScoredResults(frame=frame, problem=problem, states=states, models=models)
 

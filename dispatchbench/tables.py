@@ -19,6 +19,7 @@ Rules, so that no number flatters a method:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from scipy import stats
 
 from .errors import InputError
 from .plugins import parse_spec, split_specs
-from .results_store import load_results
+from .results_store import load_results, parse_json_cell
 
 INTERVALS_PER_HOUR = 4
 SUCCESS = ("optimal", "feasible")
@@ -284,6 +285,47 @@ class TablesWritten:
     text: str
 
 
+def method_name(spec: str) -> str:
+    """A solver spec without its ``model=`` path: the algorithm and settings a reader compares."""
+    name, params = parse_spec(spec)
+    params.pop("model", None)
+    return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
+
+
+def read_model_meta(model_dir: str) -> dict:
+    """A trained model's ``model.json`` (training seed, steps, time), or ``{}`` if unreadable."""
+    try:
+        return json.loads((Path(model_dir) / "model.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def fold_learned_models(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """One method per learning algorithm, its trained models as seeds.
+
+    ``madrl_tvc[model=A]`` and ``madrl_tvc[model=B]`` are the same method trained with two seeds,
+    so the tables must show one row with a spread over seeds, not one row per model folder. Adds
+    ``method`` (spec without ``model=``), ``model_dir`` and ``run_seed`` (the model's training
+    seed; training seed × 1000 + run seed where a model was also run under several seeds).
+    """
+    frame = frame.copy()
+    params = [parse_json_cell(p) or {} for p in frame["params"]]
+    models = {p["model"]: read_model_meta(p["model"]) for p in params if p.get("model")}
+    frame["method"] = [method_name(s) for s in frame["solver"]]
+    frame["model_dir"] = [p.get("model") or None for p in params]
+    harness_seeds = frame.groupby(frame["model_dir"].fillna(""))["seed"].nunique()
+
+    def run_seed(p: dict, seed: int) -> int:
+        meta = models.get(p.get("model") or "")
+        if not meta:
+            return int(seed)
+        train_seed = int(meta.get("seed", seed))
+        return train_seed * 1000 + int(seed) if harness_seeds[p["model"]] > 1 else train_seed
+
+    frame["run_seed"] = [run_seed(p, s) for p, s in zip(params, frame["seed"])]
+    return frame, models
+
+
 def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None = None, day: str | None = None,
                 solvers: str | None = None, problem: str | None = None,
                 out_dir: str | Path | None = None) -> TablesWritten:
@@ -293,7 +335,8 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
     file. A table whose data is absent is left out with a note; if neither can be built, that
     is an input error.
     """
-    results = one_problem(filter_solvers(load_many(dirs), solvers), problem)
+    results, _ = fold_learned_models(one_problem(filter_solvers(load_many(dirs), solvers), problem))
+    results = results.assign(solver=results["method"], seed=results["run_seed"])
     notes: list[str] = []
     built: list[PaperTable] = []
     label = state or DEFAULT_STATE
