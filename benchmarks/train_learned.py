@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ import torch
 
 from dispatchbench import load_problem, load_states
 from dispatchbench.plugins import make_solver
+from dispatchbench.run_metadata import run_metadata
 from dispatchbench.scoring import solve_and_score
+from dispatchbench.tables import cost_per_hour
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,8 +77,9 @@ def main() -> None:
             batch_s = time.perf_counter() - t1
             ok = [(r, ref) for r, ref in zip(recs, reference[set_name]) if r.cost is not None and ref.cost is not None]
             gaps = [gap(r.cost, ref.cost) for r, ref in ok]
-            per_hour = sum(r.cost for r, _ in ok) / 24 if set_name == "day" else None
-            ref_hour = sum(ref.cost for _, ref in ok) / 24 if set_name == "day" else None
+            whole_day = set_name == "day" and len(ok) == len(states)  # never average over fewer states
+            per_hour = cost_per_hour([r.cost for r, _ in ok]) if whole_day else None
+            ref_hour = cost_per_hour([ref.cost for _, ref in ok]) if whole_day else None
             row["sets"][set_name] = {
                 "states": len(states), "feasible": len(ok),
                 "statuses": {s: sum(r.status == s for r in recs) for s in {r.status for r in recs}},
@@ -104,9 +106,9 @@ def main() -> None:
         summary[set_name] = {"gap_mean": statistics.mean(gaps) if gaps else None,
                              "gap_min": min(gaps, default=None), "gap_max": max(gaps, default=None)}
     out = {"solver": args.solver, "problem": problem.name, "steps": args.steps, "seeds": args.seeds,
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "load_average_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads()},
-           "scip": {k: {"cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else sum(r.cost for r in v if r.cost) / 24),
+           "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(),
+                       "torch_threads": torch.get_num_threads()},
+           "scip": {k: {"cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else cost_per_hour([r.cost for r in v])),
                         "time_s_mean": scip_time[k]} for k, v in reference.items()},
            "summary": summary, "runs": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)

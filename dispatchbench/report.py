@@ -41,7 +41,7 @@ from .reproduce import REPRODUCE_FILE
 from .results_store import load_results, parse_json_cell
 from .run_metadata import METADATA_COLUMNS
 from .state_file import load_states
-from .tables import fold_learned_models
+from .tables import cost_per_hour, fold_learned_models
 
 SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ
@@ -472,7 +472,7 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
             lines += ["## Dispatch over the day", "",
                       f"Figures 6-8 show the dispatches of **{chosen}** ({why}) on "
                       f"{Path(day_file).name}; {len(series.states)} intervals of 15 minutes, "
-                      f"day cost recomputed: {series.cost.sum():,.2f} ({series.cost.sum() / 24:,.2f} per hour).", ""]
+                      f"day cost recomputed: {series.cost.sum():,.2f} ({cost_per_hour(series.cost):,.2f} per hour).", ""]
             energy, ratio = v2g_tables(problem, series)
             if energy:
                 p = figures.v2g_energy(energy, out / "fig6a_v2g_energy.png", label)

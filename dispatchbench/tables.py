@@ -117,6 +117,12 @@ def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
 
 # ---- per-seed values and the per-method table ---------------------------------------------------
 
+def cost_per_hour(costs: Sequence[float]) -> float:
+    """Average cost per hour of a day of 15-minute intervals: ``mean(C_t) × 4`` (``Σ C_t / 24`` for
+    96 intervals, and still an hourly figure for a day of another length)."""
+    return float(np.mean(costs)) * INTERVALS_PER_HOUR
+
+
 def seed_values(rows: pd.DataFrame, per_hour: bool) -> pd.DataFrame:
     """One value per (spec, seed): the cost at the state (Table IV) or the hourly average over the
     file's states (Table V); NaN unless every expected state of that seed was solved."""
@@ -127,7 +133,7 @@ def seed_values(rows: pd.DataFrame, per_hour: bool) -> pd.DataFrame:
         complete = len(ok) == expected and len(group) == expected
         value = np.nan
         if complete:
-            value = ok["cost"].mean() * INTERVALS_PER_HOUR if per_hour else float(ok["cost"].iloc[0])
+            value = cost_per_hour(ok["cost"]) if per_hour else float(ok["cost"].iloc[0])
         out.append({"solver": spec, "seed": int(seed), "value": value, "missing": expected - len(group)})
     return pd.DataFrame(out, columns=["solver", "seed", "value", "missing"])
 

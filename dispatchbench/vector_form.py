@@ -57,13 +57,17 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
 def cost_floor(problem: Problem, on: np.ndarray) -> np.ndarray:
     """A lower bound on the cost of any dispatch with commitment ``on`` (``(B, G)``).
 
-    Every group's cost increases with its power over its running range, so running each at
-    its least output bounds the cost from below: enumerations skip patterns whose floor is
-    already above the best evaluated answer, without ever losing a better one.
+    Each running group at the minimum of its own cost over its running range ``[p_min, p_max]``
+    (the vertex of a convex quadratic, clipped to the range; an end point for a linear cost, so
+    a negative ``b`` is handled too): enumerations skip patterns whose floor is already above the
+    best evaluated answer, without ever losing a better one. ``p_max`` is the widest range any
+    state allows, so the bound holds for every state.
     """
-    lb = problem.lower_bounds()
-    at_lb = problem.a * lb**2 + problem.b * lb + problem.c
-    return np.atleast_2d(np.asarray(on, dtype=bool)) @ at_lb
+    lb, ub, a, b = problem.lower_bounds(), problem.p_max, problem.a, problem.b
+    vertex = np.divide(-b, 2 * a, out=np.where(b >= 0, lb, ub), where=a > 0)
+    best = np.clip(vertex, lb, ub)
+    cheapest = a * best**2 + b * best + problem.c
+    return np.atleast_2d(np.asarray(on, dtype=bool)) @ cheapest
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,20 @@ def test_an_infeasible_nlopt_answer_is_reported_not_repaired(convex):
 def test_bad_parameters_name_the_fix(spec, words):
     with pytest.raises(SolverNotFound, match=words):
         make_solver(spec)
+
+
+def test_cost_floor_is_a_lower_bound_when_a_cost_falls_over_the_range():
+    """With b < 0 a group is cheapest inside its range, not at p_min: the floor must still bound."""
+    from dispatchbench.problem_file import parse_problem
+
+    problem = parse_problem({
+        "problem": {"name": "falling", "commitment": True},
+        "regions": [{"name": "A", "cs_max": 0.0}],
+        "groups": [{"name": "G", "type": "FDC", "region": "A", "a": 0.01, "b": -2.0, "c": 5.0,
+                    "p_min": 10.0, "p_max": 200.0}],
+    })
+    power = np.linspace(10.0, 200.0, 2001)
+    true_min = float(np.min(0.01 * power**2 - 2.0 * power + 5.0))  # at P = 100: -95
+    floor = float(cost_floor(problem, np.array([[True]]))[0])
+    assert floor <= true_min + 1e-9
+    assert floor == pytest.approx(-95.0)
