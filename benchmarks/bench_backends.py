@@ -27,11 +27,11 @@ from typing import Any
 import pandas as pd
 
 from dispatchbench import load_problem
-from dispatchbench.errors import InputError
-from dispatchbench.harness import parse_seeds, run_benchmark
-from dispatchbench.plugins import discover, split_specs
-from dispatchbench.run_metadata import run_metadata, utc_timestamp
-from dispatchbench.state_file import load_states, states_to_frame
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.harness import parse_seeds, run_benchmark
+from dispatchbench.bench.plugins import discover, split_specs
+from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.model.state_file import load_states, states_to_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scip import random_feasible_states  # noqa: E402  (sibling script: one state sampler, not two)

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from dispatchbench import State, evaluate, load_problem, load_states
-from dispatchbench.compile_pyomo import build_model
-from dispatchbench.feasibility import infeasibility_reason
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
-from dispatchbench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.formulations.compile_pyomo import build_model
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import Problem
+from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {"persistent": "scip", "rebuilt": "scip[persistent=false]"}

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from dispatchbench import load_problem, load_states
-from dispatchbench.plugins import make_solver
-from dispatchbench.run_metadata import run_metadata
-from dispatchbench.scoring import solve_and_score
-from dispatchbench.tables import cost_per_hour
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.run_metadata import run_metadata
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.report.tables import cost_per_hour
 
 ROOT = Path(__file__).resolve().parent.parent
 

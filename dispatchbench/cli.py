@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import InputError, SolverNotFound
-from .plugins import broken_plugins, discover, make_solver
-from .problem_file import load_problem
-from .scoring import Record, solve_and_score
-from .state_file import load_states
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
+from dispatchbench.model.problem_file import load_problem
+from dispatchbench.bench.scoring import Record, solve_and_score
+from dispatchbench.model.state_file import load_states
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark MADRL against classical solvers on EV charging-station dispatch.")
@@ -124,7 +124,7 @@ def validate(
             fail(f"{file}: a state file is checked against a problem — fix: add --problem FILE.toml")
         prob = load_problem(problem)
         sts = load_states(file, prob)
-        from .feasibility import infeasibility_reason
+        from dispatchbench.model.feasibility import infeasibility_reason
 
         bad = [(s.label, why) for s in sts if (why := infeasibility_reason(prob, s))]
         typer.echo(f"{file}: {len(sts)} states for problem {prob.name!r}, {len(sts) - len(bad)} feasible")
@@ -150,7 +150,7 @@ def run(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
-    from .harness import parse_seeds, run_benchmark
+    from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
     summary = run_benchmark(problem, states, solvers, parse_seeds(seeds), out, timeout=timeout, resume=resume,
                             force=force, progress=progress)
@@ -173,7 +173,7 @@ def table(
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the tables (default DIR/tables).")] = None,
 ) -> None:
     """Print and write Table IV (cost at one state) and Table V (average cost per hour over a day)."""
-    from .tables import make_tables
+    from dispatchbench.report.tables import make_tables
 
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
     typer.echo(written.text)
@@ -201,7 +201,7 @@ def train(
              f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})")
     if steps < 1:
         fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
-    from .checkpoints import CHECKPOINT_FILE
+    from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
 
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
@@ -222,7 +222,7 @@ def report(
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
 ) -> None:
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
-    from .report import build_report
+    from dispatchbench.report.html_report import build_report
 
     files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
     for note in files.notes:
@@ -244,7 +244,7 @@ def reproduce(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Train the learned methods (cached), run every method on the Table IV state and the day, write the report."""
-    from .reproduce import reproduce as run_reproduce
+    from dispatchbench.report.reproduce import reproduce as run_reproduce
 
     out = out or Path("runs") / (target + ("-quick" if quick else ""))
     outcome = run_reproduce(target, out, quick=quick, cache_root=cache, workers=workers, report_root=reports,

@@ -65,11 +65,11 @@ from pandas.tseries.holiday import USFederalHolidayCalendar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from dispatchbench.errors import InputError  # noqa: E402
-from dispatchbench.feasibility import infeasibility_reason  # noqa: E402
-from dispatchbench.problem import Problem  # noqa: E402
-from dispatchbench.problem_file import load_problem  # noqa: E402
-from dispatchbench.state_file import states_from_frame  # noqa: E402
+from dispatchbench.model.errors import InputError  # noqa: E402
+from dispatchbench.model.feasibility import infeasibility_reason  # noqa: E402
+from dispatchbench.model.problem import Problem  # noqa: E402
+from dispatchbench.model.problem_file import load_problem  # noqa: E402
+from dispatchbench.model.state_file import states_from_frame  # noqa: E402
 
 SLOTS = 96
 SLOT_S = 900  # seconds per 15-minute interval

@@ -4,7 +4,7 @@ One file, read top to bottom: hyper-parameters, networks, the training loop (``f
 execution (``solve``). Per agent (charger group): an actor on its own 3-number observation and a
 critic on every agent's observation and action, each with a target copy updated softly.
 The environment pieces — observations, the action-space mapping, the distributed search that
-closes the balances, the reward — come from ``dispatchbench.marl_env``, the same code at
+closes the balances, the reward — come from ``dispatchbench.learn.marl_env``, the same code at
 training and at execution. The agents learn from rewards only; no cost coefficient is read here.
 
 Every decision is one static step (the episode ends after it), so the critic's target is the
@@ -12,7 +12,7 @@ reward itself: ``y = r + γ (1 − done) Q'(o', μ'(o'))`` with ``done = 1``. Th
 are kept and updated as in the paper's algorithm so the code stays MADDPG for non-static use,
 but with one-step episodes they never enter a target.
 
-Each agent's networks are slices of one batched layer (``dispatchbench.agent_nets.AgentLinear``): agents keep their own
+Each agent's networks are slices of one batched layer (``dispatchbench.learn.agent_nets.AgentLinear``): agents keep their own
 parameters (nothing is shared) while one matrix product serves all of them, which is what makes
 nine actors and nine critics affordable on two CPU cores.
 """
@@ -30,17 +30,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from dispatchbench.agent_nets import agent_mlp
-from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
+from dispatchbench.learn.agent_nets import agent_mlp
+from dispatchbench.learn.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
-from dispatchbench.dispatch import Dispatch
-from dispatchbench.distributed_search import DistributedSearch
-from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.formulations.distributed_search import DistributedSearch
+from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
                                     observation_matrix, observation_names, outcome)
-from dispatchbench.problem import Problem, State
-from dispatchbench.replay_buffer import ReplayBuffer
-from dispatchbench.solver_api import Answer, Capabilities, FitReport, Solver
-from dispatchbench.training_log import TrainingLog
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.learn.replay_buffer import ReplayBuffer
+from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.learn.training_log import TrainingLog
 
 
 @dataclass

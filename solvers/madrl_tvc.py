@@ -9,7 +9,7 @@ buffers and update), the learned price response the distributed search clears, t
   (the reward term a station measures itself), input-convex in its own power. Its value network
   is ``Q_i = −C_i``; at a shared price ``λ`` the agent offers ``argmax_P Q_i + λ·delivered(P)``,
   solved on its own learned marginal-cost curve, so offers are monotone in ``λ`` and the
-  hierarchical distributed binary search (``dispatchbench.distributed_search``) meets every
+  hierarchical distributed binary search (``dispatchbench.formulations.distributed_search``) meets every
   balance and CS limit exactly;
 - a **commitment Q-network** ``Q^u_i(o_i, u)`` (``u`` = off/on), its **target network** and a
   **reward network**, trained on the *team* reward (minus the total cost after balancing, heard by
@@ -44,19 +44,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dispatchbench.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
+from dispatchbench.learn.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
                                        restore_rng, save_checkpoint)
-from dispatchbench.agent_nets import agent_mlp
-from dispatchbench.balancing import balance
-from dispatchbench.dispatch import Dispatch
-from dispatchbench.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
-from dispatchbench.evaluate import evaluate
-from dispatchbench.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
+from dispatchbench.learn.agent_nets import agent_mlp
+from dispatchbench.formulations.balancing import balance
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.formulations.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
+from dispatchbench.model.evaluate import evaluate
+from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
                                     observation_matrix, observation_names)
-from dispatchbench.problem import Problem, State
-from dispatchbench.replay_buffer import ReplayBuffer
-from dispatchbench.solver_api import Answer, Capabilities, FitReport, Solver
-from dispatchbench.training_log import TrainingLog
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.learn.replay_buffer import ReplayBuffer
+from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.learn.training_log import TrainingLog
 
 OFF, ON = 0, 1
 
@@ -136,7 +136,7 @@ class ConvexCost(nn.Module):
 class CommitmentLearners(nn.Module):
     """Every agent's commitment Q-network, target network and reward network (one slice each).
 
-    Stacked per-agent layers (``dispatchbench.agent_nets``): slice ``i`` is agent ``i``'s own
+    Stacked per-agent layers (``dispatchbench.learn.agent_nets``): slice ``i`` is agent ``i``'s own
     network, trained only on its own data (``tests/test_madrl_tvc.py`` checks this).
     ``Q_i(o_i, u)`` is agent ``i``'s optimistic estimate of the team advantage of playing
     ``u ∈ {off, on}`` — the team reward minus the best team reward among the plans tried at the

@@ -3,7 +3,7 @@
 NLopt has no integer variables, so the on/off decisions are chosen outside it (``commitment``):
 
 - ``enumerate`` (default): every on/off pattern whose capacity can serve the state
-  (:func:`dispatchbench.vector_form.shortfall` = 0) is solved as a continuous problem, cheapest
+  (:func:`dispatchbench.formulations.vector_form.shortfall` = 0) is solved as a continuous problem, cheapest
   cost floor first, stopping once a pattern's floor exceeds the best evaluated answer (a valid
   bound, so no better pattern is skipped). Beyond ``max_patterns`` workable patterns (or 20
   groups) it falls back to ``greedy``.
@@ -12,7 +12,7 @@ NLopt has no integer variables, so the on/off decisions are chosen outside it (`
 - ``all_on``: every group runs (what a user who ignores commitment would get).
 
 For one commitment the problem is compiled to NLopt's vector form
-(:class:`dispatchbench.vector_form.VectorForm`) in one of two encodings:
+(:class:`dispatchbench.formulations.vector_form.VectorForm`) in one of two encodings:
 
 - ``equality``: x = running groups' powers; ``Σ δ x = Σ d`` as an equality and the CS limits as
   inequalities, all with analytic gradients (SLSQP, COBYLA, AUGLAG).
@@ -35,11 +35,11 @@ from typing import Any
 import nlopt
 import numpy as np
 
-from dispatchbench.dispatch import Dispatch
-from dispatchbench.evaluate import Evaluation, evaluate
-from dispatchbench.problem import Problem, State
-from dispatchbench.solver_api import Answer, Capabilities, Solver
-from dispatchbench.vector_form import VectorForm, all_patterns, cost_floor, shortfall
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.evaluate import Evaluation, evaluate
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
+from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
 
 _TAKES_EQUALITY = {"LD_SLSQP", "LN_COBYLA", "AUGLAG", "AUGLAG_EQ", "LD_AUGLAG", "LD_AUGLAG_EQ",
                    "LN_AUGLAG", "LN_AUGLAG_EQ", "GN_ISRES"}

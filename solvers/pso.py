@@ -6,7 +6,7 @@ each group's preferred power as a fraction of its running range ``[lb, ub]`` in 
 
 A particle becomes a dispatch by an exact repair, not a penalty on the balance: the preferred
 powers of the running groups are moved onto every regional balance, ``Σ T = 0`` and the CS
-limits by :func:`dispatchbench.balancing.balance` with a :class:`ShiftResponse` (each group
+limits by :func:`dispatchbench.formulations.balancing.balance` with a :class:`ShiftResponse` (each group
 moves by one common signal times its range, clipped to the range — the projection the learned
 agents use too). The whole swarm is balanced in one batched call per iteration. A commitment
 that cannot serve the state is scored as a large cost plus a penalty proportional to its
@@ -33,12 +33,12 @@ import numpy as np
 os.environ.setdefault("LOG_CFG", str(Path(__file__).with_name("pyswarms_logging.yaml")))
 from pyswarms.single import GlobalBestPSO  # noqa: E402
 
-from dispatchbench.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds  # noqa: E402
-from dispatchbench.dispatch import Dispatch  # noqa: E402
-from dispatchbench.evaluate import group_costs  # noqa: E402
-from dispatchbench.problem import Problem, State  # noqa: E402
-from dispatchbench.solver_api import Answer, Capabilities, Solver  # noqa: E402
-from dispatchbench.vector_form import shortfall  # noqa: E402
+from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds  # noqa: E402
+from dispatchbench.model.dispatch import Dispatch  # noqa: E402
+from dispatchbench.model.evaluate import group_costs  # noqa: E402
+from dispatchbench.model.problem import Problem, State  # noqa: E402
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver  # noqa: E402
+from dispatchbench.formulations.vector_form import shortfall  # noqa: E402
 
 _DECODERS = ("shift", "price")
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
-from dispatchbench.compile_pyomo import build_model, read_dispatch, set_state
-from dispatchbench.problem import Problem, State
-from dispatchbench.solver_api import Answer, Capabilities, Solver
+from dispatchbench.formulations.compile_pyomo import build_model, read_dispatch, set_state
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
 
 _SUCCESS = {TerminationCondition.convergenceCriteriaSatisfied}
 _INFEASIBLE = {TerminationCondition.provenInfeasible, TerminationCondition.locallyInfeasible,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dispatchbench import load_problem
-from dispatchbench.problem import Problem
+from dispatchbench.model.problem import Problem
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 

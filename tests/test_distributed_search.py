@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, evaluate, load_states
-from dispatchbench.balancing import PriceResponse, ShiftResponse, balance, state_bounds
-from dispatchbench.distributed_search import CommGraph, Consensus, DistributedSearch, graph_edges
-from dispatchbench.marl_env import StateSampler
-from dispatchbench.plugins import make_solver
-from dispatchbench.scoring import solve_and_score
+from dispatchbench.formulations.balancing import PriceResponse, ShiftResponse, balance, state_bounds
+from dispatchbench.formulations.distributed_search import CommGraph, Consensus, DistributedSearch, graph_edges
+from dispatchbench.learn.marl_env import StateSampler
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.scoring import solve_and_score
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 GRAPHS = [CommGraph(), CommGraph(within="ring", between="complete"), CommGraph(within="star", between="line")]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dispatchbench import Dispatch, State, evaluate
-from dispatchbench.evaluate import CONSTRAINTS
-from dispatchbench.problem_file import parse_problem
+from dispatchbench.model.evaluate import CONSTRAINTS
+from dispatchbench.model.problem_file import parse_problem
 
 
 def toy_problem(commitment: bool = True, cs_max: float = 50.0):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from dispatchbench import State, load_problem, load_states
-from dispatchbench.feasibility import infeasibility_reason, local_supply_set
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
-from dispatchbench.problem_file import parse_problem
-from dispatchbench.scoring import solve_and_score
-from dispatchbench.solver_api import Answer, Solver
+from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import Problem
+from dispatchbench.model.problem_file import parse_problem
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.bench.solver_api import Answer, Solver
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 PAPER = load_problem(PROBLEMS / "paper-4region.toml")

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from dispatchbench import evaluate, load_problem, load_states
-from dispatchbench.dispatch import Dispatch
-from dispatchbench.errors import InputError, SolverNotFound
-from dispatchbench.harness import parse_seeds, plan_solvers, run_benchmark
-from dispatchbench.plugins import discover
-from dispatchbench.results_store import ROW_COLUMNS, ResultsStore
-from dispatchbench.run_metadata import METADATA_COLUMNS
-from dispatchbench.tables import make_tables
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.bench.harness import parse_seeds, plan_solvers, run_benchmark
+from dispatchbench.bench.plugins import discover
+from dispatchbench.bench.results_store import ROW_COLUMNS, ResultsStore
+from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.report.tables import make_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = ROOT / "problems" / "paper-4region.toml"

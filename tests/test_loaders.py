@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dispatchbench import GroupType, load_problem, load_states
-from dispatchbench.errors import InputError
+from dispatchbench.model.errors import InputError
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 PAPER = PROBLEMS / "paper-4region.toml"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dispatchbench import load_problem
-from dispatchbench.marl_env import StateBox, StateSampler
-from dispatchbench.plugins import make_solver
-from dispatchbench.scoring import solve_and_score
+from dispatchbench.learn.marl_env import StateBox, StateSampler
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.scoring import solve_and_score
 
 TINY = """
 [problem]

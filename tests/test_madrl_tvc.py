@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from dispatchbench import State, evaluate, load_problem, load_states
-from dispatchbench.balancing import PriceResponse, balance, state_bounds
-from dispatchbench.dispatch import Dispatch
-from dispatchbench.marl_env import observation_matrix
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
+from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.learn.marl_env import observation_matrix
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import Problem
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -69,9 +69,9 @@ FAST = dict(warmup_states=60, states_per_step=2, joint_explorations=3, batch_siz
 
 
 def _module():
-    """The plugin module (plugins are loaded from solvers/, not installed as a package)."""
-    make_solver("madrl_tvc")
-    return sys.modules["dispatchbench_plugin_madrl_tvc"]
+    """The bundled plugin module (``solvers/madrl_tvc.py``, installed as dispatchbench.solvers)."""
+    import dispatchbench.solvers.madrl_tvc as module
+    return module
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 from dispatchbench import load_states
-from dispatchbench.feasibility import infeasibility_reason
-from dispatchbench.marl_env import (DispatchEnv, StateBox, StateSampler, evaluation_states, map_actions,
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.learn.marl_env import (DispatchEnv, StateBox, StateSampler, evaluation_states, map_actions,
                                     monitor_states, observation_matrix, observations, outcome)
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, load_states
-from dispatchbench.errors import SolverNotFound
-from dispatchbench.feasibility import infeasibility_reason
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
-from dispatchbench.scoring import solve_and_score
-from dispatchbench.vector_form import VectorForm, all_patterns, cost_floor, shortfall
+from dispatchbench.model.errors import SolverNotFound
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import Problem
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM, ALL_ON = 4903.9687, 6564.3411  # spec: Table IV state, with and without commitment
@@ -128,7 +128,7 @@ def test_bad_parameters_name_the_fix(spec, words):
 
 def test_cost_floor_is_a_lower_bound_when_a_cost_falls_over_the_range():
     """With b < 0 a group is cheapest inside its range, not at p_min: the floor must still bound."""
-    from dispatchbench.problem_file import parse_problem
+    from dispatchbench.model.problem_file import parse_problem
 
     problem = parse_problem({
         "problem": {"name": "falling", "commitment": True},

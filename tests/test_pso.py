@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from dispatchbench import load_problem, load_states
-from dispatchbench.errors import SolverNotFound
-from dispatchbench.plugins import make_solver
-from dispatchbench.scoring import solve_and_score
-from dispatchbench.vector_form import shortfall
+from dispatchbench.model.errors import SolverNotFound
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.formulations.vector_form import shortfall
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM = 4903.9687  # spec: Table IV state

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from dispatchbench import load_problem, load_states
-from dispatchbench.errors import InputError
-from dispatchbench.feasibility import infeasibility_reason
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import State
-from dispatchbench.scoring import solve_and_score
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import State
+from dispatchbench.bench.scoring import solve_and_score
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEMS = REPO / "problems"

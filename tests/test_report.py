@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dispatchbench.errors import InputError
-from dispatchbench.harness import run_benchmark
-from dispatchbench.model_cache import ModelCache
-from dispatchbench.report import (build_report, choose_dispatch_method, day_series, day_states_sha, load_scored,
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.harness import run_benchmark
+from dispatchbench.bench.model_cache import ModelCache
+from dispatchbench.report.html_report import (build_report, choose_dispatch_method, day_series, day_states_sha, load_scored,
                                   supply_table, v2g_tables)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dispatchbench.harness import spec_label
-from dispatchbench.model_cache import ModelCache, model_key
-from dispatchbench.plugins import discover, make_solver
-from dispatchbench.reproduce import QUICK, Unit, deal, reproduce, run_lane
-from dispatchbench.results_store import load_results
+from dispatchbench.bench.harness import spec_label
+from dispatchbench.bench.model_cache import ModelCache, model_key
+from dispatchbench.bench.plugins import discover, make_solver
+from dispatchbench.report.reproduce import QUICK, Unit, deal, reproduce, run_lane
+from dispatchbench.bench.results_store import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = ROOT / "problems" / "paper-4region.toml"

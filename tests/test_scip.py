@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, evaluate, load_problem, load_states
-from dispatchbench.feasibility import infeasibility_reason
-from dispatchbench.plugins import make_solver
-from dispatchbench.problem import Problem
-from dispatchbench.scoring import solve_and_score
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem import Problem
+from dispatchbench.bench.scoring import solve_and_score
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dispatchbench.cli import app
-from dispatchbench.errors import InputError
-from dispatchbench.results_store import ResultsStore
-from dispatchbench.tables import make_tables, mean_ci95
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.results_store import ResultsStore
+from dispatchbench.report.tables import make_tables, mean_ci95
 
 T_975_2DF = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (printed tables)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from dispatchbench.solver_api import Solver
+from dispatchbench.bench.solver_api import Solver
 
 
 class Crasher(Solver):

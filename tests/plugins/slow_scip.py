@@ -3,23 +3,15 @@ run part-way through a multi-state file. Its answers are SCIP's own, scored by t
 
 from __future__ import annotations
 
-import sys
 import time
 
-from dispatchbench.plugins import BUNDLED_SOLVERS, _load_file
+from dispatchbench.solvers.scip import Scip
 
 
-def _bundled_scip() -> type:
-    module = sys.modules.get("dispatchbench_plugin_scip")  # discovery loads the bundled folder first
-    if module is not None:
-        return module.Scip
-    return next(cls for cls in _load_file(BUNDLED_SOLVERS / "scip.py") if cls.name == "scip")
-
-
-class SlowScip(_bundled_scip()):
+class SlowScip(Scip):
     name = "slow_scip"
     description = "test only: SCIP after a delay per call"
-    parameters = {**_bundled_scip().parameters, "delay": 0.3}
+    parameters = {**Scip.parameters, "delay": 0.3}
 
     def solve(self, problem, states, *, seed=0, time_limit=None):
         time.sleep(self.params["delay"] * len(states))

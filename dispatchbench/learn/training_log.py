@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .problem import Problem, State
-from .state_file import states_to_frame
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.model.state_file import states_to_frame
 
 LOSS_FILE = "loss.csv"
 REWARDS_FILE = "rewards.csv"

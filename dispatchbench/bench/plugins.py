@@ -1,9 +1,12 @@
-"""Finding solver plugins: files in ``solvers/`` folders and the ``dispatchbench.solvers``
-entry-point group, and turning spec strings like ``pso[particles=40]`` into instances."""
+"""Finding solver plugins: the bundled ``dispatchbench.solvers`` package, folders on
+``$DISPATCHBENCH_SOLVER_PATH`` and the ``dispatchbench.solvers`` entry-point group, and turning
+spec strings like ``pso[particles=40]`` into instances."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.resources
 import importlib.util
 import inspect
 import os
@@ -14,11 +17,12 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import SolverNotFound
-from .solver_api import Solver
+from dispatchbench.model.errors import SolverNotFound
+from dispatchbench.bench.solver_api import Solver
 
 ENTRY_POINT_GROUP = "dispatchbench.solvers"
-BUNDLED_SOLVERS = Path(__file__).resolve().parent.parent / "solvers"
+BUNDLED_PACKAGE = "dispatchbench.solvers"
+SOLVER_PATH_ENV = "DISPATCHBENCH_SOLVER_PATH"
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,23 @@ class BrokenPlugin:
     error: str
 
 
+def bundled_dir() -> Path | None:
+    """The folder of the bundled plugins inside the installed package (``solvers/`` in a checkout)."""
+    try:
+        folder = Path(str(importlib.resources.files(BUNDLED_PACKAGE)))
+    except ModuleNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
+
+
 def solver_dirs() -> list[Path]:
-    """Bundled ``solvers/``, then ``./solvers``, then ``$DISPATCHBENCH_SOLVER_PATH`` (os.pathsep list)."""
-    dirs = [BUNDLED_SOLVERS, Path.cwd() / "solvers"]
-    dirs += [Path(p) for p in os.environ.get("DISPATCHBENCH_SOLVER_PATH", "").split(os.pathsep) if p]
+    """Plugin folders: the bundled one, then each folder on ``$DISPATCHBENCH_SOLVER_PATH``.
+
+    Never the working directory: a ``solvers/`` folder that happens to sit where a user runs a
+    command is not code they asked to run.
+    """
+    dirs = [d for d in [bundled_dir()] if d is not None]
+    dirs += [Path(p) for p in os.environ.get(SOLVER_PATH_ENV, "").split(os.pathsep) if p]
     seen, out = set(), []
     for d in dirs:
         key = d.resolve()
@@ -50,7 +67,7 @@ def declared_names(path: Path) -> list[str]:
     """
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, OSError):
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
         return []
     names = []
     for node in tree.body:
@@ -65,20 +82,50 @@ def declared_names(path: Path) -> list[str]:
     return names
 
 
+def _module_name(path: Path) -> str:
+    """Bundled plugins import as ``dispatchbench.solvers.<file>`` (picklable, the same module an
+    entry point names); plugins from other folders under a private prefix."""
+    bundled = bundled_dir()
+    if bundled is not None and path.parent.resolve() == bundled.resolve():
+        return f"{BUNDLED_PACKAGE}.{path.stem}"
+    return f"dispatchbench_plugin_{path.stem}"
+
+
+def _solver_classes(module) -> list[type[Solver]]:
+    return [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Solver) and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj) and getattr(obj, "name", None)
+    ]
+
+
 @lru_cache(maxsize=None)
 def _load_file(path: Path) -> list[type[Solver]]:
     """Import a plugin file once (cached: re-executing it would make distinct, unpicklable classes)."""
     path = path.resolve()
-    module_name = f"dispatchbench_plugin_{path.stem}"
+    module_name = _module_name(path)
+    if module_name.startswith(BUNDLED_PACKAGE + "."):
+        return _solver_classes(importlib.import_module(module_name))
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # pickling and dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return [
-        obj for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, Solver) and obj.__module__ == module_name
-        and not inspect.isabstract(obj) and getattr(obj, "name", None)
-    ]
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return _solver_classes(module)
+
+
+def _plugin_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
+
+
+def _load_entry_point(ep) -> type[Solver]:
+    cls = ep.load()
+    if not (inspect.isclass(cls) and issubclass(cls, Solver)):
+        raise TypeError(f"{ep.value} is not a dispatchbench Solver subclass")
+    return cls
 
 
 @lru_cache(maxsize=1)
@@ -86,9 +133,7 @@ def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[Br
     found: dict[str, type[Solver]] = {}
     broken: list[BrokenPlugin] = []
     for folder in dirs:
-        for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
+        for path in _plugin_files(folder):
             try:
                 classes = _load_file(path)
             except Exception as exc:  # a broken plugin must not take the others down
@@ -97,10 +142,10 @@ def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[Br
             for cls in classes:
                 found.setdefault(cls.name, cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found and ep.value.startswith(BUNDLED_PACKAGE + "."):
+            continue  # the bundled file, already imported from its folder
         try:
-            cls = ep.load()
-            if not (inspect.isclass(cls) and issubclass(cls, Solver)):
-                raise TypeError(f"{ep.value} is not a dispatchbench Solver subclass")
+            cls = _load_entry_point(ep)
         except Exception as exc:
             broken.append(BrokenPlugin(f"entry point {ep.name} ({ep.value})", f"{type(exc).__name__}: {exc}"))
             continue
@@ -109,7 +154,7 @@ def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[Br
 
 
 def discover() -> dict[str, type[Solver]]:
-    """All solver classes by name (first found wins: bundled, local folder, path, entry points)."""
+    """All solver classes by name (first found wins: bundled, solver path, entry points)."""
     return dict(_discover(tuple(solver_dirs()))[0])
 
 
@@ -161,6 +206,14 @@ def find_solver_class(name: str) -> type[Solver] | None:
                             return cls
                 except Exception:
                     break  # broken file: let full discovery report it
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            try:
+                cls = _load_entry_point(ep)
+            except Exception:
+                break
+            if cls.name == name:
+                return cls
     return discover().get(name)
 
 

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import InputError
-from .plugins import parse_spec, split_specs
-from .results_store import load_results, parse_json_cell
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.plugins import parse_spec, split_specs
+from dispatchbench.bench.results_store import load_results, parse_json_cell
 
 INTERVALS_PER_HOUR = 4
 SUCCESS = ("optimal", "feasible")

@@ -1,6 +1,6 @@
 """The report's figures: one function per figure, one idea per figure.
 
-Every function takes plain tables that :mod:`dispatchbench.report` has already recomputed with
+Every function takes plain tables that :mod:`dispatchbench.report.html_report` has already recomputed with
 the evaluator, draws them, writes a small PNG and returns its path. Nothing here computes a
 cost or reads a results directory, so a figure can never show a number the evaluator did not
 produce, and each figure can be tested or restyled on its own.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from .dispatch import Dispatch
-from .problem import Problem, State
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 
 def build_model(problem: Problem) -> pyo.ConcreteModel:

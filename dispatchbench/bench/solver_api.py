@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .dispatch import Dispatch
-from .problem import Problem, State
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dispatch import Dispatch
-from .problem import Problem, State
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 
 def all_patterns(n_groups: int) -> np.ndarray:

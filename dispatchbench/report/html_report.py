@@ -3,9 +3,9 @@
 What the report trusts, and why: a results row carries a stored cost, but the report shows
 none of them. It reloads the problem and state files the rows name (checking their SHA-256, so
 a file edited after the run is caught), rebuilds every stored dispatch and scores it again with
-:func:`dispatchbench.evaluate.evaluate`. The stored cost is only compared with the recomputed
+:func:`dispatchbench.model.evaluate.evaluate`. The stored cost is only compared with the recomputed
 one; a disagreement is listed in the report. Tables IV/V are then made by
-:mod:`dispatchbench.tables` from the recomputed costs, and every figure draws recomputed
+:mod:`dispatchbench.report.tables` from the recomputed costs, and every figure draws recomputed
 quantities (fed-back energy, losses, costs) of real dispatches.
 
 Learned methods appear in the results as one solver spec per trained model
@@ -30,18 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import figures
-from .dispatch import Dispatch
-from .errors import InputError
-from .evaluate import evaluate
-from .harness import file_sha256
-from .problem import GroupType, Problem, State
-from .problem_file import load_problem
-from .reproduce import REPRODUCE_FILE
-from .results_store import load_results, parse_json_cell
-from .run_metadata import METADATA_COLUMNS
-from .state_file import load_states
-from .tables import cost_per_hour, fold_learned_models
+from dispatchbench.report import figures
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.evaluate import evaluate
+from dispatchbench.model.problem import GroupType, Problem, State
+from dispatchbench.model.problem_file import load_problem
+from dispatchbench.bench.results_store import REPRODUCE_FILE, file_sha256, load_results, parse_json_cell
+from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.model.state_file import load_states
+from dispatchbench.report.tables import cost_per_hour, fold_learned_models
 
 SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ

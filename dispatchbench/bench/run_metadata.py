@@ -7,13 +7,14 @@ table (benchopt does the same) instead of keeping them in a side file that can g
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
 import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ LIBRARIES: dict[str, str] = {
     "numpy_version": "numpy",
 }
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# the checkout this package runs from, when it runs from one (editable install or source tree)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 METADATA_COLUMNS: tuple[str, ...] = (
     "python_version", *LIBRARIES, "cpu_model", "cpu_cores", "ram_gb", "os", "hostname",
-    "git_revision", "git_dirty",
+    "git_revision", "git_dirty", "install_source",
 )
 
 
@@ -61,20 +63,57 @@ def ram_gb() -> float | None:
         return None
 
 
-def git_revision(repo: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
-    """``(commit, dirty)`` of the checkout the package runs from, or ``(None, None)`` outside git.
-
-    Dirty means tracked files differ from the commit: results from such a run cannot be
-    reproduced from the revision alone, so the flag travels with them.
-    """
+def _is_own_checkout(folder: Path) -> bool:
+    """True only for a dispatchbench checkout: a venv inside some other repository must not
+    stamp that repository's revision on our rows."""
+    pyproject = folder / "pyproject.toml"
     try:
-        rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+        return (folder / ".git").exists() and 'name = "dispatchbench"' in pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def _git(folder: Path) -> tuple[str | None, bool | None]:
+    try:
+        rev = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
     return rev or None, bool(status.strip())
+
+
+def direct_url() -> dict[str, Any] | None:
+    """PEP 610 ``direct_url.json`` of the installed distribution (where pip installed it from)."""
+    try:
+        text = distribution("dispatchbench").read_text("direct_url.json")
+        return json.loads(text) if text else None
+    except (PackageNotFoundError, ValueError, OSError):
+        return None
+
+
+def git_revision() -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the code that runs, or ``(None, None)`` when nobody can tell.
+
+    From a checkout (source tree or editable install): git, with dirty meaning tracked files
+    differ from the commit, since results from such a run cannot be reproduced from the
+    revision alone. From a wheel: the commit pip recorded when it installed from a VCS URL
+    (PEP 610), and nothing otherwise.
+    """
+    if _is_own_checkout(SOURCE_ROOT):
+        return _git(SOURCE_ROOT)
+    info = direct_url() or {}
+    commit = (info.get("vcs_info") or {}).get("commit_id")
+    return (commit, False) if commit else (None, None)
+
+
+def install_source() -> str | None:
+    """Where the running package was installed from: a checkout, a URL, or None (an index)."""
+    if _is_own_checkout(SOURCE_ROOT):
+        return "checkout"
+    info = direct_url()
+    return info.get("url") if info else None
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +130,7 @@ def run_metadata() -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "git_revision": rev,
         "git_dirty": dirty,
+        "install_source": install_source(),
     }
 
 

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .problem import Problem, State
+from dispatchbench.model.problem import Problem, State
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dispatch import Dispatch
-from .evaluate import evaluate
-from .feasibility import infeasibility_reason
-from .problem import Problem, State
-from .solver_api import Answer, Solver
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.evaluate import evaluate
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.bench.solver_api import Answer, Solver
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from .problem import Problem, State
+from dispatchbench.model.problem import Problem, State
 
 Intervals = list[tuple[float, float]]
 _MAX_SUBSET_GROUPS = 16  # beyond this a region's union is replaced by its hull (still a valid necessary check)

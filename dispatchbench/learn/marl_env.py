@@ -21,16 +21,16 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from .dispatch import Dispatch
-from .distributed_search import DistributedSearch
-from .errors import InputError
-from .evaluate import Evaluation, evaluate
-from .feasibility import infeasibility_reason
-from .problem import Problem, State
-from .state_file import load_states
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.formulations.distributed_search import DistributedSearch
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.evaluate import Evaluation, evaluate
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.model.bundled import problems_dir
+from dispatchbench.model.state_file import load_states
 
 OBS_DIM = 3
-BUNDLED_PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 
 # ---- observations -------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def evaluation_states(problem: Problem, folders: Sequence[Path] | None = None) -
     """Every state of every state file that fits ``problem`` in the bundled ``problems/`` folder and
     next to the problem file: the Table IV state, the evaluation day, and whatever else is there."""
     if folders is None:
-        folders = [BUNDLED_PROBLEMS] + ([Path(problem.source).parent] if problem.source else [])
+        folders = [problems_dir()] + ([Path(problem.source).parent] if problem.source else [])
     seen: set[Path] = set()
     out: list[State] = []
     for folder in folders:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
-from .problem import Problem, State
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.problem import Problem, State
 
 
 def expected_columns(problem: Problem) -> list[str]:

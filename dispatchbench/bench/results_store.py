@@ -8,6 +8,7 @@ from it after every cell and at the end of a run; it is a view, never edited in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .run_metadata import METADATA_COLUMNS
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 
 ROWS_FILE = "rows.jsonl"
+REPRODUCE_FILE = "reproduce.json"  # what a reproduction ran and how long it took, beside its rows
 PARQUET_FILE = "results.parquet"
 
 # One row per solver spec x state x seed, in this column order.
@@ -160,3 +162,8 @@ def _is_null(value: Any) -> bool:
 def parse_json_cell(text: Any) -> Any:
     """The Python value of a params/info/dispatch cell (``None`` for a null cell)."""
     return None if _is_null(text) else json.loads(text)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The content hash that ties a stored row to the exact input file it was computed on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

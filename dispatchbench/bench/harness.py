@@ -30,7 +30,6 @@ How a run is cut up, and why:
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing as mp
 import os
 import re
@@ -48,14 +47,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import InputError, SolverNotFound
-from .plugins import make_solver, make_solver_from, parse_spec, solver_origin, split_specs
-from .problem_file import load_problem
-from .results_store import ResultsStore
-from .run_metadata import run_metadata, utc_timestamp
-from .scoring import solve_and_score
-from .solver_api import Capabilities
-from .state_file import load_states
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.bench.plugins import make_solver, make_solver_from, parse_spec, solver_origin, split_specs
+from dispatchbench.model.problem_file import load_problem
+from dispatchbench.bench.results_store import ResultsStore, file_sha256
+from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.bench.solver_api import Capabilities
+from dispatchbench.model.state_file import load_states
 
 DEFAULT_TIMEOUT_S = 60.0
 COOPERATIVE_SHARE = 0.9  # solvers get time_limit = 0.9 * timeout, so they can stop before the kill
@@ -63,7 +62,7 @@ STARTUP_LIMIT_S = 180.0  # importing a backend (torch, pyomo) and loading a mode
 EXIT_WAIT_S = 10.0  # a child that answered every state gets this long to shut down before it is killed
 SUCCESS = ("optimal", "feasible")
 # imported once by the fork server (thread-free modules only: no torch)
-PRELOAD = ("dispatchbench.harness", "dispatchbench.compile_pyomo", "pyomo.contrib.solver.common.factory")
+PRELOAD = ("dispatchbench.bench.harness", "dispatchbench.formulations.compile_pyomo", "pyomo.contrib.solver.common.factory")
 
 
 # ---- what to run ------------------------------------------------------------------------------
@@ -156,10 +155,6 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
     algorithm ran and the same string filters it — and ``pso[b=1, a=2]`` equals ``pso[a=2,b=1]``."""
     name, given = parse_spec(text)
     return name if not given else f"{name}[{','.join(f'{k}={params[k]}' for k in sorted(given))}]"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def plan_cells(solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan],

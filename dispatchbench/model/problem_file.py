@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .problem import Group, GroupType, Problem, Region
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.problem import Group, GroupType, Problem, Region
 
 _PROBLEM_KEYS = {"name": str, "commitment": bool}
 _REGION_KEYS = {"name", "cs_max"}

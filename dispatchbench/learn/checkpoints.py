@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .problem import Problem
+from dispatchbench.model.problem import Problem
 
 CHECKPOINT_FILE = "checkpoint.pt"
 META_FILE = "model.json"

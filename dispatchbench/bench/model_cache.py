@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .plugins import make_solver
-from .problem_file import load_problem
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.problem_file import load_problem
 
 CACHE_ENV = "DISPATCHBENCH_MODEL_CACHE"
 MARKER = "cache.json"

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds
-from .dispatch import Dispatch
-from .problem import Problem, State
+from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 WITHIN = ("star", "ring")
 BETWEEN = ("ring", "line", "complete")

@@ -3,7 +3,7 @@
 The pipeline, in three stages, each timed (``DIR/reproduce.json``):
 
 1. **train** - every learned method, every seed, with the budget below; through
-   :mod:`dispatchbench.model_cache`, so a model trained before (same problem file, solver
+   :mod:`dispatchbench.bench.model_cache`, so a model trained before (same problem file, solver
    settings, seed, steps and solver code) is reused and a second run skips this stage. Models
    train in ``workers`` processes at once (one thread each: the machine has two cores).
 2. **run** - the shoot-out on the Table IV state and on the real-data day for every method, by
@@ -41,13 +41,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import InputError
-from .model_cache import ModelCache, model_key, train_cached
-from .plugins import discover, make_solver, parse_spec
-from .results_store import ROWS_FILE, ResultsStore
-from .run_metadata import REPO_ROOT, utc_timestamp
+from dispatchbench.model.errors import InputError
+from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
+from dispatchbench.bench.plugins import discover, make_solver, parse_spec
+from dispatchbench.bench.results_store import REPRODUCE_FILE, ROWS_FILE, ResultsStore
+from dispatchbench.report.html_report import build_report
+from dispatchbench.bench.run_metadata import utc_timestamp
+from dispatchbench.model.bundled import find_input
 
-REPRODUCE_FILE = "reproduce.json"
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,6 @@ class Outcome:
 
 def workers_default() -> int:
     return max(1, min(2, os.cpu_count() or 1))
-
-
-def find_input(path: str) -> Path:
-    """A bundled input file: relative to the working directory, else to the checkout."""
-    for candidate in (Path(path), REPO_ROOT / path):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise InputError(path, "file", "not found", "run from the dispatchbench checkout (problems/ must be there)")
 
 
 # ---- stage 1: training ------------------------------------------------------------------------
@@ -270,7 +263,7 @@ def run_lane(lane_dir: str, problem_file: str, states: list[str], units: list[Un
 
     Returns the failures of units the harness refused to start (the harness records every
     failure inside a unit - timeout, crash, error - as rows itself)."""
-    from .harness import run_benchmark
+    from dispatchbench.bench.harness import run_benchmark
 
     store = ResultsStore(lane_dir)
     if not resume:
@@ -288,8 +281,8 @@ def run_lane(lane_dir: str, problem_file: str, states: list[str], units: list[Un
 def run_shootout(problem_file: Path, states: list[Path], units: list[Unit], out_dir: Path, budget: Budget,
                  workers: int, outcome: Outcome, *, resume: bool, progress: bool) -> None:
     """Run every unit through the harness in parallel lanes (processes); merge their rows into ``out_dir``."""
-    from .problem_file import load_problem
-    from .state_file import load_states
+    from dispatchbench.model.problem_file import load_problem
+    from dispatchbench.model.state_file import load_states
 
     problem = load_problem(problem_file)
     n_states = sum(len(load_states(s, problem)) for s in states)
@@ -384,7 +377,6 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     outcome.save()
 
     say("stage 3/3, the report")
-    from .report import build_report
 
     t0 = time.perf_counter()
     files = build_report(out_dir, out_root=report_root, name=report_name or out_dir.resolve().name,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dispatch import Dispatch
-from .problem import Problem, State
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 CONSTRAINTS = ("regional_balance", "grid_conservation", "cs_limit", "running_range", "v2g_availability")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .problem import Problem, State
+from dispatchbench.model.problem import Problem, State
 
 
 @dataclass(frozen=True)

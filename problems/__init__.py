@@ -1,0 +1,1 @@
+"""Bundled problem files (TOML) and state files (CSV), read through importlib.resources."""

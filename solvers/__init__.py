@@ -1,0 +1,1 @@
+"""The bundled solver plugins, one file each; installed as ``dispatchbench.solvers``."""
