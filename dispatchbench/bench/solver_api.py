@@ -8,6 +8,7 @@ is the evaluator's job (``scoring.py``), so no backend's own objective can leak 
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -62,6 +63,10 @@ class Solver(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     parameters: ClassVar[dict[str, Any]] = {}
+    # Checked when the spec is parsed, so a bad value stops ``solve``/``run``/``train`` before
+    # any work: inclusive (low, high) bounds for numbers (None: open), allowed strings.
+    parameter_ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+    parameter_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, **params: Any) -> None:
@@ -72,6 +77,8 @@ class Solver(ABC):
                 f"its parameters are: {', '.join(sorted(self.parameters)) or '(none)'}"
             )
         self.params: dict[str, Any] = {k: _cast(self.name, k, v, self.parameters[k]) for k, v in params.items()}
+        for key, value in self.params.items():
+            _check(self.name, key, value, self.parameter_ranges.get(key), self.parameter_choices.get(key))
         self.params = {**self.parameters, **self.params}
 
     @property
@@ -131,3 +138,18 @@ def _cast(solver: str, key: str, value: Any, default: Any) -> Any:
             f"solver {solver!r}: parameter {key}={value!r} is not a {type(default).__name__}"
         ) from None
     return value
+
+
+def _check(solver: str, key: str, value: Any, bounds: tuple[float | None, float | None] | None,
+           choices: tuple[str, ...] | None) -> None:
+    """Reject a value no run could use: not finite, out of the declared range, not a choice."""
+    where = f"solver {solver!r}: parameter {key}={value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is not a finite number")
+    if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = bounds
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            raise ValueError(f"{where} is outside {span}")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{where} is not one of {', '.join(choices)}")
