@@ -7,6 +7,9 @@ Input mistakes exit with status 2 and one line (file, entry, fix), never a trace
 from __future__ import annotations
 
 import json
+import math
+import os
+import platform
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,7 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench import __version__
+from dispatchbench.model.bundled import find_input
+from dispatchbench.model.errors import InputError, SolverNotFound, one_line
 from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.bench.scoring import Record, solve_and_score
@@ -30,10 +35,35 @@ ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file 
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
 
 
+SEED_MAX = 2**32 - 1  # what numpy's generators take; the same bound as `run --seeds`
+MAX_TIME_LIMIT_S = 7 * 24 * 3600.0  # a week per call: beyond it a limit is a typo (and overflows timers)
+
+
 def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
+
+
+def input_file(path: Path) -> Path:
+    """The problem or state file as given when it exists (messages then name it as the user wrote
+    it), else the bundled file of that name (``paper-4region.toml``, ``problems/paper-4region.toml``),
+    so the README's commands work from any folder, not only from a checkout."""
+    return path if path.exists() else find_input(path)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dispatchbench {__version__} (Python {platform.python_version()}, {platform.platform()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """Benchmark MADRL against classical solvers on EV charging-station dispatch."""
 
 
 @app.command()
@@ -41,19 +71,23 @@ def solve(
     problem: ProblemOpt,
     states: StatesOpt,
     solver: Annotated[str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")] = "scip",
-    seed: Annotated[int, typer.Option(min=0, help="Seed for stochastic solvers.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit per call, seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator."""
-    if time_limit is not None and not time_limit > 0:
-        fail(f"--time-limit {time_limit:g}: not a positive number of seconds — fix: give e.g. --time-limit 60")
-    prob = load_problem(problem)
-    sts = load_states(states, prob)
+    if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIME_LIMIT_S):
+        fail(f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIME_LIMIT_S:g}] "
+             "— fix: give e.g. --time-limit 60")
+    prob = load_problem(input_file(problem))
+    sts = load_states(input_file(states), prob)
     try:
         backend = make_solver(solver)
-    except SolverNotFound as exc:
-        fail(f"--solver {solver}: {exc} — fix: run 'dispatchbench solvers' to see names and parameters")
+    except SolverNotFound as exc:  # a message that carries its own fix (a model folder's) keeps it
+        fail(f"--solver {solver}: {exc}" + ("" if " — fix: " in str(exc)
+                                            else " — fix: run 'dispatchbench solvers' to see names and parameters"))
+    if backend.capabilities.learns and (unusable := backend.skip(prob)):  # no model for this problem: refuse
+        fail(f"--solver {solver}: {unusable}")
     records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
     if as_json:
         for rec in records:
@@ -96,8 +130,22 @@ def _print_records(prob, records: list[Record]) -> None:
 
 
 @app.command()
-def solvers() -> None:
-    """List solver plugins, their capabilities and default parameters."""
+def solvers(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document: solvers (parameters, ranges, choices, "
+                                                         "capabilities, origin) and plugins that failed to load.")] = False,
+) -> None:
+    """List solver plugins, their capabilities and default parameters (exit 1 when there is none)."""
+    if as_json:
+        from dispatchbench.api import solver_catalogue
+
+        found, broken = solver_catalogue()
+        typer.echo(json.dumps({"dispatchbench_version": __version__, "solvers": found, "broken": broken},
+                              indent=2, default=str))
+        if not found:
+            fail(_why_no_solvers(), code=1)
+        return
+    if not discover():
+        fail(_why_no_solvers(), code=1)
     table = Table(title="solver plugins (capabilities: the flags a plugin sets)")
     for col in ("name", "capabilities", "parameters", "description"):
         # parameters one per line and never cut with "…": a half-shown default is useless
@@ -113,6 +161,27 @@ def solvers() -> None:
         typer.echo(f"warning: plugin {b.origin} failed to load: {b.error}", err=True)
 
 
+def _why_no_solvers() -> str:
+    """Why discovery found nothing, place by place: an empty table with exit 0 hid a broken install."""
+    from dispatchbench.bench import plugins
+
+    bundled = plugins.bundled_dir()
+    places = [f"the bundled plugins ({plugins.BUNDLED_PACKAGE}) are not installed" if bundled is None
+              else f"the bundled folder {bundled} holds no plugin"]
+    path = os.environ.get(plugins.SOLVER_PATH_ENV, "")
+    places.append(f"${plugins.SOLVER_PATH_ENV} is not set" if not path
+                  else f"${plugins.SOLVER_PATH_ENV}={path} holds no plugin")
+    registered = list(plugins.entry_points(group=plugins.ENTRY_POINT_GROUP))
+    places.append(f"no installed package registers the entry-point group '{plugins.ENTRY_POINT_GROUP}'"
+                  if not registered else f"{len(registered)} entry point(s) of '{plugins.ENTRY_POINT_GROUP}' gave none")
+    broken = plugins.broken_plugins()
+    if broken:
+        places.append(f"{len(broken)} plugin(s) failed to load, first {broken[0].origin}: {broken[0].error}")
+    return one_line("no solver plugins found: " + "; ".join(places) + " — fix: reinstall dispatchbench with its "
+                    f"bundled plugins (pip install 'dispatchbench[all]') or put a plugin folder on "
+                    f"${plugins.SOLVER_PATH_ENV}")
+
+
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="A problem file (.toml) or a state file (.csv, needs --problem).")],
@@ -122,8 +191,8 @@ def validate(
     if file.suffix.lower() == ".csv":
         if problem is None:
             fail(f"{file}: a state file is checked against a problem — fix: add --problem FILE.toml")
-        prob = load_problem(problem)
-        sts = load_states(file, prob)
+        prob = load_problem(input_file(problem))
+        sts = load_states(input_file(file), prob)
         from dispatchbench.model.feasibility import infeasibility_reason
 
         bad = [(s.label, why) for s in sts if (why := infeasibility_reason(prob, s))]
@@ -131,7 +200,7 @@ def validate(
         for label, why in bad:
             typer.echo(f"  state {label}: infeasible: {why}")
         return
-    prob = load_problem(file)
+    prob = load_problem(input_file(file))
     kinds = ", ".join(f"{sum(g.type.value == t for g in prob.groups)} {t}" for t in ("FDC", "ASC", "V2G"))
     typer.echo(f"{file}: problem {prob.name!r} is valid: {len(prob.regions)} regions, {len(prob.groups)} groups "
                f"({kinds}), commitment {'on' if prob.commitment else 'off'}")
@@ -148,12 +217,19 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Skip (solver, seed, state) already in --out.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the results already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run at once (local processes or Dask workers).")] = 1,
+    executor: Annotated[str, typer.Option(help="Where cells run: local or dask (docs/running.md).")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Dask scheduler address (default: a LocalCluster of --jobs workers).")] = None,
+    startup_timeout: Annotated[float, typer.Option(
+        help="Limit on a plugin's import and set-up per cell, seconds.")] = 180.0,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
-    summary = run_benchmark(problem, states, solvers, parse_seeds(seeds), out, timeout=timeout, resume=resume,
-                            force=force, progress=progress)
+    summary = run_benchmark(input_file(problem), [input_file(s) for s in states], solvers, parse_seeds(seeds), out,
+                            timeout=timeout, resume=resume, force=force, progress=progress, jobs=jobs,
+                            executor=executor, scheduler=scheduler, startup_timeout=startup_timeout)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     typer.echo(f"{summary.rows_written} rows written ({counts}), {summary.rows_skipped} already done; "
                f"results: {summary.out_dir / 'results.parquet'}")
@@ -177,8 +253,8 @@ def table(
 
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
     typer.echo(written.text)
-    for note in written.notes:
-        typer.echo(f"note: {note}", err=True)
+    for note in written.notes:  # a stored cost the evaluator disagrees with comes as "WARNING: ..."
+        typer.echo(note if note.startswith("WARNING") else f"note: {note}", err=True)
     typer.echo("written: " + ", ".join(str(f) for f in written.files), err=True)
 
 
@@ -194,7 +270,7 @@ def train(
 ) -> None:
     """Train a learning solver on sampled states (never the evaluation states); then solve with the spec
     NAME\\[model=OUT]."""
-    prob = load_problem(problem)
+    prob = load_problem(input_file(problem))
     learner = make_solver(solver)
     if not learner.capabilities.learns:
         fail(f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
@@ -203,6 +279,8 @@ def train(
         fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
 
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file, not a folder — fix: give a new or existing folder for the model")
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
     report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
@@ -239,7 +317,11 @@ def reproduce(
     name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
     cache: Annotated[Optional[Path], typer.Option(help="Trained-model cache (default ~/.cache/dispatchbench/models).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Parallel processes (default: up to 2 cores).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", "--workers", help="Trainings and cells at once (default: up to 2 cores).")] = None,
+    executor: Annotated[str, typer.Option(help="Where cells and trainings run: local or dask.")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Dask scheduler address (default: a LocalCluster of --jobs workers).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
@@ -248,7 +330,8 @@ def reproduce(
 
     out = out or Path("runs") / (target + ("-quick" if quick else ""))
     outcome = run_reproduce(target, out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
-                            report_name=name, resume=resume, progress=progress)
+                            report_name=name, resume=resume, progress=progress, executor=executor,
+                            scheduler=scheduler)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.wall_s.items())
     cached = sum(m["cached"] for m in outcome.models)
     typer.echo(f"{outcome.rows} result rows in {outcome.out_dir}; {len(outcome.models)} models "
@@ -256,6 +339,79 @@ def reproduce(
     for f in outcome.failures:
         typer.echo(f"failed: {f['method']} at {f['stage']}: {f['reason']}", err=True)
     typer.echo(f"report: {outcome.report}")
+
+generate_app = typer.Typer(no_args_is_help=True, help="Generate problem files and days of states (docs/generator.md).")
+app.add_typer(generate_app, name="generate")
+
+
+def _out_file(out: Path) -> None:
+    """Refuse an --out that cannot become a file, before any work."""
+    if out.is_dir():
+        fail(f"--out {out}: is a directory — fix: give a file path such as {out / 'instance.toml'}")
+    if not out.parent.is_dir():
+        fail(f"--out {out}: folder {out.parent} does not exist — fix: create it or choose another path")
+
+
+@generate_app.command("problem")
+def generate_problem_cmd(
+    regions: Annotated[int, typer.Option(help="Number of regions (1 to 512).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Problem file to write (TOML).")],
+    seed: Annotated[int, typer.Option(help="Seed: same arguments, byte-identical file.")] = 0,
+    commitment: Annotated[bool, typer.Option("--commitment/--no-commitment",
+                                             help="On/off decisions (MIQP) or all on (QP).")] = True,
+) -> None:
+    """Write a generated problem: regions of four kinds built from the paper's perturbed groups."""
+    from dispatchbench.instances.generate_problem import check_arguments, write_problem
+
+    try:
+        check_arguments(regions, seed)
+    except ValueError as exc:
+        fail(str(exc))
+    _out_file(out)
+    prob = write_problem(out, regions, seed, commitment)
+    typer.echo(f"{out}: problem {prob.name!r}, {len(prob.regions)} regions, {len(prob.groups)} groups, "
+               f"commitment {'on' if prob.commitment else 'off'}")
+
+
+@generate_app.command("states")
+def generate_states_cmd(
+    problem: Annotated[Optional[Path], typer.Option("--problem", "-p", help="Problem file (TOML).")] = None,
+    family: Annotated[Optional[str], typer.Option(help="Family of days, or random (see --list).")] = None,
+    days: Annotated[int, typer.Option(help="Days of 96 intervals to write.")] = 1,
+    count: Annotated[Optional[int], typer.Option(help="With --family random: how many states.")] = None,
+    seed: Annotated[int, typer.Option(
+        help="Seed (docs/protocol.md: 0-999 training, 1000-1999 validation, 2000-2999 test).")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="State file to write (CSV).")] = None,
+    list_families: Annotated[bool, typer.Option("--list", help="Print the families, one per line, and exit.")] = False,
+) -> None:
+    """Write generated days (labels <family>_d<k>_t<NN>) or random states; every state passes the pre-check."""
+    from dispatchbench.instances.state_families import (FAMILIES, RANDOM, family_lines, generate_days,
+                                                        generate_random, write_states)
+
+    if list_families:
+        for line in family_lines():
+            typer.echo(line)
+        return
+    if problem is None or family is None or out is None:
+        fail("generate states: --problem, --family and --out are required — fix: add them, or use --list")
+    if family != RANDOM and family not in FAMILIES:
+        fail(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])} (see --list)")
+    if family == RANDOM and count is None:
+        fail("--family random: needs --count K — fix: add e.g. --count 100")
+    if family != RANDOM and count is not None:
+        fail(f"--count: only for --family random — fix: drop it, or use --days for family {family}")
+    if seed < 0:
+        fail(f"--seed {seed}: negative — fix: give a seed >= 0")
+    _out_file(out)
+    prob = load_problem(input_file(problem))
+    try:
+        made = generate_random(prob, count, seed) if family == RANDOM else generate_days(prob, family, days, seed)
+    except ValueError as exc:
+        fail(str(exc))
+    write_states(out, prob, made.states)
+    typer.echo(f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
+               f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled")
+
 
 def main() -> None:
     """Entry point: run the app, turning input and usage errors into one line and exit status 2.
@@ -273,10 +429,10 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `dispatchbench`: show the help
             typer.echo(exc.format_message())
         elif ctx is not None:
-            typer.echo(f"error: {ctx.command_path}: {exc.format_message()} — fix: see '{ctx.command_path} --help'",
-                       err=True)
+            typer.echo(f"error: {ctx.command_path}: {one_line(exc.format_message())} — fix: see "
+                       f"'{ctx.command_path} --help'", err=True)
         else:
-            typer.echo(f"error: {exc.format_message()}", err=True)
+            typer.echo(f"error: {one_line(exc.format_message())}", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:
         typer.echo("error: aborted", err=True)

@@ -19,20 +19,19 @@ nine actors and nine critics affordable on two CPU cores.
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
-from dispatchbench.learn.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
-                                       restore_rng, save_checkpoint)
+from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
+from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
@@ -71,6 +70,17 @@ class Hyperparameters:
 
     def reward(self) -> RewardConfig:
         return RewardConfig(self.own_weight, self.team_weight, self.penalty_per_kw, self.move_weight)
+
+
+# Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
+HYPERPARAMETER_RANGES = {
+    "actor_hidden": COUNT, "critic_hidden": COUNT, "actor_lr": POSITIVE, "critic_lr": POSITIVE, "gamma": FRACTION,
+    "tau": FRACTION, "batch_size": COUNT, "buffer_size": COUNT, "learning_starts": NON_NEGATIVE,
+    "noise_start": NON_NEGATIVE, "noise_end": NON_NEGATIVE, "noise_fraction": NON_NEGATIVE, "flip_start": FRACTION,
+    "flip_end": FRACTION, "gumbel_temperature": POSITIVE, "action_reg": NON_NEGATIVE, "policy_every": COUNT,
+    "checkpoint_every": COUNT, "log_every": COUNT, "own_weight": NON_NEGATIVE, "team_weight": NON_NEGATIVE,
+    "penalty_per_kw": NON_NEGATIVE, "move_weight": NON_NEGATIVE,
+}
 
 
 ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
@@ -163,34 +173,45 @@ class Model:
 class Maddpg(Solver):
     name = "maddpg"
     description = "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
-    parameters = {"model": "", **asdict(Hyperparameters())}
+    parameters = lifecycle.spec_parameters(Hyperparameters, model="")
+    parameter_ranges = HYPERPARAMETER_RANGES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        hp_names = {f.name for f in fields(Hyperparameters)}
+        self._given = {k: self.params[k] for k in params if k in hp_names}  # set in the spec, not defaulted
+        if self.params["model"]:
+            lifecycle.check_folder(self.params["model"], self.name)
+        self._model: lifecycle.LoadedModel[Model] = lifecycle.LoadedModel()
+
     def hyperparameters(self) -> Hyperparameters:
-        return Hyperparameters(**{f.name: self.params[f.name] for f in fields(Hyperparameters)})
+        return lifecycle.from_params(Hyperparameters, self.params)
 
     def skip(self, problem: Problem) -> str | None:
-        why = check_model(self.params["model"], problem, self.name)
+        why = lifecycle.check_model(self.params["model"], problem, self.name)
         if why is None:
-            meta = json.loads((Path(self.params["model"]) / "model.json").read_text())
-            if meta.get("action_format") != ACTION_FORMAT:
-                why = f"model {self.params['model']} was trained by an older MADDPG (other action format); retrain it"
+            try:
+                self.load(problem)
+            except ModelFileError as exc:
+                why = str(exc)
         return why
 
     # ---- training -------------------------------------------------------------------------
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
             progress: bool = False, **options) -> FitReport:
-        torch.set_num_threads(1)
+        if options:
+            raise ValueError(f"maddpg: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in the "
+                             f"spec, e.g. maddpg[actor_lr=5e-4]")
         out_dir = Path(out_dir)
-        hp = self.hyperparameters()
-        if resume:
-            saved = json.loads((out_dir / "model.json").read_text()).get("hyperparameters")
-            if saved:
-                hp = Hyperparameters(**saved)  # a resumed run keeps its own settings
+        ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
+        hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt else self.hyperparameters()
+        if ckpt and lifecycle.conflicts(hp, self._given):  # a resumed run keeps its own settings
+            raise ModelFileError(out_dir / "model.json", "a resumed run keeps the hyper-parameters it was trained "
+                                 f"with; the spec sets {', '.join(lifecycle.conflicts(hp, self._given))}",
+                                 "drop them from the spec, or train a new model without --resume")
         n = len(problem.groups)
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        lifecycle.seed_everything(seed)
         model = Model.new(n, hp)
         actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
         critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
@@ -203,28 +224,28 @@ class Maddpg(Solver):
         monitor = monitor_states(problem)
         monitor_obs = observation_matrix(problem, monitor)
         start_step, elapsed = 0, 0.0
-        if resume:
-            ckpt = load_checkpoint(out_dir)
+        if ckpt:
             for name, net in model.networks().items():
                 net.load_state_dict(ckpt.networks[name])
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
             critic_opt.load_state_dict(ckpt.optimizers["critic"])
-            buffer.load_state_dict(ckpt.extra["buffer"])
-            restore_rng(ckpt.rng, {"sampler": sampler.rng, "noise": noise_rng})
+            buffer.load_state_dict(ckpt.state["buffer"])
+            lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
             start_step, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
         log = TrainingLog(out_dir, problem=problem, monitor=monitor, total_steps=steps, every=hp.log_every,
                           resume=resume, progress=progress, start_step=start_step, elapsed_s=elapsed)
-        meta = {"solver": self.name, "problem": problem.name, "problem_fingerprint": problem_fingerprint(problem),
-                "seed": seed, "hyperparameters": asdict(hp), "action_format": ACTION_FORMAT,
-                "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
-                "sampler": {"box": sampler.box.to_json(problem), "excluded_states": len(sampler.excluded),
-                            "exclusion_radius_kw": sampler.exclusion_radius_kw}}
+        learner_meta = {"action_format": ACTION_FORMAT,
+                        "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
+                        "sampler": {"box": sampler.box.to_json(problem), "excluded_states": len(sampler.excluded),
+                                    "exclusion_radius_kw": sampler.exclusion_radius_kw}}
 
         def save(step: int) -> None:
-            save_checkpoint(out_dir, step=step, networks=model.networks(),
-                            optimizers={"actor": actor_opt, "critic": critic_opt},
-                            rng=capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
-                            extra={"buffer": buffer.state_dict()}, meta={**meta, "train_time_s": log.wall_s})
+            meta = lifecycle.model_meta(solver=self.name, spec=lifecycle.training_spec(self.name, hp), problem=problem,
+                                        hyperparameters=hp, seed=seed, train_time_s=log.wall_s, **learner_meta)
+            state = {"buffer": buffer.state_dict(),
+                     "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng})}
+            lifecycle.save(out_dir, step=step, networks=model.networks(),
+                           optimizers={"actor": actor_opt, "critic": critic_opt}, state=state, meta=meta)
 
         updates = 0
         try:
@@ -245,8 +266,9 @@ class Maddpg(Solver):
                     updates += 1
                 log.loss(step, loss)
                 if log.due(step) or step == steps:
-                    raw = model.act(monitor_obs, problem.commitment)
-                    log.rewards(step, [outcome(problem, s, raw[i], reward=reward, search=search).team_reward
+                    raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
+                    log.rewards(step, [lifecycle.probe_reward(problem, s, outcome(problem, s, raw[i], reward=reward,
+                                                                                   search=search).dispatch)
                                        for i, s in enumerate(monitor)])
                 if step % hp.checkpoint_every == 0 or step == steps:
                     save(step)
@@ -312,20 +334,21 @@ class Maddpg(Solver):
         """The trained actors, read from disk once per (model folder, problem) and then reused."""
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
-        key = (str(folder.resolve()), problem.name, problem.group_names)
-        cached = getattr(self, "_loaded", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        why = self.skip(problem)
-        if why:
-            raise ValueError(why)
-        meta = json.loads((folder / "model.json").read_text())
-        model = Model.new(len(problem.groups), Hyperparameters(**meta["hyperparameters"]))
-        ckpt = load_checkpoint(folder)
-        for name, net in model.networks().items():
-            net.load_state_dict(ckpt.networks[name])
-        self._loaded = (key, model)
-        return model
+
+        def build(ckpt: Checkpoint) -> Model:
+            if ckpt.meta.get("action_format") != ACTION_FORMAT:
+                raise ModelFileError(folder / "model.json", "trained by an older MADDPG (other action format)")
+            hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, folder)
+            if lifecycle.conflicts(hp, self._given):
+                raise ModelFileError(folder / "model.json", "the spec sets hyper-parameters the model was not "
+                                     f"trained with: {', '.join(lifecycle.conflicts(hp, self._given))}",
+                                     "drop them from the spec (a model keeps its own)")
+            model = Model.new(len(problem.groups), hp)
+            for name, net in model.networks().items():
+                net.load_state_dict(ckpt.networks[name])
+            return model
+
+        return self._model.get(folder, problem, self.name, build)
 
     def prepare(self, problem: Problem) -> None:
         self.load(problem)
@@ -367,8 +390,8 @@ def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedS
     info = {"moved_mean_kw": float(moved.mean()), "moved_max_kw": float(moved.max()), "messages": int(messages),
             "commitment_repaired": repaired, "decision_s": elapsed,
             "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw)}}
-    if not result.feasible[0]:
-        return Answer(dispatch, "feasible", "no repaired commitment met the balances", elapsed, info)
+    if not result.feasible[0]:  # the claim must match the dispatch: the evaluator will find it infeasible
+        return Answer(dispatch, "error", "no repaired commitment met the balances", elapsed, info)
     return Answer(dispatch, "feasible", "", elapsed, info)
 
 

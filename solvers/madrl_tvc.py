@@ -33,7 +33,6 @@ through rewards computed by the environment's evaluator.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -44,15 +43,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dispatchbench.learn.checkpoints import (capture_rng, check_model, load_checkpoint, problem_fingerprint,
-                                       restore_rng, save_checkpoint)
+from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
+from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
+from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from dispatchbench.formulations.balancing import balance
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
 from dispatchbench.model.evaluate import evaluate
-from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, cost_scale, map_actions, monitor_states,
-                                    observation_matrix, observation_names)
+from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
+                                          observation_matrix, observation_names)
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.learn.replay_buffer import ReplayBuffer
 from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
@@ -95,6 +95,16 @@ class Hyperparameters:
     @property
     def reward(self) -> RewardConfig:
         return RewardConfig()  # the environment's penalty per kW of violation for infeasible plans
+
+
+# Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
+HYPERPARAMETER_RANGES = {
+    "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
+    "q_lr": POSITIVE, "tau_optimism": FRACTION, "polyak": FRACTION, "advantage_clip": NON_NEGATIVE,
+    "warmup_states": COUNT, "warmup_actions": COUNT, "states_per_step": COUNT, "joint_explorations": NON_NEGATIVE,
+    "flip_prob": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT, "buffer_size": COUNT,
+    "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT, "checkpoint_every": COUNT,
+}
 
 
 # =============================================================================================
@@ -414,6 +424,7 @@ class Team:
             if flipped is None:
                 break
             on, result = flipped, better
+        info["balanced"] = bool(result.feasible[0])  # False: even the repaired commitment cannot meet the balances
         info["price"] = float(result.balanced.system_signal[0])
         info["iterations"] = 2 * self.hp.search_iterations * info["searches"]
         info["messages"] = int(info["messages"])
@@ -549,10 +560,9 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
 
 
 def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray) -> float:
-    """Fig. 5 quantity: the team reward of the current greedy decision at a fixed state."""
+    """Fig. 5 quantity: the shared probe reward of the current greedy decision at a fixed state."""
     dispatch, _ = team.decide(state, obs)
-    ev = evaluate(problem, state, dispatch)
-    return -(ev.cost + RewardConfig().penalty_per_kw * sum(ev.violations.values())) / cost_scale(problem)
+    return lifecycle.probe_reward(problem, state, dispatch)
 
 
 # =============================================================================================
@@ -561,53 +571,64 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 class MadrlTvc(Solver):
     name = "madrl_tvc"
     description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
-    parameters = {"model": "", "refine": 3}
+    parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=3)
+    parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._loaded: tuple[str, Team] | None = None
+        hp_names = {f.name for f in fields(Hyperparameters)}
+        self._given = {k: self.params[k] for k in params if k in hp_names}  # set in the spec, not defaulted
+        if self.params["model"]:
+            lifecycle.check_folder(self.params["model"], self.name)
+        self._model: lifecycle.LoadedModel[Team] = lifecycle.LoadedModel()
 
     def skip(self, problem: Problem) -> str | None:
-        return check_model(self.params["model"], problem, self.name)
+        why = lifecycle.check_model(self.params["model"], problem, self.name)
+        if why is None:
+            try:
+                self.load(problem)
+            except ModelFileError as exc:
+                why = str(exc)
+        return why
 
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
             progress: bool = False, **options) -> FitReport:
-        torch.set_num_threads(1)
-        known = {f.name for f in fields(Hyperparameters)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"madrl_tvc: unknown training option {unknown[0]!r}; options: {', '.join(sorted(known))}")
-        hp = Hyperparameters(**options)
+        if options:
+            raise ValueError(f"madrl_tvc: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in the "
+                             f"spec, e.g. madrl_tvc[q_lr=5e-4]")
         out_dir = Path(out_dir)
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
+        hp = (lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt
+              else lifecycle.from_params(Hyperparameters, self.params))
+        if ckpt and lifecycle.conflicts(hp, self._given):
+            raise ModelFileError(out_dir / "model.json", "a resumed run keeps the hyper-parameters it was trained "
+                                 f"with; the spec sets {', '.join(lifecycle.conflicts(hp, self._given))}",
+                                 "drop them from the spec, or train a new model without --resume")
+        lifecycle.seed_everything(seed)
         team = Team(problem, hp, seed)
         sampler = StateSampler(problem, seed=seed)
         rng = np.random.default_rng(seed)
         start, elapsed = 0, 0.0
-        if resume:
-            ckpt = load_checkpoint(out_dir)
+        if ckpt:
             start, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-            hp = Hyperparameters(**ckpt.extra["hyperparameters"])
-            team = Team(problem, hp, seed)
             _restore(team, ckpt, with_optimizers=True)
-            sampler.rng.bit_generator.state = ckpt.extra["sampler_rng"]
-            restore_rng(ckpt.rng, {"loop": rng})
+            sampler.rng.bit_generator.state = ckpt.state["sampler_rng"]
+            lifecycle.restore_rng(ckpt.state["rng"], {"loop": rng})
         log = TrainingLog(out_dir, problem=problem, monitor=monitor_states(problem), total_steps=steps,
                           every=hp.log_every, resume=resume, progress=progress, start_step=start, elapsed_s=elapsed)
         t0 = time.perf_counter()
 
         def save(step: int) -> None:
-            extra = {"hyperparameters": asdict(hp), "sampler_rng": sampler.rng.bit_generator.state,
+            state = {"sampler_rng": sampler.rng.bit_generator.state, "rng": lifecycle.capture_rng({"loop": rng}),
                      "agents": {a.name: a.extra(with_buffers=True) for a in team.agents}}
-            meta = {"solver": self.name, "problem": problem.name, "problem_fingerprint": problem_fingerprint(problem),
-                    "seed": seed, "train_time_s": elapsed + time.perf_counter() - t0, "hyperparameters": asdict(hp),
-                    "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
-                    "sampler": sampler.box.to_json(problem)}
-            save_checkpoint(out_dir, step=step, networks=team.networks(), optimizers=team.optimizers(),
-                            rng=capture_rng({"loop": rng}), extra=extra, meta=meta)
+            meta = lifecycle.model_meta(
+                solver=self.name, spec=lifecycle.training_spec(self.name, hp), problem=problem, hyperparameters=hp,
+                seed=seed, train_time_s=elapsed + time.perf_counter() - t0,
+                observation={a: list(observation_names(problem, a)) for a in problem.group_names},
+                sampler=sampler.box.to_json(problem))
+            lifecycle.save(out_dir, step=step, networks=team.networks(), optimizers=team.optimizers(), state=state,
+                           meta=meta)
 
         try:
             if start < steps:
@@ -619,14 +640,21 @@ class MadrlTvc(Solver):
                          info={"train_time_s": total, "seed": seed, "hyperparameters": asdict(hp)})
 
     def load(self, problem: Problem) -> Team:
-        path = str(Path(self.params["model"]).resolve())
-        if self._loaded is None or self._loaded[0] != path:
-            ckpt = load_checkpoint(Path(path))
-            team = Team(problem, Hyperparameters(**ckpt.extra["hyperparameters"]), seed=int(ckpt.meta.get("seed", 0)))
+        """The trained team, read from disk once per (model folder, problem)."""
+        folder = Path(self.params["model"])
+
+        def build(ckpt: Checkpoint) -> Team:
+            hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, folder)
+            if lifecycle.conflicts(hp, self._given):
+                raise ModelFileError(folder / "model.json", "the spec sets hyper-parameters the model was not "
+                                     f"trained with: {', '.join(lifecycle.conflicts(hp, self._given))}",
+                                     "drop them from the spec (a model keeps its own)")
+            team = Team(problem, hp, seed=int(ckpt.meta["seed"]))
             _restore(team, ckpt, with_optimizers=False)
             team.refresh_offers()
-            self._loaded = (path, team)
-        return self._loaded[1]
+            return team
+
+        return self._model.get(folder, problem, self.name, build)
 
     def prepare(self, problem: Problem) -> None:
         self.load(problem)
@@ -642,19 +670,23 @@ class MadrlTvc(Solver):
             t = time.perf_counter()
             dispatch, info = team.decide(state, obs[j], refine=self.params["refine"])
             info["decision_s"] = time.perf_counter() - t
-            answers.append(Answer(dispatch, "feasible", "", info["decision_s"], info))
+            if info["balanced"]:
+                answers.append(Answer(dispatch, "feasible", "", info["decision_s"], info))
+            else:  # the claim must match the dispatch: the evaluator will find it infeasible
+                answers.append(Answer(dispatch, "error", "no repaired commitment met the balances",
+                                      info["decision_s"], info))
         batch_s = (time.perf_counter() - start) / max(len(states), 1)
         for a in answers:
             a.info["decision_s_batched"] = batch_s
         return answers
 
 
-def _restore(team: Team, ckpt, *, with_optimizers: bool) -> None:
+def _restore(team: Team, ckpt: Checkpoint, *, with_optimizers: bool) -> None:
     for key, module in team.networks().items():
         module.load_state_dict(ckpt.networks[key])
     for agent in team.agents:
-        agent.load_extra(ckpt.extra["agents"][agent.name] if with_optimizers else
-                         {k: v for k, v in ckpt.extra["agents"][agent.name].items() if k not in {"bills", "plans"}})
+        agent.load_extra(ckpt.state["agents"][agent.name] if with_optimizers else
+                         {k: v for k, v in ckpt.state["agents"][agent.name].items() if k not in {"bills", "plans"}})
     if with_optimizers:
         for key, opt in team.optimizers().items():
             opt.load_state_dict(ckpt.optimizers[key])

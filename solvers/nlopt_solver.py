@@ -8,8 +8,13 @@ NLopt has no integer variables, so the on/off decisions are chosen outside it (`
   bound, so no better pattern is skipped). Beyond ``max_patterns`` workable patterns (or 20
   groups) it falls back to ``greedy``.
 - ``greedy``: start with every group on; repeatedly make the single on/off flip that most
-  improves the evaluated answer, until none does.
+  improves the evaluated answer, until none does. Beyond 20 groups flips are tried in a priority
+  order and the first improving one is taken (a full pass costs one NLopt solve per group).
 - ``all_on``: every group runs (what a user who ignores commitment would get).
+
+Problems with more than ``max_groups`` groups are skipped with the reason (one SLSQP solve grows
+as n³). Under a time limit the deadline is checked before every solve and the best feasible
+answer so far is returned as ``feasible``, or ``timeout`` if there is none.
 
 For one commitment the problem is compiled to NLopt's vector form
 (:class:`dispatchbench.formulations.vector_form.VectorForm`) in one of two encodings:
@@ -52,6 +57,10 @@ _RANDOM = {"GN_ISRES", "GN_CRS2_LM", "GN_ESCH", "GN_DIRECT_L_RAND", "GN_DIRECT_L
 _STRATEGIES = ("enumerate", "greedy", "all_on")
 _ENCODINGS = ("auto", "equality", "eliminate")
 _MAX_ENUMERATED_GROUPS = 20
+# Every algorithm constant the installed nlopt defines (LD_SLSQP, GN_DIRECT_L, AUGLAG, ...).
+_ALGORITHMS = tuple(sorted(k for k, v in vars(nlopt).items()
+                           if isinstance(v, int) and k.isupper() and k.startswith(("G", "L", "AUGLAG"))))
+_C_INT_MAX = 2**31 - 1  # nlopt's counters are C ints: a larger value overflows in set_maxeval
 
 
 @dataclass
@@ -83,7 +92,14 @@ class NloptSolver(Solver):
         "xtol_rel": 1e-10,
         "ftol_rel": 1e-12,
         "maxeval": 3000,  # evaluations per NLopt run
+        "max_groups": 100,  # skip larger problems: one SLSQP solve took 6 s of CPU at 163 groups (docs)
     }
+    parameter_ranges = {
+        "inner_maxeval": (1, _C_INT_MAX), "max_patterns": (1, None), "starts": (1, 100_000),
+        "xtol_rel": (0.0, 1.0), "ftol_rel": (0.0, 1.0), "maxeval": (1, _C_INT_MAX),
+    }
+    parameter_choices = {"algorithm": _ALGORITHMS, "inner_algorithm": _ALGORITHMS,
+                         "commitment": _STRATEGIES, "encoding": _ENCODINGS}
     capabilities = Capabilities(exact=False, stochastic=False, learns=False, handles_commitment=True)
 
     def __init__(self, **params: Any) -> None:
@@ -111,6 +127,19 @@ class NloptSolver(Solver):
         self.capabilities = Capabilities(exact=False, stochastic=random, learns=False, handles_commitment=True)
 
     # ---- plugin API --------------------------------------------------------------------
+    def skip(self, problem: Problem) -> str | None:
+        """Too many groups for any commitment search to finish: say so instead of timing out.
+
+        NLopt's dense SQP subproblems grow as n³: one all-on SLSQP solve took 0.7 s of CPU at 85
+        groups, 5.9 s at 163 and had not converged after 29 s at 312, and a greedy pass needs one
+        solve per group (docs/classical-backends.md, "Scale").
+        """
+        groups = len(problem.groups)
+        if groups > self.params["max_groups"]:
+            return (f"{groups} groups > max_groups={self.params['max_groups']}: one NLopt solve of the dispatch "
+                    f"grows as n^3 (6 s of CPU at 163 groups) and the commitment search needs one per group flip")
+        return None
+
     def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
               time_limit: float | None = None) -> list[Answer]:
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
@@ -162,8 +191,13 @@ class NloptSolver(Solver):
         elapsed = time.perf_counter() - start
         ev = best.evaluation
         if time.perf_counter() > deadline:
-            return Answer(best.dispatch, "timeout", f"time limit {time_limit:g} s reached after "
-                          f"{len(solved)} commitments", elapsed, info)
+            info["time_limit_reached"] = True
+            if not ev.feasible:  # nothing usable yet: a timeout, not an "infeasible" claim
+                return Answer(None, "timeout", f"time limit {time_limit:g} s reached after {len(solved)} "
+                              f"commitments without a feasible answer", elapsed, info)
+            info["note"] = (f"time limit {time_limit:g} s reached after {len(solved)} commitments; "
+                            "best feasible answer so far")
+            return Answer(best.dispatch, "feasible", info["note"], elapsed, info)
         if not ev.feasible:
             return Answer(best.dispatch, "infeasible", f"NLopt's best answer violates {ev.worst} by "
                           f"{ev.max_violation:.3g} kW ({best.nlopt_result})", elapsed, info)
@@ -187,8 +221,16 @@ class NloptSolver(Solver):
 
     def _greedy(self, problem: Problem, state: State, run: Callable[[np.ndarray], _Candidate],
                 deadline: float) -> _Candidate:
-        """Best-improvement single flips from all-on; unworkable patterns rank by their shortfall."""
+        """Single flips from all-on; unworkable patterns rank by their shortfall.
+
+        Up to 20 groups every flip is tried and the best taken (best improvement). Beyond, a pass
+        of G solves is too slow, so flips are tried in priority order — running groups by their
+        average cost per delivered kW, dearest first, then stopped groups by marginal cost,
+        cheapest first — and the first improving one is taken (first improvement). The deadline
+        is checked before every solve, and the best answer seen so far is always returned.
+        """
         tol = problem.tolerance(state)
+        first_improvement = len(problem.groups) > _MAX_ENUMERATED_GROUPS
 
         def score(on: np.ndarray) -> tuple[Any, ...]:
             short = float(shortfall(problem, state, on)[0])
@@ -199,17 +241,35 @@ class NloptSolver(Solver):
 
         current = np.ones(len(problem.groups), dtype=bool)
         current_score = score(current)
-        while time.perf_counter() <= deadline:
-            moves = []
-            for g in range(len(current)):
+        improved = True
+        while improved and time.perf_counter() <= deadline:
+            improved, moves = False, []
+            for g in self._flip_order(problem, run(current)) if first_improvement else range(len(current)):
+                if time.perf_counter() > deadline:
+                    break
                 flipped = current.copy()
                 flipped[g] = not flipped[g]
-                moves.append((score(flipped), g, flipped))
-            best_score, _, best_on = min(moves, key=lambda m: (m[0], m[1]))
-            if best_score >= current_score:
-                break
-            current, current_score = best_on, best_score
+                flipped_score = score(flipped)
+                if first_improvement and flipped_score < current_score:
+                    current, current_score, improved = flipped, flipped_score, True
+                    break
+                moves.append((flipped_score, g, flipped))
+            if not first_improvement and moves:
+                best_score, _, best_on = min(moves, key=lambda m: (m[0], m[1]))
+                if best_score < current_score:
+                    current, current_score, improved = best_on, best_score, True
         return run(current)
+
+    @staticmethod
+    def _flip_order(problem: Problem, cand: _Candidate) -> list[int]:
+        """Running groups dearest per delivered kW first, then stopped ones cheapest marginal first."""
+        on, power = cand.dispatch.on, cand.dispatch.power
+        delivered = np.maximum(power * problem.delivery, 1e-9)
+        average = (problem.a * power**2 + problem.b * power + problem.c) / delivered
+        marginal = problem.b / problem.delivery
+        running = sorted(np.flatnonzero(on), key=lambda g: (-average[g], g))
+        stopped = sorted(np.flatnonzero(~on), key=lambda g: (marginal[g], g))
+        return [int(g) for g in running + stopped]
 
     # ---- one commitment ------------------------------------------------------------------
     def _solve_commitment(self, problem: Problem, state: State, on: np.ndarray, rng: np.random.Generator,

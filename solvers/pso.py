@@ -17,6 +17,11 @@ known costs): powers are then the economic dispatch of the commitment and the pa
 the commitment scores only — a PSO/λ-iteration hybrid, stronger but no longer a plain swarm
 over the dispatch. ``shift`` is the default because it searches the same decisions as the
 paper's PSO baseline and the learned agents (commitment and powers), with the same mapping.
+
+Under a time limit the cost function stops the swarm; the best particle seen so far is returned
+as ``feasible`` if its commitment is workable, else the state is ``timeout`` (no dispatch). At
+128 regions the random start rarely finds a workable commitment on high-demand states
+(docs/classical-backends.md, "Measured at scale").
 """
 
 from __future__ import annotations
@@ -58,6 +63,11 @@ class Pso(Solver):
         "c2": 1.49,  # social: pull to the swarm's best
         "decode": "shift",  # shift | price
     }
+    # Inertia above 1 or acceleration coefficients above 4 make the swarm diverge (Clerc and
+    # Kennedy 2002); the sizes are capped where one state's swarm would no longer fit in memory/time.
+    parameter_ranges = {"particles": (1, 100_000), "iterations": (1, 1_000_000),
+                        "w": (0.0, 1.0), "c1": (0.0, 4.0), "c2": (0.0, 4.0)}
+    parameter_choices = {"decode": _DECODERS}
     capabilities = Capabilities(exact=False, stochastic=True, learns=False, handles_commitment=True)
 
     def __init__(self, **params: Any) -> None:
@@ -148,8 +158,14 @@ class Pso(Solver):
         on, balanced = self.decode(problem, state, best)
         dispatch = Dispatch(on=on[0], power=balanced.power[0], imports=balanced.imports[0])
         if timed_out:
-            return Answer(dispatch, "timeout", f"time limit {time_limit:g} s reached after "
-                          f"{info['iterations_run']} iterations; best particle so far", elapsed, info)
+            info["time_limit_reached"] = True
+            workable = balanced.feasible[0] and shortfall(problem, state, on)[0] <= problem.tolerance(state)
+            if not workable:  # the best particle so far cannot serve the state: nothing to report
+                return Answer(None, "timeout", f"time limit {time_limit:g} s reached after "
+                              f"{info['iterations_run']} iterations without a workable commitment", elapsed, info)
+            info["note"] = (f"time limit {time_limit:g} s reached after {info['iterations_run']} iterations; "
+                            "best particle so far")
+            return Answer(dispatch, "feasible", info["note"], elapsed, info)
         if not balanced.feasible[0]:
             short = float(shortfall(problem, state, on)[0])
             return Answer(dispatch, "infeasible", f"no particle found a workable commitment (best one short by "

@@ -211,3 +211,98 @@ def test_bad_input_through_the_console_script_has_no_traceback(tmp_path):
     assert proc.stderr.splitlines() == [
         f"error: {bad}: group 'ASC7'.type: 'AC' is not a charger type — fix: use type = \"FDC\", \"ASC\" or \"V2G\""
     ]
+
+
+# ---- a fast subset of the bad-input campaign (benchmarks/bad_inputs.py), in-process ------------
+
+def _campaign():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "benchmarks" / "bad_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bad_inputs"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CAMPAIGN_SUBSET = [
+    "types: region_list (validate)", "types: type_list (validate)", "types: p_max_date (validate)",
+    "types: region_list (solve)", "syntax: binary (validate)", "syntax: utf16 (validate)",
+    "syntax: BOM is accepted", "names: slash_in_group (validate)", "names: newline_in_group (validate)",
+    "names: script_problem_name (validate)", "names: img_in_region (validate)", "limits: p_max_1e25 (solve)",
+    "limits: p_max_1e308 (validate)", "limits: cost_overflow_at_p_max (validate)",
+    "labels: script_label (validate)", "labels: newline_label (validate)", "labels: tab_label (validate)",
+    "values: cell_1e13 (validate)", "encoding: binary (validate)", "good: bom", "good: time_labels",
+    "solve --time-limit nan", "solve --time-limit inf", "solve --time-limit 1e300", "solve --seed huge",
+    "report --name ../../x", "report --name absolute", "validate folder",
+    "solve 'scip[time_limit=-1]'", "solve 'scip[rel_gap=-1]'", "solve 'pso[w=nan]'", "solve 'pso[c1=inf]'",
+    "solve 'pso[particles=0]'", "solve 'nlopt[xtol_rel=-1]'", "solve 'nlopt[max_patterns=-1]'",
+    "solve 'pso[w=1,w=2]'", "solve 'scip\\nerror: fake'", "solve 'nlopt[algorithm=nope]'",
+]
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    module = _campaign()
+    ws = tmp_path_factory.mktemp("bad-inputs")
+    by_name = {c.name: c for c in module.cases(ws, module.build_workspace(ws))}
+    return module, ws, by_name
+
+
+def test_the_campaign_has_200_cases_in_every_class(campaign):
+    module, _, by_name = campaign
+    assert len(by_name) >= 200  # names are unique
+    assert {c.cls for c in by_name.values()} == set(module.CLASSES)
+    assert set(CAMPAIGN_SUBSET) <= set(by_name)
+
+
+@pytest.mark.parametrize("name", CAMPAIGN_SUBSET)
+def test_campaign_case_is_clean(capsys, monkeypatch, campaign, name):
+    module, ws, by_name = campaign
+    case = by_name[name]
+    monkeypatch.chdir(ws)
+    code, out, err = run_main(capsys, monkeypatch, *case.argv)
+    outcome = module.classify(case, subprocess.CompletedProcess(case.argv, code, out, err), 0.0)
+    assert outcome.verdict == "clean", (outcome.why, err)
+
+
+def test_run_with_a_bad_spec_stops_before_any_cell(tmp_path):
+    out = tmp_path / "out"
+    proc = run_script("run", "-p", PAPER, "-s", TABLE_IV, "--solvers", "scip,pso[w=nan]", "--out", str(out),
+                      "--no-progress")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "w=nan" in proc.stderr, proc.stderr
+    assert not (out / "rows.jsonl").exists() or not (out / "rows.jsonl").read_text().strip()
+
+
+def test_a_plugin_whose_constructor_raises_is_one_line_in_solve(tmp_path):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "broken_init.py").write_text(
+        "from dispatchbench.bench.solver_api import Solver\n\n"
+        "class BrokenInit(Solver):\n"
+        "    name = 'broken_init'\n"
+        "    def __init__(self, **params):\n"
+        "        raise RuntimeError('cannot open the licence file\\nsecond line')\n"
+        "    def solve(self, problem, states, *, seed=0, time_limit=None):\n"
+        "        return []\n")
+    exe = shutil.which("dispatchbench")
+    cmd = [exe] if exe else [sys.executable, "-m", "dispatchbench"]
+    proc = subprocess.run([*cmd, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", "broken_init"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DISPATCHBENCH_SOLVER_PATH": str(folder)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert "RuntimeError: cannot open the licence file" in proc.stderr
+
+
+def test_repeated_and_out_of_range_spec_keys_are_refused_at_parse_time():
+    from dispatchbench.bench.plugins import make_solver, parse_spec
+    from dispatchbench.model.errors import SolverNotFound
+
+    with pytest.raises(SolverNotFound, match="given twice"):
+        parse_spec("pso[w=1,w=2]")
+    for spec in ("scip[time_limit=-1]", "scip[rel_gap=1]", "pso[w=nan]", "pso[c1=inf]", "pso[particles=0]",
+                 "nlopt[xtol_rel=-1]", "nlopt[max_patterns=-1]", "nlopt[commitment=foo]", "pso[decode=x]"):
+        with pytest.raises(SolverNotFound, match="solver '(scip|pso|nlopt)': parameter"):
+            make_solver(spec)
+    assert make_solver("pso[w=0.5,particles=10]").params["particles"] == 10

@@ -59,7 +59,8 @@ def test_parse_seeds():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
     assert parse_seeds("0,2,5") == [0, 2, 5]
     assert parse_seeds("3, 1-2, 3") == [3, 1, 2]
-    for bad in ("a", "4-2", "-1", "1,,2"):
+    assert parse_seeds("4294967295") == [2**32 - 1]
+    for bad in ("a", "4-2", "-1", "1,,2", "4294967296", "99999999999999999999", "0-20000"):
         with pytest.raises(InputError, match="--seeds"):
             parse_seeds(bad)
 
@@ -163,8 +164,8 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path, multi):
     assert summary.rows_written == 2 and len(store.read_rows()) == 6
 
 
-def _cli(args: list[str], **kwargs) -> subprocess.Popen:
-    env = dict(os.environ, DISPATCHBENCH_SOLVER_PATH=str(TEST_PLUGINS))
+def _cli(args: list[str], plugins: Path = TEST_PLUGINS, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, DISPATCHBENCH_SOLVER_PATH=str(plugins))
     return subprocess.Popen([sys.executable, "-m", "dispatchbench", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
@@ -174,15 +175,13 @@ def _rows_on_disk(out: Path) -> int:
     return path.read_text().count("\n") if path.is_file() else 0
 
 
-def _interrupt_after(proc: subprocess.Popen, out: Path, rows: int, sig: int) -> str:
-    """Send ``sig`` once ``rows`` rows are on disk; return what the run printed on stderr."""
-    deadline = time.monotonic() + 120
-    while _rows_on_disk(out) < rows:
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    """Wait until the blocker plugin has written its marker: the run is provably mid-way."""
+    deadline = time.monotonic() + 180
+    while not path.exists():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "run made no progress"
+        assert time.monotonic() < deadline, "run never reached the blocking plugin"
         time.sleep(0.05)
-    proc.send_signal(sig)
-    return proc.communicate(timeout=60)[1]
 
 
 def _table_without_times(out: Path) -> pd.DataFrame:
@@ -190,38 +189,138 @@ def _table_without_times(out: Path) -> pd.DataFrame:
     return tables.tables[0].table.drop(columns=["time_per_state_s"])
 
 
-RUN_ARGS = ["run", "--problem", str(PROBLEM), "--solvers", "scip,slow_scip[delay=0.4]", "--no-progress"]
+def _blocked_run(multi: Path, out: Path, release: Path, *extra: str) -> subprocess.Popen:
+    """SCIP over the six states, then the blocker, which stops at its first state until ``release``
+    exists. Serial order: once the marker exists, exactly SCIP's six rows are on disk."""
+    return _cli(["run", "--problem", str(PROBLEM), "--states", str(multi), "--out", str(out), "--no-progress",
+                 "--solvers", f"scip,blocker[release={release}]", *extra])
 
 
 def test_ctrl_c_keeps_finished_rows_and_the_table(tmp_path, multi):
-    out = tmp_path / "out"
-    proc = _cli([*RUN_ARGS, "--states", str(multi), "--out", str(out)])
-    stderr = _interrupt_after(proc, out, 7, signal.SIGINT)
-    assert proc.returncode == 130
+    out, release = tmp_path / "out", tmp_path / "release"
+    proc = _blocked_run(multi, out, release)
+    _wait_for(Path(f"{release}.waiting"), proc)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
-    kept = _rows_on_disk(out)
-    assert 7 <= kept < 12
-    assert len(pd.read_parquet(out / "results.parquet")) == kept  # rebuilt on the way out
+    assert _rows_on_disk(out) == 6  # SCIP's six; the blocked state was never answered
+    assert len(pd.read_parquet(out / "results.parquet")) == 6  # written on the way out
+    assert len(pd.read_parquet(out / "parts")) == 6
 
 
 def test_killed_run_resumes_to_the_same_table(tmp_path, multi, test_plugins):
-    interrupted = tmp_path / "interrupted"
-    proc = _cli([*RUN_ARGS, "--states", str(multi), "--out", str(interrupted)])
-    _interrupt_after(proc, interrupted, 8, signal.SIGKILL)  # SCIP's 6 states and 2 of slow_scip's
+    interrupted, release = tmp_path / "interrupted", tmp_path / "release"
+    proc = _blocked_run(multi, interrupted, release)
+    _wait_for(Path(f"{release}.waiting"), proc)
+    proc.kill()  # SIGKILL: no clean-up at all
+    proc.wait(60)  # reaped, so the orphaned solver process sees its parent gone and exits
+    proc.communicate(timeout=60)
     kept = ResultsStore(interrupted).read_rows()
-    assert 8 <= len(kept) < 12
+    assert len(kept) == 6 and {r["solver"] for r in kept} == {"scip"}
 
-    resumed = _cli([*RUN_ARGS, "--states", str(multi), "--out", str(interrupted), "--resume"])
-    assert resumed.wait(120) == 0, resumed.communicate()
+    release.write_text("go")
+    resumed = _blocked_run(multi, interrupted, release, "--resume")
+    assert resumed.wait(180) == 0, resumed.communicate()
     rows = ResultsStore(interrupted).read_rows()
     new = [r for r in rows if r["run_id"] != kept[0]["run_id"]]
-    assert len(new) == 12 - len(kept)  # only the missing (solver, seed, state) were computed
-    assert {r["solver"] for r in new} == {"slow_scip[delay=0.4]"}
-    assert len({(r["solver"], r["seed"], r["state"]) for r in rows}) == 12
+    assert len(new) == 6 and {r["solver"] for r in new} == {f"blocker[release={release}]"}
+    assert len({(r["solver"], r["seed"], r["state"]) for r in rows}) == len(rows) == 12
+    assert len(pd.read_parquet(interrupted / "parts")) == 12  # the parts cover the log exactly
 
     straight = tmp_path / "straight"
-    run_benchmark(PROBLEM, [multi], "scip,slow_scip[delay=0.4]", [0], straight, progress=False)
-    pd.testing.assert_frame_equal(_table_without_times(interrupted), _table_without_times(straight))
+    run_benchmark(PROBLEM, [multi], f"scip,blocker[release={release}]", [0], straight, progress=False)
+    left = _table_without_times(interrupted)
+    right = _table_without_times(straight)
+    pd.testing.assert_frame_equal(left, right)
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_the_folder(tmp_path, multi):
+    out, release = tmp_path / "out", tmp_path / "release"
+    first = _blocked_run(multi, out, release)
+    _wait_for(Path(f"{release}.waiting"), first)  # the first run holds the lock and is mid-way
+    second = _blocked_run(multi, out, release, "--resume")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2
+    assert err.strip().count("\n") == 0 and "another run" in err and str(first.pid) in err, err
+    release.write_text("go")
+    assert first.wait(180) == 0, first.communicate()
+    rows = ResultsStore(out).read_rows()
+    assert len(rows) == 12 and len({(r["solver"], r["state"]) for r in rows}) == 12  # no duplicates
+
+
+def test_plugins_cannot_change_their_own_score(tmp_path, monkeypatch):
+    """A plugin that zeroes the demand it was handed, and one that patches the evaluator and the
+    scoring module, are reported with the true cost."""
+    monkeypatch.setenv("DISPATCHBENCH_SOLVER_PATH", str(TEST_PLUGINS / "hostile"))
+    run_benchmark(PROBLEM, [TABLE_IV], "zero_demand,patch_evaluator", [0], tmp_path / "out", progress=False)
+    frame = results(tmp_path / "out").set_index("solver")
+    assert frame.loc["zero_demand", "status"] == "infeasible"
+    assert "regional balance" in frame.loc["zero_demand", "reason"]
+    assert pd.isna(frame.loc["zero_demand", "cost"])
+    assert frame.loc["patch_evaluator", "status"] == "optimal"
+    assert frame.loc["patch_evaluator", "cost"] == pytest.approx(OPTIMUM, rel=1e-6)
+    assert json.loads(frame.loc["patch_evaluator", "info"])["evaluated_cost"] == pytest.approx(OPTIMUM, rel=1e-6)
+    tables = make_tables([tmp_path / "out"], "patch_evaluator")
+    assert not any("disagree" in n for n in tables.notes)
+    assert "4,903.97" in tables.text or "4903.97" in tables.text
+
+
+def test_solve_scores_a_copy_the_plugin_cannot_touch(tmp_path):
+    proc = _cli(["solve", "-p", str(PROBLEM), "-s", str(TABLE_IV), "--solver", "zero_demand", "--json"],
+                plugins=TEST_PLUGINS / "hostile")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    record = json.loads(out.splitlines()[0])
+    assert record["status"] == "infeasible" and record["cost"] is None and "regional balance" in record["reason"]
+
+
+def test_a_plugin_whose_import_hangs_costs_only_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPATCHBENCH_SOLVER_PATH", str(TEST_PLUGINS / "hanging"))
+    summary = run_benchmark(PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=2,
+                            progress=False)
+    assert not summary.interrupted
+    frame = results(tmp_path / "out").set_index("solver")
+    assert frame.loc["import_hang", "status"] == "error"
+    assert "did not finish within 2 s" in frame.loc["import_hang", "reason"]
+    assert frame.loc["scip", "status"] == "optimal"
+    assert "dispatchbench_plugin_import_hang" not in sys.modules  # never imported here
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--timeout", "nan"], "--timeout"), (["--timeout", "inf"], "--timeout"), (["--timeout", "1e300"], "--timeout"),
+    (["--timeout", "-1"], "--timeout"), (["--seeds", "99999999999999999999"], "--seeds"),
+    (["--seeds", "0-99999999"], "--seeds"), (["--jobs", "0"], "--jobs"), (["--executor", "ray"], "--executor"),
+    (["--startup-timeout", "nan"], "--startup-timeout"),
+])
+def test_bad_run_options_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, says):
+    from dispatchbench.cli import main
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["dispatchbench", "run", "-p", str(PROBLEM), "-s", str(TABLE_IV),
+                                      "--solvers", "scip", "--out", str(out), *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error:") and err.count("\n") == 1 and says in err
+    assert not out.exists()  # before any work
+
+
+def test_out_naming_an_existing_file_is_refused(tmp_path):
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me")
+    for out in (existing, existing / "sub"):
+        with pytest.raises(InputError, match="is a file|existing file"):
+            run_benchmark(PROBLEM, [TABLE_IV], "scip", [0], out, progress=False)
+    assert existing.read_text() == "keep me"
+
+
+def test_a_huge_seed_is_never_stored(tmp_path):
+    with pytest.raises(InputError, match="seed"):
+        run_benchmark(PROBLEM, [TABLE_IV], "scip", [2**32], tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="seed"):
+        ResultsStore(tmp_path / "x").append({"seed": 10**20, "state": "s"})
+    assert not (tmp_path / "x" / "rows.jsonl").exists()
 
 
 def test_same_command_same_seeds_identical_numbers(tmp_path, multi):

@@ -165,11 +165,39 @@ BAD_PROBLEMS = {
                                       "has no charger group and no CS capacity"),
     "duplicate region": (edit('name = "B"\ncs_max', 'name = "A"\ncs_max'), "[[regions]] 'A'", "name used twice"),
     "duplicate group": (edit('name = "S1"', 'name = "F1"'), "[[groups]] 'F1'", "name used twice"),
-    "name with a space": (edit('name = "F1"', 'name = "F 1"'), "[[groups]] #1.name", "spaces or punctuation"),
+    "name with a space": (edit('name = "F1"', 'name = "F 1"'), "[[groups]] #1.name", "contains ' '"),
     "region name not a string": (edit('name = "A"', "name = 1"), "[[regions]] #1.name", "not a string"),
     "bad TOML syntax": (edit("p_max = 100.0", "p_max = = 100.0"), "TOML syntax", "line"),
     "unclosed table header": (edit("[[groups]]", "[[groups"), "TOML syntax", ""),
     "empty file": ("", "[problem]", "missing"),
+    # wrong types anywhere are one line, not a TypeError
+    "region as a list": (edit('region = "A"', 'region = ["A"]'), "group 'F1'.region", "['A'] is not a string"),
+    "region as a number": (edit('region = "A"', "region = 1"), "group 'F1'.region", "1 is not a string"),
+    "type as a list": (edit('type = "FDC"', 'type = ["FDC"]'), "group 'F1'.type", "is not a charger type"),
+    "type as a table": (edit('type = "FDC"', "type = {t = 'FDC'}"), "group 'F1'.type", "is not a charger type"),
+    "number as a list": (edit("p_max = 100.0", "p_max = [100.0]"), "group 'F1'.p_max", "not a finite number"),
+    "number as a date": (edit("p_max = 100.0", "p_max = 2024-01-01"), "group 'F1'.p_max", "not a finite number"),
+    "integer beyond a double": (edit("p_max = 100.0", "p_max = " + "9" * 400), "group 'F1'.p_max",
+                                "not a finite number"),
+    # names follow the documented character set
+    "slash in a group name": (edit('name = "F1"', 'name = "F/1"'), "[[groups]] #1.name", "contains '/'"),
+    "markup in a group name": (edit('name = "F1"', 'name = "<script>"'), "[[groups]] #1.name", "contains '<'"),
+    "newline in a group name": (edit('name = "F1"', 'name = "F\\n1"'), "[[groups]] #1.name", "contains '\\n'"),
+    "tab in a region name": (edit('name = "A"', 'name = "A\\tB"'), "[[regions]] #1.name", "contains '\\t'"),
+    "non-ASCII name": (edit('name = "F1"', 'name = "F\u00e91"'), "[[groups]] #1.name", "contains"),
+    "name too long": (edit('name = "F1"', 'name = "' + "G" * 65 + '"'), "[[groups]] #1.name", "longer than 64"),
+    "empty name": (edit('name = "F1"', 'name = ""'), "[[groups]] #1.name", "missing or empty"),
+    "slash in the problem name": (edit('name = "tiny"', 'name = "../tiny"'), "[problem].name", "contains '.'"),
+    # numbers the solvers cannot represent (a p_max of 1e25 hangs SCIP)
+    "p_max 1e25": (edit("p_max = 100.0", "p_max = 1e25"), "group 'F1'.p_max", "beyond what the solvers can represent"),
+    "p_max 1e308": (edit("p_max = 100.0", "p_max = 1e308"), "group 'F1'.p_max", "beyond"),
+    "cs_max above 1e12": (edit("cs_max = 50.0", "cs_max = 2e12"), "region 'A'.cs_max", "beyond"),
+    "V2G p_max above 1e12": (edit("p_max = 50.0", "p_max = 1e13"), "group 'V1'.p_max", "beyond"),
+    "coefficient above 1e15": (edit("b = 2.0", "b = 1e16"), "group 'F1'.b", "beyond"),
+    "negative coefficient below -1e15": (edit("c = 10.0", "c = -1e16"), "group 'F1'.c", "beyond"),
+    "cost at p_max overflows": (edit("p_max = 100.0", "p_max = 1e9"), "group 'F1'", "running cost at p_max"),
+    "V2G cost at p_max overflows": (edit("g = 3.0", "g = 1e14").replace("p_max = 50.0", "p_max = 100.0"),
+                                    "group 'V1'", "running cost at p_max"),
 }
 
 
@@ -177,6 +205,19 @@ BAD_PROBLEMS = {
 def test_bad_problem_file(tmp_path, text, entry, what):
     path = write(tmp_path, text)
     expect_error(lambda: load_problem(path), path, entry, what)
+
+
+def test_a_byte_order_mark_is_accepted_in_toml_as_in_csv(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.encode("utf-8"))
+    assert load_problem(path).name == "tiny"
+
+
+def test_powers_and_costs_at_the_documented_limits_load(tmp_path):
+    text = BASE.replace("p_max = 100.0", "p_max = 1e12").replace("a = 0.01", "a = 0.0", 1)
+    text = text.replace("b = 2.0", "b = 999.0").replace("cs_max = 50.0", "cs_max = 1e12", 1)
+    p = load_problem(write(tmp_path, text))
+    assert p.groups[0].p_max == 1e12 and p.regions[0].cs_max == 1e12
 
 
 def test_region_without_groups_but_with_a_cs_link_is_a_pure_load(tmp_path):
@@ -241,6 +282,13 @@ BAD_STATES = {
     "empty file": ("", "file", "is empty"),
     "blank file": ("  \n\n", "file", "is empty"),
     "broken quoting": (HEADER + '\n"s1,1,1,1\n', "line", "not valid CSV"),
+    "demand above 1e12 kW": (HEADER + "\ns1,2e12,1,1\n", "column 'd_A'", "beyond what the solvers can represent"),
+    "V2G availability 1e300": (HEADER + "\ns1,1,1,1e300\n", "column 'v_V1'", "beyond"),
+    "slash in a label": (HEADER + "\na/b,1,1,1\n", "line 2, column 'state'", "contains '/'"),
+    "markup in a label": (HEADER + "\n<script>,1,1,1\n", "line 2, column 'state'", "contains '<'"),
+    "tab in a label": (HEADER + '\n"a\tb",1,1,1\n', "line 2, column 'state'", "contains '\\t'"),
+    "newline in a label": (HEADER + '\n"a\nb",1,1,1\n', "column 'state'", "contains '\\n'"),
+    "label too long": (HEADER + "\n" + "L" * 65 + ",1,1,1\n", "line 2, column 'state'", "longer than 64"),
 }
 
 
@@ -248,6 +296,12 @@ BAD_STATES = {
 def test_bad_state_file(tmp_path, tiny, text, entry, what):
     path = write(tmp_path, text, "states.csv")
     expect_error(lambda: load_states(path, tiny), path, entry, what)
+
+
+def test_time_and_date_labels_load(tmp_path, tiny):
+    text = HEADER + "\n08:00,1,1,1\n2024-06-01 08:15,1,1,1\nday+1.5,1,1,1\n"
+    assert [s.label for s in load_states(write(tmp_path, text, "states.csv"), tiny)] == [
+        "08:00", "2024-06-01 08:15", "day+1.5"]
 
 
 def test_state_file_header_message_gives_the_expected_header(tmp_path, tiny):

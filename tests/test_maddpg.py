@@ -12,6 +12,7 @@ from dispatchbench import load_problem
 from dispatchbench.learn.marl_env import StateBox, StateSampler
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.model.errors import SolverNotFound
 
 TINY = """
 [problem]
@@ -124,8 +125,30 @@ def test_missing_or_foreign_model_is_skipped_with_a_reason(tiny, tmp_path):
     paper = load_problem(Path(__file__).resolve().parent.parent / "problems" / "paper-4region.toml")
     out = tmp_path / "run"
     make_solver(f"maddpg[{FAST}]").fit(tiny, seed=0, steps=5, out_dir=out)
-    assert "trained on problem 'tiny-2region'" in make_solver(f"maddpg[model={out}]").skip(paper)
+    why = make_solver(f"maddpg[model={out}]").skip(paper)
+    assert "trained for problem 'tiny-2region' (fingerprint " in why and "\n" not in why
     meta = json.loads((out / "model.json").read_text())
     del meta["action_format"]  # a model from the thresholded-action version
     (out / "model.json").write_text(json.dumps(meta))
     assert "older MADDPG" in make_solver(f"maddpg[model={out}]").skip(tiny)
+
+
+def test_hyperparameters_come_from_the_spec_and_are_recorded(tiny, tmp_path):
+    out = tmp_path / "run"
+    make_solver(f"maddpg[{FAST},actor_lr=5e-4]").fit(tiny, seed=0, steps=3, out_dir=out)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["hyperparameters"]["actor_lr"] == 5e-4 and meta["hyperparameters"]["learning_starts"] == 200
+    assert meta["spec"].startswith("maddpg[") and "actor_lr=0.0005" in meta["spec"]
+    # a resumed run reads its settings from model.json; a spec that contradicts them is refused
+    make_solver("maddpg").fit(tiny, seed=0, steps=4, out_dir=out, resume=True)
+    assert json.loads((out / "model.json").read_text())["hyperparameters"]["actor_lr"] == 5e-4
+    with pytest.raises(ValueError, match="keeps the hyper-parameters"):
+        make_solver("maddpg[actor_lr=1e-2]").fit(tiny, seed=0, steps=5, out_dir=out, resume=True)
+    assert "not trained with: actor_lr" in make_solver(f"maddpg[model={out},actor_lr=1e-2]").skip(tiny)
+
+
+@pytest.mark.parametrize("spec", ["maddpg[actor_lr=0]", "maddpg[gamma=1.5]", "maddpg[batch_size=0]",
+                                  "maddpg[critic_lr=inf]", "maddpg[flip_start=-0.1]"])
+def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
+    with pytest.raises(SolverNotFound, match="outside|finite"):
+        make_solver(spec)

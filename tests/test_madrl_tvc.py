@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from dispatchbench.formulations.balancing import PriceResponse, balance, state_b
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.bench.plugins import make_solver
+from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +70,11 @@ FAST = dict(warmup_states=60, states_per_step=2, joint_explorations=3, batch_siz
             checkpoint_every=1000, cost_every=20)
 
 
+def fast(**more) -> str:
+    """A TVC spec with the fast settings (hyper-parameters are spec parameters)."""
+    return "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in {**FAST, **more}.items()) + "]"
+
+
 def _module():
     """The bundled plugin module (``solvers/madrl_tvc.py``, installed as dispatchbench.solvers)."""
     import dispatchbench.solvers.madrl_tvc as module
@@ -98,7 +105,7 @@ def _best_cost(problem: Problem, state: State) -> float:
 def trained(toy, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tvc-model")
     torch.manual_seed(0)
-    make_solver("madrl_tvc").fit(toy, seed=0, steps=250, out_dir=out, **FAST)
+    make_solver(fast()).fit(toy, seed=0, steps=250, out_dir=out)
     return out
 
 
@@ -160,14 +167,42 @@ def test_save_load_round_trip_gives_identical_decisions(toy, trained):
 
 def test_resume_continues_training_from_the_checkpoint(toy, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    make_solver("madrl_tvc").fit(toy, seed=3, steps=30, out_dir=straight, **FAST)
-    make_solver("madrl_tvc").fit(toy, seed=3, steps=15, out_dir=resumed, **FAST)
-    make_solver("madrl_tvc").fit(toy, seed=3, steps=30, out_dir=resumed, resume=True, **FAST)
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)["networks"]
-    b = torch.load(resumed / "checkpoint.pt", weights_only=False)["networks"]
+    make_solver(fast()).fit(toy, seed=3, steps=30, out_dir=straight)
+    make_solver(fast()).fit(toy, seed=3, steps=15, out_dir=resumed)
+    make_solver("madrl_tvc").fit(toy, seed=3, steps=30, out_dir=resumed, resume=True)  # settings from model.json
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)["networks"]
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)["networks"]
     for key in a:
         for name in a[key]:
-            assert torch.allclose(a[key][name], b[key][name]), (key, name)
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    states = [_state(toy, d) for d in (150.0, 420.0, 600.0)]
+    for x, y in zip(make_solver(f"madrl_tvc[model={straight}]").solve(toy, states),
+                    make_solver(f"madrl_tvc[model={resumed}]").solve(toy, states)):
+        assert np.array_equal(x.dispatch.power, y.dispatch.power)
+
+
+def test_hyperparameters_are_spec_parameters_recorded_in_the_model(toy, tmp_path):
+    solver = make_solver("madrl_tvc[q_lr=5e-4,refine=1]")
+    assert solver.spec == "madrl_tvc[q_lr=0.0005,refine=1]"
+    assert make_solver(solver.spec).spec == solver.spec
+    mod = _module()
+    assert set(mod.Hyperparameters.__dataclass_fields__) <= set(mod.MadrlTvc.parameters)
+    make_solver(fast(q_lr=5e-4)).fit(toy, seed=0, steps=2, out_dir=tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["hyperparameters"]["q_lr"] == 5e-4 and meta["hyperparameters"]["warmup_states"] == 60
+    assert "q_lr=0.0005" in meta["spec"] and meta["steps"] == 2 and meta["seed"] == 0
+    assert {"torch", "numpy", "python", "dispatchbench"} <= set(meta["versions"])
+    with pytest.raises(ValueError, match="keeps the hyper-parameters"):  # resume reads model.json, only
+        make_solver("madrl_tvc[q_lr=1e-2]").fit(toy, seed=0, steps=4, out_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="hyper-parameters go in the spec"):
+        make_solver("madrl_tvc").fit(toy, seed=0, steps=2, out_dir=tmp_path / "x", q_lr=1e-3)
+
+
+@pytest.mark.parametrize("spec", ["madrl_tvc[refine=-5]", "madrl_tvc[q_lr=0]", "madrl_tvc[flip_prob=2]",
+                                  "madrl_tvc[q_lr=nan]", "madrl_tvc[batch_size=0]"])
+def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
+    with pytest.raises(SolverNotFound, match="outside|finite"):
+        make_solver(spec)
 
 
 def test_agents_own_their_parameters(toy):
@@ -220,7 +255,7 @@ def test_commitment_off_problem_trains_offers_only(tmp_path):
     convex optimum (the price search is exact, so only the learned slopes can cost anything)."""
     convex = load_problem(PROBLEMS / "paper-4region-convex.toml")
     state = load_states(PROBLEMS / "paper-4region-tableIV.csv", convex)[0]
-    make_solver("madrl_tvc").fit(convex, seed=0, steps=20, out_dir=tmp_path, **{**FAST, "warmup_states": 120})
+    make_solver(fast(warmup_states=120)).fit(convex, seed=0, steps=20, out_dir=tmp_path)
     answer = make_solver(f"madrl_tvc[model={tmp_path}]").solve(convex, [state])[0]
     ev = evaluate(convex, state, answer.dispatch)
     assert ev.feasible

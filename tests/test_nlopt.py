@@ -117,7 +117,7 @@ def test_an_infeasible_nlopt_answer_is_reported_not_repaired(convex):
 
 @pytest.mark.parametrize("spec, words", [
     ("nlopt[algorithm=LN_BOBYQA]", "AUGLAG"),
-    ("nlopt[algorithm=NOT_AN_ALGO]", "not an NLopt algorithm"),
+    ("nlopt[algorithm=NOT_AN_ALGO]", "is not one of .*LD_SLSQP"),  # the declared choices, listed
     ("nlopt[commitment=branch]", "enumerate"),
     ("nlopt[algorithm=LD_MMA,encoding=equality]", "encoding=eliminate"),
 ])
@@ -141,3 +141,44 @@ def test_cost_floor_is_a_lower_bound_when_a_cost_falls_over_the_range():
     floor = float(cost_floor(problem, np.array([[True]]))[0])
     assert floor <= true_min + 1e-9
     assert floor == pytest.approx(-95.0)
+
+
+# ---- scale: skip beyond max_groups, greedy by priority, time limit with the best so far ---------
+
+def _generated(regions: int):
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.state_families import generate_days
+
+    problem = generate_problem(regions, 0)
+    return problem, generate_days(problem, "high_demand", 1, 3000).states[40]  # seed outside the protocol
+
+
+def test_too_many_groups_is_skipped_with_the_reason():
+    problem, state = _generated(8)
+    [rec] = solve_and_score(problem, [state], make_solver(f"nlopt[max_groups={len(problem.groups) - 1}]"))
+    assert rec.status == "error" and rec.reason.startswith("skipped:") and "max_groups" in rec.reason
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    assert make_solver("nlopt").skip(generate_problem(128, 0)) is not None  # ~320 groups: default skips
+    assert make_solver("nlopt").skip(problem) is None
+
+
+def test_beyond_enumeration_greedy_takes_first_improvements_and_stays_above_scip():
+    problem, state = _generated(12)  # 29 groups: more than enumeration takes
+    assert len(problem.groups) > 20
+    [rec] = solve_and_score(problem, [state], make_solver("nlopt"), time_limit=60)
+    [opt] = solve_and_score(problem, [state], make_solver("scip"))
+    assert rec.status == "feasible" and rec.info["strategy"].startswith("greedy")
+    assert rec.cost >= opt.cost - 1e-6
+    assert rec.info["patterns_solved"] < 29 * 29  # first improvement: far fewer solves than full passes
+
+
+def test_time_limit_gives_the_best_feasible_answer_so_far_or_a_timeout():
+    problem, state = _generated(12)
+    [answer] = make_solver("nlopt").solve(problem, [state], time_limit=0.05)
+    assert answer.status in ("feasible", "timeout"), (answer.status, answer.message)
+    assert answer.info["time_limit_reached"]
+    if answer.status == "timeout":
+        assert answer.dispatch is None and "without a feasible answer" in answer.message
+    else:
+        assert "best feasible answer so far" in answer.info["note"]

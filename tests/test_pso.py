@@ -92,3 +92,30 @@ def test_no_report_log_and_root_logging_untouched(paper, table_iv, tmp_path, mon
 def test_bad_decode_is_rejected():
     with pytest.raises(SolverNotFound, match="decode"):
         make_solver("pso[decode=penalty]")
+
+
+# ---- scale: the time limit returns the best workable particle so far, or a timeout --------------
+
+def _generated_state():
+    """One base-load interval of a generated 8-region instance (seed 3000: outside the protocol),
+    where 87 % of random commitments are workable, so the first iteration already has one."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.state_families import generate_days
+
+    problem = generate_problem(8, 0)
+    return problem, generate_days(problem, "base_load", 1, 3000).states[40]
+
+
+def test_time_limit_returns_the_best_particle_so_far_as_feasible():
+    problem, state = _generated_state()
+    solver = make_solver("pso[particles=20,iterations=1000000]")
+    [rec] = solve_and_score(problem, [state], solver, time_limit=0.5)
+    assert rec.status == "feasible", rec.reason
+    assert rec.info["time_limit_reached"] and "best particle so far" in rec.info["note"]
+    assert 0 < rec.info["iterations_run"] < 1_000_000
+
+
+def test_time_limit_before_any_workable_particle_is_a_timeout_without_a_dispatch():
+    problem, state = _generated_state()
+    [answer] = make_solver("pso").solve(problem, [state], time_limit=1e-9)
+    assert answer.status == "timeout" and answer.dispatch is None

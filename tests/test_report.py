@@ -112,7 +112,7 @@ def test_tampered_stored_cost_is_caught_and_not_used(results, tmp_path):
     md = files.markdown.read_text()
     assert "1 disagree with the stored result" in md and "evaluator disagrees" in md
     table_iv = md.split("### Table IV")[1].split("###")[0]
-    scip_line = next(line for line in table_iv.splitlines() if line.startswith("| scip "))
+    scip_line = next(line for line in table_iv.splitlines() if line.startswith("| SCIP "))
     assert f"{true_cost:,.2f}" in scip_line and "| 1.00 " not in scip_line
 
 
@@ -154,3 +154,138 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     assert len(check.images) == len(FIGURES) and check.broken_images == []
     assert check.screenshot and Path(check.screenshot).stat().st_size > 50_000
     assert check.ok
+
+
+# ---- hardening: escaping, labels, paths, the report folder, the page width ---------------------
+
+PAYLOADS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
+LONG_NLOPT = ("nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=300,"
+              "max_patterns=512,xtol_rel=1e-10]")
+
+
+def _hostile_copy(results: Path, tmp_path: Path) -> Path:
+    """The results with user-supplied strings an attacker controls: a plugin's error message, a
+    solver spec, run metadata, a reproduce failure reason; NLopt renamed to a long spec."""
+    copy = tmp_path / "hostile"
+    copy.mkdir()
+    rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["hostname"] = PAYLOADS[0]
+        if r["solver"] == "nlopt":
+            r["solver"] = LONG_NLOPT
+            r["params"] = {**r["params"], "algorithm": "AUGLAG", "inner_algorithm": "GN_DIRECT_L",
+                           "inner_maxeval": 300, "commitment": "greedy"}
+    failed = dict(next(r for r in rows if r["solver"] == "scip"))
+    failed.update(solver=f"scip[rel_gap={PAYLOADS[1]}]", status="error", cost=None, dispatch=None,
+                  reason=f"plugin said {PAYLOADS[0]} and {PAYLOADS[1]} " + "x" * 300)
+    rows.append(failed)
+    (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (copy / "reproduce.json").write_text(json.dumps(
+        {"wall_s": {"train": 1.0}, "budget": {"note": PAYLOADS[1]},
+         "failures": [{"method": PAYLOADS[0], "stage": "train", "reason": PAYLOADS[1]}]}))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def hostile_report(results, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    return build_report(_hostile_copy(results, tmp), out_root=tmp / "reports", name="hostile")
+
+
+def test_user_strings_are_escaped_in_the_html(hostile_report):
+    page = hostile_report.html.read_text()
+    assert "<script" not in page.lower() and "<img src=x" not in page and "onerror=alert(1)>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count("<img ") == len(FIGURES)  # only the figures are images
+    md = hostile_report.markdown.read_text()
+    assert "<script" not in md and "<img" not in md
+
+
+def test_escaping_of_every_block_kind(tmp_path):
+    from dispatchbench.report.html_report import Figure, Heading, Para, Table, to_html, to_markdown
+
+    png = tmp_path / "fig.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    blocks = [Heading(1, PAYLOADS[0]), Para([("", PAYLOADS[1]), ("code", PAYLOADS[0]), ("strong", PAYLOADS[1])]),
+              Table(pd.DataFrame({PAYLOADS[0]: [PAYLOADS[1]]})), Figure(png, f'{PAYLOADS[1]}: "quoted" caption')]
+    page = to_html(blocks, title=PAYLOADS[0])
+    assert "<script" not in page and "<img src=x" not in page and '"quoted"' not in page.split("<body>")[1]
+    md = to_markdown(blocks)
+    assert "<script" not in md and "<img src=x" not in md
+
+
+def test_tables_use_short_labels_in_kind_order_with_the_full_spec_in_a_legend(hostile_report):
+    md = hostile_report.markdown.read_text()
+    table_iv = md.split("### Table IV")[1].split("###")[0]
+    methods = [line.split("|")[1].strip() for line in table_iv.splitlines() if line.startswith("| ")][1:]
+    # exact (SCIP, and the failed hostile SCIP spec), then classical, then learned
+    assert methods == ["SCIP", "SCIP (2)", "NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    assert LONG_NLOPT in table_iv and "maddpg[batch_size=32" in table_iv  # the legend
+    assert not any("[" in m for m in methods)
+
+
+def test_short_labels():
+    from dispatchbench.report.html_report import method_labels, short_label
+
+    assert short_label("nlopt[algorithm=LD_SLSQP]") == "NLopt SLSQP"
+    assert short_label("nlopt") == "NLopt SLSQP"
+    assert short_label("nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L]") == "NLopt AUGLAG+DIRECT-L"
+    assert short_label("pso[particles=40]") == "PSO" and short_label("madrl_tvc[refine=0]") == "MADRL-TVC"
+    assert method_labels(["pso", "pso[particles=40]"]) == {"pso": "PSO", "pso[particles=40]": "PSO (2)"}
+
+
+def test_report_records_no_absolute_paths(results, report):
+    for path in (report.markdown, report.html):
+        text = path.read_text()
+        for absolute in (str(results.parent), str(ROOT), str(Path.home())):
+            assert absolute not in text, (path.name, absolute)
+    assert "problems/paper-4region.toml" in report.markdown.read_text()
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs-report", "a/b", "..", ".hidden", "", "a\nb"])
+def test_report_name_must_be_a_plain_folder_name(results, tmp_path, name):
+    reports = tmp_path / "reports"
+    victim = tmp_path / "fig_victim.png"
+    victim.write_bytes(b"keep me")
+    with pytest.raises(InputError, match="--name"):
+        build_report(results, out_root=reports, name=name)
+    assert victim.read_bytes() == b"keep me"
+    assert not Path("/tmp/abs-report").exists() and not (tmp_path.parent / "x").exists()
+    assert not reports.exists() or not any(reports.iterdir())
+
+
+def test_report_replaces_a_planted_link_instead_of_writing_through_it(results, tmp_path):
+    outside = tmp_path / "outside.html"
+    outside.write_text("untouched")
+    folder = tmp_path / "reports" / "linked"
+    folder.mkdir(parents=True)
+    (folder / "report.html").symlink_to(outside)
+    (folder / "fig5a_training_reward.png").symlink_to(outside)
+    build_report(results, out_root=tmp_path / "reports", name="linked")
+    assert outside.read_text() == "untouched"
+    assert not (folder / "report.html").is_symlink()
+
+
+WIDTH_PROBE = """<script>
+window.addEventListener('load', function () {
+  var pre = document.createElement('pre');
+  pre.id = 'width-check';
+  pre.textContent = JSON.stringify({scroll: document.documentElement.scrollWidth, inner: window.innerWidth});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                    reason="Debian chromium not installed (apt-get install -y chromium)")
+def test_page_fits_a_laptop_screen_in_headless_chromium(hostile_report, tmp_path):
+    page = tmp_path / "probe.html"
+    page.write_text(hostile_report.html.read_text().replace("</head>", WIDTH_PROBE + "</head>", 1))
+    done = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,900",
+                           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    match = re.search(r'<pre id="width-check">(.*?)</pre>', done.stdout, re.S)
+    assert match, done.stderr[-500:]
+    size = json.loads(match.group(1))
+    assert size["inner"] == 1366 and size["scroll"] <= size["inner"], size

@@ -11,7 +11,7 @@ import pytest
 from dispatchbench.bench.harness import spec_label
 from dispatchbench.bench.model_cache import ModelCache, model_key
 from dispatchbench.bench.plugins import discover, make_solver
-from dispatchbench.report.reproduce import QUICK, Unit, deal, reproduce, run_lane
+from dispatchbench.report.reproduce import QUICK, Outcome, reproduce, run_shootout
 from dispatchbench.bench.results_store import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,18 +70,11 @@ def test_model_cache_key_and_hit(tmp_path):
 
 
 def test_a_failing_method_is_recorded_and_the_rest_runs(tmp_path):
-    lane = tmp_path / "lane"
-    failures = run_lane(str(lane), str(PROBLEM), [str(TABLE_IV)],
-                        [Unit("nosuch", (0,), 1.0), Unit("scip", (0,), 1.0)], 60.0, False)
-    assert [f["method"] for f in failures] == ["nosuch"] and "no solver named" in failures[0]["reason"]
-    rows = pd.read_parquet(lane / "results.parquet")
+    out = tmp_path / "run"
+    outcome = Outcome(out, True, QUICK)
+    run_shootout(PROBLEM, [TABLE_IV], ["nosuch", "scip[bogus=1]", "scip"], {}, out, QUICK, outcome, resume=False,
+                 progress=False, jobs=2, executor="local", scheduler=None)
+    assert [f["method"] for f in outcome.failures] == ["nosuch", "scip[bogus=1]"]
+    assert "no solver named" in outcome.failures[0]["reason"] and "no parameter" in outcome.failures[1]["reason"]
+    rows = pd.read_parquet(out / "results.parquet")
     assert list(rows["solver"]) == ["scip"] and list(rows["status"]) == ["optimal"]
-
-
-def test_units_are_dealt_to_balance_the_lanes():
-    units = [Unit(f"u{i}", (0,), w) for i, w in enumerate([3, 5, 1, 4, 3, 2])]
-    lanes = deal(units, 2)
-    loads = sorted(sum(u.weight for u in lane) for lane in lanes)
-    assert loads == [9.0, 9.0]
-    assert sorted(u.spec for lane in lanes for u in lane) == sorted(u.spec for u in units)
-    assert len(deal(units[:1], 2)) == 1

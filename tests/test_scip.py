@@ -145,3 +145,43 @@ def test_precheck_agrees_with_scip_on_states_near_the_boundary(paper):
         assert (answer.status == "optimal") is feasible, (state.label, answer.status, answer.message)
         if not feasible:
             assert answer.status == "infeasible" and answer.dispatch is None
+
+
+# ---- scale: a practical gap beside the certified one, and the time limit ----------------------
+
+def _generated(regions: int, times: tuple[int, ...]) -> tuple[Problem, list[State]]:
+    """A generated instance and a few of its high-demand intervals (seed 3000: outside the
+    protocol's training/validation/test seeds, so tests never touch a table's states)."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.state_families import generate_days
+
+    problem = generate_problem(regions, 0)
+    day = generate_days(problem, "high_demand", 1, 3000).states
+    return problem, [day[t] for t in times]
+
+
+def test_practical_gap_is_feasible_with_its_bound_and_close_to_the_certified_optimum():
+    problem, states = _generated(8, (16, 40, 76))
+    certified = solve_and_score(problem, states, make_solver("scip"))
+    practical = solve_and_score(problem, states, make_solver("scip[rel_gap=1e-4]"))
+    for opt, rec in zip(certified, practical):
+        assert opt.status == "optimal" and opt.info["gap"] <= 1e-6
+        assert rec.status in ("optimal", "feasible") and rec.info["rel_gap"] == 1e-4
+        gap = rec.info["gap"]
+        assert gap <= 1e-4 * (1 + 1e-6)
+        assert (rec.status == "optimal") == (gap <= 1e-6), (rec.state, rec.status, gap)
+        assert rec.info["dual_bound"] <= opt.cost + 1e-6 * opt.cost  # a valid lower bound
+        assert opt.cost - 1e-6 <= rec.cost <= opt.cost * (1 + 1e-4) + 1e-6
+    # SCIP does stop early on some of these states: the parameter reaches it
+    assert any(rec.status == "feasible" for rec in practical)
+
+
+def test_time_limit_gives_the_incumbent_as_feasible_or_a_timeout_never_a_claim_of_optimality():
+    problem, states = _generated(32, (76,))
+    [answer] = make_solver("scip").solve(problem, states, time_limit=0.05)
+    assert answer.status in ("feasible", "timeout"), (answer.status, answer.message)
+    if answer.status == "timeout":
+        assert answer.dispatch is None and "without a feasible solution" in answer.message
+    else:
+        assert answer.info["time_limit_reached"] and "dual bound" in answer.info["note"]
+        assert answer.info["dual_bound"] <= answer.info["primal_bound"] + 1e-6

@@ -148,3 +148,37 @@ def test_table_cli_prints_and_writes(results_dir):
     assert result.exit_code == 0, result.output
     assert "Table IV" in result.output and "Table V" in result.output
     assert (results_dir / "tables" / "table5.md").is_file()
+
+
+def test_table_rescores_stored_costs_and_warns_on_a_mismatch(tmp_path):
+    """A results folder whose stored cost was edited (or written by a plugin that lied) is tabled
+    with the evaluator's cost, and the mismatch is reported loudly."""
+    import json
+    from pathlib import Path
+
+    from dispatchbench.bench.harness import run_benchmark
+
+    root = Path(__file__).resolve().parent.parent / "problems"
+    out = tmp_path / "run"
+    run_benchmark(root / "paper-4region.toml", [root / "paper-4region-tableIV.csv"], "scip", [0], out, progress=False)
+    honest = make_tables([out], "scip")
+    assert not [n for n in honest.notes if "WARNING" in n or "could not" in n]
+
+    store = ResultsStore(out)
+    rows = store.read_rows()
+    rows[0]["cost"] = 1.0  # as if the plugin had scored itself
+    store.rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tampered = make_tables([out], "scip")
+    assert any(n.startswith("WARNING") and "stored cost 1.0" in n for n in tampered.notes)
+    cost = by_method(tampered.tables[0].table)["scip"]["cost"]
+    assert cost == pytest.approx(4903.9687, rel=1e-6)
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["table", str(out), "--baseline", "scip"])
+    assert result.exit_code == 0 and "WARNING" in result.output
+
+
+def test_rows_carry_the_schema_version(results_dir):
+    from dispatchbench.bench.results_store import SCHEMA_VERSION, load_results
+
+    assert set(load_results(results_dir)["schema_version"]) == {SCHEMA_VERSION}

@@ -2,67 +2,75 @@
 
 How a run is cut up, and why:
 
-* A **cell** is one solver spec and one seed over one state file. It runs in a fresh process
-  (``forkserver`` or ``spawn``, never a fork of the harness, so no parent state such as torch
-  threads or a half-initialised SCIP leaks in; see :func:`process_context`). The child gets the
-  spec *string* and the plugin's origin (its file, or entry point), imports that one plugin and
-  builds its own solver (re-discovering every plugin would cost each SCIP cell a torch import).
+* A **cell** is one solver spec and one seed over one state file. It runs in a fresh child
+  process (:mod:`cell_runner`), which imports that one plugin — the harness never imports a
+  plugin itself, so a plugin whose import hangs or crashes costs its own rows, not the run, and
+  no plugin code ever runs in the process that scores and writes. Before any cell, a *probe*
+  child per plugin learns each spec's parameters and capabilities (a typo in a spec still fails
+  here, before any work, in one line).
 * Inside the cell the child solves **one state at a time** on one solver instance and sends each
-  scored row back through a pipe as soon as it is ready. So per-state times are honest (measured
-  around each state by the same code for every backend), a hang on state 50 keeps states 0-49,
-  and a state's result does not depend on which states were solved before it in the same
-  process — which is what makes ``--resume`` reproduce an uninterrupted run. What this gives up
-  is small: SCIP over 30 states took 33 ms/state in one ``solve`` call and 36 ms/state in one call
-  per state (its persistent model is rebuilt per call; a few ms against the Pyomo solve).
+  answer's raw numbers back as soon as it is ready. So per-state times are honest, a hang on
+  state 50 keeps states 0-49, and a state's result does not depend on which states were solved
+  before it in the same process — which is what makes ``--resume`` reproduce an uninterrupted
+  run.
+* **Scoring is the harness's.** The process that writes the rows loads the problem and states
+  from the files itself and scores every answer with the evaluator (:mod:`scoring`); the
+  child's copy is the child's. The exact pre-check runs here too: a state infeasible by the
+  pre-check never reaches a plugin.
 * The **hard limit** is per state: ``--timeout S`` seconds of wall clock from the moment the
   child is ready (or the previous state finished). Solvers are asked to stop by themselves at
-  ``0.9·S`` (their ``time_limit``); a child that has not answered after ``S`` is killed with its
-  process group. The state in flight is recorded as ``timeout``; the cell's remaining states as
-  ``timeout`` "not attempted" (a solver that hung once would cost ``S`` per state otherwise).
-  A child that dies (segfault, ``os._exit``, non-zero exit) gives ``error`` rows the same way;
-  an exception inside ``solve`` is caught by :func:`scoring.solve_and_score` in the child and
-  only costs that state.
+  ``0.9·S``; a child that has not answered after ``S`` is killed with its process group. The
+  state in flight is recorded as ``timeout``; the cell's remaining states as ``timeout`` "not
+  attempted". A child that dies gives ``error`` rows the same way; an exception inside
+  ``solve`` only costs that state. Importing the plugin and its set-up have their own limit
+  (``startup_timeout``, 180 s by default).
 * Deterministic solvers (``capabilities.stochastic`` false) run once per state with seed 0;
   stochastic ones once per seed.
-* Rows go to ``rows.jsonl`` durably as they arrive; ``results.parquet`` is rebuilt after each
-  cell, at the end and on Ctrl-C (see :mod:`results_store`).
+* **Where cells run** is the executor's business (:mod:`executors`): one after the other here,
+  ``--jobs N`` at once on this machine, or on a Dask cluster. Whatever runs them, this process
+  is the only writer: rows go to ``rows.jsonl`` durably as they arrive, one Parquet part per
+  finished cell, and ``results.parquet`` once at the end (see :mod:`results_store`). A lock on
+  the output folder keeps a second run out.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import hashlib
+import math
 import os
 import re
-import signal
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
-from dispatchbench.model.errors import InputError, SolverNotFound
-from dispatchbench.bench.plugins import make_solver, make_solver_from, parse_spec, solver_origin, split_specs
-from dispatchbench.model.problem_file import load_problem
+from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, CellJob, Outcome, probe_specs
+from dispatchbench.bench.executors import EXECUTORS, make_executor
+from dispatchbench.bench.plugins import (BUNDLED_PACKAGE, ENTRY_POINT_GROUP, declared_names, parse_spec,
+                                         solver_dirs, split_specs)
 from dispatchbench.bench.results_store import ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
-from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.bench.solver_api import Capabilities
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.model.problem import Problem, State
+from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
 DEFAULT_TIMEOUT_S = 60.0
-COOPERATIVE_SHARE = 0.9  # solvers get time_limit = 0.9 * timeout, so they can stop before the kill
-STARTUP_LIMIT_S = 180.0  # importing a backend (torch, pyomo) and loading a model, before any state
-EXIT_WAIT_S = 10.0  # a child that answered every state gets this long to shut down before it is killed
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week per state: beyond it a limit is a typo (and overflows timers)
+SEED_MAX = int(np.iinfo(np.uint32).max)  # numpy's seeding takes 32-bit seeds; 0..2**32-1
+MAX_SEEDS = 10_000  # "0-99999999" would plan a hundred million cells before saying anything
 SUCCESS = ("optimal", "feasible")
-# imported once by the fork server (thread-free modules only: no torch)
-PRELOAD = ("dispatchbench.bench.harness", "dispatchbench.formulations.compile_pyomo", "pyomo.contrib.solver.common.factory")
 
 
 # ---- what to run ------------------------------------------------------------------------------
@@ -71,7 +79,10 @@ _SEEDS = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` → ``[0, 1, 2, 3, 4]``; ``"0,2,5"`` → ``[0, 2, 5]``; ranges and lists mix (``"0-2,7"``)."""
+    """``"0-4"`` → ``[0, 1, 2, 3, 4]``; ``"0,2,5"`` → ``[0, 2, 5]``; ranges and lists mix (``"0-2,7"``).
+
+    Seeds are 0..2**32-1 (what numpy's generators accept) and at most 10,000 of them.
+    """
     seeds: list[int] = []
     for part in (p.strip() for p in str(text).split(",")):
         match = _SEEDS.match(part)
@@ -80,8 +91,36 @@ def parse_seeds(text: str) -> list[int]:
                              'write e.g. "0-4" or "0,2,5" (non-negative integers)')
         lo = int(match.group(1))
         hi = lo if match.group(2) is None else int(match.group(2))
+        if hi > SEED_MAX:
+            raise InputError("--seeds", repr(part), f"is above the largest seed {SEED_MAX} (2**32-1)",
+                             "give seeds between 0 and 4294967295")
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+            raise InputError("--seeds", repr(part), f"gives more than {MAX_SEEDS} seeds", "run fewer seeds at once")
         seeds.extend(range(lo, hi + 1))
     return list(dict.fromkeys(seeds))
+
+
+def check_timeout(value: float, option: str = "--timeout") -> float:
+    """A per-state limit must be a finite positive number of seconds, at most a week."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
+        raise InputError(option, repr(value), f"is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]",
+                         f"give the hard limit per state in seconds, e.g. {option} 60")
+    return seconds
+
+
+def check_seeds(seeds: Sequence[int], option: str = "--seeds") -> list[int]:
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= int(s) <= SEED_MAX:
+            raise InputError(option, repr(s), f"is not a seed in 0..{SEED_MAX}", 'write e.g. "0-4"')
+        out.append(int(s))
+    if not out:
+        raise InputError(option, "value", "no seeds", 'write e.g. "0-4"')
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,6 +132,8 @@ class SolverPlan:
     params: dict[str, Any]
     capabilities: Capabilities
     origin: str  # plugin file or module:qualname, so the child imports only this plugin
+    failure: str | None = None  # the probe could not finish: every row of this spec is an error
+    seeds: tuple[int, ...] | None = None  # the run's seeds unless set (reproduce: one seed per model)
 
 
 @dataclass(frozen=True)
@@ -128,24 +169,67 @@ class RunSummary:
     rows_skipped: int = 0  # already in the directory (--resume)
     statuses: Counter = field(default_factory=Counter)
     interrupted: bool = False
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
 
 
-def plan_solvers(specs: str | Sequence[str]) -> list[SolverPlan]:
-    """Instantiate every spec once in the parent: a typo fails here, before any work, in one line."""
-    texts = split_specs(specs) if isinstance(specs, str) else [s for s in specs if s.strip()]
+def plugin_origins() -> dict[str, str]:
+    """Solver name -> where its plugin is, found without importing any plugin: names a plugin file
+    declares (read with ``ast``; bundled folder, then ``$DISPATCHBENCH_SOLVER_PATH``), then entry
+    points by name. First found wins, as in :func:`plugins.discover`."""
+    found: dict[str, str] = {}
+    for folder in solver_dirs():
+        for path in sorted(folder.glob("*.py")):
+            if not path.name.startswith("_"):
+                for name in declared_names(path):
+                    found.setdefault(name, str(path.resolve()))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found and ep.value.startswith(BUNDLED_PACKAGE + "."):
+            continue
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def plan_solvers(specs: str | Sequence[str], *, startup_timeout: float = STARTUP_LIMIT_S,
+                 seeds_for: Mapping[str, Sequence[int]] | None = None,
+                 refused: list[tuple[str, str]] | None = None) -> list[SolverPlan]:
+    """Probe every spec in child processes: a typo or a bad parameter fails here, before any work,
+    in one line; a plugin whose import does not finish within ``startup_timeout`` gets a plan
+    marked failed (its rows become errors) and the run goes on. With a ``refused`` list, a spec
+    that cannot be created is appended to it (spec, reason) instead of stopping everything."""
+    texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
         raise SolverNotFound("no solver given; write e.g. --solvers \"scip,pso[particles=40]\"")
+    origins = plugin_origins()
+
+    def refuse(text: str, why: str) -> None:
+        if refused is None:
+            raise SolverNotFound(why)
+        refused.append((text, why))
+
+    by_origin: dict[str, list[str]] = defaultdict(list)
+    for text in list(texts):
+        name, _ = parse_spec(text)
+        if name not in origins:
+            refuse(text, f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+            texts.remove(text)
+        elif text not in by_origin[origins[name]]:
+            by_origin[origins[name]].append(text)
+    probed = probe_specs(dict(by_origin), startup_timeout) if by_origin else {}
     plans: dict[str, SolverPlan] = {}
     for text in texts:
-        try:
-            solver = make_solver(text)
-        except SolverNotFound:
-            raise
-        except Exception as exc:  # a plugin whose constructor fails (e.g. a missing model directory)
-            raise SolverNotFound(f"solver spec {text!r} cannot be created: {type(exc).__name__}: {exc}") from None
-        spec = spec_label(text, solver.params)
-        plans.setdefault(spec, SolverPlan(spec, solver.name, dict(solver.params), solver.capabilities,
-                                          solver_origin(solver.name)))
+        name, _ = parse_spec(text)
+        entry = probed[text]
+        own_seeds = tuple(check_seeds(seeds_for[text])) if seeds_for and text in seeds_for else None
+        if "error" in entry:
+            refuse(text, f"solver spec {text!r} cannot be created: {entry['error']}")
+            continue
+        if "timeout" in entry:
+            plans.setdefault(text, SolverPlan(text, name, {}, Capabilities(), origins[name], entry["timeout"], own_seeds))
+            continue
+        params = dict(entry["params"])
+        spec = spec_label(text, params)
+        plans.setdefault(spec, SolverPlan(spec, entry["name"], params, Capabilities(**entry["capabilities"]),
+                                          origins[name], None, own_seeds))
     return list(plans.values())
 
 
@@ -163,7 +247,8 @@ def plan_cells(solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequ
     cells, skipped = [], 0
     for sp in states:
         for solver in solvers:
-            for seed in (seeds if solver.capabilities.stochastic else [0]):
+            run_seeds = solver.seeds if solver.seeds is not None else seeds
+            for seed in (run_seeds if solver.capabilities.stochastic else [0]):
                 todo = tuple(i for i, label in enumerate(sp.labels)
                              if (problem.sha256, sp.file.sha256, label, solver.spec, seed) not in done)
                 skipped += len(sp.labels) - len(todo)
@@ -172,256 +257,34 @@ def plan_cells(solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequ
     return cells, skipped
 
 
-# ---- the child process ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CellJob:
-    """Everything the child needs, as plain picklable values (paths and the spec string)."""
-
-    origin: str
-    cwd: str  # relative paths in a spec (e.g. a model directory) mean what they meant to the user
-    problem_path: str
-    states_path: str
-    spec: str
-    seed: int
-    todo: tuple[int, ...]
-    time_limit: float
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _watch_parent(parent: int) -> None:
-    """Exit if the harness dies (e.g. SIGKILL): an orphaned, hung solver must not run forever."""
-    def watch() -> None:
-        while _alive(parent):
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)  # a clean exit if the main thread is in Python code
-        time.sleep(2)
-        os._exit(3)  # stuck in C code: leave without cleaning up
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _exit_on_sigterm(signum, frame) -> None:
-    """SIGTERM ends the child through normal interpreter shutdown, so the semaphores that libraries
-    (pyomo) create at import are released instead of reported as leaked."""
-    raise SystemExit(128 + signum)
-
-
-def cell_worker(conn, job: CellJob, parent: int) -> None:
-    """Child process body: build the solver from its spec, then solve and send one state at a time."""
-    if hasattr(os, "setpgid"):
-        os.setpgid(0, 0)  # own process group: the parent can kill the solver and any helpers it forked
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    _watch_parent(parent)
-    os.chdir(job.cwd)
-    try:
-        problem = load_problem(job.problem_path)
-        states = load_states(job.states_path, problem)
-        solver = make_solver_from(job.origin, job.spec)
-        prepared = time.perf_counter()
-        if solver.skip(problem) is None:
-            solver.prepare(problem)  # model loading etc.: kept out of every state's time
-        prepare_s = time.perf_counter() - prepared
-    except Exception as exc:
-        conn.send(("fatal", f"could not start solver {job.spec!r}: {type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready",))
-    for index in job.todo:
-        start = time.perf_counter()
-        record = solve_and_score(problem, [states[index]], solver, seed=job.seed, time_limit=job.time_limit)[0]
-        wall = time.perf_counter() - start
-        conn.send(("record", index, {
-            "status": record.status, "cost": record.cost, "max_violation": record.max_violation,
-            "time_s": wall, "reason": record.reason,
-            "info": {**record.info, "solver_time_s": record.time_s, "prepare_s": prepare_s},
-            "dispatch": None if record.dispatch is None else record.dispatch.to_json(problem),
-        }))
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # work done: let interpreter shutdown run undisturbed
-    conn.send(("done",))
-
-
-# ---- the parent: one cell under a hard limit --------------------------------------------------
-
-def _kill(proc, grace: float = 1.0) -> None:
-    """Stop the child and its process group: SIGTERM, then SIGKILL if it is still there after
-    ``grace`` seconds (a solver stuck in C code never sees the SIGTERM)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if not proc.is_alive():
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError, AttributeError):
-            proc.kill() if sig == signal.SIGKILL else proc.terminate()
-        proc.join(wait)
-
-
-def _exit_description(code: int | None) -> str:
-    if code is None:
-        return "solver process vanished"
-    if code < 0:
-        try:
-            return f"solver process killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"solver process killed by signal {-code}"
-    return f"solver process exited with status {code}"
-
-
-@lru_cache(maxsize=1)
-def process_context() -> mp.context.BaseContext:
-    """``forkserver`` with the package and Pyomo preloaded where available, else ``spawn``.
-
-    Both start cells from a clean process (never a fork of the harness with its threads and
-    state). The fork server imports the heavy, thread-free modules once, so a cell starts in
-    milliseconds instead of the ~2 s a spawned interpreter spends importing pandas and Pyomo.
-    """
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
-    return ctx
-
-
-def run_cell(cell: Cell, problem_path: Path, timeout: float,
-             emit: Callable[[int, dict[str, Any]], None]) -> None:
-    """Run one cell in a child process; call ``emit(state_index, result)`` for every state of
-    ``cell.todo``, whatever happens to the child (results, or timeout/error rows)."""
-    ctx = process_context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    job = CellJob(cell.solver.origin, os.getcwd(), str(problem_path),
-                  str(cell.states.file.path), cell.solver.spec, cell.seed, cell.todo, COOPERATIVE_SHARE * timeout)
-    proc = ctx.Process(target=cell_worker, args=(sender, job, os.getpid()), daemon=True,
-                       name=f"dispatchbench {cell.solver.spec} seed {cell.seed}")
-    pending = list(cell.todo)
-
-    def fail_rest(status: str, first_reason: str, first_time: float | None) -> None:
-        head = cell.states.labels[pending[0]]
-        emit(pending[0], _failure(status, first_reason, first_time))
-        for index in pending[1:]:
-            emit(index, _failure(status, f"not attempted: the cell stopped at state {head!r} ({first_reason})", None))
-        pending.clear()
-
-    proc.start()
-    sender.close()
-    finished = False
-    try:
-        started, limit, ready = time.perf_counter(), STARTUP_LIMIT_S, False
-        while pending:
-            left = started + limit - time.perf_counter()
-            if left <= 0 or not receiver.poll(left):
-                elapsed = time.perf_counter() - started
-                _kill(proc)
-                if ready:
-                    fail_rest("timeout", f"no answer within the hard limit of {timeout:g} s; process killed", elapsed)
-                else:
-                    fail_rest("error", f"solver process did not start within {limit:g} s; process killed", None)
-                break
-            try:
-                message = receiver.recv()
-            except (EOFError, OSError):
-                proc.join(5)
-                fail_rest("error", _exit_description(proc.exitcode), time.perf_counter() - started if ready else None)
-                break
-            if message[0] == "ready":
-                ready, started, limit = True, time.perf_counter(), timeout
-            elif message[0] == "record":
-                _, index, result = message
-                emit(index, result)
-                pending.remove(index)
-                started = time.perf_counter()
-            elif message[0] == "fatal":
-                fail_rest("error", message[1], None)
-        else:
-            finished = True
-    finally:
-        if finished:  # every state answered: give the child time to exit on its own
-            proc.join(EXIT_WAIT_S)
-        _kill(proc)
-        receiver.close()
-
+# ---- from an outcome to a row ------------------------------------------------------------------
 
 def _failure(status: str, reason: str, time_s: float | None) -> dict[str, Any]:
     return {"status": status, "cost": None, "max_violation": None, "time_s": time_s, "reason": reason,
             "info": {}, "dispatch": None}
 
 
-# ---- the whole run ----------------------------------------------------------------------------
-
-def run_benchmark(problem_path: str | Path, states_paths: Sequence[str | Path], solvers: str | Sequence[str],
-                  seeds: Sequence[int], out_dir: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
-                  resume: bool = False, force: bool = False, progress: bool = True) -> RunSummary:
-    """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
-
-    Raises :class:`InputError` / :class:`SolverNotFound` for bad input before any work starts.
-    On Ctrl-C the child is killed, the Parquet table rebuilt, and the summary comes back with
-    ``interrupted=True`` (everything finished so far is on disk; ``--resume`` continues).
-    """
-    if timeout <= 0:
-        raise InputError("--timeout", str(timeout), "must be positive", "give the hard limit per state in seconds")
-    problem_path = Path(problem_path).resolve()
-    problem = load_problem(problem_path)
-    problem_file = InputFile(problem_path, file_sha256(problem_path))
-    if not states_paths:
-        raise InputError("--states", "option", "missing", "give at least one state file (CSV)")
-    states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
-    for path in states_paths:
-        path = Path(path).resolve()
-        labels = tuple(s.label for s in load_states(path, problem))
-        file = InputFile(path, file_sha256(path))
-        states.setdefault(file.sha256, StatesPlan(file, labels))
-    plans = plan_solvers(solvers)
-    if not seeds:
-        raise InputError("--seeds", "value", "no seeds", 'write e.g. "0-4"')
-
-    store = ResultsStore(out_dir)
-    if store.has_rows() and not resume:
-        if not force:
-            raise InputError(store.out_dir, "results", f"holds an earlier run ({len(store.read_rows())} rows)",
-                             "add --resume to continue it, --force to overwrite it, or choose another --out")
-        store.clear()
-    store.out_dir.mkdir(parents=True, exist_ok=True)
-    store.repair_tail()
-    cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
-
-    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped)
-    meta = {"run_id": run_id, "problem": problem.name, "problem_file": str(problem_file.path),
-            "problem_sha256": problem_file.sha256, "timeout_s": timeout, **run_metadata()}
-    bar = Progress(cells, enabled=progress)
-    bar.note(f"{len(cells)} cells to run into {store.out_dir}" + (f" ({skipped} rows already done)" if skipped else ""))
+def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Outcome) -> dict[str, Any]:
+    """A row's result fields from a cell's outcome, scored here by the evaluator on the harness's
+    own problem and state (see :mod:`scoring`)."""
+    if "skip" in outcome:
+        return _failure("error", f"skipped: {outcome['skip']}", 0.0)
+    if "answer" not in outcome:
+        return _failure(str(outcome.get("status", "error")), str(outcome.get("reason", "")), outcome.get("time_s"))
+    wall = outcome.get("time_s")
     try:
-        for cell in cells:
-            bar.start(cell)
-
-            def emit(index: int, result: dict[str, Any], cell: Cell = cell) -> None:
-                row = make_row(meta, cell, index, result)
-                store.append(row)
-                summary.statuses[row["status"]] += 1
-                summary.rows_written += 1
-                bar.row(row["status"])
-
-            run_cell(cell, problem_path, timeout, emit)
-            store.write_parquet()
-            bar.finish(cell)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        bar.close()
-        if store.has_rows():
-            store.write_parquet()
-    return summary
+        answer = answer_from_raw(problem, outcome["answer"])
+    except ValueError as exc:
+        return _failure("error", f"unusable answer: {exc}", wall)
+    answer.time_s = float(wall) if isinstance(wall, (int, float)) else answer.time_s
+    record = score_answer(problem, state, answer, plan.spec, plan.capabilities.exact)
+    return {"status": record.status, "cost": record.cost, "max_violation": record.max_violation,
+            "time_s": record.time_s, "reason": record.reason, "info": record.info,
+            "dispatch": None if record.dispatch is None else record.dispatch.to_json(problem)}
 
 
 def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any]) -> dict[str, Any]:
-    """One results row: run and machine fields, what was solved, and the child's result."""
+    """One results row: run and machine fields, what was solved, and the scored result."""
     caps = cell.solver.capabilities
     return {
         **meta, "timestamp": utc_timestamp(),
@@ -433,6 +296,156 @@ def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any
     }
 
 
+# ---- the whole run ----------------------------------------------------------------------------
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out", "is an existing file, not a folder", "give a folder for the results")
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(out, "--out", f"{parent} is a file, not a folder", "give a folder for the results")
+            break
+    return out
+
+
+def run_benchmark(problem_path: str | Path, states_paths: Sequence[str | Path], solvers: str | Sequence[str],
+                  seeds: Sequence[int], out_dir: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
+                  resume: bool = False, force: bool = False, progress: bool = True, jobs: int = 1,
+                  executor: str = "local", scheduler: str | None = None,
+                  startup_timeout: float = STARTUP_LIMIT_S,
+                  seeds_for: Mapping[str, Sequence[int]] | None = None,
+                  skip_bad_specs: bool = False) -> RunSummary:
+    """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
+
+    ``jobs`` cells run at once (``executor="local"``: child processes of this one; ``"dask"``: a
+    ``LocalCluster`` of ``jobs`` workers, or the cluster at ``scheduler``). ``seeds_for`` gives
+    some specs (by the text passed in ``solvers``) their own seeds. With ``skip_bad_specs`` a spec
+    that cannot be created is left out and listed in ``summary.refused`` instead of stopping the run.
+
+    Raises :class:`InputError` / :class:`SolverNotFound` for bad input before any work starts
+    (including another run holding ``out_dir``). On Ctrl-C running cells are stopped, the Parquet
+    table is written, and the summary comes back with ``interrupted=True`` (everything finished
+    so far is on disk; ``--resume`` continues).
+    """
+    timeout = check_timeout(timeout)
+    startup_timeout = check_timeout(startup_timeout, "--startup-timeout")
+    seeds = check_seeds(seeds)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 1024:
+        raise InputError("--jobs", repr(jobs), "is not a number of parallel cells in 1..1024", "give e.g. --jobs 2")
+    if executor not in EXECUTORS:
+        raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
+    out_dir = check_out_dir(out_dir)
+    problem_path = Path(problem_path).resolve()
+    problem = load_problem(problem_path)
+    problem_file = InputFile(problem_path, file_sha256(problem_path))
+    if not states_paths:
+        raise InputError("--states", "option", "missing", "give at least one state file (CSV)")
+    states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
+    loaded: dict[str, list[State]] = {}  # the harness's own copy, which every answer is scored against
+    for path in states_paths:
+        path = Path(path).resolve()
+        sts = load_states(path, problem)
+        file = InputFile(path, file_sha256(path))
+        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts)))
+        loaded.setdefault(file.sha256, sts)
+    refused: list[tuple[str, str]] | None = [] if skip_bad_specs else None
+    plans = plan_solvers(solvers, startup_timeout=startup_timeout, seeds_for=seeds_for, refused=refused)
+
+    store = ResultsStore(out_dir)
+    with store.locked():
+        if store.has_rows() and not resume:
+            if not force:
+                raise InputError(store.out_dir, "results", f"holds an earlier run ({len(store.read_rows())} rows)",
+                                 "add --resume to continue it, --force to overwrite it, or choose another --out")
+            store.clear()
+        store.repair_tail()
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        store.repair_parts(run_id)
+        cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
+        summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
+        meta = {"run_id": run_id, "problem": problem.name, "problem_file": str(problem_file.path),
+                "problem_sha256": problem_file.sha256, "timeout_s": timeout, **run_metadata()}
+        _run_cells(cells, problem, loaded, meta, store, summary, timeout=timeout, startup_timeout=startup_timeout,
+                   progress=progress, jobs=jobs, executor=executor, scheduler=scheduler)
+    return summary
+
+
+def _run_cells(cells: list[Cell], problem: Problem, loaded: dict[str, list[State]], meta: dict[str, Any],
+               store: ResultsStore, summary: RunSummary, *, timeout: float, startup_timeout: float, progress: bool,
+               jobs: int, executor: str, scheduler: str | None) -> None:
+    """Hand the cells to the executor and write every row as it comes back (the only writer)."""
+    bar = Progress(cells, enabled=progress)
+    where = f"{jobs} at a time" if executor == "local" else f"on Dask ({scheduler or f'LocalCluster of {jobs}'})"
+    bar.note(f"{len(cells)} cells to run into {store.out_dir}, {where}"
+             + (f" ({summary.rows_skipped} rows already done)" if summary.rows_skipped else ""))
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)  # rows of a cell not yet in a Parquet part
+
+    def emit(k: int, index: int, result: dict[str, Any]) -> None:
+        row = make_row(meta, cells[k], index, result)
+        store.append(row)
+        pending[k].append(row)
+        summary.statuses[row["status"]] += 1
+        summary.rows_written += 1
+        bar.row(k, row["status"])
+
+    def finish(k: int) -> None:
+        store.write_part(pending.pop(k, []), _cell_key(cells[k], meta["run_id"]))
+        bar.finish(k, cells[k])
+
+    jobs_list: list[CellJob] = []
+    job_cell: list[int] = []
+    try:
+        for k, cell in enumerate(cells):  # what needs no plugin: pre-check failures, failed probes
+            sts = loaded[cell.states.file.sha256]
+            if cell.solver.failure:
+                for i in cell.todo:
+                    emit(k, i, _failure("error", cell.solver.failure, None))
+                finish(k)
+                continue
+            todo = []
+            for i in cell.todo:
+                checked = precheck(problem, sts[i], cell.solver.spec)
+                if checked is None:
+                    todo.append(i)
+                else:
+                    emit(k, i, _failure("infeasible", checked.reason, 0.0))
+            if not todo:
+                finish(k)
+                continue
+            jobs_list.append(CellJob(cell.solver.origin, os.getcwd(), meta["problem_file"],
+                                     str(cell.states.file.path), cell.solver.spec, cell.seed, tuple(todo),
+                                     timeout, startup_timeout))
+            job_cell.append(k)
+        if jobs_list:
+            with make_executor(executor, jobs, scheduler) as ex, closing(ex.run(jobs_list)) as events:
+                for event in events:
+                    k = job_cell[event.job]
+                    if event.index is None:
+                        finish(k)
+                    else:
+                        sts = loaded[cells[k].states.file.sha256]
+                        emit(k, event.index, score_outcome(problem, sts[event.index], cells[k].solver, event.outcome))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+        for k in list(pending):
+            store.write_part(pending.pop(k), _cell_key(cells[k], meta["run_id"]))
+        if store.has_rows():
+            store.write_parquet()
+
+
+def _cell_key(cell: Cell, run_id: str) -> str:
+    """File name of a cell's Parquet part: the run, then a digest of (states, spec, seed)."""
+    digest = hashlib.sha256(f"{cell.states.file.sha256}|{cell.solver.spec}|{cell.seed}".encode()).hexdigest()[:16]
+    return f"{run_id}-{digest}"
+
+
 class Progress:
     """The progress bar (states done, ETA; cells done and failed states in its postfix) and one
     line per finished cell. The bar redraws in place, so it only shows on a terminal; the lines
@@ -441,37 +454,29 @@ class Progress:
     def __init__(self, cells: Sequence[Cell], enabled: bool) -> None:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
-        self.counts: Counter = Counter()
-        self.current = ""
+        self.counts: dict[int, Counter] = defaultdict(Counter)
         self.bar = tqdm(total=sum(len(c.todo) for c in cells), unit="state", desc="run", file=sys.stderr,
                         disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True)
-
-    def _postfix(self) -> None:
-        self.bar.set_postfix_str(f"{self.done}/{self.cells} cells done, {self.failed} failed states; "
-                                 f"now {self.current}")
 
     def note(self, text: str) -> None:
         if self.enabled:
             tqdm.write(text, file=sys.stderr)
 
-    def start(self, cell: Cell) -> None:
-        self.counts = Counter()
-        self.current = f"{cell.solver.spec} seed {cell.seed}"
-        self._postfix()
-
-    def row(self, status: str) -> None:
-        self.counts[status] += 1
+    def row(self, k: int, status: str) -> None:
+        self.counts[k][status] += 1
         self.failed += status not in SUCCESS
         self.bar.update(1)
-        self._postfix()
+        self.bar.set_postfix_str(f"{self.done}/{self.cells} cells done, {self.failed} failed states")
 
-    def finish(self, cell: Cell) -> None:
+    def finish(self, k: int, cell: Cell) -> None:
         self.done += 1
-        self.note(f"[{self.done}/{self.cells}] {self.current} on {cell.states.file.path.name}: "
-                  + ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())))
+        counts = self.counts.pop(k, Counter())
+        self.note(f"[{self.done}/{self.cells}] {cell.solver.spec} seed {cell.seed} on {cell.states.file.path.name}: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
     def close(self) -> None:
         self.bar.close()
 
 
-__all__ = ["Cell", "RunSummary", "SolverPlan", "parse_seeds", "plan_cells", "plan_solvers", "run_benchmark"]
+__all__ = ["Cell", "RunSummary", "SolverPlan", "check_timeout", "parse_seeds", "plan_cells", "plan_solvers",
+           "plugin_origins", "run_benchmark"]

@@ -1,9 +1,11 @@
 """Trained models cached by what determines them, so a second ``reproduce`` skips training.
 
 A model is fully determined by the problem file's content, the learning solver and its
-parameters, the seed, the number of steps — and the solver's own code. The cache key is the
-SHA-256 of exactly these (the plugin's source file is hashed too: a model trained by older code
-is not the model the current code would train). Caching lives in this one module, apart from
+parameters, the seed, the number of steps — and the code that trains it. The cache key is the
+SHA-256 of exactly these. "The code" is the plugin's source file *and* every ``dispatchbench``
+module it imports, followed transitively (read with ``ast``, nothing executed): a change to the
+environment, the distributed search or the lifecycle trains a different model, so it must miss
+the cache as surely as a change to the plugin itself. Caching lives in this one module, apart from
 the runner, so that what makes two models "the same" is decided in one place (benchopt's cache
 bugs came from mixing the two).
 
@@ -15,7 +17,9 @@ checkpoint when there is one, else started again.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -47,7 +51,7 @@ class ModelKey:
     params: dict[str, Any]  # every parameter after defaults, without ``model``
     seed: int
     steps: int
-    code_sha256: str  # the plugin's source file
+    code_sha256: str  # the plugin's source file and every dispatchbench module it imports (transitively)
 
     @property
     def digest(self) -> str:
@@ -65,9 +69,57 @@ def model_key(problem_file: str | Path, spec: str, seed: int, steps: int) -> Mod
         raise ValueError(f"solver {solver.name!r} does not learn: nothing to cache")
     params = {k: v for k, v in solver.params.items() if k != "model"}
     source = inspect.getsourcefile(type(solver))
-    code = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else ""
+    code = code_sha256(code_closure(Path(source), type(solver).__module__)) if source else ""
     problem_sha = hashlib.sha256(Path(problem_file).read_bytes()).hexdigest()
     return ModelKey(problem_sha, solver.name, params, int(seed), int(steps), code)
+
+
+def code_closure(source: Path, module: str, package: str = "dispatchbench") -> dict[str, Path]:
+    """``source`` (the file of ``module``) and the file of every ``package`` module it imports,
+    directly or through other such modules, by module name."""
+    found: dict[str, Path] = {module: Path(source)}
+    todo = [(module, Path(source))]
+    while todo:
+        name, path = todo.pop()
+        for target in _imported(name, path, is_package=path.name == "__init__.py"):
+            if target in found or not (target == package or target.startswith(package + ".")):
+                continue
+            try:
+                spec = importlib.util.find_spec(target)
+            except (ImportError, ValueError):  # ``from pkg.mod import name``: ``pkg.mod.name`` is no module
+                spec = None
+            if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+                continue
+            found[target] = Path(spec.origin)
+            todo.append((target, Path(spec.origin)))
+    return found
+
+
+def code_sha256(files: dict[str, Path]) -> str:
+    """One hash of the contents of ``files`` (module name -> file)."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{hashlib.sha256(files[name].read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def _imported(module: str, path: Path, *, is_package: bool) -> set[str]:
+    """Module names a file imports (and ``pkg.name`` for each ``from pkg import name``)."""
+    tree = ast.parse(path.read_bytes())
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = base[: len(base) - node.level + 1]
+                target = ".".join(parent + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
+    return {n for n in names if n}
 
 
 @dataclass(frozen=True)

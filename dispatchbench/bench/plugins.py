@@ -163,10 +163,16 @@ def broken_plugins() -> tuple[BrokenPlugin, ...]:
 
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\[(.*)\])?\s*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``"pso[particles=40,seed=1]"`` → ``("pso", {"particles": "40", "seed": "1"})``."""
+    """``"pso[particles=40,seed=1]"`` → ``("pso", {"particles": "40", "seed": "1"})``.
+
+    A repeated key is an error rather than "last one wins": ``pso[w=1,w=2]`` is a typo or a
+    pasted spec, and silently running one of the two values would benchmark something the user
+    did not ask for.
+    """
     match = _SPEC.match(spec)
     if not match:
         raise SolverNotFound(f"solver spec {spec!r} is malformed; write name or name[key=value,...]")
@@ -176,23 +182,50 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         if "=" not in part:
             raise SolverNotFound(f"solver spec {spec!r}: {part!r} is not key=value")
         key, value = (s.strip() for s in part.split("=", 1))
+        if not _KEY.fullmatch(key):
+            raise SolverNotFound(f"solver spec {spec!r}: {key!r} is not a parameter name")
+        if key in params:
+            raise SolverNotFound(f"solver spec {spec!r}: parameter {key!r} is given twice; keep one value")
         params[key] = value
     return name, params
 
 
 def split_specs(text: str) -> list[str]:
-    """Split ``"scip,nlopt[a=1,b=2],pso"`` at the commas that are outside brackets."""
+    """Split ``"scip,nlopt[a=1,b=2],pso"`` at the commas that are outside brackets.
+
+    Unbalanced brackets are an error here: split anyway, ``"scip],pso"`` would become one
+    malformed spec whose message points at the wrong place.
+    """
     out, depth, current = [], 0, ""
     for ch in text:
         depth += ch == "["
         depth -= ch == "]"
+        if depth < 0:
+            raise SolverNotFound(f"solver list {text!r}: ']' without a matching '['")
         if ch == "," and depth == 0:
             out.append(current)
             current = ""
         else:
             current += ch
+    if depth:
+        raise SolverNotFound(f"solver list {text!r}: '[' without a matching ']'")
     out.append(current)
     return [s.strip() for s in out if s.strip()]
+
+
+def instantiate(cls: type[Solver], name: str, params: dict[str, str]) -> Solver:
+    """``cls(**params)``, with any failure of the plugin's constructor as one :class:`SolverNotFound`.
+
+    A constructor is plugin code: besides the ``ValueError`` of a bad value it may raise anything
+    (a missing file, a ``TypeError``), and the command line must still show one line, not a
+    traceback.
+    """
+    try:
+        return cls(**params)
+    except ValueError as exc:
+        raise SolverNotFound(str(exc)) from None
+    except Exception as exc:
+        raise SolverNotFound(f"solver {name!r} could not be created: {type(exc).__name__}: {exc}") from None
 
 
 def find_solver_class(name: str) -> type[Solver] | None:
@@ -228,10 +261,7 @@ def make_solver(spec: str) -> Solver:
             f"no solver named {name!r}; available: {', '.join(sorted(registry)) or '(none)'}"
             + (f" (plugins that failed to load: {hint})" if hint else "")
         )
-    try:
-        return cls(**params)
-    except ValueError as exc:
-        raise SolverNotFound(str(exc)) from None
+    return instantiate(cls, name, params)
 
 
 def solver_origin(name: str) -> str:
@@ -260,7 +290,4 @@ def make_solver_from(origin: str, spec: str) -> Solver:
         cls = importlib.import_module(module_name)
         for part in qualname.split("."):
             cls = getattr(cls, part)
-    try:
-        return cls(**params)
-    except ValueError as exc:
-        raise SolverNotFound(str(exc)) from None
+    return instantiate(cls, name, params)

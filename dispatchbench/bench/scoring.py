@@ -1,22 +1,42 @@
 """From a backend's answers to scored records: the pre-check, the evaluator, the verdict.
 
-Every command and the harness go through :func:`solve_and_score`, so the rules for what
-counts as optimal, feasible or infeasible live in exactly one place.
+Every command and the harness go through this module, so the rules for what counts as
+optimal, feasible or infeasible live in exactly one place. Two ways in:
+
+* :func:`solve_and_score` (``dispatchbench solve``, the Python API): the plugin runs in this
+  process, on *deep copies* of the problem and states, so a plugin that edits what it was handed
+  (zeroes a demand) cannot change what its answer is scored against.
+* :func:`raw_answer` in the harness's per-cell child, :func:`answer_from_raw` and
+  :func:`score_answer` in the process that writes the rows: the child sends back only plain
+  numbers (JSON, never a pickle that could run code on arrival) and the harness scores them
+  against its own copy of the problem and states, loaded from the files. Nothing a plugin does
+  to its inputs or to imported modules (patching this module, say) reaches that copy.
+
+The evaluator is bound once, at import, under a private name: patching ``scoring.evaluate``
+afterwards in the same process does not change what :func:`score_answer` calls.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import math
 import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.bench.solver_api import Answer, Solver
+from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
+
+_evaluate = evaluate  # see the module docstring
+_infeasibility_reason = infeasibility_reason
 
 
 @dataclass
@@ -46,18 +66,31 @@ class Record:
         return out
 
 
-def score_answer(problem: Problem, state: State, answer: Answer, solver: Solver) -> Record:
-    """Turn a raw answer into a record whose cost and feasibility come from the evaluator."""
-    base = dict(state=state.label, solver=solver.spec, time_s=answer.time_s, info=dict(answer.info))
+def precheck(problem: Problem, state: State, spec: str) -> Record | None:
+    """The record of a state no solver needs to see (infeasible by the exact pre-check), or None."""
+    why = _infeasibility_reason(problem, state)
+    if not why:
+        return None
+    return Record(state=state.label, solver=spec, status="infeasible", cost=None, max_violation=None,
+                  time_s=0.0, reason=f"state infeasible: {why}")
+
+
+def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exact: bool) -> Record:
+    """Turn a raw answer into a record whose cost and feasibility come from the evaluator.
+
+    ``exact`` is the plugin's declared capability: only an exact method's ``optimal`` claim is
+    kept (after the evaluator agrees the dispatch is feasible); anything else is ``feasible``.
+    """
+    base = dict(state=state.label, solver=spec, time_s=answer.time_s, info=dict(answer.info))
     if answer.dispatch is None:
         status = answer.status if answer.status in {"infeasible", "timeout", "error"} else "error"
         reason = answer.message or ("no dispatch returned" if status == "error" else "")
         if status == "infeasible":
-            why = infeasibility_reason(problem, state)
+            why = _infeasibility_reason(problem, state)
             reason = f"state infeasible: {why}" if why else f"solver reported infeasible, but the state is feasible ({reason})"
         return Record(status=status, cost=None, max_violation=None, reason=reason, **base)
     try:
-        ev = evaluate(problem, state, answer.dispatch)
+        ev = _evaluate(problem, state, answer.dispatch)
     except ValueError as exc:
         return Record(status="error", cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
     base["info"]["evaluated_cost"] = ev.cost
@@ -67,10 +100,18 @@ def score_answer(problem: Problem, state: State, answer: Answer, solver: Solver)
             reason = f"time limit reached; {reason}"
         return Record(status="infeasible", cost=None, max_violation=ev.max_violation, reason=reason,
                       dispatch=answer.dispatch, **base)
-    status = "optimal" if (answer.status == "optimal" and solver.capabilities.exact) else "feasible"
+    status = "optimal" if (answer.status == "optimal" and exact) else "feasible"
     reason = answer.message if answer.status == "timeout" else ""
     return Record(status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason,
                   dispatch=answer.dispatch, **base)
+
+
+def crash_answer(exc: BaseException, elapsed: float) -> Answer:
+    """An ``error`` answer naming the exception and the line it came from."""
+    msg = f"{type(exc).__name__}: {exc}".strip()
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return Answer(dispatch=None, status="error", message=msg + where, time_s=elapsed)
 
 
 def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *, seed: int = 0,
@@ -79,34 +120,90 @@ def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *
 
     Infeasible states are reported with the pre-check's reason and never reach the solver, so
     one bad interval cannot stop a day. A solver that raises is recorded as ``error`` for the
-    states it was given; the records of states already scored are kept by the caller.
+    states it was given. The solver gets deep copies of the problem and states; scoring uses
+    the originals.
     """
     records: dict[int, Record] = {}
     todo: list[int] = []
-    skip = solver.skip(problem)
+    skip = solver.skip(copy.deepcopy(problem))
     for i, state in enumerate(states):
         if skip:
             records[i] = Record(state=state.label, solver=solver.spec, status="error", cost=None,
                                 max_violation=None, time_s=0.0, reason=f"skipped: {skip}")
             continue
-        why = infeasibility_reason(problem, state)
-        if why:
-            records[i] = Record(state=state.label, solver=solver.spec, status="infeasible", cost=None,
-                                max_violation=None, time_s=0.0, reason=f"state infeasible: {why}")
+        checked = precheck(problem, state, solver.spec)
+        if checked is not None:
+            records[i] = checked
         else:
             todo.append(i)
     if todo:
         start = time.perf_counter()
         try:
-            answers = solver.solve(problem, [states[i] for i in todo], seed=seed, time_limit=time_limit)
+            handed = copy.deepcopy((problem, [states[i] for i in todo]))
+            answers = solver.solve(handed[0], handed[1], seed=seed, time_limit=time_limit)
             if len(answers) != len(todo):
                 raise RuntimeError(f"returned {len(answers)} answers for {len(todo)} states")
         except Exception as exc:  # a crashing backend is a result, not a crash of the run
-            elapsed = (time.perf_counter() - start) / len(todo)
-            msg = f"{type(exc).__name__}: {exc}".strip()
-            last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-            where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-            answers = [Answer(dispatch=None, status="error", message=msg + where, time_s=elapsed) for _ in todo]
+            answers = [crash_answer(exc, (time.perf_counter() - start) / len(todo)) for _ in todo]
         for i, answer in zip(todo, answers):
-            records[i] = score_answer(problem, states[i], answer, solver)
+            try:
+                answer = answer_from_raw(problem, json.loads(json.dumps(raw_answer(answer))))
+            except (TypeError, ValueError, AttributeError) as exc:
+                answer = Answer(dispatch=None, status="error", message=f"unusable answer: {exc}")
+            records[i] = score_answer(problem, states[i], answer, solver.spec, solver.capabilities.exact)
     return [records[i] for i in range(len(states))]
+
+
+# ---- the raw numbers a cell's child sends back ----------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def raw_answer(answer: Answer) -> dict[str, Any]:
+    """An answer as plain JSON values: the plugin's status claim, on/off, powers, imports, its
+    message, info and its own time. No cost: the plugin's objective never travels."""
+    d = answer.dispatch
+    info = json.loads(json.dumps(answer.info if isinstance(answer.info, dict) else {}, default=_plain))
+    return {
+        "status": str(answer.status), "message": str(answer.message or ""), "time_s": float(answer.time_s or 0.0),
+        "info": info,
+        "on": None if d is None else [bool(x) for x in np.asarray(d.on).ravel()],
+        "power": None if d is None else [float(x) for x in np.asarray(d.power, dtype=float).ravel()],
+        "imports": None if d is None else [float(x) for x in np.asarray(d.imports, dtype=float).ravel()],
+    }
+
+
+def _floats(values: Any, n: int, what: str) -> np.ndarray:
+    if not isinstance(values, list) or len(values) != n:
+        raise ValueError(f"{what} must be a list of {n} numbers")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{what} holds a value that is not a number")
+    return np.array(values, dtype=float)
+
+
+def answer_from_raw(problem: Problem, raw: Any) -> Answer:
+    """Rebuild an :class:`Answer` from :func:`raw_answer`'s output, checking every field (shape,
+    type); a malformed one raises ``ValueError``. Non-finite numbers pass through: the evaluator
+    rejects them with its own reason."""
+    if not isinstance(raw, dict):
+        raise ValueError("answer is not an object")
+    status = raw.get("status")
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    time_s = raw.get("time_s", 0.0)
+    time_s = float(time_s) if isinstance(time_s, (int, float)) and math.isfinite(time_s) else 0.0
+    info = raw.get("info") if isinstance(raw.get("info"), dict) else {}
+    dispatch = None
+    if raw.get("power") is not None or raw.get("on") is not None or raw.get("imports") is not None:
+        n_groups, n_regions = len(problem.groups), len(problem.regions)
+        on = raw.get("on")
+        if not isinstance(on, list) or len(on) != n_groups or not all(isinstance(v, bool) for v in on):
+            raise ValueError(f"on/off must be a list of {n_groups} booleans")
+        dispatch = Dispatch(on=np.array(on, dtype=bool), power=_floats(raw.get("power"), n_groups, "power"),
+                            imports=_floats(raw.get("imports"), n_regions, "imports"))
+    return Answer(dispatch=dispatch, status=status, message=str(raw.get("message") or ""), time_s=time_s, info=info)

@@ -1,18 +1,23 @@
-"""Saving and loading trained models: networks, optimizers, RNG states and the training step.
+"""The files of a trained model, and reading them without running anyone's code.
 
 A run's folder holds ``checkpoint.pt`` (everything needed to resume training bit for bit) and
 ``model.json`` (what the model is: solver, problem, seed, steps, hyper-parameters), so a
 ``solver[model=DIR]`` can refuse a model trained on another problem with a clear reason
-instead of producing nonsense. Writes are atomic: an interrupted save never leaves a broken
-checkpoint behind a good one.
+instead of producing nonsense.
+
+Models are data, not code. A model folder is something people download and share, and
+``pickle`` executes whatever a file tells it to, so ``checkpoint.pt`` is read with
+``torch.load(..., weights_only=True)``: tensors and plain containers only. Everything that is
+not a tensor — step, RNG states, replay-buffer cursors, learner scales — travels as one JSON
+string inside it, with NumPy arrays swapped for tensors on the way in and back on the way out.
+A file that needs anything else to load is refused with one line. Writes are atomic: an
+interrupted save never leaves a broken checkpoint behind a good one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,33 +25,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from dispatchbench.model.problem import Problem
+from dispatchbench.model.errors import InputError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 META_FILE = "model.json"
-FORMAT = 1
+FORMAT = 2  # 1: pickled checkpoints (never loaded: they could run code)
+REQUIRED_META = {"format": int, "solver": str, "problem": str, "problem_fingerprint": str,
+                 "hyperparameters": dict, "steps": int, "seed": int}
+RETRAIN = "train a new model with `dispatchbench train` (or point model= at another folder)"
 
 
-def problem_fingerprint(problem: Problem) -> str:
-    """Hash of what a trained policy depends on structurally: groups, types, regions, ranges, CS
-    limits. Costs are left out on purpose — learners never read them."""
-    parts = [(g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups]
-    parts += [(r.name, r.cs_max) for r in problem.regions] + [("commitment", problem.commitment)]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+class ModelFileError(InputError):
+    """A model folder that cannot be used: the CLI prints it as one line and exits 2."""
 
-
-def capture_rng(generators: dict[str, np.random.Generator]) -> dict[str, Any]:
-    """Every random state a training loop uses: named NumPy generators, torch and ``random``."""
-    return {"numpy": {k: g.bit_generator.state for k, g in generators.items()},
-            "torch": torch.get_rng_state(), "python": random.getstate()}
-
-
-def restore_rng(states: dict[str, Any], generators: dict[str, np.random.Generator]) -> None:
-    for k, g in generators.items():
-        if k in states["numpy"]:
-            g.bit_generator.state = states["numpy"][k]
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
+    def __init__(self, path: str | Path, problem: str, fix: str = RETRAIN) -> None:
+        path = Path(path)
+        super().__init__(str(path.parent), path.name, problem, fix)
 
 
 @dataclass
@@ -54,52 +48,128 @@ class Checkpoint:
     step: int
     networks: dict[str, dict[str, Any]]  # state dicts
     optimizers: dict[str, dict[str, Any]]
-    rng: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any]  # the learner's JSON state, arrays restored as NumPy
     meta: dict[str, Any] = field(default_factory=dict)
 
 
 def save_checkpoint(out_dir: Path, *, step: int, networks: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], rng: dict[str, Any],
-                    extra: dict[str, Any] | None = None, meta: dict[str, Any] | None = None) -> None:
+                    optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any],
+                    meta: dict[str, Any]) -> None:
+    """Write ``checkpoint.pt`` and then ``model.json`` (whose ``steps`` says which step it holds)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "step": step,
+    tensors: dict[str, torch.Tensor] = {}
+    text = json.dumps(_split(state, tensors), allow_nan=True)
+    payload = {"format": FORMAT, "step": int(step),
                "networks": {k: v.state_dict() for k, v in networks.items()},
                "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
-               "rng": rng, "extra": extra or {}}
+               "tensors": tensors, "state": text}
     tmp = out_dir / (CHECKPOINT_FILE + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, out_dir / CHECKPOINT_FILE)
-    info = {"format": FORMAT, **(meta or {}), "steps": step}
+    info = {**meta, "format": FORMAT, "steps": int(step)}
     tmp_meta = out_dir / (META_FILE + ".tmp")
     tmp_meta.write_text(json.dumps(info, indent=2, default=_jsonable))
     os.replace(tmp_meta, out_dir / META_FILE)
 
 
-def load_checkpoint(out_dir: Path) -> Checkpoint:
-    out_dir = Path(out_dir)
-    payload = torch.load(out_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-    meta = json.loads((out_dir / META_FILE).read_text()) if (out_dir / META_FILE).exists() else {}
-    return Checkpoint(step=int(payload["step"]), networks=payload["networks"], optimizers=payload["optimizers"],
-                      rng=payload["rng"], extra=payload.get("extra", {}), meta=meta)
+def read_meta(out_dir: str | Path) -> dict[str, Any]:
+    """``model.json`` of ``out_dir``, checked: a JSON object with every required key, this format."""
+    path = Path(out_dir) / META_FILE
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(path, "not found: the folder holds no trained model") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(path, "is not text (not a model.json written by dispatchbench)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(path, f"holds a JSON {type(meta).__name__}, not an object with the model's description")
+    if meta.get("format") == 1:
+        raise ModelFileError(path, "was written by an older dispatchbench whose checkpoints are pickles, which "
+                                   "are never loaded (they could run code)")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ModelFileError(path, f"lacks {', '.join(missing)}")
+    for key, kind in REQUIRED_META.items():
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise ModelFileError(path, f"{key} is a {type(meta[key]).__name__}, not a {kind.__name__}")
+    if meta["format"] != FORMAT:
+        raise ModelFileError(path, f"has format {meta['format']}; this dispatchbench reads format {FORMAT}")
+    return meta
 
 
-def check_model(out_dir: str | Path, problem: Problem, solver_name: str) -> str | None:
-    """Why the model in ``out_dir`` cannot serve ``problem`` for ``solver_name`` (``None`` if it can)."""
-    if not str(out_dir):
-        return (f"{solver_name} needs a trained model: run `dispatchbench train --solver {solver_name} "
-                f"--out DIR ...` and then use {solver_name}[model=DIR]")
+def load_checkpoint(out_dir: str | Path) -> Checkpoint:
+    """The checkpoint of ``out_dir`` and its checked ``model.json``, loaded as data only."""
     out_dir = Path(out_dir)
-    if not (out_dir / CHECKPOINT_FILE).exists() or not (out_dir / META_FILE).exists():
-        return f"model folder {out_dir} has no {CHECKPOINT_FILE} and {META_FILE} (train one with `dispatchbench train`)"
-    meta = json.loads((out_dir / META_FILE).read_text())
-    if meta.get("solver") != solver_name:
-        return f"model {out_dir} was trained by {meta.get('solver')!r}, not {solver_name!r}"
-    if meta.get("problem_fingerprint") != problem_fingerprint(problem):
-        return (f"model {out_dir} was trained on problem {meta.get('problem')!r}, which has other groups, ranges "
-                f"or CS limits than {problem.name!r}")
-    return None
+    meta = read_meta(out_dir)
+    path = out_dir / CHECKPOINT_FILE
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelFileError(path, "not found: the folder holds no trained model") from None
+    except Exception as exc:  # UnpicklingError for code or garbage, RuntimeError/EOFError for garbage
+        raise ModelFileError(path, _load_failure(exc)) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(path, f"is not a format-{FORMAT} dispatchbench checkpoint")
+    try:
+        state = _join(json.loads(payload["state"]), payload["tensors"])
+        step = int(payload["step"])
+        networks, optimizers = dict(payload["networks"]), dict(payload["optimizers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"is incomplete ({type(exc).__name__}: {exc})") from None
+    if step != meta["steps"]:
+        raise ModelFileError(path, f"holds step {step} but {META_FILE} says {meta['steps']} (an interrupted save)")
+    return Checkpoint(step=step, networks=networks, optimizers=optimizers, state=state, meta=meta)
+
+
+def _load_failure(exc: Exception) -> str:
+    """torch's multi-paragraph refusal, as one line that says whether the file tried to run code."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    marker = next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), None)
+    detail = lines[0] if lines else ""
+    if marker is not None:
+        detail = lines[marker].split("WeightsUnpickler error:", 1)[-1].strip()
+        if not detail and marker + 1 < len(lines):
+            detail = lines[marker + 1]
+    if "Unsupported global" in detail:
+        culprit = detail.split("GLOBAL", 1)[-1].split(" was not", 1)[0].strip()
+        return f"refused: it holds Python objects other than tensors ({culprit[:60]}), which could run code on loading"
+    return f"is not a readable checkpoint ({(detail or type(exc).__name__)[:120]})"
+
+
+def _split(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON, each array or tensor replaced by a reference into ``tensors``."""
+    if isinstance(value, dict):
+        return {str(k): _split(v, tensors) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_split(v, tensors) for v in value]
+    if isinstance(value, np.ndarray):
+        key = str(len(tensors))
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
+        return {"__array__": key}
+    if isinstance(value, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = value.detach().clone()
+        return {"__tensor__": key}
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return tensors[value["__array__"]].numpy()
+        if set(value) == {"__tensor__"}:
+            return tensors[value["__tensor__"]]
+        return {k: _join(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join(v, tensors) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,6 +7,7 @@ must come back as one line naming the file, the entry and the fix, never a trace
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,17 @@ _OPTIONAL: dict[GroupType, set[str]] = {
 }
 _COMMON = {"name", "type", "region"}
 
+# Names end up as CSV column suffixes (d_<region>), HTML, file names and solver messages, so they
+# are kept to a set that needs no quoting anywhere (docs/model.md, "File formats").
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_RULE = "use 1-64 letters (A-Z, a-z), digits, - and _ only"
+# What the solvers can represent: SCIP treats 1e20 as infinity and its feasibility tolerance is
+# relative, so a bound of 1e25 kW never terminates (issue 11). Powers up to 1e12 kW (a terawatt,
+# far above any charging site) and costs up to 1e15 per interval keep every backend's numbers
+# well inside double precision and SCIP's range.
+MAX_POWER_KW = 1e12
+MAX_COST = 1e15
+
 
 def load_problem(path: str | Path) -> Problem:
     """Load and validate a problem file; raise :class:`InputError` on any defect."""
@@ -35,7 +47,7 @@ def load_problem(path: str | Path) -> Problem:
     if not path.is_file():
         raise InputError(path, "file", "not found", "give the path of an existing .toml problem file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a BOM, as CSV accepts
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, "TOML syntax", str(exc), "correct the TOML syntax at that line") from None
     except UnicodeDecodeError:
@@ -57,6 +69,7 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     name = head.get("name")
     if not isinstance(name, str) or not name:
         raise InputError(source, "[problem].name", "missing or not a string", 'add name = "my-problem"')
+    check_name(source, "[problem].name", name)
     commitment = head.get("commitment", True)
     if not isinstance(commitment, bool):
         raise InputError(source, "[problem].commitment", f"{commitment!r} is not a boolean", "write commitment = true or false")
@@ -102,25 +115,56 @@ def _unique(source: str, entry: str, names: list[str]) -> None:
         seen.add(n)
 
 
-def _number(source: str, entry: str, table: dict, key: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+def _number(source: str, entry: str, table: dict, key: str, *, minimum: float = 0.0, strict: bool = False,
+            maximum: float = MAX_COST) -> float:
+    """A finite number in ``[minimum, maximum]``; by default at most :data:`MAX_COST` in size,
+    powers are capped at :data:`MAX_POWER_KW` by their callers."""
     if key not in table:
         raise InputError(source, f"{entry}.{key}", "missing", f"add {key} = <number>")
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(source, f"{entry}.{key}", f"{value!r} is not a finite number", f"write {key} as a number")
-    if value < minimum or (strict and value == minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(source, f"{entry}.{key}", f"{_show(value)} is not a finite number", f"write {key} as a number")
+    try:
+        number = float(value)
+    except OverflowError:  # a TOML integer beyond a double
+        number = math.inf
+    if not math.isfinite(number):
+        raise InputError(source, f"{entry}.{key}", f"{_show(value)} is not a finite number", f"write {key} as a number")
+    if number < minimum or (strict and number == minimum):
         bound = ">" if strict else ">="
-        raise InputError(source, f"{entry}.{key}", f"{value} is out of range", f"use a value {bound} {minimum}")
-    return float(value)
+        raise InputError(source, f"{entry}.{key}", f"{number} is out of range", f"use a value {bound} {minimum}")
+    if abs(number) > maximum:
+        raise InputError(source, f"{entry}.{key}", f"{number:g} is beyond what the solvers can represent",
+                         f"use a value of magnitude <= {maximum:g} (docs/model.md, limits)")
+    return number
+
+
+def _show(value: Any) -> str:
+    """A value for a one-line message: repr, newlines escaped, long values cut."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _power(source: str, entry: str, table: dict, key: str, **kw: Any) -> float:
+    return _number(source, entry, table, key, maximum=MAX_POWER_KW, **kw)
 
 
 def _name(source: str, entry: str, table: dict) -> str:
     name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(source, f"{entry}.name", "missing or not a string", 'add name = "..."')
-    if any(ch in name for ch in " ,[]=\"'"):
-        raise InputError(source, f"{entry}.name", f"{name!r} contains spaces or punctuation", "use letters, digits, - and _ only")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        raise InputError(source, f"{entry}.name", "missing or empty", 'add name = "..."')
+    if not isinstance(name, str):
+        raise InputError(source, f"{entry}.name", f"{_show(name)} is not a string", 'write name = "..." in quotes')
+    check_name(source, f"{entry}.name", name)
     return name
+
+
+def check_name(source: str, entry: str, name: str) -> None:
+    """Reject a name outside the documented character set (see :data:`NAME_PATTERN`)."""
+    if not NAME_PATTERN.fullmatch(name):
+        bad = next((ch for ch in name if not re.fullmatch(r"[A-Za-z0-9_-]", ch)), None)
+        what = f"contains {bad!r}" if bad is not None else "is longer than 64 characters"
+        raise InputError(source, entry, f"{_show(name)} {what}", NAME_RULE)
 
 
 def _region(source: str, i: int, table: dict) -> Region:
@@ -128,7 +172,7 @@ def _region(source: str, i: int, table: dict) -> Region:
     name = _name(source, entry, table)
     entry = f"region {name!r}"
     _unknown(source, entry, table, _REGION_KEYS)
-    return Region(name=name, cs_max=_number(source, entry, table, "cs_max"))
+    return Region(name=name, cs_max=_power(source, entry, table, "cs_max"))
 
 
 def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
@@ -138,28 +182,35 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
     if raw_type is None:
         raise InputError(source, f"{entry}.type", "missing", 'add type = "FDC", "ASC" or "V2G"')
     try:
-        gtype = GroupType(raw_type)
+        gtype = GroupType(raw_type) if isinstance(raw_type, str) else None
     except ValueError:
-        raise InputError(source, f"{entry}.type", f"{raw_type!r} is not a charger type", "use type = \"FDC\", \"ASC\" or \"V2G\"") from None
+        gtype = None
+    if gtype is None:
+        raise InputError(source, f"{entry}.type", f"{_show(raw_type)} is not a charger type", "use type = \"FDC\", \"ASC\" or \"V2G\"")
     _unknown(source, entry, table, _COMMON | _REQUIRED[gtype] | _OPTIONAL[gtype])
     region = table.get("region")
     if region is None:
         raise InputError(source, f"{entry}.region", "missing", f"add region = one of {sorted(region_names)}")
+    if not isinstance(region, str):
+        raise InputError(source, f"{entry}.region", f"{_show(region)} is not a string",
+                         f'write region = "NAME" with one of {sorted(region_names)}')
     if region not in region_names:
         raise InputError(
-            source, f"{entry}.region", f"{region!r} is not a region of this problem",
-            f"use one of {sorted(region_names)} or add a [[regions]] entry named {region!r}",
+            source, f"{entry}.region", f"{_show(region)} is not a region of this problem",
+            f"use one of {sorted(region_names)} or add a [[regions]] entry with that name",
         )
     num = lambda key, **kw: _number(source, entry, table, key, **kw)  # noqa: E731
     if gtype is GroupType.V2G:
         efficiency = num("efficiency", strict=True)
         if efficiency > 1:
             raise InputError(source, f"{entry}.efficiency", f"{efficiency} exceeds 1", "give the delivered fraction, 0 < efficiency <= 1")
-        return Group(name=name, type=gtype, region=region, p_max=num("p_max"), g=num("g", minimum=-math.inf),
-                     h=num("h", minimum=-math.inf), efficiency=efficiency)
-    p_max = num("p_max")
+        p_max = _power(source, entry, table, "p_max")
+        g, h = num("g", minimum=-math.inf), num("h", minimum=-math.inf)
+        _cost_at_p_max(source, entry, abs(g) * p_max + abs(h), "g * p_max + h")
+        return Group(name=name, type=gtype, region=region, p_max=p_max, g=g, h=h, efficiency=efficiency)
+    p_max = _power(source, entry, table, "p_max")
     if gtype is GroupType.FDC:
-        p_min = num("p_min")
+        p_min = _power(source, entry, table, "p_min")
         min_ratio = None
     else:
         min_ratio = num("min_ratio")
@@ -171,6 +222,17 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
     a = num("a", minimum=-math.inf)
     if a < 0:
         raise InputError(source, f"{entry}.a", f"{a} is negative (a concave cost)", "use a >= 0; the model assumes convex running costs")
-    h_max = num("h_max", minimum=-math.inf) if "h_max" in table else None
-    return Group(name=name, type=gtype, region=region, p_max=p_max, p_min=p_min, a=a,
-                 b=num("b", minimum=-math.inf), c=num("c", minimum=-math.inf), min_ratio=min_ratio, h_max=h_max)
+    h_max = _power(source, entry, table, "h_max", minimum=-math.inf) if "h_max" in table else None
+    b, c = num("b", minimum=-math.inf), num("c", minimum=-math.inf)
+    _cost_at_p_max(source, entry, a * p_max * p_max + abs(b) * p_max + abs(c), "a * p_max^2 + b * p_max + c")
+    return Group(name=name, type=gtype, region=region, p_max=p_max, p_min=p_min, a=a, b=b, c=c,
+                 min_ratio=min_ratio, h_max=h_max)
+
+
+def _cost_at_p_max(source: str, entry: str, size: float, formula: str) -> None:
+    """Each coefficient can be representable while the cost at full output is not (a = 1e10 at
+    p_max = 1e12 gives 1e34); a solver's objective then loses every digit that tells two
+    dispatches apart, so the running cost itself is capped too."""
+    if not size <= MAX_COST:
+        raise InputError(source, f"{entry}", f"the running cost at p_max ({formula}, in size) is {size:.3g}",
+                         f"scale the costs or p_max so it is at most {MAX_COST:g} (docs/model.md, limits)")

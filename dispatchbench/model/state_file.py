@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,13 @@ import pandas as pd
 
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
+from dispatchbench.model.problem_file import MAX_POWER_KW
+
+# Labels are times and dates as often as names ("08:00", "2024-06-01 08:15"), so they allow
+# ".", ":", "+" and inner spaces on top of the names' set; never "/", "<", quotes, tabs or
+# newlines, which would break a file name, a report or a one-line message (docs/model.md).
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9_.:+-]+(?: [A-Za-z0-9_.:+-]+)*")
+MAX_LABEL = 64
 
 
 def expected_columns(problem: Problem) -> list[str]:
@@ -88,6 +96,12 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
         label = str(row["state"]).strip()
         if not label:
             raise InputError(source, f"line {row_no}, column 'state'", "empty label", "give every state a label")
+        if len(label) > MAX_LABEL or not LABEL_PATTERN.fullmatch(label):
+            bad = next((ch for ch in label if not re.fullmatch(r"[A-Za-z0-9_.:+ -]", ch)), None)
+            what = (f"contains {bad!r}" if bad is not None else
+                    f"is longer than {MAX_LABEL} characters" if len(label) > MAX_LABEL else "has repeated spaces")
+            raise InputError(source, f"line {row_no}, column 'state'", f"label {label[:40]!r} {what}",
+                             f"use up to {MAX_LABEL} letters, digits, single spaces and - _ . : + only")
         if label in seen:
             raise InputError(source, f"line {row_no}, state {label!r}", "label used twice", "give every state a unique label")
         seen.add(label)
@@ -100,7 +114,11 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
                 v = math.nan
             if not math.isfinite(v) or v < 0:
                 raise InputError(source, f"line {row_no}, state {label!r}, column {col!r}",
-                                 f"{raw!r} is not a number >= 0", "write a non-negative power in kW")
+                                 f"{str(raw)[:40]!r} is not a number >= 0", "write a non-negative power in kW")
+            if v > MAX_POWER_KW:
+                raise InputError(source, f"line {row_no}, state {label!r}, column {col!r}",
+                                 f"{v:g} kW is beyond what the solvers can represent",
+                                 f"use at most {MAX_POWER_KW:g} kW (docs/model.md, limits)")
             return v
 
         states.append(State(

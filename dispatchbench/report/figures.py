@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: reports are built on servers and in CI
+# Titles and legends carry user text (method labels, region and group names); with mathtext on, a
+# "$" in one of them is parsed as TeX and can fail the whole figure.
+matplotlib.rcParams["text.parse_math"] = False
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -273,4 +277,31 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
         _legend_below(ax)
     _day_axis(ax)
     ax.set_title(f"Fig. 9b - gap to the certified optimum ({reference}) per interval", fontsize=11)
+    return _finish(fig, path)
+
+
+def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -> Path:
+    """One line per method of ``column`` against the number of groups, both axes logarithmic
+    (sizes double; gaps and times span orders of magnitude). Zero gaps sit on the floor."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    methods = list(dict.fromkeys(summary["method"]))
+    colors = method_colors(methods)
+    floor = 1e-6
+    for method in methods:
+        part = summary[summary["method"] == method].sort_values("groups")
+        values = pd.to_numeric(part[column], errors="coerce").clip(lower=floor)
+        ax.plot(part["groups"], values, marker="o", label=method, color=colors[method])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    # plain tick labels: with mathtext off (above) matplotlib's default log labels print raw TeX
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.set_xticks(sorted(set(summary["groups"])))
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("charger groups (agents)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax)
     return _finish(fig, path)

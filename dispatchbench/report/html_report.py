@@ -23,6 +23,7 @@ import base64
 import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ import pandas as pd
 
 from dispatchbench.report import figures
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.errors import InputError
+from dispatchbench.model.bundled import problems_dir
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.bench.plugins import parse_spec
+from dispatchbench.report import tables
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -282,88 +286,325 @@ def supply_table(problem: Problem, series: DaySeries) -> tuple[pd.DataFrame, np.
 # ---- training logs (Fig. 5) and run-time ------------------------------------------------------
 
 def training_curves(scored: ScoredResults) -> dict[str, list[pd.DataFrame]]:
-    """Per learned method, one frame per trained model: ``step, reward, loss`` from its training log."""
+    """Per learned method, one frame per trained model: ``step, reward, loss`` from its training log.
+
+    A log that cannot be read (a model folder edited or truncated since training) is left out
+    of Fig. 5 rather than stopping the report: the tables do not depend on it.
+    """
     curves: dict[str, list[pd.DataFrame]] = {}
     learned = scored.frame.dropna(subset=["model_dir"])[["method", "model_dir"]].drop_duplicates()
     for method, model_dir in learned.itertuples(index=False):
         rewards, loss = Path(model_dir) / "rewards.csv", Path(model_dir) / "loss.csv"
         if not (rewards.is_file() and loss.is_file()):
             continue
-        r = pd.read_csv(rewards)[["step", "mean_reward"]].rename(columns={"mean_reward": "reward"})
-        lo = pd.read_csv(loss)
-        curves.setdefault(method, []).append(pd.concat([r.assign(loss=np.nan), lo.assign(reward=np.nan)],
-                                                       ignore_index=True).sort_values("step"))
+        try:
+            r = pd.read_csv(rewards)[["step", "mean_reward"]].rename(columns={"mean_reward": "reward"})
+            lo = pd.read_csv(loss)
+            frame = pd.concat([r.assign(loss=np.nan), lo.assign(reward=np.nan)], ignore_index=True)
+            frame = frame.astype({"step": float, "reward": float, "loss": float}).sort_values("step")
+        except (OSError, ValueError, KeyError, pd.errors.ParserError):
+            continue
+        curves.setdefault(method, []).append(frame)
     return curves
+
+
+# ---- method labels and paths as a reader sees them ---------------------------------------------
+
+_DISPLAY = {"scip": "SCIP", "nlopt": "NLopt", "pso": "PSO", "madrl_tvc": "MADRL-TVC", "maddpg": "MADDPG"}
+_AUGLAG = ("AUGLAG", "AUGLAG_EQ", "LD_AUGLAG", "LD_AUGLAG_EQ", "LN_AUGLAG", "LN_AUGLAG_EQ")
+
+
+def _algorithm(name: str) -> str:
+    """``GN_DIRECT_L`` → ``DIRECT-L``: the NLopt family prefix says nothing a table reader needs."""
+    for prefix in ("GN_", "GD_", "LN_", "LD_", "G_"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name.replace("_", "-")
+
+
+def short_label(method: str) -> str:
+    """A method's name for a table column a laptop screen can show: ``NLopt AUGLAG+DIRECT-L``
+    instead of ``nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L,inner_maxeval=300]``.
+    The full spec stays in the legend under each table."""
+    try:
+        name, params = parse_spec(method)
+    except SolverNotFound:
+        return method[:24]
+    label = _DISPLAY.get(name, name[:24])
+    if name == "nlopt":
+        algo = str(params.get("algorithm", "LD_SLSQP"))
+        if algo in _AUGLAG:
+            algo = f"{_algorithm(algo)}+{_algorithm(str(params.get('inner_algorithm', 'LN_COBYLA')))}"
+        label = f"NLopt {_algorithm(algo)}"[:32]
+    return label
+
+
+def method_order(frame: pd.DataFrame) -> list[str]:
+    """Methods exact first, then classical, then learned (by the plugins' capability flags, not
+    their names), alphabetically by label within each kind."""
+    flags = frame.groupby("method")[["exact", "learns"]].first().fillna(False).astype(bool)
+
+    def rank(method: str) -> tuple[int, str, str]:
+        exact, learns = flags.loc[method, "exact"], flags.loc[method, "learns"]
+        return (2 if learns else 0 if exact else 1), short_label(method), method
+
+    return sorted(flags.index, key=rank)
+
+
+def method_labels(methods: list[str]) -> dict[str, str]:
+    """Unique short labels, in the given order; a second method with the same label gets ``(2)``."""
+    labels: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for m in methods:
+        base = short_label(m)
+        used[base] = used.get(base, 0) + 1
+        labels[m] = base if used[base] == 1 else f"{base} ({used[base]})"
+    return labels
+
+
+def shown_path(path_text: Any, results_dir: Path) -> str:
+    """A path as the report may print it: relative to the working directory (the project), the
+    results folder's parent or the bundled problems, else only its last two parts — never an
+    absolute machine path, which says where someone's home is and helps no reader."""
+    if path_text is None or (isinstance(path_text, float) and math.isnan(path_text)):
+        return "-"
+    path = Path(str(path_text))
+    if not path.is_absolute():
+        return path.as_posix()
+    roots = [Path.cwd(), results_dir.resolve().parent]
+    try:
+        roots.append(problems_dir().parent)
+    except InputError:
+        pass
+    for root in roots:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return "/".join(["…", *path.parts[-2:]])
 
 
 def runtime_table(scored: ScoredResults, day_sha: str | None) -> pd.DataFrame:
     """Time per decision (per state, as the harness measured it around each solve) per method, and
     training time per model for the learned methods."""
     frame = scored.frame[scored.frame["status"].isin(SUCCESS)]
+    order = method_order(scored.frame)
+    labels = method_labels(order)
     rows = []
-    for method, part in frame.groupby("method"):
+    for method in order:
+        part = frame[frame["method"] == method]
+        if part.empty:
+            continue
         day = part[part["states_sha256"] == day_sha] if day_sha else part.iloc[0:0]
         single = part[part["states_sha256"] != day_sha] if day_sha else part
         models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
-        train = [m["train_time_s"] for m in models if m.get("train_time_s") is not None]
-        steps = sorted({int(m["steps"]) for m in models if m.get("steps") is not None})
+        train = [m["train_time_s"] for m in models if isinstance(m, dict) and _is_number(m.get("train_time_s"))]
+        steps = sorted({str(m["steps"]) for m in models if isinstance(m, dict) and m.get("steps") is not None})
         rows.append({
-            "method": method,
+            "method": labels[method],
             "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
             "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
             "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
             "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
             "training s per model": float(np.mean(train)) if train else math.nan,
-            "steps": ", ".join(map(str, steps)),
+            "steps": ", ".join(steps),
         })
     return pd.DataFrame(rows)
 
 
-def metadata_table(scored: ScoredResults) -> pd.DataFrame:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd.DataFrame:
     """Every metadata column's distinct values (one value each when the run was on one machine)."""
     frame = scored.frame
-    rows = [("problem", f"{scored.problem.name} ({frame['problem_file'].iloc[0]}, sha256 "
-                        f"{frame['problem_sha256'].iloc[0][:12]})")]
+    where = Path(results_dir) if results_dir is not None else Path.cwd()
+    rows = [("problem", f"{scored.problem.name} ({shown_path(frame['problem_file'].iloc[0], where)}, sha256 "
+                        f"{str(frame['problem_sha256'].iloc[0])[:12]})")]
     for path, sha, n in frame[["states_file", "states_sha256", "states_count"]].drop_duplicates().itertuples(
             index=False):
-        rows.append(("states file", f"{path} ({n} states, sha256 {sha[:12]})"))
+        rows.append(("states file", f"{shown_path(path, where)} ({n} states, sha256 {str(sha)[:12]})"))
     for col in METADATA_COLUMNS:
         if col in frame:
             values = sorted({str(v) for v in frame[col].dropna().unique()})
             rows.append((col, ", ".join(values) or "-"))
-    rows.append(("run ids", ", ".join(sorted(frame["run_id"].dropna().unique()))))
+    rows.append(("run ids", ", ".join(sorted(str(v) for v in frame["run_id"].dropna().unique()))))
     stamps = frame["timestamp"].dropna()
     if len(stamps):
         rows.append(("rows written", f"{stamps.min()} to {stamps.max()}"))
-    for method, part in frame.groupby("method"):
-        params = parse_json_cell(part["params"].iloc[0]) or {}
+    labels = method_labels(method_order(frame))
+    for method, label in labels.items():
+        part = frame[frame["method"] == method]
+        params = parse_json_cell(part["params"].iloc[0])
+        params = dict(params) if isinstance(params, dict) else {}
         params.pop("model", None)
-        rows.append((f"budget: {method}", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(defaults)"))
+        rows.append((f"budget: {label}", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(defaults)"))
     described: set[str] = set()
     for model_dir, meta in sorted(scored.models.items()):
-        if not meta:
+        if not isinstance(meta, dict) or not meta:
             continue
-        solver = meta.get("solver", "?")
+        solver = str(meta.get("solver", "?"))
         if solver not in described:
             described.add(solver)
             hyper = meta.get("hyperparameters", {})
+            hyper = hyper if isinstance(hyper, dict) else {}
             rows.append((f"hyperparameters: {solver}", ", ".join(f"{k}={v}" for k, v in sorted(hyper.items()))))
+        seconds = meta.get("train_time_s")
+        seconds = f"{seconds:.1f} s training" if _is_number(seconds) else "training time unknown"
         rows.append((f"model: {solver} seed {meta.get('seed', '?')}",
-                     f"{meta.get('steps', '?')} steps, {meta.get('train_time_s', float('nan')):.1f} s training, "
-                     f"{model_dir}"))
+                     f"{meta.get('steps', '?')} steps, {seconds}, {shown_path(model_dir, where)}"))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
 def failures_table(scored: ScoredResults) -> pd.DataFrame:
     """Rows that did not succeed, and disagreements between stored and recomputed costs."""
     frame = scored.frame
+    labels = method_labels(method_order(frame))
     bad = frame[~frame["status"].isin(SUCCESS)]
-    rows = [{"method": m, "states file": Path(f).name, "status": s, "rows": len(p), "first reason": p["reason"].iloc[0]}
+    rows = [{"method": labels[m], "states file": Path(str(f)).name, "status": s, "rows": len(p),
+             "first reason": p["reason"].iloc[0]}
             for (m, f, s), p in bad.groupby(["method", "states_file", "status"])]
     mismatch = frame[~frame["cost_check"].isin(["ok", "no dispatch"])]
-    rows += [{"method": m, "states file": Path(f).name, "status": "evaluator disagrees", "rows": len(p),
+    rows += [{"method": labels[m], "states file": Path(str(f)).name, "status": "evaluator disagrees", "rows": len(p),
               "first reason": p["cost_check"].iloc[0]} for (m, f), p in mismatch.groupby(["method", "states_file"])]
     return pd.DataFrame(rows, columns=["method", "states file", "status", "rows", "first reason"])
+
+
+# ---- the report as blocks: one document, rendered to Markdown and to escaped HTML -----------------
+#
+# The page is built from typed blocks instead of Markdown text fed through a Markdown renderer:
+# a renderer passes raw HTML through, so a problem name, a state label, a solver spec or a
+# plugin's error message containing "<script>" would become live in report.html. Here every
+# piece of text is escaped once, by the renderer of its format.
+
+Inline = tuple[str, str]  # (style, text): style is "", "code" or "strong"
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    parts: list[Inline]
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    digits: int = 4
+    numeric: tuple[str, ...] = ()  # columns right-aligned
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+Block = Heading | Para | Table | Figure
+
+
+def _txt(text: Any) -> Inline:
+    return ("", str(text))
+
+
+def _code(text: Any) -> Inline:
+    return ("code", str(text))
+
+
+def _strong(text: Any) -> Inline:
+    return ("strong", str(text))
+
+
+def _cell(v: Any, digits: int) -> str:
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return "n/a" if math.isnan(v) else f"{v:,.{digits}g}" if abs(v) < 1e-3 and v else f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _md_escape(text: str) -> str:
+    """Markdown text that shows ``text`` literally: no raw HTML, no table breaks, one line."""
+    text = re.sub(r"\s+", " ", str(text))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _md_inline(parts: list[Inline]) -> str:
+    out = []
+    for style, text in parts:
+        if style == "code" and not any(ch in text for ch in "<>&"):
+            out.append("`" + re.sub(r"\s+", " ", text).replace("`", "'") + "`")
+        elif style == "code":  # a code span shows "&lt;" literally: markup-like text goes out escaped
+            out.append(_md_escape(text))
+        elif style == "strong":
+            out.append(f"**{_md_escape(text)}**")
+        else:
+            out.append(_md_escape(text))
+    return "".join(out)
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    lines: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            lines += ["#" * b.level + " " + _md_escape(b.text), ""]
+        elif isinstance(b, Para):
+            lines += [_md_inline(b.parts), ""]
+        elif isinstance(b, Table):
+            if len(b.frame):
+                shown = b.frame.map(lambda v: _md_escape(_cell(v, b.digits)))
+                shown.columns = [_md_escape(c) for c in shown.columns]
+                lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
+            else:
+                lines += ["(none)", ""]
+        elif isinstance(b, Figure):
+            lines += [f"![{_md_escape(b.caption.split(':')[0])}]({b.path.name})", "",
+                      f"*{_md_escape(b.caption)}*", ""]
+    return "\n".join(lines)
+
+
+def _html_inline(parts: list[Inline]) -> str:
+    out = []
+    for style, text in parts:
+        e = html.escape(text, quote=True)
+        out.append(f"<{style}>{e}</{style}>" if style else e)
+    return "".join(out)
+
+
+def to_html(blocks: list[Block], *, title: str) -> str:
+    """One self-contained page; every text escaped, figures inlined as data URIs."""
+    body: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            body.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            body.append(f"<p>{_html_inline(b.parts)}</p>")
+        elif isinstance(b, Table):
+            if not len(b.frame):
+                body.append("<p>(none)</p>")
+                continue
+            cols = list(b.frame.columns)
+            align = ['' if c not in b.numeric else ' class="num"' for c in cols]
+            head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(cols, align))
+            rows = "\n".join("<tr>" + "".join(f"<td{a}>{html.escape(_cell(v, b.digits))}</td>"
+                                              for v, a in zip(row, align)) + "</tr>"
+                             for row in b.frame.itertuples(index=False))
+            body.append(f"<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n"
+                        f"</tbody>\n</table></div>")
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            alt = html.escape(b.caption.split(":")[0], quote=True)
+            body.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{alt}\">"
+                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -380,45 +621,128 @@ class ReportFiles:
     notes: list[str]
 
 
-def _md_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return "n/a" if math.isnan(v) else f"{v:,.{digits}g}" if abs(v) < 1e-3 and v else f"{v:,.{digits}f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
-    return frame.map(fmt).to_markdown(index=False, disable_numparse=True) if len(frame) else "(none)"
+REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
-def _figure(lines: list[str], path: Path, caption: str) -> None:
-    lines += [f"![{caption.split(':')[0]}]({path.name})", "", f"*{caption}*", ""]
+def report_dir(out_root: str | Path, name: str) -> Path:
+    """``out_root/name``, refusing any name that is not one plain folder name.
+
+    The report deletes its old ``fig*.png`` before writing: with ``--name ../../x`` or an
+    absolute path it would delete and write wherever the name pointed.
+    """
+    if not REPORT_NAME.fullmatch(name) or ".." in name:
+        raise InputError("--name", repr(name), "is not a plain folder name",
+                         "use letters, digits, -, _ and . (not first), no '/' and no '..'")
+    root = Path(out_root)
+    out = root / name
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(str(root), name, "exists and is not a report folder (a file or a link)",
+                         "choose another --name or remove it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(str(root), name, f"cannot be created ({exc.strerror})",
+                         "give --reports a writable folder") from None
+    return out
+
+
+def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: str) -> tuple[list[Block], str]:
+    """Blocks of one of Tables IV/V: short labels in exact → classical → learned order, the full
+    specs in a legend, then the definitions and the paper's own numbers."""
+    table = pt.table.set_index("method")
+    methods = [m for m in order if m in table.index]
+    rows = []
+    for m in methods:
+        r = table.loc[m]
+        failed = ", ".join(f"{int(r[s])} {s}" for s in ("infeasible", "timeout", "error", "missing") if r[s])
+        cost = "n/a" if math.isnan(r["cost"]) else f"{r['cost']:,.2f}" + (
+            "" if math.isnan(r["ci95"]) else f" ± {r['ci95']:,.2f}")
+        rows.append({
+            "method": labels[m], "type": r["type"], "seeds": str(r["seeds"]),
+            "cost": cost if not (math.isnan(r["cost"]) and failed) else f"n/a ({failed})",
+            "best / worst seed": "" if r["seeds"] < 2 or math.isnan(r["best"]) else
+            f"{r['best']:,.2f} / {r['worst']:,.2f}",
+            f"vs {base_label}": _pct(r["improvement"]),
+            "gap to exact": _pct(r["gap_to_exact"]),
+            "s / state": _cell(float(r["time_per_state_s"]), 4),
+            "failed": failed or "0",
+        })
+    shown = pd.DataFrame(rows)
+    legend = [_txt("Methods: ")]
+    for i, m in enumerate(methods):
+        legend += [_txt("; " if i else ""), _strong(labels[m]), _txt(" = "), _code(m)]
+    legend.append(_txt("."))
+    if pt.number == "IV":
+        title = f"Table IV — operating cost at one observation state ({pt.scope})"
+        definition = "Cost: the evaluator's cost of each method's dispatch at this state."
+        paper = tables.PAPER_TABLE_IV
+    else:
+        title = f"Table V — average cost per hour over a day ({pt.scope})"
+        definition = ("Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
+                      "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
+                      "that did not solve every interval for every seed has no value (n/a) and shows its failures.")
+        paper = tables.PAPER_TABLE_V
+    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
+    pso = paper["PSO"][0]
+    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
+    blocks: list[Block] = [
+        Heading(3, title),
+        Table(shown, numeric=("seeds", "cost", "best / worst seed", f"vs {base_label}", "gap to exact", "s / state")),
+        Para(legend),
+        Para([_txt(f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
+                   f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
+                   "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.")]),
+        Para([_txt(f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
+                   f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {tables.PAPER_CAVEAT}")]),
+    ]
+    return blocks, title
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:+.3f} %"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a report file; a link left in its place is replaced, never followed out of the folder."""
+    if path.is_symlink():
+        path.unlink()
+    path.write_text(text, encoding="utf-8")
 
 
 def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", name: str | None = None,
                  method: str | None = None, baseline: str = "pso", state: str = "tableIV") -> ReportFiles:
     """Write ``<out_root>/<name>/report.md``, ``report.html`` and the figures' PNG files."""
-    from . import tables  # the tables command's own code makes Tables IV and V
-
     results_dir = Path(results_dir)
+    if name is not None:
+        report_dir_name = name
+    else:
+        report_dir_name = results_dir.resolve().name
+    if not REPORT_NAME.fullmatch(report_dir_name) or ".." in report_dir_name:
+        report_dir(out_root, report_dir_name)  # raises with the message
     scored = load_scored(results_dir)
-    name = name or results_dir.resolve().name
-    out = Path(out_root) / name
-    out.mkdir(parents=True, exist_ok=True)
+    out = report_dir(out_root, report_dir_name)
     for old in out.glob("fig*.png"):
-        old.unlink()
+        if old.is_file() or old.is_symlink():
+            old.unlink()
     frame, problem, notes = scored.frame, scored.problem, []
     day_sha = day_states_sha(scored)
     reference = reference_method(frame)
-    colors = figures.method_colors(sorted(frame["method"].unique()))
+    order = method_order(frame)
+    labels = method_labels(order)
+    colors = figures.method_colors([labels[m] for m in order])
     pngs: list[Path] = []
+    blocks: list[Block] = [Heading(1, f"dispatchbench report: {problem.name}")]
 
-    lines = [f"# dispatchbench report: {problem.name}", ""]
     checked = int((frame["cost_check"] != "no dispatch").sum())
     disagree = int((~frame["cost_check"].isin(["ok", "no dispatch"])).sum())
-    lines += [f"Results: `{results_dir}` - {len(frame)} rows, {frame['method'].nunique()} methods "
-              f"({', '.join(sorted(frame['method'].unique()))}).", "",
-              f"Every cost and energy below was recomputed by the evaluator from the stored dispatches "
-              f"({checked} dispatches re-scored; "
-              + ("all stored costs agree with the evaluator)." if not disagree else
-                 f"**{disagree} disagree with the stored result** - listed under Failures).") + "", ""]
+    blocks.append(Para([_txt("Results: "), _code(shown_path(results_dir.resolve(), results_dir)),
+                        _txt(f" - {len(frame)} rows, {frame['method'].nunique()} methods "
+                             f"({', '.join(labels[m] for m in order)}).")]))
+    blocks.append(Para([_txt("Every cost and energy below was recomputed by the evaluator from the stored dispatches "
+                             f"({checked} dispatches re-scored; "),
+                        _txt("all stored costs agree with the evaluator).") if not disagree else
+                        _strong(f"{disagree} disagree with the stored result"),
+                        _txt("" if not disagree else " - listed under Failures).")]))
 
     # Tables IV and V, by the tables module, from the recomputed costs
     table_rows = as_table_input(scored)
@@ -426,33 +750,34 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         base = tables.resolve_baseline(table_rows, baseline)
     except InputError:
         base = reference or table_rows["solver"].iloc[0]
-        notes.append(f"baseline {baseline!r} is not in the results: improvements are over {base}")
-    lines += ["## Tables IV and V", ""]
+        notes.append(f"baseline {baseline!r} is not in the results: improvements are over {labels.get(base, base)}")
+    base_label = labels.get(base, short_label(base))
+    blocks.append(Heading(2, "Tables IV and V"))
     if (table_rows["state"] == state).any():
-        lines.append(tables.markdown(tables.table_iv(table_rows, state, base)))
+        blocks += _paper_table(tables.table_iv(table_rows, state, base), labels, order, base_label)[0]
     else:
         notes.append(f"no state {state!r} in the results: Table IV left out")
     day_file = table_rows.loc[table_rows["states_sha256"] == day_sha, "states_file"].iloc[0] if day_sha else None
     if day_file:
-        lines.append(tables.markdown(tables.table_v(table_rows, day_file, base)))
+        blocks += _paper_table(tables.table_v(table_rows, day_file, base), labels, order, base_label)[0]
     else:
         notes.append("no day (multi-state file) in the results: Table V and the day figures left out")
 
     # Fig. 5 training curves
-    curves = training_curves(scored)
-    lines += ["## Fig. 5 - training curves", ""]
+    curves = {labels[m]: c for m, c in training_curves(scored).items()}
+    blocks.append(Heading(2, "Fig. 5 - training curves"))
     if curves:
         seeds = ", ".join(f"{m} {len(r)}" for m, r in sorted(curves.items()))
         p = figures.training_reward(curves, out / "fig5a_training_reward.png")
-        _figure(lines, p, "Fig. 5a: team reward of each learned method at its 10 fixed probe states "
-                          "(states drawn once from the training distribution, never evaluation states), "
-                          f"median over seeds with the min-max band (seeds: {seeds}).")
+        blocks.append(Figure(p, "Fig. 5a: team reward of each learned method at its 10 fixed probe states "
+                                "(states drawn once from the training distribution, never evaluation states), "
+                                f"median over seeds with the min-max band (seeds: {seeds})."))
         q = figures.training_loss(curves, out / "fig5b_training_loss.png")
-        _figure(lines, q, "Fig. 5b: total training loss per step (sum of the agents' Q-network losses for "
-                          "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band.")
+        blocks.append(Figure(q, "Fig. 5b: total training loss per step (sum of the agents' Q-network losses for "
+                                "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band."))
         pngs += [p, q]
     else:
-        lines += ["No learned method with a training log in these results.", ""]
+        blocks.append(Para([_txt("No learned method with a training log in these results.")]))
         notes.append("no training logs: Fig. 5 left out")
 
     # Dispatch figures (6-8) from one method's own day, and Fig. 9 for every method
@@ -466,96 +791,113 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
             notes.append(str(exc))
         if chosen:
             series = day_series(scored, day_sha, chosen, seed)
-            label = f"{chosen}, seed {seed}" if frame.loc[frame["method"] == chosen, "run_seed"].nunique() > 1 else chosen
-            lines += ["## Dispatch over the day", "",
-                      f"Figures 6-8 show the dispatches of **{chosen}** ({why}) on "
-                      f"{Path(day_file).name}; {len(series.states)} intervals of 15 minutes, "
-                      f"day cost recomputed: {series.cost.sum():,.2f} ({cost_per_hour(series.cost):,.2f} per hour).", ""]
+            shown = labels[chosen]
+            label = f"{shown}, seed {seed}" if frame.loc[frame["method"] == chosen, "run_seed"].nunique() > 1 else shown
+            blocks += [Heading(2, "Dispatch over the day"),
+                       Para([_txt("Figures 6-8 show the dispatches of "), _strong(shown),
+                             _txt(f" ({why}) on {Path(str(day_file)).name}; {len(series.states)} intervals of "
+                                  f"15 minutes, day cost recomputed: {series.cost.sum():,.2f} "
+                                  f"({cost_per_hour(series.cost):,.2f} per hour).")])]
             energy, ratio = v2g_tables(problem, series)
             if energy:
                 p = figures.v2g_energy(energy, out / "fig6a_v2g_energy.png", label)
-                _figure(lines, p, "Fig. 6a: per V2G group and interval, energy drawn from plugged-in batteries and "
-                                  "fed back into the region (F = efficiency x), lost in conversion "
-                                  "(L = (1 - efficiency) x) and available but unused (v - x), in kWh per 15 minutes.")
+                blocks.append(Figure(p, "Fig. 6a: per V2G group and interval, energy drawn from plugged-in batteries "
+                                        "and fed back into the region (F = efficiency x), lost in conversion "
+                                        "(L = (1 - efficiency) x) and available but unused (v - x), in kWh per 15 minutes."))
                 q = figures.v2g_feedback_ratio(ratio, out / "fig6b_v2g_feedback_ratio.png", label)
-                _figure(lines, q, "Fig. 6b: feedback ratio x / v (eq. 6) of each V2G group; gaps where no V2G power "
-                                  "was available.")
+                blocks.append(Figure(q, "Fig. 6b: feedback ratio x / v (eq. 6) of each V2G group; gaps where no V2G "
+                                        "power was available."))
                 pngs += [p, q]
             p = figures.regional_service(region_tables(problem, series), out / "fig7_regional_service.png", label)
-            _figure(lines, p, "Fig. 7: per region, power delivered by each charger type (V2G: fed-back power F) and "
-                              "imported from the main grid, stacked, against the region's demand (black); exports "
-                              "show below zero.")
+            blocks.append(Figure(p, "Fig. 7: per region, power delivered by each charger type (V2G: fed-back power F) "
+                                    "and imported from the main grid, stacked, against the region's demand (black); "
+                                    "exports show below zero."))
             supply, demand = supply_table(problem, series)
             q = figures.regional_supply(supply, demand, out / "fig8_regional_supply.png", label)
-            _figure(lines, q, "Fig. 8: local supply of each region, stacked, against the total demand (dashed): the "
-                              "main grid only moves power between regions, so the stack meets the demand line.")
+            blocks.append(Figure(q, "Fig. 8: local supply of each region, stacked, against the total demand (dashed): "
+                                    "the main grid only moves power between regions, so the stack meets the demand line."))
             pngs += [p, q]
 
         costs = day_costs(frame, day_sha)
-        lines += ["## Fig. 9 - cost over the day", ""]
-        p = figures.cost_per_interval(costs, out / "fig9a_cost_per_interval.png", colors)
-        _figure(lines, p, "Fig. 9a: evaluator cost of every 15-minute interval of the day for each method "
-                          "(median over seeds); a gap in a line is an interval without a feasible dispatch.")
+        costs = costs[[m for m in order if m in costs.columns]]
+        blocks.append(Heading(2, "Fig. 9 - cost over the day"))
+        p = figures.cost_per_interval(costs.rename(columns=labels), out / "fig9a_cost_per_interval.png", colors)
+        blocks.append(Figure(p, "Fig. 9a: evaluator cost of every 15-minute interval of the day for each method "
+                                "(median over seeds); a gap in a line is an interval without a feasible dispatch."))
         pngs.append(p)
         if reference and reference in costs:
             gaps = (costs.drop(columns=[reference]).sub(costs[reference], axis=0)
                     .div(costs[reference], axis=0) * 100.0)
-            q = figures.gap_to_optimum(gaps, out / "fig9b_gap_to_optimum.png", colors, reference)
-            _figure(lines, q, f"Fig. 9b: each method's gap to the certified optimum ({reference}) per interval, "
-                              f"(C - C_opt) / C_opt in percent, median over seeds.")
+            q = figures.gap_to_optimum(gaps.rename(columns=labels), out / "fig9b_gap_to_optimum.png", colors,
+                                       labels[reference])
+            blocks.append(Figure(q, f"Fig. 9b: each method's gap to the certified optimum ({labels[reference]}) per "
+                                    "interval, (C - C_opt) / C_opt in percent, median over seeds."))
             pngs.append(q)
         else:
             notes.append("no exact method with optimal results: Fig. 9b (gap to the optimum) left out")
 
     # Run time, failures, metadata
-    lines += ["## Run time", "", _md_table(runtime_table(scored, day_sha)), "",
-              "Time per decision: wall time the harness measured around each state's solve (all agents and the "
-              "balancing search for learned methods). Training time: wall time of `fit` per trained model.", ""]
-    repro = results_dir / REPRODUCE_FILE
-    if repro.is_file():
-        data = json.loads(repro.read_text())
-        stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in data.get("wall_s", {}).items()])
-        lines += ["### Wall time of `dispatchbench reproduce`", "", _md_table(stages, 1), "",
-                  f"Budget: `{json.dumps(data.get('budget', {}), sort_keys=True)}`", ""]
+    runtime = runtime_table(scored, day_sha)
+    blocks += [Heading(2, "Run time"),
+               Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
+               Para([_txt("Time per decision: wall time the harness measured around each state's solve (all agents "
+                          "and the balancing search for learned methods). Training time: wall time of "),
+                     _code("fit"), _txt(" per trained model.")])]
+    repro = _reproduce_record(results_dir)
+    if repro:
+        wall = repro.get("wall_s", {})
+        stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in wall.items()]
+                              if isinstance(wall, dict) else [])
+        blocks += [Heading(3, "Wall time of dispatchbench reproduce"), Table(stages, 1, ("wall time (s)",)),
+                   Para([_txt("Budget: "), _code(json.dumps(repro.get("budget", {}), sort_keys=True, default=str))])]
     failed = failures_table(scored)
-    if repro.is_file():
-        extra = pd.DataFrame([{"method": f["method"], "states file": "-", "status": f"failed at {f['stage']}",
-                               "rows": 0, "first reason": f["reason"]}
-                              for f in json.loads(repro.read_text()).get("failures", [])])
+    repro_failures = repro.get("failures", []) if repro else []
+    if isinstance(repro_failures, list) and repro_failures:
+        extra = pd.DataFrame([{"method": str(f.get("method")), "states file": "-",
+                               "status": f"failed at {f.get('stage')}", "rows": 0, "first reason": str(f.get("reason"))}
+                              for f in repro_failures if isinstance(f, dict)])
         failed = pd.concat([failed, extra], ignore_index=True) if len(extra) else failed
-    lines += ["## Failures", "", _md_table(failed), ""]
+    blocks += [Heading(2, "Failures"), Table(failed)]
     if notes:
-        lines += ["Notes: " + "; ".join(notes) + ".", ""]
-    lines += ["## Metadata", "", _md_table(metadata_table(scored)), ""]
+        blocks.append(Para([_txt("Notes: " + "; ".join(notes) + ".")]))
+    blocks += [Heading(2, "Metadata"), Table(metadata_table(scored, results_dir))]
 
     md_path = out / "report.md"
-    md_path.write_text("\n".join(lines), encoding="utf-8")
+    _write(md_path, to_markdown(blocks))
     html_path = out / "report.html"
-    html_path.write_text(render_html("\n".join(lines), out, title=f"dispatchbench report: {problem.name}"),
-                         encoding="utf-8")
+    _write(html_path, to_html(blocks, title=f"dispatchbench report: {problem.name}"))
     return ReportFiles(out, html_path, md_path, pngs, chosen, notes)
 
 
+def _reproduce_record(results_dir: Path) -> dict[str, Any]:
+    """``reproduce``'s record of its stages, or ``{}`` when absent or unreadable."""
+    path = results_dir / REPRODUCE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# Fits a 1366 px laptop screen: the body is at most 1180 px, long cells (specs, paths, reasons)
+# wrap anywhere instead of widening their table, and a table that still cannot fit scrolls in
+# its own box rather than the page.
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1180px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
+       padding: 0 1em; color: #222; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #eee; }
+.scroll { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.88em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+td.num, th.num { text-align: right; }
+td.num { white-space: nowrap; }
 th { background: #f4f4f4; }
+figure { margin: 1em 0; }
+figcaption { font-style: italic; font-size: 0.92em; }
 img { max-width: 100%; height: auto; display: block; margin: 1em 0 0.2em; }
-code { background: #f4f4f4; padding: 0 3px; }
+code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
 """
-
-
-def render_html(markdown_text: str, figure_dir: Path, *, title: str) -> str:
-    """One self-contained page: the Markdown rendered, every figure inlined as a data URI."""
-    import markdown as md
-
-    body = md.markdown(markdown_text, extensions=["tables"], output_format="html")
-    for png in sorted(Path(figure_dir).glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        body = body.replace(f'src="{png.name}"', f'src="data:image/png;base64,{data}"')
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

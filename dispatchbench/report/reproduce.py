@@ -5,13 +5,13 @@ The pipeline, in three stages, each timed (``DIR/reproduce.json``):
 1. **train** - every learned method, every seed, with the budget below; through
    :mod:`dispatchbench.bench.model_cache`, so a model trained before (same problem file, solver
    settings, seed, steps and solver code) is reused and a second run skips this stage. Models
-   train in ``workers`` processes at once (one thread each: the machine has two cores).
-2. **run** - the shoot-out on the Table IV state and on the real-data day for every method, by
-   the run harness (each cell in its own process under a hard time limit). The units of work
-   (one solver spec and one seed) are dealt to ``workers`` lanes, each lane its own harness
-   run into ``DIR/lanes/<k>``, and the lanes' rows are merged into ``DIR/rows.jsonl`` and
-   ``DIR/results.parquet``. A lane that fails records the failure; the others go on.
-3. **report** - ``dispatchbench report`` on the merged results.
+   train through the run's executor (:mod:`dispatchbench.bench.executors`): ``jobs`` fresh
+   processes at once on this machine (one thread each: the machine has two cores), or Dask tasks.
+2. **run** - the shoot-out on the Table IV state and on the real-data day for every method: one
+   harness run (each cell in its own process under a hard time limit) with ``--jobs`` cells at
+   once, or on Dask, into ``DIR``. A spec that cannot be created is recorded as a failure and
+   left out; everything else runs.
+3. **report** - ``dispatchbench report`` on the results.
 
 A method that cannot run (plugin missing, training crashed) is recorded with the reason in
 ``reproduce.json`` and in the report, and the rest goes on.
@@ -21,7 +21,7 @@ with the models cached. Training dominates: 2 learned methods x 3 seeds = 6 mode
 at a time (one per core, one thread each), each with the step count its own evaluation used
 (TVC 1200 steps, about 2 minutes on one core; MADDPG 6000 steps, about 3-4 minutes): about
 9 minutes in all. The shoot-out (97 states; SCIP, NLopt twice, PSO x 5 seeds, 6 learned
-models) is dealt to two lanes, about 1.5-3 minutes depending on the machine's load.
+models) runs two cells at a time, about 1.5-3 minutes depending on the machine's load.
 ``--quick`` is a smoke run: 1 seed per learner with a few hundred steps, PSO with 2 seeds
 and a smaller swarm; everything else as the full run.
 """
@@ -33,18 +33,18 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from dispatchbench.model.errors import InputError
+from dispatchbench.bench.executors import Executor, make_executor
+from dispatchbench.bench.harness import plugin_origins
 from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
-from dispatchbench.bench.plugins import discover, make_solver, parse_spec
-from dispatchbench.bench.results_store import REPRODUCE_FILE, ROWS_FILE, ResultsStore
+from dispatchbench.bench.plugins import parse_spec
+from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore
 from dispatchbench.report.html_report import build_report
 from dispatchbench.bench.run_metadata import utc_timestamp
 from dispatchbench.model.bundled import find_input
@@ -120,12 +120,14 @@ class Outcome:
     failures: list[dict[str, str]] = field(default_factory=list)
     rows: int = 0
     report: Path | None = None
+    workers: int = 1
+    executor: str = "local"
 
     def save(self) -> Path:
         path = self.out_dir / REPRODUCE_FILE
         data = {"quick": self.quick, "budget": asdict(self.budget), "wall_s": self.wall_s, "models": self.models,
                 "failures": self.failures, "rows": self.rows, "report": str(self.report) if self.report else None,
-                "written": utc_timestamp(), "workers": workers_default()}
+                "written": utc_timestamp(), "workers": self.workers, "executor": self.executor}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, default=str))
         os.replace(tmp, path)
@@ -150,10 +152,11 @@ def _last_step(folder: Path) -> int:
         return 0
 
 
-def train_models(problem_file: Path, budget: Budget, cache: ModelCache, workers: int, outcome: Outcome,
+def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor: Executor, outcome: Outcome,
                  progress: bool) -> dict[str, list[str]]:
-    """Train (or find in the cache) every learned model; return learned spec -> model specs."""
-    available = discover()
+    """Train (or find in the cache) every learned model through ``executor``; return learned
+    spec -> model specs."""
+    available = plugin_origins()
     jobs: list[tuple[str, int, int]] = []
     trained: dict[str, list[str]] = {}
     for spec, steps in budget.learned.items():
@@ -174,38 +177,31 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, workers:
                 jobs.append((spec, seed, steps))
     if not jobs:
         return trained
-    jobs.sort(key=lambda job: -job[2])  # longest first: the two workers finish closer together
+    jobs.sort(key=lambda job: -job[2])  # longest first: the workers finish closer together
     total = sum(steps for _, _, steps in jobs)
     bar = tqdm(total=total, unit="step", desc=f"train {len(jobs)} models", disable=not progress, file=sys.stderr,
                dynamic_ncols=True, mininterval=1.0)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        futures: dict[Future, tuple[str, int, int]] = {
-            pool.submit(train_cached, str(cache.root), str(problem_file), spec, seed, steps): (spec, seed, steps)
-            for spec, seed, steps in jobs}
-        folders = {f: cache.folder(model_key(problem_file, *futures[f])) for f in futures}
-        finished_steps = 0  # of models already collected (their futures are gone from ``futures``)
-        while True:
-            running = sum(futures[f][2] if f.done() else _last_step(folders[f]) for f in futures)
-            bar.update(max(0, finished_steps + running - bar.n))
-            for f in [f for f in futures if f.done()]:
-                spec, seed, steps = futures.pop(f)
-                finished_steps += steps
-                try:
-                    model = f.result()
-                except Exception as exc:  # one failed training must not stop the others
-                    outcome.failures.append({"method": spec, "stage": "train",
-                                             "reason": f"seed {seed}: {type(exc).__name__}: {exc}"})
-                    tqdm.write(f"training {spec} seed {seed} failed: {exc}", file=sys.stderr)
-                    continue
-                trained[spec].append(model.spec(spec))
-                outcome.models.append({"method": spec, "seed": seed, "steps": steps, "path": str(model.path),
-                                       "cached": False, "train_time_s": model.train_time_s})
-                if progress:
-                    tqdm.write(f"trained {spec} seed {seed}: {steps} steps in {model.train_time_s:.0f} s",
-                               file=sys.stderr)
-            if not futures:
-                break
-            time.sleep(1.0)
+    folders = [cache.folder(model_key(problem_file, *job)) for job in jobs]
+    finished: set[int] = set()
+
+    def tick() -> None:
+        running = sum(jobs[k][2] if k in finished else _last_step(folders[k]) for k in range(len(jobs)))
+        bar.update(max(0, running - bar.n))
+
+    calls = [(str(cache.root), str(problem_file), spec, seed, steps) for spec, seed, steps in jobs]
+    for k, model, error in executor.call_all(train_cached, calls, tick):
+        spec, seed, steps = jobs[k]
+        finished.add(k)
+        if error is not None:  # one failed training must not stop the others
+            outcome.failures.append({"method": spec, "stage": "train",
+                                     "reason": f"seed {seed}: {type(error).__name__}: {error}"})
+            tqdm.write(f"training {spec} seed {seed} failed: {error}", file=sys.stderr)
+            continue
+        trained[spec].append(model.spec(spec))
+        outcome.models.append({"method": spec, "seed": seed, "steps": steps, "path": str(model.path),
+                               "cached": False, "train_time_s": model.train_time_s})
+        if progress:
+            tqdm.write(f"trained {spec} seed {seed}: {steps} steps in {model.train_time_s:.0f} s", file=sys.stderr)
     bar.update(total - bar.n)
     bar.close()
     return trained
@@ -213,164 +209,72 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, workers:
 
 # ---- stage 2: the shoot-out -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Unit:
-    """One harness call: a solver spec with the seeds it runs for, and a rough weight for dealing."""
-
-    spec: str
-    seeds: tuple[int, ...]
-    weight: float
-
-
-# Seconds one spec x seed takes over the 97 states, process start-ups included (measured on a
-# quiet 2-core machine from a cached rerun's rows), to balance the lanes. Learned models: mostly
-# starting a process that imports torch, twice (one cell per state file).
-_WEIGHTS = {"scip": 11.0, "nlopt": 24.0, "pso": 36.0, "madrl_tvc": 8.5, "maddpg": 5.5}
+def shootout_specs(budget: Budget, learned_specs: dict[str, list[str]]) -> tuple[list[str], dict[str, list[int]]]:
+    """Every spec of the shoot-out, and the seeds of those that do not take the PSO seeds (each
+    trained model runs once: its training seed is the spread the tables show)."""
+    specs = [*budget.classical, budget.pso]
+    models = [m for ms in learned_specs.values() for m in ms]
+    return specs + models, {m: [0] for m in models}
 
 
-def unit_weight(spec: str) -> float:
-    name, params = parse_spec(spec)
-    weight = _WEIGHTS.get(name, 20.0)
-    if name == "nlopt" and params.get("algorithm", "LD_SLSQP") != "LD_SLSQP":  # the global budget: ~1.4x SLSQP
-        weight *= 1.4
-    if name == "pso":  # a swarm's cost grows with particles x iterations (defaults 40 x 100)
-        weight *= max(0.2, int(params.get("particles", 40)) * int(params.get("iterations", 100)) / 4000)
-    return weight
-
-
-def plan_units(budget: Budget, learned_specs: dict[str, list[str]]) -> list[Unit]:
-    units = [Unit(spec, (0,), unit_weight(spec)) for spec in budget.classical]
-    units += [Unit(budget.pso, (seed,), unit_weight(budget.pso)) for seed in budget.pso_seeds]
-    for models in learned_specs.values():
-        units += [Unit(m, (0,), unit_weight(m)) for m in models]
-    return units
-
-
-def deal(units: list[Unit], lanes: int) -> list[list[Unit]]:
-    """Longest-processing-time-first: each unit to the lane with the least weight so far."""
-    out: list[list[Unit]] = [[] for _ in range(lanes)]
-    load = [0.0] * lanes
-    for unit in sorted(units, key=lambda u: -u.weight):
-        k = load.index(min(load))
-        out[k].append(unit)
-        load[k] += unit.weight
-    return [lane for lane in out if lane]
-
-
-def run_lane(lane_dir: str, problem_file: str, states: list[str], units: list[Unit], timeout_s: float,
-             resume: bool) -> list[dict[str, str]]:
-    """One lane, in its own process: its units one after the other through the harness.
-
-    Returns the failures of units the harness refused to start (the harness records every
-    failure inside a unit - timeout, crash, error - as rows itself)."""
+def run_shootout(problem_file: Path, states: list[Path], specs: list[str], seeds_for: dict[str, list[int]],
+                 out_dir: Path, budget: Budget, outcome: Outcome, *, resume: bool, progress: bool, jobs: int,
+                 executor: str, scheduler: str | None) -> None:
+    """One harness run of every spec into ``out_dir``; specs that cannot be created are recorded
+    as failures and left out, the rest runs."""
     from dispatchbench.bench.harness import run_benchmark
 
-    store = ResultsStore(lane_dir)
-    if not resume:
-        store.clear()
-    failures = []
-    for unit in units:
-        try:
-            run_benchmark(problem_file, states, [unit.spec], list(unit.seeds), lane_dir, timeout=timeout_s,
-                          resume=True, progress=False)
-        except Exception as exc:  # e.g. a spec whose plugin cannot be built: record it, go on
-            failures.append({"method": unit.spec, "stage": "run", "reason": f"{type(exc).__name__}: {exc}"})
-    return failures
-
-
-def run_shootout(problem_file: Path, states: list[Path], units: list[Unit], out_dir: Path, budget: Budget,
-                 workers: int, outcome: Outcome, *, resume: bool, progress: bool) -> None:
-    """Run every unit through the harness in parallel lanes (processes); merge their rows into ``out_dir``."""
-    from dispatchbench.model.problem_file import load_problem
-    from dispatchbench.model.state_file import load_states
-
-    problem = load_problem(problem_file)
-    n_states = sum(len(load_states(s, problem)) for s in states)
-    lanes = deal(units, workers)
-    lane_dirs = [out_dir / "lanes" / f"{k}" for k in range(len(lanes))]
-    total = n_states * sum(len(u.seeds) for u in units)
-    bar = tqdm(total=total, unit="state", desc=f"run on {len(lanes)} lanes", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-    with ProcessPoolExecutor(max_workers=max(1, len(lanes)), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_lane, str(d), str(problem_file), [str(s) for s in states], lane,
-                               budget.timeout_s, resume) for d, lane in zip(lane_dirs, lanes)]
-        while not all(f.done() for f in futures):
-            bar.update(_count_rows(lane_dirs) - bar.n)
-            time.sleep(0.5)
-        for f in futures:
-            try:
-                outcome.failures += f.result()
-            except Exception as exc:  # a lane process that died: its rows so far are kept
-                outcome.failures.append({"method": "(lane)", "stage": "run", "reason": f"{type(exc).__name__}: {exc}"})
-    bar.update(_count_rows(lane_dirs) - bar.n)
-    bar.close()
-    merge_lanes(lane_dirs, out_dir)
-
-
-def _count_rows(lane_dirs: list[Path]) -> int:
-    count = 0
-    for d in lane_dirs:
-        try:
-            with (d / ROWS_FILE).open("rb") as fh:
-                count += sum(1 for _ in fh)
-        except OSError:
-            pass
-    return count
-
-
-def merge_lanes(lane_dirs: list[Path], out_dir: Path) -> int:
-    """Rebuild ``out_dir``'s rows and Parquet table from the lanes (the lanes stay the source)."""
-    store = ResultsStore(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = store.rows_path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for d in lane_dirs:
-            lane = ResultsStore(d)
-            lane.repair_tail()
-            if lane.rows_path.is_file():
-                fh.write(lane.rows_path.read_text(encoding="utf-8"))
-    os.replace(tmp, store.rows_path)
-    store.write_parquet()
-    return len(store.read_rows())
+    summary = run_benchmark(problem_file, states, specs, list(budget.pso_seeds), out_dir, timeout=budget.timeout_s,
+                            resume=resume, force=not resume, progress=progress, jobs=jobs, executor=executor,
+                            scheduler=scheduler, seeds_for=seeds_for, skip_bad_specs=True)
+    for spec, why in summary.refused:
+        outcome.failures.append({"method": spec, "stage": "run", "reason": why})
 
 
 # ---- the pipeline -----------------------------------------------------------------------------
 
 def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_root: str | Path | None = None,
               workers: int | None = None, report_root: str | Path = "reports", report_name: str | None = None,
-              resume: bool = False, progress: bool = True,
+              resume: bool = False, progress: bool = True, executor: str = "local", scheduler: str | None = None,
               say: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> Outcome:
-    """Train, run and report ``target`` into ``out_dir``; see the module docstring."""
+    """Train, run and report ``target`` into ``out_dir``; see the module docstring. ``workers`` is
+    the number of trainings and cells at once (``--jobs``); ``executor``/``scheduler`` as for
+    ``dispatchbench run``."""
     if target not in TARGETS:
         raise InputError("reproduce", repr(target), "is not a known experiment", f"use one of: {', '.join(TARGETS)}")
     spec = TARGETS[target]
     budget = QUICK if quick else FULL
     workers = workers or workers_default()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError("--jobs", repr(workers), "is not a number of processes (at least 1)", "give e.g. --jobs 2")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problem_file = find_input(spec.problem)
     states = [find_input(s) for s in spec.states]
-    for s in budget.classical + (budget.pso,):  # a typo in a spec fails here, before any work
-        if parse_spec(s)[0] in discover():
-            make_solver(s)
-    outcome = Outcome(out_dir, quick, budget)
+    for s in budget.classical + (budget.pso,):  # a malformed spec fails here, before any work
+        parse_spec(s)
+    outcome = Outcome(out_dir, quick, budget, workers=workers, executor=executor)
     start = time.perf_counter()
 
     say(f"reproduce {target}{' --quick' if quick else ''}: stage 1/3, training learned methods "
         f"({len(budget.learned_seeds)} seed(s) each)")
     t0 = time.perf_counter()
-    learned = train_models(problem_file, budget, ModelCache(cache_root), workers, outcome, progress)
+    with make_executor(executor, workers, scheduler) as ex:
+        ex.workers = workers  # trainings run in fresh processes even where cells would run serially
+        learned = train_models(problem_file, budget, ModelCache(cache_root), ex, outcome, progress)
     outcome.wall_s["train"] = time.perf_counter() - t0
     outcome.save()
 
     say("stage 2/3, the shoot-out on the Table IV state and the day")
     t0 = time.perf_counter()
-    missing = [s for s in budget.classical + (budget.pso,) if parse_spec(s)[0] not in discover()]
+    installed = plugin_origins()
+    missing = [s for s in budget.classical + (budget.pso,) if parse_spec(s)[0] not in installed]
     for s in missing:
         outcome.failures.append({"method": s, "stage": "run",
                                  "reason": f"solver plugin {parse_spec(s)[0]!r} is not installed"})
-    units = [u for u in plan_units(budget, learned) if u.spec not in missing]
-    run_shootout(problem_file, states, units, out_dir, budget, workers, outcome, resume=resume, progress=progress)
+    specs, seeds_for = shootout_specs(budget, learned)
+    run_shootout(problem_file, states, [s for s in specs if s not in missing], seeds_for, out_dir, budget, outcome,
+                 resume=resume, progress=progress, jobs=workers, executor=executor, scheduler=scheduler)
     outcome.rows = len(ResultsStore(out_dir).read_rows())
     outcome.wall_s["run"] = time.perf_counter() - t0
     outcome.wall_s["train + run"] = time.perf_counter() - start

@@ -15,6 +15,10 @@ Rules, so that no number flatters a method:
   gap to exact is ``(C − C_exact) / C_exact`` with ``C_exact`` the lowest cost among exact methods.
 * Time per state is the mean wall time the harness measured per state, over every row that has
   one (failed states included: a timeout costs its time).
+* Stored costs are **checked, not trusted**: every stored dispatch is re-scored by the evaluator
+  against the run's problem and state files (found by path, matched by SHA-256); a stored cost
+  or status the evaluator disagrees with is replaced by the evaluator's verdict and reported as
+  a ``WARNING`` note, and rows that could not be checked are counted in a note.
 """
 
 from __future__ import annotations
@@ -24,14 +28,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.evaluate import evaluate
+from dispatchbench.model.problem_file import load_problem
+from dispatchbench.model.state_file import load_states
 from dispatchbench.bench.plugins import parse_spec, split_specs
-from dispatchbench.bench.results_store import load_results, parse_json_cell
+from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
 
 INTERVALS_PER_HOUR = 4
 SUCCESS = ("optimal", "feasible")
@@ -332,6 +341,84 @@ def fold_learned_models(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, di
     return frame, models
 
 
+# ---- checking stored costs against the evaluator ---------------------------------------------------
+
+COST_MATCH_RTOL = 1e-9  # stored vs recomputed: the same formula, so only rounding may differ
+
+
+def _input_file(path_text: Any, sha: Any, dirs: Sequence[Path]) -> Path | None:
+    """The run's input file if it is still where the rows say (or beside / above a results
+    folder) with the same content, else None."""
+    if not isinstance(path_text, str) or not isinstance(sha, str):
+        return None
+    path = Path(path_text)
+    for candidate in [path] + [d / path for d in dirs] + [d.parent / path for d in dirs]:
+        try:
+            if candidate.is_file() and file_sha256(candidate) == sha:
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
+def check_costs(results: pd.DataFrame, dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
+    """Re-score every stored dispatch with the evaluator; return the rows with the evaluator's
+    verdict wherever it disagrees with what was stored, and notes saying what was found."""
+    results = results.copy()
+    folders = [Path(d) for d in dirs]
+    problems: dict[str, Any] = {}
+    states: dict[tuple[str, str], dict[str, Any] | None] = {}
+    disagree: list[str] = []
+    unchecked = no_dispatch = checked = 0
+    for idx, row in results.iterrows():
+        if row["status"] not in SUCCESS and row["status"] != "infeasible":
+            continue
+        data = parse_json_cell(row.get("dispatch"))
+        if not data or data.get("dispatch") is None:
+            no_dispatch += row["status"] in SUCCESS
+            continue
+        psha = row.get("problem_sha256")
+        if psha not in problems:
+            path = _input_file(row.get("problem_file"), psha, folders)
+            problems[psha] = load_problem(path) if path else None
+        problem = problems[psha]
+        skey = (psha, row.get("states_sha256"))
+        if skey not in states:
+            path = _input_file(row.get("states_file"), row.get("states_sha256"), folders)
+            states[skey] = {s.label: s for s in load_states(path, problem)} if (path and problem) else None
+        state = (states[skey] or {}).get(row["state"])
+        if problem is None or state is None:
+            unchecked += 1
+            continue
+        checked += 1
+        try:
+            ev = evaluate(problem, state, Dispatch.from_json(problem, data))
+        except (ValueError, KeyError, TypeError) as exc:
+            disagree.append(f"{row['solver']} at {row['state']}: stored dispatch unusable ({exc})")
+            results.loc[idx, ["status", "cost"]] = ["error", math.nan]
+            continue
+        stored = None if pd.isna(row["cost"]) else float(row["cost"])
+        where = f"{row['solver']} seed {row['seed']} at {row['state']}"
+        if row["status"] in SUCCESS and not ev.feasible:
+            disagree.append(f"{where}: stored {row['status']} {stored}, evaluator: violates {ev.worst}")
+            results.loc[idx, ["status", "cost"]] = ["infeasible", math.nan]
+        elif row["status"] in SUCCESS and (stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))):
+            disagree.append(f"{where}: stored cost {stored}, evaluator {ev.cost:.6f}")
+            results.loc[idx, "cost"] = ev.cost
+        elif row["status"] == "infeasible" and ev.feasible:
+            disagree.append(f"{where}: stored infeasible, evaluator: feasible at cost {ev.cost:.6f} (left out)")
+    notes = []
+    if disagree:
+        notes.append(f"WARNING: {len(disagree)} stored result(s) disagree with the evaluator; the tables use the "
+                     f"evaluator's verdict: " + "; ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else ""))
+    if unchecked:
+        notes.append(f"{unchecked} stored dispatch(es) could not be re-scored: the run's problem or state file is "
+                     "missing or changed (their stored costs are used unchecked)")
+    if no_dispatch:
+        notes.append(f"{no_dispatch} row(s) with a cost carry no dispatch: their costs could not be checked")
+    return results, notes
+
+
 def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None = None, day: str | None = None,
                 solvers: str | None = None, problem: str | None = None,
                 out_dir: str | Path | None = None) -> TablesWritten:
@@ -341,9 +428,9 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
     file. A table whose data is absent is left out with a note; if neither can be built, that
     is an input error.
     """
-    results, _ = fold_learned_models(one_problem(filter_solvers(load_many(dirs), solvers), problem))
+    results, notes = check_costs(one_problem(filter_solvers(load_many(dirs), solvers), problem), dirs)
+    results, _ = fold_learned_models(results)
     results = results.assign(solver=results["method"], seed=results["run_seed"])
-    notes: list[str] = []
     built: list[PaperTable] = []
     label = state or DEFAULT_STATE
     if (results["state"] == label).any():

@@ -1,0 +1,248 @@
+"""The training lifecycle every learner shares: seeds, hyper-parameters, model files, loading, Fig. 5.
+
+Each algorithm keeps its networks, update rules and training loop in its own file (one readable
+file per algorithm, as in CleanRL). What is *not* about the algorithm lives here, once, so two
+learners cannot drift apart on it:
+
+- **hyper-parameters** are one dataclass per learner, turned into the plugin's spec
+  ``parameters`` (so ``madrl_tvc[q_lr=5e-4]`` works on the command line and shows in the spec);
+  a trained model records them in ``model.json``, the one place a resumed run or a solve reads
+  them back from;
+- **seeding**: Python, NumPy and torch from the run's seed, torch on one thread (runs share
+  cores, and one thread is as fast for these small networks);
+- **model files** (``checkpoints.py``): ``model.json`` with the same fields for every learner,
+  ``checkpoint.pt`` loaded as data only;
+- **resume and load**: the same checks (folder, format, solver, problem fingerprint) with the
+  same one-line errors, and a trained model read once per (folder, problem fingerprint);
+- **the Fig. 5 probe reward**: one function and one violation penalty, so the curves of two
+  learners in one figure are on one scale.
+
+This module is part of the learning layer: it never imports the benchmark layer above it, so the
+plugins hand it their name, parameters and dataclasses rather than themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, fields
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from dispatchbench.learn.checkpoints import (CHECKPOINT_FILE, META_FILE, Checkpoint, ModelFileError,
+                                             load_checkpoint, read_meta, save_checkpoint)
+from dispatchbench.learn.marl_env import RewardConfig, cost_scale
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.evaluate import evaluate
+from dispatchbench.model.problem import Problem, State
+
+T = TypeVar("T")
+H = TypeVar("H")
+
+# Fig. 5: one penalty per kW of violation for every learner (the environment's default)
+PROBE_PENALTY_PER_KW = RewardConfig().penalty_per_kw
+
+
+# ---- hyper-parameters ------------------------------------------------------------------------
+def spec_parameters(hyperparameters: type, **execution: Any) -> dict[str, Any]:
+    """A plugin's ``parameters``: its execution options (``model``, ...) then every hyper-parameter."""
+    clash = set(execution) & {f.name for f in fields(hyperparameters)}
+    if clash:
+        raise TypeError(f"execution options {sorted(clash)} shadow hyper-parameters")
+    return {**execution, **asdict(hyperparameters())}
+
+
+def from_params(hyperparameters: type[H], params: Mapping[str, Any]) -> H:
+    """The dataclass filled from a solver's (already cast and range-checked) parameters."""
+    return hyperparameters(**{f.name: params[f.name] for f in fields(hyperparameters)})
+
+
+def from_meta(hyperparameters: type[H], meta: Mapping[str, Any], folder: str | Path) -> H:
+    """The hyper-parameters a model was trained with, as recorded in its ``model.json``."""
+    saved = meta["hyperparameters"]
+    names = {f.name for f in fields(hyperparameters)}
+    unknown, missing = sorted(set(saved) - names), sorted(names - set(saved))
+    if unknown or missing:
+        what = f"unknown {', '.join(unknown)}" if unknown else f"no {', '.join(missing)}"
+        raise ModelFileError(Path(folder) / META_FILE, f"hyperparameters: {what} (written by other code)")
+    return hyperparameters(**saved)
+
+
+def conflicts(hp: Any, given: Mapping[str, Any]) -> list[str]:
+    """Hyper-parameters set explicitly in a spec that differ from a model's own."""
+    mine = asdict(hp)
+    return [f"{k}={given[k]!r} (model: {mine[k]!r})" for k in sorted(given) if k in mine and given[k] != mine[k]]
+
+
+# ---- seeding ---------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's global generator and torch; torch on one thread."""
+    torch.set_num_threads(1)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def capture_rng(generators: Mapping[str, np.random.Generator]) -> dict[str, Any]:
+    """Every random state a training loop uses: named NumPy generators (dicts of ints), torch's
+    (a uint8 tensor) and Python's (a list): all of it data, none of it pickled."""
+    version_, internal, gauss = random.getstate()
+    return {"numpy": {k: g.bit_generator.state for k, g in generators.items()},
+            "torch": torch.get_rng_state(), "python": [version_, list(internal), gauss]}
+
+
+def restore_rng(states: Mapping[str, Any], generators: Mapping[str, np.random.Generator]) -> None:
+    for k, g in generators.items():
+        if k in states["numpy"]:
+            g.bit_generator.state = states["numpy"][k]
+    torch.set_rng_state(states["torch"])
+    version_, internal, gauss = states["python"]
+    random.setstate((version_, tuple(internal), gauss))
+
+
+# ---- what a model is -------------------------------------------------------------------------
+def problem_fingerprint(problem: Problem) -> str:
+    """Hash of what a trained policy depends on structurally: groups, types, regions, ranges, CS
+    limits. Costs are left out on purpose — learners never read them."""
+    parts = [(g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups]
+    parts += [(r.name, r.cs_max) for r in problem.regions] + [("commitment", problem.commitment)]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """Library versions a model was trained with (a model is only reproducible with them)."""
+    try:
+        own = version("dispatchbench")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {"dispatchbench": own, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def model_meta(*, solver: str, spec: str, problem: Problem, hyperparameters: Any, seed: int,
+               train_time_s: float, **learner: Any) -> dict[str, Any]:
+    """The fields of ``model.json`` every learner writes (``steps`` is added when saving), plus
+    the learner's own (observation names, sampler, action format, ...)."""
+    return {"solver": solver, "spec": spec, "problem": problem.name,
+            "problem_fingerprint": problem_fingerprint(problem), "hyperparameters": asdict(hyperparameters),
+            "seed": int(seed), "train_time_s": float(train_time_s), "versions": versions(), **learner}
+
+
+def save(out_dir: Path, *, step: int, networks: Mapping[str, torch.nn.Module],
+         optimizers: Mapping[str, torch.optim.Optimizer], state: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Save a checkpoint and its ``model.json`` (see :func:`model_meta`)."""
+    save_checkpoint(Path(out_dir), step=step, networks=dict(networks), optimizers=dict(optimizers),
+                    state=dict(state), meta=dict(meta))
+
+
+def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | None:
+    if meta["solver"] != solver:
+        return f"the model was trained by {meta['solver']!r}, not {solver!r}"
+    if meta["problem_fingerprint"] != problem_fingerprint(problem):
+        return (f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
+                f"not {problem.name!r} (fingerprint {problem_fingerprint(problem)}): other groups, ranges or CS limits")
+    return None
+
+
+def check_folder(folder: str | Path, solver: str) -> None:
+    """What can be checked when a spec is parsed, before the problem is known: the folder exists
+    and holds a readable ``model.json`` written by this solver. Raises :class:`ModelFileError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFileError(folder, "model folder not found" if not folder.exists() else "not a folder",
+                             "give model= the --out folder of a `dispatchbench train` run")
+    meta = read_meta(folder)
+    if meta["solver"] != solver:
+        raise ModelFileError(folder / META_FILE, f"the model was trained by {meta['solver']!r}, not {solver!r}",
+                             f"use {meta['solver']}[model={folder}] or a model trained by {solver}")
+
+
+def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str, Any]:
+    """``model.json`` of a model that can serve ``problem`` for ``solver``; else one-line
+    :class:`ModelFileError` naming the problem (name and fingerprint) it was trained for."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if not (folder / CHECKPOINT_FILE).is_file():
+        raise ModelFileError(folder / CHECKPOINT_FILE, "not found: the folder holds no trained model")
+    why = _mismatch(meta, problem, solver)
+    if why:
+        raise ModelFileError(folder / META_FILE, why, f"train {solver} on {problem.name!r} with `dispatchbench train`")
+    return meta
+
+
+def check_model(folder: str | Path, problem: Problem, solver: str) -> str | None:
+    """Why the model in ``folder`` cannot serve ``problem`` for ``solver`` (``None`` if it can)."""
+    if not str(folder):
+        return (f"{solver} needs a trained model: run `dispatchbench train --solver {solver} "
+                f"--out DIR ...` and then use {solver}[model=DIR]")
+    try:
+        require_model(folder, problem, solver)
+    except ModelFileError as exc:
+        return str(exc)
+    return None
+
+
+def open_for_resume(folder: str | Path, problem: Problem, solver: str) -> Checkpoint:
+    """The checkpoint a resumed run continues from, refused (one line) when it is not this
+    solver's, not this problem's, or not a safe model file."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    why = _mismatch(meta, problem, solver)
+    if why:
+        raise ModelFileError(folder / META_FILE, why, "resume with the problem and solver it was trained with, "
+                                                     "or drop --resume to train a new model")
+    return load_checkpoint(folder)
+
+
+class LoadedModel(Generic[T]):
+    """A solver instance's trained model, read from disk once per (folder, problem fingerprint).
+
+    ``build`` turns the checkpoint into whatever the learner executes; the same checks run
+    before it for every learner, and a failure is a :class:`ModelFileError` (one line).
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._value: T | None = None
+
+    def get(self, folder: str | Path, problem: Problem, solver: str, build: Callable[[Checkpoint], T]) -> T:
+        key = (str(Path(folder).resolve()), problem_fingerprint(problem))
+        if self._key != key:
+            if not str(folder):
+                raise ValueError(check_model(folder, problem, solver))
+            require_model(folder, problem, solver)
+            value = build(load_checkpoint(folder))
+            self._key, self._value = key, value
+        return self._value  # type: ignore[return-value]
+
+
+# ---- Fig. 5 ----------------------------------------------------------------------------------
+def probe_reward(problem: Problem, state: State, dispatch: Dispatch) -> float:
+    """Fig. 5 quantity for any learner: minus the evaluated cost plus one fixed penalty per kW of
+    violation, in units of the environment's cost scale."""
+    ev = evaluate(problem, state, dispatch)
+    return -(ev.cost + PROBE_PENALTY_PER_KW * sum(ev.violations.values())) / cost_scale(problem)
+
+
+def probe_rewards(problem: Problem, states: Iterable[State], dispatches: Iterable[Dispatch]) -> list[float]:
+    return [probe_reward(problem, s, d) for s, d in zip(states, dispatches)]
+
+
+# ---- parameter ranges ------------------------------------------------------------------------
+POSITIVE = (1e-12, None)  # learning rates, temperatures: inclusive bounds, so "> 0" is a tiny floor
+COUNT = (1, None)  # sizes, steps, periods
+NON_NEGATIVE = (0, None)
+FRACTION = (0.0, 1.0)
+
+
+def training_spec(solver: str, hp: Any) -> str:
+    """The spec that trains ``hp`` (non-default hyper-parameters only, as ``Solver.spec`` writes it)."""
+    default = asdict(type(hp)())
+    changed = {k: v for k, v in asdict(hp).items() if v != default[k]}
+    return f"{solver}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]" if changed else solver
