@@ -11,7 +11,7 @@
 #      the same through the Python API.
 #
 # Run alone:  .ci/check_wheel.sh        (KEEP=1 keeps the temporary folder for a look)
-# About a minute on 2 cores with a warm pip cache; .ci/run calls it before the tests.
+# 1-2 minutes on 2 cores with a warm pip cache (most of it pip); .ci/run calls it before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

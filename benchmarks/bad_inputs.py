@@ -46,6 +46,7 @@ PAPER = PROBLEMS / "paper-4region.toml"
 TABLE_IV = PROBLEMS / "paper-4region-tableIV.csv"
 HEADER = "state,d_A,d_B,d_C,d_D,v_V2G5,v_V2G6"
 ROW = "100,120,50,530,70,150"
+RESULTS = ROOT / "benchmarks" / "results" / "backends-run"  # a real run folder, only read by the cases
 CLASSES = ("problem file", "state file", "cli options", "solver specs", "model folders")
 
 
@@ -405,6 +406,21 @@ def cases(ws: Path, files: dict[str, Path]) -> list[Case]:
         ("table empty folder", ["table", str(files["empty_dir"]), "--baseline", "pso"]),
         ("table on a file", ["table", str(files["a_file"]), "--baseline", "pso"]),
         ("table garbage rows", ["table", str(files["garbage_results"]), "--baseline", "pso"]),
+        ("table --out is a file", ["table", str(RESULTS), "--baseline", "pso", "--out", str(files["a_file"])]),
+        ("table --baseline unknown", ["table", str(RESULTS), "--baseline", "nosuch", "--out", str(ws / "t1")]),
+        ("table --state unknown", ["table", str(RESULTS), "--baseline", "pso", "--state", "nosuch",
+                                   "--out", str(ws / "t2")]),
+        ("table --day unknown", ["table", str(RESULTS), "--baseline", "pso", "--day", "nosuch",
+                                 "--out", str(ws / "t3")]),
+        ("table --solvers malformed", ["table", str(RESULTS), "--baseline", "pso", "--solvers", "scip[",
+                                       "--out", str(ws / "t4")]),
+        ("table --solvers unknown", ["table", str(RESULTS), "--baseline", "pso", "--solvers", "cplex",
+                                     "--out", str(ws / "t5")]),
+        ("report --method unknown", ["report", str(RESULTS), "--reports", str(ws / "reports"), "--name", "m",
+                                     "--method", "nosuch"]),
+        ("report --reports is a file", ["report", str(RESULTS), "--reports", str(files["a_file"]), "--name", "r"]),
+        ("report --name ../../x (real results)", ["report", str(RESULTS), "--reports", str(ws / "reports"),
+                                                  "--name", "../../x"]),
         ("report missing folder", ["report", str(ws / "nope"), "--reports", str(ws / "reports")]),
         ("report empty folder", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports")]),
         ("report garbage rows", ["report", str(files["garbage_results"]), "--reports", str(ws / "reports")]),

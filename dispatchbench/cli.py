@@ -251,6 +251,9 @@ def table(
     """Print and write Table IV (cost at one state) and Table V (average cost per hour over a day)."""
     from dispatchbench.report.tables import make_tables
 
+    target = out if out is not None else dirs[0] / "tables"
+    if target.exists() and not target.is_dir():
+        fail(f"--out {target}: is a file, not a folder — fix: give a folder for the tables (it is created if missing)")
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
     typer.echo(written.text)
     for note in written.notes:  # a stored cost the evaluator disagrees with comes as "WARNING: ..."
@@ -262,9 +265,11 @@ def table(
 def train(
     problem: ProblemOpt,
     solver: Annotated[str, typer.Option("--solver", help="Learning solver spec, e.g. madrl_tvc or maddpg.")],
-    steps: Annotated[int, typer.Option(help="Total training steps (with --resume: continue up to this many).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
-    seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 0,
+    steps: Annotated[Optional[int], typer.Option(
+        help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
+             "budget, the one the tables report (madrl_tvc 1200, maddpg 6000).")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -275,6 +280,10 @@ def train(
     if not learner.capabilities.learns:
         fail(f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
              f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})")
+    if steps is None:  # the documented default budget of the method (class attribute of the plugin)
+        steps = getattr(learner, "default_train_steps", None)
+        if steps is None:
+            fail(f"--solver {solver}: {learner.name!r} documents no default training budget — fix: give --steps")
     if steps < 1:
         fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
@@ -311,7 +320,7 @@ def report(
 
 @app.command()
 def reproduce(
-    target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper.")],
+    target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper, or scaling (4 to 128 regions).")],
     quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 1 seed per learner, tiny budgets.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
@@ -325,10 +334,27 @@ def reproduce(
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train the learned methods (cached), run every method on the Table IV state and the day, write the report."""
+    """Train the learned methods (cached), run every method on the Table IV state and the day, write the report.
+
+    ``scaling`` instead generates an instance per size (4 to 128 regions), trains the learners on
+    each within a stated budget, runs every method on the sizes' test states and writes
+    reports/scaling."""
     from dispatchbench.report.reproduce import reproduce as run_reproduce
 
     out = out or Path("runs") / (target + ("-quick" if quick else ""))
+    if target == "scaling":
+        from dispatchbench.report.scaling import reproduce_scaling
+
+        study = reproduce_scaling(out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
+                                  report_name=name or "scaling" + ("-quick" if quick else ""), resume=resume,
+                                  progress=progress, executor=executor, scheduler=scheduler)
+        times = ", ".join(f"{k} {v:.0f} s" for k, v in study.wall_s.items())
+        typer.echo(f"scaling study in {study.out_dir}; wall time: {times}")
+        for f in study.failures:
+            typer.echo(f"failed: {f['method']} at {f.get('stage', 'run')} ({f.get('regions')} regions): "
+                       f"{f['reason']}", err=True)
+        typer.echo(f"report: {reports / (name or 'scaling' + ('-quick' if quick else ''))}/report.html")
+        return
     outcome = run_reproduce(target, out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
                             report_name=name, resume=resume, progress=progress, executor=executor,
                             scheduler=scheduler)

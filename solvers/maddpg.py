@@ -1,7 +1,8 @@
 """MADDPG (Lowe et al., 2017): centralised training, decentralised execution.
 
 One file, read top to bottom: hyper-parameters, networks, the training loop (``fit``), and
-execution (``solve``). Per agent (charger group): an actor on its own 3-number observation and a
+execution (``solve``: a call's states decided in one batch — every actor on all observations at
+once, one vectorised search — with answers equal to one-by-one decisions). Per agent (charger group): an actor on its own 3-number observation and a
 critic on every agent's observation and action, each with a target copy updated softly.
 The environment pieces — observations, the action-space mapping, the distributed search that
 closes the balances, the reward — come from ``dispatchbench.learn.marl_env``, the same code at
@@ -158,8 +159,9 @@ class Model:
 
     def policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(B, G)`` on/off logit difference, power fraction ``u`` from observations ``(B, G, OBS_DIM)``."""
-        with torch.no_grad():
-            logits, u, _ = self.actors(torch.as_tensor(obs, dtype=torch.float32).transpose(0, 1))
+        with torch.no_grad():  # in the actors' own precision (double once loaded for execution)
+            dtype = next(self.actors.parameters()).dtype
+            logits, u, _ = self.actors(torch.as_tensor(obs, dtype=dtype).transpose(0, 1))
             margin = (logits[..., 1] - logits[..., 0]).T.numpy().astype(float)
             return margin, u.T.numpy().astype(float), (margin > 0).astype(float)
 
@@ -174,6 +176,7 @@ class Maddpg(Solver):
     name = "maddpg"
     description = "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
+    default_train_steps = 6000  # the budget the tables report (docs/learning.md, "MADDPG")
     parameter_ranges = HYPERPARAMETER_RANGES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
@@ -205,6 +208,8 @@ class Maddpg(Solver):
                              f"spec, e.g. maddpg[actor_lr=5e-4]")
         out_dir = Path(out_dir)
         ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
+        if ckpt:  # agents are keyed by group name: continue in the order the run started with
+            problem = lifecycle.in_trained_order(problem, ckpt.meta)
         hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt else self.hyperparameters()
         if ckpt and lifecycle.conflicts(hp, self._given):  # a resumed run keeps its own settings
             raise ModelFileError(out_dir / "model.json", "a resumed run keeps the hyper-parameters it was trained "
@@ -334,6 +339,7 @@ class Maddpg(Solver):
         """The trained actors, read from disk once per (model folder, problem) and then reused."""
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
+        problem = lifecycle.trained_problem(self.params["model"], problem, self.name)  # agents keyed by name
 
         def build(ckpt: Checkpoint) -> Model:
             if ckpt.meta.get("action_format") != ACTION_FORMAT:
@@ -346,6 +352,9 @@ class Maddpg(Solver):
             model = Model.new(len(problem.groups), hp)
             for name, net in model.networks().items():
                 net.load_state_dict(ckpt.networks[name])
+            # Execution in double precision: float32 matrix products round differently with the
+            # batch size, and a day decided in one batch must equal the states decided one by one.
+            model.actors.double()
             return model
 
         return self._model.get(folder, problem, self.name, build)
@@ -355,44 +364,64 @@ class Maddpg(Solver):
 
     def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
               time_limit: float | None = None) -> list[Answer]:
+        torch.set_num_threads(1)
         model = self.load(problem)
-        search = DistributedSearch(problem)
-        answers = []
-        for state in states:
-            start = time.perf_counter()
-            margin, u, on = model.policy(observation_matrix(problem, [state]))
-            raw = raw_actions(on[0], u[0], problem.commitment)
-            answers.append(decide(problem, state, raw, search, start, eagerness=margin[0]))
+        trained = lifecycle.trained_problem(self.params["model"], problem, self.name)  # listed as at training
+        search = DistributedSearch(trained)
+        if not states:
+            return []
+        start = time.perf_counter()
+        margin, u, on = model.policy(observation_matrix(trained, states))  # every actor on every state at once
+        raw = raw_actions(on, u, trained.commitment)
+        answers = decide_batch(trained, states, raw, search, start, eagerness=margin)
+        for a in answers:
+            a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
         return answers
 
 
 def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedSearch, start: float,
            eagerness: np.ndarray | None = None) -> Answer:
-    """Actors' raw actions -> mapping -> distributed search; if the learned commitment cannot meet
-    the balances, a cost-blind repair switches groups in the order of their ``eagerness`` to run
-    (default: the raw actions; MADDPG passes its on/off logit margin) — most eager first on,
-    least eager first off — until it can."""
-    mapped = map_actions(problem, [state], raw[None])
-    on = mapped.on[0].copy()
-    result = search.project(state, on, mapped.power)
-    messages, repaired = result.messages, 0
-    if not result.feasible[0]:
-        for candidate in _repairs(on, raw if eagerness is None else eagerness):
-            repaired += 1
-            result = search.project(state, candidate, mapped.power)
-            messages += result.messages
-            if result.feasible[0]:
-                on = candidate
-                break
-    elapsed = time.perf_counter() - start
-    dispatch: Dispatch = result.dispatch(problem, on)
-    moved = np.abs(mapped.power[0] - dispatch.power)
-    info = {"moved_mean_kw": float(moved.mean()), "moved_max_kw": float(moved.max()), "messages": int(messages),
-            "commitment_repaired": repaired, "decision_s": elapsed,
-            "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw)}}
-    if not result.feasible[0]:  # the claim must match the dispatch: the evaluator will find it infeasible
-        return Answer(dispatch, "error", "no repaired commitment met the balances", elapsed, info)
-    return Answer(dispatch, "feasible", "", elapsed, info)
+    """One state: a batch of one (see :func:`decide_batch`)."""
+    return decide_batch(problem, [state], raw[None], search, start,
+                        eagerness=None if eagerness is None else eagerness[None])[0]
+
+
+def decide_batch(problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch, start: float,
+                 eagerness: np.ndarray | None = None) -> list[Answer]:
+    """Actors' raw actions ``(B, G)`` -> mapping -> one distributed search over all states; where a
+    learned commitment cannot meet the balances, a cost-blind repair (that state alone) switches
+    groups in the order of their ``eagerness`` to run (default: the raw actions; MADDPG passes
+    its on/off logit margin) — most eager first on, least eager first off — until it can. Each
+    state's answer equals its one-by-one answer; messages are counted per state."""
+    eagerness = raw if eagerness is None else eagerness
+    mapped = map_actions(problem, states, raw)
+    batch = search.project(list(states), mapped.on, mapped.power)
+    answers = []
+    for j, state in enumerate(states):
+        on, result = mapped.on[j].copy(), batch.row(j)
+        messages, repaired = result.messages, 0
+        if not result.feasible[0]:
+            for candidate in _repairs(on, eagerness[j]):
+                repaired += 1
+                result = search.project(state, candidate, mapped.power[j])
+                messages += result.messages
+                if result.feasible[0]:
+                    on = candidate
+                    break
+        dispatch: Dispatch = result.dispatch(problem, on)
+        moved = np.abs(mapped.power[j] - dispatch.power)
+        answers.append((dispatch, result, {
+            "moved_mean_kw": float(moved.mean()), "moved_max_kw": float(moved.max()), "messages": int(messages),
+            "commitment_repaired": repaired, "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw[j])}}))
+    elapsed = (time.perf_counter() - start) / len(states)  # all agents and the search, per state
+    out = []
+    for dispatch, result, info in answers:
+        info["decision_s"] = info["decision_s_batched"] = elapsed
+        if not result.feasible[0]:  # the claim must match the dispatch: the evaluator will find it infeasible
+            out.append(Answer(dispatch, "error", "no repaired commitment met the balances", elapsed, info))
+        else:
+            out.append(Answer(dispatch, "feasible", "", elapsed, info))
+    return out
 
 
 def _repairs(on: np.ndarray, eagerness: np.ndarray):

@@ -12,18 +12,22 @@ buffers and update), the learned price response the distributed search clears, t
   hierarchical distributed binary search (``dispatchbench.formulations.distributed_search``) meets every
   balance and CS limit exactly;
 - a **commitment Q-network** ``Q^u_i(o_i, u)`` (``u`` = off/on), its **target network** and a
-  **reward network**, trained on the *team* reward (minus the total cost after balancing, heard by
-  consensus) relative to the best plan the team tried at the same state. The target value of an update is
-  settled by a competition: a sample's reward competes with the reward network's estimate (rewards
+  **reward network**, trained on the *team* reward (minus the total cost after balancing, heard as
+  a sum over the communication tree) relative to the best plan the team tried at the same state.
+  The target value of an update is settled by a competition: a sample's reward competes with the reward network's estimate (rewards
   below what the agent can expect are filtered out — they come from partners' exploration), and the
   update is hysteretic around the target network's value (weight ``τ`` upwards, ``1 − τ``
   downwards). That makes each agent an optimistic independent learner, which in a deterministic
   cooperative game recovers its part of the best joint commitment.
 
-At execution the learned commitment is cleared by the price search and then checked by up to
-``refine`` rounds of *learned flip tests*: each agent's solo flip is cleared and priced on the
-agents' own cost networks, summed by consensus, and the best improving flip is taken
-(``refine=0``: the learned commitment alone).
+At execution the learned commitment is cleared by the price search — by default that is all
+(``refine=0``: the learned policy alone, the method's headline row). ``madrl_tvc[refine=3]``
+("TVC + local search", a separate row) adds up to ``refine`` rounds of *learned flip tests*: each
+agent's solo flip is cleared and priced on the agents' own cost networks, summed over the
+communication tree, and the best improving flip is taken. A day's states are decided in one batch
+(networks on every state at once, one vectorised price search); a state whose commitment needs
+repair, or flip tests, continues on its own with the same steps, so batched answers equal
+one-by-one answers.
 
 Nothing is shared: every agent has its own modules, optimisers, buffers and random generator, and
 learns from its own observation, its own power, its own bill and scalars heard from neighbours
@@ -47,9 +51,9 @@ from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
-from dispatchbench.formulations.balancing import balance
+from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.distributed_search import ConsensusReducer, DistributedSearch, SearchResult
+from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
                                           observation_matrix, observation_names)
@@ -173,8 +177,10 @@ class CommitmentLearners(nn.Module):
 
     @torch.no_grad()
     def values(self, obs: np.ndarray) -> np.ndarray:
-        """``obs (G, B, 3) -> (G, B, 2)`` each agent's values of off / on."""
-        return self.q(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        """``obs (G, B, 3) -> (G, B, 2)`` each agent's values of off / on (in the network's own
+        precision: double once loaded for execution, so batched and single decisions agree)."""
+        dtype = next(self.q.parameters()).dtype
+        return self.q(torch.as_tensor(obs, dtype=dtype)).numpy()
 
     def update(self, obs: torch.Tensor, u: torch.Tensor, adv: torch.Tensor) -> float:
         """One update of every agent from its own mini-batch: ``obs (G, B, 3)``, ``u, adv (G, B)``.
@@ -366,8 +372,7 @@ class Team:
         self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
         self.commitment = CommitmentLearners(len(self.agents), hp)
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
-        probe = ConsensusReducer(problem, self.search.graph)
-        self._sum_messages = probe.regional_messages + probe.system_messages  # one team-wide sum
+        self._sum_messages = self.search.sum_messages  # one team-wide sum or maximum (star + tree)
         self._book: OfferBook | None = None
 
     def networks(self) -> dict[str, nn.Module]:
@@ -395,27 +400,37 @@ class Team:
         pref = (values[..., ON] - values[..., OFF]).T
         return pref >= 0, pref
 
-    def clear(self, state: State, on: np.ndarray, *, exact_sums: bool = False) -> SearchResult:
+    def clear(self, state: States, on: np.ndarray, *, exact_sums: bool = False) -> SearchResult:
         """Offers at a shared price, cleared by the hierarchical distributed binary search.
+        ``state`` is one state for every row of ``on`` or one state per row (a batch of decisions).
 
         ``exact_sums`` (training only) runs the same search with plain sums instead of simulated
-        message passing: identical results up to the consensus tolerance, half the time."""
+        message passing: the same results up to rounding, half the time."""
         if self._book is None:
             self.refresh_offers()
         on = np.atleast_2d(on).astype(bool)
-        lb = np.broadcast_to(self.problem.lower_bounds(), on.shape).copy()
-        ub = np.broadcast_to(self.problem.upper_bounds(state), on.shape).copy()
+        lb, ub = state_bounds(self.problem, state, len(on))
         response = LearnedPriceResponse(self._book, lb, ub, on)
         if exact_sums:
             return SearchResult(balance(self.problem, state, response, iterations=self.hp.search_iterations), 0, 0, 0)
         return self.search.run(state, response)
 
     def decide(self, state: State, obs: np.ndarray, *, refine: int = 0) -> tuple[Dispatch, dict]:
-        """Execution at one state (``obs`` is ``(G, 3)``): learned commitment, repair if it cannot
-        serve the demand, price clearing, then up to ``refine`` rounds of learned flip tests."""
-        on, pref = self.greedy_commitment(obs[None])
-        on, pref = on[0], pref[0]
-        result = self.clear(state, on)
+        """Execution at one state (``obs`` is ``(G, 3)``): a batch of one."""
+        return self.decide_batch([state], obs[None], refine=refine)[0]
+
+    def decide_batch(self, states: Sequence[State], obs: np.ndarray, *, refine: int = 0) -> list[tuple[Dispatch, dict]]:
+        """Execution at many states (``obs`` is ``(B, G, 3)``): every agent's commitment network on
+        all its observations at once and one price search over all states; then, per state, a
+        repair if the commitment cannot serve the demand and up to ``refine`` rounds of learned
+        flip tests. Messages are counted per state (each state runs the protocol once)."""
+        on, pref = self.greedy_commitment(obs)
+        result = self.clear(list(states), on)
+        return [self._finish(state, obs[j], on[j], pref[j], result.row(j), refine)
+                for j, state in enumerate(states)]
+
+    def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
+                refine: int) -> tuple[Dispatch, dict]:
         info = {"messages": result.messages, "searches": 1, "commitment_repaired": 0, "refined_flips": 0}
         while not result.feasible[0] and info["commitment_repaired"] < len(self.agents):
             on, result = self._repair_step(state, on, pref, info)
@@ -448,12 +463,12 @@ class Team:
     def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray, info: dict):
         """The commitment cannot meet the balances: every agent tries flipping; among the flips that
         restore feasibility the agent that minds it least (smallest |preference|, found by a
-        max-consensus) flips; if none does, the flip that leaves the least violation."""
+        maximum over the communication tree) flips; if none does, the flip that leaves the least violation."""
         trials, result = self._flips(state, on, info)
         order = np.where(result.feasible, np.abs(pref), np.inf)
         k = int(np.argmin(order)) if np.isfinite(order).any() else int(np.argmin(self._violation(state, result)))
         chosen = self.clear(state, trials[k])
-        info["messages"] += chosen.messages + 2 * len(self.agents) ** 2  # + the max-consensus
+        info["messages"] += chosen.messages + self._sum_messages  # + the maximum over the tree
         info["searches"] += 1
         info["commitment_repaired"] += 1
         return trials[k], chosen
@@ -461,7 +476,7 @@ class Team:
     def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
         """The agents test their solo flips against the plan with their *learned* costs: each flip
         is cleared, each agent prices its own output on its own cost network, the team sums the
-        estimates by consensus, and the best flip that lowers the estimate is taken."""
+        estimates over the communication tree, and the best flip that lowers the estimate is taken."""
         trials, result = self._flips(state, on, info)
         plans = np.concatenate([on[None], trials])
         power = np.concatenate([current.balanced.power, result.balanced.power])
@@ -571,7 +586,8 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 class MadrlTvc(Solver):
     name = "madrl_tvc"
     description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
-    parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=3)
+    parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
+    default_train_steps = 1200  # the budget the tables report (docs/madrl-tvc.md)
     parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
@@ -599,6 +615,8 @@ class MadrlTvc(Solver):
                              f"spec, e.g. madrl_tvc[q_lr=5e-4]")
         out_dir = Path(out_dir)
         ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
+        if ckpt:  # agents are keyed by group name: continue in the order the run started with
+            problem = lifecycle.in_trained_order(problem, ckpt.meta)
         hp = (lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt
               else lifecycle.from_params(Hyperparameters, self.params))
         if ckpt and lifecycle.conflicts(hp, self._given):
@@ -640,8 +658,10 @@ class MadrlTvc(Solver):
                          info={"train_time_s": total, "seed": seed, "hyperparameters": asdict(hp)})
 
     def load(self, problem: Problem) -> Team:
-        """The trained team, read from disk once per (model folder, problem)."""
+        """The trained team, read from disk once per (model folder, problem); it acts on the problem
+        listed in its training order (``team.problem``), whatever order ``problem`` lists groups in."""
         folder = Path(self.params["model"])
+        problem = lifecycle.trained_problem(self.params["model"], problem, self.name)
 
         def build(ckpt: Checkpoint) -> Team:
             hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, folder)
@@ -651,6 +671,7 @@ class MadrlTvc(Solver):
                                      "drop them from the spec (a model keeps its own)")
             team = Team(problem, hp, seed=int(ckpt.meta["seed"]))
             _restore(team, ckpt, with_optimizers=False)
+            team.commitment.q.double()  # execution only: float32 products round differently per batch size
             team.refresh_offers()
             return team
 
@@ -663,21 +684,19 @@ class MadrlTvc(Solver):
               time_limit: float | None = None) -> list[Answer]:
         torch.set_num_threads(1)
         team = self.load(problem)
+        trained = team.problem  # the same groups, listed as at training (agents keyed by name)
         start = time.perf_counter()
-        obs = observation_matrix(problem, states)  # every agent's own observation, all states at once
-        answers = []
-        for j, state in enumerate(states):
-            t = time.perf_counter()
-            dispatch, info = team.decide(state, obs[j], refine=self.params["refine"])
-            info["decision_s"] = time.perf_counter() - t
-            if info["balanced"]:
-                answers.append(Answer(dispatch, "feasible", "", info["decision_s"], info))
-            else:  # the claim must match the dispatch: the evaluator will find it infeasible
-                answers.append(Answer(dispatch, "error", "no repaired commitment met the balances",
-                                      info["decision_s"], info))
+        obs = observation_matrix(trained, states)  # every agent's own observation, all states at once
+        decided = team.decide_batch(states, obs, refine=self.params["refine"]) if len(states) else []
+        decided = [(lifecycle.to_problem_order(d, trained, problem), info) for d, info in decided]
         batch_s = (time.perf_counter() - start) / max(len(states), 1)
-        for a in answers:
-            a.info["decision_s_batched"] = batch_s
+        answers = []
+        for dispatch, info in decided:
+            info["decision_s"] = info["decision_s_batched"] = batch_s  # all agents and the search, per state
+            if info["balanced"]:
+                answers.append(Answer(dispatch, "feasible", "", batch_s, info))
+            else:  # the claim must match the dispatch: the evaluator will find it infeasible
+                answers.append(Answer(dispatch, "error", "no repaired commitment met the balances", batch_s, info))
         return answers
 
 

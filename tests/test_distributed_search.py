@@ -10,13 +10,14 @@ import pytest
 
 from dispatchbench import State, evaluate, load_states
 from dispatchbench.formulations.balancing import PriceResponse, ShiftResponse, balance, state_bounds
-from dispatchbench.formulations.distributed_search import CommGraph, Consensus, DistributedSearch, graph_edges
+from dispatchbench.formulations.distributed_search import CommGraph, Consensus, DistributedSearch, TreeSum, graph_edges
 from dispatchbench.learn.marl_env import StateSampler
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
-GRAPHS = [CommGraph(), CommGraph(within="ring", between="complete"), CommGraph(within="star", between="line")]
+GRAPHS = [CommGraph(), CommGraph(within="star", between="ring"), CommGraph(within="ring", between="complete"),
+          CommGraph(within="star", between="line")]
 # found by the search itself and confirmed by SCIP: region C exports exactly its 200 kW CS limit
 CS_BINDING = State("cs_binding", {"A": 553.0, "B": 457.0, "C": 112.0, "D": 664.0}, {"V2G5": 56.0, "V2G6": 76.0})
 
@@ -93,10 +94,62 @@ def test_message_count_as_documented(paper, table_iv, graph):
     search = DistributedSearch(paper, graph, iterations=30)
     result = search.project(table_iv, _all_on(paper), np.full(9, 100.0))
     assert result.messages == search.messages_per_decision() > 0
-    cs = Consensus.on(4, graph_edges(4, graph.between), graph.consensus_tol)
+    if graph.between == "tree":  # convergecast + broadcast: 2(R − 1) scalars per CS-to-CS sum
+        system = 2 * (len(paper.regions) - 1)
+    else:
+        cs = Consensus.on(4, graph_edges(4, graph.between), graph.consensus_tol)
+        system = cs.rounds * 2 * len(cs.edges)
     if graph.within == "star":  # every agent reports to and hears from its CS node once per sum
         regional = 2 * len(paper.groups)
-        assert result.messages == (2 * 30 + 7) * regional + (30 + 4) * cs.rounds * 2 * len(cs.edges)
+        assert result.messages == (2 * 30 + 7) * regional + (30 + 4) * system
+        assert search.sum_messages == regional + system  # one team-wide sum outside the search
+
+
+def test_default_graph_is_the_exact_star_and_tree():
+    graph = CommGraph()
+    assert (graph.within, graph.between) == ("star", "tree")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 32, 128])
+def test_tree_sums_and_maxima_are_exact(n):
+    tree = TreeSum.on(n)
+    rng = np.random.default_rng(n)
+    values = rng.integers(-10**6, 10**6, size=(5, n)).astype(float)  # integers: float sums are exact
+    assert np.array_equal(tree.run(values), values.sum(-1))
+    assert np.array_equal(tree.run_max(values), values.max(-1))
+    assert tree.messages == 2 * (n - 1)
+    assert len(graph_edges(n, "tree")) == n - 1  # a spanning tree: n − 1 edges, each used twice
+    assert all(p < c for p, c in graph_edges(n, "tree"))
+
+
+def test_tree_search_equals_centralised_bisection(paper):
+    """With exact sums every CS node takes the same bisection step as the centralised search."""
+    search = DistributedSearch(paper)  # star + tree
+    states = StateSampler(paper, seed=5).sample_many(6)
+    on = np.ones((len(states), 9), dtype=bool)
+    lb, ub = state_bounds(paper, states)
+    price = PriceResponse(a=paper.a, b=paper.b, delivery=paper.delivery, lb=lb, ub=ub, on=on)
+    ref = balance(paper, states, price, iterations=search.iterations)
+    got = search.run(states, price)
+    assert np.allclose(got.balanced.power, ref.power, atol=1e-9)
+    assert np.allclose(got.balanced.system_signal, ref.system_signal, atol=1e-9)
+    assert got.consensus_rounds == 0 and got.sign_disagreements == 0
+
+
+def test_batched_states_equal_one_by_one(paper):
+    search = DistributedSearch(paper)
+    states = StateSampler(paper, seed=6).sample_many(5)
+    rng = np.random.default_rng(1)
+    lb, ub = state_bounds(paper, states)
+    on = rng.random((5, 9)) < 0.8
+    center = rng.uniform(lb, ub)
+    batch = search.project(states, on, center)
+    assert batch.messages == search.messages_per_decision()  # counted per state, not per batch
+    for k, state in enumerate(states):
+        one = search.project(state, on[k], center[k])
+        assert np.allclose(batch.balanced.power[k], one.balanced.power[0], atol=1e-9, rtol=0)
+        assert np.allclose(batch.balanced.imports[k], one.balanced.imports[0], atol=1e-9, rtol=0)
+        assert batch.feasible[k] == one.feasible[0]
 
 
 def test_consensus_reaches_the_average():
@@ -104,3 +157,23 @@ def test_consensus_reaches_the_average():
         cons = Consensus.on(5, graph_edges(5, kind), 1e-12)
         values = np.array([[1.0, -4.0, 2.5, 7.0, 0.0]])
         assert np.allclose(cons.run(values), values.mean(), atol=1e-10)
+
+
+def test_messages_grow_linearly_at_32_regions():
+    """Star + tree: (2·it + 7)·2G + (it + 4)·2(R − 1) scalars, ≤ 50,000 at 32 regions (issue 10);
+    the former ring consensus needed millions."""
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    big = generate_problem(32, 0)
+    g, r = len(big.groups), len(big.regions)
+    search = DistributedSearch(big, iterations=40)
+    assert search.messages_per_decision() == (2 * 40 + 7) * 2 * g + (40 + 4) * 2 * (r - 1) <= 50_000
+    assert DistributedSearch(big, CommGraph(between="ring"), iterations=40).messages_per_decision() > 10**6
+    state = StateSampler(big, seed=0).sample()
+    result = search.price(state, np.ones(g, dtype=bool))
+    assert result.messages == search.messages_per_decision()
+    lb, ub = state_bounds(big, state)
+    ref = balance(big, state, PriceResponse(a=big.a, b=big.b, delivery=big.delivery, lb=lb, ub=ub,
+                                            on=np.ones((1, g), dtype=bool)), iterations=40)
+    assert np.allclose(result.balanced.power, ref.power, atol=1e-6)
+    assert np.array_equal(result.feasible, ref.feasible)

@@ -115,3 +115,14 @@ def test_executor_choice_and_errors():
     with pytest.raises(InputError, match="no Dask scheduler answered"):
         DaskExecutor(1, "tcp://127.0.0.1:9", connect_timeout=2)  # nothing listens on the discard port
     assert Event(0, None).outcome is None
+
+
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_call_all_runs_functions_and_reports_their_errors(kind):
+    """What ``reproduce`` trains its models through: results by number, an exception as a value."""
+    ticks = []
+    with make_executor(kind, 2) as ex:
+        got = {k: (result, error) for k, result, error in ex.call_all(pow, [(2, 3), ("a", 2), (3, 2)],
+                                                                     lambda: ticks.append(1))}
+    assert got[0] == (8, None) and got[2] == (9, None)
+    assert got[1][0] is None and isinstance(got[1][1], TypeError)

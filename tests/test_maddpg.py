@@ -152,3 +152,69 @@ def test_hyperparameters_come_from_the_spec_and_are_recorded(tiny, tmp_path):
 def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
     with pytest.raises(SolverNotFound, match="outside|finite"):
         make_solver(spec)
+
+
+# ---- batching, order invariance, default budget (issue 10) -----------------------------------
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+
+@pytest.fixture(scope="module")
+def paper_model(tmp_path_factory):
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    out = tmp_path_factory.mktemp("maddpg-paper")
+    make_solver("maddpg[learning_starts=20,batch_size=16,log_every=50]").fit(paper, seed=0, steps=60, out_dir=out)
+    return paper, out
+
+
+def _states(paper):
+    from dispatchbench.instances.protocol import validation_states
+
+    return validation_states(paper, families=("base_load", "high_demand"), stride=6)
+
+
+def test_batched_decisions_equal_one_by_one(paper_model):
+    paper, model = paper_model
+    states = _states(paper)
+    solver = make_solver(f"maddpg[model={model}]")
+    batch = solver.solve(paper, states)
+    for state, a in zip(states, batch):
+        (one,) = solver.solve(paper, [state])
+        assert np.array_equal(a.dispatch.on, one.dispatch.on), state.label
+        assert np.allclose(a.dispatch.power, one.dispatch.power, atol=1e-9, rtol=0), state.label
+        assert a.info["messages"] == one.info["messages"] and a.status == one.status
+    plain = {a.info["messages"] for a in batch if a.info["commitment_repaired"] == 0}
+    assert plain <= {(2 * 60 + 7) * 2 * 9 + (60 + 4) * 2 * 3}  # one search, star + tree (2670)
+
+
+def _permuted_toml(text: str, seed: int = 3) -> str:
+    """The same problem file with its regions and groups listed in another (fixed random) order."""
+    import re
+
+    head, *blocks = re.split(r"(?m)^(?=\[\[)", text)
+    blocks = [b if b.endswith("\n") else b + "\n" for b in blocks]
+    regions = [b for b in blocks if b.startswith("[[regions]]")]
+    groups = [b for b in blocks if b.startswith("[[groups]]")]
+    rng = np.random.default_rng(seed)
+    return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
+        "".join(groups[i] for i in rng.permutation(len(groups)))
+
+
+def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
+    paper, model = paper_model
+    path = tmp_path / "paper-permuted.toml"
+    path.write_text(_permuted_toml((PROBLEMS / "paper-4region.toml").read_text()))
+    permuted = load_problem(path)
+    assert permuted.group_names != paper.group_names
+    states = _states(paper)
+    a = make_solver(f"maddpg[model={model}]").solve(paper, states)
+    b = make_solver(f"maddpg[model={model}]").solve(permuted, states)
+    for x, y in zip(a, b):
+        for g, name in enumerate(paper.group_names):
+            k = permuted.group_names.index(name)
+            assert x.dispatch.on[g] == y.dispatch.on[k] and abs(x.dispatch.power[g] - y.dispatch.power[k]) <= 1e-9
+
+
+def test_default_training_budget_is_documented():
+    from dispatchbench.solvers.maddpg import Maddpg
+
+    assert Maddpg.default_train_steps == 6000

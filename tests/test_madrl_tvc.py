@@ -264,3 +264,120 @@ def test_commitment_off_problem_trains_offers_only(tmp_path):
 
 def test_missing_model_is_a_skip_reason(toy):
     assert "needs a trained model" in make_solver("madrl_tvc").skip(toy)
+
+
+# ---- protocol, batching, order invariance (issue 10) ------------------------------------------
+def _permuted_toml(text: str, seed: int = 3) -> str:
+    """The same problem file with its regions and groups listed in another (fixed random) order."""
+    import re
+
+    head, *blocks = re.split(r"(?m)^(?=\[\[)", text)
+    blocks = [b if b.endswith("\n") else b + "\n" for b in blocks]
+    regions = [b for b in blocks if b.startswith("[[regions]]")]
+    groups = [b for b in blocks if b.startswith("[[groups]]")]
+    rng = np.random.default_rng(seed)
+    return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
+        "".join(groups[i] for i in rng.permutation(len(groups)))
+
+
+@pytest.fixture(scope="module")
+def paper_model(tmp_path_factory) -> tuple[Problem, Path]:
+    """A tiny TVC model of the paper instance (a few steps: enough for non-trivial networks)."""
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    out = tmp_path_factory.mktemp("tvc-paper")
+    make_solver(fast(warmup_states=40, cost_every=5)).fit(paper, seed=0, steps=12, out_dir=out)
+    return paper, out
+
+
+def _day(problem: Problem) -> list[State]:
+    from dispatchbench.instances.protocol import validation_states
+
+    return validation_states(problem, families=("night_heavy", "skewed"), stride=6) + \
+        load_states(PROBLEMS / "paper-4region-tableIV.csv", problem)
+
+
+def test_default_spec_is_the_learned_policy_alone():
+    assert make_solver("madrl_tvc").params["refine"] == 0
+    assert make_solver("madrl_tvc[refine=3]").params["refine"] == 3  # "TVC + local search": its own row
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_batched_decisions_equal_one_by_one(paper_model, refine):
+    paper, model = paper_model
+    states = _day(paper)
+    solver = make_solver(f"madrl_tvc[model={model},refine={refine}]")
+    batch = solver.solve(paper, states)
+    for state, a in zip(states, batch):
+        (one,) = solver.solve(paper, [state])
+        assert np.array_equal(a.dispatch.on, one.dispatch.on), state.label
+        assert np.allclose(a.dispatch.power, one.dispatch.power, atol=1e-9, rtol=0), state.label
+        assert np.allclose(a.dispatch.imports, one.dispatch.imports, atol=1e-9, rtol=0), state.label
+        assert a.info["messages"] == one.info["messages"] and a.status == one.status
+
+
+def test_messages_per_decision_use_the_exact_tree(paper_model):
+    """refine=0 and no repair: one price search, (2·40 + 7)·2G + (40 + 4)·2(R − 1) scalars."""
+    paper, model = paper_model
+    answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
+    plain = [a.info["messages"] for a in answers if a.info["commitment_repaired"] == 0]
+    assert plain and set(plain) == {(2 * 40 + 7) * 2 * 9 + (40 + 4) * 2 * 3}  # 1830 (10,718 with ring consensus)
+
+
+def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
+    paper, model = paper_model
+    permuted_path = tmp_path / "paper-permuted.toml"
+    permuted_path.write_text(_permuted_toml((PROBLEMS / "paper-4region.toml").read_text()))
+    permuted = load_problem(permuted_path)
+    assert permuted.group_names != paper.group_names and permuted.region_names != paper.region_names
+    states = _day(paper)
+    for spec in (f"madrl_tvc[model={model}]", f"madrl_tvc[model={model},refine=2]"):
+        a = make_solver(spec).solve(paper, states)
+        b = make_solver(spec).solve(permuted, states)
+        for state, x, y in zip(states, a, b):
+            for g, name in enumerate(paper.group_names):
+                k = permuted.group_names.index(name)
+                assert x.dispatch.on[g] == y.dispatch.on[k], (state.label, name)
+                assert abs(x.dispatch.power[g] - y.dispatch.power[k]) <= 1e-9, (state.label, name)
+            for r, name in enumerate(paper.region_names):
+                assert abs(x.dispatch.imports[r] - y.dispatch.imports[permuted.region_names.index(name)]) <= 1e-9
+            assert evaluate(paper, state, x.dispatch).cost == pytest.approx(
+                evaluate(permuted, state, y.dispatch).cost, rel=1e-12)
+
+
+def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp_path):
+    """`dispatchbench train` without --steps trains for the method's default budget (the tables')."""
+    from dispatchbench.bench.solver_api import FitReport
+    from dispatchbench.cli import main
+
+    mod = _module()
+    seen = {}
+
+    def record(self, problem, *, seed, steps, out_dir, **kw):  # the CLI's wiring, not the training
+        seen["steps"] = steps
+        return FitReport(model_path=out_dir, steps=steps, time_s=0.0, info={})
+
+    monkeypatch.setattr(mod.MadrlTvc, "fit", record)
+    monkeypatch.setattr(sys, "argv", ["dispatchbench", "train", "-p", str(PROBLEMS / "paper-4region.toml"),
+                                      "--solver", "madrl_tvc", "--out", str(tmp_path / "m"), "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    assert "for 1200 steps" in capsys.readouterr().out
+    assert seen["steps"] == mod.MadrlTvc.default_train_steps == 1200
+
+
+def test_messages_of_a_decision_at_32_regions_follow_the_formula():
+    """The protocol, not the policy, sets the count: an untrained team at 32 regions, refine=0."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.learn.marl_env import StateSampler
+
+    mod = _module()
+    big = generate_problem(32, 0)
+    team = mod.Team(big, mod.Hyperparameters(), seed=0)
+    states = StateSampler(big, seed=1).sample_many(3)
+    for _, info in team.decide_batch(states, observation_matrix(big, states)):
+        searches = info["searches"]
+        repairs = info["commitment_repaired"]
+        assert info["messages"] == searches * team.search.messages_per_decision() + repairs * team.search.sum_messages
+        if not repairs:
+            assert info["messages"] <= 50_000

@@ -10,7 +10,7 @@ from pettingzoo.test import parallel_api_test
 
 from dispatchbench import load_states
 from dispatchbench.model.feasibility import infeasibility_reason
-from dispatchbench.learn.marl_env import (DispatchEnv, StateBox, StateSampler, evaluation_states, map_actions,
+from dispatchbench.learn.marl_env import (DispatchEnv, StateBox, StateSampler, map_actions,
                                     monitor_states, observation_matrix, observations, outcome)
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
@@ -76,31 +76,66 @@ def test_balanced_outcome_is_feasible_for_a_feasible_commitment(paper):
         assert out.messages > 0
 
 
-def test_sampler_is_seeded_feasible_and_never_yields_evaluation_states(paper):
+def test_sampler_is_seeded_feasible_and_refuses_excluded_states(paper):
     a = StateSampler(paper, seed=11).sample_many(30)
     b = StateSampler(paper, seed=11).sample_many(30)
     c = StateSampler(paper, seed=12).sample_many(30)
     assert [s.demand for s in a] == [s.demand for s in b]
     assert [s.demand for s in a] != [s.demand for s in c]
     assert all(infeasibility_reason(paper, s) is None for s in a)
-    excluded = evaluation_states(paper)
-    labels = {s.label for s in excluded}
-    assert "tableIV" in labels and len(excluded) >= 1
-    sampler = StateSampler(paper, seed=0)
-    for s in excluded:  # the evaluation states themselves and their neighbourhood are refused
-        vec = np.concatenate([paper.demand_vector(s), [s.v2g_available[g] for g in paper.v2g_names]])
-        assert sampler.is_excluded(vec) and sampler.is_excluded(vec + 0.5)
-    # a box that is nothing but the Table IV state's neighbourhood cannot yield anything
+    assert all(s.label.startswith("sampled") for s in a)  # its own labels, never an evaluation state's
     tab = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
+    sampler = StateSampler(paper, seed=0, excluded=[tab])  # exclusion only of states a caller names
+    vec = np.concatenate([paper.demand_vector(tab), [tab.v2g_available[g] for g in paper.v2g_names]])
+    assert sampler.is_excluded(vec) and sampler.is_excluded(vec + 0.5) and not sampler.is_excluded(vec + 2.0)
+    # a box that is nothing but the Table IV state's neighbourhood cannot yield anything
     tiny = StateBox.covering(paper, [tab], margin=0.0)
     tiny = StateBox(tiny.demand_low - 0.5, tiny.demand_high + 0.5, tiny.v2g_low - 0.5, tiny.v2g_high + 0.5)
     with pytest.raises(RuntimeError):
-        StateSampler(paper, seed=0, box=tiny, max_tries=200).sample()
+        StateSampler(paper, seed=0, box=tiny, excluded=[tab], max_tries=200).sample()
 
 
-def test_sampler_box_covers_the_evaluation_states(paper):
+def test_training_distribution_ignores_files_beside_the_problem(paper, tmp_path):
+    """The sampler is defined by the problem's ratings and its seed: a folder full of state files
+    (here an extreme day written next to a copy of the problem) changes nothing."""
+    from dispatchbench.model.problem_file import load_problem
+
+    src = Path(paper.source)
+    (tmp_path / src.name).write_text(src.read_text())
+    (tmp_path / "extreme.csv").write_text((PROBLEMS / "paper-4region-day.csv").read_text())
+    beside = load_problem(tmp_path / src.name)
+    plain = StateSampler(paper, seed=4)
+    other = StateSampler(beside, seed=4)
+    assert plain.box.to_json(paper) == other.box.to_json(beside) == StateBox.from_problem(paper).to_json(paper)
+    assert [s.demand for s in plain.sample_many(20)] == [s.demand for s in other.sample_many(20)]
+    assert plain.excluded == other.excluded == []
+
+
+def test_generated_mixture_draws_training_seeds_only(paper):
+    """``generated_share`` mixes in generated day intervals, each from a training seed (0-999),
+    relabelled; share 0 leaves the box's draws exactly as they were."""
+    from dispatchbench.instances.protocol import TRAINING
+    from dispatchbench.instances.state_families import generate_days
+
+    assert [s.demand for s in StateSampler(paper, seed=5, generated_share=0.0).sample_many(10)] == \
+        [s.demand for s in StateSampler(paper, seed=5).sample_many(10)]
+    sampler = StateSampler(paper, seed=5, generated_share=1.0)
+    for _ in range(8):
+        state = sampler.sample()
+        family, seed, day, t = sampler.last_source
+        assert seed in TRAINING and state.label.startswith("sampled")
+        assert state.demand == generate_days(paper, family, 1, seed, first_day=day).states[t].demand
+        assert infeasibility_reason(paper, state) is None
+    again = StateSampler(paper, seed=5, generated_share=1.0)
+    assert [s.demand for s in again.sample_many(3)] == [s.demand for s in StateSampler(
+        paper, seed=5, generated_share=1.0).sample_many(3)]
+    with pytest.raises(ValueError):
+        StateSampler(paper, seed=0, generated_share=1.5)
+
+
+def test_sampler_box_covers_every_servable_demand(paper):
     sampler = StateSampler(paper, seed=0)
-    for s in evaluation_states(paper):
+    for s in load_states(PROBLEMS / "paper-4region-day.csv", paper):
         assert np.all(paper.demand_vector(s) <= sampler.box.demand_high)
 
 

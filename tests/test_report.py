@@ -171,6 +171,7 @@ def _hostile_copy(results: Path, tmp_path: Path) -> Path:
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     for r in rows:
         r["hostname"] = PAYLOADS[0]
+        r["install_source"] = "file:///home/alice/wheels/dispatchbench-0.1.0-py3-none-any.whl"
         if r["solver"] == "nlopt":
             r["solver"] = LONG_NLOPT
             r["params"] = {**r["params"], "algorithm": "AUGLAG", "inner_algorithm": "GN_DIRECT_L",
@@ -197,6 +198,7 @@ def test_user_strings_are_escaped_in_the_html(hostile_report):
     assert "<script" not in page.lower() and "<img src=x" not in page and "onerror=alert(1)>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert page.count("<img ") == len(FIGURES)  # only the figures are images
+    assert "/home/alice" not in page and "dispatchbench-0.1.0-py3-none-any.whl" in page  # no machine paths
     md = hostile_report.markdown.read_text()
     assert "<script" not in md and "<img" not in md
 

@@ -58,7 +58,7 @@ class Executor(ABC):
 
     def call_all(self, fn: Callable[..., Any], calls: Sequence[tuple], tick: Callable[[], None] | None = None,
                  ) -> Iterator[tuple[int, Any, BaseException | None]]:
-        """Run ``fn(*args)`` for each args tuple (a training, say), ``jobs`` at a time in fresh
+        """Run ``fn(*args)`` for each args tuple (a training, say), ``workers`` at a time in fresh
         processes; yield ``(number, result, error)`` as each finishes, calling ``tick`` about
         every second while waiting (progress bars). The base version uses a local process pool."""
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

@@ -142,8 +142,8 @@ def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[Br
             for cls in classes:
                 found.setdefault(cls.name, cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in found and ep.value.startswith(BUNDLED_PACKAGE + "."):
-            continue  # the bundled file, already imported from its folder
+        if ep.value.startswith(BUNDLED_PACKAGE + ".") and bundled_dir() is not None:
+            continue  # a bundled file: already imported (or reported broken) from its folder
         try:
             cls = _load_entry_point(ep)
         except Exception as exc:

@@ -21,13 +21,17 @@ bracket responses that meets the target exactly. That keeps every group inside i
 range (a convex combination of two in-range powers is in range) and handles step responses
 (linear V2G costs) whose total jumps across the target.
 
-All arrays carry a leading batch axis, so a swarm or a training batch is balanced at once.
+All arrays carry a leading batch axis, so a swarm or a training batch is balanced at once. The
+state may be one :class:`State` (every row shares its demand) or one state per row (a day's
+states decided in one batch); each row's arithmetic is the same either way, so a batched
+answer equals the one-by-one answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, Union
 
 import numpy as np
 
@@ -123,14 +127,28 @@ class ExactSums:
         return per_region.sum(-1)
 
 
-def state_bounds(problem: Problem, state: State, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``(lb, ub)`` of each group while on, broadcast to ``(batch, G)``."""
+States = Union[State, Sequence[State]]  # one state for every row, or one state per row
+
+
+def demand_rows(problem: Problem, state: States) -> np.ndarray:
+    """``(R,)`` demand of one state, or ``(B, R)`` for one state per row."""
+    if isinstance(state, State):
+        return problem.demand_vector(state)
+    return np.array([problem.demand_vector(s) for s in state], dtype=float).reshape(len(state), -1)
+
+
+def state_bounds(problem: Problem, state: States, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(lb, ub)`` of each group while on, ``(batch, G)`` (one state) or ``(len(states), G)``."""
+    if not isinstance(state, State):
+        batch = len(state)
+        ub = np.array([problem.upper_bounds(s) for s in state], dtype=float).reshape(batch, -1)
+    else:
+        ub = np.broadcast_to(problem.upper_bounds(state), (batch, len(problem.groups)))
     lb = np.broadcast_to(problem.lower_bounds(), (batch, len(problem.groups)))
-    ub = np.broadcast_to(problem.upper_bounds(state), (batch, len(problem.groups)))
     return lb.copy(), ub.copy()
 
 
-def balance(problem: Problem, state: State, response: ShiftResponse | PriceResponse, *,
+def balance(problem: Problem, state: States, response: ShiftResponse | PriceResponse, *,
             iterations: int = 60, reducer: Reducer | None = None) -> Balanced:
     """Find powers and imports meeting every regional balance, ``Σ T = 0`` and the CS limits.
 
@@ -139,7 +157,7 @@ def balance(problem: Problem, state: State, response: ShiftResponse | PriceRespo
     regional and system sums (default: exact matrix sums); every sum the search takes goes
     through it, so a message-passing reducer sees the whole communication of the search.
     """
-    demand = problem.demand_vector(state)  # (R,)
+    demand = demand_rows(problem, state)  # (R,) or (B, R)
     cs = problem.cs_max  # (R,)
     sums = reducer if reducer is not None else ExactSums(problem.incidence.T)
     lo, hi = response.bracket()  # (B,)

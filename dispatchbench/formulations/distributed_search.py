@@ -8,21 +8,32 @@ sums the way agents that only talk to their neighbours would, and counts the sca
   (``within="star"``: each agent reports one scalar to its CS node, which answers with one
   scalar — the new signal or the sign of the local deviation ``δ_I``; exact), or by average
   consensus on a ring through the region's agents and its CS node (``within="ring"``);
-- **between regions** the CS nodes agree on the sign of the shared deviation ``Σ_I T_I`` by
-  average consensus on a CS-to-CS graph (``between="ring" | "line" | "complete"``).
+- **between regions** the CS nodes add their values over a spanning tree (``between="tree"``,
+  the default: a convergecast to the root, then a broadcast of the total back down, so every CS
+  node holds the same exact sum for ``2(n − 1)`` scalars), or agree on it by average consensus
+  on a CS-to-CS graph (``between="ring" | "line" | "complete"``, kept as options).
+
+The tree is the binary heap on the CS nodes (node ``i`` reports to ``(i − 1) // 2``), depth
+``⌈log₂ n⌉``; any spanning tree costs the same ``2(n − 1)`` messages, the shape only sets the
+latency. Being exact, the default graph needs no tolerance and no rounds: a decision's message
+count grows linearly with groups + regions. A maximum over the tree (used by TVC's repair to find
+the agent that minds a flip least) costs the same as a sum (:meth:`DistributedSearch.sum_messages`).
 
 Average consensus uses Metropolis weights ``W``; it runs a fixed number of rounds
 ``k = ceil(log(tol) / log(ρ))`` (``ρ`` = second-largest eigenvalue modulus of ``W``, a property
 of the graph that every node can be told at design time), after which every node's estimate is
 within ``tol`` (relative) of the true average. Each round every node sends its value to each
-neighbour, so a consensus costs ``k · 2|E|`` messages. Every CS node acts on its *own*
-estimate; the reducer records when the nodes' estimates disagree on the sign (the only way a
-finite consensus could send the bisection the wrong way).
+neighbour, so a consensus costs ``k · 2|E|`` messages — thousands of rounds as regions grow,
+which is why it is no longer the default. Every CS node acts on its *own* estimate; the reducer
+records when the nodes' estimates disagree on the sign (the only way a finite consensus could
+send the bisection the wrong way).
 
 Messages per decision (one state), for ``it`` bisection iterations per level:
 ``(2·it + 7) · M_region + (it + 4) · M_system`` where ``M_region`` is one round of regional sums
-(star: ``Σ_I 2 n_I``; ring: ``Σ_I k_I · 2|E_I|``) and ``M_system = k · 2|E_CS|``
-(see :meth:`DistributedSearch.messages_per_decision`).
+(star: ``Σ_I 2 n_I = 2G``; ring: ``Σ_I k_I · 2|E_I|``) and ``M_system`` one CS-to-CS sum (tree:
+``2(R − 1)``; consensus: ``k · 2|E_CS|``) — with the defaults ``(2·it + 7)·2G + (it + 4)·2(R − 1)``
+(see :meth:`DistributedSearch.messages_per_decision`). Counts are per state: a batch of ``B``
+states runs the same protocol once per state, side by side, so each state is charged the same.
 """
 
 from __future__ import annotations
@@ -32,12 +43,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds
+from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.problem import Problem, State
+from dispatchbench.model.problem import Problem
 
 WITHIN = ("star", "ring")
-BETWEEN = ("ring", "line", "complete")
+BETWEEN = ("tree", "ring", "line", "complete")
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,8 @@ class CommGraph:
     """Who talks to whom: the communication topology inside regions and between CS nodes."""
 
     within: str = "star"
-    between: str = "ring"
-    consensus_tol: float = 1e-12
+    between: str = "tree"
+    consensus_tol: float = 1e-12  # consensus options only; the star and the tree are exact
 
     def __post_init__(self) -> None:
         if self.within not in WITHIN:
@@ -56,9 +67,11 @@ class CommGraph:
 
 
 def graph_edges(n: int, kind: str) -> list[tuple[int, int]]:
-    """Undirected edges of a ring, line or complete graph on ``n`` nodes."""
+    """Undirected edges of a tree (binary heap), ring, line or complete graph on ``n`` nodes."""
     if n < 2:
         return []
+    if kind == "tree":
+        return [((i - 1) // 2, i) for i in range(1, n)]
     if kind == "complete":
         return [(i, j) for i in range(n) for j in range(i + 1, n)]
     line = [(i, i + 1) for i in range(n - 1)]
@@ -102,6 +115,42 @@ class Consensus:
         return values @ self.mixing.T
 
 
+@dataclass(frozen=True)
+class TreeSum:
+    """Exact sum over a spanning tree: convergecast to the root, broadcast back.
+
+    Each non-root node sends its subtree's partial sum to its parent (``n − 1`` scalars); the
+    root then sends the total down every edge (``n − 1`` more), so every node ends with the same
+    number — no tolerance, no rounds, no disagreement to diagnose.
+    """
+
+    n: int
+    parent: tuple[int, ...]  # parent[i] of every node but the root (node 0); children have larger ids
+
+    @classmethod
+    def on(cls, n: int) -> TreeSum:
+        return cls(n, tuple((i - 1) // 2 for i in range(1, n)))
+
+    @property
+    def messages(self) -> int:
+        return 2 * max(self.n - 1, 0)
+
+    def run(self, values: np.ndarray) -> np.ndarray:
+        """``(B, n)`` node values -> ``(B,)`` their sum, added up the tree (leaves first)."""
+        partial = np.array(values, dtype=float, copy=True)
+        for child in range(self.n - 1, 0, -1):  # a child's id exceeds its parent's: leaves first
+            partial[..., self.parent[child - 1]] += partial[..., child]
+        return partial[..., 0]
+
+    def run_max(self, values: np.ndarray) -> np.ndarray:
+        """``(B, n)`` -> ``(B,)`` the maximum, by the same convergecast and broadcast."""
+        partial = np.array(values, dtype=float, copy=True)
+        for child in range(self.n - 1, 0, -1):
+            p = self.parent[child - 1]
+            partial[..., p] = np.maximum(partial[..., p], partial[..., child])
+        return partial[..., 0]
+
+
 @dataclass
 class ConsensusReducer:
     """The sums of :func:`balancing.balance`, computed by neighbour-to-neighbour messages."""
@@ -112,7 +161,7 @@ class ConsensusReducer:
     sign_disagreements: int = 0
     _regions: list[np.ndarray] = field(init=False, repr=False)
     _region_consensus: list[Consensus | None] = field(init=False, repr=False)
-    _system: Consensus = field(init=False, repr=False)
+    _system: Consensus | TreeSum = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p = self.problem
@@ -125,7 +174,8 @@ class ConsensusReducer:
         else:
             self._region_consensus = [None for _ in self._regions]
         n = len(p.regions)
-        self._system = Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol)
+        self._system = (TreeSum.on(n) if self.graph.between == "tree"
+                        else Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol))
 
     # ---- message cost of one call --------------------------------------------------------
     @property
@@ -138,7 +188,8 @@ class ConsensusReducer:
 
     @property
     def system_rounds(self) -> int:
-        return self._system.rounds
+        """Rounds of one CS-to-CS consensus (0 for the tree: one pass up, one down)."""
+        return getattr(self._system, "rounds", 0)
 
     # ---- the Reducer protocol --------------------------------------------------------------
     def regional(self, power: np.ndarray) -> np.ndarray:
@@ -154,6 +205,9 @@ class ConsensusReducer:
         return out
 
     def system(self, per_region: np.ndarray) -> np.ndarray:
+        self.messages += self.system_messages
+        if isinstance(self._system, TreeSum):  # exact: every CS node holds the root's total
+            return self._system.run(per_region)
         n = self._system.n
         estimates = self._system.run(per_region) * n  # every CS node's estimate of the sum
         # Diagnostic only (the simulation knows the exact sum, the nodes do not): consensus
@@ -163,7 +217,6 @@ class ConsensusReducer:
         owed = np.abs(per_region.sum(-1)) > n * self.graph.consensus_tol * spread + 1e-12
         signs = np.sign(estimates)
         self.sign_disagreements += int(np.sum(owed & (signs.min(-1) != signs.max(-1))))
-        self.messages += self.system_messages
         return estimates[..., 0]  # node 0's view drives the (shared) bisection step
 
 
@@ -173,12 +226,20 @@ class SearchResult:
 
     balanced: Balanced
     messages: int  # scalars sent per decision (per state)
-    consensus_rounds: int  # rounds of one CS-to-CS consensus
-    sign_disagreements: int  # bisection steps where CS nodes disagreed on sign(δ): 0 when consensus converged
+    consensus_rounds: int  # rounds of one CS-to-CS consensus (0 with the exact tree)
+    sign_disagreements: int  # bisection steps where CS nodes disagreed on sign(δ): 0 when exact or converged
 
     @property
     def feasible(self) -> np.ndarray:
         return self.balanced.feasible
+
+    def row(self, k: int) -> SearchResult:
+        """Row ``k`` of a batch as a batch of one (its messages are already per state)."""
+        b = self.balanced
+        one = Balanced(power=b.power[k:k + 1], imports=b.imports[k:k + 1], system_signal=b.system_signal[k:k + 1],
+                       region_signal=b.region_signal[k:k + 1], feasible=b.feasible[k:k + 1],
+                       outer_iterations=b.outer_iterations, inner_iterations=b.inner_iterations)
+        return SearchResult(one, self.messages, self.consensus_rounds, self.sign_disagreements)
 
     def dispatch(self, problem: Problem, on: np.ndarray, row: int = 0) -> Dispatch:
         """Row ``row`` of the batch as a :class:`Dispatch` with the given commitment."""
@@ -204,15 +265,22 @@ class DistributedSearch:
         it = self.iterations
         return (2 * it + 7) * self._regional_messages + (it + 4) * self._system_messages
 
-    def run(self, state: State, response: ShiftResponse | PriceResponse) -> SearchResult:
+    @property
+    def sum_messages(self) -> int:
+        """Scalars sent for one team-wide sum (or maximum) of one number per agent: the regional
+        star plus the CS-to-CS level. What a learner pays when its agents add up estimates or
+        pick the agent with the largest value outside the search itself."""
+        return self._regional_messages + self._system_messages
+
+    def run(self, state: States, response: ShiftResponse | PriceResponse) -> SearchResult:
         reducer = ConsensusReducer(self.problem, self.graph)
         balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
         return SearchResult(balanced, reducer.messages, reducer.system_rounds, reducer.sign_disagreements)
 
-    def project(self, state: State, on: np.ndarray, center: np.ndarray) -> SearchResult:
+    def project(self, state: States, on: np.ndarray, center: np.ndarray) -> SearchResult:
         """Close the balances by shifting proposed powers ``center`` (each agent moves by the same
         kW signal, clipped to its own range): the Euclidean projection used by the learners.
-        ``on`` and ``center`` are ``(G,)`` or ``(B, G)``."""
+        ``on`` and ``center`` are ``(G,)`` or ``(B, G)``; ``state`` one state or one per row."""
         on, center = self._rows(on, center)
         lb, ub = state_bounds(self.problem, state, len(center))
         if not self.problem.commitment:
@@ -221,7 +289,7 @@ class DistributedSearch:
                                  width=np.ones(len(self.problem.groups)))
         return self.run(state, response)
 
-    def price(self, state: State, on: np.ndarray) -> SearchResult:
+    def price(self, state: States, on: np.ndarray) -> SearchResult:
         """λ-iteration: each running group answers the shared price with its cost-minimising output.
         Reads the cost coefficients, so it is a classical reference, never part of a learner."""
         (on,) = self._rows(on)

@@ -14,6 +14,11 @@ learners cannot drift apart on it:
   ``checkpoint.pt`` loaded as data only;
 - **resume and load**: the same checks (folder, format, solver, problem fingerprint) with the
   same one-line errors, and a trained model read once per (folder, problem fingerprint);
+- **group order**: the fingerprint ignores the order groups and regions are listed in, and a
+  model records the order it was trained in (``group_order``, ``region_order``); a learner
+  executes on the problem re-listed in that order (:func:`in_trained_order`) and hands the
+  dispatch back in the caller's order (:func:`to_problem_order`), so agents are keyed by group
+  name, never by position in the file;
 - **the Fig. 5 probe reward**: one function and one violation penalty, so the curves of two
   learners in one figure are on one scale.
 
@@ -23,6 +28,7 @@ plugins hand it their name, parameters and dataclasses rather than themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import platform
 import random
@@ -109,10 +115,42 @@ def restore_rng(states: Mapping[str, Any], generators: Mapping[str, np.random.Ge
 # ---- what a model is -------------------------------------------------------------------------
 def problem_fingerprint(problem: Problem) -> str:
     """Hash of what a trained policy depends on structurally: groups, types, regions, ranges, CS
-    limits. Costs are left out on purpose — learners never read them."""
-    parts = [(g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups]
-    parts += [(r.name, r.cs_max) for r in problem.regions] + [("commitment", problem.commitment)]
+    limits. Costs are left out on purpose — learners never read them — and so is the order the
+    file lists groups and regions in (sorted by name): agents are keyed by group name."""
+    parts = sorted((g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups)
+    parts += sorted((r.name, r.cs_max) for r in problem.regions) + [("commitment", problem.commitment)]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def in_trained_order(problem: Problem, meta: Mapping[str, Any]) -> Problem:
+    """``problem`` with its groups and regions listed in the order the model was trained in
+    (``problem`` itself when it already is, or for a model that recorded no order). Call only
+    after the fingerprints matched, i.e. the same groups and regions by name."""
+    groups, regions = meta.get("group_order"), meta.get("region_order")
+    if not groups or (list(problem.group_names) == list(groups)
+                      and list(problem.region_names) == list(regions or problem.region_names)):
+        return problem
+    by_group = {g.name: g for g in problem.groups}
+    by_region = {r.name: r for r in problem.regions}
+    return dataclasses.replace(problem, groups=tuple(by_group[name] for name in groups),
+                               regions=tuple(by_region[name] for name in (regions or problem.region_names)))
+
+
+def trained_problem(folder: str | Path, problem: Problem, solver: str) -> Problem:
+    """``problem`` listed in the training order of the model in ``folder`` (after the usual checks,
+    which raise :class:`ModelFileError`); ``problem`` itself when no model is given."""
+    if not str(folder):
+        return problem
+    return in_trained_order(problem, require_model(folder, problem, solver))
+
+
+def to_problem_order(dispatch: Dispatch, trained: Problem, problem: Problem) -> Dispatch:
+    """A dispatch decided on ``trained`` (:func:`in_trained_order`) in ``problem``'s own order."""
+    if trained is problem:
+        return dispatch
+    g = [trained.group_names.index(name) for name in problem.group_names]
+    r = [trained.region_names.index(name) for name in problem.region_names]
+    return Dispatch(on=dispatch.on[g].copy(), power=dispatch.power[g].copy(), imports=dispatch.imports[r].copy())
 
 
 def versions() -> dict[str, str]:
@@ -130,7 +168,8 @@ def model_meta(*, solver: str, spec: str, problem: Problem, hyperparameters: Any
     """The fields of ``model.json`` every learner writes (``steps`` is added when saving), plus
     the learner's own (observation names, sampler, action format, ...)."""
     return {"solver": solver, "spec": spec, "problem": problem.name,
-            "problem_fingerprint": problem_fingerprint(problem), "hyperparameters": asdict(hyperparameters),
+            "problem_fingerprint": problem_fingerprint(problem), "group_order": list(problem.group_names),
+            "region_order": list(problem.region_names), "hyperparameters": asdict(hyperparameters),
             "seed": int(seed), "train_time_s": float(train_time_s), "versions": versions(), **learner}
 
 

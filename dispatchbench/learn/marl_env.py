@@ -14,21 +14,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from dispatchbench.instances.protocol import TRAINING
+from dispatchbench.instances.state_families import FAMILIES, INTERVALS, MAX_DAYS, generate_days
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import DistributedSearch
-from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.model.bundled import problems_dir
-from dispatchbench.model.state_file import load_states
 
 OBS_DIM = 3
 
@@ -220,49 +218,44 @@ class StateBox:
                    zip(problem.v2g_names, self.v2g_low, self.v2g_high)}}
 
 
-def evaluation_states(problem: Problem, folders: Sequence[Path] | None = None) -> list[State]:
-    """Every state of every state file that fits ``problem`` in the bundled ``problems/`` folder and
-    next to the problem file: the Table IV state, the evaluation day, and whatever else is there."""
-    if folders is None:
-        folders = [problems_dir()] + ([Path(problem.source).parent] if problem.source else [])
-    seen: set[Path] = set()
-    out: list[State] = []
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.csv")):
-            if path.resolve() in seen:
-                continue
-            seen.add(path.resolve())
-            try:
-                out.extend(load_states(path, problem))
-            except InputError:
-                continue  # a state file of another problem
-    return out
-
-
 def _state_vector(problem: Problem, state: State) -> np.ndarray:
     return np.concatenate([problem.demand_vector(state), [state.v2g_available[g] for g in problem.v2g_names]])
 
 
 class StateSampler:
-    """Seeded uniform draws from a :class:`StateBox`, keeping only feasible states and never a
-    state within ``exclusion_radius_kw`` (L∞) of an evaluation state."""
+    """Seeded uniform draws from a :class:`StateBox`, keeping only feasible states.
+
+    The training distribution is defined by the box (default :meth:`StateBox.from_problem`: every
+    demand the problem's ratings can serve) and the seed alone — never by state files found beside
+    the problem file, which used to widen the box and changed what a model learned depending on the
+    folder it was trained from (issue 10). Draws are continuous, so they never reproduce a labelled
+    evaluation state; ``excluded`` (empty unless a caller passes states) additionally refuses an
+    L∞ neighbourhood of ``exclusion_radius_kw`` around given states.
+
+    ``generated_share`` (default 0: the box alone) mixes in states of the day generator: with
+    that probability a draw is one interval of one day of a family drawn uniformly, generated with
+    a *training* seed (``instances.protocol.TRAINING``, 0–999) — the generator's day shapes (night
+    loads, one busy region, binding CS links) that a uniform box rarely draws, still never a
+    validation or test state. Such a draw is relabelled ``sampledN``; ``last_source`` says which
+    ``(family, seed, day, interval)`` it was.
+    """
 
     def __init__(self, problem: Problem, *, seed: int, box: StateBox | None = None,
-                 excluded: Sequence[State] | None = None, exclusion_radius_kw: float = 1.0,
-                 max_tries: int = 100_000) -> None:
+                 excluded: Sequence[State] = (), exclusion_radius_kw: float = 1.0,
+                 max_tries: int = 100_000, generated_share: float = 0.0) -> None:
+        if not 0.0 <= generated_share <= 1.0:
+            raise ValueError(f"generated_share={generated_share}: must lie in [0, 1]")
         self.problem = problem
-        self.excluded = list(evaluation_states(problem) if excluded is None else excluded)
-        if box is None:
-            box = StateBox.from_problem(problem)
-            if self.excluded:  # the box must cover the days it is evaluated on
-                box = box.union(StateBox.covering(problem, self.excluded, margin=0.0))
-        self.box = box
+        self.generated_share = generated_share
+        self.last_source: tuple[str, int, int, int] | None = None
+        self.excluded = list(excluded)
+        self.box = box if box is not None else StateBox.from_problem(problem)
         self.exclusion_radius_kw = exclusion_radius_kw
         self.max_tries = max_tries
         self._excluded = (np.array([_state_vector(problem, s) for s in self.excluded])
                           if self.excluded else np.zeros((0, len(problem.regions) + len(problem.v2g_names))))
-        self._low = np.concatenate([box.demand_low, box.v2g_low])
-        self._high = np.concatenate([box.demand_high, box.v2g_high])
+        self._low = np.concatenate([self.box.demand_low, self.box.v2g_low])
+        self._high = np.concatenate([self.box.demand_high, self.box.v2g_high])
         self._count = 0
         self.reseed(seed)
 
@@ -276,6 +269,9 @@ class StateSampler:
 
     def sample(self) -> State:
         n_regions = len(self.problem.regions)
+        if self.generated_share > 0 and self.rng.random() < self.generated_share:  # no draw at share 0
+            return self._generated()
+        self.last_source = None
         for _ in range(self.max_tries):
             x = self.rng.uniform(self._low, self._high)
             if self.is_excluded(x):
@@ -290,6 +286,20 @@ class StateSampler:
 
     def sample_many(self, n: int) -> list[State]:
         return [self.sample() for _ in range(n)]
+
+    def _generated(self) -> State:
+        """One interval of a generated day, drawn with a training seed (see the class docstring)."""
+        for _ in range(self.max_tries):
+            family = str(self.rng.choice(sorted(FAMILIES)))
+            seed = int(self.rng.integers(TRAINING.first, TRAINING.last + 1))
+            day, t = int(self.rng.integers(MAX_DAYS)), int(self.rng.integers(INTERVALS))
+            state = generate_days(self.problem, family, 1, seed, first_day=day).states[t]
+            if self.is_excluded(_state_vector(self.problem, state)):
+                continue
+            self._count += 1
+            self.last_source = (family, seed, day, t)
+            return State(f"sampled{self._count}", dict(state.demand), dict(state.v2g_available))
+        raise RuntimeError(f"no generated state outside the excluded ones in {self.max_tries} draws")
 
 
 MONITOR_SEED = 20240601

@@ -14,7 +14,9 @@ training seed (read from the model's ``model.json``) as the seed, so seeds give 
 separate rows. The model directory also holds the training log that Fig. 5 is drawn from.
 
 Output: ``reports/<name>/report.html`` (self-contained: figures inlined as base64 PNG),
-``report.md`` and the PNG files beside it.
+``report.md`` and the PNG files beside it. Everything a user or a plugin wrote (names, labels,
+specs, error messages) is escaped, methods appear under short labels with the full spec in a
+legend, paths are shown relative to the project, and ``name`` must be a plain folder name.
 """
 
 from __future__ import annotations
@@ -428,7 +430,7 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
         rows.append(("states file", f"{shown_path(path, where)} ({n} states, sha256 {str(sha)[:12]})"))
     for col in METADATA_COLUMNS:
         if col in frame:
-            values = sorted({str(v) for v in frame[col].dropna().unique()})
+            values = sorted({_shown_value(str(v), where) for v in frame[col].dropna().unique()})
             rows.append((col, ", ".join(values) or "-"))
     rows.append(("run ids", ", ".join(sorted(str(v) for v in frame["run_id"].dropna().unique()))))
     stamps = frame["timestamp"].dropna()
@@ -456,6 +458,14 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
         rows.append((f"model: {solver} seed {meta.get('seed', '?')}",
                      f"{meta.get('steps', '?')} steps, {seconds}, {shown_path(model_dir, where)}"))
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def _shown_value(value: str, where: Path) -> str:
+    """A metadata value with any machine path in it (an install from ``file:///home/...``) shown
+    as :func:`shown_path` shows paths."""
+    if value.startswith("file://"):
+        return "file:" + shown_path(value[len("file://"):], where)
+    return shown_path(value, where) if value.startswith("/") else value
 
 
 def failures_table(scored: ScoredResults) -> pd.DataFrame:
@@ -720,6 +730,12 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
     if not REPORT_NAME.fullmatch(report_dir_name) or ".." in report_dir_name:
         report_dir(out_root, report_dir_name)  # raises with the message
     scored = load_scored(results_dir)
+    if method is not None:  # checked before anything is written: a typo leaves no half-made report
+        by_label = {label: m for m, label in method_labels(method_order(scored.frame)).items()}
+        method = by_label.get(method, method)
+        if method not in set(scored.frame["method"]):
+            raise InputError("--method", method, "is not a method of these results",
+                             f"choose one of: {', '.join(sorted(scored.frame['method'].unique()))}")
     out = report_dir(out_root, report_dir_name)
     for old in out.glob("fig*.png"):
         if old.is_file() or old.is_symlink():
