@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
-from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, run_cell_collect
+from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, run_cell_collect, single_threaded_children
 from dispatchbench.model.errors import InputError
 
 EXECUTORS = ("local", "dask")
@@ -223,6 +223,7 @@ class DaskExecutor(Executor):
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None) -> Executor:
     """The executor for ``--executor kind --jobs jobs [--scheduler ADDR]``."""
+    single_threaded_children()  # trainings and a LocalCluster's workers inherit it
     if kind == "dask":
         return DaskExecutor(jobs, scheduler)
     if kind != "local":

@@ -334,6 +334,8 @@ def short_label(method: str) -> str:
     except SolverNotFound:
         return method[:24]
     label = _DISPLAY.get(name, name[:24])
+    if name == "madrl_tvc" and str(params.get("refine", "0")) not in ("0", ""):
+        label = "MADRL-TVC + local search"  # decision-time flip tests: its own row (learning spec)
     if name == "nlopt":
         algo = str(params.get("algorithm", "LD_SLSQP"))
         if algo in _AUGLAG:

@@ -209,11 +209,25 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor
 
 # ---- stage 2: the shoot-out -------------------------------------------------------------------
 
+# A search added at decision time is a row of its own, named for what it adds (the learning
+# spec's protocol): the same trained TVC models, once as the learned policy alone (the default,
+# ``refine=0``) and once with its decision-time flip tests ("TVC + local search").
+DECISION_SEARCH = {"madrl_tvc": "refine=3"}
+
+
+def with_search(model_spec: str) -> str | None:
+    """``madrl_tvc[model=X]`` → ``madrl_tvc[refine=3,model=X]``; None for a learner without one."""
+    name, _, rest = model_spec.partition("[")
+    extra = DECISION_SEARCH.get(name)
+    return f"{name}[{extra},{rest}" if extra and rest else None
+
+
 def shootout_specs(budget: Budget, learned_specs: dict[str, list[str]]) -> tuple[list[str], dict[str, list[int]]]:
     """Every spec of the shoot-out, and the seeds of those that do not take the PSO seeds (each
     trained model runs once: its training seed is the spread the tables show)."""
     specs = [*budget.classical, budget.pso]
     models = [m for ms in learned_specs.values() for m in ms]
+    models += [v for v in map(with_search, list(models)) if v]
     return specs + models, {m: [0] for m in models}
 
 
