@@ -13,6 +13,7 @@ from dispatchbench.learn.marl_env import StateBox, StateSampler
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.model.errors import SolverNotFound
+from conftest import permuted_problem_toml
 
 TINY = """
 [problem]
@@ -186,23 +187,10 @@ def test_batched_decisions_equal_one_by_one(paper_model):
     assert plain <= {(2 * 60 + 7) * 2 * 9 + (60 + 4) * 2 * 3}  # one search, star + tree (2670)
 
 
-def _permuted_toml(text: str, seed: int = 3) -> str:
-    """The same problem file with its regions and groups listed in another (fixed random) order."""
-    import re
-
-    head, *blocks = re.split(r"(?m)^(?=\[\[)", text)
-    blocks = [b if b.endswith("\n") else b + "\n" for b in blocks]
-    regions = [b for b in blocks if b.startswith("[[regions]]")]
-    groups = [b for b in blocks if b.startswith("[[groups]]")]
-    rng = np.random.default_rng(seed)
-    return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
-        "".join(groups[i] for i in rng.permutation(len(groups)))
-
-
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
     paper, model = paper_model
     path = tmp_path / "paper-permuted.toml"
-    path.write_text(_permuted_toml((PROBLEMS / "paper-4region.toml").read_text()))
+    path.write_text(permuted_problem_toml((PROBLEMS / "paper-4region.toml").read_text()))
     permuted = load_problem(path)
     assert permuted.group_names != paper.group_names
     states = _states(paper)

@@ -21,6 +21,7 @@ from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem
+from conftest import permuted_problem_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -267,19 +268,6 @@ def test_missing_model_is_a_skip_reason(toy):
 
 
 # ---- protocol, batching, order invariance (issue 10) ------------------------------------------
-def _permuted_toml(text: str, seed: int = 3) -> str:
-    """The same problem file with its regions and groups listed in another (fixed random) order."""
-    import re
-
-    head, *blocks = re.split(r"(?m)^(?=\[\[)", text)
-    blocks = [b if b.endswith("\n") else b + "\n" for b in blocks]
-    regions = [b for b in blocks if b.startswith("[[regions]]")]
-    groups = [b for b in blocks if b.startswith("[[groups]]")]
-    rng = np.random.default_rng(seed)
-    return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
-        "".join(groups[i] for i in rng.permutation(len(groups)))
-
-
 @pytest.fixture(scope="module")
 def paper_model(tmp_path_factory) -> tuple[Problem, Path]:
     """A tiny TVC model of the paper instance (a few steps: enough for non-trivial networks)."""
@@ -326,7 +314,7 @@ def test_messages_per_decision_use_the_exact_tree(paper_model):
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
     paper, model = paper_model
     permuted_path = tmp_path / "paper-permuted.toml"
-    permuted_path.write_text(_permuted_toml((PROBLEMS / "paper-4region.toml").read_text()))
+    permuted_path.write_text(permuted_problem_toml((PROBLEMS / "paper-4region.toml").read_text()))
     permuted = load_problem(permuted_path)
     assert permuted.group_names != paper.group_names and permuted.region_names != paper.region_names
     states = _day(paper)
