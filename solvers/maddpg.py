@@ -172,49 +172,20 @@ class Model:
 
 
 # ---- the plugin ---------------------------------------------------------------------------
-class Maddpg(Solver):
+class Maddpg(lifecycle.LearnerPlugin, Solver):
     name = "maddpg"
     description = "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
+    hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
     default_train_steps = 6000  # the budget the tables report (docs/learning.md, "MADDPG")
     parameter_ranges = HYPERPARAMETER_RANGES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        hp_names = {f.name for f in fields(Hyperparameters)}
-        self._given = {k: self.params[k] for k in params if k in hp_names}  # set in the spec, not defaulted
-        if self.params["model"]:
-            lifecycle.check_folder(self.params["model"], self.name)
-        self._model: lifecycle.LoadedModel[Model] = lifecycle.LoadedModel()
-
-    def hyperparameters(self) -> Hyperparameters:
-        return lifecycle.from_params(Hyperparameters, self.params)
-
-    def skip(self, problem: Problem) -> str | None:
-        why = lifecycle.check_model(self.params["model"], problem, self.name)
-        if why is None:
-            try:
-                self.load(problem)
-            except ModelFileError as exc:
-                why = str(exc)
-        return why
-
     # ---- training -------------------------------------------------------------------------
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
             progress: bool = False, **options) -> FitReport:
-        if options:
-            raise ValueError(f"maddpg: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in the "
-                             f"spec, e.g. maddpg[actor_lr=5e-4]")
         out_dir = Path(out_dir)
-        ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
-        if ckpt:  # agents are keyed by group name: continue in the order the run started with
-            problem = lifecycle.in_trained_order(problem, ckpt.meta)
-        hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt else self.hyperparameters()
-        if ckpt and lifecycle.conflicts(hp, self._given):  # a resumed run keeps its own settings
-            raise ModelFileError(out_dir / "model.json", "a resumed run keeps the hyper-parameters it was trained "
-                                 f"with; the spec sets {', '.join(lifecycle.conflicts(hp, self._given))}",
-                                 "drop them from the spec, or train a new model without --resume")
+        problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
         n = len(problem.groups)
         lifecycle.seed_everything(seed)
         model = Model.new(n, hp)
@@ -344,11 +315,7 @@ class Maddpg(Solver):
         def build(ckpt: Checkpoint) -> Model:
             if ckpt.meta.get("action_format") != ACTION_FORMAT:
                 raise ModelFileError(folder / "model.json", "trained by an older MADDPG (other action format)")
-            hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, folder)
-            if lifecycle.conflicts(hp, self._given):
-                raise ModelFileError(folder / "model.json", "the spec sets hyper-parameters the model was not "
-                                     f"trained with: {', '.join(lifecycle.conflicts(hp, self._given))}",
-                                     "drop them from the spec (a model keeps its own)")
+            hp = self.trained_hyperparameters(ckpt, folder)
             model = Model.new(len(problem.groups), hp)
             for name, net in model.networks().items():
                 net.load_state_dict(ckpt.networks[name])

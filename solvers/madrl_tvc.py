@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from torch import nn
 
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
-from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
+from dispatchbench.learn.checkpoints import Checkpoint
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
@@ -583,46 +583,19 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 # =============================================================================================
 # The plugin
 # =============================================================================================
-class MadrlTvc(Solver):
+class MadrlTvc(lifecycle.LearnerPlugin, Solver):
     name = "madrl_tvc"
     description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
+    hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
     default_train_steps = 1200  # the budget the tables report (docs/madrl-tvc.md)
     parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        hp_names = {f.name for f in fields(Hyperparameters)}
-        self._given = {k: self.params[k] for k in params if k in hp_names}  # set in the spec, not defaulted
-        if self.params["model"]:
-            lifecycle.check_folder(self.params["model"], self.name)
-        self._model: lifecycle.LoadedModel[Team] = lifecycle.LoadedModel()
-
-    def skip(self, problem: Problem) -> str | None:
-        why = lifecycle.check_model(self.params["model"], problem, self.name)
-        if why is None:
-            try:
-                self.load(problem)
-            except ModelFileError as exc:
-                why = str(exc)
-        return why
-
     def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
             progress: bool = False, **options) -> FitReport:
-        if options:
-            raise ValueError(f"madrl_tvc: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in the "
-                             f"spec, e.g. madrl_tvc[q_lr=5e-4]")
         out_dir = Path(out_dir)
-        ckpt = lifecycle.open_for_resume(out_dir, problem, self.name) if resume else None
-        if ckpt:  # agents are keyed by group name: continue in the order the run started with
-            problem = lifecycle.in_trained_order(problem, ckpt.meta)
-        hp = (lifecycle.from_meta(Hyperparameters, ckpt.meta, out_dir) if ckpt
-              else lifecycle.from_params(Hyperparameters, self.params))
-        if ckpt and lifecycle.conflicts(hp, self._given):
-            raise ModelFileError(out_dir / "model.json", "a resumed run keeps the hyper-parameters it was trained "
-                                 f"with; the spec sets {', '.join(lifecycle.conflicts(hp, self._given))}",
-                                 "drop them from the spec, or train a new model without --resume")
+        problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
         lifecycle.seed_everything(seed)
         team = Team(problem, hp, seed)
         sampler = StateSampler(problem, seed=seed)
@@ -664,11 +637,7 @@ class MadrlTvc(Solver):
         problem = lifecycle.trained_problem(self.params["model"], problem, self.name)
 
         def build(ckpt: Checkpoint) -> Team:
-            hp = lifecycle.from_meta(Hyperparameters, ckpt.meta, folder)
-            if lifecycle.conflicts(hp, self._given):
-                raise ModelFileError(folder / "model.json", "the spec sets hyper-parameters the model was not "
-                                     f"trained with: {', '.join(lifecycle.conflicts(hp, self._given))}",
-                                     "drop them from the spec (a model keeps its own)")
+            hp = self.trained_hyperparameters(ckpt, folder)
             team = Team(problem, hp, seed=int(ckpt.meta["seed"]))
             _restore(team, ckpt, with_optimizers=False)
             team.commitment.q.double()  # execution only: float32 products round differently per batch size

@@ -67,10 +67,11 @@ def row_key(row: dict[str, Any]) -> RowKey:
 
 def to_json(value: Any) -> str:
     """JSON text for a params/info/dispatch cell; NumPy scalars and arrays become plain numbers."""
-    return json.dumps(value, default=_plain, sort_keys=True)
+    return json.dumps(value, default=json_default, sort_keys=True)
 
 
-def _plain(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """JSON for NumPy scalars and arrays (plugins put them in ``info``); anything else as text."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -162,7 +163,7 @@ class ResultsStore:
             raise ValueError(f"row seed {seed!r} is outside 0..{SEED_MAX}; refusing to store it")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         line = json.dumps({**{c: row.get(c) for c in ROW_COLUMNS}, "schema_version": SCHEMA_VERSION},
-                          default=_plain) + "\n"
+                          default=json_default) + "\n"
         with self.rows_path.open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()

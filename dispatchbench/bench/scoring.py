@@ -33,6 +33,7 @@ from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
+from dispatchbench.bench.results_store import json_default
 from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
 
 _evaluate = evaluate  # see the module docstring
@@ -156,19 +157,11 @@ def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *
 
 # ---- the raw numbers a cell's child sends back ----------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
 def raw_answer(answer: Answer) -> dict[str, Any]:
     """An answer as plain JSON values: the plugin's status claim, on/off, powers, imports, its
     message, info and its own time. No cost: the plugin's objective never travels."""
     d = answer.dispatch
-    info = json.loads(json.dumps(answer.info if isinstance(answer.info, dict) else {}, default=_plain))
+    info = json.loads(json.dumps(answer.info if isinstance(answer.info, dict) else {}, default=json_default))
     return {
         "status": str(answer.status), "message": str(answer.message or ""), "time_s": float(answer.time_s or 0.0),
         "info": info,

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -259,6 +259,70 @@ class LoadedModel(Generic[T]):
             value = build(load_checkpoint(folder))
             self._key, self._value = key, value
         return self._value  # type: ignore[return-value]
+
+
+class LearnerPlugin:
+    """What a learning plugin's class shares, mixed in before ``Solver``
+    (``class MadrlTvc(LearnerPlugin, Solver)``): construction with a ``model`` folder checked
+    early, the hyper-parameters the spec set explicitly, ``skip`` for a missing, unsafe or
+    foreign model, and the resume prologue of ``fit``. It does not subclass ``Solver`` (the
+    benchmark layer sits above this one); the plugin supplies ``load(problem)``.
+    """
+
+    name: ClassVar[str]
+    hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
+    params: dict[str, Any]
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[call-arg]  # Solver.__init__: cast and range-check
+        names = {f.name for f in fields(self.hyperparameter_class)}
+        self._given = {k: self.params[k] for k in params if k in names}  # set in the spec, not defaulted
+        if self.params["model"]:
+            check_folder(self.params["model"], self.name)
+        self._model: LoadedModel[Any] = LoadedModel()
+
+    def hyperparameters(self) -> Any:
+        return from_params(self.hyperparameter_class, self.params)
+
+    def load(self, problem: Problem) -> Any:  # pragma: no cover - every learner defines it
+        raise NotImplementedError
+
+    def skip(self, problem: Problem) -> str | None:
+        why = check_model(self.params["model"], problem, self.name)
+        if why is None:
+            try:
+                self.load(problem)
+            except ModelFileError as exc:
+                why = str(exc)
+        return why
+
+    def begin_fit(self, problem: Problem, out_dir: Path, *, resume: bool,
+                  options: Mapping[str, Any]) -> tuple[Problem, Checkpoint | None, Any]:
+        """``(problem, checkpoint or None, hyper-parameters)`` for a new or resumed training: a
+        resumed run continues in its own group order with the hyper-parameters it was trained with."""
+        if options:
+            first = fields(self.hyperparameter_class)[0].name
+            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in "
+                             f"the spec, e.g. {self.name}[{first}=...]")
+        ckpt = open_for_resume(out_dir, problem, self.name) if resume else None
+        if ckpt is None:
+            return problem, None, self.hyperparameters()
+        problem = in_trained_order(problem, ckpt.meta)  # agents are keyed by group name
+        hp = from_meta(self.hyperparameter_class, ckpt.meta, out_dir)
+        if conflicts(hp, self._given):
+            raise ModelFileError(out_dir / META_FILE, "a resumed run keeps the hyper-parameters it was trained "
+                                 f"with; the spec sets {', '.join(conflicts(hp, self._given))}",
+                                 "drop them from the spec, or train a new model without --resume")
+        return problem, ckpt, hp
+
+    def trained_hyperparameters(self, ckpt: Checkpoint, folder: Path) -> Any:
+        """The hyper-parameters a loaded model was trained with; a spec that contradicts them is refused."""
+        hp = from_meta(self.hyperparameter_class, ckpt.meta, folder)
+        if conflicts(hp, self._given):
+            raise ModelFileError(folder / META_FILE, "the spec sets hyper-parameters the model was not "
+                                 f"trained with: {', '.join(conflicts(hp, self._given))}",
+                                 "drop them from the spec (a model keeps its own)")
+        return hp
 
 
 # ---- Fig. 5 ----------------------------------------------------------------------------------
