@@ -121,11 +121,17 @@ def _local_max(problem: Problem, v2g: np.ndarray) -> np.ndarray:
 
 
 # ---- the families ---------------------------------------------------------------------------
-def _base_load(problem: Problem, rng: np.random.Generator) -> DayDraw:
+def _shaped_day(problem: Problem, rng: np.random.Generator, base: tuple[float, float], swing: tuple[float, float],
+                v2g: tuple[float, float]) -> DayDraw:
+    """Each region's share of capacity: a flat base plus a swing along its kind's daily shape."""
     n = len(problem.regions)
-    base, swing = rng.uniform(0.18, 0.28, n), rng.uniform(0.05, 0.15, n)
-    demand = _capacity(problem) * (base + swing * _demand_shapes(problem)) * _noise(rng, (INTERVALS, n))
-    return DayDraw(demand, _v2g_day(problem, rng, 0.5, 1.0))
+    level, amplitude = rng.uniform(*base, n), rng.uniform(*swing, n)
+    demand = _capacity(problem) * (level + amplitude * _demand_shapes(problem)) * _noise(rng, (INTERVALS, n))
+    return DayDraw(demand, _v2g_day(problem, rng, *v2g))
+
+
+def _base_load(problem: Problem, rng: np.random.Generator) -> DayDraw:
+    return _shaped_day(problem, rng, base=(0.18, 0.28), swing=(0.05, 0.15), v2g=(0.5, 1.0))
 
 
 def _night_heavy(problem: Problem, rng: np.random.Generator) -> DayDraw:
@@ -159,10 +165,7 @@ def _skewed(problem: Problem, rng: np.random.Generator) -> DayDraw:
 
 
 def _high_demand(problem: Problem, rng: np.random.Generator) -> DayDraw:
-    n = len(problem.regions)
-    base, swing = rng.uniform(0.45, 0.60, n), rng.uniform(0.10, 0.25, n)
-    demand = _capacity(problem) * (base + swing * _demand_shapes(problem)) * _noise(rng, (INTERVALS, n))
-    return DayDraw(demand, _v2g_day(problem, rng, 0.7, 1.0))
+    return _shaped_day(problem, rng, base=(0.45, 0.60), swing=(0.10, 0.25), v2g=(0.7, 1.0))
 
 
 def _cs_binding(problem: Problem, rng: np.random.Generator) -> DayDraw:
