@@ -204,7 +204,7 @@ def test_user_strings_are_escaped_in_the_html(hostile_report):
 
 
 def test_escaping_of_every_block_kind(tmp_path):
-    from dispatchbench.report.html_report import Figure, Heading, Para, Table, to_html, to_markdown
+    from dispatchbench.report.document import Figure, Heading, Para, Table, to_html, to_markdown
 
     png = tmp_path / "fig.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")

@@ -21,11 +21,8 @@ legend, paths are shown relative to the project, and ``name`` must be a plain fo
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,8 @@ from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.bench.plugins import parse_spec
 from dispatchbench.report import tables
+from dispatchbench.report.document import (Block, Figure, Heading, Para, Table, cell_text, check_report_name, code,
+                                           plain, report_dir, strong, to_html, to_markdown)
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -484,141 +483,6 @@ def failures_table(scored: ScoredResults) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "states file", "status", "rows", "first reason"])
 
 
-# ---- the report as blocks: one document, rendered to Markdown and to escaped HTML -----------------
-#
-# The page is built from typed blocks instead of Markdown text fed through a Markdown renderer:
-# a renderer passes raw HTML through, so a problem name, a state label, a solver spec or a
-# plugin's error message containing "<script>" would become live in report.html. Here every
-# piece of text is escaped once, by the renderer of its format.
-
-Inline = tuple[str, str]  # (style, text): style is "", "code" or "strong"
-
-
-@dataclass
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass
-class Para:
-    parts: list[Inline]
-
-
-@dataclass
-class Table:
-    frame: pd.DataFrame
-    digits: int = 4
-    numeric: tuple[str, ...] = ()  # columns right-aligned
-
-
-@dataclass
-class Figure:
-    path: Path
-    caption: str
-
-
-Block = Heading | Para | Table | Figure
-
-
-def _txt(text: Any) -> Inline:
-    return ("", str(text))
-
-
-def _code(text: Any) -> Inline:
-    return ("code", str(text))
-
-
-def _strong(text: Any) -> Inline:
-    return ("strong", str(text))
-
-
-def _cell(v: Any, digits: int) -> str:
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        return "n/a" if math.isnan(v) else f"{v:,.{digits}g}" if abs(v) < 1e-3 and v else f"{v:,.{digits}f}"
-    return str(v)
-
-
-def _md_escape(text: str) -> str:
-    """Markdown text that shows ``text`` literally: no raw HTML, no table breaks, one line."""
-    text = re.sub(r"\s+", " ", str(text))
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-
-
-def _md_inline(parts: list[Inline]) -> str:
-    out = []
-    for style, text in parts:
-        if style == "code" and not any(ch in text for ch in "<>&"):
-            out.append("`" + re.sub(r"\s+", " ", text).replace("`", "'") + "`")
-        elif style == "code":  # a code span shows "&lt;" literally: markup-like text goes out escaped
-            out.append(_md_escape(text))
-        elif style == "strong":
-            out.append(f"**{_md_escape(text)}**")
-        else:
-            out.append(_md_escape(text))
-    return "".join(out)
-
-
-def to_markdown(blocks: list[Block]) -> str:
-    lines: list[str] = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            lines += ["#" * b.level + " " + _md_escape(b.text), ""]
-        elif isinstance(b, Para):
-            lines += [_md_inline(b.parts), ""]
-        elif isinstance(b, Table):
-            if len(b.frame):
-                shown = b.frame.map(lambda v: _md_escape(_cell(v, b.digits)))
-                shown.columns = [_md_escape(c) for c in shown.columns]
-                lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
-            else:
-                lines += ["(none)", ""]
-        elif isinstance(b, Figure):
-            lines += [f"![{_md_escape(b.caption.split(':')[0])}]({b.path.name})", "",
-                      f"*{_md_escape(b.caption)}*", ""]
-    return "\n".join(lines)
-
-
-def _html_inline(parts: list[Inline]) -> str:
-    out = []
-    for style, text in parts:
-        e = html.escape(text, quote=True)
-        out.append(f"<{style}>{e}</{style}>" if style else e)
-    return "".join(out)
-
-
-def to_html(blocks: list[Block], *, title: str) -> str:
-    """One self-contained page; every text escaped, figures inlined as data URIs."""
-    body: list[str] = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
-        elif isinstance(b, Para):
-            body.append(f"<p>{_html_inline(b.parts)}</p>")
-        elif isinstance(b, Table):
-            if not len(b.frame):
-                body.append("<p>(none)</p>")
-                continue
-            cols = list(b.frame.columns)
-            align = ['' if c not in b.numeric else ' class="num"' for c in cols]
-            head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(cols, align))
-            rows = "\n".join("<tr>" + "".join(f"<td{a}>{html.escape(_cell(v, b.digits))}</td>"
-                                              for v, a in zip(row, align)) + "</tr>"
-                             for row in b.frame.itertuples(index=False))
-            body.append(f"<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n"
-                        f"</tbody>\n</table></div>")
-        elif isinstance(b, Figure):
-            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-            alt = html.escape(b.caption.split(":")[0], quote=True)
-            body.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{alt}\">"
-                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
-
-
 # ---- the report -------------------------------------------------------------------------------
 
 @dataclass
@@ -631,31 +495,6 @@ class ReportFiles:
     figures: list[Path]
     dispatch_method: str | None
     notes: list[str]
-
-
-REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-
-
-def report_dir(out_root: str | Path, name: str) -> Path:
-    """``out_root/name``, refusing any name that is not one plain folder name.
-
-    The report deletes its old ``fig*.png`` before writing: with ``--name ../../x`` or an
-    absolute path it would delete and write wherever the name pointed.
-    """
-    if not REPORT_NAME.fullmatch(name) or ".." in name:
-        raise InputError("--name", repr(name), "is not a plain folder name",
-                         "use letters, digits, -, _ and . (not first), no '/' and no '..'")
-    root = Path(out_root)
-    out = root / name
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InputError(str(root), name, "exists and is not a report folder (a file or a link)",
-                         "choose another --name or remove it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(str(root), name, f"cannot be created ({exc.strerror})",
-                         "give --reports a writable folder") from None
-    return out
 
 
 def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: str) -> tuple[list[Block], str]:
@@ -676,14 +515,14 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
             f"{r['best']:,.2f} / {r['worst']:,.2f}",
             f"vs {base_label}": _pct(r["improvement"]),
             "gap to exact": _pct(r["gap_to_exact"]),
-            "s / state": _cell(float(r["time_per_state_s"]), 4),
+            "s / state": cell_text(float(r["time_per_state_s"]), 4),
             "failed": failed or "0",
         })
     shown = pd.DataFrame(rows)
-    legend = [_txt("Methods: ")]
+    legend = [plain("Methods: ")]
     for i, m in enumerate(methods):
-        legend += [_txt("; " if i else ""), _strong(labels[m]), _txt(" = "), _code(m)]
-    legend.append(_txt("."))
+        legend += [plain("; " if i else ""), strong(labels[m]), plain(" = "), code(m)]
+    legend.append(plain("."))
     if pt.number == "IV":
         title = f"Table IV — operating cost at one observation state ({pt.scope})"
         definition = "Cost: the evaluator's cost of each method's dispatch at this state."
@@ -701,10 +540,10 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
         Heading(3, title),
         Table(shown, numeric=("seeds", "cost", "best / worst seed", f"vs {base_label}", "gap to exact", "s / state")),
         Para(legend),
-        Para([_txt(f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
+        Para([plain(f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
                    f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.")]),
-        Para([_txt(f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
+        Para([plain(f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
                    f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {tables.PAPER_CAVEAT}")]),
     ]
     return blocks, title
@@ -729,8 +568,7 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         report_dir_name = name
     else:
         report_dir_name = results_dir.resolve().name
-    if not REPORT_NAME.fullmatch(report_dir_name) or ".." in report_dir_name:
-        report_dir(out_root, report_dir_name)  # raises with the message
+    check_report_name(report_dir_name)
     scored = load_scored(results_dir)
     if method is not None:  # checked before anything is written: a typo leaves no half-made report
         by_label = {label: m for m, label in method_labels(method_order(scored.frame)).items()}
@@ -753,14 +591,14 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
 
     checked = int((frame["cost_check"] != "no dispatch").sum())
     disagree = int((~frame["cost_check"].isin(["ok", "no dispatch"])).sum())
-    blocks.append(Para([_txt("Results: "), _code(shown_path(results_dir.resolve(), results_dir)),
-                        _txt(f" - {len(frame)} rows, {frame['method'].nunique()} methods "
+    blocks.append(Para([plain("Results: "), code(shown_path(results_dir.resolve(), results_dir)),
+                        plain(f" - {len(frame)} rows, {frame['method'].nunique()} methods "
                              f"({', '.join(labels[m] for m in order)}).")]))
-    blocks.append(Para([_txt("Every cost and energy below was recomputed by the evaluator from the stored dispatches "
+    blocks.append(Para([plain("Every cost and energy below was recomputed by the evaluator from the stored dispatches "
                              f"({checked} dispatches re-scored; "),
-                        _txt("all stored costs agree with the evaluator).") if not disagree else
-                        _strong(f"{disagree} disagree with the stored result"),
-                        _txt("" if not disagree else " - listed under Failures).")]))
+                        plain("all stored costs agree with the evaluator).") if not disagree else
+                        strong(f"{disagree} disagree with the stored result"),
+                        plain("" if not disagree else " - listed under Failures).")]))
 
     # Tables IV and V, by the tables module, from the recomputed costs
     table_rows = as_table_input(scored)
@@ -795,7 +633,7 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
                                 "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band."))
         pngs += [p, q]
     else:
-        blocks.append(Para([_txt("No learned method with a training log in these results.")]))
+        blocks.append(Para([plain("No learned method with a training log in these results.")]))
         notes.append("no training logs: Fig. 5 left out")
 
     # Dispatch figures (6-8) from one method's own day, and Fig. 9 for every method
@@ -812,8 +650,8 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
             shown = labels[chosen]
             label = f"{shown}, seed {seed}" if frame.loc[frame["method"] == chosen, "run_seed"].nunique() > 1 else shown
             blocks += [Heading(2, "Dispatch over the day"),
-                       Para([_txt("Figures 6-8 show the dispatches of "), _strong(shown),
-                             _txt(f" ({why}) on {Path(str(day_file)).name}; {len(series.states)} intervals of "
+                       Para([plain("Figures 6-8 show the dispatches of "), strong(shown),
+                             plain(f" ({why}) on {Path(str(day_file)).name}; {len(series.states)} intervals of "
                                   f"15 minutes, day cost recomputed: {series.cost.sum():,.2f} "
                                   f"({cost_per_hour(series.cost):,.2f} per hour).")])]
             energy, ratio = v2g_tables(problem, series)
@@ -858,16 +696,16 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
     runtime = runtime_table(scored, day_sha)
     blocks += [Heading(2, "Run time"),
                Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
-               Para([_txt("Time per decision: wall time the harness measured around each state's solve (all agents "
+               Para([plain("Time per decision: wall time the harness measured around each state's solve (all agents "
                           "and the balancing search for learned methods). Training time: wall time of "),
-                     _code("fit"), _txt(" per trained model.")])]
+                     code("fit"), plain(" per trained model.")])]
     repro = _reproduce_record(results_dir)
     if repro:
         wall = repro.get("wall_s", {})
         stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in wall.items()]
                               if isinstance(wall, dict) else [])
         blocks += [Heading(3, "Wall time of dispatchbench reproduce"), Table(stages, 1, ("wall time (s)",)),
-                   Para([_txt("Budget: "), _code(json.dumps(repro.get("budget", {}), sort_keys=True, default=str))])]
+                   Para([plain("Budget: "), code(json.dumps(repro.get("budget", {}), sort_keys=True, default=str))])]
     failed = failures_table(scored)
     repro_failures = repro.get("failures", []) if repro else []
     if isinstance(repro_failures, list) and repro_failures:
@@ -877,7 +715,7 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         failed = pd.concat([failed, extra], ignore_index=True) if len(extra) else failed
     blocks += [Heading(2, "Failures"), Table(failed)]
     if notes:
-        blocks.append(Para([_txt("Notes: " + "; ".join(notes) + ".")]))
+        blocks.append(Para([plain("Notes: " + "; ".join(notes) + ".")]))
     blocks += [Heading(2, "Metadata"), Table(metadata_table(scored, results_dir))]
 
     md_path = out / "report.md"
@@ -897,25 +735,3 @@ def _reproduce_record(results_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-# Fits a 1366 px laptop screen: the body is at most 1180 px, long cells (specs, paths, reasons)
-# wrap anywhere instead of widening their table, and a table that still cannot fit scrolls in
-# its own box rather than the page.
-_CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1180px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; overflow-wrap: anywhere; }
-h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
-h2 { margin-top: 2em; border-bottom: 1px solid #eee; }
-.scroll { max-width: 100%; overflow-x: auto; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.88em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
-td.num, th.num { text-align: right; }
-td.num { white-space: nowrap; }
-th { background: #f4f4f4; }
-figure { margin: 1em 0; }
-figcaption { font-style: italic; font-size: 0.92em; }
-img { max-width: 100%; height: auto; display: block; margin: 1em 0 0.2em; }
-code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
-"""

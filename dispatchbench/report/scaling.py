@@ -45,8 +45,7 @@ from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.state_file import states_to_frame
 from dispatchbench.report import figures
-from dispatchbench.report.html_report import (Figure, Heading, Para, Table, _code, _txt, report_dir, to_html,
-                                              to_markdown)
+from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
 from dispatchbench.report.reproduce import Budget, Outcome, train_models, workers_default
 
 SCALING_FILE = "scaling.json"
@@ -313,8 +312,8 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
     machine = record.get("machine", {})
     blocks = [
         Heading(1, "Scaling study: every method from 4 to 128 regions"),
-        Para([_txt("One generated instance per size ("), _code("dispatchbench generate problem"),
-              _txt(f", seed {INSTANCE_SEED}), test states from every day family (test seeds only), every method "
+        Para([plain("One generated instance per size ("), code("dispatchbench generate problem"),
+              plain(f", seed {INSTANCE_SEED}), test states from every day family (test seeds only), every method "
                    "through the same harness and evaluator. Gaps are to SCIP's best solution of the same state; "
                    "where SCIP did not prove optimality the gap to its dual bound is shown too. Mean and worst gap "
                    "are over the states a method answered with a feasible dispatch; 'answers' counts them "
@@ -329,7 +328,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         Heading(2, "Failures"),
         Table(pd.DataFrame(record.get("failures", [])), digits=3),
         Heading(2, "Budget and machine"),
-        Para([_txt(f"quick: {record.get('quick')}; per-state limit {record['budget']['timeout_s']} s; PSO seeds "
+        Para([plain(f"quick: {record.get('quick')}; per-state limit {record['budget']['timeout_s']} s; PSO seeds "
                    f"{record['budget']['pso_seeds']}; learners trained once per instance (seed 0) with steps "
                    f"{record['budget']['learned']}; wall time: "
                    + ", ".join(f"{k} {v:.0f} s" for k, v in record.get("wall_s", {}).items()))]),
