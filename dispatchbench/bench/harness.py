@@ -46,7 +46,6 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +54,7 @@ from tqdm import tqdm
 
 from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, make_executor
-from dispatchbench.bench.plugins import (BUNDLED_PACKAGE, ENTRY_POINT_GROUP, declared_names, parse_spec,
-                                         solver_dirs, split_specs)
+from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
 from dispatchbench.bench.results_store import ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
@@ -170,23 +168,6 @@ class RunSummary:
     statuses: Counter = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
-
-
-def plugin_origins() -> dict[str, str]:
-    """Solver name -> where its plugin is, found without importing any plugin: names a plugin file
-    declares (read with ``ast``; bundled folder, then ``$DISPATCHBENCH_SOLVER_PATH``), then entry
-    points by name. First found wins, as in :func:`plugins.discover`."""
-    found: dict[str, str] = {}
-    for folder in solver_dirs():
-        for path in sorted(folder.glob("*.py")):
-            if not path.name.startswith("_"):
-                for name in declared_names(path):
-                    found.setdefault(name, str(path.resolve()))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in found and ep.value.startswith(BUNDLED_PACKAGE + "."):
-            continue
-        found.setdefault(ep.name, ep.value)
-    return found
 
 
 def plan_solvers(specs: str | Sequence[str], *, startup_timeout: float = STARTUP_LIMIT_S,

@@ -121,6 +121,12 @@ def _plugin_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
 
 
+def _is_bundled_entry_point(ep) -> bool:
+    """The package registers its own plugins as entry points too; where the bundled folder is
+    there, it is the one source of them (scanned, or reported broken, from the folder)."""
+    return ep.value.startswith(BUNDLED_PACKAGE + ".") and bundled_dir() is not None
+
+
 def _load_entry_point(ep) -> type[Solver]:
     cls = ep.load()
     if not (inspect.isclass(cls) and issubclass(cls, Solver)):
@@ -142,8 +148,8 @@ def _discover(dirs: tuple[Path, ...]) -> tuple[dict[str, type[Solver]], tuple[Br
             for cls in classes:
                 found.setdefault(cls.name, cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.value.startswith(BUNDLED_PACKAGE + ".") and bundled_dir() is not None:
-            continue  # a bundled file: already imported (or reported broken) from its folder
+        if _is_bundled_entry_point(ep):
+            continue
         try:
             cls = _load_entry_point(ep)
         except Exception as exc:
@@ -231,8 +237,8 @@ def instantiate(cls: type[Solver], name: str, params: dict[str, str]) -> Solver:
 def find_solver_class(name: str) -> type[Solver] | None:
     """The class of solver ``name``, importing as little as possible (see :func:`declared_names`)."""
     for folder in solver_dirs():
-        for path in sorted(folder.glob("*.py")):
-            if not path.name.startswith("_") and name in declared_names(path):
+        for path in _plugin_files(folder):
+            if name in declared_names(path):
                 try:
                     for cls in _load_file(path):
                         if cls.name == name:
@@ -264,21 +270,24 @@ def make_solver(spec: str) -> Solver:
     return instantiate(cls, name, params)
 
 
-def solver_origin(name: str) -> str:
-    """Where the plugin ``name`` comes from: its file (folder plugins) or ``module:qualname`` (entry
-    points). The harness hands this to each cell's process so it imports that one plugin only,
-    instead of re-discovering (and importing torch for) every plugin."""
-    cls = find_solver_class(name)
-    if cls is None:
-        raise SolverNotFound(f"no solver named {name!r}")
-    module = sys.modules[cls.__module__]
-    if cls.__module__.startswith("dispatchbench_plugin_") and getattr(module, "__file__", None):
-        return str(Path(module.__file__).resolve())
-    return f"{cls.__module__}:{cls.__qualname__}"
+def plugin_origins() -> dict[str, str]:
+    """Solver name -> where its plugin is (a file, or an entry point's ``module:Class``), found
+    without importing any plugin: the names plugin files declare (read with ``ast``), then entry
+    points by name. First found wins, as in :func:`discover`. The harness hands an origin to
+    each cell's process, which imports that one plugin under the cell's time limit."""
+    found: dict[str, str] = {}
+    for folder in solver_dirs():
+        for path in _plugin_files(folder):
+            for name in declared_names(path):
+                found.setdefault(name, str(path.resolve()))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not _is_bundled_entry_point(ep):
+            found.setdefault(ep.name, ep.value)
+    return found
 
 
 def make_solver_from(origin: str, spec: str) -> Solver:
-    """Instantiate ``spec`` from the plugin at ``origin`` (see :func:`solver_origin`)."""
+    """Instantiate ``spec`` from the plugin at ``origin`` (see :func:`plugin_origins`)."""
     name, params = parse_spec(spec)
     if origin.endswith(".py"):
         classes = [cls for cls in _load_file(Path(origin)) if cls.name == name]

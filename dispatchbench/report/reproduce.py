@@ -41,9 +41,8 @@ from tqdm import tqdm
 
 from dispatchbench.model.errors import InputError
 from dispatchbench.bench.executors import Executor, make_executor
-from dispatchbench.bench.harness import plugin_origins
 from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
-from dispatchbench.bench.plugins import parse_spec
+from dispatchbench.bench.plugins import parse_spec, plugin_origins
 from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore
 from dispatchbench.report.html_report import build_report
 from dispatchbench.bench.run_metadata import utc_timestamp
