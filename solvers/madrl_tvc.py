@@ -1,38 +1,42 @@
 """MADRL-TVC: fully distributed multi-agent RL with target-value competition.
 
 One file, read top to bottom: hyper-parameters, the per-agent networks, the agent (its own replay
-buffers and update), the learned price response the distributed search clears, the training loop
-(``fit``) and execution (``solve``). The design, and why it is shaped this way, is in
-``docs/madrl-tvc.md``; in short, every charger group is one agent that owns
+buffers and fits), the learned price response the distributed search clears, the team's
+decision procedure, the training loop (``fit``) and the plugin (``solve``). The design, and why it
+is shaped this way, is in ``docs/madrl-tvc.md``; in short, every charger group is one agent that
+owns
 
 - a **cost network** ``C_i(o_i, P_i)``: its own operating cost, learned from its own bills
-  (the reward term a station measures itself), input-convex in its own power. Its value network
-  is ``Q_i = −C_i``; at a shared price ``λ`` the agent offers ``argmax_P Q_i + λ·delivered(P)``,
-  solved on its own learned marginal-cost curve, so offers are monotone in ``λ`` and the
-  hierarchical distributed binary search (``dispatchbench.formulations.distributed_search``) meets every
-  balance and CS limit exactly;
-- a **commitment Q-network** ``Q^u_i(o_i, u)`` (``u`` = off/on), its **target network** and a
-  **reward network**, trained on the *team* reward (minus the total cost after balancing, heard as
-  a sum over the communication tree) relative to the best plan the team tried at the same state.
-  The target value of an update is settled by a competition: a sample's reward competes with the reward network's estimate (rewards
-  below what the agent can expect are filtered out — they come from partners' exploration), and the
-  update is hysteretic around the target network's value (weight ``τ`` upwards, ``1 − τ``
-  downwards). That makes each agent an optimistic independent learner, which in a deterministic
-  cooperative game recovers its part of the best joint commitment.
+  (the reward term a station measures itself), input-convex in its own power. At a shared price
+  ``λ`` the agent offers ``argmin_P C_i(P) − λ·delivered(P)`` from its own learned marginal-cost
+  curve, so offers are monotone in ``λ`` and the hierarchical distributed binary search
+  (``dispatchbench.formulations.distributed_search``) meets every balance and CS limit exactly;
+- a **commitment Q-network** ``Q_i(f_i, u)`` (``u`` = off/on) on what the agent can hear cheaply
+  after a clearing (``COMMITMENT_FEATURES``): its own observation and status, the regional and
+  system prices relative to its own learned marginal-cost range, the output it would offer at its
+  regional price and its learned margin there, its CS link's loading and whether the plan cleared.
 
-At execution the learned commitment is cleared by the price search — by default that is all
-(``refine=0``: the learned policy alone, the method's headline row). ``madrl_tvc[refine=3]``
-("TVC + local search", a separate row) adds up to ``refine`` rounds of *learned flip tests*: each
-agent's solo flip is cleared and priced on the agents' own cost networks, summed over the
-communication tree, and the best improving flip is taken. A day's states are decided in one batch
-(networks on every state at once, one vectorised price search); a state whose commitment needs
-repair, or flip tests, continues on its own with the same steps, so batched answers equal
-one-by-one answers.
+A decision is a few clearings (``rounds``): everyone offers (a trial clearing), every agent
+reads its features and picks on/off by its Q-network, the plan is cleared, and again; the last
+plan is the answer. A plan that cannot meet the balances is repaired cheaply (the off agent most
+willing to run starts, or the on agent least willing stops, picked by a maximum over the tree).
+``madrl_tvc[refine=3]`` ("TVC + local search", a separate row) adds up to ``refine`` rounds of
+learned flip tests priced on the agents' own cost networks.
+
+**Target-value competition.** At every training state the team tries plans — the policy's own
+(with exploration flips) and the local search around the best one so far: every solo flip and
+coordinated swaps (one agent stops, another starts) — each cleared on the learned offers and
+scored by the environment's team reward (the evaluator's cost; no agent sees a coefficient). The
+plans compete; the best sets every agent's target: ``Q_i(f_i, u)`` regresses the team advantage
+of the best tried plan in which agent ``i`` plays ``u``, relative to the best plan overall, in %
+of that state's cost (so cheap night states weigh like busy days). That is the optimistic
+independent learner's fixed point — its part of the best joint commitment — computed per state
+rather than approached by hysteresis, and because features come from the clearings the agent
+itself takes part in, the same network applies to states, days and demand levels it never saw.
 
 Nothing is shared: every agent has its own modules, optimisers, buffers and random generator, and
-learns from its own observation, its own power, its own bill and scalars heard from neighbours
-(the team reward and the cleared price). No agent ever reads a cost coefficient; costs enter only
-through rewards computed by the environment's evaluator.
+learns from its own features, its own bill and scalars heard from the clearing (prices, its CS
+link's loading) and the team reward. No agent ever reads a cost coefficient.
 """
 
 from __future__ import annotations
@@ -54,15 +58,28 @@ from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIV
 from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
-from dispatchbench.model.evaluate import evaluate
-from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
-                                          observation_matrix, observation_names)
+from dispatchbench.model.evaluate import group_costs
+from dispatchbench.learn.marl_env import (OBS_DIM, StateSampler, map_actions, monitor_states, observation_matrix,
+                                          observation_names)
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.learn.replay_buffer import ReplayBuffer
 from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
 from dispatchbench.learn.training_log import TrainingLog
 
 OFF, ON = 0, 1
+COMMITMENT_FEATURES = (
+    "total_demand", "own_demand_or_v2g", "third_observation",  # the agent's observation (marl_env)
+    "status",  # 1 if the agent runs in the plan just cleared (all run in the trial clearing)
+    "region_price",  # the cleared regional price, placed in the agent's own learned marginal-cost range
+    "system_price",  # the same for the system price (differs when the CS link binds)
+    "offer",  # the output it would offer at its regional price, / p_max
+    "margin",  # λ_I·delivered − learned cost at that output, / its own bill scale
+    "cs_loading",  # its region's import / CS limit (−1 export limit … 1 import limit)
+    "cover",  # could the rest replace its output (its region's spare + what the CS link can bring in)? 10·(ratio − 1)
+    "peak_price",  # the highest regional price in the system (a tree maximum), placed like region_price
+    "cleared",  # 1 if the plan met every balance
+)
+N_FEATURES = len(COMMITMENT_FEATURES)
 
 
 # =============================================================================================
@@ -75,39 +92,39 @@ class Hyperparameters:
     cost_batch: int = 1024  # replay mini-batch of one cost-network fit (L-BFGS: slopes must be precise)
     cost_iterations: int = 25  # L-BFGS iterations per fit
     cost_every: int = 50  # training steps between fits (bills never change: the curve settles early)
-    # commitment networks (Q, target, reward)
+    # commitment network
     q_hidden: int = 64
     q_lr: float = 1e-3
-    tau_optimism: float = 0.9  # hysteresis: weight of updates that raise the value (1 − τ lowers it)
-    polyak: float = 0.02  # target-network soft-update rate
-    advantage_clip: float = 20.0  # team advantages (≤ 0) in % of the typical team cost, clipped below at −this
+    gossip: int = 0  # after each update, rounds of parameter averaging with same-type ring neighbours (0: none)
+    rounds: int = 2  # policy rounds per decision, each one clearing (after the trial clearing)
+    advantage_clip: float = 20.0  # team advantages (≤ 0) in % of the state's best cost, clipped at −this
+    advantage_resolution: float = 0.1  # % of cost below which targets stay linear (log-compressed above)
     # exploration and data
     warmup_states: int = 400  # states explored with uniform random actions before learning offers
     warmup_actions: int = 8  # random action profiles per warm-up state
-    states_per_step: int = 4  # states visited per training step
-    joint_explorations: int = 6  # per state, besides the greedy plan and one solo flip per agent
-    flip_prob: float = 0.15  # each agent flips its greedy on/off with this probability, independently
+    states_per_step: int = 8  # states visited per training step
+    flip_prob: float = 0.05  # exploration: each agent flips its greedy on/off with this probability
+    search_rounds: int = 8  # rounds of local search (solo flips + swaps) setting each state's targets
+    max_swaps: int = 64  # coordinated swaps tried per state and round (a random subset when more)
+    generated_share: float = 0.5  # training mixture: share of draws from generated training-seed days
     batch_size: int = 256
     updates_per_step: int = 4  # commitment-network updates per training step
-    buffer_size: int = 20_000
+    buffer_size: int = 50_000
     # execution
     table_points: int = 2049  # resolution of each agent's learned marginal-cost table
     search_iterations: int = 40  # bisection steps per level (bracket / 2^40, then exact interpolation)
     log_every: int = 100
     checkpoint_every: int = 1000
 
-    @property
-    def reward(self) -> RewardConfig:
-        return RewardConfig()  # the environment's penalty per kW of violation for infeasible plans
-
 
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
     "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
-    "q_lr": POSITIVE, "tau_optimism": FRACTION, "polyak": FRACTION, "advantage_clip": NON_NEGATIVE,
-    "warmup_states": COUNT, "warmup_actions": COUNT, "states_per_step": COUNT, "joint_explorations": NON_NEGATIVE,
-    "flip_prob": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT, "buffer_size": COUNT,
-    "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT, "checkpoint_every": COUNT,
+    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "advantage_clip": POSITIVE, "advantage_resolution": POSITIVE, "warmup_states": COUNT,
+    "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
+    "max_swaps": NON_NEGATIVE, "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
+    "buffer_size": COUNT, "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT,
+    "checkpoint_every": COUNT,
 }
 
 
@@ -148,67 +165,78 @@ class ConvexCost(nn.Module):
 
 
 class CommitmentLearners(nn.Module):
-    """Every agent's commitment Q-network, target network and reward network (one slice each).
+    """Every agent's commitment Q-network (one slice each, stacked: ``dispatchbench.learn.agent_nets``).
 
-    Stacked per-agent layers (``dispatchbench.learn.agent_nets``): slice ``i`` is agent ``i``'s own
-    network, trained only on its own data (``tests/test_madrl_tvc.py`` checks this).
-    ``Q_i(o_i, u)`` is agent ``i``'s optimistic estimate of the team advantage of playing
-    ``u ∈ {off, on}`` — the team reward minus the best team reward among the plans tried at the
-    same state (≤ 0; 0 = "the best plan seen here agrees with me"), in % of a typical team cost. The update is the *target-value competition*:
+    ``Q_i(f_i, u)`` is agent ``i``'s estimate of the team advantage of playing ``u ∈ {off, on}``
+    given its features ``f_i`` (``COMMITMENT_FEATURES``): the best team reward of a plan in which
+    it plays ``u``, minus the best team reward of any plan tried at that state (≤ 0), in % of
+    that state's cost, log-compressed (:meth:`compress`). Both actions have a target at every
+    stored state (the competition among the tried plans settles both), so the loss covers both
+    outputs. Slice ``i`` is trained only on agent ``i``'s own buffer (``tests/test_madrl_tvc.py``
+    checks this).
 
-    1. the reward network ``R_i(o_i, u)`` regresses the observed advantages (mean): what the team
-       gets when I play ``u`` while my partners keep exploring;
-    2. the target value is ``y = max(r, R_i(o_i, u))``: a sample worse than that expectation is
-       blamed on the partners' exploration and filtered out;
-    3. ``Q_i`` moves towards ``y`` with weight ``τ`` when ``y`` is above the target network's
-       value ``Q'_i(o_i, u)`` and ``1 − τ`` when below (hysteresis: raised fast, lowered slowly),
-       and ``Q'_i`` follows ``Q_i`` softly, so the target settles progressively.
+    With ``gossip > 0`` each agent, after each update, averages its parameters with its two
+    neighbours on a ring through the agents of its own type (``gossip_ring``) — decentralised
+    training in which same-type agents pool what they learn without a parameter server; the
+    features are normalised by each agent's own ratings and learned curves, so one type's
+    networks can agree. At 32–128 regions that multiplies the data behind each network.
     """
 
-    def __init__(self, n: int, hp: Hyperparameters) -> None:
+    def __init__(self, n: int, hp: Hyperparameters, mixing: np.ndarray | None = None) -> None:
         super().__init__()
         self.hp = hp
-        self.q = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
-        self.q_target = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
-        self.q_target.load_state_dict(self.q.state_dict())
-        self.reward = agent_mlp(n, OBS_DIM, hp.q_hidden, 2)
+        self.q = agent_mlp(n, N_FEATURES, hp.q_hidden, 2)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=hp.q_lr)
-        self.reward_opt = torch.optim.Adam(self.reward.parameters(), lr=hp.q_lr)
+        self.mixing = None if mixing is None or hp.gossip == 0 else torch.as_tensor(
+            np.linalg.matrix_power(mixing, hp.gossip), dtype=torch.float32)
+
+    def compress(self, advantage: np.ndarray) -> np.ndarray:
+        """``−log(1 + |A| / resolution)``: the sign is all a decision needs, and a V2G group that
+        wastes 1 % when it runs idle must be told apart from a group whose stop breaks a balance
+        (−20 %); regressing raw percentages spends the network on the large ones. Monotone, so
+        the best plan's action keeps the highest value and the preference keeps its sign."""
+        return -np.log1p(-np.minimum(advantage, 0.0) / self.hp.advantage_resolution)
 
     @torch.no_grad()
-    def values(self, obs: np.ndarray) -> np.ndarray:
-        """``obs (G, B, 3) -> (G, B, 2)`` each agent's values of off / on (in the network's own
-        precision: double once loaded for execution, so batched and single decisions agree)."""
+    def values(self, features: np.ndarray) -> np.ndarray:
+        """``features (G, B, F) -> (G, B, 2)`` each agent's values of off / on (in the network's
+        own precision: double once loaded for execution, so batched and single decisions agree)."""
         dtype = next(self.q.parameters()).dtype
-        return self.q(torch.as_tensor(obs, dtype=dtype)).numpy()
+        return self.q(torch.as_tensor(features, dtype=dtype)).numpy()
 
-    def update(self, obs: torch.Tensor, u: torch.Tensor, adv: torch.Tensor) -> float:
-        """One update of every agent from its own mini-batch: ``obs (G, B, 3)``, ``u, adv (G, B)``.
-        Returns the total Q loss (sum over agents)."""
-        pick = u[..., None]
-        expected = self.reward(obs).gather(-1, pick)[..., 0]
-        r_loss = ((expected - adv) ** 2).mean(-1).sum()
-        self.reward_opt.zero_grad()
-        r_loss.backward()
-        self.reward_opt.step()
-        with torch.no_grad():
-            target = torch.maximum(adv, self.reward(obs).gather(-1, pick)[..., 0])
-            stable = self.q_target(obs).gather(-1, pick)[..., 0]
-            tau = self.hp.tau_optimism
-            weight = torch.where(target >= stable, tau, 1.0 - tau)
-        value = self.q(obs).gather(-1, pick)[..., 0]
-        q_loss = (2.0 * weight * (target - value) ** 2).mean(-1).sum()
+    def update(self, features: torch.Tensor, targets: torch.Tensor) -> float:
+        """One update of every agent from its own mini-batch: ``features (G, B, F)``,
+        ``targets (G, B, 2)``. Returns the loss summed over agents."""
+        loss = ((self.q(features) - targets) ** 2).mean((-1, -2)).sum()
         self.q_opt.zero_grad()
-        q_loss.backward()
+        loss.backward()
         self.q_opt.step()
-        with torch.no_grad():
-            for t, src in zip(self.q_target.parameters(), self.q.parameters()):
-                t.lerp_(src, self.hp.polyak)
-        return float(q_loss.detach())
+        if self.mixing is not None:
+            with torch.no_grad():  # each agent: a weighted average of itself and its two ring neighbours
+                for param in self.q.parameters():
+                    param.copy_(torch.einsum("ij,j...->i...", self.mixing.to(param.dtype), param))
+        return float(loss.detach())
+
+
+def gossip_ring(problem: Problem) -> np.ndarray:
+    """``(G, G)`` doubly stochastic mixing: each agent and its two neighbours on a ring through the
+    agents of its type (listed region by region), weight 1/3 each (1/2 with one neighbour)."""
+    n = len(problem.groups)
+    mixing = np.zeros((n, n))
+    kinds = [g.type for g in problem.groups]
+    for kind in set(kinds):
+        ring = sorted((i for i in range(n) if kinds[i] == kind), key=lambda i: (problem.group_region[i], i))
+        size = len(ring)
+        for k, i in enumerate(ring):
+            peers = {ring[(k - 1) % size], ring[(k + 1) % size]} - {i}
+            for j in peers:
+                mixing[i, j] = 1.0 / (1 + len(peers))
+            mixing[i, i] = 1.0 - mixing[i].sum()
+    return mixing
 
 
 # =============================================================================================
-# The agent: its own networks, buffers, scales and update
+# The agent: its own networks, buffers, scales and fits
 # =============================================================================================
 class Agent:
     """One charger group. Knows its own ratings (range, delivery) — never its cost coefficients."""
@@ -221,21 +249,19 @@ class Agent:
         self.cost = ConvexCost(hp.cost_knots)
         self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1,
                                   dtypes={"obs": np.float64, "x": np.float64, "bill": np.float64})
-        self.plans = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "u": (), "adv": ()}, seed + 2,
-                                  dtypes={"u": np.int64})
+        self.plans = ReplayBuffer(hp.buffer_size, {"features": (N_FEATURES,), "targets": (2,)}, seed + 2)
         self.bill_scale = 0.0  # set from the agent's own first bills (0: not yet)
-        self.team_scale = 0.0  # set from the first team rewards it hears (0: not yet)
         self.cost_loss = 0.0  # last fit's loss (logged every step for Fig. 5)
 
     # ---- what the agent saves -----------------------------------------------------------
     def extra(self, with_buffers: bool) -> dict:
-        out = {"bill_scale": self.bill_scale, "team_scale": self.team_scale, "rng": self.rng.bit_generator.state}
+        out = {"bill_scale": self.bill_scale, "rng": self.rng.bit_generator.state}
         if with_buffers:
             out.update(bills=self.bills.state_dict(), plans=self.plans.state_dict())
         return out
 
     def load_extra(self, extra: dict) -> None:
-        self.bill_scale, self.team_scale = extra["bill_scale"], extra["team_scale"]
+        self.bill_scale = extra["bill_scale"]
         self.rng.bit_generator.state = extra["rng"]
         if "bills" in extra:
             self.bills.load_state_dict(extra["bills"])
@@ -244,7 +270,7 @@ class Agent:
     # ---- acting ---------------------------------------------------------------------------
     def offer_table(self) -> tuple[np.ndarray, np.ndarray]:
         """``(power grid, price per delivered kW)``: the agent's learned marginal cost, inverted by
-        interpolation to answer any price — ``argmax_P Q_i(P) + λ·delivered(P)``."""
+        interpolation to answer any price — ``argmin_P C_i(P) − λ·delivered(P)``."""
         grid = np.linspace(self.p_low, self.p_max, self.hp.table_points)
         m = self.cost.marginal(torch.as_tensor(grid / self.p_max)).numpy()
         m = m * self.bill_scale / self.p_max / max(self.delivery, 1e-12)
@@ -261,9 +287,6 @@ class Agent:
         if self.bill_scale == 0.0 and len(bill):
             self.bill_scale = float(max(np.max(bill), 1.0))
         self.bills.add(obs=obs, x=power / self.p_max, bill=bill / self.bill_scale)
-
-    def remember_plans(self, obs: np.ndarray, u: np.ndarray, adv: np.ndarray) -> None:
-        self.plans.add(obs=obs, u=u.astype(np.int64), adv=adv)
 
     def update_cost(self) -> float:
         """Fit the cost network to a replay mini-batch of the agent's own bills (L-BFGS: the fit is
@@ -286,9 +309,6 @@ class Agent:
         opt.step(closure)
         with torch.no_grad():
             return float(F.mse_loss(self.cost(obs, x), bill))
-
-    def plan_batch(self) -> dict[str, np.ndarray]:
-        return self.plans.sample(self.hp.batch_size)
 
 
 # =============================================================================================
@@ -364,41 +384,46 @@ class LearnedPriceResponse:
 # =============================================================================================
 # The team: agents acting together (distributed; the loops over agents are each agent's own step)
 # =============================================================================================
+@dataclass(frozen=True)
+class PolicyRun:
+    """What the policy rounds of one batch produced: the last plan and its clearing, the agents'
+    preferences behind it, and every round's features and plan (training stores them)."""
+
+    on: np.ndarray  # (B, G) the last plan
+    result: SearchResult  # its clearing
+    preference: np.ndarray  # (B, G) Q(on) − Q(off) behind the last plan (0 without commitment)
+    trial: SearchResult  # the trial clearing (everyone offers)
+    features: list[np.ndarray]  # per round, (B, G, F)
+    plans: list[np.ndarray]  # per round, (B, G)
+    messages: int  # per state: the trial clearing and every round's clearing
+
+
 class Team:
     """The agents of one problem and the distributed procedures they run together."""
 
     def __init__(self, problem: Problem, hp: Hyperparameters, seed: int) -> None:
         self.problem, self.hp = problem, hp
         self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
-        self.commitment = CommitmentLearners(len(self.agents), hp)
+        self.commitment = CommitmentLearners(len(self.agents), hp, gossip_ring(problem))
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
-        self._sum_messages = self.search.sum_messages  # one team-wide sum or maximum (star + tree)
+        self._sum_messages = self.search.sum_messages  # one team-wide sum or maximum (bids + tree)
         self._book: OfferBook | None = None
 
     def networks(self) -> dict[str, nn.Module]:
         return {"commitment": self.commitment, **{f"{a.name}/cost": a.cost for a in self.agents}}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"commitment_q": self.commitment.q_opt, "commitment_reward": self.commitment.reward_opt}
+        return {"commitment_q": self.commitment.q_opt}
 
     def update_commitment(self) -> float:
-        """Every agent updates its commitment networks from a mini-batch of its own buffer."""
-        batches = [a.plan_batch() for a in self.agents]
+        """Every agent updates its commitment network from a mini-batch of its own buffer."""
+        batches = [a.plans.sample(self.hp.batch_size) for a in self.agents]
         stack = {k: torch.as_tensor(np.stack([b[k] for b in batches])) for k in batches[0]}
-        return self.commitment.update(stack["obs"], stack["u"], stack["adv"])
+        return self.commitment.update(stack["features"], stack["targets"])
 
     def refresh_offers(self) -> None:
         """Each agent rebuilds its offer table from its current cost network."""
         self._book = OfferBook.build([a.offer_table() for a in self.agents])
-
-    def greedy_commitment(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``obs (B, G, 3)`` -> on ``(B, G)`` and each agent's preference ``Q(on) − Q(off)``.
-        A tie goes to "on" (the safe side for serving demand)."""
-        if not self.problem.commitment:
-            return np.ones(obs.shape[:2], bool), np.zeros(obs.shape[:2])
-        values = self.commitment.values(np.swapaxes(obs, 0, 1))  # (G, B, 2): each agent on its own row
-        pref = (values[..., ON] - values[..., OFF]).T
-        return pref >= 0, pref
 
     def clear(self, state: States, on: np.ndarray, *, exact_sums: bool = False) -> SearchResult:
         """Offers at a shared price, cleared by the hierarchical distributed binary search.
@@ -415,24 +440,97 @@ class Team:
             return SearchResult(balance(self.problem, state, response, iterations=self.hp.search_iterations), 0, 0, 0)
         return self.search.run(state, response)
 
+    # ---- what an agent hears after a clearing ------------------------------------------------
+    def features(self, states: States, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> np.ndarray:
+        """``(B, G, F)``: every agent's ``COMMITMENT_FEATURES`` after the clearing ``result`` of
+        plan ``on``. Each agent computes its own row from its observation, its own learned curves
+        and what its CS node announces (prices, the link's loading, whether the plan cleared)."""
+        book, b = self._book, result.balanced
+        region_of = self.problem.group_region
+        lb, ub = state_bounds(self.problem, states, len(on))
+        region_price = b.region_signal[:, region_of]
+        system_price = np.broadcast_to(b.system_signal[:, None], region_price.shape)
+        span = np.maximum(book.price_hi - book.price_lo, 1e-6)
+        offer = np.clip(book.power_at(region_price), lb, ub)
+        margin = np.empty_like(offer)
+        for i, agent in enumerate(self.agents):  # each agent's own learned bill at its own offer
+            bill = agent.learned_cost(obs[:, i], offer[:, i])
+            margin[:, i] = (region_price[:, i] * agent.delivery * offer[:, i] - bill) / max(agent.bill_scale, 1e-9)
+        cs = np.where(self.problem.cs_max > 0, self.problem.cs_max, 1.0)
+        # what the CS nodes add: their region's spare output and how much of it could leave the
+        # region (a tree sum), so an agent hears whether the others could replace its output
+        delivery = self.problem.delivery
+        spare = np.where(on, (ub - b.power) * delivery, 0.0)
+        regions = len(self.problem.regions)
+        region_spare = np.stack([spare[:, region_of == r].sum(-1) for r in range(regions)], -1)
+        movable = np.clip(np.minimum(region_spare, b.imports + self.problem.cs_max), 0.0, None)  # (B, R)
+        elsewhere = movable.sum(-1, keepdims=True) - movable  # (B, R): what other regions could send
+        replace = (region_spare[:, region_of] - spare + np.minimum(self.problem.cs_max - b.imports,
+                                                                   elsewhere)[:, region_of])
+        cover = replace / np.maximum(offer * delivery, 1e-6)
+        peak = np.broadcast_to(b.region_signal.max(-1, keepdims=True), offer.shape)
+        columns = [
+            on.astype(float),
+            np.clip((region_price - book.price_lo) / span, -3.0, 3.0),
+            np.clip((system_price - book.price_lo) / span, -3.0, 3.0),
+            offer / np.maximum(self.problem.p_max, 1e-9),
+            np.clip(margin, -5.0, 5.0),
+            np.clip(b.imports / cs, -1.0, 1.0)[:, region_of],
+            np.clip(10.0 * (cover - 1.0), -5.0, 5.0),  # sharp where it matters: at ratio 1
+            np.clip((peak - book.price_lo) / span, -3.0, 3.0),
+            np.broadcast_to(b.feasible[:, None], offer.shape).astype(float),
+        ]
+        return np.concatenate([obs.astype(float), np.stack(columns, -1)], -1)
+
+    def preferences(self, features: np.ndarray) -> np.ndarray:
+        """``(B, G)`` each agent's ``Q(on) − Q(off)`` from its own network on its own features."""
+        values = self.commitment.values(np.swapaxes(features, 0, 1))  # (G, B, 2): each agent its own row
+        return (values[..., ON] - values[..., OFF]).T
+
+    # ---- a decision -------------------------------------------------------------------------
+    def policy_rounds(self, states: Sequence[State], obs: np.ndarray, *, exact_sums: bool = False,
+                      explore: bool = False) -> PolicyRun:
+        """The trial clearing (everyone offers), then ``rounds`` times: every agent reads its
+        features and picks on/off (a tie goes to "on", the safe side for serving demand), and the
+        plan is cleared. ``explore`` (training): each agent flips its pick with ``flip_prob``."""
+        batch, n = obs.shape[:2]
+        on = np.ones((batch, n), dtype=bool)
+        trial = result = self.clear(list(states), on, exact_sums=exact_sums)
+        messages, pref = trial.messages, np.zeros((batch, n))
+        features, plans = [], []
+        for _ in range(self.hp.rounds if self.problem.commitment else 0):
+            feats = self.features(states, obs, on, result)
+            messages += 2 * self.search.system_sum_messages  # the spare sum and the peak price
+            pref = self.preferences(feats)
+            on = pref >= 0
+            if explore:
+                for i, agent in enumerate(self.agents):
+                    on[:, i] ^= agent.rng.random(batch) < self.hp.flip_prob
+            result = self.clear(list(states), on, exact_sums=exact_sums)
+            messages += result.messages
+            features.append(feats)
+            plans.append(on.copy())
+        return PolicyRun(on, result, pref, trial, features, plans, messages)
+
     def decide(self, state: State, obs: np.ndarray, *, refine: int = 0) -> tuple[Dispatch, dict]:
         """Execution at one state (``obs`` is ``(G, 3)``): a batch of one."""
         return self.decide_batch([state], obs[None], refine=refine)[0]
 
     def decide_batch(self, states: Sequence[State], obs: np.ndarray, *, refine: int = 0) -> list[tuple[Dispatch, dict]]:
-        """Execution at many states (``obs`` is ``(B, G, 3)``): every agent's commitment network on
-        all its observations at once and one price search over all states; then, per state, a
-        repair if the commitment cannot serve the demand and up to ``refine`` rounds of learned
-        flip tests. Messages are counted per state (each state runs the protocol once)."""
-        on, pref = self.greedy_commitment(obs)
-        result = self.clear(list(states), on)
-        return [self._finish(state, obs[j], on[j], pref[j], result.row(j), refine)
+        """Execution at many states (``obs`` is ``(B, G, 3)``): the policy rounds on all states at
+        once (every network on all its features, one vectorised price search per round); then,
+        per state, a repair if the plan cannot serve the demand and up to ``refine`` rounds of
+        learned flip tests. Messages are counted per state (each state runs the protocol once)."""
+        run = self.policy_rounds(states, obs)
+        clearings = 1 + (self.hp.rounds if self.problem.commitment else 0)
+        return [self._finish(state, obs[j], run.on[j], run.preference[j], run.result.row(j), refine,
+                             {"messages": run.messages, "searches": clearings})
                 for j, state in enumerate(states)]
 
     def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
-                refine: int) -> tuple[Dispatch, dict]:
-        info = {"messages": result.messages, "searches": 1, "commitment_repaired": 0, "refined_flips": 0}
-        while not result.feasible[0] and info["commitment_repaired"] < len(self.agents):
+                refine: int, info: dict) -> tuple[Dispatch, dict]:
+        info.update(commitment_repaired=0, refined_flips=0)
+        while self.problem.commitment and not result.feasible[0] and info["commitment_repaired"] < len(self.agents):
             on, result = self._repair_step(state, on, pref, info)
         for _ in range(refine if self.problem.commitment else 0):
             flipped, better = self._flip_test(state, obs, on, result, info)
@@ -445,39 +543,41 @@ class Team:
         info["messages"] = int(info["messages"])
         return result.dispatch(self.problem, on), info
 
-    def _flips(self, state: State, on: np.ndarray, info: dict) -> tuple[np.ndarray, SearchResult]:
-        """Every agent's solo flip of ``on``, cleared in parallel (one search per agent)."""
+    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray, info: dict):
+        """The plan cannot meet the balances: the off agent that most wants to run starts, or the
+        running agent that least wants to run stops (each found by a maximum over the tree); the
+        change that clears is kept, else the one that leaves the smaller violation."""
+        trials = []
+        if (~on).any():
+            trials.append(on.copy())
+            trials[-1][int(np.argmax(np.where(on, -np.inf, pref)))] = True
+        if on.any():
+            trials.append(on.copy())
+            trials[-1][int(np.argmin(np.where(on, pref, np.inf)))] = False
+        result = self.clear(state, np.array(trials))
+        info["messages"] += len(trials) * (result.messages + self._sum_messages)
+        info["searches"] += len(trials)
+        info["commitment_repaired"] += 1
+        ok = np.flatnonzero(result.feasible)
+        k = int(ok[0]) if len(ok) else int(np.argmin(self._violation(result)))
+        return trials[k], result.row(k)
+
+    def _violation(self, result: SearchResult) -> np.ndarray:
+        """kW the CS links are overdrawn / the grid is unbalanced, as the CS nodes measure it."""
+        imports = result.balanced.imports
+        return np.maximum(np.abs(imports.sum(-1)), np.maximum(np.abs(imports) - self.problem.cs_max, 0).max(-1))
+
+    def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
+        """Decision-time search (``refine``): the agents test their solo flips against the plan with
+        their *learned* costs: each flip is cleared, each agent prices its own output on its own
+        cost network, the team sums the estimates over the tree, and the best flip that lowers
+        the estimate is taken."""
         n = len(self.agents)
         trials = np.repeat(on[None], n, 0)
         trials[np.arange(n), np.arange(n)] ^= True
         result = self.clear(state, trials)
         info["messages"] += result.messages * n
         info["searches"] += n
-        return trials, result
-
-    def _violation(self, state: State, result: SearchResult) -> np.ndarray:
-        """kW the CS links are overdrawn / the grid is unbalanced, as the CS nodes measure it."""
-        imports = result.balanced.imports
-        return np.maximum(np.abs(imports.sum(-1)), np.maximum(np.abs(imports) - self.problem.cs_max, 0).max(-1))
-
-    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray, info: dict):
-        """The commitment cannot meet the balances: every agent tries flipping; among the flips that
-        restore feasibility the agent that minds it least (smallest |preference|, found by a
-        maximum over the communication tree) flips; if none does, the flip that leaves the least violation."""
-        trials, result = self._flips(state, on, info)
-        order = np.where(result.feasible, np.abs(pref), np.inf)
-        k = int(np.argmin(order)) if np.isfinite(order).any() else int(np.argmin(self._violation(state, result)))
-        chosen = self.clear(state, trials[k])
-        info["messages"] += chosen.messages + self._sum_messages  # + the maximum over the tree
-        info["searches"] += 1
-        info["commitment_repaired"] += 1
-        return trials[k], chosen
-
-    def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
-        """The agents test their solo flips against the plan with their *learned* costs: each flip
-        is cleared, each agent prices its own output on its own cost network, the team sums the
-        estimates over the communication tree, and the best flip that lowers the estimate is taken."""
-        trials, result = self._flips(state, on, info)
         plans = np.concatenate([on[None], trials])
         power = np.concatenate([current.balanced.power, result.balanced.power])
         feasible = np.concatenate([current.feasible, result.feasible])
@@ -493,38 +593,99 @@ class Team:
         info["refined_flips"] += 1
         return plans[k], self.clear(state, plans[k])
 
+
 # =============================================================================================
 # Training
 # =============================================================================================
-def _team_rewards(problem: Problem, state: State, on: np.ndarray, result, penalty: float):
-    """Team cost (+ penalty per kW of violation) of each row, from the evaluator; and the bills."""
-    costs, bills = [], []
-    for k in range(len(on)):
-        ev = evaluate(problem, state, result.dispatch(problem, on[k], k))
-        costs.append(ev.cost + penalty * sum(ev.violations.values()))
-        bills.append(ev.group_costs)
-    return -np.array(costs), np.array(bills)
+def team_costs(problem: Problem, plans: np.ndarray, result: SearchResult) -> np.ndarray:
+    """The environment's team cost of each cleared plan (the evaluator's cost formula; ``inf``
+    where the plan cannot meet the balances). Agents hear only this number, never a coefficient."""
+    cost = group_costs(problem, plans, result.balanced.power).sum(-1)
+    return np.where(result.feasible, cost, np.inf)
 
 
-def exploration_plans(greedy: np.ndarray, rngs: Sequence[np.random.Generator], hp: Hyperparameters) -> np.ndarray:
-    """The joint commitments tried at one state: row 0 is the greedy plan; in row ``1 + i`` agent
-    ``i`` alone flips (a round-robin every agent follows by its own index, no coordinator); in
-    the last ``joint_explorations`` rows every agent flips independently with ``flip_prob``
-    (joint moves, which single flips cannot find). Each agent draws its flips from its own RNG."""
-    n = len(greedy)
-    plans = np.repeat(greedy[None], 1 + n + hp.joint_explorations, 0)
-    plans[1 + np.arange(n), np.arange(n)] ^= True
-    for i, rng in enumerate(rngs):
-        plans[1 + n:, i] ^= rng.random(hp.joint_explorations) < hp.flip_prob
-    return plans
+class TriedPlans:
+    """Every plan the team cleared at each state of a training batch, with its team cost."""
+
+    def __init__(self, team: Team, states: Sequence[State]) -> None:
+        self.team, self.states = team, list(states)
+        self.costs: list[dict[bytes, float]] = [{} for _ in self.states]
+
+    def score(self, rows: Sequence[int], plans: np.ndarray) -> None:
+        """Clear ``plans`` (one per row, at state ``rows[k]``) and record their team costs."""
+        if not len(rows):
+            return
+        result = self.team.clear([self.states[k] for k in rows], plans, exact_sums=True)
+        for k, plan, cost in zip(rows, plans, team_costs(self.team.problem, plans, result)):
+            self.costs[k][plan.tobytes()] = float(cost)
+
+    def best(self, k: int) -> tuple[np.ndarray, float]:
+        key = min(self.costs[k], key=self.costs[k].__getitem__)
+        return np.frombuffer(key, dtype=bool).copy(), self.costs[k][key]
+
+    def targets(self, k: int, clip: float) -> np.ndarray | None:
+        """``(G, 2)``: for every agent and action, the best tried plan's advantage (≤ 0) in % of
+        the state's best cost; ``None`` when no tried plan met the balances."""
+        keys = list(self.costs[k])
+        plans = np.frombuffer(b"".join(keys), dtype=bool).reshape(len(keys), -1)
+        costs = np.array([self.costs[k][key] for key in keys])
+        best = costs.min()
+        if not np.isfinite(best):
+            return None
+        out = np.empty((plans.shape[1], 2))
+        for u in (OFF, ON):
+            with_u = np.where(plans == bool(u), costs[:, None], np.inf).min(0)
+            out[:, u] = -(with_u - best) / max(abs(best), 1e-9) * 100.0
+        return np.maximum(np.nan_to_num(out, nan=-clip, neginf=-clip), -clip)
+
+
+def neighbours(plan: np.ndarray, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
+    """Every solo flip of ``plan`` and up to ``max_swaps`` coordinated swaps (one running agent
+    stops while one stopped agent starts — the joint moves single flips cannot make)."""
+    n = len(plan)
+    flips = np.repeat(plan[None], n, 0)
+    flips[np.arange(n), np.arange(n)] ^= True
+    running, stopped = np.flatnonzero(plan), np.flatnonzero(~plan)
+    pairs = np.array([(i, j) for i in running for j in stopped], dtype=int).reshape(-1, 2)
+    if len(pairs) > max_swaps:
+        pairs = pairs[rng.choice(len(pairs), max_swaps, replace=False)]
+    swaps = np.repeat(plan[None], len(pairs), 0)
+    swaps[np.arange(len(pairs)), pairs[:, 0]] = False
+    swaps[np.arange(len(pairs)), pairs[:, 1]] = True
+    return np.concatenate([flips, swaps])
+
+
+def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], rng: np.random.Generator) -> TriedPlans:
+    """The plans of one training batch compete: the starts (``(B, G)`` each) are cleared, then each
+    state's best plan moves to its best neighbour while that lowers the team cost
+    (``search_rounds`` at most). All states' candidates are cleared in one batch per round."""
+    tried = TriedPlans(team, states)
+    batch = len(states)
+    for plans in starts:
+        tried.score(range(batch), plans)
+    active = list(range(batch))
+    for _ in range(team.hp.search_rounds):
+        rows, plans, before = [], [], {}
+        for k in active:
+            best, cost = tried.best(k)
+            before[k] = cost
+            fresh = [p for p in neighbours(best, team.hp.max_swaps, rng) if p.tobytes() not in tried.costs[k]]
+            rows += [k] * len(fresh)
+            plans += fresh
+        if not plans:
+            break
+        tried.score(rows, np.array(plans))
+        active = [k for k in active if tried.best(k)[1] < before[k] - 1e-9 * abs(before[k])]
+        if not active:
+            break
+    return tried
 
 
 def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Generator, start: int, steps: int,
           log: TrainingLog, save) -> None:
-    """The loop: warm-up exploration of offers, then commitment exploration with the greedy plan
-    as the team's reference, one update of every agent's networks per step."""
+    """The loop: warm-up exploration of offers, then the policy rounds with exploration, the plan
+    competition that sets the targets, and one update of every agent's networks per step."""
     hp, n = team.hp, len(team.agents)
-    penalty = hp.reward.penalty_per_kw
     monitor = monitor_states(problem)
     monitor_obs = observation_matrix(problem, monitor)
     if start == 0:  # warm-up: uniform random actions, mapped and projected by the environment's search
@@ -532,46 +693,51 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
             raw = rng.uniform(-0.3, 1.0, size=(hp.warmup_actions, n))
             mapped = map_actions(problem, [state] * hp.warmup_actions, raw)
             result = team.search.project(state, mapped.on, mapped.power)  # the environment's own closing
-            rewards, bills = _team_rewards(problem, state, mapped.on, result, penalty)
-            obs = observation_matrix(problem, [state])[0]
-            for i, agent in enumerate(team.agents):
-                running = mapped.on[:, i]
-                if agent.team_scale == 0.0:
-                    agent.team_scale = float(max(np.mean(-rewards), 1.0)) / 100.0  # advantages in % of cost
-                agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
-                                     bills[running, i])
+            _remember_bills(problem, team, [state] * hp.warmup_actions, mapped.on, result)
         for _ in range(5):
             for agent in team.agents:
                 agent.cost_loss = agent.update_cost()
     team.refresh_offers()
     for step in range(start + 1, steps + 1):
-        for state in sampler.sample_many(hp.states_per_step):
-            obs = observation_matrix(problem, [state])[0]
-            greedy, _ = team.greedy_commitment(obs[None])
-            plans = exploration_plans(greedy[0], [a.rng for a in team.agents], hp) if problem.commitment else greedy
-            result = team.clear(state, plans, exact_sums=True)
-            rewards, bills = _team_rewards(problem, state, plans, result, penalty)
-            for i, agent in enumerate(team.agents):
-                adv = np.maximum((rewards - rewards.max()) / agent.team_scale, -hp.advantage_clip)
-                if problem.commitment:
-                    agent.remember_plans(np.repeat(obs[i][None], len(plans), 0), plans[:, i], adv)
-                running = plans[:, i]
-                agent.remember_bills(np.repeat(obs[i][None], running.sum(), 0), result.balanced.power[running, i],
-                                     bills[running, i])
+        states = sampler.sample_many(hp.states_per_step)
+        obs = observation_matrix(problem, states)
+        run = team.policy_rounds(states, obs, exact_sums=True, explore=True)
+        _remember_bills(problem, team, states, np.ones_like(run.on), run.trial)
+        _remember_bills(problem, team, states, run.on, run.result)
+        if problem.commitment:
+            everyone = np.ones_like(run.on)
+            tried = compete(team, states, [everyone, *run.plans], rng)
+            for k in range(len(states)):
+                targets = tried.targets(k, hp.advantage_clip)
+                if targets is None:
+                    continue
+                targets = team.commitment.compress(targets)
+                for i, agent in enumerate(team.agents):
+                    agent.plans.add(features=np.stack([f[k, i] for f in run.features]),
+                                    targets=np.repeat(targets[i][None], len(run.features), 0))
         refit = step % hp.cost_every == 0
-        for agent in team.agents:
-            if refit:
-                agent.cost_loss = agent.update_cost()
         if refit:
+            for agent in team.agents:
+                agent.cost_loss = agent.update_cost()
             team.refresh_offers()
         loss = sum(a.cost_loss for a in team.agents)
-        if problem.commitment:
+        if problem.commitment and len(team.agents[0].plans):
             loss += sum(team.update_commitment() for _ in range(hp.updates_per_step)) / hp.updates_per_step
         log.loss(step, loss)
         if log.due(step) or step == steps:
             log.rewards(step, [_monitor_reward(problem, team, s, monitor_obs[j]) for j, s in enumerate(monitor)])
         if step % hp.checkpoint_every == 0 or step == steps:
             save(step)
+
+
+def _remember_bills(problem: Problem, team: Team, states: Sequence[State], on: np.ndarray,
+                    result: SearchResult) -> None:
+    """Each running agent stores its own bill at the output it was cleared at."""
+    obs = observation_matrix(problem, states)
+    bills = group_costs(problem, on, result.balanced.power)  # each agent's own meter reading
+    for i, agent in enumerate(team.agents):
+        running = on[:, i]
+        agent.remember_bills(obs[running, i].astype(np.float64), result.balanced.power[running, i], bills[running, i])
 
 
 def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray) -> float:
@@ -585,10 +751,10 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 # =============================================================================================
 class MadrlTvc(lifecycle.LearnerPlugin, Solver):
     name = "madrl_tvc"
-    description = "MADRL-TVC: fully distributed learners, learned offers + optimistic learned commitment"
+    description = "MADRL-TVC: fully distributed learners, learned offers + learned commitment on cleared prices"
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
-    default_train_steps = 1200  # the budget the tables report (docs/madrl-tvc.md)
+    default_train_steps = 1500  # the budget the tables report (docs/madrl-tvc.md; chosen on validation states)
     parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
@@ -598,7 +764,7 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
         problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
         lifecycle.seed_everything(seed)
         team = Team(problem, hp, seed)
-        sampler = StateSampler(problem, seed=seed)
+        sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
         rng = np.random.default_rng(seed)
         start, elapsed = 0, 0.0
         if ckpt:

@@ -30,7 +30,7 @@ PAPER = ROOT / "problems" / "paper-4region.toml"
 CONVEX = ROOT / "problems" / "paper-4region-convex.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 TINY = {"maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
-        "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,joint_explorations=1,"
+        "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
                      "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]"}
 
 

@@ -67,7 +67,7 @@ efficiency = 0.9
 p_max = 60.0
 """
 
-FAST = dict(warmup_states=60, states_per_step=2, joint_explorations=3, batch_size=128, log_every=50,
+FAST = dict(warmup_states=60, states_per_step=2, search_rounds=3, batch_size=128, log_every=50,
             checkpoint_every=1000, cost_every=20)
 
 
@@ -216,26 +216,48 @@ def test_agents_own_their_parameters(toy):
 
 
 def test_commitment_update_of_one_agent_uses_only_its_own_data(toy):
-    """Changing agent 0's mini-batch changes agent 0's networks only: each agent's slice of the
+    """Changing agent 0's mini-batch changes agent 0's network only: each agent's slice of the
     stacked layers is trained on its own data, exactly as a separate network would be."""
     mod = _module()
     hp = mod.Hyperparameters(**FAST)
     g, b = len(toy.groups), 32
     rng = np.random.default_rng(0)
-    obs = torch.as_tensor(rng.random((g, b, 3)), dtype=torch.float32)
-    u = torch.as_tensor(rng.integers(0, 2, (g, b)))
-    adv = torch.as_tensor(-rng.random((g, b)), dtype=torch.float32)
+    features = torch.as_tensor(rng.random((g, b, mod.N_FEATURES)), dtype=torch.float32)
+    targets = torch.as_tensor(-rng.random((g, b, 2)), dtype=torch.float32)
     torch.manual_seed(1)
     one = mod.CommitmentLearners(g, hp)
     two = mod.CommitmentLearners(g, hp)
     two.load_state_dict(one.state_dict())
-    one.update(obs, u, adv)
-    adv_changed = adv.clone()
-    adv_changed[0] -= 5.0
-    two.update(obs, u, adv_changed)
+    one.update(features, targets)
+    changed = targets.clone()
+    changed[0] -= 5.0
+    two.update(features, changed)
     for (name, p1), (_, p2) in zip(one.named_parameters(), two.named_parameters()):
         assert torch.equal(p1[1:], p2[1:]), name  # every other agent: bit-identical
     assert any(not torch.equal(p1[0], p2[0]) for p1, p2 in zip(one.parameters(), two.parameters()))
+
+
+def test_the_best_tried_plan_sets_every_agents_targets(toy):
+    """Target-value competition at one state: the plans tried compete; the best one's actions get
+    advantage 0, the other action of each agent the best plan that played it (≤ 0, in % of cost),
+    and the compression keeps the order (so the preference keeps its sign)."""
+    mod = _module()
+    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    state = _state(toy, 250.0)
+    start = np.ones((1, len(toy.groups)), bool)
+    tried = mod.compete(team, [state], [start], np.random.default_rng(0))
+    assert len(tried.costs[0]) >= 1 + len(toy.groups)  # the start and at least its solo flips
+    best, cost = tried.best(0)
+    assert cost == min(tried.costs[0].values()) and np.isfinite(cost)
+    targets = tried.targets(0, 20.0)
+    assert np.all(targets <= 0) and np.all(targets >= -20.0)
+    assert np.all(targets[np.arange(len(best)), best.astype(int)] == 0)
+    squashed = team.commitment.compress(targets)
+    assert np.array_equal(np.sign(squashed[:, 1] - squashed[:, 0]), np.sign(targets[:, 1] - targets[:, 0]))
+    plan = np.array([True, False, True])
+    moves = mod.neighbours(plan, max_swaps=10, rng=np.random.default_rng(0))
+    assert len(moves) == 3 + 2  # every solo flip, and each running agent handing over to the stopped one
+    assert all(m.sum() == plan.sum() for m in moves[3:])
 
 
 def test_execution_never_reads_cost_coefficients(toy, trained):
@@ -303,12 +325,14 @@ def test_batched_decisions_equal_one_by_one(paper_model, refine):
         assert a.info["messages"] == one.info["messages"] and a.status == one.status
 
 
-def test_messages_per_decision_use_the_exact_tree(paper_model):
-    """refine=0 and no repair: one price search, (2·40 + 7)·2G + (40 + 4)·2(R − 1) scalars."""
+def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
+    """refine=0 and no repair: the trial clearing and two policy rounds, each clearing 2G bids and
+    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree reductions per round (870; the
+    paper's size target is ≤ 3,000)."""
     paper, model = paper_model
     answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
     plain = [a.info["messages"] for a in answers if a.info["commitment_repaired"] == 0]
-    assert plain and set(plain) == {(2 * 40 + 7) * 2 * 9 + (40 + 4) * 2 * 3}  # 1830 (10,718 with ring consensus)
+    assert plain and set(plain) == {3 * (2 * 9 + (40 + 4) * 2 * 3) + 2 * 2 * 2 * 3} == {870}
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -350,8 +374,8 @@ def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code in (0, None), capsys.readouterr().err
-    assert "for 1200 steps" in capsys.readouterr().out
-    assert seen["steps"] == mod.MadrlTvc.default_train_steps == 1200
+    assert "for 1500 steps" in capsys.readouterr().out
+    assert seen["steps"] == mod.MadrlTvc.default_train_steps == 1500
 
 
 def test_messages_of_a_decision_at_32_regions_follow_the_formula():
@@ -363,9 +387,12 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
     big = generate_problem(32, 0)
     team = mod.Team(big, mod.Hyperparameters(), seed=0)
     states = StateSampler(big, seed=1).sample_many(3)
+    rounds = team.hp.rounds
     for _, info in team.decide_batch(states, observation_matrix(big, states)):
         searches = info["searches"]
-        repairs = info["commitment_repaired"]
-        assert info["messages"] == searches * team.search.messages_per_decision() + repairs * team.search.sum_messages
-        if not repairs:
+        repair_trials = searches - 1 - rounds  # each repair clears one or two changed plans
+        tree = team.search.system_sum_messages
+        assert info["messages"] == (searches * team.search.messages_per_decision() + rounds * 2 * tree
+                                    + repair_trials * team.search.sum_messages)
+        if not info["commitment_repaired"]:
             assert info["messages"] <= 50_000

@@ -40,7 +40,7 @@ SOLVE_EXEMPT = {"crasher": "kills its process", "sleeper": "sleeps for an hour",
 # A learner's "handful of steps": spec parameters that make a few steps take seconds. A learner
 # not listed trains with its defaults.
 TINY_FIT = {"maddpg": ("maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]", 4),
-            "madrl_tvc": ("madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,joint_explorations=1,"
+            "madrl_tvc": ("madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
                           "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]", 3)}
 
 

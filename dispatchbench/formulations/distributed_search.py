@@ -2,22 +2,27 @@
 
 ``balancing.balance`` holds the search itself (two-level bisection over monotone responses);
 every sum it takes goes through a *reducer*. This module supplies a reducer that computes those
-sums the way agents that only talk to their neighbours would, and counts the scalars they send:
+sums the way agents that only talk to their neighbours would, and counts the messages they send:
 
-- **within a region** the groups' delivered powers are summed either at the region's CS node
-  (``within="star"``: each agent reports one scalar to its CS node, which answers with one
-  scalar — the new signal or the sign of the local deviation ``δ_I``; exact), or by average
-  consensus on a ring through the region's agents and its CS node (``within="ring"``);
+- **within a region**, by default every agent sends its CS node one **bid** per decision — its
+  response to the signal as a few numbers (a learned offer curve the agent published once, plus
+  its on/off; or a shift response's centre and width) — and hears back one **setpoint** once the
+  search ends (``within="bid"``, ``2G`` messages per decision). The CS node then evaluates its
+  region's supply at any signal itself, so the bisection costs no messages inside a region: the
+  market-clearing arrangement of a dispatch centre that collects supply bids. The older options
+  make the agents answer every probe of the search: one scalar to and from the CS node per sum
+  (``within="star"``) or average consensus on a ring through the region (``within="ring"``);
 - **between regions** the CS nodes add their values over a spanning tree (``between="tree"``,
   the default: a convergecast to the root, then a broadcast of the total back down, so every CS
-  node holds the same exact sum for ``2(n − 1)`` scalars), or agree on it by average consensus
+  node holds the same exact sum for ``2(n − 1)`` messages), or agree on it by average consensus
   on a CS-to-CS graph (``between="ring" | "line" | "complete"``, kept as options).
 
 The tree is the binary heap on the CS nodes (node ``i`` reports to ``(i − 1) // 2``), depth
 ``⌈log₂ n⌉``; any spanning tree costs the same ``2(n − 1)`` messages, the shape only sets the
 latency. Being exact, the default graph needs no tolerance and no rounds: a decision's message
-count grows linearly with groups + regions. A maximum over the tree (used by TVC's repair to find
-the agent that minds a flip least) costs the same as a sum (:meth:`DistributedSearch.sum_messages`).
+count grows linearly with groups + regions. A team-wide sum or maximum of one number per agent
+outside the search (used by TVC's repair and flip tests) costs one report per agent to its CS
+node plus one tree sum (:meth:`DistributedSearch.sum_messages`).
 
 Average consensus uses Metropolis weights ``W``; it runs a fixed number of rounds
 ``k = ceil(log(tol) / log(ρ))`` (``ρ`` = second-largest eigenvalue modulus of ``W``, a property
@@ -29,11 +34,13 @@ records when the nodes' estimates disagree on the sign (the only way a finite co
 send the bisection the wrong way).
 
 Messages per decision (one state), for ``it`` bisection iterations per level:
-``(2·it + 7) · M_region + (it + 4) · M_system`` where ``M_region`` is one round of regional sums
-(star: ``Σ_I 2 n_I = 2G``; ring: ``Σ_I k_I · 2|E_I|``) and ``M_system`` one CS-to-CS sum (tree:
-``2(R − 1)``; consensus: ``k · 2|E_CS|``) — with the defaults ``(2·it + 7)·2G + (it + 4)·2(R − 1)``
+``B + (2·it + 7) · M_region + (it + 4) · M_system`` where ``B`` is the bids and setpoints (``2G``
+with bids, else 0), ``M_region`` one round of regional sums (bid: 0; star: ``2G``; ring:
+``Σ_I k_I · 2|E_I|``) and ``M_system`` one CS-to-CS sum (tree: ``2(R − 1)``; consensus:
+``k · 2|E_CS|``) — with the defaults ``2G + (it + 4)·2(R − 1)``
 (see :meth:`DistributedSearch.messages_per_decision`). Counts are per state: a batch of ``B``
 states runs the same protocol once per state, side by side, so each state is charged the same.
+A message is one report from one node to a neighbour; a bid carries a handful of numbers.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftR
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem
 
-WITHIN = ("star", "ring")
+WITHIN = ("bid", "star", "ring")
 BETWEEN = ("tree", "ring", "line", "complete")
 
 
@@ -55,7 +62,7 @@ BETWEEN = ("tree", "ring", "line", "complete")
 class CommGraph:
     """Who talks to whom: the communication topology inside regions and between CS nodes."""
 
-    within: str = "star"
+    within: str = "bid"
     between: str = "tree"
     consensus_tol: float = 1e-12  # consensus options only; the star and the tree are exact
 
@@ -180,7 +187,15 @@ class ConsensusReducer:
     # ---- message cost of one call --------------------------------------------------------
     @property
     def regional_messages(self) -> int:
+        """Messages of one round of regional sums (0 with bids: the CS node evaluates them)."""
+        if self.graph.within == "bid":
+            return 0
         return sum(2 * len(idx) if c is None else c.messages for idx, c in zip(self._regions, self._region_consensus))
+
+    @property
+    def bid_messages(self) -> int:
+        """Per decision: every agent's bid to its CS node and the setpoint it hears back."""
+        return 2 * len(self.problem.groups) if self.graph.within == "bid" else 0
 
     @property
     def system_messages(self) -> int:
@@ -196,7 +211,7 @@ class ConsensusReducer:
         delivered = power * self.problem.delivery
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
-            if cons is None:  # star: the CS node adds the reports of its agents
+            if cons is None:  # bid or star: the CS node adds its agents' (bid or reported) outputs
                 out[..., r] = delivered[..., idx].sum(-1)
             else:  # ring: the CS node (value 0) reads the sum off its own average estimate
                 values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
@@ -259,23 +274,32 @@ class DistributedSearch:
         self.iterations = iterations
         probe = ConsensusReducer(problem, self.graph)
         self._regional_messages, self._system_messages = probe.regional_messages, probe.system_messages
+        self._bid_messages = probe.bid_messages
 
     def messages_per_decision(self) -> int:
         """The documented message count of one run (see the module docstring)."""
         it = self.iterations
-        return (2 * it + 7) * self._regional_messages + (it + 4) * self._system_messages
+        return self._bid_messages + (2 * it + 7) * self._regional_messages + (it + 4) * self._system_messages
 
     @property
     def sum_messages(self) -> int:
-        """Scalars sent for one team-wide sum (or maximum) of one number per agent: the regional
-        star plus the CS-to-CS level. What a learner pays when its agents add up estimates or
-        pick the agent with the largest value outside the search itself."""
-        return self._regional_messages + self._system_messages
+        """Messages for one team-wide sum (or maximum) of one number per agent, outside the
+        search: every agent reports to its CS node (one message each; with star or ring, one
+        round of regional sums), then one CS-to-CS sum. What a learner pays when its agents add
+        up estimates or pick the agent with the largest value."""
+        regional = len(self.problem.groups) if self.graph.within == "bid" else self._regional_messages
+        return regional + self._system_messages
+
+    @property
+    def system_sum_messages(self) -> int:
+        """Messages for one CS-to-CS sum or maximum of one number per CS node (the tree)."""
+        return self._system_messages
 
     def run(self, state: States, response: ShiftResponse | PriceResponse) -> SearchResult:
         reducer = ConsensusReducer(self.problem, self.graph)
         balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
-        return SearchResult(balanced, reducer.messages, reducer.system_rounds, reducer.sign_disagreements)
+        return SearchResult(balanced, reducer.messages + reducer.bid_messages, reducer.system_rounds,
+                            reducer.sign_disagreements)
 
     def project(self, state: States, on: np.ndarray, center: np.ndarray) -> SearchResult:
         """Close the balances by shifting proposed powers ``center`` (each agent moves by the same
