@@ -58,6 +58,7 @@ from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIV
 from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
+from dispatchbench.formulations.vector_form import shortfall
 from dispatchbench.model.evaluate import group_costs
 from dispatchbench.learn.marl_env import (OBS_DIM, StateSampler, map_actions, monitor_states, observation_matrix,
                                           observation_names)
@@ -98,14 +99,16 @@ class Hyperparameters:
     gossip: int = 0  # after each update, rounds of parameter averaging with same-type ring neighbours (0: none)
     rounds: int = 2  # policy rounds per decision, each one clearing (after the trial clearing)
     advantage_clip: float = 20.0  # team advantages (≤ 0) in % of the state's best cost, clipped at −this
-    advantage_resolution: float = 0.1  # % of cost below which targets stay linear (log-compressed above)
+    advantage_resolution: float = 0.01  # % of cost below which targets stay linear (log-compressed above)
     # exploration and data
     warmup_states: int = 400  # states explored with uniform random actions before learning offers
     warmup_actions: int = 8  # random action profiles per warm-up state
     states_per_step: int = 8  # states visited per training step
     flip_prob: float = 0.05  # exploration: each agent flips its greedy on/off with this probability
     search_rounds: int = 8  # rounds of local search (solo flips + swaps) setting each state's targets
+    max_flips: int = 64  # solo flips tried per state and round (a random subset when there are more agents)
     max_swaps: int = 64  # coordinated swaps tried per state and round (a random subset when more)
+    train_search_iterations: int = 24  # bisection steps per level while training (ranking plans needs less)
     generated_share: float = 0.5  # training mixture: share of draws from generated training-seed days
     batch_size: int = 256
     updates_per_step: int = 4  # commitment-network updates per training step
@@ -122,7 +125,7 @@ HYPERPARAMETER_RANGES = {
     "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
     "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "advantage_clip": POSITIVE, "advantage_resolution": POSITIVE, "warmup_states": COUNT,
     "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
-    "max_swaps": NON_NEGATIVE, "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
+    "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT, "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
     "buffer_size": COUNT, "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT,
     "checkpoint_every": COUNT,
 }
@@ -430,14 +433,16 @@ class Team:
         ``state`` is one state for every row of ``on`` or one state per row (a batch of decisions).
 
         ``exact_sums`` (training only) runs the same search with plain sums instead of simulated
-        message passing: the same results up to rounding, half the time."""
+        message passing, and ``train_search_iterations`` bisection steps: prices to ~1e-7 of the
+        bracket, plenty to rank plans, at a fraction of the time."""
         if self._book is None:
             self.refresh_offers()
         on = np.atleast_2d(on).astype(bool)
         lb, ub = state_bounds(self.problem, state, len(on))
         response = LearnedPriceResponse(self._book, lb, ub, on)
         if exact_sums:
-            return SearchResult(balance(self.problem, state, response, iterations=self.hp.search_iterations), 0, 0, 0)
+            return SearchResult(balance(self.problem, state, response, iterations=self.hp.train_search_iterations),
+                                0, 0, 0)
         return self.search.run(state, response)
 
     # ---- what an agent hears after a clearing ------------------------------------------------
@@ -530,8 +535,13 @@ class Team:
     def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
                 refine: int, info: dict) -> tuple[Dispatch, dict]:
         info.update(commitment_repaired=0, refined_flips=0)
-        while self.problem.commitment and not result.feasible[0] and info["commitment_repaired"] < len(self.agents):
-            on, result = self._repair_step(state, on, pref, info)
+        if self.problem.commitment and not result.feasible[0]:
+            on, flips = self.repair(state, on, pref)
+            if flips:
+                result = self.clear(state, on)
+                info["messages"] += result.messages + self._repair_messages(flips)
+                info["searches"] += 1
+                info["commitment_repaired"] = flips
         for _ in range(refine if self.problem.commitment else 0):
             flipped, better = self._flip_test(state, obs, on, result, info)
             if flipped is None:
@@ -543,24 +553,33 @@ class Team:
         info["messages"] = int(info["messages"])
         return result.dispatch(self.problem, on), info
 
-    def _repair_step(self, state: State, on: np.ndarray, pref: np.ndarray, info: dict):
-        """The plan cannot meet the balances: the off agent that most wants to run starts, or the
-        running agent that least wants to run stops (each found by a maximum over the tree); the
-        change that clears is kept, else the one that leaves the smaller violation."""
-        trials = []
-        if (~on).any():
-            trials.append(on.copy())
-            trials[-1][int(np.argmax(np.where(on, -np.inf, pref)))] = True
-        if on.any():
-            trials.append(on.copy())
-            trials[-1][int(np.argmin(np.where(on, pref, np.inf)))] = False
-        result = self.clear(state, np.array(trials))
-        info["messages"] += len(trials) * (result.messages + self._sum_messages)
-        info["searches"] += len(trials)
-        info["commitment_repaired"] += 1
-        ok = np.flatnonzero(result.feasible)
-        k = int(ok[0]) if len(ok) else int(np.argmin(self._violation(result)))
-        return trials[k], result.row(k)
+    def repair(self, state: State, on: np.ndarray, willing: np.ndarray) -> tuple[np.ndarray, int]:
+        """Make a plan workable by ratings alone, before clearing it: while the running groups'
+        ranges cannot meet some region's demand within its CS window or the system's total
+        (``vector_form.shortfall``, ratings and demand only), flip the agent whose flip removes the
+        most shortfall, the most ``willing`` one among equals (a stopped agent that wants to run,
+        a running one that wants to stop). Each CS node works out its own agents' flips from one
+        tree sum of the regions' ranges; a tree maximum picks the flip. Returns the plan and the
+        number of flips."""
+        on = on.copy()
+        n, flips = len(on), 0
+        missing = float(shortfall(self.problem, state, on[None])[0])
+        while missing > 1e-9 and flips < n:
+            trials = np.repeat(on[None], n, 0)
+            trials[np.arange(n), np.arange(n)] ^= True
+            gain = missing - shortfall(self.problem, state, trials)
+            if gain.max() <= 1e-9:
+                break
+            tie = np.where(on, -willing, willing)
+            k = int(np.argmax(np.where(gain >= gain.max() - 1e-9, tie, -np.inf)))
+            on[k] = ~on[k]
+            flips += 1
+            missing -= float(gain[k])
+        return on, flips
+
+    def _repair_messages(self, flips: int) -> int:
+        """Per repair flip: a tree sum of the regions' ranges, a tree maximum, a new bid and its reply."""
+        return flips * (2 * self.search.system_sum_messages + 2)
 
     def _violation(self, result: SearchResult) -> np.ndarray:
         """kW the CS links are overdrawn / the grid is unbalanced, as the CS nodes measure it."""
@@ -639,12 +658,14 @@ class TriedPlans:
         return np.maximum(np.nan_to_num(out, nan=-clip, neginf=-clip), -clip)
 
 
-def neighbours(plan: np.ndarray, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
-    """Every solo flip of ``plan`` and up to ``max_swaps`` coordinated swaps (one running agent
-    stops while one stopped agent starts — the joint moves single flips cannot make)."""
+def neighbours(plan: np.ndarray, max_flips: int, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``max_flips`` solo flips of ``plan`` (all of them when there are no more agents) and
+    up to ``max_swaps`` coordinated swaps (one running agent stops while one stopped agent starts —
+    the joint moves single flips cannot make)."""
     n = len(plan)
-    flips = np.repeat(plan[None], n, 0)
-    flips[np.arange(n), np.arange(n)] ^= True
+    who = np.arange(n) if n <= max_flips else np.sort(rng.choice(n, max_flips, replace=False))
+    flips = np.repeat(plan[None], len(who), 0)
+    flips[np.arange(len(who)), who] ^= True
     running, stopped = np.flatnonzero(plan), np.flatnonzero(~plan)
     pairs = np.array([(i, j) for i in running for j in stopped], dtype=int).reshape(-1, 2)
     if len(pairs) > max_swaps:
@@ -669,7 +690,8 @@ def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], r
         for k in active:
             best, cost = tried.best(k)
             before[k] = cost
-            fresh = [p for p in neighbours(best, team.hp.max_swaps, rng) if p.tobytes() not in tried.costs[k]]
+            fresh = [p for p in neighbours(best, team.hp.max_flips, team.hp.max_swaps, rng)
+                     if p.tobytes() not in tried.costs[k]]
             rows += [k] * len(fresh)
             plans += fresh
         if not plans:
@@ -706,7 +728,7 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
         _remember_bills(problem, team, states, run.on, run.result)
         if problem.commitment:
             everyone = np.ones_like(run.on)
-            tried = compete(team, states, [everyone, *run.plans], rng)
+            tried = compete(team, states, [everyone, *run.plans, _margin_plans(team, states, run)], rng)
             for k in range(len(states)):
                 targets = tried.targets(k, hp.advantage_clip)
                 if targets is None:
@@ -728,6 +750,14 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
             log.rewards(step, [_monitor_reward(problem, team, s, monitor_obs[j]) for j, s in enumerate(monitor)])
         if step % hp.checkpoint_every == 0 or step == steps:
             save(step)
+
+
+def _margin_plans(team: Team, states: Sequence[State], run: PolicyRun) -> np.ndarray:
+    """A start for the competition that needs no trained policy: after the trial clearing every
+    agent whose learned margin is negative stops, and the plan is repaired by ratings. On large
+    instances it puts the search near good plans from the first step."""
+    margin = run.features[0][..., COMMITMENT_FEATURES.index("margin")] if run.features else np.zeros_like(run.on, float)
+    return np.array([team.repair(state, margin[k] > 0, margin[k])[0] for k, state in enumerate(states)])
 
 
 def _remember_bills(problem: Problem, team: Team, states: Sequence[State], on: np.ndarray,

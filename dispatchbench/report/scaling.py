@@ -70,21 +70,24 @@ class ScalingBudget:
     timeout_s: float  # hard limit per state
 
 
+TVC_LARGE = "madrl_tvc[gossip=1,states_per_step=4,search_rounds=4,max_flips=32,max_swaps=32]"
 CLASSICAL = (SCIP_CERTIFIED, SCIP_PRACTICAL, "nlopt[algorithm=LD_SLSQP]", "pso[iterations=60]")
 FULL = ScalingBudget(
     sizes=(4, 8, 16, 32, 64, 128),
     intervals=(8, 72),  # 02:00 and 18:00 of each family's test day: 10 states per size
     classical=CLASSICAL, pso_seeds=(0, 1),
     # Steps per size, set from the cost of a step measured on generated instances (not from any
-    # result): TVC takes its default 1200 steps at the paper's size and fewer as a step gets
-    # dearer (0.4 s of CPU per step at 32 regions, 4.6 s at 64); MADDPG its default 6000 at the
-    # paper's size, halved per doubling down to 600 (its first 500 steps only fill the replay
+    # result): TVC takes its default 1500 steps at the paper's size and fewer as a step gets
+    # dearer; from 32 regions it trains with the large-instance settings (TVC_LARGE: same-type
+    # agents average parameters with ring neighbours, fewer flips and swaps per state) for the
+    # steps that fit about 10 minutes (benchmarks/bench_tvc_scale.py); MADDPG its default 6000 at
+    # the paper's size, halved per doubling down to 600 (its first 500 steps only fill the replay
     # buffer; an update step costs ~0.35 s at 64 regions).
-    learned={"madrl_tvc": {4: 1200, 8: 600, 16: 300, 32: 100, 64: 50},
+    learned={"madrl_tvc": {4: 1500, 8: 600, 16: 300},
+             TVC_LARGE: {32: 200, 64: 60, 128: 20},
              "maddpg": {4: 6000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}},
-    skip_reason={"madrl_tvc": "20 training steps at 128 regions did not finish in 9 minutes (measured), so no "
-                              "budget within the study's 60 minutes trains it; the learner's scaling is open "
-                              "work (issue 10)",
+    skip_reason={"madrl_tvc": "from 32 regions TVC trains with the large-instance settings (its own row)",
+                 TVC_LARGE: "below 32 regions TVC trains with its default settings (its own row)",
                  "maddpg": "not skipped"},
     timeout_s=30.0,
 )

@@ -1,0 +1,93 @@
+"""MADRL-TVC at 32 and 128 regions: train with the study's budget, then decide the scaling study's
+test states and time SCIP (rel_gap 1e-9) on the same states in the same run.
+
+Why: issue 10 asks whether the learned policy trains and decides at scale, at what gap, and how
+much faster a decision is than the certified solve — a ratio only means something when both sides
+are timed in one run on the same states. Costs come from the evaluator (``solve_and_score``),
+decision times are the batched per-state times the plugin reports, SCIP's are its solve times.
+
+    nice python benchmarks/bench_tvc_scale.py --regions 32,128 --out benchmarks/results/tvc-scale.json
+
+Instances are ``generate_problem(R, INSTANCE_SEED)`` (the scaling study's); states are the
+study's test states (intervals 02:00 and 18:00 of every family's test day, test seed 2000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.run_metadata import run_metadata
+from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.instances.generate_problem import generate_problem
+from dispatchbench.instances.protocol import test_states
+from dispatchbench.report.scaling import FULL, INSTANCE_SEED, TVC_LARGE, pick_states
+from dispatchbench.report.tables import state_family
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regions", default="32,128")
+    ap.add_argument("--spec", default=TVC_LARGE, help="the learner spec trained at every size")
+    ap.add_argument("--steps", default="", help="steps per size, e.g. 32:200,128:20 (default: the study's budget)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "tvc-scale")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tvc-scale.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or \
+        FULL.learned.get(args.spec, {})
+    rows = []
+    for regions in [int(r) for r in args.regions.split(",")]:
+        problem = generate_problem(regions, INSTANCE_SEED)
+        states = pick_states(test_states(problem), FULL.intervals)
+        budget = steps.get(regions)
+        if budget is None:
+            raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")
+        out = args.runs / f"{regions}r-seed{args.seed}"
+        t0 = time.perf_counter()
+        make_solver(args.spec).fit(problem, seed=args.seed, steps=budget, out_dir=out)
+        train_s = time.perf_counter() - t0
+        scip = solve_and_score(problem, states, make_solver("scip"))
+        t1 = time.perf_counter()
+        tvc = solve_and_score(problem, states, make_solver(f"madrl_tvc[model={out}]"))
+        call_s = (time.perf_counter() - t1) / len(states)
+        gaps, families = [], {}
+        for state, mine, ref in zip(states, tvc, scip):
+            if mine.cost is None or ref.cost is None:
+                continue
+            gap = (mine.cost - ref.cost) / ref.cost
+            gaps.append(gap)
+            families.setdefault(state_family(state.label), []).append(gap)
+        decision_s = statistics.mean(r.time_s for r in tvc)
+        scip_s = statistics.mean(r.time_s for r in scip)
+        row = {"regions": regions, "groups": len(problem.groups), "states": len(states), "steps": budget,
+               "train_s": train_s, "answered": len(gaps),
+               "statuses": {s: sum(r.status == s for r in tvc) for s in {r.status for r in tvc}},
+               "gap_mean": statistics.mean(gaps) if gaps else None, "gap_worst": max(gaps) if gaps else None,
+               "gap_by_family": {f: {"mean": statistics.mean(g), "worst": max(g)} for f, g in families.items()},
+               "decision_s_per_state": decision_s, "solve_call_s_per_state": call_s, "scip_s_per_state": scip_s,
+               "scip_over_tvc": scip_s / decision_s if decision_s else None,
+               "messages_mean": statistics.mean(r.info.get("messages", 0) for r in tvc),
+               "repaired": sum(r.info.get("commitment_repaired", 0) > 0 for r in tvc)}
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "gap_by_family"}), flush=True)
+    out = {"spec": args.spec, "seed": args.seed, "instance_seed": INSTANCE_SEED, "intervals": FULL.intervals,
+           "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()}, "sizes": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=float))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
