@@ -2,7 +2,7 @@
 
 Why: issue 10 asks for a day's states decided in one batch (every agent's networks on all states
 at once, one vectorised price search) at ≤ 1 ms per state at the paper's size, and for the
-message count per decision of the exact star + tree aggregation (≤ 3,000 at the paper's size,
+message count per decision of the bids + exact tree aggregation (≤ 3,000 at the paper's size,
 ≤ 50,000 at 32 regions). SCIP is timed on the same states in the same run, so the ratio does not
 depend on how busy the shared machine was.
 
@@ -71,10 +71,10 @@ def messages_at(problem: Problem, n_states: int) -> dict[str, Any]:
     counts = [info["messages"] for _, info in decided]
     it = tvc.Hyperparameters().search_iterations
     return {"groups": len(problem.groups), "regions": len(problem.regions),
-            "tvc_formula_star_tree": DistributedSearch(problem, iterations=it).messages_per_decision(),
-            "tvc_formula_ring_consensus_before": DistributedSearch(problem, CommGraph(between="ring"),
+            "clearing_formula_bids_tree": DistributedSearch(problem, iterations=it).messages_per_decision(),
+            "clearing_formula_star_ring_before": DistributedSearch(problem, CommGraph(within="star", between="ring"),
                                                                    iterations=it).messages_per_decision(),
-            "maddpg_formula_star_tree": DistributedSearch(problem).messages_per_decision(),
+            "maddpg_clearing_formula_bids_tree": DistributedSearch(problem).messages_per_decision(),
             "tvc_measured_untrained": {"mean": statistics.mean(counts), "max": max(counts),
                                        "repaired": sum(1 for _, i in decided if i["commitment_repaired"])}}
 

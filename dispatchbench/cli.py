@@ -334,7 +334,8 @@ def reproduce(
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train the learned methods (cached), run every method on the Table IV state and the day, write the report.
+    """Train the learned methods (cached), run every method on the Table IV state, the day and the
+    protocol's test states, write the report.
 
     ``scaling`` instead generates an instance per size (4 to 128 regions), trains the learners on
     each within a stated budget, runs every method on the sizes' test states and writes

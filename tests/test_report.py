@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -291,3 +292,76 @@ def test_page_fits_a_laptop_screen_in_headless_chromium(hostile_report, tmp_path
     assert match, done.stderr[-500:]
     size = json.loads(match.group(1))
     assert size["inner"] == 1366 and size["scroll"] <= size["inner"], size
+
+
+@pytest.fixture(scope="module")
+def test_days(results, tmp_path_factory) -> Path:
+    """The results plus a few of the protocol's test states, run by the same methods, and
+    reproduce's record of them (its file name hostile, to check it is escaped)."""
+    from dispatchbench.bench.results_store import file_sha256
+    from dispatchbench.instances.protocol import test_states
+    from dispatchbench.instances.state_families import write_states
+    from dispatchbench.model.problem_file import load_problem
+
+    copy = tmp_path_factory.mktemp("testdays") / "results"
+    copy.mkdir()
+    (copy / "rows.jsonl").write_text((results / "rows.jsonl").read_text())
+    problem = load_problem(PROBLEM)
+    states = test_states(problem, stride=48, random_count=2)  # 5 families x 2 intervals + 2 random
+    test_file = copy / "test-states-seed2000.csv"
+    write_states(test_file, problem, states)
+    specs = sorted({json.loads(line)["solver"] for line in (results / "rows.jsonl").read_text().splitlines()})
+    summary = run_benchmark(PROBLEM, [test_file], specs, [0], copy, timeout=60, progress=False, resume=True)
+    assert not summary.interrupted
+    (copy / "reproduce.json").write_text(json.dumps({"test_states": {
+        "file": f"test-states-seed2000.csv{PAYLOADS[0]}", "sha256": file_sha256(test_file), "split": "test",
+        "seed": 2000, "days": 1, "stride": 48, "random_count": 2, "states": len(states),
+        "families": ["base_load", "night_heavy", "skewed", "high_demand", "cs_binding", "random"]}}))
+    return copy
+
+
+def test_unseen_test_days_section(test_days, tmp_path):
+    from dispatchbench.report.html_report import as_table_input, reference_method
+    from dispatchbench.report.tables import family_gaps
+
+    made = build_report(test_days, out_root=tmp_path, name="testdays")
+    md = made.markdown.read_text()
+    section = md.split("## Unseen test days (protocol test seeds)")[1].split("\n## ")[0]
+    assert "never trained or tuned on" in section and "test seed 2000" in section and "12 states" in section
+    assert "one interval in 48 (2 states per family), plus 2 random states" in section
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header == ["method", "seeds", "base_load", "night_heavy", "skewed", "high_demand", "cs_binding", "random",
+                      "all"]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[1:]}
+    assert list(rows) == ["NLopt SLSQP", "MADDPG", "states compared (no SCIP cost: left out)"]
+    assert rows["states compared (no SCIP cost: left out)"][2:] == ["2", "2", "2", "2", "2", "2", "12"]
+
+    # the cells are family_gaps of the evaluator's costs on the test file only
+    scored = load_scored(test_days)
+    frame = as_table_input(scored)
+    test_sha = json.loads((test_days / "reproduce.json").read_text())["test_states"]["sha256"]
+    gaps = family_gaps(frame[frame["states_sha256"] == test_sha], reference_method(scored.frame))
+    maddpg = gaps[gaps["method"].str.startswith("maddpg") & (gaps["family"] == "all")].iloc[0]
+    if math.isnan(maddpg["mean_gap"]):
+        assert rows["MADDPG"][-1].startswith("n/a")
+    else:
+        assert rows["MADDPG"][-1].startswith(f"{100 * maddpg['mean_gap']:+.3f} % ({100 * maddpg['worst_gap']:+.3f} %)")
+    failed = sum(int(maddpg[s]) for s in ("infeasible", "timeout", "error", "missing"))
+    assert (f"{failed} of 12 answers without a cost") in section and "What the learned methods reach" in section
+
+    # Table V and the day figures stay on the day, not on the (larger) set of test states
+    assert "8 states of day8.csv" in md
+    assert "s per decision, test states median" in md
+    page = made.html.read_text()
+    assert "Unseen test days" in page and "<script" not in page.lower()
+
+
+def test_test_states_without_reproduce_record_are_no_day_and_no_test_section(test_days, tmp_path):
+    """Only reproduce's record says which seed drew the states (a validation set has the same
+    labels), so without it there is no "unseen" claim; and the set is still not taken for the day."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "rows.jsonl").write_text((test_days / "rows.jsonl").read_text())
+    md = build_report(bare, out_root=tmp_path / "reports", name="bare").markdown.read_text()
+    assert "Unseen test days" not in md and "8 states of day8.csv" in md

@@ -41,6 +41,18 @@ def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     assert rows["states_count"].max() == 96
     assert first.report and first.report.is_file() and (first.report.parent / "report.md").is_file()
 
+    # the protocol's unseen test states: written into the folder, run by every method, reported
+    test_file = out / "test-states-seed2000.csv"
+    labels = list(pd.read_csv(test_file)["state"])
+    assert len(labels) == 5 * 96 // QUICK.test_stride + QUICK.test_random_count == saved["test_states"]["states"]
+    assert labels[0] == "base_load_d0_t00" and labels[-1] == f"random_{QUICK.test_random_count - 1}"
+    assert saved["test_states"]["seed"] == 2000 and saved["test_states"]["split"] == "test"
+    on_test = rows[rows["states_file"].str.endswith(test_file.name)]
+    assert set(on_test["solver"]) == ran and len(on_test) == len(rows[rows["state"] == "tableIV"]) * len(labels)
+    md = (first.report.parent / "report.md").read_text()
+    assert "## Unseen test days (protocol test seeds)" in md and "test seed 2000" in md
+    assert "Table V — average cost per hour over a day (96 states of paper-4region-day.csv)" in md
+
     # second run: every model from the cache, nothing trained; shoot-out rows kept with --resume
     second = reproduce("paper", out, quick=True, cache_root=cache, report_root=reports, resume=True, progress=False)
     assert second.models and all(m["cached"] for m in second.models)

@@ -182,3 +182,66 @@ def test_rows_carry_the_schema_version(results_dir):
     from dispatchbench.bench.results_store import SCHEMA_VERSION, load_results
 
     assert set(load_results(results_dir)["schema_version"]) == {SCHEMA_VERSION}
+
+
+def test_state_family_reads_generated_labels_only():
+    from dispatchbench.report.tables import state_family
+
+    assert state_family("skewed_d0_t32") == "skewed" and state_family("cs_binding_d3_t95") == "cs_binding"
+    assert state_family("random_17") == "random"
+    assert state_family("tableIV") is None and state_family("nosuch_d0_t01") is None
+    assert state_family("random_x") is None and state_family("t3") is None
+
+
+def test_family_gaps_by_hand():
+    """Gap to SCIP per family: mean over seeds of each seed's mean gap, worst over every seed,
+    a state SCIP did not solve left out for all and counted, failures counted, not hidden."""
+    from dispatchbench.report.tables import family_gaps
+
+    def r(solver: str, state: str, seed: int, cost: float | None, status: str = "feasible") -> dict:
+        return {"solver": solver, "seed": seed, "state": state, "status": status, "cost": cost}
+
+    t00, t04 = "base_load_d0_t00", "base_load_d0_t04"
+    frame = pd.DataFrame([
+        r("scip", t00, 0, 100.0, "optimal"), r("scip", t04, 0, 200.0, "optimal"),
+        r("scip", "random_0", 0, 50.0, "optimal"), r("scip", "random_1", 0, None, "timeout"),
+        r("scip", "tableIV", 0, 10.0, "optimal"),  # a reported case: not a generated state
+        r("pso", t00, 0, 110.0), r("pso", t04, 0, 220.0), r("pso", t00, 1, 100.0), r("pso", t04, 1, None, "timeout"),
+        r("pso", "random_0", 0, 55.0), r("pso", "random_0", 1, 60.0), r("pso", "random_1", 0, 1.0),
+        r("pso", "tableIV", 0, 999.0),
+        # tvc: evaluator found no cost for a "feasible" answer at t00, and no row at all for t04
+        r("tvc", t00, 0, None), r("tvc", "random_0", 0, 50.0),
+    ])
+    got = family_gaps(frame, "scip")
+    assert set(got["method"]) == {"pso", "tvc"}
+    assert list(got.loc[got["method"] == "pso", "family"]) == ["base_load", "random", "all"]
+    line = {(m, f): row for m, f, row in zip(got["method"], got["family"], got.to_dict("records"))}
+
+    pso = line[("pso", "base_load")]  # seed 0: (0.1 + 0.1) / 2; seed 1: 0 (t04 timed out)
+    assert pso["mean_gap"] == pytest.approx(0.05) and pso["worst_gap"] == pytest.approx(0.1)
+    assert (pso["seeds"], pso["states"], pso["excluded"], pso["solved"], pso["timeout"], pso["missing"]) == \
+        (2, 2, 0, 3, 1, 0)
+    pso = line[("pso", "random")]  # random_1 has no SCIP cost: out for everyone, and counted
+    assert pso["mean_gap"] == pytest.approx(0.15) and pso["worst_gap"] == pytest.approx(0.2)
+    assert (pso["states"], pso["excluded"], pso["solved"]) == (1, 1, 2)
+    pso = line[("pso", "all")]  # seed 0: 0.1, 0.1, 0.1; seed 1: 0, 0.2
+    assert pso["mean_gap"] == pytest.approx(0.1) and pso["worst_gap"] == pytest.approx(0.2)
+    assert (pso["states"], pso["excluded"], pso["timeout"]) == (3, 1, 1)
+
+    tvc = line[("tvc", "base_load")]
+    assert math.isnan(tvc["mean_gap"]) and math.isnan(tvc["worst_gap"])
+    assert (tvc["infeasible"], tvc["missing"], tvc["solved"]) == (1, 1, 0)
+    tvc = line[("tvc", "random")]
+    assert tvc["mean_gap"] == 0.0 and tvc["worst_gap"] == 0.0
+
+
+def test_a_set_of_generated_test_states_is_not_taken_for_the_day(tmp_path):
+    """reproduce's test states (several families in one file) sit beside the day: Table V
+    still averages over the day, without --day."""
+    store = ResultsStore(tmp_path / "run")
+    for r in day_rows():
+        store.append(r)
+    for label in ("base_load_d0_t00", "skewed_d0_t00", "random_0", "random_1", "random_2"):
+        store.append(row("exactA", label, 0, 1.0, exact=True, file="test-states.csv", count=5))
+    v = make_tables([tmp_path / "run"], "exactA").tables[-1]
+    assert v.number == "V" and "day.csv" in v.scope

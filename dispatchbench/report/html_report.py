@@ -147,9 +147,14 @@ def as_table_input(scored: ScoredResults) -> pd.DataFrame:
 
 # ---- which states are the day and which the Table IV state --------------------------------------
 
-def day_states_sha(scored: ScoredResults) -> str | None:
-    """The state file with the most states (at least 2): the day the day-figures show."""
-    sizes = {sha: len(sts) for sha, sts in scored.states.items() if len(sts) >= 2}
+def day_states_sha(scored: ScoredResults, exclude: tuple[str, ...] = ()) -> str | None:
+    """The state file with the most states (at least 2): the day the day-figures show. A set of
+    unseen test states (``exclude``, or any file of generated states of several families) is no
+    day, and is passed over while there is another file."""
+    sizes = {sha: len(sts) for sha, sts in scored.states.items() if len(sts) >= 2 and sha not in exclude}
+    days = {sha: n for sha, n in sizes.items()
+            if not tables.several_families(s.label for s in scored.states[sha])}
+    sizes = days or sizes
     return max(sizes, key=sizes.__getitem__) if sizes else None
 
 
@@ -388,9 +393,10 @@ def shown_path(path_text: Any, results_dir: Path) -> str:
     return "/".join(["…", *path.parts[-2:]])
 
 
-def runtime_table(scored: ScoredResults, day_sha: str | None) -> pd.DataFrame:
+def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | None = None) -> pd.DataFrame:
     """Time per decision (per state, as the harness measured it around each solve) per method, and
-    training time per model for the learned methods."""
+    training time per model for the learned methods; the unseen test states (``test_sha``) get a
+    column of their own when there are any."""
     frame = scored.frame[scored.frame["status"].isin(SUCCESS)]
     order = method_order(scored.frame)
     labels = method_labels(order)
@@ -400,7 +406,8 @@ def runtime_table(scored: ScoredResults, day_sha: str | None) -> pd.DataFrame:
         if part.empty:
             continue
         day = part[part["states_sha256"] == day_sha] if day_sha else part.iloc[0:0]
-        single = part[part["states_sha256"] != day_sha] if day_sha else part
+        single = part[~part["states_sha256"].isin([day_sha, test_sha])]
+        test = part[part["states_sha256"] == test_sha] if test_sha else None
         models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
         train = [m["train_time_s"] for m in models if isinstance(m, dict) and _is_number(m.get("train_time_s"))]
         steps = sorted({str(m["steps"]) for m in models if isinstance(m, dict) and m.get("steps") is not None})
@@ -410,6 +417,8 @@ def runtime_table(scored: ScoredResults, day_sha: str | None) -> pd.DataFrame:
             "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
             "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
             "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
+            **({"s per decision, test states median": test["time_s"].median() if len(test) else math.nan}
+               if test is not None else {}),
             "training s per model": float(np.mean(train)) if train else math.nan,
             "steps": ", ".join(steps),
         })
@@ -553,6 +562,89 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:+.3f} %"
 
 
+# ---- the unseen test states ---------------------------------------------------------------------
+
+def test_states_record(repro: dict[str, Any], scored: ScoredResults) -> dict[str, Any] | None:
+    """What ``reproduce`` recorded about the test states it generated, if these results hold that
+    very file (same SHA-256). Only that record says the states were drawn with a test seed: the
+    labels of a validation set are the same."""
+    record = repro.get("test_states")
+    if not isinstance(record, dict) or record.get("sha256") not in scored.states:
+        return None
+    return record
+
+
+def _gap_cell(line: pd.Series) -> str:
+    """``mean (worst)`` to the reference, with every answer that has no cost counted beside it."""
+    failed = ", ".join(f"{int(line[s])} {s}" for s in (*tables.FAILURES, "missing") if line[s])
+    if math.isnan(line["mean_gap"]):
+        return f"n/a ({failed})" if failed else "n/a"
+    text = f"{_pct(line['mean_gap'])} ({_pct(line['worst_gap'])})"
+    return f"{text}; {failed}" if failed else text
+
+
+def _test_states_section(rows: pd.DataFrame, record: dict[str, Any], reference: str | None,
+                         labels: dict[str, str], order: list[str]) -> list[Block]:
+    """The section "Unseen test days": every method's gap to the exact reference per family, and
+    in plain words what the learned methods reach there."""
+    seed, n = record.get("seed", "?"), record.get("states", "?")
+    families = [str(f) for f in record.get("families", []) if f != "random"]
+    per_day = rows[rows["state"].map(tables.state_family).isin(families)]["state"].nunique() // max(1, len(families))
+    intro = (f"These {n} states were never trained or tuned on: they were generated with the protocol's test "
+             f"seed {seed} (docs/protocol.md: training seeds 0–999, validation 1000–1999, test 2000–2999) — "
+             f"one day of each of the {len(families)} families ({', '.join(families)}), one interval in "
+             f"{record.get('stride', '?')} ({per_day} states per family), plus {record.get('random_count', '?')} "
+             f"random states (file {record.get('file', '?')}).")
+    blocks: list[Block] = [Heading(2, "Unseen test days (protocol test seeds)"), Para([plain(intro)])]
+    if reference is None:
+        return blocks + [Para([plain("No exact method solved these states to optimality: no gaps to show.")])]
+    gaps = tables.family_gaps(rows, reference)
+    if gaps.empty:
+        return blocks + [Para([plain("No method besides the reference ran on these states.")])]
+    columns = list(dict.fromkeys(gaps["family"]))
+    shown = []
+    for m in [m for m in order if m in set(gaps["method"])]:
+        part = gaps[gaps["method"] == m].set_index("family")
+        shown.append({"method": labels[m], "seeds": str(int(part["seeds"].iloc[0])),
+                      **{f: _gap_cell(part.loc[f]) for f in columns}})
+    counts = gaps.drop_duplicates("family").set_index("family")
+    shown.append({"method": f"states compared (no {labels[reference]} cost: left out)", "seeds": "",
+                  **{f: f"{int(counts.loc[f, 'states'])}" + (f" ({int(counts.loc[f, 'excluded'])} left out)"
+                                                            if counts.loc[f, "excluded"] else "")
+                     for f in columns}})
+    blocks += [
+        Table(pd.DataFrame(shown), numeric=tuple(columns)),
+        Para([plain(f"Each cell: mean gap to {labels[reference]}, (C − C_ref) / C_ref in percent, over the family's "
+                    f"states (several seeds: the mean over seeds of each seed's mean gap), and in brackets the worst "
+                    "state of any seed; costs are the evaluator's. Answers without a cost (infeasible, timeout, "
+                    "error, missing) are counted in the cell and not averaged over. A state where "
+                    f"{labels[reference]} has no cost is left out for every method and counted in the last row. "
+                    "Column all: every test state together.")]),
+    ]
+    overall = gaps[gaps["family"] == tables.ALL_FAMILIES].set_index("method")
+    learned = [m for m in order if m in overall.index and bool(rows.loc[rows["solver"] == m, "learns"].fillna(False)
+                                                                 .astype(bool).any())]
+    classical = [m for m in order
+                 if m in overall.index and m not in learned and not math.isnan(overall.loc[m, "mean_gap"])]
+    if learned:
+        def reach(m: str) -> str:
+            line = overall.loc[m]
+            failed = sum(int(line[s]) for s in (*tables.FAILURES, "missing"))
+            answers = f"{failed} of {int(line['solved']) + failed} answers without a cost"
+            if math.isnan(line["mean_gap"]):
+                return f"{labels[m]} has no answer with a cost ({answers})"
+            seeds = f", mean over {int(line['seeds'])} seeds" if line["seeds"] > 1 else ""
+            return (f"{labels[m]} is on average {_pct(line['mean_gap'])} above {labels[reference]}{seeds} "
+                    f"(worst state {_pct(line['worst_gap'])}), with {answers}")
+
+        said = [reach(m) for m in learned]
+        best = min(classical, key=lambda m: overall.loc[m, "mean_gap"]) if classical else None
+        also = f"; for comparison, the closest classical method: {reach(best)}" if best else ""
+        blocks.append(Para([strong("What the learned methods reach on unseen states:"),
+                            plain(" " + "; ".join(said) + also + ".")]))
+    return blocks
+
+
 def _write(path: Path, text: str) -> None:
     """Write a report file; a link left in its place is replaced, never followed out of the folder."""
     if path.is_symlink():
@@ -581,7 +673,10 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         if old.is_file() or old.is_symlink():
             old.unlink()
     frame, problem, notes = scored.frame, scored.problem, []
-    day_sha = day_states_sha(scored)
+    repro = _reproduce_record(results_dir)
+    test_record = test_states_record(repro, scored)
+    test_sha = str(test_record["sha256"]) if test_record else None
+    day_sha = day_states_sha(scored, exclude=(test_sha,) if test_sha else ())
     reference = reference_method(frame)
     order = method_order(frame)
     labels = method_labels(order)
@@ -618,6 +713,9 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         blocks += _paper_table(tables.table_v(table_rows, day_file, base), labels, order, base_label)[0]
     else:
         notes.append("no day (multi-state file) in the results: Table V and the day figures left out")
+    if test_record:
+        blocks += _test_states_section(table_rows[table_rows["states_sha256"] == test_sha], test_record, reference,
+                                       labels, order)
 
     # Fig. 5 training curves
     curves = {labels[m]: c for m, c in training_curves(scored).items()}
@@ -693,13 +791,12 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
             notes.append("no exact method with optimal results: Fig. 9b (gap to the optimum) left out")
 
     # Run time, failures, metadata
-    runtime = runtime_table(scored, day_sha)
+    runtime = runtime_table(scored, day_sha, test_sha)
     blocks += [Heading(2, "Run time"),
                Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
                Para([plain("Time per decision: wall time the harness measured around each state's solve (all agents "
                           "and the balancing search for learned methods). Training time: wall time of "),
                      code("fit"), plain(" per trained model.")])]
-    repro = _reproduce_record(results_dir)
     if repro:
         wall = repro.get("wall_s", {})
         stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in wall.items()]

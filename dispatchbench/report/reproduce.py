@@ -7,23 +7,34 @@ The pipeline, in three stages, each timed (``DIR/reproduce.json``):
    settings, seed, steps and solver code) is reused and a second run skips this stage. Models
    train through the run's executor (:mod:`dispatchbench.bench.executors`): ``jobs`` fresh
    processes at once on this machine (one thread each: the machine has two cores), or Dask tasks.
-2. **run** - the shoot-out on the Table IV state and on the real-data day for every method: one
-   harness run (each cell in its own process under a hard time limit) with ``--jobs`` cells at
-   once, or on Dask, into ``DIR``. A spec that cannot be created is recorded as a failure and
-   left out; everything else runs.
+2. **run** - the shoot-out for every method on the paper's two reported cases (the Table IV
+   state and the real-data day) and on the protocol's unseen test states (``docs/protocol.md``:
+   one day of every family at one interval in 4, plus 30 random states, test seed 2000, written
+   to ``DIR/test-states-seed2000.csv`` by :func:`write_test_states`): one harness run (each cell
+   in its own process under a hard time limit) with ``--jobs`` cells at once, or on Dask, into
+   ``DIR``. A spec that cannot be created is recorded as a failure and left out; everything
+   else runs.
 3. **report** - ``dispatchbench report`` on the results.
 
 A method that cannot run (plugin missing, training crashed) is recorded with the reason in
 ``reproduce.json`` and in the report, and the rest goes on.
 
-Budget (why these numbers): the full run must fit in 20 minutes on two cores and in 2 minutes
-with the models cached. Training dominates: 2 learned methods x 3 seeds = 6 models, trained two
-at a time (one per core, one thread each), each with the step count its own evaluation used
-(TVC 1500 steps, about 2.5 minutes on one core; MADDPG 6000 steps, about 3-4 minutes): about
-10 minutes in all. The shoot-out (97 states; SCIP, NLopt twice, PSO x 5 seeds, 6 learned
-models) runs two cells at a time, about 1.5-3 minutes depending on the machine's load.
+Budget (why these numbers): the full run must fit in 20 minutes on two cores; with the models
+cached it used to take 2 minutes and now takes about 4-6 (the test states below). Training
+dominates: 2 learned methods x 3 seeds = 6 models, trained two at a time (one per core, one
+thread each), each with the step count its own evaluation used (TVC 1500 steps, about 2.5
+minutes on one core; MADDPG 6000 steps, about 3-4 minutes): about 10 minutes in all. The
+shoot-out on the reported cases (97 states; SCIP, NLopt twice, PSO x 5 seeds, 6 learned models)
+runs two cells at a time, about 1.5-3 minutes depending on the machine's load. The 150 test
+states add about 1.2 times that (2-3.5 minutes): measured in a ``--quick`` run on a loaded
+machine, a test state cost 0.8 times the cell-seconds of a day state (SCIP 0.22 s, NLopt SLSQP
+0.36 s, AUGLAG 0.74 s, PSO 0.25 s per seed, each learned model 0.01-0.04 s), so the full run
+is about 14-17 minutes. Stride 4 and 30 random states (not a whole day per family) keep it
+under 20: 24 states a family still cover every 4th interval of the day.
 ``--quick`` is a smoke run: 1 seed per learner with a few hundred steps, PSO with 2 seeds
-and a smaller swarm; everything else as the full run.
+and a smaller swarm, test states at one interval in 16 plus 6 random (36); everything else as
+the full run. Measured: 4 min 15 s on this two-core machine while others ran (load 5-6):
+training 45 s, shoot-out 202 s, report 3 s.
 """
 
 from __future__ import annotations
@@ -43,10 +54,13 @@ from dispatchbench.model.errors import InputError
 from dispatchbench.bench.executors import Executor, make_executor
 from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
 from dispatchbench.bench.plugins import parse_spec, plugin_origins
-from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore
+from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore, file_sha256
+from dispatchbench.instances.protocol import TEST, test_states
+from dispatchbench.instances.state_families import FAMILIES, RANDOM, write_states
 from dispatchbench.report.html_report import build_report
 from dispatchbench.bench.run_metadata import utc_timestamp
 from dispatchbench.model.bundled import find_input
+from dispatchbench.model.problem_file import load_problem
 
 
 
@@ -60,6 +74,10 @@ class Budget:
     learned: dict[str, int]  # learning solver spec -> training steps per model
     learned_seeds: tuple[int, ...]
     timeout_s: float  # hard limit per state in the harness
+    # the protocol's unseen test states (docs/protocol.md): one day of every family, every
+    # ``test_stride``-th interval, plus ``test_random_count`` random states, test seed 2000
+    test_stride: int = 4
+    test_random_count: int = 30
 
 
 # NLopt twice, as the paper: a gradient-based local method (SLSQP on every workable commitment
@@ -86,7 +104,7 @@ QUICK = Budget(
     classical=FULL.classical,
     pso="pso[iterations=30,particles=20]", pso_seeds=(0, 1),
     learned={"madrl_tvc": 100, "maddpg": 600}, learned_seeds=(0,),
-    timeout_s=60.0,
+    timeout_s=60.0, test_stride=16, test_random_count=6,
 )
 
 
@@ -121,12 +139,14 @@ class Outcome:
     report: Path | None = None
     workers: int = 1
     executor: str = "local"
+    test_states: dict[str, Any] = field(default_factory=dict)  # what write_test_states wrote, for the report
 
     def save(self) -> Path:
         path = self.out_dir / REPRODUCE_FILE
         data = {"quick": self.quick, "budget": asdict(self.budget), "wall_s": self.wall_s, "models": self.models,
                 "failures": self.failures, "rows": self.rows, "report": str(self.report) if self.report else None,
-                "written": utc_timestamp(), "workers": self.workers, "executor": self.executor}
+                "written": utc_timestamp(), "workers": self.workers, "executor": self.executor,
+                "test_states": self.test_states}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, default=str))
         os.replace(tmp, path)
@@ -208,6 +228,25 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor
 
 # ---- stage 2: the shoot-out -------------------------------------------------------------------
 
+TEST_STATES_FILE = "test-states-seed{seed}.csv"
+
+
+def write_test_states(problem_file: Path, out_dir: Path, budget: Budget) -> tuple[Path, dict[str, Any]]:
+    """Write the protocol's test states (never trained or tuned on) into ``out_dir`` with the
+    same writer as ``dispatchbench generate states``; return the file and what the report says
+    about it. The draw depends only on (seed, family, index), so a rerun writes the same bytes
+    and ``--resume`` keeps its rows."""
+    problem = load_problem(problem_file)
+    seed = TEST.seed(0)
+    states = test_states(problem, stride=budget.test_stride, random_count=budget.test_random_count)
+    path = out_dir / TEST_STATES_FILE.format(seed=seed)
+    write_states(path, problem, states)
+    families = [f for f in (*FAMILIES, RANDOM) if any(s.label.startswith(f"{f}_") for s in states)]
+    return path, {"file": path.name, "sha256": file_sha256(path), "split": TEST.name, "seed": seed, "days": 1,
+                  "stride": budget.test_stride, "random_count": budget.test_random_count, "states": len(states),
+                  "families": families}
+
+
 # A search added at decision time is a row of its own, named for what it adds (the learning
 # spec's protocol): the same trained TVC models, once as the learned policy alone (the default,
 # ``refine=0``) and once with its decision-time flip tests ("TVC + local search").
@@ -266,7 +305,9 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     states = [find_input(s) for s in spec.states]
     for s in budget.classical + (budget.pso,):  # a malformed spec fails here, before any work
         parse_spec(s)
-    outcome = Outcome(out_dir, quick, budget, workers=workers, executor=executor)
+    test_file, outcome_test = write_test_states(problem_file, out_dir, budget)
+    states.append(test_file)
+    outcome = Outcome(out_dir, quick, budget, workers=workers, executor=executor, test_states=outcome_test)
     start = time.perf_counter()
 
     say(f"reproduce {target}{' --quick' if quick else ''}: stage 1/3, training learned methods "
@@ -278,7 +319,8 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     outcome.wall_s["train"] = time.perf_counter() - t0
     outcome.save()
 
-    say("stage 2/3, the shoot-out on the Table IV state and the day")
+    say(f"stage 2/3, the shoot-out on the Table IV state, the day and {outcome_test['states']} unseen test states "
+        f"(seed {outcome_test['seed']})")
     t0 = time.perf_counter()
     installed = plugin_origins()
     missing = [s for s in budget.classical + (budget.pso,) if parse_spec(s)[0] not in installed]

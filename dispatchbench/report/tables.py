@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 from dispatchbench.bench.plugins import parse_spec, split_specs
 from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
+from dispatchbench.instances.state_families import FAMILIES, RANDOM
 
 INTERVALS_PER_HOUR = 4
 SUCCESS = ("optimal", "feasible")
@@ -225,10 +227,20 @@ def pick_day(results: pd.DataFrame, day: str | None) -> str | None:
             raise InputError("--day", repr(day), "names no multi-state file of the results",
                              f"use one of: {', '.join(Path(f).name for f in files) or '(none)'}")
         return match[0]
-    if len(files) > 1:
+    if len(files) > 1:  # a set of generated states of several families (reproduce's test states) is no day
+        days = [f for f in files if not several_families(results.loc[results["states_file"] == f, "state"])]
+        if len(days) == 1:
+            return days[0]
         raise InputError("results", "day", f"several multi-state files: {', '.join(Path(f).name for f in files)}",
                          "pass --day NAME to choose the one Table V averages over")
     return files[0] if files else None
+
+
+def several_families(labels: Iterable[Any]) -> bool:
+    """Whether ``labels`` are generated states of more than one family (a validation or test set),
+    which no table may take for a day."""
+    families = {state_family(str(label)) for label in set(labels)}
+    return None not in families and len(families) > 1
 
 
 def table_v(results: pd.DataFrame, states_file: str, baseline: str) -> PaperTable:
@@ -460,3 +472,67 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
         files += [out / f"{stem}.md", out / f"{stem}.csv"]
         texts.append(text)
     return TablesWritten(built, files, notes, "\n".join(texts))
+
+
+# ---- unseen test states: the gap to the reference per family --------------------------------------
+
+ALL_FAMILIES = "all"  # the pseudo-family of every generated state together
+FAMILY_GAP_COLUMNS = ("method", "family", "seeds", "states", "excluded", "mean_gap", "worst_gap", "solved",
+                      "infeasible", "timeout", "error", "missing")
+_DAY_LABEL = re.compile(r"^(?P<family>[a-z][a-z0-9_]*?)_d\d+_t\d+$")
+
+
+def state_family(label: str) -> str | None:
+    """The generator family a generated state's label names (``skewed_d0_t32`` → ``skewed``,
+    ``random_7`` → ``random``), or None for any other label (a reported case such as ``tableIV``):
+    the labels are the only place a results row says which family its state was drawn from."""
+    if re.fullmatch(rf"{RANDOM}_\d+", label):
+        return RANDOM
+    match = _DAY_LABEL.fullmatch(label)
+    return match["family"] if match and match["family"] in FAMILIES else None
+
+
+def family_gaps(results: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Every method's gap ``(C − C_ref) / C_ref`` to ``reference`` on generated states, per family.
+
+    ``results`` are rows of **one** set of generated states (labels alone name a state, and a
+    validation and a test set share them) with the columns ``solver``, ``seed``, ``state``,
+    ``status`` and ``cost`` (the evaluator's; a successful status without a cost counts as
+    infeasible); rows of other labels are ignored. A state where
+    the reference has no cost cannot give a gap: it is left out for every method and counted in
+    ``excluded``. Per method and family: ``mean_gap`` is the mean over seeds of each seed's mean
+    gap over the states it solved, ``worst_gap`` the largest gap of any seed at any state, and
+    ``infeasible``/``timeout``/``error``/``missing`` count the (seed, state) answers without a cost
+    among the compared states, so a method is never made to look better by the states it failed.
+    The reference itself gets no line. Family ``"all"`` is every generated state together.
+    Families come in the generator's order, methods in the order they first appear.
+    """
+    rows = results.assign(family=[state_family(str(s)) for s in results["state"]])
+    rows = rows[rows["family"].notna()]
+    ok = rows["status"].isin(SUCCESS) & rows["cost"].notna()
+    # a "solved" answer the evaluator found no cost for (its dispatch violates a constraint) is infeasible
+    rows = rows.assign(status=rows["status"].where(ok | ~rows["status"].isin(SUCCESS), "infeasible"))
+    ref = rows[(rows["solver"] == reference) & ok].groupby("state")["cost"].min()
+    present = [f for f in (*FAMILIES, RANDOM) if (rows["family"] == f).any()]
+    lines = []
+    for method, part in rows[rows["solver"] != reference].groupby("solver", sort=False):
+        seeds = sorted(part["seed"].unique())
+        for family in [*present, ALL_FAMILIES] if present else []:
+            states = rows.loc[rows["family"] == family, "state"] if family != ALL_FAMILIES else rows["state"]
+            compared = sorted(set(states) & set(ref.index))
+            mine = part[part["state"].isin(compared)]
+            solved = mine[mine["status"].isin(SUCCESS) & mine["cost"].notna()]
+            gaps = (solved["cost"].to_numpy(float) - ref[solved["state"]].to_numpy(float)) / ref[
+                solved["state"]].to_numpy(float)
+            per_seed = pd.Series(gaps).groupby(solved["seed"].to_numpy()).mean()
+            answered = mine.drop_duplicates(["seed", "state"])
+            lines.append({
+                "method": method, "family": family, "seeds": len(seeds), "states": len(compared),
+                "excluded": len(set(states)) - len(compared),
+                "mean_gap": float(per_seed.mean()) if len(per_seed) else math.nan,
+                "worst_gap": float(gaps.max()) if len(gaps) else math.nan,
+                "solved": len(solved),
+                **{status: int((mine["status"] == status).sum()) for status in FAILURES},
+                "missing": len(seeds) * len(compared) - len(answered),
+            })
+    return pd.DataFrame(lines, columns=list(FAMILY_GAP_COLUMNS))
