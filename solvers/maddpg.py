@@ -7,6 +7,10 @@ critic on every agent's observation and action, each with a target copy updated 
 The environment pieces — observations, the action-space mapping, the distributed search that
 closes the balances, the reward — come from ``dispatchbench.learn.marl_env``, the same code at
 training and at execution. The agents learn from rewards only; no cost coefficient is read here.
+Besides its share of the team cost, each agent's reward charges every kW the search had to move
+its own proposal (``move_weight``): without it the actors learn to propose their least power and
+let the search's uniform shift fill the gap, which splits the power badly (docs/learning.md,
+"Power split").
 
 Every decision is one static step (the episode ends after it), so the critic's target is the
 reward itself: ``y = r + γ (1 − done) Q'(o', μ'(o'))`` with ``done = 1``. The target networks
@@ -34,7 +38,8 @@ from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.distributed_search import DistributedSearch
+from dispatchbench.formulations.balancing import ShiftResponse, state_bounds
+from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
 from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
                                     observation_matrix, observation_names, outcome)
 from dispatchbench.model.problem import Problem, State
@@ -67,7 +72,12 @@ class Hyperparameters:
     own_weight: float = 0.1  # reward weights (marl_env.RewardConfig)
     team_weight: float = 1.0
     penalty_per_kw: float = 12.0  # per kW of violation (env default 50): see docs/learning.md, "MADDPG"
-    move_weight: float = 0.0
+    move_weight: float = 2.0  # per kW the search moved an agent's own proposal: docs/learning.md, "Power split"
+    generated_share: float = 0.5  # share of training states drawn from the day generator (training seeds 0-999)
+    shift: str = "kw"  # how the search moves running groups: the same kW ("kw") or kW ∝ their range ("range")
+    power_head: str = "sigmoid"  # u = sigmoid(x), or "clip": u = clip(x, 0, 1) with the gradient passed straight through
+    power_reg: float = 0.0  # sigmoid: weight of x² in the actor loss; clip: weight of x's excess outside [0, 1]²
+    updates_per_step: int = 1  # gradient updates per environment step
 
     def reward(self) -> RewardConfig:
         return RewardConfig(self.own_weight, self.team_weight, self.penalty_per_kw, self.move_weight)
@@ -80,8 +90,10 @@ HYPERPARAMETER_RANGES = {
     "noise_start": NON_NEGATIVE, "noise_end": NON_NEGATIVE, "noise_fraction": NON_NEGATIVE, "flip_start": FRACTION,
     "flip_end": FRACTION, "gumbel_temperature": POSITIVE, "action_reg": NON_NEGATIVE, "policy_every": COUNT,
     "checkpoint_every": COUNT, "log_every": COUNT, "own_weight": NON_NEGATIVE, "team_weight": NON_NEGATIVE,
-    "penalty_per_kw": NON_NEGATIVE, "move_weight": NON_NEGATIVE,
+    "penalty_per_kw": NON_NEGATIVE, "move_weight": NON_NEGATIVE, "generated_share": FRACTION,
+    "power_reg": NON_NEGATIVE, "updates_per_step": COUNT,
 }
+HYPERPARAMETER_CHOICES = {"shift": ("kw", "range"), "power_head": ("sigmoid", "clip")}
 
 
 ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
@@ -99,14 +111,18 @@ class Actors(nn.Module):
     penalty, and then exploration noise never flips it again.
     """
 
-    def __init__(self, n: int, hidden: int) -> None:
+    def __init__(self, n: int, hidden: int, power_head: str = "sigmoid") -> None:
         super().__init__()
         self.net = agent_mlp(n, OBS_DIM, hidden, 3)
+        self.power_head = power_head
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.net(obs)
         logits, pre = out[..., :2], out[..., 2]
-        return logits, torch.sigmoid(pre), pre
+        if self.power_head == "sigmoid":
+            return logits, torch.sigmoid(pre), pre
+        x = pre + 0.5  # starts mid-range
+        return logits, x + (x.clamp(0.0, 1.0) - x).detach(), x
 
 
 class Critics(nn.Module):
@@ -139,23 +155,49 @@ def raw_actions(on: np.ndarray, u: np.ndarray, commitment: bool) -> np.ndarray:
     return np.where(on > 0.5, u, -1.0)
 
 
+class ShiftSearch(DistributedSearch):
+    """The distributed search with the shift width MADDPG was trained with.
+
+    ``shift="kw"`` is ``DistributedSearch.project`` (every running group moves by the same kW);
+    ``shift="range"`` moves each group by the same *fraction of its own range* ``ub − lb`` — the
+    space the actors propose in (``lb + u·(ub − lb)``), so a small group (a V2G group with little
+    availability) is not pushed off its proposal by as many kW as a large one. Each agent knows
+    its own range, so the messages are those of the plain search.
+    """
+
+    def __init__(self, problem: Problem, shift: str = "kw") -> None:
+        super().__init__(problem)
+        self.shift = shift
+
+    def project(self, state: State | Sequence[State], on: np.ndarray, center: np.ndarray) -> SearchResult:
+        if self.shift == "kw":
+            return super().project(state, on, center)
+        on, center = self._rows(on, center)
+        lb, ub = state_bounds(self.problem, state, len(center))
+        if not self.problem.commitment:
+            on = np.ones_like(on)
+        response = ShiftResponse(center=np.clip(center, lb, ub), lb=lb, ub=ub, on=on, width=np.maximum(ub - lb, 1.0))
+        return self.run(state, response)
+
+
 @dataclass
 class Model:
     actors: Actors
     critics: Critics
     target_actors: Actors
     target_critics: Critics
+    shift: str = "kw"  # the search's shift the actors were trained with (not a network)
 
     @classmethod
     def new(cls, n: int, hp: Hyperparameters) -> Model:
-        actors, critics = Actors(n, hp.actor_hidden), Critics(n, hp.critic_hidden)
-        targets = Actors(n, hp.actor_hidden), Critics(n, hp.critic_hidden)
+        actors, critics = Actors(n, hp.actor_hidden, hp.power_head), Critics(n, hp.critic_hidden)
+        targets = Actors(n, hp.actor_hidden, hp.power_head), Critics(n, hp.critic_hidden)
         targets[0].load_state_dict(actors.state_dict())
         targets[1].load_state_dict(critics.state_dict())
-        return cls(actors, critics, *targets)
+        return cls(actors, critics, *targets, shift=hp.shift)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), nn.Module)}
 
     def policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(B, G)`` on/off logit difference, power fraction ``u`` from observations ``(B, G, OBS_DIM)``."""
@@ -163,7 +205,7 @@ class Model:
             dtype = next(self.actors.parameters()).dtype
             logits, u, _ = self.actors(torch.as_tensor(obs, dtype=dtype).transpose(0, 1))
             margin = (logits[..., 1] - logits[..., 0]).T.numpy().astype(float)
-            return margin, u.T.numpy().astype(float), (margin > 0).astype(float)
+            return margin, u.clamp(0.0, 1.0).T.numpy().astype(float), (margin > 0).astype(float)
 
     def act(self, obs: np.ndarray, commitment: bool = True) -> np.ndarray:
         """Deterministic raw actions ``(B, G)``: the likelier on/off choice, the actor's power."""
@@ -177,8 +219,9 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
     description = "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
-    default_train_steps = 6000  # the budget the tables report (docs/learning.md, "MADDPG")
+    default_train_steps = 24000  # the budget the tables report (docs/learning.md, "MADDPG")
     parameter_ranges = HYPERPARAMETER_RANGES
+    parameter_choices = HYPERPARAMETER_CHOICES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
     # ---- training -------------------------------------------------------------------------
@@ -191,11 +234,11 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         model = Model.new(n, hp)
         actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
         critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
-        sampler = StateSampler(problem, seed=seed)
+        sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
         noise_rng = np.random.default_rng(seed + 1)
         buffer = ReplayBuffer(hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()},
                               seed=seed + 2)
-        search = DistributedSearch(problem)
+        search = ShiftSearch(problem, hp.shift)
         reward = hp.reward()
         monitor = monitor_states(problem)
         monitor_obs = observation_matrix(problem, monitor)
@@ -237,9 +280,10 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
 
                 loss = float("nan")
                 if step > hp.learning_starts:
-                    loss = self._update(model, actor_opt, critic_opt, buffer.sample(hp.batch_size), hp,
-                                        update_policy=updates % hp.policy_every == 0)
-                    updates += 1
+                    for _ in range(hp.updates_per_step):
+                        loss = self._update(model, actor_opt, critic_opt, buffer.sample(hp.batch_size), hp,
+                                            update_policy=updates % hp.policy_every == 0)
+                        updates += 1
                 log.loss(step, loss)
                 if log.due(step) or step == steps:
                     raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
@@ -296,8 +340,12 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
             joint_on = on.unsqueeze(0) * (1 - eye) + mu_on.T.unsqueeze(0) * eye  # (G, B, G)
             joint_u = u.unsqueeze(0) * (1 - eye) + mu_u.T.unsqueeze(0) * eye
             q_pi = model.critics(joint_obs.expand(n, *joint_obs.shape), joint_on, joint_u)
-            reg = (logits**2).mean() + (pre**2).mean()  # keeps the outputs off saturation (as in Lowe et al.'s code)
-            actor_loss = -q_pi.mean() + hp.action_reg * reg
+            # keeps the outputs off saturation (as in Lowe et al.'s code)
+            if hp.power_head == "sigmoid":
+                power_loss = (pre**2).mean()
+            else:  # only the excess beyond [0, 1], where the clipped action no longer moves
+                power_loss = (torch.relu(pre - 1.0) ** 2 + torch.relu(-pre) ** 2).mean()
+            actor_loss = -q_pi.mean() + hp.action_reg * (logits**2).mean() + hp.power_reg * power_loss
             actor_opt.zero_grad()
             actor_loss.backward()
             actor_opt.step()
@@ -334,7 +382,7 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         torch.set_num_threads(1)
         model = self.load(problem)
         trained = lifecycle.trained_problem(self.params["model"], problem, self.name)  # listed as at training
-        search = DistributedSearch(trained)
+        search = ShiftSearch(trained, model.shift)
         if not states:
             return []
         start = time.perf_counter()

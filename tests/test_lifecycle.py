@@ -220,7 +220,8 @@ def test_every_hyperparameter_is_a_cli_parameter_recorded_in_the_model(tmp_path,
         cls = type(make_solver(name))
         module = sys.modules[cls.__module__]
         assert set(module.Hyperparameters.__dataclass_fields__) <= set(cls.parameters)
-        assert set(module.Hyperparameters.__dataclass_fields__) <= set(cls.parameter_ranges)
+        checked = set(cls.parameter_ranges) | set(getattr(cls, "parameter_choices", {}))  # numbers | named choices
+        assert set(module.Hyperparameters.__dataclass_fields__) <= checked
 
 
 # ---- the trained-model cache key ------------------------------------------------------------
