@@ -268,7 +268,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
     steps: Annotated[Optional[int], typer.Option(
         help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
-             "budget, the one the tables report (madrl_tvc 1500, maddpg 6000).")] = None,
+             "budget, the one the tables report (madrl_tvc 1500, maddpg 24000).")] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,

@@ -22,14 +22,14 @@ A method that cannot run (plugin missing, training crashed) is recorded with the
 Budget (why these numbers): the full run must fit in 20 minutes on two cores; with the models
 cached it used to take 2 minutes and now takes about 4-6 (the test states below). Training
 dominates: 2 learned methods x 3 seeds = 6 models, trained two at a time (one per core, one
-thread each), each with the step count its own evaluation used (TVC 1500 steps, about 2.5
-minutes on one core; MADDPG 6000 steps, about 3-4 minutes): about 10 minutes in all. The
+thread each), each with its documented default budget (TVC 1500 steps, about 2.5 minutes on
+one core; MADDPG 24000 steps, about 4-5 minutes): about 11 minutes in all. The
 shoot-out on the reported cases (97 states; SCIP, NLopt twice, PSO x 5 seeds, 6 learned models)
 runs two cells at a time, about 1.5-3 minutes depending on the machine's load. The 150 test
 states add about 1.2 times that (2-3.5 minutes): measured in a ``--quick`` run on a loaded
 machine, a test state cost 0.8 times the cell-seconds of a day state (SCIP 0.22 s, NLopt SLSQP
 0.36 s, AUGLAG 0.74 s, PSO 0.25 s per seed, each learned model 0.01-0.04 s), so the full run
-is about 14-17 minutes. Stride 4 and 30 random states (not a whole day per family) keep it
+is about 16-20 minutes. Stride 4 and 30 random states (not a whole day per family) keep it
 under 20: 24 states a family still cover every 4th interval of the day.
 ``--quick`` is a smoke run: 1 seed per learner with a few hundred steps, PSO with 2 seeds
 and a smaller swarm, test states at one interval in 16 plus 6 random (36); everything else as
@@ -97,7 +97,7 @@ FULL = Budget(
     pso="pso[iterations=60]", pso_seeds=(0, 1, 2, 3, 4),
     # the learners' documented default budgets (chosen on validation states, docs/madrl-tvc.md
     # and docs/learning.md): the rows are what `train` without --steps gives
-    learned={"madrl_tvc": 1500, "maddpg": 6000}, learned_seeds=(0, 1, 2),
+    learned={"madrl_tvc": 1500, "maddpg": 24000}, learned_seeds=(0, 1, 2),
     timeout_s=60.0,
 )
 QUICK = Budget(

@@ -80,12 +80,12 @@ FULL = ScalingBudget(
     # result): TVC takes its default 1500 steps at the paper's size and fewer as a step gets
     # dearer; from 32 regions it trains with the large-instance settings (TVC_LARGE: same-type
     # agents average parameters with ring neighbours, fewer flips and swaps per state) for the
-    # steps that fit about 10 minutes (benchmarks/bench_tvc_scale.py); MADDPG its default 6000 at
-    # the paper's size, halved per doubling down to 600 (its first 500 steps only fill the replay
+    # steps that fit about 10 minutes (benchmarks/bench_tvc_scale.py); MADDPG its default 24000 at
+    # the paper's size, then 3000 halved per doubling down to 600 (its first 500 steps only fill the replay
     # buffer; an update step costs ~0.35 s at 64 regions).
     learned={"madrl_tvc": {4: 1500, 8: 600, 16: 300},
              TVC_LARGE: {32: 200, 64: 60, 128: 20},
-             "maddpg": {4: 6000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}},
+             "maddpg": {4: 24000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}},
     skip_reason={"madrl_tvc": "from 32 regions TVC trains with the large-instance settings (its own row)",
                  TVC_LARGE: "below 32 regions TVC trains with its default settings (its own row)",
                  "maddpg": "not skipped"},
