@@ -251,6 +251,27 @@ def test_repair_by_ratings_makes_any_plan_workable(paper_model):
         assert team.clear(state, on).feasible[0]
 
 
+def test_gossip_averages_parameters_only_within_a_type():
+    """gossip=1: after an update each agent holds the average of itself and its ring neighbours of
+    the same type (the paper's three ASC groups form a complete ring: identical afterwards); agents
+    of other types are never mixed in."""
+    mod = _module()
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    mixing = mod.gossip_ring(paper)
+    assert np.allclose(mixing.sum(0), 1) and np.allclose(mixing.sum(1), 1) and np.allclose(mixing, mixing.T)
+    kinds = np.array([g.type for g in paper.groups])
+    assert np.all(mixing[kinds[:, None] != kinds[None, :]] == 0)
+    torch.manual_seed(0)
+    learners = mod.CommitmentLearners(9, mod.Hyperparameters(gossip=1), mixing)
+    rng = np.random.default_rng(0)
+    learners.update(torch.as_tensor(rng.random((9, 16, mod.N_FEATURES)), dtype=torch.float32),
+                    torch.as_tensor(-rng.random((9, 16, 2)), dtype=torch.float32))
+    asc = [paper.group_names.index(n) for n in ("ASC7", "ASC8", "ASC9")]
+    for param in learners.q.parameters():
+        assert torch.allclose(param[asc[0]], param[asc[1]]) and torch.allclose(param[asc[0]], param[asc[2]])
+        assert not torch.allclose(param[paper.group_names.index("FDC1")], param[paper.group_names.index("V2G5")])
+
+
 def test_the_best_tried_plan_sets_every_agents_targets(toy):
     """Target-value competition at one state: the plans tried compete; the best one's actions get
     advantage 0, the other action of each agent the best plan that played it (≤ 0, in % of cost),
