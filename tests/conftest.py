@@ -36,3 +36,16 @@ def permuted_problem_toml(text: str, seed: int = 3) -> str:
     rng = np.random.default_rng(seed)
     return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
         "".join(groups[i] for i in rng.permutation(len(groups)))
+
+
+def assert_batched_equals_one_by_one(solver, problem: Problem, states: list) -> list:
+    """A learner's answers for a batch of states equal its answers one state at a time (the same
+    commitment, powers and imports to 1e-9 kW, messages and status); returns the batch's answers."""
+    batch = solver.solve(problem, states)
+    for state, a in zip(states, batch):
+        (one,) = solver.solve(problem, [state])
+        assert np.array_equal(a.dispatch.on, one.dispatch.on), state.label
+        assert np.allclose(a.dispatch.power, one.dispatch.power, atol=1e-9, rtol=0), state.label
+        assert np.allclose(a.dispatch.imports, one.dispatch.imports, atol=1e-9, rtol=0), state.label
+        assert a.info["messages"] == one.info["messages"] and a.status == one.status, state.label
+    return batch

@@ -13,7 +13,7 @@ from dispatchbench.learn.marl_env import StateBox, StateSampler
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.model.errors import SolverNotFound
-from conftest import permuted_problem_toml
+from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 TINY = """
 [problem]
@@ -177,13 +177,7 @@ def _states(paper):
 def test_batched_decisions_equal_one_by_one(paper_model):
     paper, model = paper_model
     states = _states(paper)
-    solver = make_solver(f"maddpg[model={model}]")
-    batch = solver.solve(paper, states)
-    for state, a in zip(states, batch):
-        (one,) = solver.solve(paper, [state])
-        assert np.array_equal(a.dispatch.on, one.dispatch.on), state.label
-        assert np.allclose(a.dispatch.power, one.dispatch.power, atol=1e-9, rtol=0), state.label
-        assert a.info["messages"] == one.info["messages"] and a.status == one.status
+    batch = assert_batched_equals_one_by_one(make_solver(f"maddpg[model={model}]"), paper, states)
     plain = {a.info["messages"] for a in batch if a.info["commitment_repaired"] == 0}
     from dispatchbench.formulations.distributed_search import DistributedSearch
 

@@ -21,7 +21,7 @@ from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem
-from conftest import permuted_problem_toml
+from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -350,14 +350,7 @@ def test_default_spec_is_the_learned_policy_alone():
 def test_batched_decisions_equal_one_by_one(paper_model, refine):
     paper, model = paper_model
     states = _day(paper)
-    solver = make_solver(f"madrl_tvc[model={model},refine={refine}]")
-    batch = solver.solve(paper, states)
-    for state, a in zip(states, batch):
-        (one,) = solver.solve(paper, [state])
-        assert np.array_equal(a.dispatch.on, one.dispatch.on), state.label
-        assert np.allclose(a.dispatch.power, one.dispatch.power, atol=1e-9, rtol=0), state.label
-        assert np.allclose(a.dispatch.imports, one.dispatch.imports, atol=1e-9, rtol=0), state.label
-        assert a.info["messages"] == one.info["messages"] and a.status == one.status
+    assert_batched_equals_one_by_one(make_solver(f"madrl_tvc[model={model},refine={refine}]"), paper, states)
 
 
 def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
