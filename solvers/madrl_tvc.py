@@ -76,7 +76,7 @@ COMMITMENT_FEATURES = (
     "offer",  # the output it would offer at its regional price, / p_max
     "margin",  # λ_I·delivered − learned cost at that output, / its own bill scale
     "cs_loading",  # its region's import / CS limit (−1 export limit … 1 import limit)
-    "cover",  # could the rest replace its output (its region's spare + what the CS link can bring in)? 10·(ratio − 1)
+    "cover",  # could the rest replace its output (region's spare + what its CS link brings in)? 10·(ratio − 1)
     "peak_price",  # the highest regional price in the system (a tree maximum), placed like region_price
     "cleared",  # 1 if the plan met every balance
 )
@@ -123,9 +123,11 @@ class Hyperparameters:
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
     "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
-    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "advantage_clip": POSITIVE, "advantage_resolution": POSITIVE, "warmup_states": COUNT,
+    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "advantage_clip": POSITIVE,
+    "advantage_resolution": POSITIVE, "warmup_states": COUNT,
     "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
-    "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT, "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
+    "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT,
+    "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
     "buffer_size": COUNT, "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT,
     "checkpoint_every": COUNT,
 }
@@ -580,11 +582,6 @@ class Team:
     def _repair_messages(self, flips: int) -> int:
         """Per repair flip: a tree sum of the regions' ranges, a tree maximum, a new bid and its reply."""
         return flips * (2 * self.search.system_sum_messages + 2)
-
-    def _violation(self, result: SearchResult) -> np.ndarray:
-        """kW the CS links are overdrawn / the grid is unbalanced, as the CS nodes measure it."""
-        imports = result.balanced.imports
-        return np.maximum(np.abs(imports.sum(-1)), np.maximum(np.abs(imports) - self.problem.cs_max, 0).max(-1))
 
     def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
         """Decision-time search (``refine``): the agents test their solo flips against the plan with
