@@ -529,9 +529,8 @@ class Team:
         per state, a repair if the plan cannot serve the demand and up to ``refine`` rounds of
         learned flip tests. Messages are counted per state (each state runs the protocol once)."""
         run = self.policy_rounds(states, obs)
-        clearings = 1 + (self.hp.rounds if self.problem.commitment else 0)
         return [self._finish(state, obs[j], run.on[j], run.preference[j], run.result.row(j), refine,
-                             {"messages": run.messages, "searches": clearings})
+                             {"messages": run.messages, "searches": 1 + len(run.plans)})  # trial + rounds
                 for j, state in enumerate(states)]
 
     def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
@@ -712,7 +711,8 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
             raw = rng.uniform(-0.3, 1.0, size=(hp.warmup_actions, n))
             mapped = map_actions(problem, [state] * hp.warmup_actions, raw)
             result = team.search.project(state, mapped.on, mapped.power)  # the environment's own closing
-            _remember_bills(problem, team, [state] * hp.warmup_actions, mapped.on, result)
+            obs = np.repeat(observation_matrix(problem, [state]), hp.warmup_actions, 0)
+            _remember_bills(problem, team, obs, mapped.on, result)
         for _ in range(5):
             for agent in team.agents:
                 agent.cost_loss = agent.update_cost()
@@ -721,8 +721,8 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
         states = sampler.sample_many(hp.states_per_step)
         obs = observation_matrix(problem, states)
         run = team.policy_rounds(states, obs, exact_sums=True, explore=True)
-        _remember_bills(problem, team, states, np.ones_like(run.on), run.trial)
-        _remember_bills(problem, team, states, run.on, run.result)
+        _remember_bills(problem, team, obs, np.ones_like(run.on), run.trial)
+        _remember_bills(problem, team, obs, run.on, run.result)
         if problem.commitment:
             everyone = np.ones_like(run.on)
             tried = compete(team, states, [everyone, *run.plans, _margin_plans(team, states, run)], rng)
@@ -753,14 +753,13 @@ def _margin_plans(team: Team, states: Sequence[State], run: PolicyRun) -> np.nda
     """A start for the competition that needs no trained policy: after the trial clearing every
     agent whose learned margin is negative stops, and the plan is repaired by ratings. On large
     instances it puts the search near good plans from the first step."""
-    margin = run.features[0][..., COMMITMENT_FEATURES.index("margin")] if run.features else np.zeros_like(run.on, float)
+    margin = run.features[0][..., COMMITMENT_FEATURES.index("margin")]  # rounds ≥ 1: the trial's features
     return np.array([team.repair(state, margin[k] > 0, margin[k])[0] for k, state in enumerate(states)])
 
 
-def _remember_bills(problem: Problem, team: Team, states: Sequence[State], on: np.ndarray,
-                    result: SearchResult) -> None:
-    """Each running agent stores its own bill at the output it was cleared at."""
-    obs = observation_matrix(problem, states)
+def _remember_bills(problem: Problem, team: Team, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> None:
+    """Each running agent stores its own bill at the output it was cleared at (``obs``: the
+    states' observations, ``(B, G, 3)``, one row per cleared plan)."""
     bills = group_costs(problem, on, result.balanced.power)  # each agent's own meter reading
     for i, agent in enumerate(team.agents):
         running = on[:, i]
