@@ -75,7 +75,7 @@ from dispatchbench.learn.marl_env import DispatchEnv, observation_matrix, outcom
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.report.tables import cost_per_hour
+from dispatchbench.report.tables import cost_per_hour, state_family
 from dispatchbench.solvers.maddpg import Hyperparameters as ProjectHyperparameters
 from dispatchbench.solvers.maddpg import decide_batch
 
@@ -251,8 +251,7 @@ def main() -> None:
         print(f"benchmarks/reference_maddpg.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     for state in test_states(problem, stride=args.stride, random_count=args.random):
-        family = state.label.rsplit("_d", 1)[0] if "_t" in state.label else "random"
-        sets.setdefault(f"test:{family}", []).append(state)
+        sets.setdefault(f"test:{state_family(state.label)}", []).append(state)
     t0 = time.perf_counter()
     reference = {name: solve_and_score(problem, states, make_solver("scip")) for name, states in sets.items()}
     scip_s = time.perf_counter() - t0

@@ -36,7 +36,7 @@ from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.instances.protocol import split_states
-from dispatchbench.report.tables import cost_per_hour
+from dispatchbench.report.tables import cost_per_hour, state_family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,8 +104,7 @@ def main() -> None:
         sets["day"] = load_states(args.day, problem)
     if args.split != "none":
         for state in split_states(problem, args.split, random_count=args.random, stride=args.stride):
-            family = state.label.rsplit("_d", 1)[0] if "_t" in state.label else "random"
-            sets.setdefault(f"{args.split}:{family}", []).append(state)
+            sets.setdefault(f"{args.split}:{state_family(state.label)}", []).append(state)
     scip = make_solver("scip")
     reference = {name: solve_and_score(problem, states, scip) for name, states in sets.items()}
     scip_time = {name: statistics.mean(r.time_s for r in recs) for name, recs in reference.items()}
