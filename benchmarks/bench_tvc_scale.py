@@ -10,6 +10,8 @@ decision times are the batched per-state times the plugin reports, SCIP's are it
 
 Instances are ``generate_problem(R, INSTANCE_SEED)`` (the scaling study's); states are the
 study's test states (intervals 02:00 and 18:00 of every family's test day, test seed 2000).
+``--split validation`` is how settings and budgets are chosen: a validation-seed instance
+(``generate_problem(R, 1000)``) and its validation states, never the study's.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.instances.generate_problem import generate_problem
-from dispatchbench.instances.protocol import test_states
-from dispatchbench.report.scaling import FULL, INSTANCE_SEED, TVC_LARGE, pick_states
+from dispatchbench.instances.protocol import VALIDATION, split_states
+from dispatchbench.report.scaling import FULL, INSTANCE_SEED, pick_states
 from dispatchbench.report.tables import state_family
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,23 +40,29 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regions", default="32,128")
-    ap.add_argument("--spec", default=TVC_LARGE, help="the learner spec trained at every size")
+    ap.add_argument("--spec", default="madrl_tvc", help="the learner spec trained at every size")
     ap.add_argument("--steps", default="", help="steps per size, e.g. 32:200,128:20 (default: the study's budget)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=("test", "validation"), default="test",
+                    help="validation: a validation-seed instance and states, for choosing settings")
+    ap.add_argument("--intervals", default=",".join(map(str, FULL.intervals)),
+                    help="intervals of each family's day to decide (default: the study's)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "tvc-scale")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tvc-scale.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
     steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or \
         FULL.learned.get(args.spec, {})
+    intervals = tuple(int(i) for i in args.intervals.split(","))
     rows = []
     for regions in [int(r) for r in args.regions.split(",")]:
-        problem = generate_problem(regions, INSTANCE_SEED)
-        states = pick_states(test_states(problem), FULL.intervals)
+        instance_seed = INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0)
+        problem = generate_problem(regions, instance_seed)
+        states = pick_states(split_states(problem, args.split), intervals)
         budget = steps.get(regions)
         if budget is None:
             raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")
-        out = args.runs / f"{regions}r-seed{args.seed}"
+        out = args.runs / f"{args.split}-{regions}r-seed{args.seed}"
         t0 = time.perf_counter()
         make_solver(args.spec).fit(problem, seed=args.seed, steps=budget, out_dir=out)
         train_s = time.perf_counter() - t0
@@ -82,7 +90,8 @@ def main() -> None:
                "repaired": sum(r.info.get("commitment_repaired", 0) > 0 for r in tvc)}
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "gap_by_family"}), flush=True)
-    out = {"spec": args.spec, "seed": args.seed, "instance_seed": INSTANCE_SEED, "intervals": FULL.intervals,
+    out = {"spec": args.spec, "seed": args.seed, "split": args.split,
+           "instance_seed": INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0), "intervals": intervals,
            "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()}, "sizes": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=float))

@@ -14,14 +14,17 @@ owns
 - a **commitment Q-network** ``Q_i(f_i, u)`` (``u`` = off/on) on what the agent can hear cheaply
   after a clearing (``COMMITMENT_FEATURES``): its own observation and status, the regional and
   system prices relative to its own learned marginal-cost range, the output it would offer at its
-  regional price and its learned margin there, its CS link's loading and whether the plan cleared.
+  regional price and its learned margin there, its CS link's loading and whether the plan cleared;
+- a **move network** ``M_i(f_i)`` on the same features: the team gain of flipping its own status,
+  and (stopped) of starting so that a running agent can stop (a hand-over).
 
-A decision is a few clearings (``rounds``): everyone offers (a trial clearing), every agent
-reads its features and picks on/off by its Q-network, the plan is cleared, and again; the last
-plan is the answer. A plan that cannot meet the balances is repaired cheaply (the off agent most
-willing to run starts, or the on agent least willing stops, picked by a maximum over the tree).
+A decision is a few clearings: everyone offers (a trial clearing); ``rounds`` times every agent
+reads its features and picks on/off by its Q-network and the plan is cleared; then up to
+``moves`` move rounds in which the one agent with the largest positive learned gain (a tree
+maximum) moves and the plan is cleared again. The last plan is the answer. A plan that cannot
+meet the balances is repaired by ratings before one more clearing.
 ``madrl_tvc[refine=3]`` ("TVC + local search", a separate row) adds up to ``refine`` rounds of
-learned flip tests priced on the agents' own cost networks.
+learned flip and hand-over tests priced on the agents' own cost networks.
 
 **Target-value competition.** At every training state the team tries plans — the policy's own
 (with exploration flips) and the local search around the best one so far: every solo flip and
@@ -33,6 +36,8 @@ of that state's cost (so cheap night states weigh like busy days). That is the o
 independent learner's fixed point — its part of the best joint commitment — computed per state
 rather than approached by hysteresis, and because features come from the clearings the agent
 itself takes part in, the same network applies to states, days and demand levels it never saw.
+The move network regresses, at every plan a move round starts from, the team gain of each solo
+flip and of the best tried hand-over each stopped agent could start.
 
 Nothing is shared: every agent has its own modules, optimisers, buffers and random generator, and
 learns from its own features, its own bill and scalars heard from the clearing (prices, its CS
@@ -68,6 +73,7 @@ from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solv
 from dispatchbench.learn.training_log import TrainingLog
 
 OFF, ON = 0, 1
+SOLO, HANDOVER = 0, 1  # the move network's two gains
 COMMITMENT_FEATURES = (
     "total_demand", "own_demand_or_v2g", "third_observation",  # the agent's observation (marl_env)
     "status",  # 1 if the agent runs in the plan just cleared (all run in the trial clearing)
@@ -98,6 +104,8 @@ class Hyperparameters:
     q_lr: float = 1e-3
     gossip: int = 0  # after each update, rounds of parameter averaging with same-type ring neighbours (0: none)
     rounds: int = 2  # policy rounds per decision, each one clearing (after the trial clearing)
+    moves: int = 3  # move rounds after them: the agent with the highest learned gain flips, one clearing each
+    move_explore: float = 0.2  # training: chance per state and move round that a random agent moves instead
     advantage_clip: float = 20.0  # team advantages (≤ 0) in % of the state's best cost, clipped at −this
     advantage_resolution: float = 0.01  # % of cost below which targets stay linear (log-compressed above)
     # exploration and data
@@ -123,7 +131,7 @@ class Hyperparameters:
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
     "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
-    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "advantage_clip": POSITIVE,
+    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "moves": NON_NEGATIVE, "move_explore": FRACTION, "advantage_clip": POSITIVE,
     "advantage_resolution": POSITIVE, "warmup_states": COUNT,
     "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
     "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT,
@@ -191,16 +199,18 @@ class CommitmentLearners(nn.Module):
         super().__init__()
         self.hp = hp
         self.q = agent_mlp(n, N_FEATURES, hp.q_hidden, 2)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=hp.q_lr)
+        self.move = agent_mlp(n, N_FEATURES, hp.q_hidden, 2)  # team gains of a solo move and of a hand-over
+        self.q_opt = torch.optim.Adam(self.parameters(), lr=hp.q_lr)
         self.mixing = None if mixing is None or hp.gossip == 0 else torch.as_tensor(
             np.linalg.matrix_power(mixing, hp.gossip), dtype=torch.float32)
 
     def compress(self, advantage: np.ndarray) -> np.ndarray:
-        """``−log(1 + |A| / resolution)``: the sign is all a decision needs, and a V2G group that
-        wastes 1 % when it runs idle must be told apart from a group whose stop breaks a balance
-        (−20 %); regressing raw percentages spends the network on the large ones. Monotone, so
-        the best plan's action keeps the highest value and the preference keeps its sign."""
-        return -np.log1p(-np.minimum(advantage, 0.0) / self.hp.advantage_resolution)
+        """``sign(A)·log(1 + |A| / resolution)``: the sign is all a decision needs, and a V2G group
+        that wastes 1 % when it runs idle must be told apart from a group whose stop breaks a
+        balance (−20 %); regressing raw percentages spends the network on the large ones.
+        Monotone, so the best plan's action keeps the highest value, a preference or a move's
+        gain keeps its sign, and the largest gain stays the largest."""
+        return np.sign(advantage) * np.log1p(np.abs(advantage) / self.hp.advantage_resolution)
 
     @torch.no_grad()
     def values(self, features: np.ndarray) -> np.ndarray:
@@ -209,16 +219,27 @@ class CommitmentLearners(nn.Module):
         dtype = next(self.q.parameters()).dtype
         return self.q(torch.as_tensor(features, dtype=dtype)).numpy()
 
-    def update(self, features: torch.Tensor, targets: torch.Tensor) -> float:
-        """One update of every agent from its own mini-batch: ``features (G, B, F)``,
-        ``targets (G, B, 2)``. Returns the loss summed over agents."""
+    @torch.no_grad()
+    def gains(self, features: np.ndarray) -> np.ndarray:
+        """``features (G, B, F) -> (G, B, 2)`` each agent's learned team gains of flipping its
+        status (``SOLO``) and of starting for a hand-over (``HANDOVER``)."""
+        dtype = next(self.move.parameters()).dtype
+        return self.move(torch.as_tensor(features, dtype=dtype)).numpy()
+
+    def update(self, features: torch.Tensor, targets: torch.Tensor, move_features: torch.Tensor | None = None,
+               move_gains: torch.Tensor | None = None) -> float:
+        """One update of every agent from its own mini-batches: ``features (G, B, F)``,
+        ``targets (G, B, 2)``, and ``move_features (G, B, F)``, ``move_gains (G, B, 2)`` once the
+        move rounds have data. Returns the loss summed over agents."""
         loss = ((self.q(features) - targets) ** 2).mean((-1, -2)).sum()
+        if move_features is not None:
+            loss = loss + ((self.move(move_features) - move_gains) ** 2).mean((-1, -2)).sum()
         self.q_opt.zero_grad()
         loss.backward()
         self.q_opt.step()
         if self.mixing is not None:
             with torch.no_grad():  # each agent: a weighted average of itself and its two ring neighbours
-                for param in self.q.parameters():
+                for param in self.parameters():
                     param.copy_(torch.einsum("ij,j...->i...", self.mixing.to(param.dtype), param))
         return float(loss.detach())
 
@@ -255,6 +276,7 @@ class Agent:
         self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1,
                                   dtypes={"obs": np.float64, "x": np.float64, "bill": np.float64})
         self.plans = ReplayBuffer(hp.buffer_size, {"features": (N_FEATURES,), "targets": (2,)}, seed + 2)
+        self.moves = ReplayBuffer(hp.buffer_size, {"features": (N_FEATURES,), "gain": (2,)}, seed + 3)
         self.bill_scale = 0.0  # set from the agent's own first bills (0: not yet)
         self.cost_loss = 0.0  # last fit's loss (logged every step for Fig. 5)
 
@@ -262,7 +284,7 @@ class Agent:
     def extra(self, with_buffers: bool) -> dict:
         out = {"bill_scale": self.bill_scale, "rng": self.rng.bit_generator.state}
         if with_buffers:
-            out.update(bills=self.bills.state_dict(), plans=self.plans.state_dict())
+            out.update(bills=self.bills.state_dict(), plans=self.plans.state_dict(), moves=self.moves.state_dict())
         return out
 
     def load_extra(self, extra: dict) -> None:
@@ -271,6 +293,7 @@ class Agent:
         if "bills" in extra:
             self.bills.load_state_dict(extra["bills"])
             self.plans.load_state_dict(extra["plans"])
+            self.moves.load_state_dict(extra["moves"])
 
     # ---- acting ---------------------------------------------------------------------------
     def offer_table(self) -> tuple[np.ndarray, np.ndarray]:
@@ -400,7 +423,11 @@ class PolicyRun:
     trial: SearchResult  # the trial clearing (everyone offers)
     features: list[np.ndarray]  # per round, (B, G, F)
     plans: list[np.ndarray]  # per round, (B, G)
-    messages: int  # per state: the trial clearing and every round's clearing
+    move_features: list[np.ndarray]  # per move round, (B, G, F): what the agents heard before it
+    move_plans: list[np.ndarray]  # per move round, (B, G): the plan it started from
+    messages: np.ndarray  # (B,) per state: the trial clearing, every round's and every move's
+    clearings: np.ndarray  # (B,) per state: clearings run (the trial, the rounds, the moves)
+    hearings: np.ndarray  # (B,) per state: times the agents heard their features and a gain maximum in moves
 
 
 class Team:
@@ -424,7 +451,12 @@ class Team:
         """Every agent updates its commitment network from a mini-batch of its own buffer."""
         batches = [a.plans.sample(self.hp.batch_size) for a in self.agents]
         stack = {k: torch.as_tensor(np.stack([b[k] for b in batches])) for k in batches[0]}
-        return self.commitment.update(stack["features"], stack["targets"])
+        if not len(self.agents[0].moves):
+            return self.commitment.update(stack["features"], stack["targets"])
+        moves = [a.moves.sample(self.hp.batch_size) for a in self.agents]
+        return self.commitment.update(stack["features"], stack["targets"],
+                                      torch.as_tensor(np.stack([b["features"] for b in moves])),
+                                      torch.as_tensor(np.stack([b["gain"] for b in moves])))
 
     def refresh_offers(self) -> None:
         """Each agent rebuilds its offer table from its current cost network."""
@@ -494,12 +526,17 @@ class Team:
         values = self.commitment.values(np.swapaxes(features, 0, 1))  # (G, B, 2): each agent its own row
         return (values[..., ON] - values[..., OFF]).T
 
+    def gains(self, features: np.ndarray) -> np.ndarray:
+        """``(B, G, 2)`` each agent's learned team gains of a solo move and of a hand-over."""
+        return np.swapaxes(self.commitment.gains(np.swapaxes(features, 0, 1)), 0, 1)
+
     # ---- a decision -------------------------------------------------------------------------
     def policy_rounds(self, states: Sequence[State], obs: np.ndarray, *, exact_sums: bool = False,
                       explore: bool = False) -> PolicyRun:
         """The trial clearing (everyone offers), then ``rounds`` times: every agent reads its
         features and picks on/off (a tie goes to "on", the safe side for serving demand), and the
-        plan is cleared. ``explore`` (training): each agent flips its pick with ``flip_prob``."""
+        plan is cleared. Then ``moves`` move rounds (:meth:`move_rounds`). ``explore``
+        (training): each agent flips its pick with ``flip_prob``."""
         batch, n = obs.shape[:2]
         on = np.ones((batch, n), dtype=bool)
         trial = result = self.clear(list(states), on, exact_sums=exact_sums)
@@ -517,7 +554,77 @@ class Team:
             messages += result.messages
             features.append(feats)
             plans.append(on.copy())
-        return PolicyRun(on, result, pref, trial, features, plans, messages)
+        on, result, move_features, move_plans, move_messages, moved, hearings = self.move_rounds(
+            states, obs, on, result, exact_sums=exact_sums, explore=explore)
+        return PolicyRun(on, result, pref, trial, features, plans, move_features, move_plans,
+                         messages + move_messages, 1 + len(plans) + moved, hearings)
+
+    def move_rounds(self, states: Sequence[State], obs: np.ndarray, on: np.ndarray, result: SearchResult, *,
+                    exact_sums: bool = False, explore: bool = False):
+        """Up to ``moves`` rounds in which one agent per state changes its mind. Every agent reads
+        its features after the last clearing, and its move network predicts two team gains: of
+        flipping its own status (a *solo* move), and — a stopped agent — of starting so that a
+        running agent can stop (a *hand-over*, the joint move solo flips cannot make). A tree
+        maximum picks the largest; if it is positive:
+
+        - a solo move: that agent flips, and the plan is cleared again;
+        - a hand-over: the agent starts, the plan is cleared, and the running agent with the
+          largest solo gain to stop now stops and the plan is cleared again — or, if no running
+          agent expects a gain, the starter stops again (the hand-over is undone).
+
+        One mover at a time is what breaks ties the simultaneous rounds cannot: two near-identical
+        groups that could each stop would both stop (or both run) when they decide at once. The
+        gains are learned from the team cost of every solo flip and hand-over of the plans the
+        move rounds start from (training); at decision time nothing is priced or compared — it is
+        the policy. ``explore`` (training): with ``move_explore`` a random agent makes a solo move.
+
+        Returns the plan, its clearing, every decision point's features and plan, and per state
+        the messages, the clearings made and the hearings (a state whose round finds no mover is
+        done)."""
+        batch, n = on.shape
+        move_features, move_plans = [], []
+        messages, cleared, hearings = (np.zeros(batch, dtype=np.int64) for _ in range(3))
+        hear = 2 * self.search.system_sum_messages + self._sum_messages + 1  # features, the maximum, the mover told
+        rows = np.arange(batch)
+        active = np.ones(batch, dtype=bool)
+
+        def heard():
+            feats = self.features(states, obs, on, result)
+            move_features.append(feats)
+            move_plans.append(on.copy())
+            return self.gains(feats)
+
+        for _ in range(self.hp.moves if self.problem.commitment else 0):
+            gain = heard()
+            messages[active] += hear
+            hearings += active
+            solo, handover = gain[..., SOLO].copy(), np.where(on, -np.inf, gain[..., HANDOVER])
+            if explore:  # an agent that explores bids an unbeatable solo gain (each its own draw)
+                for i, agent in enumerate(self.agents):
+                    solo[agent.rng.random(batch) < self.hp.move_explore / n, i] = np.inf
+            best_solo, best_handover = solo.max(1), handover.max(1)
+            hands = active & (best_handover > np.maximum(best_solo, 0.0))
+            active &= hands | (best_solo > 0)
+            if not active.any():  # nobody expects a gain: every plan stands
+                break
+            mover = np.where(hands, handover.argmax(1), solo.argmax(1))
+            on = on.copy()
+            on[active, mover[active]] ^= True
+            result = self.clear(list(states), on, exact_sums=exact_sums)
+            messages[active] += result.messages
+            cleared += active
+            if hands.any():  # the second half of a hand-over: who stops, or the starter stops again
+                stop_gain = np.where(on, heard()[..., SOLO], -np.inf)
+                stop_gain[rows, mover] = -np.inf
+                messages[hands] += hear
+                hearings += hands
+                partner = np.where(stop_gain.max(1) > 0, stop_gain.argmax(1), mover)
+                on = on.copy()
+                on[hands, partner[hands]] = False
+                result = self.clear(list(states), on, exact_sums=exact_sums)
+                messages[hands] += result.messages
+                cleared += hands
+        return on, result, move_features, move_plans, messages, cleared, hearings
 
     def decide(self, state: State, obs: np.ndarray, *, refine: int = 0) -> tuple[Dispatch, dict]:
         """Execution at one state (``obs`` is ``(G, 3)``): a batch of one."""
@@ -530,7 +637,9 @@ class Team:
         learned flip tests. Messages are counted per state (each state runs the protocol once)."""
         run = self.policy_rounds(states, obs)
         return [self._finish(state, obs[j], run.on[j], run.preference[j], run.result.row(j), refine,
-                             {"messages": run.messages, "searches": 1 + len(run.plans)})  # trial + rounds
+                             {"messages": int(run.messages[j]), "searches": int(run.clearings[j]),
+                              "moves": int(run.clearings[j]) - 1 - len(run.plans),
+                              "move_hearings": int(run.hearings[j])})
                 for j, state in enumerate(states)]
 
     def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
@@ -583,16 +692,17 @@ class Team:
         return flips * (2 * self.search.system_sum_messages + 2)
 
     def _flip_test(self, state: State, obs: np.ndarray, on: np.ndarray, current: SearchResult, info: dict):
-        """Decision-time search (``refine``): the agents test their solo flips against the plan with
-        their *learned* costs: each flip is cleared, each agent prices its own output on its own
-        cost network, the team sums the estimates over the tree, and the best flip that lowers
-        the estimate is taken."""
+        """Decision-time search (``refine``): the agents test their solo flips and hand-overs (one
+        stops, one starts; up to ``max_swaps``, a fixed sample when there are more) against the
+        plan with their *learned* costs: each candidate is cleared, each agent prices its own
+        output on its own cost network, the team sums the estimates over the tree, and the best
+        candidate that lowers the estimate is taken. Hand-overs get a plan out of the states
+        where every solo flip is worse (a repaired plan with the wrong group of a region running)."""
         n = len(self.agents)
-        trials = np.repeat(on[None], n, 0)
-        trials[np.arange(n), np.arange(n)] ^= True
+        trials = neighbours(on, n, self.hp.max_swaps, np.random.default_rng(0))
         result = self.clear(state, trials)
-        info["messages"] += result.messages * n
-        info["searches"] += n
+        info["messages"] += result.messages * len(trials)
+        info["searches"] += len(trials)
         plans = np.concatenate([on[None], trials])
         power = np.concatenate([current.balanced.power, result.balanced.power])
         feasible = np.concatenate([current.feasible, result.feasible])
@@ -638,6 +748,25 @@ class TriedPlans:
         key = min(self.costs[k], key=self.costs[k].__getitem__)
         return np.frombuffer(key, dtype=bool).copy(), self.costs[k][key]
 
+    def advantage(self, k: int, plans: np.ndarray, clip: float) -> np.ndarray:
+        """Each (scored) plan's team advantage at state ``k`` in % of its best cost, ≥ −``clip``."""
+        best = min(self.costs[k].values())
+        cost = np.array([self.costs[k][plan.tobytes()] for plan in plans])
+        return np.maximum(np.nan_to_num(-(cost - best) / max(abs(best), 1e-9) * 100.0, neginf=-clip), -clip)
+
+    def move_gains(self, k: int, start: np.ndarray, handovers: np.ndarray, clip: float) -> np.ndarray:
+        """``(G, 2)``: each agent's team gain (in % of the state's cost, advantages clipped at
+        −``clip``) from plan ``start`` of flipping its own status (``SOLO``; every solo flip is
+        scored) and, a stopped agent, of the best scored hand-over it starts (``HANDOVER``: it
+        starts and one running agent stops; −``clip`` when it runs or none was tried)."""
+        base = self.advantage(k, start[None], clip)[0]
+        out = np.full((len(start), 2), -clip)
+        out[:, SOLO] = self.advantage(k, solo_flips(start), clip) - base
+        if len(handovers):
+            starter = (handovers & ~start).argmax(1)
+            np.maximum.at(out[:, HANDOVER], starter, self.advantage(k, handovers, clip) - base)
+        return out
+
     def targets(self, k: int, clip: float) -> np.ndarray | None:
         """``(G, 2)``: for every agent and action, the best tried plan's advantage (≤ 0) in % of
         the state's best cost; ``None`` when no tried plan met the balances."""
@@ -654,14 +783,17 @@ class TriedPlans:
         return np.maximum(np.nan_to_num(out, nan=-clip, neginf=-clip), -clip)
 
 
-def neighbours(plan: np.ndarray, max_flips: int, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
-    """Up to ``max_flips`` solo flips of ``plan`` (all of them when there are no more agents) and
-    up to ``max_swaps`` coordinated swaps (one running agent stops while one stopped agent starts —
-    the joint moves single flips cannot make)."""
-    n = len(plan)
-    who = np.arange(n) if n <= max_flips else np.sort(rng.choice(n, max_flips, replace=False))
-    flips = np.repeat(plan[None], len(who), 0)
-    flips[np.arange(len(who)), who] ^= True
+def solo_flips(plan: np.ndarray) -> np.ndarray:
+    """``(G, G)``: row ``i`` is ``plan`` with agent ``i``'s status flipped."""
+    flips = np.repeat(plan[None], len(plan), 0)
+    flips[np.arange(len(plan)), np.arange(len(plan))] ^= True
+    return flips
+
+
+def handovers_of(plan: np.ndarray, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``max_swaps`` coordinated swaps of ``plan`` (one stopped agent starts while one
+    running agent stops — the joint moves single flips cannot make); a random subset when there
+    are more."""
     running, stopped = np.flatnonzero(plan), np.flatnonzero(~plan)
     pairs = np.array([(i, j) for i in running for j in stopped], dtype=int).reshape(-1, 2)
     if len(pairs) > max_swaps:
@@ -669,17 +801,34 @@ def neighbours(plan: np.ndarray, max_flips: int, max_swaps: int, rng: np.random.
     swaps = np.repeat(plan[None], len(pairs), 0)
     swaps[np.arange(len(pairs)), pairs[:, 0]] = False
     swaps[np.arange(len(pairs)), pairs[:, 1]] = True
-    return np.concatenate([flips, swaps])
+    return swaps
 
 
-def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], rng: np.random.Generator) -> TriedPlans:
+def neighbours(plan: np.ndarray, max_flips: int, max_swaps: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``max_flips`` solo flips of ``plan`` (all of them when there are no more agents) and
+    up to ``max_swaps`` coordinated swaps (``handovers_of``)."""
+    n = len(plan)
+    who = np.arange(n) if n <= max_flips else np.sort(rng.choice(n, max_flips, replace=False))
+    return np.concatenate([solo_flips(plan)[who], handovers_of(plan, max_swaps, rng)])
+
+
+def score_fresh(tried: TriedPlans, rows: Sequence[int], plans: Sequence[np.ndarray]) -> None:
+    """Score, in one batch, the plans (at states ``rows``) not tried yet."""
+    fresh = {(k, p.tobytes()): (k, p) for k, p in zip(rows, plans) if p.tobytes() not in tried.costs[k]}
+    if fresh:
+        tried.score([k for k, _ in fresh.values()], np.array([p for _, p in fresh.values()]))
+
+
+def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], rng: np.random.Generator,
+            tried: TriedPlans | None = None) -> TriedPlans:
     """The plans of one training batch compete: the starts (``(B, G)`` each) are cleared, then each
     state's best plan moves to its best neighbour while that lowers the team cost
-    (``search_rounds`` at most). All states' candidates are cleared in one batch per round."""
-    tried = TriedPlans(team, states)
+    (``search_rounds`` at most). All states' candidates are cleared in one batch per round.
+    ``tried``: plans already scored at these states (they compete too)."""
+    tried = tried if tried is not None else TriedPlans(team, states)
     batch = len(states)
     for plans in starts:
-        tried.score(range(batch), plans)
+        score_fresh(tried, range(batch), plans)
     active = list(range(batch))
     for _ in range(team.hp.search_rounds):
         rows, plans, before = [], [], {}
@@ -725,15 +874,27 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
         _remember_bills(problem, team, obs, run.on, run.result)
         if problem.commitment:
             everyone = np.ones_like(run.on)
-            tried = compete(team, states, [everyone, *run.plans, _margin_plans(team, states, run)], rng)
+            tried = TriedPlans(team, states)
+            handovers = [[handovers_of(start[k], hp.max_swaps, rng) for k in range(len(states))]
+                         for start in run.move_plans]  # (sampled when there are more) per decision point
+            for start, swaps in zip(run.move_plans, handovers):  # every solo flip and those hand-overs
+                score_fresh(tried, [k for k in range(len(states)) for _ in range(n + len(swaps[k]))],
+                            np.concatenate([np.concatenate([solo_flips(start[k]), swaps[k]])
+                                            for k in range(len(states))]))
+            tried = compete(team, states, [everyone, *run.plans, _margin_plans(team, states, run)], rng, tried)
             for k in range(len(states)):
                 targets = tried.targets(k, hp.advantage_clip)
                 if targets is None:
                     continue
                 targets = team.commitment.compress(targets)
+                gains = [team.commitment.compress(tried.move_gains(k, start[k], swaps[k], hp.advantage_clip))
+                         for start, swaps in zip(run.move_plans, handovers)]
                 for i, agent in enumerate(team.agents):
                     agent.plans.add(features=np.stack([f[k, i] for f in run.features]),
                                     targets=np.repeat(targets[i][None], len(run.features), 0))
+                    if gains:
+                        agent.moves.add(features=np.stack([f[k, i] for f in run.move_features]),
+                                        gain=np.stack([g[i] for g in gains]))
         refit = step % hp.cost_every == 0
         if refit:
             for agent in team.agents:
@@ -832,7 +993,7 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
             hp = self.trained_hyperparameters(ckpt, folder)
             team = Team(problem, hp, seed=int(ckpt.meta["seed"]))
             _restore(team, ckpt, with_optimizers=False)
-            team.commitment.q.double()  # execution only: float32 products round differently per batch size
+            team.commitment.double()  # execution only: float32 products round differently per batch size
             team.refresh_offers()
             return team
 
@@ -866,7 +1027,7 @@ def _restore(team: Team, ckpt: Checkpoint, *, with_optimizers: bool) -> None:
         module.load_state_dict(ckpt.networks[key])
     for agent in team.agents:
         agent.load_extra(ckpt.state["agents"][agent.name] if with_optimizers else
-                         {k: v for k, v in ckpt.state["agents"][agent.name].items() if k not in {"bills", "plans"}})
+                         {k: v for k, v in ckpt.state["agents"][agent.name].items() if k not in {"bills", "plans", "moves"}})
     if with_optimizers:
         for key, opt in team.optimizers().items():
             opt.load_state_dict(ckpt.optimizers[key])

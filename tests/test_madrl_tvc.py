@@ -295,6 +295,93 @@ def test_the_best_tried_plan_sets_every_agents_targets(toy):
     assert all(m.sum() == plan.sum() for m in moves[3:])
 
 
+def test_move_targets_are_the_team_gains_of_solo_flips_and_hand_overs(toy):
+    """The move network's targets at a plan: per agent, the team advantage of the plan with its
+    status flipped minus the plan's own (in % of the state's best cost; an infeasible plan counts
+    at the clip), and for a stopped agent the best hand-over it starts (another agent stops)."""
+    mod = _module()
+    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    state = _state(toy, 250.0)
+    tried = mod.TriedPlans(team, [state])
+    plan = np.array([True, False, True])
+    swaps = mod.handovers_of(plan, 10, np.random.default_rng(0))
+    assert len(swaps) == 2 and all(s[1] and s.sum() == 2 for s in swaps)  # agent 1 starts, one of 0 / 2 stops
+    everything = np.concatenate([plan[None], mod.solo_flips(plan), swaps])
+    mod.score_fresh(tried, [0] * len(everything), everything)
+    costs = tried.costs[0]
+    best = min(costs.values())
+
+    def advantage(p):
+        return max(-(costs[p.tobytes()] - best) / best * 100.0, -20.0)
+
+    gains = tried.move_gains(0, plan, swaps, 20.0)
+    for i, flipped in enumerate(mod.solo_flips(plan)):
+        assert flipped[i] != plan[i] and (flipped ^ plan).sum() == 1
+        assert gains[i, mod.SOLO] == pytest.approx(advantage(flipped) - advantage(plan))
+    assert gains[1, mod.HANDOVER] == pytest.approx(max(advantage(s) for s in swaps) - advantage(plan))
+    assert gains[0, mod.HANDOVER] == gains[2, mod.HANDOVER] == -20.0  # running agents start no hand-over
+
+
+def _move_team(paper_model, solo, handover):
+    """The trained paper team with its move network replaced by fixed gains (functions of the
+    features), on three states, everyone on."""
+    paper, model = paper_model
+    team = make_solver(f"madrl_tvc[model={model}]").load(paper)
+    states = _day(paper)[:3]
+    obs = observation_matrix(paper, states)
+    on = np.ones((len(states), len(paper.groups)), bool)
+    status = _module().COMMITMENT_FEATURES.index("status")
+    team.gains = lambda features: np.stack([solo(features[..., status] > 0.5),
+                                            handover(features[..., status] > 0.5)], -1)
+    return team, team.move_rounds(states, obs, on, team.clear(states, on)), on
+
+
+def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_model):
+    """One mover per round (the tree maximum), only for a positive gain, and the rounds stop once
+    nobody expects one: here agent 2 gains by stopping (agent 5 less), and nobody after that."""
+    def solo(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 2] = np.where(running[:, 2], 3.0, -3.0)
+        out[:, 5] = np.where(running[:, 2], 2.0, -3.0)
+        return out
+
+    team, (final, _, feats, starts, messages, cleared, hearings), on = _move_team(
+        paper_model, solo, lambda running: np.full(running.shape, -5.0))
+    expected = on.copy()
+    expected[:, 2] = False
+    assert np.array_equal(final, expected) and list(cleared) == [1] * 3 and list(hearings) == [2] * 3
+    assert len(starts) == 2 and np.array_equal(starts[1], expected)  # the second round found no mover
+
+
+def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
+    """Agent 4 starts for a hand-over; then the running agent with the largest positive solo gain
+    (agent 0) stops. Without a partner that expects a gain, the starter stops again."""
+    def handover(running):
+        out = np.full(running.shape, -5.0)
+        out[:, 4] = np.where(running[:, 4], -5.0, 4.0)
+        return out
+
+    def solo_with_partner(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 0] = np.where(running[:, 4] & running[:, 0], 2.0, -2.0)  # agent 0 stops once 4 runs
+        out[:, 1] = np.where(running[:, 4] & running[:, 1] & running[:, 0], 1.0, -2.0)  # the second choice
+        return out
+
+    paper, _ = paper_model
+    team = _move_team(paper_model, lambda r: np.full(r.shape, -1.0), handover)[0]
+    states = _day(paper)[:3]
+    obs = observation_matrix(paper, states)
+    start = np.ones((3, len(paper.groups)), bool)
+    start[:, 4] = False
+    status = _module().COMMITMENT_FEATURES.index("status")
+    for solo, stopper in ((solo_with_partner, 0), (lambda r: np.full(r.shape, -1.0), 4)):
+        team.gains = lambda f, solo=solo: np.stack([solo(f[..., status] > 0.5), handover(f[..., status] > 0.5)], -1)
+        final, *_ = team.move_rounds(states, obs, start, team.clear(states, start))
+        expected = np.ones_like(start)
+        expected[:, stopper] = False
+        assert np.array_equal(final, expected), stopper
+
+
 def test_execution_never_reads_cost_coefficients(toy, trained):
     """The same model on a copy of the problem whose cost coefficients are NaN decides the same:
     agents only use their learned networks (the fingerprint ignores costs, so the model loads)."""
@@ -355,12 +442,21 @@ def test_batched_decisions_equal_one_by_one(paper_model, refine):
 
 def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
     """refine=0 and no repair: the trial clearing and two policy rounds, each clearing 2G bids and
-    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree reductions per round (870; the
-    paper's size target is ≤ 3,000)."""
+    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree reductions per round (870); then
+    per move decision point two tree reductions, the gain maximum (G reports + the tree) and the
+    mover told (28), and a clearing (282) per move — at most 870 + 3·(2·28 + 2·282) = 2,730 with
+    the default three move rounds (each a hand-over at most); the paper's size target ≤ 3,000."""
     paper, model = paper_model
     answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
-    plain = [a.info["messages"] for a in answers if a.info["commitment_repaired"] == 0]
-    assert plain and set(plain) == {3 * (2 * 9 + (40 + 4) * 2 * 3) + 2 * 2 * 2 * 3} == {870}
+    clearing, hearing = 2 * 9 + (40 + 4) * 2 * 3, 2 * 2 * 3 + (9 + 2 * 3) + 1
+    policy = 3 * clearing + 2 * 2 * 2 * 3
+    assert policy == 870 and hearing == 28
+    moves = _module().Hyperparameters().moves
+    plain = [a.info for a in answers if a.info["commitment_repaired"] == 0]
+    assert plain and all(0 <= i["moves"] <= 2 * moves and 1 <= i["move_hearings"] <= 2 * moves for i in plain)
+    assert all(i["messages"] == policy + hearing * i["move_hearings"] + clearing * i["moves"] for i in plain)
+    assert all(i["searches"] == 3 + i["moves"] for i in plain)
+    assert policy + moves * 2 * (hearing + clearing) == 2730 <= 3000
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -418,8 +514,9 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
     rounds = team.hp.rounds
     for _, info in team.decide_batch(states, observation_matrix(big, states)):
         flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
-        assert info["searches"] == 1 + rounds + (flips > 0)
+        assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
         tree = team.search.system_sum_messages
         assert info["messages"] == (info["searches"] * team.search.messages_per_decision() + rounds * 2 * tree
+                                    + info["move_hearings"] * (2 * tree + team.search.sum_messages + 1)
                                     + flips * (2 * tree + 2))
         assert info["messages"] <= 50_000 and info["balanced"]
