@@ -569,8 +569,9 @@ class Team:
 
         - a solo move: that agent flips, and the plan is cleared again;
         - a hand-over: the agent starts, the plan is cleared, and the running agent with the
-          largest solo gain to stop now stops and the plan is cleared again — or, if no running
-          agent expects a gain, the starter stops again (the hand-over is undone).
+          largest positive solo gain to stop now stops and the plan is cleared again. If that is
+          the starter itself, or nobody expects a gain, the starter stops again: the hand-over
+          is undone, and that state's moves end (the same hand-over would come up again).
 
         One mover at a time is what breaks ties the simultaneous rounds cannot: two near-identical
         groups that could each stop would both stop (or both run) when they decide at once. The
@@ -585,7 +586,6 @@ class Team:
         move_features, move_plans = [], []
         messages, cleared, hearings = (np.zeros(batch, dtype=np.int64) for _ in range(3))
         hear = 2 * self.search.system_sum_messages + self._sum_messages + 1  # features, the maximum, the mover told
-        rows = np.arange(batch)
         active = np.ones(batch, dtype=bool)
 
         def heard():
@@ -595,6 +595,8 @@ class Team:
             return self.gains(feats)
 
         for _ in range(self.hp.moves if self.problem.commitment else 0):
+            if not active.any():  # every state is done
+                break
             gain = heard()
             messages[active] += hear
             hearings += active
@@ -615,10 +617,10 @@ class Team:
             cleared += active
             if hands.any():  # the second half of a hand-over: who stops, or the starter stops again
                 stop_gain = np.where(on, heard()[..., SOLO], -np.inf)
-                stop_gain[rows, mover] = -np.inf
                 messages[hands] += hear
                 hearings += hands
                 partner = np.where(stop_gain.max(1) > 0, stop_gain.argmax(1), mover)
+                active &= ~(hands & (partner == mover))  # undone: the same hand-over would come up again
                 on = on.copy()
                 on[hands, partner[hands]] = False
                 result = self.clear(list(states), on, exact_sums=exact_sums)

@@ -355,7 +355,8 @@ def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_
 
 def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
     """Agent 4 starts for a hand-over; then the running agent with the largest positive solo gain
-    (agent 0) stops. Without a partner that expects a gain, the starter stops again."""
+    (agent 0) stops. Without a partner that expects a gain, or when the starter itself expects
+    the most from stopping again, the starter stops again and the state's moves end."""
     def handover(running):
         out = np.full(running.shape, -5.0)
         out[:, 4] = np.where(running[:, 4], -5.0, 4.0)
@@ -374,12 +375,19 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
     start = np.ones((3, len(paper.groups)), bool)
     start[:, 4] = False
     status = _module().COMMITMENT_FEATURES.index("status")
-    for solo, stopper in ((solo_with_partner, 0), (lambda r: np.full(r.shape, -1.0), 4)):
+    def starter_regrets(running):
+        out = solo_with_partner(running)
+        out[:, 4] = np.where(running[:, 4], 3.0, -3.0)  # more than agent 0's 2.0
+        return out
+
+    for solo, stopper in ((solo_with_partner, 0), (lambda r: np.full(r.shape, -1.0), 4), (starter_regrets, 4)):
         team.gains = lambda f, solo=solo: np.stack([solo(f[..., status] > 0.5), handover(f[..., status] > 0.5)], -1)
-        final, *_ = team.move_rounds(states, obs, start, team.clear(states, start))
+        final, _, _, points, _, cleared, _ = team.move_rounds(states, obs, start, team.clear(states, start))
         expected = np.ones_like(start)
         expected[:, stopper] = False
         assert np.array_equal(final, expected), stopper
+        if stopper == 4:  # undone once, then done: one hand-over's two clearings, no more
+            assert list(cleared) == [2] * 3 and len(points) == 2
 
 
 def test_execution_never_reads_cost_coefficients(toy, trained):
