@@ -94,6 +94,8 @@ def main() -> None:
                          "of the protocol (tune on validation, report on test)")
     ap.add_argument("--random", type=int, default=30, help="random states added to --split")
     ap.add_argument("--stride", type=int, default=1, help="keep every stride-th interval of each split day")
+    ap.add_argument("--decide", default="",
+                    help="extra spec parameters at decision time, e.g. refine=3 (TVC + local search; with --skip-fit)")
     ap.add_argument("--skip-fit", action="store_true", help="evaluate the models already in --runs")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -124,7 +126,7 @@ def main() -> None:
             report = learner.fit(problem, seed=seed, steps=args.steps, out_dir=run_dir, resume=resume,
                                  progress=False)
         wall = time.perf_counter() - t0
-        spec = f"{name}[model={run_dir}]"
+        spec = f"{name}[model={run_dir}{',' + args.decide if args.decide else ''}]"
         row = {"seed": seed, "steps": report.steps, "train_time_s": report.time_s, "this_call_wall_s": wall,
                "model": str(run_dir), "fit_info": report.info, "sets": {}}
         for set_name, states in sets.items():
@@ -167,7 +169,7 @@ def main() -> None:
                              "gap_min": min(gaps, default=None), "gap_max": max(gaps, default=None),
                              **{f"{k}_mean": mean_of(k) for k in ("mean_state_gap", "max_state_gap", "commitment_gap",
                                                                     "power_split_gap", "v2g_energy_ratio")}}
-    out = {"solver": args.solver, "problem": problem.name, "steps": args.steps, "seeds": args.seeds,
+    out = {"solver": args.solver, "decide": args.decide, "problem": problem.name, "steps": args.steps, "seeds": args.seeds,
            "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(),
                        "torch_threads": torch.get_num_threads()},
            "scip": {k: {"cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else cost_per_hour([r.cost for r in v])),
