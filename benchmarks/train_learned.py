@@ -169,7 +169,8 @@ def main() -> None:
                              "gap_min": min(gaps, default=None), "gap_max": max(gaps, default=None),
                              **{f"{k}_mean": mean_of(k) for k in ("mean_state_gap", "max_state_gap", "commitment_gap",
                                                                     "power_split_gap", "v2g_energy_ratio")}}
-    out = {"solver": args.solver, "decide": args.decide, "problem": problem.name, "steps": args.steps, "seeds": args.seeds,
+    out = {"solver": args.solver, "decide": args.decide, "problem": problem.name, "steps": args.steps,
+           "seeds": args.seeds,
            "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(),
                        "torch_threads": torch.get_num_threads()},
            "scip": {k: {"cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else cost_per_hour([r.cost for r in v])),

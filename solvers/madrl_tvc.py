@@ -131,7 +131,8 @@ class Hyperparameters:
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
     "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
-    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "moves": NON_NEGATIVE, "move_explore": FRACTION, "advantage_clip": POSITIVE,
+    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "moves": NON_NEGATIVE, "move_explore": FRACTION,
+    "advantage_clip": POSITIVE,
     "advantage_resolution": POSITIVE, "warmup_states": COUNT,
     "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
     "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT,
@@ -1027,9 +1028,10 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
 def _restore(team: Team, ckpt: Checkpoint, *, with_optimizers: bool) -> None:
     for key, module in team.networks().items():
         module.load_state_dict(ckpt.networks[key])
+    buffers = {"bills", "plans", "moves"}
     for agent in team.agents:
-        agent.load_extra(ckpt.state["agents"][agent.name] if with_optimizers else
-                         {k: v for k, v in ckpt.state["agents"][agent.name].items() if k not in {"bills", "plans", "moves"}})
+        saved = ckpt.state["agents"][agent.name]
+        agent.load_extra(saved if with_optimizers else {k: v for k, v in saved.items() if k not in buffers})
     if with_optimizers:
         for key, opt in team.optimizers().items():
             opt.load_state_dict(ckpt.optimizers[key])
