@@ -54,9 +54,9 @@ def main() -> None:
     steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or \
         FULL.learned.get(args.spec, {})
     intervals = tuple(int(i) for i in args.intervals.split(","))
+    instance_seed = INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0)
     rows = []
     for regions in [int(r) for r in args.regions.split(",")]:
-        instance_seed = INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0)
         problem = generate_problem(regions, instance_seed)
         states = pick_states(split_states(problem, args.split), intervals)
         budget = steps.get(regions)
@@ -91,7 +91,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "gap_by_family"}), flush=True)
     out = {"spec": args.spec, "seed": args.seed, "split": args.split,
-           "instance_seed": INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0), "intervals": intervals,
+           "instance_seed": instance_seed, "intervals": intervals,
            "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()}, "sizes": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=float))

@@ -678,9 +678,7 @@ class Team:
         n, flips = len(on), 0
         missing = float(shortfall(self.problem, state, on[None])[0])
         while missing > 1e-9 and flips < n:
-            trials = np.repeat(on[None], n, 0)
-            trials[np.arange(n), np.arange(n)] ^= True
-            gain = missing - shortfall(self.problem, state, trials)
+            gain = missing - shortfall(self.problem, state, solo_flips(on))
             if gain.max() <= 1e-9:
                 break
             tie = np.where(on, -willing, willing)
@@ -753,9 +751,8 @@ class TriedPlans:
 
     def advantage(self, k: int, plans: np.ndarray, clip: float) -> np.ndarray:
         """Each (scored) plan's team advantage at state ``k`` in % of its best cost, ≥ −``clip``."""
-        best = min(self.costs[k].values())
         cost = np.array([self.costs[k][plan.tobytes()] for plan in plans])
-        return np.maximum(np.nan_to_num(-(cost - best) / max(abs(best), 1e-9) * 100.0, neginf=-clip), -clip)
+        return _percent_advantage(cost, min(self.costs[k].values()), clip)
 
     def move_gains(self, k: int, start: np.ndarray, handovers: np.ndarray, clip: float) -> np.ndarray:
         """``(G, 2)``: each agent's team gain (in % of the state's cost, advantages clipped at
@@ -779,11 +776,14 @@ class TriedPlans:
         best = costs.min()
         if not np.isfinite(best):
             return None
-        out = np.empty((plans.shape[1], 2))
-        for u in (OFF, ON):
-            with_u = np.where(plans == bool(u), costs[:, None], np.inf).min(0)
-            out[:, u] = -(with_u - best) / max(abs(best), 1e-9) * 100.0
-        return np.maximum(np.nan_to_num(out, nan=-clip, neginf=-clip), -clip)
+        with_u = np.stack([np.where(plans == bool(u), costs[:, None], np.inf).min(0) for u in (OFF, ON)], -1)
+        return _percent_advantage(with_u, best, clip)
+
+
+def _percent_advantage(cost: np.ndarray, best: float, clip: float) -> np.ndarray:
+    """``−(cost − best) / best`` in %, an infeasible or untried cost (``inf``) and anything below
+    counted at −``clip``."""
+    return np.maximum(np.nan_to_num(-(cost - best) / max(abs(best), 1e-9) * 100.0, nan=-clip, neginf=-clip), -clip)
 
 
 def solo_flips(plan: np.ndarray) -> np.ndarray:
