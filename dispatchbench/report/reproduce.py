@@ -58,6 +58,7 @@ from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore, file
 from dispatchbench.instances.protocol import TEST, test_states
 from dispatchbench.instances.state_families import FAMILIES, RANDOM, write_states
 from dispatchbench.report.html_report import build_report
+from dispatchbench.report.tables import state_family
 from dispatchbench.bench.run_metadata import utc_timestamp
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.problem_file import load_problem
@@ -241,7 +242,8 @@ def write_test_states(problem_file: Path, out_dir: Path, budget: Budget) -> tupl
     states = test_states(problem, stride=budget.test_stride, random_count=budget.test_random_count)
     path = out_dir / TEST_STATES_FILE.format(seed=seed)
     write_states(path, problem, states)
-    families = [f for f in (*FAMILIES, RANDOM) if any(s.label.startswith(f"{f}_") for s in states)]
+    drawn = {state_family(s.label) for s in states}
+    families = [f for f in (*FAMILIES, RANDOM) if f in drawn]
     return path, {"file": path.name, "sha256": file_sha256(path), "split": TEST.name, "seed": seed, "days": 1,
                   "stride": budget.test_stride, "random_count": budget.test_random_count, "states": len(states),
                   "families": families}
