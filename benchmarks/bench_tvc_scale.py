@@ -47,6 +47,9 @@ def main() -> None:
                     help="validation: a validation-seed instance and states, for choosing settings")
     ap.add_argument("--intervals", default=",".join(map(str, FULL.intervals)),
                     help="intervals of each family's day to decide (default: the study's)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="decide with the models this script already trained in --runs (same spec, seed and "
+                         "steps; refused otherwise) instead of training again; train_s is read from the model")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "tvc-scale")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tvc-scale.json")
     args = ap.parse_args()
@@ -63,9 +66,12 @@ def main() -> None:
         if budget is None:
             raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")
         out = args.runs / f"{args.split}-{regions}r-seed{args.seed}"
-        t0 = time.perf_counter()
-        make_solver(args.spec).fit(problem, seed=args.seed, steps=budget, out_dir=out)
-        train_s = time.perf_counter() - t0
+        if args.reuse:
+            train_s = reused_training_time(out, args.spec, args.seed, budget)
+        else:
+            t0 = time.perf_counter()
+            make_solver(args.spec).fit(problem, seed=args.seed, steps=budget, out_dir=out)
+            train_s = time.perf_counter() - t0
         scip = solve_and_score(problem, states, make_solver("scip"))
         t1 = time.perf_counter()
         tvc = solve_and_score(problem, states, make_solver(f"madrl_tvc[model={out}]"))
@@ -80,7 +86,7 @@ def main() -> None:
         decision_s = statistics.mean(r.time_s for r in tvc)
         scip_s = statistics.mean(r.time_s for r in scip)
         row = {"regions": regions, "groups": len(problem.groups), "states": len(states), "steps": budget,
-               "train_s": train_s, "answered": len(gaps),
+               "train_s": train_s, "reused_model": args.reuse, "answered": len(gaps),
                "statuses": {s: sum(r.status == s for r in tvc) for s in {r.status for r in tvc}},
                "gap_mean": statistics.mean(gaps) if gaps else None, "gap_worst": max(gaps) if gaps else None,
                "gap_by_family": {f: {"mean": statistics.mean(g), "worst": max(g)} for f, g in families.items()},
@@ -96,6 +102,16 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=float))
     print(f"written {args.out}")
+
+
+def reused_training_time(folder: Path, spec: str, seed: int, steps: int) -> float:
+    """The training time recorded in a model this script trained, after checking it is the model
+    asked for (its spec, seed and step count)."""
+    meta = json.loads((folder / "model.json").read_text())
+    found, wanted = (meta.get("spec"), meta.get("seed"), meta.get("steps")), (spec, seed, steps)
+    if found != wanted:
+        raise SystemExit(f"{folder}: the model there is (spec, seed, steps) = {found}, not {wanted}; drop --reuse")
+    return float(meta["train_time_s"])
 
 
 if __name__ == "__main__":

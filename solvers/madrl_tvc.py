@@ -62,7 +62,7 @@ from dispatchbench.learn.checkpoints import Checkpoint
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
+from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
 from dispatchbench.formulations.vector_form import shortfall
 from dispatchbench.model.evaluate import group_costs
 from dispatchbench.learn.marl_env import (OBS_DIM, StateSampler, map_actions, monitor_states, observation_matrix,
@@ -441,6 +441,7 @@ class Team:
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
         self._sum_messages = self.search.sum_messages  # one team-wide sum or maximum (bids + tree)
         self._book: OfferBook | None = None
+        self._slots = region_slots(problem)  # each region's agents, for its CS node's sums
 
     def networks(self) -> dict[str, nn.Module]:
         return {"commitment": self.commitment, **{f"{a.name}/cost": a.cost for a in self.agents}}
@@ -501,8 +502,7 @@ class Team:
         # region (a tree sum), so an agent hears whether the others could replace its output
         delivery = self.problem.delivery
         spare = np.where(on, (ub - b.power) * delivery, 0.0)
-        regions = len(self.problem.regions)
-        region_spare = np.stack([spare[:, region_of == r].sum(-1) for r in range(regions)], -1)
+        region_spare = np.concatenate([spare, np.zeros((len(spare), 1))], -1)[:, self._slots].sum(-1)  # (B, R)
         movable = np.clip(np.minimum(region_spare, b.imports + self.problem.cs_max), 0.0, None)  # (B, R)
         elsewhere = movable.sum(-1, keepdims=True) - movable  # (B, R): what other regions could send
         replace = (region_spare[:, region_of] - spare + np.minimum(self.problem.cs_max - b.imports,
@@ -613,9 +613,7 @@ class Team:
             mover = np.where(hands, handover.argmax(1), solo.argmax(1))
             on = on.copy()
             on[active, mover[active]] ^= True
-            result = self.clear(list(states), on, exact_sums=exact_sums)
-            messages[active] += result.messages
-            cleared += active
+            result = self._reclear(states, on, result, active, exact_sums, messages, cleared)
             if hands.any():  # the second half of a hand-over: who stops, or the starter stops again
                 stop_gain = np.where(on, heard()[..., SOLO], -np.inf)
                 messages[hands] += hear
@@ -624,10 +622,18 @@ class Team:
                 active &= ~(hands & (partner == mover))  # undone: the same hand-over would come up again
                 on = on.copy()
                 on[hands, partner[hands]] = False
-                result = self.clear(list(states), on, exact_sums=exact_sums)
-                messages[hands] += result.messages
-                cleared += hands
+                result = self._reclear(states, on, result, hands, exact_sums, messages, cleared)
         return on, result, move_features, move_plans, messages, cleared, hearings
+
+    def _reclear(self, states: Sequence[State], on: np.ndarray, result: SearchResult, rows: np.ndarray,
+                 exact_sums: bool, messages: np.ndarray, cleared: np.ndarray) -> SearchResult:
+        """Clear the plans of the states in mask ``rows`` only (the others keep their clearing: a
+        state's search never depends on another's) and charge those states for it."""
+        index = np.flatnonzero(rows)
+        fresh = self.clear([states[j] for j in index], on[index], exact_sums=exact_sums)
+        messages[index] += fresh.messages
+        cleared[index] += 1
+        return result.with_rows(index, fresh)
 
     def decide(self, state: State, obs: np.ndarray, *, refine: int = 0) -> tuple[Dispatch, dict]:
         """Execution at one state (``obs`` is ``(G, 3)``): a batch of one."""
@@ -639,22 +645,32 @@ class Team:
         per state, a repair if the plan cannot serve the demand and up to ``refine`` rounds of
         learned flip tests. Messages are counted per state (each state runs the protocol once)."""
         run = self.policy_rounds(states, obs)
-        return [self._finish(state, obs[j], run.on[j], run.preference[j], run.result.row(j), refine,
-                             {"messages": int(run.messages[j]), "searches": int(run.clearings[j]),
-                              "moves": int(run.clearings[j]) - 1 - len(run.plans),
-                              "move_hearings": int(run.hearings[j])})
-                for j, state in enumerate(states)]
+        infos = [{"messages": int(run.messages[j]), "searches": int(run.clearings[j]),
+                  "moves": int(run.clearings[j]) - 1 - len(run.plans), "move_hearings": int(run.hearings[j]),
+                  "commitment_repaired": 0, "refined_flips": 0} for j in range(len(states))]
+        on, result = self.repair_batch(states, run.on, run.preference, run.result, infos)
+        return [self._finish(state, obs[j], on[j], result.row(j), refine, infos[j]) for j, state in enumerate(states)]
 
-    def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, pref: np.ndarray, result: SearchResult,
-                refine: int, info: dict) -> tuple[Dispatch, dict]:
-        info.update(commitment_repaired=0, refined_flips=0)
-        if self.problem.commitment and not result.feasible[0]:
-            on, flips = self.repair(state, on, pref)
-            if flips:
-                result = self.clear(state, on)
-                info["messages"] += result.messages + self._repair_messages(flips)
-                info["searches"] += 1
-                info["commitment_repaired"] = flips
+    def repair_batch(self, states: Sequence[State], on: np.ndarray, pref: np.ndarray, result: SearchResult,
+                     infos: list[dict]) -> tuple[np.ndarray, SearchResult]:
+        """Every state whose plan cannot meet the balances is repaired by ratings (:meth:`repair`)
+        and the repaired plans are cleared in one batch."""
+        on = on.copy()
+        flips = np.zeros(len(states), dtype=np.int64)
+        for j in np.flatnonzero(~result.feasible) if self.problem.commitment else ():
+            on[j], flips[j] = self.repair(states[j], on[j], pref[j])
+        if not flips.any():
+            return on, result
+        messages, cleared = np.zeros_like(flips), np.zeros_like(flips)
+        result = self._reclear(states, on, result, flips > 0, False, messages, cleared)
+        for j in np.flatnonzero(flips):
+            infos[j]["messages"] += int(messages[j]) + self._repair_messages(int(flips[j]))
+            infos[j]["searches"] += 1
+            infos[j]["commitment_repaired"] = int(flips[j])
+        return on, result
+
+    def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, result: SearchResult, refine: int,
+                info: dict) -> tuple[Dispatch, dict]:
         for _ in range(refine if self.problem.commitment else 0):
             flipped, better = self._flip_test(state, obs, on, result, info)
             if flipped is None:

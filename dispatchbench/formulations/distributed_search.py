@@ -158,6 +158,15 @@ class TreeSum:
         return partial[..., 0]
 
 
+def region_slots(problem: Problem) -> np.ndarray:
+    """``(R, K)``: each region's group indices, padded with ``G`` (an index one past the last
+    group, for a column the caller appends: 0 to sum, ``inf`` to take a minimum)."""
+    members = [np.flatnonzero(problem.group_region == r) for r in range(len(problem.regions))]
+    width = max((len(m) for m in members), default=0)
+    return np.array([np.pad(m, (0, width - len(m)), constant_values=len(problem.groups)) for m in members],
+                    dtype=int).reshape(len(members), width)
+
+
 @dataclass
 class ConsensusReducer:
     """The sums of :func:`balancing.balance`, computed by neighbour-to-neighbour messages."""
@@ -169,6 +178,7 @@ class ConsensusReducer:
     _regions: list[np.ndarray] = field(init=False, repr=False)
     _region_consensus: list[Consensus | None] = field(init=False, repr=False)
     _system: Consensus | TreeSum = field(init=False, repr=False)
+    _slots: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p = self.problem
@@ -180,6 +190,7 @@ class ConsensusReducer:
             ]
         else:
             self._region_consensus = [None for _ in self._regions]
+        self._slots = None if self.graph.within == "ring" else region_slots(p)
         n = len(p.regions)
         self._system = (TreeSum.on(n) if self.graph.between == "tree"
                         else Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol))
@@ -209,6 +220,10 @@ class ConsensusReducer:
     # ---- the Reducer protocol --------------------------------------------------------------
     def regional(self, power: np.ndarray) -> np.ndarray:
         delivered = power * self.problem.delivery
+        if self._slots is not None:  # bid or star everywhere: each CS node adds its agents' outputs
+            self.messages += self.regional_messages
+            padded = np.concatenate([delivered, np.zeros(delivered.shape[:-1] + (1,))], -1)
+            return padded[..., self._slots].sum(-1)
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
             if cons is None:  # bid or star: the CS node adds its agents' (bid or reported) outputs
@@ -255,6 +270,25 @@ class SearchResult:
                        region_signal=b.region_signal[k:k + 1], feasible=b.feasible[k:k + 1],
                        outer_iterations=b.outer_iterations, inner_iterations=b.inner_iterations)
         return SearchResult(one, self.messages, self.consensus_rounds, self.sign_disagreements)
+
+    def with_rows(self, rows: np.ndarray, other: SearchResult) -> SearchResult:
+        """This batch with rows ``rows`` replaced by ``other``'s (one row each, in order): what a
+        batch looks like after only some of its states were cleared again."""
+        b, o = self.balanced, other.balanced
+        if not len(rows):
+            return self
+
+        def put(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+            out = mine.copy()
+            out[rows] = theirs
+            return out
+
+        merged = Balanced(power=put(b.power, o.power), imports=put(b.imports, o.imports),
+                          system_signal=put(b.system_signal, o.system_signal),
+                          region_signal=put(b.region_signal, o.region_signal), feasible=put(b.feasible, o.feasible),
+                          outer_iterations=b.outer_iterations, inner_iterations=b.inner_iterations)
+        return SearchResult(merged, self.messages, self.consensus_rounds,
+                            self.sign_disagreements + other.sign_disagreements)
 
     def dispatch(self, problem: Problem, on: np.ndarray, row: int = 0) -> Dispatch:
         """Row ``row`` of the batch as a :class:`Dispatch` with the given commitment."""
