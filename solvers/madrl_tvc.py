@@ -14,7 +14,8 @@ owns
 - a **commitment Q-network** ``Q_i(f_i, u)`` (``u`` = off/on) on what the agent can hear cheaply
   after a clearing (``COMMITMENT_FEATURES``): its own observation and status, the regional and
   system prices relative to its own learned marginal-cost range, the output it would offer at its
-  regional price and its learned margin there, its CS link's loading and whether the plan cleared;
+  regional price and its learned margin there, its CS link's loading, whether the plan cleared
+  and whether it would still be workable with the agent's own status flipped;
 - a **move network** ``M_i(f_i)`` on the same features: the team gain of flipping its own status,
   and (stopped) of starting so that a running agent can stop (a hand-over).
 
@@ -60,10 +61,10 @@ from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
-from dispatchbench.formulations.balancing import States, balance, state_bounds
+from dispatchbench.formulations.balancing import States, balance, demand_rows, state_bounds
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
-from dispatchbench.formulations.vector_form import shortfall
+from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
 from dispatchbench.model.evaluate import group_costs
 from dispatchbench.learn.marl_env import (OBS_DIM, StateSampler, map_actions, monitor_states, observation_matrix,
                                           observation_names)
@@ -85,6 +86,7 @@ COMMITMENT_FEATURES = (
     "cover",  # could the rest replace its output (region's spare + what its CS link brings in)? 10·(ratio − 1)
     "peak_price",  # the highest regional price in the system (a tree maximum), placed like region_price
     "cleared",  # 1 if the plan met every balance
+    "flip_workable",  # 1 if the plan with its own status flipped could still serve the demand (ratings only)
 )
 N_FEATURES = len(COMMITMENT_FEATURES)
 
@@ -482,6 +484,12 @@ class Team:
         return self.search.run(state, response)
 
     # ---- what an agent hears after a clearing ------------------------------------------------
+    @property
+    def _feature_messages(self) -> int:
+        """What hearing the features costs beyond the clearing: three tree sums or maxima between
+        the CS nodes (the regions' spare output, the peak price, the regions' ranges)."""
+        return 3 * self.search.system_sum_messages
+
     def features(self, states: States, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> np.ndarray:
         """``(B, G, F)``: every agent's ``COMMITMENT_FEATURES`` after the clearing ``result`` of
         plan ``on``. Each agent computes its own row from its observation, its own learned curves
@@ -509,6 +517,10 @@ class Team:
                                                                    elsewhere)[:, region_of])
         cover = replace / np.maximum(offer * delivery, 1e-6)
         peak = np.broadcast_to(b.region_signal.max(-1, keepdims=True), offer.shape)
+        # whether its own start or stop keeps the plan workable by ratings: its CS node works it
+        # out from one tree sum of the regions' ranges (a knife edge a few kW wide on busy
+        # evenings, where a V2G group's last kW decide whether an FDC group must run)
+        flip_ok = flip_shortfalls(self.problem, demand_rows(self.problem, states), on, ub) <= 1e-9
         columns = [
             on.astype(float),
             np.clip((region_price - book.price_lo) / span, -3.0, 3.0),
@@ -519,6 +531,7 @@ class Team:
             np.clip(10.0 * (cover - 1.0), -5.0, 5.0),  # sharp where it matters: at ratio 1
             np.clip((peak - book.price_lo) / span, -3.0, 3.0),
             np.broadcast_to(b.feasible[:, None], offer.shape).astype(float),
+            flip_ok.astype(float),
         ]
         return np.concatenate([obs.astype(float), np.stack(columns, -1)], -1)
 
@@ -545,7 +558,7 @@ class Team:
         features, plans = [], []
         for _ in range(self.hp.rounds if self.problem.commitment else 0):
             feats = self.features(states, obs, on, result)
-            messages += 2 * self.search.system_sum_messages  # the spare sum and the peak price
+            messages += self._feature_messages
             pref = self.preferences(feats)
             on = pref >= 0
             if explore:
@@ -586,7 +599,7 @@ class Team:
         batch, n = on.shape
         move_features, move_plans = [], []
         messages, cleared, hearings = (np.zeros(batch, dtype=np.int64) for _ in range(3))
-        hear = 2 * self.search.system_sum_messages + self._sum_messages + 1  # features, the maximum, the mover told
+        hear = self._feature_messages + self._sum_messages + 1  # features, the maximum, the mover told
         active = np.ones(batch, dtype=bool)
 
         def heard():

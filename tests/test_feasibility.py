@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dispatchbench import State, load_problem, load_states
@@ -154,3 +155,23 @@ def test_a_crashing_backend_is_an_error_record_and_the_precheck_still_speaks():
     records = solve_and_score(PAPER, [TABLE_IV, SHORT_D], Crashes())
     assert records[0].status == "error" and "RuntimeError: backend exploded" in records[0].reason
     assert records[1].status == "infeasible" and "region D" in records[1].reason
+
+
+def test_flip_shortfalls_are_the_shortfalls_of_every_solo_flip():
+    """What a TVC agent's CS node tells it (``flip_workable``): the shortfall of the plan with the
+    agent's own status flipped, worked out per region — the same numbers as scoring every flip."""
+    from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.learn.marl_env import StateSampler
+
+    for problem in (load_problem(PROBLEMS / "paper-4region.toml"), generate_problem(16, 3)):
+        states = StateSampler(problem, seed=1).sample_many(12)
+        on = np.random.default_rng(0).random((len(states), len(problem.groups))) < 0.6
+        on[:4] = True  # plans that can lose a group, beside plans that need one more
+        ub = np.array([problem.upper_bounds(s) for s in states])
+        got = flip_shortfalls(problem, np.array([problem.demand_vector(s) for s in states]), on, ub)
+        for k, state in enumerate(states):
+            flips = np.repeat(on[k][None], len(problem.groups), 0)
+            flips[np.arange(len(problem.groups)), np.arange(len(problem.groups))] ^= True
+            assert np.allclose(got[k], shortfall(problem, state, flips), atol=1e-9)
+        assert (got > 0).any() and (got == 0).any()

@@ -450,21 +450,22 @@ def test_batched_decisions_equal_one_by_one(paper_model, refine):
 
 def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
     """refine=0 and no repair: the trial clearing and two policy rounds, each clearing 2G bids and
-    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree reductions per round (870); then
-    per move decision point two tree reductions, the gain maximum (G reports + the tree) and the
-    mover told (28), and a clearing (282) per move — at most 870 + 3·(2·28 + 2·282) = 2,730 with
-    the default three move rounds (each a hand-over at most); the paper's size target ≤ 3,000."""
+    setpoints + (40 + 4)·2(R − 1) tree messages, plus three tree reductions per round for the
+    features (882); then per move decision point the features' three tree reductions, the gain
+    maximum (G reports + the tree) and the mover told (34), and a clearing (282) per move — at
+    most 882 + 3·(2·34 + 2·282) = 2,778 with the default three move rounds (each a hand-over at
+    most); the paper's size target ≤ 3,000."""
     paper, model = paper_model
     answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
-    clearing, hearing = 2 * 9 + (40 + 4) * 2 * 3, 2 * 2 * 3 + (9 + 2 * 3) + 1
-    policy = 3 * clearing + 2 * 2 * 2 * 3
-    assert policy == 870 and hearing == 28
+    clearing, hearing = 2 * 9 + (40 + 4) * 2 * 3, 3 * 2 * 3 + (9 + 2 * 3) + 1
+    policy = 3 * clearing + 2 * 3 * 2 * 3
+    assert policy == 882 and hearing == 34
     moves = _module().Hyperparameters().moves
     plain = [a.info for a in answers if a.info["commitment_repaired"] == 0]
     assert plain and all(0 <= i["moves"] <= 2 * moves and 1 <= i["move_hearings"] <= 2 * moves for i in plain)
     assert all(i["messages"] == policy + hearing * i["move_hearings"] + clearing * i["moves"] for i in plain)
     assert all(i["searches"] == 3 + i["moves"] for i in plain)
-    assert policy + moves * 2 * (hearing + clearing) == 2730 <= 3000
+    assert policy + moves * 2 * (hearing + clearing) == 2778 <= 3000
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -524,7 +525,7 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
         flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
         assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
         tree = team.search.system_sum_messages
-        assert info["messages"] == (info["searches"] * team.search.messages_per_decision() + rounds * 2 * tree
-                                    + info["move_hearings"] * (2 * tree + team.search.sum_messages + 1)
+        assert info["messages"] == (info["searches"] * team.search.messages_per_decision() + rounds * 3 * tree
+                                    + info["move_hearings"] * (3 * tree + team.search.sum_messages + 1)
                                     + flips * (2 * tree + 2))
         assert info["messages"] <= 50_000 and info["balanced"]

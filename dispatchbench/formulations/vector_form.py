@@ -54,6 +54,34 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
     return regional.sum(-1) + system
 
 
+def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """``(B, G)``: per plan (``on``, ``(B, G)``, with demands ``(B, R)`` and upper bounds ``ub``
+    ``(B, G)``), the :func:`shortfall` of the plan with one agent's status flipped, for every agent.
+
+    A flip changes only its own region's range, so each CS node can answer for its agents from
+    one tree sum of the regions' terms (the regional misses and the workable totals): what an
+    agent needs to know whether its own start or stop keeps the plan workable by ratings."""
+    on = np.atleast_2d(np.asarray(on, dtype=bool))
+    region = problem.group_region
+    own = problem.incidence[region, np.arange(len(region))]  # (G,) delivered kW per kW of each group
+    lo_each, hi_each = problem.lower_bounds() * own, ub * own  # (B, G)
+    delivered = problem.incidence.T
+    lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
+    floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
+
+    def terms(lo, hi, floor, ceiling):
+        regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)
+        return regional, np.minimum(np.maximum(lo, floor), ceiling), np.maximum(np.minimum(hi, ceiling), floor)
+
+    now = terms(lo, hi, floor, ceiling)  # each (B, R)
+    sign = np.where(on, -1.0, 1.0)
+    flipped = terms(lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region],
+                    ceiling[:, region])  # each (B, G): the agent's region after its flip
+    regional, low, high = (t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(now, flipped))
+    total = demand.sum(-1, keepdims=True)
+    return regional + np.maximum(np.maximum(low - total, total - high), 0.0)
+
+
 def cost_floor(problem: Problem, on: np.ndarray) -> np.ndarray:
     """A lower bound on the cost of any dispatch with commitment ``on`` (``(B, G)``).
 
