@@ -45,13 +45,17 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
     lo = (on * problem.lower_bounds()) @ delivered  # (B, R)
     hi = (on * problem.upper_bounds(state)) @ delivered
     demand, cs = problem.demand_vector(state), problem.cs_max
-    floor, ceiling = demand - cs, demand + cs
-    regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)
-    low = np.minimum(np.maximum(lo, floor), ceiling).sum(-1)  # nearest workable totals
-    high = np.maximum(np.minimum(hi, ceiling), floor).sum(-1)
+    regional, low, high = (t.sum(-1) for t in _window_terms(lo, hi, demand - cs, demand + cs))
     total = state.total_demand
     system = np.maximum(np.maximum(low - total, total - high), 0.0)
-    return regional.sum(-1) + system
+    return regional + system
+
+
+def _window_terms(lo: np.ndarray, hi: np.ndarray, floor: np.ndarray, ceiling: np.ndarray):
+    """Per region: how far its running range ``[lo, hi]`` misses its CS window ``[floor,
+    ceiling]`` (kW), and the nearest workable low and high totals (summed for the system term)."""
+    regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)
+    return regional, np.minimum(np.maximum(lo, floor), ceiling), np.maximum(np.minimum(hi, ceiling), floor)
 
 
 def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray) -> np.ndarray:
@@ -68,14 +72,9 @@ def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np
     delivered = problem.incidence.T
     lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
     floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
-
-    def terms(lo, hi, floor, ceiling):
-        regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)
-        return regional, np.minimum(np.maximum(lo, floor), ceiling), np.maximum(np.minimum(hi, ceiling), floor)
-
-    now = terms(lo, hi, floor, ceiling)  # each (B, R)
+    now = _window_terms(lo, hi, floor, ceiling)  # each (B, R)
     sign = np.where(on, -1.0, 1.0)
-    flipped = terms(lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region],
+    flipped = _window_terms(lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region],
                     ceiling[:, region])  # each (B, G): the agent's region after its flip
     regional, low, high = (t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(now, flipped))
     total = demand.sum(-1, keepdims=True)
