@@ -226,11 +226,9 @@ class ConsensusReducer:
             return padded[..., self._slots].sum(-1)
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
-            if cons is None:  # bid or star: the CS node adds its agents' (bid or reported) outputs
-                out[..., r] = delivered[..., idx].sum(-1)
-            else:  # ring: the CS node (value 0) reads the sum off its own average estimate
-                values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
-                out[..., r] = cons.run(values)[..., -1] * cons.n
+            # ring: the CS node (value 0) reads the sum off its own average estimate
+            values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
+            out[..., r] = cons.run(values)[..., -1] * cons.n
         self.messages += self.regional_messages
         return out
 
