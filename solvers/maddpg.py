@@ -244,8 +244,7 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         monitor_obs = observation_matrix(problem, monitor)
         start_step, elapsed = 0, 0.0
         if ckpt:
-            for name, net in model.networks().items():
-                net.load_state_dict(ckpt.networks[name])
+            lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
             critic_opt.load_state_dict(ckpt.optimizers["critic"])
             buffer.load_state_dict(ckpt.state["buffer"])
@@ -365,8 +364,7 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
                 raise ModelFileError(folder / "model.json", "trained by an older MADDPG (other action format)")
             hp = self.trained_hyperparameters(ckpt, folder)
             model = Model.new(len(problem.groups), hp)
-            for name, net in model.networks().items():
-                net.load_state_dict(ckpt.networks[name])
+            lifecycle.load_networks(model.networks(), ckpt, folder, self.name)
             # Execution in double precision: float32 matrix products round differently with the
             # batch size, and a day decided in one batch must equal the states decided one by one.
             model.actors.double()

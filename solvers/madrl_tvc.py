@@ -988,7 +988,7 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
         start, elapsed = 0, 0.0
         if ckpt:
             start, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-            _restore(team, ckpt, with_optimizers=True)
+            _restore(team, ckpt, out_dir, with_optimizers=True)
             sampler.rng.bit_generator.state = ckpt.state["sampler_rng"]
             lifecycle.restore_rng(ckpt.state["rng"], {"loop": rng})
         log = TrainingLog(out_dir, problem=problem, monitor=monitor_states(problem), total_steps=steps,
@@ -1024,7 +1024,7 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
         def build(ckpt: Checkpoint) -> Team:
             hp = self.trained_hyperparameters(ckpt, folder)
             team = Team(problem, hp, seed=int(ckpt.meta["seed"]))
-            _restore(team, ckpt, with_optimizers=False)
+            _restore(team, ckpt, folder, with_optimizers=False)
             team.commitment.double()  # execution only: float32 products round differently per batch size
             team.refresh_offers()
             return team
@@ -1054,9 +1054,8 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
         return answers
 
 
-def _restore(team: Team, ckpt: Checkpoint, *, with_optimizers: bool) -> None:
-    for key, module in team.networks().items():
-        module.load_state_dict(ckpt.networks[key])
+def _restore(team: Team, ckpt: Checkpoint, folder: Path, *, with_optimizers: bool) -> None:
+    lifecycle.load_networks(team.networks(), ckpt, folder, MadrlTvc.name)
     buffers = {"bills", "plans", "moves"}
     for agent in team.agents:
         saved = ckpt.state["agents"][agent.name]

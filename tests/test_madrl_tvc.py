@@ -166,6 +166,23 @@ def test_save_load_round_trip_gives_identical_decisions(toy, trained):
         assert a.info["messages"] > 0 and a.info["decision_s"] > 0
 
 
+def test_a_model_whose_networks_do_not_fit_is_refused_as_a_model_file_error(toy, trained, tmp_path):
+    """A checkpoint written by another version of the plugin (here: one feature fewer, as before
+    ``flip_workable``) is refused naming the file and the network, not with a torch traceback."""
+    import shutil
+
+    from dispatchbench.learn.checkpoints import CHECKPOINT_FILE, ModelFileError
+
+    old = tmp_path / "old-model"
+    shutil.copytree(trained, old)
+    payload = torch.load(old / CHECKPOINT_FILE, weights_only=True)
+    weights = payload["networks"]["commitment"]
+    weights["q.0.weight"] = weights["q.0.weight"][:, :-1]  # (agents, features, hidden): one input fewer
+    torch.save(payload, old / CHECKPOINT_FILE)
+    with pytest.raises(ModelFileError, match=r"checkpoint\.pt.*network 'commitment' does not fit"):
+        make_solver(f"madrl_tvc[model={old}]").solve(toy, [_state(toy, 300.0)])
+
+
 def test_resume_continues_training_from_the_checkpoint(toy, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     make_solver(fast()).fit(toy, seed=3, steps=30, out_dir=straight)

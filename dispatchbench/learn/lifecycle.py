@@ -180,6 +180,20 @@ def save(out_dir: Path, *, step: int, networks: Mapping[str, torch.nn.Module],
                     state=dict(state), meta=dict(meta))
 
 
+def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, folder: str | Path, solver: str) -> None:
+    """Load every network's saved weights. A checkpoint whose networks do not fit this code (other
+    inputs or layers: written by another version of the learner) is refused as a model-file error
+    naming the network, not left to surface as a torch traceback."""
+    for name, net in networks.items():
+        try:
+            net.load_state_dict(ckpt.networks[name])
+        except (KeyError, RuntimeError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            detail = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]  # torch: a header, then why
+            raise ModelFileError(Path(folder) / CHECKPOINT_FILE, f"network {name!r} does not fit this version of "
+                                 f"{solver} ({detail[:200]})") from None
+
+
 def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | None:
     if meta["solver"] != solver:
         return f"the model was trained by {meta['solver']!r}, not {solver!r}"
