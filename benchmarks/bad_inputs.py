@@ -76,6 +76,7 @@ class Outcome:
 
 # ---- the workspace: every bad file written once ------------------------------------------------
 
+
 def _paper_text() -> str:
     return PAPER.read_text(encoding="utf-8")
 
@@ -132,8 +133,14 @@ def problem_files() -> dict[str, tuple[str, bytes]]:
     add("types", "efficiency_string", _edit("efficiency = 0.9", 'efficiency = "90%"'))
     add("types", "min_ratio_list", _edit("min_ratio = 0.5", "min_ratio = [0.5]"))
     add("types", "h_max_string", _edit("h_max = 100.0", 'h_max = "hot"'))
-    add("types", "regions_inline_strings", _paper_text().split("[[regions]]")[0] + 'regions = ["A", "B"]\n'
-        + "[[groups]]" + _paper_text().split("[[groups]]", 1)[1])
+    add(
+        "types",
+        "regions_inline_strings",
+        _paper_text().split("[[regions]]")[0]
+        + 'regions = ["A", "B"]\n'
+        + "[[groups]]"
+        + _paper_text().split("[[groups]]", 1)[1],
+    )
     # values
     add("values", "negative_cs_max", _edit("cs_max = 200.0", "cs_max = -200.0"))
     add("values", "negative_p_max", _edit(fdc1, "p_max = -600.0"))
@@ -165,15 +172,32 @@ def problem_files() -> dict[str, tuple[str, bytes]]:
     add("names", "empty_group_name", _edit('name = "FDC1"', 'name = ""'))
     add("names", "long_group_name", _edit('name = "FDC1"', f'name = "{"G" * 65}"'))
     add("names", "unicode_group_name", _edit('name = "FDC1"', 'name = "FDCé"'))
-    add("names", "dots_region", _paper_text().replace('name = "A"', 'name = ".."').replace('region = "A"', 'region = ".."'))
-    add("names", "slash_region", _paper_text().replace('name = "A"', 'name = "A/B"').replace('region = "A"', 'region = "A/B"'))
-    add("names", "img_in_region", _paper_text().replace('name = "A"', 'name = "<img src=x onerror=alert(1)>"')
-        .replace('region = "A"', 'region = "<img src=x onerror=alert(1)>"'))
-    add("names", "comma_region", _paper_text().replace('name = "A"', 'name = "A,B"').replace('region = "A"', 'region = "A,B"'))
+    add(
+        "names",
+        "dots_region",
+        _paper_text().replace('name = "A"', 'name = ".."').replace('region = "A"', 'region = ".."'),
+    )
+    add(
+        "names",
+        "slash_region",
+        _paper_text().replace('name = "A"', 'name = "A/B"').replace('region = "A"', 'region = "A/B"'),
+    )
+    add(
+        "names",
+        "img_in_region",
+        _paper_text()
+        .replace('name = "A"', 'name = "<img src=x onerror=alert(1)>"')
+        .replace('region = "A"', 'region = "<img src=x onerror=alert(1)>"'),
+    )
+    add(
+        "names",
+        "comma_region",
+        _paper_text().replace('name = "A"', 'name = "A,B"').replace('region = "A"', 'region = "A,B"'),
+    )
     add("names", "slash_problem_name", _edit('name = "paper-4region"', 'name = "../paper"'))
     add("names", "newline_problem_name", _edit('name = "paper-4region"', 'name = "paper\\nerror: fake"'))
     add("names", "script_problem_name", _edit('name = "paper-4region"', 'name = "<script>alert(1)</script>"'))
-    add("names", "quote_problem_name", _edit('name = "paper-4region"', "name = \"it's\""))
+    add("names", "quote_problem_name", _edit('name = "paper-4region"', 'name = "it\'s"'))
     add("names", "control_char_name", _edit('name = "FDC1"', 'name = "FDC\\u00071"'))
     # limits
     add("limits", "p_max_1e25", _edit(fdc1, "p_max = 1e25"))
@@ -286,12 +310,14 @@ def build_workspace(ws: Path) -> dict[str, Path]:
     files["empty_dir"] = ws / "empty_dir"
     # model folders
     models = ws / "models"
-    for name, data in {"random_bytes": bytes(random.Random(3).randrange(256) for _ in range(512)),
-                       "invalid_json": b'{"solver": "madrl_tvc", ',
-                       "json_list": b'["madrl_tvc", 1]',
-                       "json_string": b'"model"',
-                       "empty_json": b"",
-                       "wrong_fields": b'{"solver": 5, "problem": []}'}.items():
+    for name, data in {
+        "random_bytes": bytes(random.Random(3).randrange(256) for _ in range(512)),
+        "invalid_json": b'{"solver": "madrl_tvc", ',
+        "json_list": b'["madrl_tvc", 1]',
+        "json_string": b'"model"',
+        "empty_json": b"",
+        "wrong_fields": b'{"solver": 5, "problem": []}',
+    }.items():
         folder = models / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.json").write_bytes(data)
@@ -304,13 +330,16 @@ def build_workspace(ws: Path) -> dict[str, Path]:
 
 # ---- the cases --------------------------------------------------------------------------------
 
+
 def _no_rows(folder: Path) -> Callable[[subprocess.CompletedProcess], str | None]:
     """Extra check for `run` cases: the error came before any cell (no rows written)."""
+
     def check(_: subprocess.CompletedProcess) -> str | None:
         rows = folder / "rows.jsonl"
         if rows.is_file() and rows.read_text().strip():
             return "rows were written before the error"
         return None
+
     return check
 
 
@@ -325,9 +354,15 @@ def cases(ws: Path, files: dict[str, Path]) -> list[Case]:
         if cls == "limits" or name in ("region_list", "type_list", "p_max_string", "script_problem_name"):
             out.append(Case("problem file", f"{cls}: {name} (solve)", ["solve", "-p", path, "-s", table_iv]))
     out.append(Case("problem file", "syntax: BOM is accepted", ["validate", str(files["good:bom_toml"])], "ok"))
-    out.append(Case("problem file", "limits: 1e12 kW at the limit solves",
-                    ["solve", "-p", str(files["good:at_limit"]), "-s", table_iv, "--json"], "ok",
-                    check=lambda p: None if '"status": "optimal"' in p.stdout else "not optimal"))
+    out.append(
+        Case(
+            "problem file",
+            "limits: 1e12 kW at the limit solves",
+            ["solve", "-p", str(files["good:at_limit"]), "-s", table_iv, "--json"],
+            "ok",
+            check=lambda p: None if '"status": "optimal"' in p.stdout else "not optimal",
+        )
+    )
     out.append(Case("problem file", "syntax: problem path is a folder", ["validate", str(ws / "problems") + "/"]))
     out.append(Case("problem file", "syntax: problem is a CSV", ["solve", "-p", table_iv, "-s", table_iv]))
 
@@ -337,10 +372,18 @@ def cases(ws: Path, files: dict[str, Path]) -> list[Case]:
         if cls == "labels" or name in ("cell_1e13", "nan_cell"):
             out.append(Case("state file", f"{cls}: {name} (solve)", ["solve", "-p", paper, "-s", path]))
     for name in GOOD_STATE_FILES:
-        out.append(Case("state file", f"good: {name}", ["validate", str(files[f"good:{name}"]), "--problem", paper],
-                        "ok"))
-    out.append(Case("state file", "good: BOM solves", ["solve", "-p", paper, "-s", str(files["good:bom"]), "--json"],
-                    "ok", check=lambda p: None if '"status": "optimal"' in p.stdout else "not optimal"))
+        out.append(
+            Case("state file", f"good: {name}", ["validate", str(files[f"good:{name}"]), "--problem", paper], "ok")
+        )
+    out.append(
+        Case(
+            "state file",
+            "good: BOM solves",
+            ["solve", "-p", paper, "-s", str(files["good:bom"]), "--json"],
+            "ok",
+            check=lambda p: None if '"status": "optimal"' in p.stdout else "not optimal",
+        )
+    )
     out.append(Case("state file", "columns: state file is the TOML", ["solve", "-p", paper, "-s", paper]))
 
     solve = ["solve", "-p", paper, "-s", table_iv]
@@ -368,73 +411,312 @@ def cases(ws: Path, files: dict[str, Path]) -> list[Case]:
         ("validate folder", ["validate", str(ws / "empty_dir")]),
         ("validate txt file", ["validate", str(files["a_file"])]),
         ("unknown command", ["sovle"]),
-        ("run --timeout nan", ["run", "-p", paper, "-s", table_iv, "--solvers", "scip", "--timeout", "nan",
-                               "--out", str(ws / "out_nan"), "--no-progress"]),
-        ("run --timeout inf", ["run", "-p", paper, "-s", table_iv, "--solvers", "scip", "--timeout", "inf",
-                               "--out", str(ws / "out_inf"), "--no-progress"]),
-        ("run --timeout 1e300", ["run", "-p", paper, "-s", table_iv, "--solvers", "scip", "--timeout", "1e300",
-                                 "--out", str(ws / "out_1e300"), "--no-progress"]),
-        ("run --timeout -5", ["run", "-p", paper, "-s", table_iv, "--solvers", "scip", "--timeout", "-5",
-                              "--out", str(ws / "out_neg"), "--no-progress"]),
-        ("run --seeds huge", ["run", "-p", paper, "-s", table_iv, "--solvers", "pso", "--seeds",
-                              "99999999999999999999", "--out", str(ws / "out_seeds"), "--no-progress"]),
-        ("run --seeds negative", ["run", "-p", paper, "-s", table_iv, "--solvers", "pso", "--seeds", "-1",
-                                  "--out", str(ws / "out_seeds2"), "--no-progress"]),
-        ("run --seeds garbage", ["run", "-p", paper, "-s", table_iv, "--solvers", "pso", "--seeds", "a-b",
-                                 "--out", str(ws / "out_seeds3"), "--no-progress"]),
-        ("run --seeds reversed", ["run", "-p", paper, "-s", table_iv, "--solvers", "pso", "--seeds", "5-1",
-                                  "--out", str(ws / "out_seeds4"), "--no-progress"]),
-        ("run --seeds too many", ["run", "-p", paper, "-s", table_iv, "--solvers", "pso", "--seeds", "0-99999999",
-                                  "--out", str(ws / "out_seeds5"), "--no-progress"]),
-        ("run --out is a file", ["run", "-p", paper, "-s", table_iv, "--solvers", "scip",
-                                 "--out", str(files["a_file"]), "--no-progress"]),
-        ("run missing state file", ["run", "-p", paper, "-s", str(ws / "nope.csv"), "--solvers", "scip",
-                                    "--out", str(ws / "out_missing"), "--no-progress"]),
-        ("run empty --solvers", ["run", "-p", paper, "-s", table_iv, "--solvers", "",
-                                 "--out", str(ws / "out_empty"), "--no-progress"]),
-        ("train --out is a file", ["train", "-p", paper, "--solver", "madrl_tvc", "--steps", "10",
-                                   "--out", str(files["a_file"]), "--no-progress"]),
-        ("train --steps 0", ["train", "-p", paper, "--solver", "madrl_tvc", "--steps", "0",
-                             "--out", str(ws / "train_0"), "--no-progress"]),
-        ("train --steps -5", ["train", "-p", paper, "--solver", "madrl_tvc", "--steps", "-5",
-                              "--out", str(ws / "train_neg"), "--no-progress"]),
-        ("train non-learner", ["train", "-p", paper, "--solver", "scip", "--steps", "10",
-                               "--out", str(ws / "train_scip"), "--no-progress"]),
-        ("train --seed huge", ["train", "-p", paper, "--solver", "madrl_tvc", "--steps", "10", "--seed",
-                               "99999999999999999999", "--out", str(ws / "train_seed"), "--no-progress"]),
+        (
+            "run --timeout nan",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "scip",
+                "--timeout",
+                "nan",
+                "--out",
+                str(ws / "out_nan"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --timeout inf",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "scip",
+                "--timeout",
+                "inf",
+                "--out",
+                str(ws / "out_inf"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --timeout 1e300",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "scip",
+                "--timeout",
+                "1e300",
+                "--out",
+                str(ws / "out_1e300"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --timeout -5",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "scip",
+                "--timeout",
+                "-5",
+                "--out",
+                str(ws / "out_neg"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --seeds huge",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "pso",
+                "--seeds",
+                "99999999999999999999",
+                "--out",
+                str(ws / "out_seeds"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --seeds negative",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "pso",
+                "--seeds",
+                "-1",
+                "--out",
+                str(ws / "out_seeds2"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --seeds garbage",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "pso",
+                "--seeds",
+                "a-b",
+                "--out",
+                str(ws / "out_seeds3"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --seeds reversed",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "pso",
+                "--seeds",
+                "5-1",
+                "--out",
+                str(ws / "out_seeds4"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --seeds too many",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                table_iv,
+                "--solvers",
+                "pso",
+                "--seeds",
+                "0-99999999",
+                "--out",
+                str(ws / "out_seeds5"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run --out is a file",
+            ["run", "-p", paper, "-s", table_iv, "--solvers", "scip", "--out", str(files["a_file"]), "--no-progress"],
+        ),
+        (
+            "run missing state file",
+            [
+                "run",
+                "-p",
+                paper,
+                "-s",
+                str(ws / "nope.csv"),
+                "--solvers",
+                "scip",
+                "--out",
+                str(ws / "out_missing"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "run empty --solvers",
+            ["run", "-p", paper, "-s", table_iv, "--solvers", "", "--out", str(ws / "out_empty"), "--no-progress"],
+        ),
+        (
+            "train --out is a file",
+            [
+                "train",
+                "-p",
+                paper,
+                "--solver",
+                "madrl_tvc",
+                "--steps",
+                "10",
+                "--out",
+                str(files["a_file"]),
+                "--no-progress",
+            ],
+        ),
+        (
+            "train --steps 0",
+            [
+                "train",
+                "-p",
+                paper,
+                "--solver",
+                "madrl_tvc",
+                "--steps",
+                "0",
+                "--out",
+                str(ws / "train_0"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "train --steps -5",
+            [
+                "train",
+                "-p",
+                paper,
+                "--solver",
+                "madrl_tvc",
+                "--steps",
+                "-5",
+                "--out",
+                str(ws / "train_neg"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "train non-learner",
+            [
+                "train",
+                "-p",
+                paper,
+                "--solver",
+                "scip",
+                "--steps",
+                "10",
+                "--out",
+                str(ws / "train_scip"),
+                "--no-progress",
+            ],
+        ),
+        (
+            "train --seed huge",
+            [
+                "train",
+                "-p",
+                paper,
+                "--solver",
+                "madrl_tvc",
+                "--steps",
+                "10",
+                "--seed",
+                "99999999999999999999",
+                "--out",
+                str(ws / "train_seed"),
+                "--no-progress",
+            ],
+        ),
         ("table missing folder", ["table", str(ws / "nope"), "--baseline", "pso"]),
         ("table empty folder", ["table", str(files["empty_dir"]), "--baseline", "pso"]),
         ("table on a file", ["table", str(files["a_file"]), "--baseline", "pso"]),
         ("table garbage rows", ["table", str(files["garbage_results"]), "--baseline", "pso"]),
         ("table --out is a file", ["table", str(RESULTS), "--baseline", "pso", "--out", str(files["a_file"])]),
         ("table --baseline unknown", ["table", str(RESULTS), "--baseline", "nosuch", "--out", str(ws / "t1")]),
-        ("table --state unknown", ["table", str(RESULTS), "--baseline", "pso", "--state", "nosuch",
-                                   "--out", str(ws / "t2")]),
-        ("table --day unknown", ["table", str(RESULTS), "--baseline", "pso", "--day", "nosuch",
-                                 "--out", str(ws / "t3")]),
-        ("table --solvers malformed", ["table", str(RESULTS), "--baseline", "pso", "--solvers", "scip[",
-                                       "--out", str(ws / "t4")]),
-        ("table --solvers unknown", ["table", str(RESULTS), "--baseline", "pso", "--solvers", "cplex",
-                                     "--out", str(ws / "t5")]),
-        ("report --method unknown", ["report", str(RESULTS), "--reports", str(ws / "reports"), "--name", "m",
-                                     "--method", "nosuch"]),
+        (
+            "table --state unknown",
+            ["table", str(RESULTS), "--baseline", "pso", "--state", "nosuch", "--out", str(ws / "t2")],
+        ),
+        (
+            "table --day unknown",
+            ["table", str(RESULTS), "--baseline", "pso", "--day", "nosuch", "--out", str(ws / "t3")],
+        ),
+        (
+            "table --solvers malformed",
+            ["table", str(RESULTS), "--baseline", "pso", "--solvers", "scip[", "--out", str(ws / "t4")],
+        ),
+        (
+            "table --solvers unknown",
+            ["table", str(RESULTS), "--baseline", "pso", "--solvers", "cplex", "--out", str(ws / "t5")],
+        ),
+        (
+            "report --method unknown",
+            ["report", str(RESULTS), "--reports", str(ws / "reports"), "--name", "m", "--method", "nosuch"],
+        ),
         ("report --reports is a file", ["report", str(RESULTS), "--reports", str(files["a_file"]), "--name", "r"]),
-        ("report --name ../../x (real results)", ["report", str(RESULTS), "--reports", str(ws / "reports"),
-                                                  "--name", "../../x"]),
+        (
+            "report --name ../../x (real results)",
+            ["report", str(RESULTS), "--reports", str(ws / "reports"), "--name", "../../x"],
+        ),
         ("report missing folder", ["report", str(ws / "nope"), "--reports", str(ws / "reports")]),
         ("report empty folder", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports")]),
         ("report garbage rows", ["report", str(files["garbage_results"]), "--reports", str(ws / "reports")]),
-        ("report --name ../../x", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"),
-                                   "--name", "../../x"]),
-        ("report --name absolute", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"),
-                                    "--name", str(ws / "abs")]),
+        (
+            "report --name ../../x",
+            ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", "../../x"],
+        ),
+        (
+            "report --name absolute",
+            ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", str(ws / "abs")],
+        ),
         ("report --name a/b", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", "a/b"]),
         ("report --name ..", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", ".."]),
-        ("report --name .hidden", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"),
-                                   "--name", ".hidden"]),
+        (
+            "report --name .hidden",
+            ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", ".hidden"],
+        ),
         ("report --name empty", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", ""]),
-        ("report --name newline", ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"),
-                                   "--name", "a\nb"]),
+        (
+            "report --name newline",
+            ["report", str(files["empty_dir"]), "--reports", str(ws / "reports"), "--name", "a\nb"],
+        ),
     ]
     for name, argv in cli:
         check = None
@@ -443,46 +725,145 @@ def cases(ws: Path, files: dict[str, Path]) -> list[Case]:
         out.append(Case("cli options", name, argv, check=check))
 
     specs = [
-        "scip[time_limit=-1]", "scip[rel_gap=-1]", "pso[w=nan]", "pso[c1=inf]", "pso[particles=0]",
-        "nlopt[xtol_rel=-1]", "nlopt[max_patterns=-1]", "pso[w=1,w=2]", "scip[rel_gap=0.1,rel_gap=0.2]",
-        "scip[time_limit=inf]", "scip[time_limit=1e300]", "scip[time_limit=nan]", "scip[rel_gap=1]",
-        "scip[rel_gap=nan]", "scip[persistent=maybe]", "scip[gap=0.1]", "scip[rel_gap=tiny]",
-        "pso[particles=1.5]", "pso[particles=1e99]", "pso[particles=99999999999999999999]", "pso[w=-1]",
-        "pso[w=5]", "pso[c2=-0.1]", "pso[decode=foo]", "pso[iterations=0]", "pso[c1=-inf]",
-        "nlopt[algorithm=nope]", "nlopt[algorithm=LD_LBFGS]", "nlopt[commitment=foo]", "nlopt[encoding=x]",
-        "nlopt[maxeval=0]", "nlopt[starts=0]", "nlopt[ftol_rel=nan]", "nlopt[inner_maxeval=99999999999]",
-        "nlopt[xtol_rel=inf]", "nlopt[algorithm=LN_NELDERMEAD,encoding=equality]",
-        "cplex", "scip[", "scip]", "[x]", "scip[rel_gap]", "scip[=1]", "scip[rel_gap=]", "scip[1x=2]",
-        "scip[[rel_gap=0.1]]", "sc ip", "scip\nerror: fake", "pso[w=0.5]]", "madrl_tvc[refine=-5]",
-        "madrl_tvc[model=/nonexistent/model]", "maddpg[model=/nonexistent/model]", "madrl_tvc[nosuch=1]",
+        "scip[time_limit=-1]",
+        "scip[rel_gap=-1]",
+        "pso[w=nan]",
+        "pso[c1=inf]",
+        "pso[particles=0]",
+        "nlopt[xtol_rel=-1]",
+        "nlopt[max_patterns=-1]",
+        "pso[w=1,w=2]",
+        "scip[rel_gap=0.1,rel_gap=0.2]",
+        "scip[time_limit=inf]",
+        "scip[time_limit=1e300]",
+        "scip[time_limit=nan]",
+        "scip[rel_gap=1]",
+        "scip[rel_gap=nan]",
+        "scip[persistent=maybe]",
+        "scip[gap=0.1]",
+        "scip[rel_gap=tiny]",
+        "pso[particles=1.5]",
+        "pso[particles=1e99]",
+        "pso[particles=99999999999999999999]",
+        "pso[w=-1]",
+        "pso[w=5]",
+        "pso[c2=-0.1]",
+        "pso[decode=foo]",
+        "pso[iterations=0]",
+        "pso[c1=-inf]",
+        "nlopt[algorithm=nope]",
+        "nlopt[algorithm=LD_LBFGS]",
+        "nlopt[commitment=foo]",
+        "nlopt[encoding=x]",
+        "nlopt[maxeval=0]",
+        "nlopt[starts=0]",
+        "nlopt[ftol_rel=nan]",
+        "nlopt[inner_maxeval=99999999999]",
+        "nlopt[xtol_rel=inf]",
+        "nlopt[algorithm=LN_NELDERMEAD,encoding=equality]",
+        "cplex",
+        "scip[",
+        "scip]",
+        "[x]",
+        "scip[rel_gap]",
+        "scip[=1]",
+        "scip[rel_gap=]",
+        "scip[1x=2]",
+        "scip[[rel_gap=0.1]]",
+        "sc ip",
+        "scip\nerror: fake",
+        "pso[w=0.5]]",
+        "madrl_tvc[refine=-5]",
+        "madrl_tvc[model=/nonexistent/model]",
+        "maddpg[model=/nonexistent/model]",
+        "madrl_tvc[nosuch=1]",
     ]
     for spec in specs:
         out.append(Case("solver specs", f"solve {spec!r}", [*solve, "--solver", spec]))
-    for i, spec in enumerate(["scip[time_limit=-1]", "pso[w=nan]", "pso[particles=0]", "nlopt[xtol_rel=-1]",
-                              "pso[w=1,w=2]", "scip,cplex", "scip],pso", "scip[rel_gap=0.1", "madrl_tvc[refine=-5]",
-                              "madrl_tvc[model=/nonexistent/model]"]):
+    for i, spec in enumerate(
+        [
+            "scip[time_limit=-1]",
+            "pso[w=nan]",
+            "pso[particles=0]",
+            "nlopt[xtol_rel=-1]",
+            "pso[w=1,w=2]",
+            "scip,cplex",
+            "scip],pso",
+            "scip[rel_gap=0.1",
+            "madrl_tvc[refine=-5]",
+            "madrl_tvc[model=/nonexistent/model]",
+        ]
+    ):
         folder = ws / f"run_spec_{i}"
-        out.append(Case("solver specs", f"run {spec!r}", ["run", "-p", paper, "-s", table_iv, "--solvers", spec,
-                                                         "--out", str(folder), "--no-progress"],
-                        check=_no_rows(folder)))
-    for i, spec in enumerate(["madrl_tvc[refine=-5]", "maddpg[w=1,w=2]", "madrl_tvc[nosuch=1]", "nosuch",
-                              "maddpg[batch_size=0]"]):
-        out.append(Case("solver specs", f"train {spec!r}", ["train", "-p", paper, "--solver", spec, "--steps", "10",
-                                                           "--out", str(ws / f"train_spec_{i}"), "--no-progress"]))
+        out.append(
+            Case(
+                "solver specs",
+                f"run {spec!r}",
+                ["run", "-p", paper, "-s", table_iv, "--solvers", spec, "--out", str(folder), "--no-progress"],
+                check=_no_rows(folder),
+            )
+        )
+    for i, spec in enumerate(
+        ["madrl_tvc[refine=-5]", "maddpg[w=1,w=2]", "madrl_tvc[nosuch=1]", "nosuch", "maddpg[batch_size=0]"]
+    ):
+        out.append(
+            Case(
+                "solver specs",
+                f"train {spec!r}",
+                [
+                    "train",
+                    "-p",
+                    paper,
+                    "--solver",
+                    spec,
+                    "--steps",
+                    "10",
+                    "--out",
+                    str(ws / f"train_spec_{i}"),
+                    "--no-progress",
+                ],
+            )
+        )
 
-    for name in ("random_bytes", "invalid_json", "json_list", "json_string", "empty_json", "wrong_fields",
-                 "empty_folder", "missing"):
+    for name in (
+        "random_bytes",
+        "invalid_json",
+        "json_list",
+        "json_string",
+        "empty_json",
+        "wrong_fields",
+        "empty_folder",
+        "missing",
+    ):
         folder = str(files[f"m:{name}"])
         for solver in ("madrl_tvc", "maddpg"):
-            out.append(Case("model folders", f"solve {solver} model={name}", [*solve, "--solver",
-                                                                             f"{solver}[model={folder}]"]))
-        out.append(Case("model folders", f"train --resume {name}", ["train", "-p", paper, "--solver", "madrl_tvc",
-                                                                    "--steps", "10", "--resume", "--out", folder,
-                                                                    "--no-progress"]))
+            out.append(
+                Case("model folders", f"solve {solver} model={name}", [*solve, "--solver", f"{solver}[model={folder}]"])
+            )
+        out.append(
+            Case(
+                "model folders",
+                f"train --resume {name}",
+                [
+                    "train",
+                    "-p",
+                    paper,
+                    "--solver",
+                    "madrl_tvc",
+                    "--steps",
+                    "10",
+                    "--resume",
+                    "--out",
+                    folder,
+                    "--no-progress",
+                ],
+            )
+        )
     return out
 
 
 # ---- running and classifying ------------------------------------------------------------------
+
 
 def classify(case: Case, proc: subprocess.CompletedProcess | None, seconds: float) -> Outcome:
     if proc is None:
@@ -517,8 +898,16 @@ def run_case(case: Case, cwd: Path) -> Outcome:
     cmd = [sys.executable, "-m", "dispatchbench", *case.argv]
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         out, err = proc.communicate(timeout=case.timeout)
         done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
@@ -536,11 +925,27 @@ def summarize(outcomes: list[Outcome]) -> list[dict]:
         if not mine:
             continue
         count = Counter(o.verdict for o in mine)
-        rows.append({"class": cls, "count": len(mine), "clean": count["clean"], "traceback": count["traceback"],
-                     "hang": count["hang"], "wrong": count["wrong"]})
+        rows.append(
+            {
+                "class": cls,
+                "count": len(mine),
+                "clean": count["clean"],
+                "traceback": count["traceback"],
+                "hang": count["hang"],
+                "wrong": count["wrong"],
+            }
+        )
     total = Counter(o.verdict for o in outcomes)
-    rows.append({"class": "total", "count": len(outcomes), "clean": total["clean"], "traceback": total["traceback"],
-                 "hang": total["hang"], "wrong": total["wrong"]})
+    rows.append(
+        {
+            "class": "total",
+            "count": len(outcomes),
+            "clean": total["clean"],
+            "traceback": total["traceback"],
+            "hang": total["hang"],
+            "wrong": total["wrong"],
+        }
+    )
     return rows
 
 
@@ -561,8 +966,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bad-inputs-") as tmp:
         ws = Path(tmp)
         files = build_workspace(ws)
-        todo = [c for c in cases(ws, files) if (args.only is None or c.cls == args.only)
-                and (args.match is None or args.match in c.name)]
+        todo = [
+            c
+            for c in cases(ws, files)
+            if (args.only is None or c.cls == args.only) and (args.match is None or args.match in c.name)
+        ]
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, min(args.jobs, 2))) as pool:
             outcomes = list(pool.map(lambda c: run_case(c, ws), todo))
@@ -573,14 +981,17 @@ def main() -> int:
             o.first_line, o.why = o.first_line.replace(ws_text, "$WS"), o.why.replace(ws_text, "$WS")
     rows = summarize(outcomes)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"wall_s": round(wall, 1), "table": rows,
-                                     "cases": [asdict(o) for o in outcomes]}, indent=1) + "\n")
+    args.json.write_text(
+        json.dumps({"wall_s": round(wall, 1), "table": rows, "cases": [asdict(o) for o in outcomes]}, indent=1) + "\n"
+    )
     print(markdown(rows))
     print(f"\n{len(outcomes)} cases in {wall:.0f} s; details in {args.json}")
     for o in outcomes:
         if o.verdict != "clean":
-            print(f"- {o.verdict}: [{o.cls}] {o.name}: {o.why or o.first_line}\n    dispatchbench "
-                  + " ".join(repr(a) if (" " in a or not a) else a for a in o.argv))
+            print(
+                f"- {o.verdict}: [{o.cls}] {o.name}: {o.why or o.first_line}\n    dispatchbench "
+                + " ".join(repr(a) if (" " in a or not a) else a for a in o.argv)
+            )
     return 0 if rows[-1]["clean"] == rows[-1]["count"] else 1
 
 

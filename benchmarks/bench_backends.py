@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 
 from dispatchbench import load_problem
-from dispatchbench.model.errors import InputError
 from dispatchbench.bench.harness import parse_seeds, run_benchmark
 from dispatchbench.bench.plugins import discover, split_specs
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.state_file import load_states, states_to_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,12 +103,13 @@ def main() -> None:
     specs = split_specs(args.solvers) if args.solvers else default_specs()
     specs += split_specs(args.learned)
 
-    summary = run_benchmark(args.problem, [states_path], specs, parse_seeds(args.seeds), args.run_dir,
-                            timeout=args.timeout, force=True)
+    summary = run_benchmark(
+        args.problem, [states_path], specs, parse_seeds(args.seeds), args.run_dir, timeout=args.timeout, force=True
+    )
     frame = pd.read_parquet(args.run_dir / "results.parquet")
     result = {
         "what": "wall time per state of each backend through the run harness (one process per cell, "
-                "one state at a time); ratio_to_scip = time_per_state_s / SCIP's",
+        "one state at a time); ratio_to_scip = time_per_state_s / SCIP's",
         "timestamp": utc_timestamp(),
         "problem": str(args.problem),
         "states_file": str(states_path),
@@ -124,8 +125,12 @@ def main() -> None:
     for spec, entry in result["backends"].items():
         ratio = entry["ratio_to_scip"]
         t = entry["time_per_state_s"]
-        print(f"{spec:40s} " + ("no time" if t is None else f"{t:.4f} s/state")
-              + (f"  x{ratio:.2f} SCIP" if ratio is not None else "") + f"  {entry['statuses']}")
+        print(
+            f"{spec:40s} "
+            + ("no time" if t is None else f"{t:.4f} s/state")
+            + (f"  x{ratio:.2f} SCIP" if ratio is not None else "")
+            + f"  {entry['statuses']}"
+        )
     print(f"written: {args.out}")
 
 

@@ -54,11 +54,17 @@ def time_solver(problem: Problem, states: list[State], spec: str, repeat: int) -
         solver.solve(problem, [s])
     single = (time.perf_counter() - t) / len(states)
     messages = [a.info.get("messages", 0) for a in answers]
-    return {"spec": spec, "states": len(states), "batched_s_per_state": min(batched),
-            "batched_s_per_state_all": batched, "one_by_one_s_per_state": single,
-            "messages_mean": statistics.mean(messages), "messages_max": max(messages),
-            "repaired_states": sum(1 for a in answers if a.info.get("commitment_repaired")),
-            "statuses": sorted({a.status for a in answers})}
+    return {
+        "spec": spec,
+        "states": len(states),
+        "batched_s_per_state": min(batched),
+        "batched_s_per_state_all": batched,
+        "one_by_one_s_per_state": single,
+        "messages_mean": statistics.mean(messages),
+        "messages_max": max(messages),
+        "repaired_states": sum(1 for a in answers if a.info.get("commitment_repaired")),
+        "statuses": sorted({a.status for a in answers}),
+    }
 
 
 def messages_at(problem: Problem, n_states: int) -> dict[str, Any]:
@@ -70,13 +76,20 @@ def messages_at(problem: Problem, n_states: int) -> dict[str, Any]:
     decided = team.decide_batch(states, observation_matrix(problem, states))
     counts = [info["messages"] for _, info in decided]
     it = tvc.Hyperparameters().search_iterations
-    return {"groups": len(problem.groups), "regions": len(problem.regions),
-            "clearing_formula_bids_tree": DistributedSearch(problem, iterations=it).messages_per_decision(),
-            "clearing_formula_star_ring_before": DistributedSearch(problem, CommGraph(within="star", between="ring"),
-                                                                   iterations=it).messages_per_decision(),
-            "maddpg_clearing_formula_bids_tree": DistributedSearch(problem).messages_per_decision(),
-            "tvc_measured_untrained": {"mean": statistics.mean(counts), "max": max(counts),
-                                       "repaired": sum(1 for _, i in decided if i["commitment_repaired"])}}
+    return {
+        "groups": len(problem.groups),
+        "regions": len(problem.regions),
+        "clearing_formula_bids_tree": DistributedSearch(problem, iterations=it).messages_per_decision(),
+        "clearing_formula_star_ring_before": DistributedSearch(
+            problem, CommGraph(within="star", between="ring"), iterations=it
+        ).messages_per_decision(),
+        "maddpg_clearing_formula_bids_tree": DistributedSearch(problem).messages_per_decision(),
+        "tvc_measured_untrained": {
+            "mean": statistics.mean(counts),
+            "max": max(counts),
+            "repaired": sum(1 for _, i in decided if i["commitment_repaired"]),
+        },
+    }
 
 
 def main() -> None:
@@ -96,30 +109,44 @@ def main() -> None:
         tvc_model, maddpg_model, trained = args.tvc_model, args.maddpg_model, {}
         if tvc_model is None:
             tvc_model = Path(tmp) / "tvc"
-            trained["madrl_tvc"] = make_solver("madrl_tvc").fit(paper, seed=0, steps=args.tvc_steps,
-                                                                out_dir=tvc_model).time_s
+            trained["madrl_tvc"] = (
+                make_solver("madrl_tvc").fit(paper, seed=0, steps=args.tvc_steps, out_dir=tvc_model).time_s
+            )
         if maddpg_model is None:
             maddpg_model = Path(tmp) / "maddpg"
-            trained["maddpg"] = make_solver("maddpg").fit(paper, seed=0, steps=args.maddpg_steps,
-                                                          out_dir=maddpg_model).time_s
-        rows = [time_solver(paper, day, spec, args.repeat) for spec in
-                (f"madrl_tvc[model={tvc_model}]", f"madrl_tvc[model={tvc_model},refine=3]",
-                 f"maddpg[model={maddpg_model}]")]
+            trained["maddpg"] = (
+                make_solver("maddpg").fit(paper, seed=0, steps=args.maddpg_steps, out_dir=maddpg_model).time_s
+            )
+        rows = [
+            time_solver(paper, day, spec, args.repeat)
+            for spec in (
+                f"madrl_tvc[model={tvc_model}]",
+                f"madrl_tvc[model={tvc_model},refine=3]",
+                f"maddpg[model={maddpg_model}]",
+            )
+        ]
     rows.append(time_solver(paper, day, "scip", 1))
     scip = rows[-1]["batched_s_per_state"]
     for row in rows:
         row["scip_over_this"] = scip / row["batched_s_per_state"]
-    result = {"when": utc_timestamp(), "problem": paper.name, "states": f"validation day, family {args.family}",
-              "training_s": trained, "training_steps": {"madrl_tvc": args.tvc_steps, "maddpg": args.maddpg_steps},
-              "decisions": rows,
-              "messages": {"paper": messages_at(paper, 12), "generated_32": messages_at(generate_problem(32, 0), 12)},
-              "metadata": run_metadata()}
+    result = {
+        "when": utc_timestamp(),
+        "problem": paper.name,
+        "states": f"validation day, family {args.family}",
+        "training_s": trained,
+        "training_steps": {"madrl_tvc": args.tvc_steps, "maddpg": args.maddpg_steps},
+        "decisions": rows,
+        "messages": {"paper": messages_at(paper, 12), "generated_32": messages_at(generate_problem(32, 0), 12)},
+        "metadata": run_metadata(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     for row in rows:
-        print(f"{row['spec']:<50} batched {1e3 * row['batched_s_per_state']:7.3f} ms/state  one-by-one "
-              f"{1e3 * row['one_by_one_s_per_state']:7.3f} ms  SCIP/this {row['scip_over_this']:7.1f}  "
-              f"messages {row['messages_mean']:.0f} (max {row['messages_max']})")
+        print(
+            f"{row['spec']:<50} batched {1e3 * row['batched_s_per_state']:7.3f} ms/state  one-by-one "
+            f"{1e3 * row['one_by_one_s_per_state']:7.3f} ms  SCIP/this {row['scip_over_this']:7.1f}  "
+            f"messages {row['messages_mean']:.0f} (max {row['messages_max']})"
+        )
     for name, m in result["messages"].items():
         print(name, json.dumps(m))
     print("written:", args.out)

@@ -60,34 +60,56 @@ def main() -> None:
     frames: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
-            for label, options in (configs if r % 2 == 0 else configs[::-1]):
+            for label, options in configs if r % 2 == 0 else configs[::-1]:
                 load_before = os.getloadavg()[0]
                 wall, frame = timed_run(Path(tmp) / f"{label.replace(' ', '_').replace(',', '')}-{r}", **options)
                 frames.setdefault(label, frame)
-                same = frame[["status", "cost", "dispatch"]].equals(frames["jobs 1"][["status", "cost", "dispatch"]]) \
-                    if "jobs 1" in frames else None
-                rounds[label].append({"round": r, "wall_s": round(wall, 2), "load_avg_1min_before": load_before,
-                                      "state_time_sum_s": round(float(frame["time_s"].sum()), 2),
-                                      "same_rows_as_jobs_1": same})
+                same = (
+                    frame[["status", "cost", "dispatch"]].equals(frames["jobs 1"][["status", "cost", "dispatch"]])
+                    if "jobs 1" in frames
+                    else None
+                )
+                rounds[label].append(
+                    {
+                        "round": r,
+                        "wall_s": round(wall, 2),
+                        "load_avg_1min_before": load_before,
+                        "state_time_sum_s": round(float(frame["time_s"].sum()), 2),
+                        "same_rows_as_jobs_1": same,
+                    }
+                )
                 print(f"round {r} {label}: {wall:.1f} s for {len(frame)} rows (load {load_before:.1f})", flush=True)
     base = frames["jobs 1"]
     best = {label: min(x["wall_s"] for x in runs) for label, runs in rounds.items()}
-    results = {label: {"best_wall_s": best[label], "speedup_vs_jobs_1": round(best["jobs 1"] / best[label], 3),
-                       "same_rows_as_jobs_1": bool(frames[label][["status", "cost", "dispatch"]].equals(
-                           base[["status", "cost", "dispatch"]])),
-                       "rounds": rounds[label]} for label in rounds}
+    results = {
+        label: {
+            "best_wall_s": best[label],
+            "speedup_vs_jobs_1": round(best["jobs 1"] / best[label], 3),
+            "same_rows_as_jobs_1": bool(
+                frames[label][["status", "cost", "dispatch"]].equals(base[["status", "cost", "dispatch"]])
+            ),
+            "rounds": rounds[label],
+        }
+        for label in rounds
+    }
     meta = run_metadata()
     report = {
         "what": f"{SPECS} seeds {SEEDS[0]}-{SEEDS[-1]} on {DAY.name} ({len(base) // 5} states): "
-                f"{len(SEEDS) + 1} cells, {len(base)} rows",
+        f"{len(SEEDS) + 1} cells, {len(base)} rows",
         "method": "configurations in turns, order reversed every other round; speed-up from each one's fastest round",
-        "written": utc_timestamp(), "cpu_cores": meta.get("cpu_cores"), "cpu_model": meta.get("cpu_model"),
+        "written": utc_timestamp(),
+        "cpu_cores": meta.get("cpu_cores"),
+        "cpu_model": meta.get("cpu_model"),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: {"best_wall_s": v["best_wall_s"], "speedup": v["speedup_vs_jobs_1"]}
-                      for k, v in results.items()}, indent=2))
+    print(
+        json.dumps(
+            {k: {"best_wall_s": v["best_wall_s"], "speedup": v["speedup_vs_jobs_1"]} for k, v in results.items()},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":  # the guard matters: Dask and process pools re-import this file in workers

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from dispatchbench import State, evaluate, load_problem, load_states
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.formulations.compile_pyomo import build_model
 from dispatchbench.model.feasibility import infeasibility_reason
-from dispatchbench.bench.plugins import make_solver
 from dispatchbench.model.problem import Problem
-from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {"persistent": "scip", "rebuilt": "scip[persistent=false]"}
@@ -48,8 +48,11 @@ def random_feasible_states(problem: Problem, n: int, seed: int) -> list[State]:
     v_top = {g.name: 1.5 * g.p_max for g in problem.groups if g.is_v2g}
     out: list[State] = []
     while len(out) < n:
-        state = State(f"random{len(out):03d}", {r: float(rng.uniform(0, 0.9 * top[r])) for r in problem.region_names},
-                      {g: float(rng.uniform(0, v_top[g])) for g in problem.v2g_names})
+        state = State(
+            f"random{len(out):03d}",
+            {r: float(rng.uniform(0, 0.9 * top[r])) for r in problem.region_names},
+            {g: float(rng.uniform(0, v_top[g])) for g in problem.v2g_names},
+        )
         if infeasibility_reason(problem, state) is None:
             out.append(state)
     return out
@@ -63,8 +66,7 @@ def time_mode(problem: Problem, states: list[State], spec: str) -> dict[str, Any
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     build = [a.info["build_s"] for a in answers]
     solve = [a.info["solve_s"] for a in answers]
-    costs = [evaluate(problem, s, a.dispatch).cost if a.dispatch is not None else None
-             for s, a in zip(states, answers)]
+    costs = [evaluate(problem, s, a.dispatch).cost if a.dispatch is not None else None for s, a in zip(states, answers)]
     return {
         "solver": solver.spec,
         "n_states": len(states),
@@ -77,8 +79,11 @@ def time_mode(problem: Problem, states: list[State], spec: str) -> dict[str, Any
         "build_s_total": sum(build),
         "solve_s_total": sum(solve),
         "first_state": {"build_ms": 1e3 * build[0], "solve_ms": 1e3 * solve[0]},
-        "later_states_median": ({"build_ms": 1e3 * statistics.median(build[1:]),
-                                 "solve_ms": 1e3 * statistics.median(solve[1:])} if len(states) > 1 else None),
+        "later_states_median": (
+            {"build_ms": 1e3 * statistics.median(build[1:]), "solve_ms": 1e3 * statistics.median(solve[1:])}
+            if len(states) > 1
+            else None
+        ),
         "max_gap": max((a.info["gap"] or 0.0) for a in answers),
         "costs": costs,
     }
@@ -123,8 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problem", type=Path, default=ROOT / "problems" / "paper-4region.toml")
     parser.add_argument("--table-iv", type=Path, default=ROOT / "problems" / "paper-4region-tableIV.csv")
-    parser.add_argument("--states", type=Path, default=ROOT / "problems" / "paper-4region-day.csv",
-                        help="a day of states (skipped if the file does not exist)")
+    parser.add_argument(
+        "--states",
+        type=Path,
+        default=ROOT / "problems" / "paper-4region-day.csv",
+        help="a day of states (skipped if the file does not exist)",
+    )
     parser.add_argument("--random", type=int, default=96, help="number of seeded random feasible states")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5, help="cold solves of the Table IV state per mode")
@@ -149,18 +158,23 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     t = result["table_iv"]
     p, b = t["persistent"], t["rebuilt"]
-    print(f"Table IV ({problem.name}): cost {p['cost']:.4f}; cold solve (median of {args.repeat}) "
-          f"persistent {p['wall_ms_median']:.1f} ms wall / {p['cpu_ms_median']:.1f} ms CPU, "
-          f"rebuilt {b['wall_ms_median']:.1f} ms wall / {b['cpu_ms_median']:.1f} ms CPU; "
-          f"Pyomo build alone {t['pyomo_build_only_ms_median']:.1f} ms")
+    print(
+        f"Table IV ({problem.name}): cost {p['cost']:.4f}; cold solve (median of {args.repeat}) "
+        f"persistent {p['wall_ms_median']:.1f} ms wall / {p['cpu_ms_median']:.1f} ms CPU, "
+        f"rebuilt {b['wall_ms_median']:.1f} ms wall / {b['cpu_ms_median']:.1f} ms CPU; "
+        f"Pyomo build alone {t['pyomo_build_only_ms_median']:.1f} ms"
+    )
     for name, r in result["state_sets"].items():
         p, b = r["persistent"], r["rebuilt"]
-        print(f"{name}: {p['n_states']} states; persistent {p['wall_s']:.2f} s wall / {p['cpu_s']:.2f} s CPU "
-              f"(build {p['build_s_total']:.2f} + solve {p['solve_s_total']:.2f}), "
-              f"rebuilt {b['wall_s']:.2f} s wall / {b['cpu_s']:.2f} s CPU "
-              f"(build {b['build_s_total']:.2f} + solve {b['solve_s_total']:.2f}); speed-up x{r['persistent_speedup']:.2f} "
-              f"wall, x{r['persistent_speedup_cpu']:.2f} CPU; solve per state median {p['solve_ms_median']:.0f} ms, "
-              f"max {p['solve_ms_max']:.0f} ms; max rel cost diff {r['max_rel_cost_difference']:.1e}")
+        print(
+            f"{name}: {p['n_states']} states; persistent {p['wall_s']:.2f} s wall / {p['cpu_s']:.2f} s CPU "
+            f"(build {p['build_s_total']:.2f} + solve {p['solve_s_total']:.2f}), "
+            f"rebuilt {b['wall_s']:.2f} s wall / {b['cpu_s']:.2f} s CPU "
+            f"(build {b['build_s_total']:.2f} + solve {b['solve_s_total']:.2f}); "
+            f"speed-up x{r['persistent_speedup']:.2f} "
+            f"wall, x{r['persistent_speedup_cpu']:.2f} CPU; solve per state median {p['solve_ms_median']:.0f} ms, "
+            f"max {p['solve_ms_max']:.0f} ms; max rel cost diff {r['max_rel_cost_difference']:.1e}"
+        )
     print(f"wrote {args.out}")
 
 

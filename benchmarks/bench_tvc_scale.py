@@ -23,7 +23,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dispatchbench.bench.plugins import make_solver
@@ -43,19 +42,30 @@ def main() -> None:
     ap.add_argument("--spec", default="madrl_tvc", help="the learner spec trained at every size")
     ap.add_argument("--steps", default="", help="steps per size, e.g. 32:200,128:20 (default: the study's budget)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--split", choices=("test", "validation"), default="test",
-                    help="validation: a validation-seed instance and states, for choosing settings")
-    ap.add_argument("--intervals", default=",".join(map(str, FULL.intervals)),
-                    help="intervals of each family's day to decide (default: the study's)")
-    ap.add_argument("--reuse", action="store_true",
-                    help="decide with the models this script already trained in --runs (same spec, seed and "
-                         "steps; refused otherwise) instead of training again; train_s is read from the model")
+    ap.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="validation: a validation-seed instance and states, for choosing settings",
+    )
+    ap.add_argument(
+        "--intervals",
+        default=",".join(map(str, FULL.intervals)),
+        help="intervals of each family's day to decide (default: the study's)",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="decide with the models this script already trained in --runs (same spec, seed and "
+        "steps; refused otherwise) instead of training again; train_s is read from the model",
+    )
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "tvc-scale")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tvc-scale.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or \
-        FULL.learned.get(args.spec, {})
+    steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or FULL.learned.get(
+        args.spec, {}
+    )
     intervals = tuple(int(i) for i in args.intervals.split(","))
     instance_seed = INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0)
     rows = []
@@ -85,20 +95,36 @@ def main() -> None:
             families.setdefault(state_family(state.label), []).append(gap)
         decision_s = statistics.mean(r.time_s for r in tvc)
         scip_s = statistics.mean(r.time_s for r in scip)
-        row = {"regions": regions, "groups": len(problem.groups), "states": len(states), "steps": budget,
-               "train_s": train_s, "reused_model": args.reuse, "answered": len(gaps),
-               "statuses": {s: sum(r.status == s for r in tvc) for s in {r.status for r in tvc}},
-               "gap_mean": statistics.mean(gaps) if gaps else None, "gap_worst": max(gaps) if gaps else None,
-               "gap_by_family": {f: {"mean": statistics.mean(g), "worst": max(g)} for f, g in families.items()},
-               "decision_s_per_state": decision_s, "solve_call_s_per_state": call_s, "scip_s_per_state": scip_s,
-               "scip_over_tvc": scip_s / decision_s if decision_s else None,
-               "messages_mean": statistics.mean(r.info.get("messages", 0) for r in tvc),
-               "repaired": sum(r.info.get("commitment_repaired", 0) > 0 for r in tvc)}
+        row = {
+            "regions": regions,
+            "groups": len(problem.groups),
+            "states": len(states),
+            "steps": budget,
+            "train_s": train_s,
+            "reused_model": args.reuse,
+            "answered": len(gaps),
+            "statuses": {s: sum(r.status == s for r in tvc) for s in {r.status for r in tvc}},
+            "gap_mean": statistics.mean(gaps) if gaps else None,
+            "gap_worst": max(gaps) if gaps else None,
+            "gap_by_family": {f: {"mean": statistics.mean(g), "worst": max(g)} for f, g in families.items()},
+            "decision_s_per_state": decision_s,
+            "solve_call_s_per_state": call_s,
+            "scip_s_per_state": scip_s,
+            "scip_over_tvc": scip_s / decision_s if decision_s else None,
+            "messages_mean": statistics.mean(r.info.get("messages", 0) for r in tvc),
+            "repaired": sum(r.info.get("commitment_repaired", 0) > 0 for r in tvc),
+        }
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "gap_by_family"}), flush=True)
-    out = {"spec": args.spec, "seed": args.seed, "split": args.split,
-           "instance_seed": instance_seed, "intervals": intervals,
-           "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()}, "sizes": rows}
+    out = {
+        "spec": args.spec,
+        "seed": args.seed,
+        "split": args.split,
+        "instance_seed": instance_seed,
+        "intervals": intervals,
+        "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()},
+        "sizes": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=float))
     print(f"written {args.out}")

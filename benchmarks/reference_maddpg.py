@@ -61,8 +61,11 @@ try:
     from agilerl.components.replay_buffer import ReplayBuffer
     from agilerl.training.train_multi_agent_off_policy import train_multi_agent_off_policy
 except ImportError as exc:  # the usual case in the project's own environment: say how to get it
-    print(f"benchmarks/reference_maddpg.py: cannot import AgileRL ({exc}); run it with the venv python "
-          "described at the top of this file (agilerl==2.58.0 peft==0.21.0, torch==2.13.0)", file=sys.stderr)
+    print(
+        f"benchmarks/reference_maddpg.py: cannot import AgileRL ({exc}); run it with the venv python "
+        "described at the top of this file (agilerl==2.58.0 peft==0.21.0, torch==2.13.0)",
+        file=sys.stderr,
+    )
     raise SystemExit(2) from None
 
 from dispatchbench import load_problem, load_states
@@ -87,13 +90,30 @@ REWARD = ProjectHyperparameters().reward()  # the project MADDPG's reward weight
 # reset at every episode end, and every episode here is one step, so OU noise would be a single
 # increment of std expl_noise·sqrt(dt) = 0.01. Gaussian noise (AgileRL's O_U_noise=False) keeps
 # the intended std 0.1.
-LIBRARY_DEFAULTS: dict[str, Any] = {"O_U_noise": False, "expl_noise": 0.1, "batch_size": 64, "lr_actor": 1e-3,
-                                    "lr_critic": 1e-2, "learn_step": 5, "gamma": 0.95, "tau": 0.01,
-                                    "learning_delay": 0}
+LIBRARY_DEFAULTS: dict[str, Any] = {
+    "O_U_noise": False,
+    "expl_noise": 0.1,
+    "batch_size": 64,
+    "lr_actor": 1e-3,
+    "lr_critic": 1e-2,
+    "learn_step": 5,
+    "gamma": 0.95,
+    "tau": 0.01,
+    "learning_delay": 0,
+}
 # The project MADDPG's budget knobs on AgileRL's algorithm: one update per transition after 500
 # warm-up transitions, batch 128, both learning rates 1e-3, two hidden layers of 64.
-MATCHED: dict[str, Any] = {"O_U_noise": False, "expl_noise": 0.1, "batch_size": 128, "lr_actor": 1e-3,
-                           "lr_critic": 1e-3, "learn_step": 1, "gamma": 0.95, "tau": 0.01, "learning_delay": 500}
+MATCHED: dict[str, Any] = {
+    "O_U_noise": False,
+    "expl_noise": 0.1,
+    "batch_size": 128,
+    "lr_actor": 1e-3,
+    "lr_critic": 1e-3,
+    "learn_step": 1,
+    "gamma": 0.95,
+    "tau": 0.01,
+    "learning_delay": 500,
+}
 # AgileRL exactly as shipped (Ornstein-Uhlenbeck noise), to show what the noise switch above changes.
 LIBRARY_DEFAULTS_OU: dict[str, Any] = {**LIBRARY_DEFAULTS, "O_U_noise": True}
 CONFIGS = {"library-defaults": LIBRARY_DEFAULTS, "matched": MATCHED, "library-defaults-ou": LIBRARY_DEFAULTS_OU}
@@ -109,22 +129,37 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_agilerl(problem: Problem, seed: int, steps: int, config: dict[str, Any],
-                  evo_steps: int) -> tuple[MADDPG, float]:
+def train_agilerl(
+    problem: Problem, seed: int, steps: int, config: dict[str, Any], evo_steps: int
+) -> tuple[MADDPG, float]:
     """AgileRL's own trainer, one agent in the population, no HPO, no mutation: plain MADDPG."""
     seed_all(seed)
     env = DispatchEnv(problem, seed=seed, reward=REWARD)
     ids = list(env.possible_agents)
     algo_kw = {k: v for k, v in config.items() if k != "learning_delay"}
-    agent = MADDPG(observation_spaces=[env.observation_space(a) for a in ids],
-                   action_spaces=[env.action_space(a) for a in ids], agent_ids=ids,
-                   net_config=NET_CONFIG, device="cpu", **algo_kw)
+    agent = MADDPG(
+        observation_spaces=[env.observation_space(a) for a in ids],
+        action_spaces=[env.action_space(a) for a in ids],
+        agent_ids=ids,
+        net_config=NET_CONFIG,
+        device="cpu",
+        **algo_kw,
+    )
     memory = ReplayBuffer(max_size=100_000)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress bar
         pop, _ = train_multi_agent_off_policy(
-            env, env_name="dispatchbench_v0", algo="MADDPG", pop=[agent], memory=memory, max_steps=steps,
-            evo_steps=evo_steps, eval_loop=1, learning_delay=config["learning_delay"], verbose=False)
+            env,
+            env_name="dispatchbench_v0",
+            algo="MADDPG",
+            pop=[agent],
+            memory=memory,
+            max_steps=steps,
+            evo_steps=evo_steps,
+            eval_loop=1,
+            learning_delay=config["learning_delay"],
+            verbose=False,
+        )
     return pop[0], time.perf_counter() - t0
 
 
@@ -136,30 +171,49 @@ def agilerl_raw_actions(agent: MADDPG, problem: Problem, states: Sequence[State]
     return np.stack([np.asarray(actions[a]).reshape(len(states)) for a in problem.group_names], axis=1)
 
 
-def env_records(problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch,
-                spec: str) -> list[Record]:
+def env_records(
+    problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch, spec: str
+) -> list[Record]:
     """Each state's dispatch exactly as ``DispatchEnv.step`` builds it, scored by the evaluator."""
     out = []
     for state, row in zip(states, raw):
         dispatch = outcome(problem, state, row, reward=REWARD, search=search).dispatch
         ev = evaluate(problem, state, dispatch)
-        out.append(Record(state=state.label, solver=spec, status="feasible" if ev.feasible else "infeasible",
-                          cost=ev.cost if ev.feasible else None, max_violation=ev.max_violation, time_s=0.0,
-                          dispatch=dispatch, info=violation_info(ev)))
+        out.append(
+            Record(
+                state=state.label,
+                solver=spec,
+                status="feasible" if ev.feasible else "infeasible",
+                cost=ev.cost if ev.feasible else None,
+                max_violation=ev.max_violation,
+                time_s=0.0,
+                dispatch=dispatch,
+                info=violation_info(ev),
+            )
+        )
     return out
 
 
-def repaired_records(problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch,
-                     spec: str) -> list[Record]:
+def repaired_records(
+    problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch, spec: str
+) -> list[Record]:
     """The same actions through the project MADDPG's execution path (``decide_batch``: the env's
     mapping plus a cost-blind commitment repair when the balances cannot be met) — what the
     library's policy would score if it were plugged in as a solver here."""
     out = []
     for state, answer in zip(states, decide_batch(problem, states, raw, search, time.perf_counter())):
         ev = evaluate(problem, state, answer.dispatch)
-        out.append(Record(state=state.label, solver=spec, status="feasible" if ev.feasible else "infeasible",
-                          cost=ev.cost if ev.feasible else None, max_violation=ev.max_violation, time_s=0.0,
-                          info={"repaired": answer.info.get("commitment_repaired", 0), **violation_info(ev)}))
+        out.append(
+            Record(
+                state=state.label,
+                solver=spec,
+                status="feasible" if ev.feasible else "infeasible",
+                cost=ev.cost if ev.feasible else None,
+                max_violation=ev.max_violation,
+                time_s=0.0,
+                info={"repaired": answer.info.get("commitment_repaired", 0), **violation_info(ev)},
+            )
+        )
     return out
 
 
@@ -182,16 +236,22 @@ def set_summary(name: str, recs: Sequence[Record], refs: Sequence[Record]) -> di
     gaps = [gap(r.cost, ref.cost) for r, ref in ok]
     solved_by_scip = sum(ref.cost is not None for ref in refs)
     whole = len(ok) == solved_by_scip and solved_by_scip == len(refs)
-    row: dict[str, Any] = {"states": len(recs), "feasible": sum(r.cost is not None for r in recs),
-                           "scip_solved": solved_by_scip,
-                           "mean_state_gap": statistics.mean(gaps) if gaps else None,
-                           "worst_state_gap": max(gaps) if gaps else None}
+    row: dict[str, Any] = {
+        "states": len(recs),
+        "feasible": sum(r.cost is not None for r in recs),
+        "scip_solved": solved_by_scip,
+        "mean_state_gap": statistics.mean(gaps) if gaps else None,
+        "worst_state_gap": max(gaps) if gaps else None,
+    }
     if name == "tableIV":
         row["gap"] = gaps[0] if gaps else None
         row["cost"], row["scip_cost"] = recs[0].cost, refs[0].cost
     else:
-        row["per_hour_gap"] = gap(cost_per_hour([r.cost for r, _ in ok]),
-                                  cost_per_hour([ref.cost for _, ref in ok])) if whole and ok else None
+        row["per_hour_gap"] = (
+            gap(cost_per_hour([r.cost for r, _ in ok]), cost_per_hour([ref.cost for _, ref in ok]))
+            if whole and ok
+            else None
+        )
     violated = Counter(r.info["violated"] for r in recs if "violated" in r.info)
     if violated:
         row["infeasible_by_family"] = dict(violated)
@@ -260,22 +320,40 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
 
     def write() -> None:  # after every seed, so a stopped run keeps what it finished
-        scip = {n: {"solved": sum(r.cost is not None for r in recs),
-                    "cost_tableIV_or_per_hour": recs[0].cost if n == "tableIV"
-                    else cost_per_hour([r.cost for r in recs if r.cost is not None])}
-                for n, recs in reference.items()}
-        out = {"what": "AgileRL MADDPG vs the project's MADDPG on paper-4region, gaps to SCIP (cost - scip) / scip",
-               "problem": problem.name, "steps": args.steps, "seeds": args.seeds, "reward": REWARD.__dict__,
-               "agilerl_configs": {c: CONFIGS[c] for c in configs}, "agilerl_net_config": NET_CONFIG,
-               "evo_steps": args.evo_steps, "versions": {d: version(d) for d in VERSIONED},
-               "states": {n: len(s) for n, s in sets.items()},
-               "test_states": {"stride": args.stride, "random": args.random},
-               "scip": {"solve_all_s": scip_s, **scip},
-               "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(),
-                           "torch_threads": torch.get_num_threads()},
-               "summary": summarise(runs), "runs": runs}
+        scip = {
+            n: {
+                "solved": sum(r.cost is not None for r in recs),
+                "cost_tableIV_or_per_hour": recs[0].cost
+                if n == "tableIV"
+                else cost_per_hour([r.cost for r in recs if r.cost is not None]),
+            }
+            for n, recs in reference.items()
+        }
+        out = {
+            "what": "AgileRL MADDPG vs the project's MADDPG on paper-4region, gaps to SCIP (cost - scip) / scip",
+            "problem": problem.name,
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "reward": REWARD.__dict__,
+            "agilerl_configs": {c: CONFIGS[c] for c in configs},
+            "agilerl_net_config": NET_CONFIG,
+            "evo_steps": args.evo_steps,
+            "versions": {d: version(d) for d in VERSIONED},
+            "states": {n: len(s) for n, s in sets.items()},
+            "test_states": {"stride": args.stride, "random": args.random},
+            "scip": {"solve_all_s": scip_s, **scip},
+            "machine": {
+                **run_metadata(),
+                "load_average_at_end": os.getloadavg(),
+                "torch_threads": torch.get_num_threads(),
+            },
+            "summary": summarise(runs),
+            "runs": runs,
+        }
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2, default=lambda x: x.item() if isinstance(x, np.generic) else str(x)))
+        args.out.write_text(
+            json.dumps(out, indent=2, default=lambda x: x.item() if isinstance(x, np.generic) else str(x))
+        )
         print(f"written {args.out}", flush=True)
 
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -283,18 +361,31 @@ def main() -> None:
             agent, wall = train_agilerl(problem, seed, args.steps, CONFIGS[cname], args.evo_steps)
             raw = {name: agilerl_raw_actions(agent, problem, states) for name, states in sets.items()}
             spec = f"agilerl-maddpg[{cname}]"
-            row = {"learner": "agilerl.MADDPG", "config": cname, "seed": seed, "steps": args.steps,
-                   "train_wall_s": wall,
-                   "env_mapping": score_sets(sets, lambda n, s: env_records(problem, s, raw[n], search, spec),
-                                             reference),
-                   "with_project_repair": score_sets(
-                       sets, lambda n, s: repaired_records(problem, s, raw[n], search, spec), reference),
-                   "on_fraction": {n: float((r >= 0).mean()) for n, r in raw.items()}}
+            row = {
+                "learner": "agilerl.MADDPG",
+                "config": cname,
+                "seed": seed,
+                "steps": args.steps,
+                "train_wall_s": wall,
+                "env_mapping": score_sets(sets, lambda n, s: env_records(problem, s, raw[n], search, spec), reference),
+                "with_project_repair": score_sets(
+                    sets, lambda n, s: repaired_records(problem, s, raw[n], search, spec), reference
+                ),
+                "on_fraction": {n: float((r >= 0).mean()) for n, r in raw.items()},
+            }
             runs.append(row)
-            print(json.dumps({"seed": seed, "config": cname, "wall_s": round(wall, 1),
-                              "tableIV": row["env_mapping"]["tableIV"]["gap"],
-                              **{n: v["per_hour_gap"] for n, v in row["env_mapping"].items() if n != "tableIV"}}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "config": cname,
+                        "wall_s": round(wall, 1),
+                        "tableIV": row["env_mapping"]["tableIV"]["gap"],
+                        **{n: v["per_hour_gap"] for n, v in row["env_mapping"].items() if n != "tableIV"},
+                    }
+                ),
+                flush=True,
+            )
         if not args.no_project_maddpg:
             with tempfile.TemporaryDirectory() as tmp:
                 learner = make_solver("maddpg")
@@ -303,16 +394,28 @@ def main() -> None:
                 wall = time.perf_counter() - t1
                 solver = make_solver(f"maddpg[model={tmp}]")
                 scored = {name: solve_and_score(problem, states, solver, seed=seed) for name, states in sets.items()}
-            row = {"learner": "dispatchbench maddpg (solvers/maddpg.py)", "config": "project defaults", "seed": seed,
-                   "steps": args.steps, "train_wall_s": wall,
-                   "solver_path": score_sets(sets, lambda n, s: scored[n], reference)}
+            row = {
+                "learner": "dispatchbench maddpg (solvers/maddpg.py)",
+                "config": "project defaults",
+                "seed": seed,
+                "steps": args.steps,
+                "train_wall_s": wall,
+                "solver_path": score_sets(sets, lambda n, s: scored[n], reference),
+            }
             runs.append(row)
-            print(json.dumps({"seed": seed, "config": "project", "wall_s": round(wall, 1),
-                              "tableIV": row["solver_path"]["tableIV"]["gap"],
-                              **{n: v["per_hour_gap"] for n, v in row["solver_path"].items() if n != "tableIV"}}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "config": "project",
+                        "wall_s": round(wall, 1),
+                        "tableIV": row["solver_path"]["tableIV"]["gap"],
+                        **{n: v["per_hour_gap"] for n, v in row["solver_path"].items() if n != "tableIV"},
+                    }
+                ),
+                flush=True,
+            )
         write()
-
 
 
 if __name__ == "__main__":

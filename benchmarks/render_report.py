@@ -32,9 +32,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--mute-audio")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 WIDTH = 1280
 MAX_HEIGHT = 30000
 
@@ -47,7 +56,10 @@ PROBE = """<script id="render-probe">
                           : String(e.message));
   }, true);
   var original = console.error;
-  console.error = function () { errors.push(Array.prototype.join.call(arguments, ' ')); original.apply(console, arguments); };
+  console.error = function () {
+    errors.push(Array.prototype.join.call(arguments, ' '));
+    original.apply(console, arguments);
+  };
   window.addEventListener('load', function () {
     var imgs = Array.prototype.slice.call(document.images).map(function (img) {
       return {alt: img.alt, complete: img.complete, width: img.naturalWidth, height: img.naturalHeight,
@@ -90,8 +102,11 @@ def _chromium(args: list[str], profile: Path, timeout: float) -> subprocess.Comp
 
 def _console_errors(stderr: str) -> list[str]:
     """Console messages and uncaught errors that Chromium logged for the page itself."""
-    return [line.strip() for line in stderr.splitlines()
-            if "CONSOLE" in line and ("Uncaught" in line or ":ERROR:" in line or "error" in line.lower())]
+    return [
+        line.strip()
+        for line in stderr.splitlines()
+        if "CONSOLE" in line and ("Uncaught" in line or ":ERROR:" in line or "error" in line.lower())
+    ]
 
 
 def render(html_path: str | Path, screenshot: str | Path | None = None, *, timeout: float = 120.0) -> RenderCheck:
@@ -106,23 +121,29 @@ def render(html_path: str | Path, screenshot: str | Path | None = None, *, timeo
         probe_page = tmp / "probe.html"
         text = html_path.read_text(encoding="utf-8")
         probe_page.write_text(re.sub(r"<head>", "<head>\n" + PROBE, text, count=1), encoding="utf-8")
-        done = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe_page.as_uri()], tmp / "profile-dom",
-                         timeout)
+        done = _chromium(
+            ["--virtual-time-budget=10000", "--dump-dom", probe_page.as_uri()], tmp / "profile-dom", timeout
+        )
         match = re.search(r'<pre id="render-check">(.*?)</pre>', done.stdout, re.S)
         if not match:
-            check.errors.append(f"the page did not finish loading (chromium exit {done.returncode}): "
-                                f"{done.stderr.strip()[-300:]}")
+            check.errors.append(
+                f"the page did not finish loading (chromium exit {done.returncode}): {done.stderr.strip()[-300:]}"
+            )
         else:
-            data = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&")
-                              .replace("&lt;", "<").replace("&gt;", ">"))
+            data = json.loads(
+                match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+            )
             check.images, check.errors, check.page_height = data["images"], data["errors"], int(data["height"])
         check.console = _console_errors(done.stderr)
         if screenshot is not None:
             screenshot = Path(screenshot).resolve()
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             height = min(max(check.page_height, 800), MAX_HEIGHT)
-            shot = _chromium([f"--window-size={WIDTH},{height}", f"--screenshot={screenshot}", html_path.as_uri()],
-                             tmp / "profile-shot", timeout)
+            shot = _chromium(
+                [f"--window-size={WIDTH},{height}", f"--screenshot={screenshot}", html_path.as_uri()],
+                tmp / "profile-shot",
+                timeout,
+            )
             check.console += _console_errors(shot.stderr)
             if not screenshot.is_file():
                 check.errors.append(f"no screenshot written (chromium exit {shot.returncode})")
@@ -142,9 +163,11 @@ def main() -> int:
     summary = {**asdict(check), "broken_images": check.broken_images, "ok": check.ok}
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    print(f"{check.html}: {len(check.images)} images, {len(check.broken_images)} broken, "
-          f"{len(check.errors) + len(check.console)} errors, page height {check.page_height} px, "
-          f"{check.seconds:.1f} s" + (f", screenshot {check.screenshot}" if check.screenshot else ""))
+    print(
+        f"{check.html}: {len(check.images)} images, {len(check.broken_images)} broken, "
+        f"{len(check.errors) + len(check.console)} errors, page height {check.page_height} px, "
+        f"{check.seconds:.1f} s" + (f", screenshot {check.screenshot}" if check.screenshot else "")
+    )
     for err in check.errors + check.console:
         print(f"  error: {err}")
     return 0 if check.ok else 1

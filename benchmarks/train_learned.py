@@ -33,9 +33,9 @@ from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import Record, solve_and_score
 from dispatchbench.bench.solver_api import FitReport
 from dispatchbench.formulations.distributed_search import DistributedSearch
+from dispatchbench.instances.protocol import split_states
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.instances.protocol import split_states
 from dispatchbench.report.tables import cost_per_hour, state_family
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,9 @@ def gap(cost: float | None, ref: float | None) -> float | None:
     return None if cost is None or ref is None else (cost - ref) / ref
 
 
-def gap_split(problem: Problem, states: Sequence[State], recs: Sequence[Record], refs: Sequence[Record],
-              search: DistributedSearch) -> dict[str, float | None]:
+def gap_split(
+    problem: Problem, states: Sequence[State], recs: Sequence[Record], refs: Sequence[Record], search: DistributedSearch
+) -> dict[str, float | None]:
     """Split a learner's summed gap into commitment and power split (an analysis, not the learner).
 
     The learner's on/off is re-dispatched optimally (λ-iteration with the true coefficients,
@@ -73,9 +74,12 @@ def gap_split(problem: Problem, states: Sequence[State], recs: Sequence[Record],
         v2g_ref += float(np.asarray(ref.dispatch.power)[problem.is_v2g].sum())
     if not counted or scip <= 0:
         return {"split_states": counted, "commitment_gap": None, "power_split_gap": None, "v2g_energy_ratio": None}
-    return {"split_states": counted, "commitment_gap": (relaxed - scip) / scip,
-            "power_split_gap": (learner - relaxed) / scip,
-            "v2g_energy_ratio": v2g / v2g_ref if v2g_ref > 0 else None}
+    return {
+        "split_states": counted,
+        "commitment_gap": (relaxed - scip) / scip,
+        "power_split_gap": (learner - relaxed) / scip,
+        "v2g_energy_ratio": v2g / v2g_ref if v2g_ref > 0 else None,
+    }
 
 
 def main() -> None:
@@ -89,13 +93,20 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "learned.json")
     ap.add_argument("--resume", action="store_true", help="continue existing runs up to --steps")
-    ap.add_argument("--split", choices=["none", "validation", "test"], default="none",
-                    help="also score one generated day of every family (and --random states) from this split "
-                         "of the protocol (tune on validation, report on test)")
+    ap.add_argument(
+        "--split",
+        choices=["none", "validation", "test"],
+        default="none",
+        help="also score one generated day of every family (and --random states) from this split "
+        "of the protocol (tune on validation, report on test)",
+    )
     ap.add_argument("--random", type=int, default=30, help="random states added to --split")
     ap.add_argument("--stride", type=int, default=1, help="keep every stride-th interval of each split day")
-    ap.add_argument("--decide", default="",
-                    help="extra spec parameters at decision time, e.g. refine=3 (TVC + local search; with --skip-fit)")
+    ap.add_argument(
+        "--decide",
+        default="",
+        help="extra spec parameters at decision time, e.g. refine=3 (TVC + local search; with --skip-fit)",
+    )
     ap.add_argument("--skip-fit", action="store_true", help="evaluate the models already in --runs")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -120,15 +131,25 @@ def main() -> None:
         resume = args.resume and (run_dir / "checkpoint.pt").exists()
         t0 = time.perf_counter()
         if args.skip_fit:
-            report = FitReport(model_path=run_dir, steps=args.steps, time_s=float(
-                json.loads((run_dir / "model.json").read_text()).get("train_time_s", float("nan"))), info={})
+            report = FitReport(
+                model_path=run_dir,
+                steps=args.steps,
+                time_s=float(json.loads((run_dir / "model.json").read_text()).get("train_time_s", float("nan"))),
+                info={},
+            )
         else:
-            report = learner.fit(problem, seed=seed, steps=args.steps, out_dir=run_dir, resume=resume,
-                                 progress=False)
+            report = learner.fit(problem, seed=seed, steps=args.steps, out_dir=run_dir, resume=resume, progress=False)
         wall = time.perf_counter() - t0
         spec = f"{name}[model={run_dir}{',' + args.decide if args.decide else ''}]"
-        row = {"seed": seed, "steps": report.steps, "train_time_s": report.time_s, "this_call_wall_s": wall,
-               "model": str(run_dir), "fit_info": report.info, "sets": {}}
+        row = {
+            "seed": seed,
+            "steps": report.steps,
+            "train_time_s": report.time_s,
+            "this_call_wall_s": wall,
+            "model": str(run_dir),
+            "fit_info": report.info,
+            "sets": {},
+        }
         for set_name, states in sets.items():
             t1 = time.perf_counter()
             recs = solve_and_score(problem, states, make_solver(spec), seed=seed)
@@ -139,11 +160,14 @@ def main() -> None:
             per_hour = cost_per_hour([r.cost for r, _ in ok]) if whole_day else None
             ref_hour = cost_per_hour([ref.cost for _, ref in ok]) if whole_day else None
             row["sets"][set_name] = {
-                "states": len(states), "feasible": len(ok),
+                "states": len(states),
+                "feasible": len(ok),
                 "statuses": {s: sum(r.status == s for r in recs) for s in {r.status for r in recs}},
                 "cost": recs[0].cost if set_name == "tableIV" else per_hour,
                 "scip_cost": reference[set_name][0].cost if set_name == "tableIV" else ref_hour,
-                "gap": gap(recs[0].cost, reference[set_name][0].cost) if set_name == "tableIV" else gap(per_hour, ref_hour),
+                "gap": gap(recs[0].cost, reference[set_name][0].cost)
+                if set_name == "tableIV"
+                else gap(per_hour, ref_hour),
                 "mean_state_gap": statistics.mean(gaps) if gaps else None,
                 "max_state_gap": max(gaps) if gaps else None,
                 "decision_s_mean": statistics.mean(r.time_s for r in recs),
@@ -156,26 +180,47 @@ def main() -> None:
                 **gap_split(problem, states, recs, reference[set_name], search),
             }
         results.append(row)
-        print(json.dumps({"seed": seed, **{k: v["gap"] for k, v in row["sets"].items()},
-                          "train_time_s": round(report.time_s, 1)}), flush=True)
+        print(
+            json.dumps(
+                {"seed": seed, **{k: v["gap"] for k, v in row["sets"].items()}, "train_time_s": round(report.time_s, 1)}
+            ),
+            flush=True,
+        )
 
     summary = {}
     for set_name in sets:
         gaps = [r["sets"][set_name]["gap"] for r in results if r["sets"][set_name]["gap"] is not None]
+
         def mean_of(key: str) -> float | None:
             values = [r["sets"][set_name][key] for r in results if r["sets"][set_name].get(key) is not None]
             return statistics.mean(values) if values else None
-        summary[set_name] = {"gap_mean": statistics.mean(gaps) if gaps else None,
-                             "gap_min": min(gaps, default=None), "gap_max": max(gaps, default=None),
-                             **{f"{k}_mean": mean_of(k) for k in ("mean_state_gap", "max_state_gap", "commitment_gap",
-                                                                    "power_split_gap", "v2g_energy_ratio")}}
-    out = {"solver": args.solver, "decide": args.decide, "problem": problem.name, "steps": args.steps,
-           "seeds": args.seeds,
-           "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(),
-                       "torch_threads": torch.get_num_threads()},
-           "scip": {k: {"cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else cost_per_hour([r.cost for r in v])),
-                        "time_s_mean": scip_time[k]} for k, v in reference.items()},
-           "summary": summary, "runs": results}
+
+        summary[set_name] = {
+            "gap_mean": statistics.mean(gaps) if gaps else None,
+            "gap_min": min(gaps, default=None),
+            "gap_max": max(gaps, default=None),
+            **{
+                f"{k}_mean": mean_of(k)
+                for k in ("mean_state_gap", "max_state_gap", "commitment_gap", "power_split_gap", "v2g_energy_ratio")
+            },
+        }
+    out = {
+        "solver": args.solver,
+        "decide": args.decide,
+        "problem": problem.name,
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads()},
+        "scip": {
+            k: {
+                "cost_tableIV_or_per_hour": (v[0].cost if k == "tableIV" else cost_per_hour([r.cost for r in v])),
+                "time_s_mean": scip_time[k],
+            }
+            for k, v in reference.items()
+        },
+        "summary": summary,
+        "runs": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=lambda x: x.item() if isinstance(x, np.generic) else str(x)))
     print(f"written {args.out}")

@@ -37,12 +37,27 @@ if TYPE_CHECKING:
 PathLike = str | Path
 
 # The keys of one ``solve --json`` line (scoring.Record.to_json), in that order.
-SOLVE_COLUMNS: tuple[str, ...] = ("state", "solver", "status", "cost", "max_violation", "time_s", "reason",
-                                  "dispatch", "imports", "info")
+SOLVE_COLUMNS: tuple[str, ...] = (
+    "state",
+    "solver",
+    "status",
+    "cost",
+    "max_violation",
+    "time_s",
+    "reason",
+    "dispatch",
+    "imports",
+    "info",
+)
 
 
-def solve(problem: PathLike | Problem, states: PathLike | State | Sequence[State], solver: str | Solver = "scip",
-          seed: int = 0, time_limit: float | None = None) -> pd.DataFrame:
+def solve(
+    problem: PathLike | Problem,
+    states: PathLike | State | Sequence[State],
+    solver: str | Solver = "scip",
+    seed: int = 0,
+    time_limit: float | None = None,
+) -> pd.DataFrame:
     """Solve every state with one solver: one row per state, the columns of ``solve --json``.
 
     ``cost`` is the evaluator's (NaN unless the answer is feasible); ``dispatch``, ``imports`` and
@@ -62,18 +77,33 @@ def solve(problem: PathLike | Problem, states: PathLike | State | Sequence[State
             raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("seed", repr(seed), "is not a non-negative integer", "give e.g. seed=0")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
-                                       and time_limit > 0):
-        raise InputError("time_limit", repr(time_limit), "is not a positive number of seconds",
-                         "give e.g. time_limit=60, or None for the solver's own default")
+    if time_limit is not None and not (
+        isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0
+    ):
+        raise InputError(
+            "time_limit",
+            repr(time_limit),
+            "is not a positive number of seconds",
+            "give e.g. time_limit=60, or None for the solver's own default",
+        )
     backend = solver if isinstance(solver, Solver) else make_solver(solver)
     records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
     return pd.DataFrame([rec.to_json(prob) for rec in records], columns=list(SOLVE_COLUMNS))
 
 
-def run(problem: PathLike, states: PathLike | Sequence[PathLike], solvers: str | Sequence[str],
-        seeds: int | str | Iterable[int] = 0, *, out: PathLike, timeout: float = 60.0, resume: bool = False,
-        force: bool = False, progress: bool = True, **options: Any) -> Path:
+def run(
+    problem: PathLike,
+    states: PathLike | Sequence[PathLike],
+    solvers: str | Sequence[str],
+    seeds: int | str | Iterable[int] = 0,
+    *,
+    out: PathLike,
+    timeout: float = 60.0,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> Path:
     """Run solvers x seeds x states into ``out`` as ``dispatchbench run`` does; return the folder.
 
     Each cell runs in its own process under the hard per-state ``timeout``; rows land in
@@ -96,11 +126,22 @@ def run(problem: PathLike, states: PathLike | Sequence[PathLike], solvers: str |
         seed_list = list(seeds)
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seed_list):
         raise InputError("seeds", repr(seeds), "are not non-negative integers", 'give e.g. seeds="0-4" or [0, 1]')
-    summary = run_benchmark(find_input(problem), [find_input(s) for s in state_list], solvers,
-                            [int(s) for s in seed_list], Path(out),
-                            timeout=timeout, resume=resume, force=force, progress=progress, **options)
+    summary = run_benchmark(
+        find_input(problem),
+        [find_input(s) for s in state_list],
+        solvers,
+        [int(s) for s in seed_list],
+        Path(out),
+        timeout=timeout,
+        resume=resume,
+        force=force,
+        progress=progress,
+        **options,
+    )
     if summary.interrupted:
-        raise KeyboardInterrupt(f"run interrupted; the finished rows are in {summary.out_dir} (continue with resume=True)")
+        raise KeyboardInterrupt(
+            f"run interrupted; the finished rows are in {summary.out_dir} (continue with resume=True)"
+        )
     return summary.out_dir
 
 

@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,15 +20,19 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatchbench import __version__
+from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
+from dispatchbench.bench.scoring import Record, solve_and_score
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
-from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
 from dispatchbench.model.problem_file import load_problem
-from dispatchbench.bench.scoring import Record, solve_and_score
 from dispatchbench.model.state_file import load_states
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Benchmark MADRL against classical solvers on EV charging-station dispatch.")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Benchmark MADRL against classical solvers on EV charging-station dispatch.",
+)
 console = Console()
 
 ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file (TOML).")]
@@ -60,8 +64,10 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
 ) -> None:
     """Benchmark MADRL against classical solvers on EV charging-station dispatch."""
 
@@ -72,20 +78,24 @@ def solve(
     states: StatesOpt,
     solver: Annotated[str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")] = "scip",
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
-    time_limit: Annotated[Optional[float], typer.Option(help="Time limit per call, seconds.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Time limit per call, seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator."""
     if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIME_LIMIT_S):
-        fail(f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIME_LIMIT_S:g}] "
-             "— fix: give e.g. --time-limit 60")
+        fail(
+            f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIME_LIMIT_S:g}] "
+            "— fix: give e.g. --time-limit 60"
+        )
     prob = load_problem(input_file(problem))
     sts = load_states(input_file(states), prob)
     try:
         backend = make_solver(solver)
     except SolverNotFound as exc:  # a message that carries its own fix (a model folder's) keeps it
-        fail(f"--solver {solver}: {exc}" + ("" if " — fix: " in str(exc)
-                                            else " — fix: run 'dispatchbench solvers' to see names and parameters"))
+        fail(
+            f"--solver {solver}: {exc}"
+            + ("" if " — fix: " in str(exc) else " — fix: run 'dispatchbench solvers' to see names and parameters")
+        )
     if backend.capabilities.learns and (unusable := backend.skip(prob)):  # no model for this problem: refuse
         fail(f"--solver {solver}: {unusable}")
     records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
@@ -106,13 +116,24 @@ def _print_records(prob, records: list[Record]) -> None:
     table = Table(title=Text(f"{prob.name}: {records[0].solver if records else ''}"))
     numeric = {"cost", "max violation (kW)", "time (s)"}
     for col in ("state", "status", "cost", "max violation (kW)", "time (s)", "groups off"):
-        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold",
-                         no_wrap=col != "groups off")
+        table.add_column(
+            col, justify="right" if col in numeric else "left", overflow="fold", no_wrap=col != "groups off"
+        )
     for r in records:
         off = ", ".join(g for g, on in zip(prob.group_names, r.dispatch.on) if not on) if r.dispatch is not None else ""
-        table.add_row(*map(Text, (r.state, r.status, "" if r.cost is None else f"{r.cost:.4f}",
-                                  "" if r.max_violation is None else f"{r.max_violation:.2e}", f"{r.time_s:.3f}",
-                                  off if prob.commitment else "(commitment off)")))
+        table.add_row(
+            *map(
+                Text,
+                (
+                    r.state,
+                    r.status,
+                    "" if r.cost is None else f"{r.cost:.4f}",
+                    "" if r.max_violation is None else f"{r.max_violation:.2e}",
+                    f"{r.time_s:.3f}",
+                    off if prob.commitment else "(commitment off)",
+                ),
+            )
+        )
     console.print(table)
     for r in records:
         if r.reason:
@@ -131,16 +152,25 @@ def _print_records(prob, records: list[Record]) -> None:
 
 @app.command()
 def solvers(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document: solvers (parameters, ranges, choices, "
-                                                         "capabilities, origin) and plugins that failed to load.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON document: solvers (parameters, ranges, choices, "
+            "capabilities, origin) and plugins that failed to load.",
+        ),
+    ] = False,
 ) -> None:
     """List solver plugins, their capabilities and default parameters (exit 1 when there is none)."""
     if as_json:
         from dispatchbench.api import solver_catalogue
 
         found, broken = solver_catalogue()
-        typer.echo(json.dumps({"dispatchbench_version": __version__, "solvers": found, "broken": broken},
-                              indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                {"dispatchbench_version": __version__, "solvers": found, "broken": broken}, indent=2, default=str
+            )
+        )
         if not found:
             fail(_why_no_solvers(), code=1)
         return
@@ -152,8 +182,16 @@ def solvers(
         table.add_column(col, overflow="fold", no_wrap=col in {"name", "parameters"}, min_width=12)
     for name, cls in sorted(discover().items()):
         caps = cls.capabilities
-        flags = [flag for flag, on in (("exact", caps.exact), ("stochastic", caps.stochastic), ("learns", caps.learns),
-                                       ("commitment", caps.handles_commitment)) if on]
+        flags = [
+            flag
+            for flag, on in (
+                ("exact", caps.exact),
+                ("stochastic", caps.stochastic),
+                ("learns", caps.learns),
+                ("commitment", caps.handles_commitment),
+            )
+            if on
+        ]
         params = "\n".join(f"{k}={v}" for k, v in cls.parameters.items())
         table.add_row(name, "\n".join(flags) or "-", params, cls.description)
     console.print(table)
@@ -166,26 +204,35 @@ def _why_no_solvers() -> str:
     from dispatchbench.bench import plugins
 
     bundled = plugins.bundled_dir()
-    places = [f"the bundled plugins ({plugins.BUNDLED_PACKAGE}) are not installed" if bundled is None
-              else f"the bundled folder {bundled} holds no plugin"]
+    places = [
+        f"the bundled plugins ({plugins.BUNDLED_PACKAGE}) are not installed"
+        if bundled is None
+        else f"the bundled folder {bundled} holds no plugin"
+    ]
     path = os.environ.get(plugins.SOLVER_PATH_ENV, "")
-    places.append(f"${plugins.SOLVER_PATH_ENV} is not set" if not path
-                  else f"${plugins.SOLVER_PATH_ENV}={path} holds no plugin")
+    places.append(
+        f"${plugins.SOLVER_PATH_ENV} is not set" if not path else f"${plugins.SOLVER_PATH_ENV}={path} holds no plugin"
+    )
     registered = list(plugins.entry_points(group=plugins.ENTRY_POINT_GROUP))
-    places.append(f"no installed package registers the entry-point group '{plugins.ENTRY_POINT_GROUP}'"
-                  if not registered else f"{len(registered)} entry point(s) of '{plugins.ENTRY_POINT_GROUP}' gave none")
+    places.append(
+        f"no installed package registers the entry-point group '{plugins.ENTRY_POINT_GROUP}'"
+        if not registered
+        else f"{len(registered)} entry point(s) of '{plugins.ENTRY_POINT_GROUP}' gave none"
+    )
     broken = plugins.broken_plugins()
     if broken:
         places.append(f"{len(broken)} plugin(s) failed to load, first {broken[0].origin}: {broken[0].error}")
-    return one_line("no solver plugins found: " + "; ".join(places) + " — fix: reinstall dispatchbench with its "
-                    f"bundled plugins (pip install 'dispatchbench[all]') or put a plugin folder on "
-                    f"${plugins.SOLVER_PATH_ENV}")
+    return one_line(
+        "no solver plugins found: " + "; ".join(places) + " — fix: reinstall dispatchbench with its "
+        f"bundled plugins (pip install 'dispatchbench[all]') or put a plugin folder on "
+        f"${plugins.SOLVER_PATH_ENV}"
+    )
 
 
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="A problem file (.toml) or a state file (.csv, needs --problem).")],
-    problem: Annotated[Optional[Path], typer.Option("--problem", "-p", help="Problem the state file is for.")] = None,
+    problem: Annotated[Path | None, typer.Option("--problem", "-p", help="Problem the state file is for.")] = None,
 ) -> None:
     """Check a problem or state file and say what is wrong with it, or that it is fine."""
     if file.suffix.lower() == ".csv":
@@ -202,8 +249,10 @@ def validate(
         return
     prob = load_problem(input_file(file))
     kinds = ", ".join(f"{sum(g.type.value == t for g in prob.groups)} {t}" for t in ("FDC", "ASC", "V2G"))
-    typer.echo(f"{file}: problem {prob.name!r} is valid: {len(prob.regions)} regions, {len(prob.groups)} groups "
-               f"({kinds}), commitment {'on' if prob.commitment else 'off'}")
+    typer.echo(
+        f"{file}: problem {prob.name!r} is valid: {len(prob.regions)} regions, {len(prob.groups)} groups "
+        f"({kinds}), commitment {'on' if prob.commitment else 'off'}"
+    )
 
 
 @app.command()
@@ -219,20 +268,36 @@ def run(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run at once (local processes or Dask workers).")] = 1,
     executor: Annotated[str, typer.Option(help="Where cells run: local or dask (docs/running.md).")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(
-        help="Dask scheduler address (default: a LocalCluster of --jobs workers).")] = None,
-    startup_timeout: Annotated[float, typer.Option(
-        help="Limit on a plugin's import and set-up per cell, seconds.")] = 180.0,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster of --jobs workers).")
+    ] = None,
+    startup_timeout: Annotated[
+        float, typer.Option(help="Limit on a plugin's import and set-up per cell, seconds.")
+    ] = 180.0,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
-    summary = run_benchmark(input_file(problem), [input_file(s) for s in states], solvers, parse_seeds(seeds), out,
-                            timeout=timeout, resume=resume, force=force, progress=progress, jobs=jobs,
-                            executor=executor, scheduler=scheduler, startup_timeout=startup_timeout)
+    summary = run_benchmark(
+        input_file(problem),
+        [input_file(s) for s in states],
+        solvers,
+        parse_seeds(seeds),
+        out,
+        timeout=timeout,
+        resume=resume,
+        force=force,
+        progress=progress,
+        jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
+        startup_timeout=startup_timeout,
+    )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
-    typer.echo(f"{summary.rows_written} rows written ({counts}), {summary.rows_skipped} already done; "
-               f"results: {summary.out_dir / 'results.parquet'}")
+    typer.echo(
+        f"{summary.rows_written} rows written ({counts}), {summary.rows_skipped} already done; "
+        f"results: {summary.out_dir / 'results.parquet'}"
+    )
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
@@ -242,11 +307,11 @@ def run(
 def table(
     dirs: Annotated[list[Path], typer.Argument(help="Output directories of `dispatchbench run` (one or more).")],
     baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to (spec or name).")],
-    state: Annotated[Optional[str], typer.Option(help="State of Table IV (default: tableIV if present).")] = None,
-    day: Annotated[Optional[str], typer.Option(help="State file of Table V, if the runs hold several.")] = None,
-    solvers: Annotated[Optional[str], typer.Option(help='Only these specs or solver names, e.g. "scip,pso".')] = None,
-    problem: Annotated[Optional[str], typer.Option("--problem", help="Problem name, if the runs hold several.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write the tables (default DIR/tables).")] = None,
+    state: Annotated[str | None, typer.Option(help="State of Table IV (default: tableIV if present).")] = None,
+    day: Annotated[str | None, typer.Option(help="State file of Table V, if the runs hold several.")] = None,
+    solvers: Annotated[str | None, typer.Option(help='Only these specs or solver names, e.g. "scip,pso".')] = None,
+    problem: Annotated[str | None, typer.Option("--problem", help="Problem name, if the runs hold several.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the tables (default DIR/tables).")] = None,
 ) -> None:
     """Print and write Table IV (cost at one state) and Table V (average cost per hour over a day)."""
     from dispatchbench.report.tables import make_tables
@@ -266,9 +331,13 @@ def train(
     problem: ProblemOpt,
     solver: Annotated[str, typer.Option("--solver", help="Learning solver spec, e.g. madrl_tvc or maddpg.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
-    steps: Annotated[Optional[int], typer.Option(
-        help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
-             "budget, the one the tables report (madrl_tvc 1500, maddpg 24000).")] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
+            "budget, the one the tables report (madrl_tvc 1500, maddpg 24000)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -278,8 +347,10 @@ def train(
     prob = load_problem(input_file(problem))
     learner = make_solver(solver)
     if not learner.capabilities.learns:
-        fail(f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
-             f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})")
+        fail(
+            f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
+            f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})"
+        )
     if steps is None:  # the documented default budget of the method (class attribute of the plugin)
         steps = getattr(learner, "default_train_steps", None)
         if steps is None:
@@ -293,20 +364,25 @@ def train(
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
     report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
-    typer.echo(f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
-               f"(use --solver \"{learner.name}[model={report.model_path}]\")")
-
+    typer.echo(
+        f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
+        f'(use --solver "{learner.name}[model={report.model_path}]")'
+    )
 
 
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="Output directory of `dispatchbench run` (or `reproduce`).")],
-    name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: DIR's name).")] = None,
-    method: Annotated[Optional[str], typer.Option(
-        help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost).")] = None,
+    name: Annotated[str | None, typer.Option(help="Report folder under --reports (default: DIR's name).")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
+    ] = None,
     baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = "pso",
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
-    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
+    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
+        "reports"
+    ),
 ) -> None:
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
     from dispatchbench.report.html_report import build_report
@@ -314,23 +390,35 @@ def report(
     files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
     for note in files.notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"report: {files.html} and {files.markdown} ({len(files.figures)} figures"
-               + (f"; dispatch figures from {files.dispatch_method}" if files.dispatch_method else "") + ")")
+    typer.echo(
+        f"report: {files.html} and {files.markdown} ({len(files.figures)} figures"
+        + (f"; dispatch figures from {files.dispatch_method}" if files.dispatch_method else "")
+        + ")"
+    )
 
 
 @app.command()
 def reproduce(
     target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper, or scaling (4 to 128 regions).")],
     quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 1 seed per learner, tiny budgets.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
-    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path("reports"),
-    cache: Annotated[Optional[Path], typer.Option(help="Trained-model cache (default ~/.cache/dispatchbench/models).")] = None,
-    workers: Annotated[Optional[int], typer.Option(
-        "--jobs", "-j", "--workers", help="Trainings and cells at once (default: up to 2 cores).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
+    reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
+        "reports"
+    ),
+    cache: Annotated[
+        Path | None, typer.Option(help="Trained-model cache (default ~/.cache/dispatchbench/models).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", "--workers", help="Trainings and cells at once (default: up to 2 cores)."),
+    ] = None,
     executor: Annotated[str, typer.Option(help="Where cells and trainings run: local or dask.")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(
-        help="Dask scheduler address (default: a LocalCluster of --jobs workers).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster of --jobs workers).")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
@@ -346,26 +434,50 @@ def reproduce(
     if target == "scaling":
         from dispatchbench.report.scaling import reproduce_scaling
 
-        study = reproduce_scaling(out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
-                                  report_name=name or "scaling" + ("-quick" if quick else ""), resume=resume,
-                                  progress=progress, executor=executor, scheduler=scheduler)
+        study = reproduce_scaling(
+            out,
+            quick=quick,
+            cache_root=cache,
+            workers=workers,
+            report_root=reports,
+            report_name=name or "scaling" + ("-quick" if quick else ""),
+            resume=resume,
+            progress=progress,
+            executor=executor,
+            scheduler=scheduler,
+        )
         times = ", ".join(f"{k} {v:.0f} s" for k, v in study.wall_s.items())
         typer.echo(f"scaling study in {study.out_dir}; wall time: {times}")
         for f in study.failures:
-            typer.echo(f"failed: {f['method']} at {f.get('stage', 'run')} ({f.get('regions')} regions): "
-                       f"{f['reason']}", err=True)
+            typer.echo(
+                f"failed: {f['method']} at {f.get('stage', 'run')} ({f.get('regions')} regions): {f['reason']}",
+                err=True,
+            )
         typer.echo(f"report: {reports / (name or 'scaling' + ('-quick' if quick else ''))}/report.html")
         return
-    outcome = run_reproduce(target, out, quick=quick, cache_root=cache, workers=workers, report_root=reports,
-                            report_name=name, resume=resume, progress=progress, executor=executor,
-                            scheduler=scheduler)
+    outcome = run_reproduce(
+        target,
+        out,
+        quick=quick,
+        cache_root=cache,
+        workers=workers,
+        report_root=reports,
+        report_name=name,
+        resume=resume,
+        progress=progress,
+        executor=executor,
+        scheduler=scheduler,
+    )
     times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.wall_s.items())
     cached = sum(m["cached"] for m in outcome.models)
-    typer.echo(f"{outcome.rows} result rows in {outcome.out_dir}; {len(outcome.models)} models "
-               f"({cached} from the cache); wall time: {times}")
+    typer.echo(
+        f"{outcome.rows} result rows in {outcome.out_dir}; {len(outcome.models)} models "
+        f"({cached} from the cache); wall time: {times}"
+    )
     for f in outcome.failures:
         typer.echo(f"failed: {f['method']} at {f['stage']}: {f['reason']}", err=True)
     typer.echo(f"report: {outcome.report}")
+
 
 generate_app = typer.Typer(no_args_is_help=True, help="Generate problem files and days of states (docs/generator.md).")
 app.add_typer(generate_app, name="generate")
@@ -384,8 +496,9 @@ def generate_problem_cmd(
     regions: Annotated[int, typer.Option(help="Number of regions (1 to 512).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Problem file to write (TOML).")],
     seed: Annotated[int, typer.Option(help="Seed: same arguments, byte-identical file.")] = 0,
-    commitment: Annotated[bool, typer.Option("--commitment/--no-commitment",
-                                             help="On/off decisions (MIQP) or all on (QP).")] = True,
+    commitment: Annotated[
+        bool, typer.Option("--commitment/--no-commitment", help="On/off decisions (MIQP) or all on (QP).")
+    ] = True,
 ) -> None:
     """Write a generated problem: regions of four kinds built from the paper's perturbed groups."""
     from dispatchbench.instances.generate_problem import check_arguments, write_problem
@@ -396,24 +509,33 @@ def generate_problem_cmd(
         fail(str(exc))
     _out_file(out)
     prob = write_problem(out, regions, seed, commitment)
-    typer.echo(f"{out}: problem {prob.name!r}, {len(prob.regions)} regions, {len(prob.groups)} groups, "
-               f"commitment {'on' if prob.commitment else 'off'}")
+    typer.echo(
+        f"{out}: problem {prob.name!r}, {len(prob.regions)} regions, {len(prob.groups)} groups, "
+        f"commitment {'on' if prob.commitment else 'off'}"
+    )
 
 
 @generate_app.command("states")
 def generate_states_cmd(
-    problem: Annotated[Optional[Path], typer.Option("--problem", "-p", help="Problem file (TOML).")] = None,
-    family: Annotated[Optional[str], typer.Option(help="Family of days, or random (see --list).")] = None,
+    problem: Annotated[Path | None, typer.Option("--problem", "-p", help="Problem file (TOML).")] = None,
+    family: Annotated[str | None, typer.Option(help="Family of days, or random (see --list).")] = None,
     days: Annotated[int, typer.Option(help="Days of 96 intervals to write.")] = 1,
-    count: Annotated[Optional[int], typer.Option(help="With --family random: how many states.")] = None,
-    seed: Annotated[int, typer.Option(
-        help="Seed (docs/protocol.md: 0-999 training, 1000-1999 validation, 2000-2999 test).")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="State file to write (CSV).")] = None,
+    count: Annotated[int | None, typer.Option(help="With --family random: how many states.")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed (docs/protocol.md: 0-999 training, 1000-1999 validation, 2000-2999 test).")
+    ] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="State file to write (CSV).")] = None,
     list_families: Annotated[bool, typer.Option("--list", help="Print the families, one per line, and exit.")] = False,
 ) -> None:
     """Write generated days (labels <family>_d<k>_t<NN>) or random states; every state passes the pre-check."""
-    from dispatchbench.instances.state_families import (FAMILIES, RANDOM, family_lines, generate_days,
-                                                        generate_random, write_states)
+    from dispatchbench.instances.state_families import (
+        FAMILIES,
+        RANDOM,
+        family_lines,
+        generate_days,
+        generate_random,
+        write_states,
+    )
 
     if list_families:
         for line in family_lines():
@@ -436,8 +558,10 @@ def generate_states_cmd(
     except ValueError as exc:
         fail(str(exc))
     write_states(out, prob, made.states)
-    typer.echo(f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
-               f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled")
+    typer.echo(
+        f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
+        f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled"
+    )
 
 
 def main() -> None:
@@ -456,8 +580,10 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `dispatchbench`: show the help
             typer.echo(exc.format_message())
         elif ctx is not None:
-            typer.echo(f"error: {ctx.command_path}: {one_line(exc.format_message())} — fix: see "
-                       f"'{ctx.command_path} --help'", err=True)
+            typer.echo(
+                f"error: {ctx.command_path}: {one_line(exc.format_message())} — fix: see '{ctx.command_path} --help'",
+                err=True,
+            )
         else:
             typer.echo(f"error: {one_line(exc.format_message())}", err=True)
         sys.exit(getattr(exc, "exit_code", 2))

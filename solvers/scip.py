@@ -18,16 +18,18 @@ from collections.abc import Sequence
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
+from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
 from dispatchbench.formulations.compile_pyomo import build_model, read_dispatch, set_state
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
 
 _SUCCESS = {TerminationCondition.convergenceCriteriaSatisfied}
-_INFEASIBLE = {TerminationCondition.provenInfeasible, TerminationCondition.locallyInfeasible,
-               TerminationCondition.infeasibleOrUnbounded}
+_INFEASIBLE = {
+    TerminationCondition.provenInfeasible,
+    TerminationCondition.locallyInfeasible,
+    TerminationCondition.infeasibleOrUnbounded,
+}
 _SCIP_INT_MAX = 2**31 - 1  # SCIP's seed shift is a C int; run seeds go up to 2**32 - 1
-_LIMITS = {TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimit,
-           TerminationCondition.interrupted}
+_LIMITS = {TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimit, TerminationCondition.interrupted}
 CERTIFIED_GAP = 1e-6  # relative primal-dual gap at or below which an answer is reported "optimal"
 
 
@@ -44,8 +46,9 @@ class Scip(Solver):
     parameter_ranges = {"rel_gap": (0.0, 0.999999), "time_limit": (1e-3, 1e9)}
     capabilities = Capabilities(exact=True, stochastic=False, learns=False, handles_commitment=True)
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         limit = min(self.params["time_limit"], time_limit) if time_limit else self.params["time_limit"]
         factory = "scip_persistent" if self.params["persistent"] else "scip_direct"
         solver = SolverFactory(factory)
@@ -60,8 +63,11 @@ class Scip(Solver):
             # the hand-over to SCIP take seconds, which a caller's deadline must include
             remaining = max(limit - (built - start), 1e-3)
             result = solver.solve(
-                model, rel_gap=self.params["rel_gap"], time_limit=remaining,
-                raise_exception_on_nonoptimal_result=False, load_solutions=False,
+                model,
+                rel_gap=self.params["rel_gap"],
+                time_limit=remaining,
+                raise_exception_on_nonoptimal_result=False,
+                load_solutions=False,
                 solver_options={"randomization/randomseedshift": int(seed) % _SCIP_INT_MAX},
             )
             solved = time.perf_counter()
@@ -74,8 +80,15 @@ class Scip(Solver):
         gap = None
         if primal is not None and dual is not None:
             gap = abs(primal - dual) / max(abs(primal), 1e-10)
-        info = {"scip_status": tc.name, "primal_bound": primal, "dual_bound": dual, "gap": gap,
-                "rel_gap": self.params["rel_gap"], "build_s": build_s, "solve_s": solve_s}
+        info = {
+            "scip_status": tc.name,
+            "primal_bound": primal,
+            "dual_bound": dual,
+            "gap": gap,
+            "rel_gap": self.params["rel_gap"],
+            "build_s": build_s,
+            "solve_s": solve_s,
+        }
         total = build_s + solve_s
         has_solution = primal is not None
         if tc in _INFEASIBLE:

@@ -34,8 +34,11 @@ def permuted_problem_toml(text: str, seed: int = 3) -> str:
     regions = [b for b in blocks if b.startswith("[[regions]]")]
     groups = [b for b in blocks if b.startswith("[[groups]]")]
     rng = np.random.default_rng(seed)
-    return head + "".join(regions[i] for i in rng.permutation(len(regions))) + \
-        "".join(groups[i] for i in rng.permutation(len(groups)))
+    return (
+        head
+        + "".join(regions[i] for i in rng.permutation(len(regions)))
+        + "".join(groups[i] for i in rng.permutation(len(groups)))
+    )
 
 
 def assert_batched_equals_one_by_one(solver, problem: Problem, states: list) -> list:

@@ -38,8 +38,18 @@ def cli_json(capsys, monkeypatch, *args: str) -> list[dict]:
 def test_solve_by_bundled_names_matches_solve_json(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # bundled names work from any folder
     frame = dispatchbench.solve("paper-4region.toml", "problems/paper-4region-tableIV.csv", solver="scip")
-    [line] = cli_json(capsys, monkeypatch, "solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv",
-                      "--solver", "scip", "--json")
+    [line] = cli_json(
+        capsys,
+        monkeypatch,
+        "solve",
+        "-p",
+        "paper-4region.toml",
+        "-s",
+        "paper-4region-tableIV.csv",
+        "--solver",
+        "scip",
+        "--json",
+    )
     assert isinstance(frame, pd.DataFrame) and len(frame) == 1
     assert list(frame.columns) == list(line)
     row = frame.iloc[0]
@@ -66,13 +76,16 @@ def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
     assert math.isnan(frame.loc[1, "cost"]) and "region D" in frame.loc[1, "reason"]
 
 
-@pytest.mark.parametrize("kwargs, error, text", [
-    ({"solver": "cplex"}, SolverNotFound, "no solver named 'cplex'"),
-    ({"solver": "scip[gap=1]"}, SolverNotFound, "no parameter 'gap'"),
-    ({"time_limit": 0}, InputError, "time_limit"),
-    ({"time_limit": float("nan")}, InputError, "time_limit"),
-    ({"seed": -1}, InputError, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, text",
+    [
+        ({"solver": "cplex"}, SolverNotFound, "no solver named 'cplex'"),
+        ({"solver": "scip[gap=1]"}, SolverNotFound, "no parameter 'gap'"),
+        ({"time_limit": 0}, InputError, "time_limit"),
+        ({"time_limit": float("nan")}, InputError, "time_limit"),
+        ({"seed": -1}, InputError, "seed"),
+    ],
+)
 def test_solve_bad_arguments_raise_the_cli_errors(kwargs, error, text):
     with pytest.raises(error, match=text):
         dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **kwargs)
@@ -84,8 +97,15 @@ def test_solve_missing_file_names_it():
 
 
 def test_run_returns_the_folder_that_load_results_reads(tmp_path):
-    out = dispatchbench.run("paper-4region.toml", "paper-4region-tableIV.csv", "scip", seeds="0",
-                            out=tmp_path / "shootout", timeout=120, progress=False)
+    out = dispatchbench.run(
+        "paper-4region.toml",
+        "paper-4region-tableIV.csv",
+        "scip",
+        seeds="0",
+        out=tmp_path / "shootout",
+        timeout=120,
+        progress=False,
+    )
     assert isinstance(out, Path) and (out / "results.parquet").is_file()
     frame = dispatchbench.load_results(out)
     assert len(frame) == 1
@@ -93,8 +113,16 @@ def test_run_returns_the_folder_that_load_results_reads(tmp_path):
     assert row["solver"] == "scip" and row["status"] == "optimal" and f"{row['cost']:.4f}" == TABLE_IV_COST
     with pytest.raises(InputError, match="holds an earlier run"):  # as on the command line
         dispatchbench.run("paper-4region.toml", "paper-4region-tableIV.csv", "scip", out=out, progress=False)
-    again = dispatchbench.run("paper-4region.toml", ["paper-4region-tableIV.csv"], ["scip"], seeds=[0], out=out,
-                              resume=True, progress=False, jobs=1)  # a harness option, passed through
+    again = dispatchbench.run(
+        "paper-4region.toml",
+        ["paper-4region-tableIV.csv"],
+        ["scip"],
+        seeds=[0],
+        out=out,
+        resume=True,
+        progress=False,
+        jobs=1,
+    )  # a harness option, passed through
     assert again == out and len(dispatchbench.load_results(out)) == 1
 
 
@@ -122,10 +150,12 @@ def test_list_solvers_describes_every_bundled_plugin():
 
 
 def test_import_is_lazy_so_plugins_do_not_pay_for_pandas_or_the_harness():
-    code = ("import sys, dispatchbench\n"
-            "from dispatchbench import Answer, Capabilities, Dispatch, Solver\n"
-            "print([m for m in ('pandas', 'dispatchbench.api', 'dispatchbench.bench.harness', 'pyomo', 'torch')"
-            " if m in sys.modules])")
+    code = (
+        "import sys, dispatchbench\n"
+        "from dispatchbench import Answer, Capabilities, Dispatch, Solver\n"
+        "print([m for m in ('pandas', 'dispatchbench.api', 'dispatchbench.bench.harness', 'pyomo', 'torch')"
+        " if m in sys.modules])"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

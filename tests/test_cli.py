@@ -46,12 +46,14 @@ def run_main(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
 def multi_states(tmp_path) -> Path:
     """Table IV, a state region D cannot serve, and a mild state."""
     path = tmp_path / "day.csv"
-    path.write_text(f"{HEADER}\ntableIV,100,120,50,530,70,150\nshort,100,120,50,1000,70,150\n"
-                    "mild,80,100,60,300,70,150\n")
+    path.write_text(
+        f"{HEADER}\ntableIV,100,120,50,530,70,150\nshort,100,120,50,1000,70,150\nmild,80,100,60,300,70,150\n"
+    )
     return path
 
 
 # ---- solve ------------------------------------------------------------------------------------
+
 
 def test_solve_json_table_iv_through_the_console_script():
     proc = run_script("solve", "--problem", PAPER, "--states", TABLE_IV, "--solver", "scip", "--json")
@@ -92,13 +94,22 @@ def test_solve_readable_table(multi_states):
     assert "optimal" in rows["tableIV"] and "4903.9687" in rows["tableIV"] and "FDC1, FDC2, ASC7" in rows["tableIV"]
     assert "infeasible" in rows["short"]
     assert "optimal" in rows["mild"]
-    assert ("short: state infeasible: region D: demand 1000 kW exceeds local capacity 500 kW plus CS import "
-            "limit 200 kW (shortfall 300 kW)") in out
+    assert (
+        "short: state infeasible: region D: demand 1000 kW exceeds local capacity 500 kW plus CS import "
+        "limit 200 kW (shortfall 300 kW)"
+    ) in out
 
 
 def test_solve_single_state_shows_the_dispatch(capsys, monkeypatch):
-    code, out, _ = run_main(capsys, monkeypatch, "solve", "-p", str(PROBLEMS / "wood-wollenberg-3a.toml"),
-                            "-s", str(PROBLEMS / "wood-wollenberg-3a.csv"))
+    code, out, _ = run_main(
+        capsys,
+        monkeypatch,
+        "solve",
+        "-p",
+        str(PROBLEMS / "wood-wollenberg-3a.toml"),
+        "-s",
+        str(PROBLEMS / "wood-wollenberg-3a.csv"),
+    )
     assert code == 0
     assert "8194.3561" in out and "(commitment" in out
     for unit, power in (("unit1", "393.1698"), ("unit2", "334.6038"), ("unit3", "122.2264")):
@@ -107,6 +118,7 @@ def test_solve_single_state_shows_the_dispatch(capsys, monkeypatch):
 
 
 # ---- solvers and validate ---------------------------------------------------------------------
+
 
 def test_solvers_lists_scip_with_capabilities_and_parameters(capsys, monkeypatch):
     code, out, _ = run_main(capsys, monkeypatch, "solvers")
@@ -130,9 +142,12 @@ def test_validate_state_file_names_infeasible_states(capsys, monkeypatch, multi_
 
 # ---- bad input: exit 2, one line on stderr, no traceback ---------------------------------------
 
+
 def bad_files(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     """id -> (command line, texts the one-line message must contain)."""
-    (tmp / "unknown_key.toml").write_text(Path(PAPER).read_text().replace("cs_max = 200.0", "cs_max = 200.0\nlimit = 1", 1))
+    (tmp / "unknown_key.toml").write_text(
+        Path(PAPER).read_text().replace("cs_max = 200.0", "cs_max = 200.0\nlimit = 1", 1)
+    )
     (tmp / "syntax.toml").write_text("[problem\nname = 'x'\n")
     (tmp / "p_min.toml").write_text(Path(PAPER).read_text().replace("p_min = 100.0", "p_min = 700.0", 1))
     (tmp / "cell.csv").write_text(f"{HEADER}\ns,100,abc,50,530,70,150\n")
@@ -140,47 +155,93 @@ def bad_files(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     (tmp / "empty.csv").write_text("")
     solve = ["solve", "-p", PAPER, "-s", TABLE_IV]
     return {
-        "missing problem file": (["solve", "-p", str(tmp / "nope.toml"), "-s", TABLE_IV],
-                                 [str(tmp / "nope.toml"), "not found", "fix:"]),
-        "missing state file": (["solve", "-p", PAPER, "-s", str(tmp / "nope.csv")],
-                               [str(tmp / "nope.csv"), "not found", "fix:"]),
-        "unknown key": (["solve", "-p", str(tmp / "unknown_key.toml"), "-s", TABLE_IV],
-                        ["unknown_key.toml", "region 'A'", "unknown key 'limit'", "fix: remove it"]),
-        "TOML syntax": (["solve", "-p", str(tmp / "syntax.toml"), "-s", TABLE_IV],
-                        ["syntax.toml", "TOML syntax", "line 1", "fix:"]),
-        "p_min > p_max": (["validate", str(tmp / "p_min.toml")],
-                          ["p_min.toml", "group 'FDC1'.p_min", "p_min 700.0 > p_max 600.0", "fix: make p_min <= p_max"]),
-        "non-numeric cell": (["solve", "-p", PAPER, "-s", str(tmp / "cell.csv")],
-                             ["cell.csv", "line 2, state 's', column 'd_B'", "'abc'", "fix:"]),
-        "duplicate label": (["validate", str(tmp / "dup.csv"), "--problem", PAPER],
-                            ["dup.csv", "line 3, state 's'", "label used twice", "fix:"]),
-        "empty state file": (["solve", "-p", PAPER, "-s", str(tmp / "empty.csv")],
-                             ["empty.csv", "is empty", "fix: write the header " + HEADER]),
-        "state file for another problem": (["solve", "-p", PAPER, "-s", str(PROBLEMS / "wood-wollenberg-3a.csv")],
-                                           ["wood-wollenberg-3a.csv", "column 'd_area'",
-                                            "does not match problem 'paper-4region'", "fix: the header must be"]),
-        "unknown solver": ([*solve, "--solver", "cplex"], ["--solver cplex", "no solver named 'cplex'", "scip",
-                                                          "fix: run 'dispatchbench solvers'"]),
-        "unknown solver parameter": ([*solve, "--solver", "scip[gap=0.1]"],
-                                     ["--solver scip[gap=0.1]", "no parameter 'gap'", "rel_gap", "fix:"]),
-        "bad solver parameter value": ([*solve, "--solver", "scip[rel_gap=tiny]"],
-                                       ["rel_gap='tiny' is not a float", "fix:"]),
+        "missing problem file": (
+            ["solve", "-p", str(tmp / "nope.toml"), "-s", TABLE_IV],
+            [str(tmp / "nope.toml"), "not found", "fix:"],
+        ),
+        "missing state file": (
+            ["solve", "-p", PAPER, "-s", str(tmp / "nope.csv")],
+            [str(tmp / "nope.csv"), "not found", "fix:"],
+        ),
+        "unknown key": (
+            ["solve", "-p", str(tmp / "unknown_key.toml"), "-s", TABLE_IV],
+            ["unknown_key.toml", "region 'A'", "unknown key 'limit'", "fix: remove it"],
+        ),
+        "TOML syntax": (
+            ["solve", "-p", str(tmp / "syntax.toml"), "-s", TABLE_IV],
+            ["syntax.toml", "TOML syntax", "line 1", "fix:"],
+        ),
+        "p_min > p_max": (
+            ["validate", str(tmp / "p_min.toml")],
+            ["p_min.toml", "group 'FDC1'.p_min", "p_min 700.0 > p_max 600.0", "fix: make p_min <= p_max"],
+        ),
+        "non-numeric cell": (
+            ["solve", "-p", PAPER, "-s", str(tmp / "cell.csv")],
+            ["cell.csv", "line 2, state 's', column 'd_B'", "'abc'", "fix:"],
+        ),
+        "duplicate label": (
+            ["validate", str(tmp / "dup.csv"), "--problem", PAPER],
+            ["dup.csv", "line 3, state 's'", "label used twice", "fix:"],
+        ),
+        "empty state file": (
+            ["solve", "-p", PAPER, "-s", str(tmp / "empty.csv")],
+            ["empty.csv", "is empty", "fix: write the header " + HEADER],
+        ),
+        "state file for another problem": (
+            ["solve", "-p", PAPER, "-s", str(PROBLEMS / "wood-wollenberg-3a.csv")],
+            [
+                "wood-wollenberg-3a.csv",
+                "column 'd_area'",
+                "does not match problem 'paper-4region'",
+                "fix: the header must be",
+            ],
+        ),
+        "unknown solver": (
+            [*solve, "--solver", "cplex"],
+            ["--solver cplex", "no solver named 'cplex'", "scip", "fix: run 'dispatchbench solvers'"],
+        ),
+        "unknown solver parameter": (
+            [*solve, "--solver", "scip[gap=0.1]"],
+            ["--solver scip[gap=0.1]", "no parameter 'gap'", "rel_gap", "fix:"],
+        ),
+        "bad solver parameter value": (
+            [*solve, "--solver", "scip[rel_gap=tiny]"],
+            ["rel_gap='tiny' is not a float", "fix:"],
+        ),
         "malformed solver spec": ([*solve, "--solver", "scip[rel_gap"], ["malformed", "fix:"]),
         "non-positive time limit": ([*solve, "--time-limit", "0"], ["--time-limit 0", "fix:"]),
-        "missing option": (["solve", "-s", TABLE_IV], ["dispatchbench solve", "Missing option '--problem'",
-                                                      "fix: see 'dispatchbench solve --help'"]),
+        "missing option": (
+            ["solve", "-s", TABLE_IV],
+            ["dispatchbench solve", "Missing option '--problem'", "fix: see 'dispatchbench solve --help'"],
+        ),
         "non-integer seed": ([*solve, "--seed", "x"], ["Invalid value for '--seed'", "fix:"]),
         "unknown command": (["sovle"], ["No such command 'sovle'", "fix: see 'dispatchbench --help'"]),
-        "state file without its problem": (["validate", TABLE_IV], ["paper-4region-tableIV.csv",
-                                                                    "fix: add --problem FILE.toml"]),
+        "state file without its problem": (
+            ["validate", TABLE_IV],
+            ["paper-4region-tableIV.csv", "fix: add --problem FILE.toml"],
+        ),
     }
 
 
 BAD_IDS = [
-    "missing problem file", "missing state file", "unknown key", "TOML syntax", "p_min > p_max", "non-numeric cell",
-    "duplicate label", "empty state file", "state file for another problem", "unknown solver",
-    "unknown solver parameter", "bad solver parameter value", "malformed solver spec", "non-positive time limit",
-    "missing option", "non-integer seed", "unknown command", "state file without its problem",
+    "missing problem file",
+    "missing state file",
+    "unknown key",
+    "TOML syntax",
+    "p_min > p_max",
+    "non-numeric cell",
+    "duplicate label",
+    "empty state file",
+    "state file for another problem",
+    "unknown solver",
+    "unknown solver parameter",
+    "bad solver parameter value",
+    "malformed solver spec",
+    "non-positive time limit",
+    "missing option",
+    "non-integer seed",
+    "unknown command",
+    "state file without its problem",
 ]
 
 
@@ -209,11 +270,12 @@ def test_bad_input_through_the_console_script_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        f"error: {bad}: group 'ASC7'.type: 'AC' is not a charger type — fix: use type = \"FDC\", \"ASC\" or \"V2G\""
+        f'error: {bad}: group \'ASC7\'.type: \'AC\' is not a charger type — fix: use type = "FDC", "ASC" or "V2G"'
     ]
 
 
 # ---- a fast subset of the bad-input campaign (benchmarks/bad_inputs.py), in-process ------------
+
 
 def _campaign():
     import importlib.util
@@ -226,19 +288,46 @@ def _campaign():
 
 
 CAMPAIGN_SUBSET = [
-    "types: region_list (validate)", "types: type_list (validate)", "types: p_max_date (validate)",
-    "types: region_list (solve)", "syntax: binary (validate)", "syntax: utf16 (validate)",
-    "syntax: BOM is accepted", "names: slash_in_group (validate)", "names: newline_in_group (validate)",
-    "names: script_problem_name (validate)", "names: img_in_region (validate)", "limits: p_max_1e25 (solve)",
-    "limits: p_max_1e308 (validate)", "limits: cost_overflow_at_p_max (validate)",
-    "labels: script_label (validate)", "labels: newline_label (validate)", "labels: tab_label (validate)",
-    "values: cell_1e13 (validate)", "encoding: binary (validate)", "good: bom", "good: time_labels",
-    "solve --time-limit nan", "solve --time-limit inf", "solve --time-limit 1e300", "solve --seed huge",
-    "report --name ../../x", "report --name absolute", "validate folder", "table --out is a file",
+    "types: region_list (validate)",
+    "types: type_list (validate)",
+    "types: p_max_date (validate)",
+    "types: region_list (solve)",
+    "syntax: binary (validate)",
+    "syntax: utf16 (validate)",
+    "syntax: BOM is accepted",
+    "names: slash_in_group (validate)",
+    "names: newline_in_group (validate)",
+    "names: script_problem_name (validate)",
+    "names: img_in_region (validate)",
+    "limits: p_max_1e25 (solve)",
+    "limits: p_max_1e308 (validate)",
+    "limits: cost_overflow_at_p_max (validate)",
+    "labels: script_label (validate)",
+    "labels: newline_label (validate)",
+    "labels: tab_label (validate)",
+    "values: cell_1e13 (validate)",
+    "encoding: binary (validate)",
+    "good: bom",
+    "good: time_labels",
+    "solve --time-limit nan",
+    "solve --time-limit inf",
+    "solve --time-limit 1e300",
+    "solve --seed huge",
+    "report --name ../../x",
+    "report --name absolute",
+    "validate folder",
+    "table --out is a file",
     "report --method unknown",
-    "solve 'scip[time_limit=-1]'", "solve 'scip[rel_gap=-1]'", "solve 'pso[w=nan]'", "solve 'pso[c1=inf]'",
-    "solve 'pso[particles=0]'", "solve 'nlopt[xtol_rel=-1]'", "solve 'nlopt[max_patterns=-1]'",
-    "solve 'pso[w=1,w=2]'", "solve 'scip\\nerror: fake'", "solve 'nlopt[algorithm=nope]'",
+    "solve 'scip[time_limit=-1]'",
+    "solve 'scip[rel_gap=-1]'",
+    "solve 'pso[w=nan]'",
+    "solve 'pso[c1=inf]'",
+    "solve 'pso[particles=0]'",
+    "solve 'nlopt[xtol_rel=-1]'",
+    "solve 'nlopt[max_patterns=-1]'",
+    "solve 'pso[w=1,w=2]'",
+    "solve 'scip\\nerror: fake'",
+    "solve 'nlopt[algorithm=nope]'",
 ]
 
 
@@ -269,8 +358,9 @@ def test_campaign_case_is_clean(capsys, monkeypatch, campaign, name):
 
 def test_run_with_a_bad_spec_stops_before_any_cell(tmp_path):
     out = tmp_path / "out"
-    proc = run_script("run", "-p", PAPER, "-s", TABLE_IV, "--solvers", "scip,pso[w=nan]", "--out", str(out),
-                      "--no-progress")
+    proc = run_script(
+        "run", "-p", PAPER, "-s", TABLE_IV, "--solvers", "scip,pso[w=nan]", "--out", str(out), "--no-progress"
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "w=nan" in proc.stderr, proc.stderr
     assert not (out / "rows.jsonl").exists() or not (out / "rows.jsonl").read_text().strip()
 
@@ -285,12 +375,17 @@ def test_a_plugin_whose_constructor_raises_is_one_line_in_solve(tmp_path):
         "    def __init__(self, **params):\n"
         "        raise RuntimeError('cannot open the licence file\\nsecond line')\n"
         "    def solve(self, problem, states, *, seed=0, time_limit=None):\n"
-        "        return []\n")
+        "        return []\n"
+    )
     exe = shutil.which("dispatchbench")
     cmd = [exe] if exe else [sys.executable, "-m", "dispatchbench"]
-    proc = subprocess.run([*cmd, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", "broken_init"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "DISPATCHBENCH_SOLVER_PATH": str(folder)})
+    proc = subprocess.run(
+        [*cmd, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", "broken_init"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DISPATCHBENCH_SOLVER_PATH": str(folder)},
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert "RuntimeError: cannot open the licence file" in proc.stderr
@@ -302,8 +397,17 @@ def test_repeated_and_out_of_range_spec_keys_are_refused_at_parse_time():
 
     with pytest.raises(SolverNotFound, match="given twice"):
         parse_spec("pso[w=1,w=2]")
-    for spec in ("scip[time_limit=-1]", "scip[rel_gap=1]", "pso[w=nan]", "pso[c1=inf]", "pso[particles=0]",
-                 "nlopt[xtol_rel=-1]", "nlopt[max_patterns=-1]", "nlopt[commitment=foo]", "pso[decode=x]"):
+    for spec in (
+        "scip[time_limit=-1]",
+        "scip[rel_gap=1]",
+        "pso[w=nan]",
+        "pso[c1=inf]",
+        "pso[particles=0]",
+        "nlopt[xtol_rel=-1]",
+        "nlopt[max_patterns=-1]",
+        "nlopt[commitment=foo]",
+        "pso[decode=x]",
+    ):
         with pytest.raises(SolverNotFound, match="solver '(scip|pso|nlopt)': parameter"):
             make_solver(spec)
     assert make_solver("pso[w=0.5,particles=10]").params["particles"] == 10

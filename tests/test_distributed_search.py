@@ -9,19 +9,22 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, evaluate, load_states
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.formulations.balancing import PriceResponse, ShiftResponse, balance, state_bounds
 from dispatchbench.formulations.distributed_search import CommGraph, Consensus, DistributedSearch, TreeSum, graph_edges
 from dispatchbench.learn.marl_env import StateSampler
-from dispatchbench.bench.plugins import make_solver
-from dispatchbench.bench.scoring import solve_and_score
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
-GRAPHS = [CommGraph(), CommGraph(within="star"), CommGraph(within="star", between="ring"),
-          CommGraph(within="ring", between="complete"), CommGraph(within="star", between="line")]
+GRAPHS = [
+    CommGraph(),
+    CommGraph(within="star"),
+    CommGraph(within="star", between="ring"),
+    CommGraph(within="ring", between="complete"),
+    CommGraph(within="star", between="line"),
+]
 # found by the search itself and confirmed by SCIP: region C exports exactly its 200 kW CS limit
 CS_BINDING = State("cs_binding", {"A": 553.0, "B": 457.0, "C": 112.0, "D": 664.0}, {"V2G5": 56.0, "V2G6": 76.0})
-
-
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,7 @@ def test_default_graph_is_bids_and_the_exact_tree():
 def test_tree_sums_and_maxima_are_exact(n):
     tree = TreeSum.on(n)
     rng = np.random.default_rng(n)
-    values = rng.integers(-10**6, 10**6, size=(5, n)).astype(float)  # integers: float sums are exact
+    values = rng.integers(-(10**6), 10**6, size=(5, n)).astype(float)  # integers: float sums are exact
     assert np.array_equal(tree.run(values), values.sum(-1))
     assert np.array_equal(tree.run_max(values), values.max(-1))
     assert tree.messages == 2 * (n - 1)
@@ -199,7 +202,11 @@ def test_messages_grow_linearly_at_32_regions():
     result = search.price(state, np.ones(g, dtype=bool))
     assert result.messages == search.messages_per_decision()
     lb, ub = state_bounds(big, state)
-    ref = balance(big, state, PriceResponse(a=big.a, b=big.b, delivery=big.delivery, lb=lb, ub=ub,
-                                            on=np.ones((1, g), dtype=bool)), iterations=40)
+    ref = balance(
+        big,
+        state,
+        PriceResponse(a=big.a, b=big.b, delivery=big.delivery, lb=lb, ub=ub, on=np.ones((1, g), dtype=bool)),
+        iterations=40,
+    )
     assert np.allclose(result.balanced.power, ref.power, atol=1e-6)
     assert np.array_equal(result.feasible, ref.feasible)

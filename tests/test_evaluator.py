@@ -18,15 +18,35 @@ from dispatchbench.model.problem_file import parse_problem
 
 
 def toy_problem(commitment: bool = True, cs_max: float = 50.0):
-    return parse_problem({
-        "problem": {"name": "toy", "commitment": commitment},
-        "regions": [{"name": "A", "cs_max": cs_max}, {"name": "B", "cs_max": cs_max}],
-        "groups": [
-            {"name": "F1", "type": "FDC", "region": "A", "a": 0.01, "b": 2.0, "c": 10.0, "p_min": 20.0, "p_max": 100.0},
-            {"name": "S1", "type": "ASC", "region": "B", "a": 0.02, "b": 1.0, "c": 5.0, "p_max": 80.0, "min_ratio": 0.5},
-            {"name": "V1", "type": "V2G", "region": "B", "g": 3.0, "h": 2.0, "efficiency": 0.8, "p_max": 50.0},
-        ],
-    })
+    return parse_problem(
+        {
+            "problem": {"name": "toy", "commitment": commitment},
+            "regions": [{"name": "A", "cs_max": cs_max}, {"name": "B", "cs_max": cs_max}],
+            "groups": [
+                {
+                    "name": "F1",
+                    "type": "FDC",
+                    "region": "A",
+                    "a": 0.01,
+                    "b": 2.0,
+                    "c": 10.0,
+                    "p_min": 20.0,
+                    "p_max": 100.0,
+                },
+                {
+                    "name": "S1",
+                    "type": "ASC",
+                    "region": "B",
+                    "a": 0.02,
+                    "b": 1.0,
+                    "c": 5.0,
+                    "p_max": 80.0,
+                    "min_ratio": 0.5,
+                },
+                {"name": "V1", "type": "V2G", "region": "B", "g": 3.0, "h": 2.0, "efficiency": 0.8, "p_max": 50.0},
+            ],
+        }
+    )
 
 
 PROBLEM = toy_problem()

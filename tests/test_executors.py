@@ -52,8 +52,9 @@ def assert_same_rows(left: Path, right: Path) -> None:
 
 def test_jobs_2_gives_the_same_rows_as_jobs_1(tmp_path, day4):
     for jobs in (1, 2):
-        run_benchmark(PROBLEM, [TABLE_IV, day4], SPECS, [0, 1], tmp_path / f"j{jobs}", jobs=jobs, timeout=120,
-                      progress=False)
+        run_benchmark(
+            PROBLEM, [TABLE_IV, day4], SPECS, [0, 1], tmp_path / f"j{jobs}", jobs=jobs, timeout=120, progress=False
+        )
     assert_same_rows(tmp_path / "j1", tmp_path / "j2")
     frame = rows(tmp_path / "j2")
     assert len(frame) == 3 * 5 and set(frame["status"]) <= {"optimal", "feasible"}
@@ -63,8 +64,17 @@ def test_jobs_2_gives_the_same_rows_as_jobs_1(tmp_path, day4):
 
 def test_dask_local_cluster_gives_the_same_costs_as_a_local_run(tmp_path, day4):
     run_benchmark(PROBLEM, [TABLE_IV, day4], SPECS, [0, 1], tmp_path / "local", timeout=120, progress=False)
-    run_benchmark(PROBLEM, [TABLE_IV, day4], SPECS, [0, 1], tmp_path / "dask", timeout=120, progress=False,
-                  executor="dask", jobs=2)
+    run_benchmark(
+        PROBLEM,
+        [TABLE_IV, day4],
+        SPECS,
+        [0, 1],
+        tmp_path / "dask",
+        timeout=120,
+        progress=False,
+        executor="dask",
+        jobs=2,
+    )
     assert_same_rows(tmp_path / "local", tmp_path / "dask")
     scip = rows(tmp_path / "dask").query("solver == 'scip' and state == 'tableIV'")
     assert scip["cost"].iloc[0] == pytest.approx(4903.9687, rel=1e-6)
@@ -83,12 +93,32 @@ def test_a_killed_dask_run_resumes_with_nothing_lost_or_duplicated(tmp_path, day
     on a worker; --resume then computes exactly the blocker's rows."""
     out, release = tmp_path / "out", tmp_path / "release"
     env = dict(os.environ, DISPATCHBENCH_SOLVER_PATH=str(TEST_PLUGINS))
-    args = [sys.executable, "-m", "dispatchbench", "run", "-p", str(PROBLEM), "-s", str(day4), "--out", str(out),
-            "--solvers", f"scip,blocker[release={release}]", "--executor", "dask", "--jobs", "2", "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "dispatchbench",
+        "run",
+        "-p",
+        str(PROBLEM),
+        "-s",
+        str(day4),
+        "--out",
+        str(out),
+        "--solvers",
+        f"scip,blocker[release={release}]",
+        "--executor",
+        "dask",
+        "--jobs",
+        "2",
+        "--no-progress",
+    ]
     with open(tmp_path / "first.log", "w") as log:
         driver = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        _wait_until(lambda: Path(f"{release}.waiting").exists() and len(ResultsStore(out).read_rows()) == 4,
-                    driver, "SCIP's rows and the blocked cell")
+        _wait_until(
+            lambda: Path(f"{release}.waiting").exists() and len(ResultsStore(out).read_rows()) == 4,
+            driver,
+            "SCIP's rows and the blocked cell",
+        )
         driver.send_signal(signal.SIGKILL)
         driver.wait(60)
     kept = ResultsStore(out).read_rows()
@@ -96,8 +126,9 @@ def test_a_killed_dask_run_resumes_with_nothing_lost_or_duplicated(tmp_path, day
 
     release.write_text("go")
     with open(tmp_path / "second.log", "w") as log:
-        resumed = subprocess.run([*args, "--resume"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                 timeout=600)
+        resumed = subprocess.run(
+            [*args, "--resume"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=600
+        )
     assert resumed.returncode == 0, (tmp_path / "second.log").read_text()
     all_rows = ResultsStore(out).read_rows()
     keys = [(r["solver"], r["seed"], r["state"]) for r in all_rows]
@@ -122,7 +153,9 @@ def test_call_all_runs_functions_and_reports_their_errors(kind):
     """What ``reproduce`` trains its models through: results by number, an exception as a value."""
     ticks = []
     with make_executor(kind, 2) as ex:
-        got = {k: (result, error) for k, result, error in ex.call_all(pow, [(2, 3), ("a", 2), (3, 2)],
-                                                                     lambda: ticks.append(1))}
+        got = {
+            k: (result, error)
+            for k, result, error in ex.call_all(pow, [(2, 3), ("a", 2), (3, 2)], lambda: ticks.append(1))
+        }
     assert got[0] == (8, None) and got[2] == (9, None)
     assert got[1][0] is None and isinstance(got[1][1], TypeError)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, load_problem, load_states
-from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
 from dispatchbench.bench.plugins import make_solver
-from dispatchbench.model.problem import Problem
-from dispatchbench.model.problem_file import parse_problem
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.bench.solver_api import Answer, Solver
+from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
+from dispatchbench.model.problem import Problem
+from dispatchbench.model.problem_file import parse_problem
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 PAPER = load_problem(PROBLEMS / "paper-4region.toml")
@@ -30,14 +30,20 @@ def paper_state(label: str, a: float, b: float, c: float, d: float, v2g: dict[st
 
 def two_regions(cs_max: float, commitment: bool = True, with_b_group: bool = False) -> Problem:
     """Region A: one FDC running 20..100 kW when on. Region B: a pure load unless ``with_b_group``."""
-    groups = [{"name": "F1", "type": "FDC", "region": "A", "a": 0.01, "b": 2.0, "c": 10.0,
-               "p_min": 20.0, "p_max": 100.0}]
+    groups = [
+        {"name": "F1", "type": "FDC", "region": "A", "a": 0.01, "b": 2.0, "c": 10.0, "p_min": 20.0, "p_max": 100.0}
+    ]
     if with_b_group:
-        groups.append({"name": "F2", "type": "FDC", "region": "B", "a": 0.01, "b": 2.0, "c": 10.0,
-                       "p_min": 20.0, "p_max": 100.0})
-    return parse_problem({"problem": {"name": "two", "commitment": commitment},
-                          "regions": [{"name": "A", "cs_max": cs_max}, {"name": "B", "cs_max": cs_max}],
-                          "groups": groups})
+        groups.append(
+            {"name": "F2", "type": "FDC", "region": "B", "a": 0.01, "b": 2.0, "c": 10.0, "p_min": 20.0, "p_max": 100.0}
+        )
+    return parse_problem(
+        {
+            "problem": {"name": "two", "commitment": commitment},
+            "regions": [{"name": "A", "cs_max": cs_max}, {"name": "B", "cs_max": cs_max}],
+            "groups": groups,
+        }
+    )
 
 
 def test_table_iv_state_is_feasible():
@@ -61,8 +67,9 @@ def test_local_supply_sets_of_the_paper():
 def test_region_short_beyond_its_cs_import():
     # D can make 300 + 200 = 500 kW and import 200: 1000 kW leaves 300 kW unserved.
     why = infeasibility_reason(PAPER, paper_state("s", 100, 120, 50, 1000))
-    assert why == ("region D: demand 1000 kW exceeds local capacity 500 kW plus CS import limit 200 kW "
-                   "(shortfall 300 kW)")
+    assert why == (
+        "region D: demand 1000 kW exceeds local capacity 500 kW plus CS import limit 200 kW (shortfall 300 kW)"
+    )
 
 
 def test_v2g_availability_limits_local_capacity():
@@ -77,8 +84,9 @@ def test_total_shortfall():
     # Every region is within its local capacity + CS import, but together they ask for more than
     # all groups make: 863 (A, V2G5 at 70) + 281 (B) + 580 (C) + 500 (D) = 2224 < 2880 kW.
     why = infeasibility_reason(PAPER, paper_state("s", 1000, 450, 750, 680))
-    assert why == ("total demand 2880 kW exceeds the 2224 kW all regions can deliver within their CS limits "
-                   "(shortfall 656 kW)")
+    assert why == (
+        "total demand 2880 kW exceeds the 2224 kW all regions can deliver within their CS limits (shortfall 656 kW)"
+    )
 
 
 def test_commitment_off_surplus():
@@ -91,8 +99,7 @@ def test_commitment_off_surplus():
 
 def test_commitment_off_regional_surplus():
     why = infeasibility_reason(two_regions(cs_max=10.0, commitment=False), State("s", {"A": 5.0, "B": 0.0}))
-    assert why == ("region A: minimum local output 20 kW exceeds demand 5 kW plus CS export limit 10 kW "
-                   "(surplus 5 kW)")
+    assert why == ("region A: minimum local output 20 kW exceeds demand 5 kW plus CS export limit 10 kW (surplus 5 kW)")
 
 
 def test_gap_inside_a_region():
@@ -146,8 +153,9 @@ class Crashes(Solver):
 
     name = "crashes"
 
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         raise RuntimeError("backend exploded")
 
 

@@ -15,12 +15,25 @@ import numpy as np
 import pytest
 
 from dispatchbench.cli import main
-from dispatchbench.instances.generate_problem import (CS_RANGE, MAX_REGIONS, REGION_KINDS, generate_problem,
-                                                      generate_problem_toml, kind_of)
-from dispatchbench.instances.protocol import (TEST, TRAINING, VALIDATION, require_split, split_of,
-                                              test_states, training_states, validation_states)
-from dispatchbench.instances.state_families import (FAMILIES, INTERVALS, generate_days, generate_random,
-                                                    write_states)
+from dispatchbench.instances.generate_problem import (
+    CS_RANGE,
+    MAX_REGIONS,
+    REGION_KINDS,
+    generate_problem,
+    generate_problem_toml,
+    kind_of,
+)
+from dispatchbench.instances.protocol import (
+    TEST,
+    TRAINING,
+    VALIDATION,
+    require_split,
+    split_of,
+    test_states,
+    training_states,
+    validation_states,
+)
+from dispatchbench.instances.state_families import FAMILIES, INTERVALS, generate_days, generate_random, write_states
 from dispatchbench.instances.state_repair import repair
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem_file import load_problem
@@ -39,10 +52,21 @@ def run_main(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
 
 # ---- determinism through the CLI ----------------------------------------------------------------
 
+
 def test_same_arguments_give_identical_files_and_other_seeds_differ(tmp_path, capsys, monkeypatch):
     def problem(name: str, seed: int) -> bytes:
-        code, _, err = run_main(capsys, monkeypatch, "generate", "problem", "--regions", "8", "--seed", str(seed),
-                                "--out", str(tmp_path / name))
+        code, _, err = run_main(
+            capsys,
+            monkeypatch,
+            "generate",
+            "problem",
+            "--regions",
+            "8",
+            "--seed",
+            str(seed),
+            "--out",
+            str(tmp_path / name),
+        )
         assert code == 0, err
         return (tmp_path / name).read_bytes()
 
@@ -50,8 +74,19 @@ def test_same_arguments_give_identical_files_and_other_seeds_differ(tmp_path, ca
     assert problem("c.toml", 4) != problem("a.toml", 3)
 
     def states(name: str, seed: int, *extra: str) -> bytes:
-        code, out, err = run_main(capsys, monkeypatch, "generate", "states", "--problem", str(tmp_path / "a.toml"),
-                                  "--seed", str(seed), "--out", str(tmp_path / name), *extra)
+        code, out, err = run_main(
+            capsys,
+            monkeypatch,
+            "generate",
+            "states",
+            "--problem",
+            str(tmp_path / "a.toml"),
+            "--seed",
+            str(seed),
+            "--out",
+            str(tmp_path / name),
+            *extra,
+        )
         assert code == 0, err
         assert "states" in out
         return (tmp_path / name).read_bytes()
@@ -86,6 +121,7 @@ def test_a_day_is_a_prefix_of_a_longer_run(paper):
 
 # ---- problems --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("regions", [1, 4, 16, 64, 128])
 def test_generated_problems_load_and_look_like_the_paper(tmp_path, regions):
     path = tmp_path / "p.toml"
@@ -119,9 +155,15 @@ def test_paper_regions_map_to_their_kinds(paper):
 
 # ---- feasibility ----------------------------------------------------------------------------
 
+
 def test_a_thousand_generated_states_pass_the_pre_check(tmp_path, paper, convex):
-    problems = [paper, convex, generate_problem(8, 1), generate_problem(8, 2, commitment=False),
-                generate_problem(64, 3)]
+    problems = [
+        paper,
+        convex,
+        generate_problem(8, 1),
+        generate_problem(8, 2, commitment=False),
+        generate_problem(64, 3),
+    ]
     checked = 0
     for i, prob in enumerate(problems):
         made = [generate_days(prob, family, 1, 100 + i).states for family in FAMILIES]
@@ -171,6 +213,7 @@ def test_families_have_the_shapes_the_docs_describe():
 
 # ---- protocol -------------------------------------------------------------------------------
 
+
 def test_protocol_splits_are_disjoint_and_guarded(paper):
     assert split_of(0) == "training" and split_of(1500) == "validation" and split_of(2999) == "test"
     assert not set(range(TRAINING.first, TRAINING.last + 1)) & set(range(VALIDATION.first, TEST.last + 1))
@@ -191,22 +234,26 @@ def test_protocol_splits_are_disjoint_and_guarded(paper):
 
 # ---- bad input ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ("problem", "--regions", "0", "--out", "{tmp}/x.toml"),
-    ("problem", "--regions", str(MAX_REGIONS + 1), "--out", "{tmp}/x.toml"),
-    ("problem", "--regions", "4", "--seed", "-1", "--out", "{tmp}/x.toml"),
-    ("problem", "--regions", "4", "--out", "{tmp}"),
-    ("problem", "--regions", "four", "--out", "{tmp}/x.toml"),
-    ("states", "--problem", "{paper}", "--family", "sunny", "--out", "{tmp}/x.csv"),
-    ("states", "--problem", "{paper}", "--family", "skewed", "--days", "0", "--out", "{tmp}/x.csv"),
-    ("states", "--problem", "{paper}", "--family", "random", "--out", "{tmp}/x.csv"),
-    ("states", "--problem", "{paper}", "--family", "random", "--count", "0", "--out", "{tmp}/x.csv"),
-    ("states", "--problem", "{paper}", "--family", "skewed", "--count", "3", "--out", "{tmp}/x.csv"),
-    ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}"),
-    ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/no/such/x.csv"),
-    ("states", "--problem", "{tmp}/missing.toml", "--family", "skewed", "--out", "{tmp}/x.csv"),
-    ("states", "--family", "skewed"),
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("problem", "--regions", "0", "--out", "{tmp}/x.toml"),
+        ("problem", "--regions", str(MAX_REGIONS + 1), "--out", "{tmp}/x.toml"),
+        ("problem", "--regions", "4", "--seed", "-1", "--out", "{tmp}/x.toml"),
+        ("problem", "--regions", "4", "--out", "{tmp}"),
+        ("problem", "--regions", "four", "--out", "{tmp}/x.toml"),
+        ("states", "--problem", "{paper}", "--family", "sunny", "--out", "{tmp}/x.csv"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--days", "0", "--out", "{tmp}/x.csv"),
+        ("states", "--problem", "{paper}", "--family", "random", "--out", "{tmp}/x.csv"),
+        ("states", "--problem", "{paper}", "--family", "random", "--count", "0", "--out", "{tmp}/x.csv"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--count", "3", "--out", "{tmp}/x.csv"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/no/such/x.csv"),
+        ("states", "--problem", "{tmp}/missing.toml", "--family", "skewed", "--out", "{tmp}/x.csv"),
+        ("states", "--family", "skewed"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args):
     fill = {"tmp": str(tmp_path), "paper": str(PROBLEMS / "paper-4region.toml")}
     code, out, err = run_main(capsys, monkeypatch, "generate", *(a.format(**fill) for a in args))

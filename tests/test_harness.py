@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from dispatchbench import evaluate, load_problem, load_states
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.bench.harness import parse_seeds, plan_solvers, run_benchmark
 from dispatchbench.bench.plugins import discover
 from dispatchbench.bench.results_store import ROW_COLUMNS, ResultsStore
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.report.tables import make_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,9 @@ def test_parse_seeds():
 
 
 def test_spec_labels_keep_what_the_user_wrote():
-    plans = plan_solvers("scip, scip[time_limit=30, rel_gap=1e-6], scip[rel_gap=1e-6,time_limit=30], scip[persistent=true]")
+    plans = plan_solvers(
+        "scip, scip[time_limit=30, rel_gap=1e-6], scip[rel_gap=1e-6,time_limit=30], scip[persistent=true]"
+    )
     assert [p.spec for p in plans] == ["scip", "scip[rel_gap=1e-06,time_limit=30.0]", "scip[persistent=True]"]
     assert plans[1].params == {"rel_gap": 1e-6, "time_limit": 30.0, "persistent": True}
 
@@ -77,14 +79,32 @@ def test_scip_on_table_iv_state_row_content(tmp_path):
     frame = results(tmp_path / "out")
     assert list(frame.columns) == list(ROW_COLUMNS)
     r = frame.iloc[0]
-    assert (r["state"], r["solver"], r["solver_name"], r["seed"], r["status"]) == ("tableIV", "scip", "scip", 0, "optimal")
+    assert (r["state"], r["solver"], r["solver_name"], r["seed"], r["status"]) == (
+        "tableIV",
+        "scip",
+        "scip",
+        0,
+        "optimal",
+    )
     assert r["cost"] == pytest.approx(OPTIMUM, rel=1e-6)
     assert r["problem"] == "paper-4region" and len(r["problem_sha256"]) == 64 and len(r["states_sha256"]) == 64
     assert json.loads(r["params"])["persistent"] is True
     info = json.loads(r["info"])
     assert info["gap"] is not None and info["evaluated_cost"] == pytest.approx(r["cost"])
-    for col in ("python_version", "dispatchbench_version", "pyomo_version", "pyscipopt_version", "numpy_version",
-                "cpu_model", "cpu_cores", "ram_gb", "os", "hostname", "timestamp", "run_id"):
+    for col in (
+        "python_version",
+        "dispatchbench_version",
+        "pyomo_version",
+        "pyscipopt_version",
+        "numpy_version",
+        "cpu_model",
+        "cpu_cores",
+        "ram_gb",
+        "os",
+        "hostname",
+        "timestamp",
+        "run_id",
+    ):
         assert pd.notna(r[col]), col
     assert set(METADATA_COLUMNS) <= set(frame.columns)
     # the stored dispatch is the one the evaluator scored: re-evaluating it gives the stored cost
@@ -166,8 +186,15 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path, multi):
 
 def _cli(args: list[str], plugins: Path = TEST_PLUGINS, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, DISPATCHBENCH_SOLVER_PATH=str(plugins))
-    return subprocess.Popen([sys.executable, "-m", "dispatchbench", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dispatchbench", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _rows_on_disk(out: Path) -> int:
@@ -192,8 +219,21 @@ def _table_without_times(out: Path) -> pd.DataFrame:
 def _blocked_run(multi: Path, out: Path, release: Path, *extra: str) -> subprocess.Popen:
     """SCIP over the six states, then the blocker, which stops at its first state until ``release``
     exists. Serial order: once the marker exists, exactly SCIP's six rows are on disk."""
-    return _cli(["run", "--problem", str(PROBLEM), "--states", str(multi), "--out", str(out), "--no-progress",
-                 "--solvers", f"scip,blocker[release={release}]", *extra])
+    return _cli(
+        [
+            "run",
+            "--problem",
+            str(PROBLEM),
+            "--states",
+            str(multi),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--solvers",
+            f"scip,blocker[release={release}]",
+            *extra,
+        ]
+    )
 
 
 def test_ctrl_c_keeps_finished_rows_and_the_table(tmp_path, multi):
@@ -267,8 +307,10 @@ def test_plugins_cannot_change_their_own_score(tmp_path, monkeypatch):
 
 
 def test_solve_scores_a_copy_the_plugin_cannot_touch(tmp_path):
-    proc = _cli(["solve", "-p", str(PROBLEM), "-s", str(TABLE_IV), "--solver", "zero_demand", "--json"],
-                plugins=TEST_PLUGINS / "hostile")
+    proc = _cli(
+        ["solve", "-p", str(PROBLEM), "-s", str(TABLE_IV), "--solver", "zero_demand", "--json"],
+        plugins=TEST_PLUGINS / "hostile",
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     record = json.loads(out.splitlines()[0])
@@ -277,8 +319,9 @@ def test_solve_scores_a_copy_the_plugin_cannot_touch(tmp_path):
 
 def test_a_plugin_whose_import_hangs_costs_only_its_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("DISPATCHBENCH_SOLVER_PATH", str(TEST_PLUGINS / "hanging"))
-    summary = run_benchmark(PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=2,
-                            progress=False)
+    summary = run_benchmark(
+        PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=2, progress=False
+    )
     assert not summary.interrupted
     frame = results(tmp_path / "out").set_index("solver")
     assert frame.loc["import_hang", "status"] == "error"
@@ -287,18 +330,41 @@ def test_a_plugin_whose_import_hangs_costs_only_its_rows(tmp_path, monkeypatch):
     assert "dispatchbench_plugin_import_hang" not in sys.modules  # never imported here
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--timeout", "nan"], "--timeout"), (["--timeout", "inf"], "--timeout"), (["--timeout", "1e300"], "--timeout"),
-    (["--timeout", "-1"], "--timeout"), (["--seeds", "99999999999999999999"], "--seeds"),
-    (["--seeds", "0-99999999"], "--seeds"), (["--jobs", "0"], "--jobs"), (["--executor", "ray"], "--executor"),
-    (["--startup-timeout", "nan"], "--startup-timeout"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--timeout", "nan"], "--timeout"),
+        (["--timeout", "inf"], "--timeout"),
+        (["--timeout", "1e300"], "--timeout"),
+        (["--timeout", "-1"], "--timeout"),
+        (["--seeds", "99999999999999999999"], "--seeds"),
+        (["--seeds", "0-99999999"], "--seeds"),
+        (["--jobs", "0"], "--jobs"),
+        (["--executor", "ray"], "--executor"),
+        (["--startup-timeout", "nan"], "--startup-timeout"),
+    ],
+)
 def test_bad_run_options_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, says):
     from dispatchbench.cli import main
 
     out = tmp_path / "out"
-    monkeypatch.setattr(sys, "argv", ["dispatchbench", "run", "-p", str(PROBLEM), "-s", str(TABLE_IV),
-                                      "--solvers", "scip", "--out", str(out), *args])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "dispatchbench",
+            "run",
+            "-p",
+            str(PROBLEM),
+            "-s",
+            str(TABLE_IV),
+            "--solvers",
+            "scip",
+            "--out",
+            str(out),
+            *args,
+        ],
+    )
     with pytest.raises(SystemExit) as info:
         main()
     err = capsys.readouterr().err

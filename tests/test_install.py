@@ -45,7 +45,7 @@ class Evil(Solver):
 '''
 
 # A small honest plugin for the solver-path test: every unit on, load shared by capacity.
-PROPORTIONAL = '''
+PROPORTIONAL = """
 import numpy as np
 from dispatchbench import Answer, Capabilities, Dispatch, Solver
 
@@ -58,7 +58,7 @@ class Proportional(Solver):
         p_max = np.array([g.p_max for g in problem.groups])
         return [Answer(Dispatch.from_power(problem, s, p_max * problem.demand_vector(s).sum() / p_max.sum()),
                        "feasible") for s in states]
-'''
+"""
 
 
 def dispatchbench_cmd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -66,8 +66,14 @@ def dispatchbench_cmd(*args: str, cwd: Path, env: dict[str, str] | None = None) 
     exe = shutil.which("dispatchbench")
     cmd = [exe] if exe else [sys.executable, "-m", "dispatchbench"]
     base = {k: v for k, v in os.environ.items() if k != plugins.SOLVER_PATH_ENV}
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=180, cwd=cwd,
-                          env={**base, "COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [*cmd, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+        env={**base, "COLUMNS": "200", **(env or {})},
+    )
 
 
 def run_main(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
@@ -80,17 +86,26 @@ def run_main(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
 
 # ---- what the wheel holds ------------------------------------------------------------------------
 
+
 def test_pyproject_packages_every_subpackage_and_data_file():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages, dirs, data = set(config["packages"]), config["package-dir"], config["package-data"]
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dispatchbench").rglob("*.py")
-               if "__pycache__" not in p.parts}
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "dispatchbench").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert on_disk <= packages, f"subpackages missing from [tool.setuptools] packages: {sorted(on_disk - packages)}"
     for package in ("dispatchbench.solvers", "dispatchbench.problems"):
         folder = ROOT / dirs[package]
         assert (folder / "__init__.py").is_file()
-        unpackaged = [f.name for f in folder.iterdir() if f.is_file() and f.suffix not in (".py", ".pyc")
-                      and not any(fnmatch.fnmatch(f.name, pattern) for pattern in data.get(package, []))]
+        unpackaged = [
+            f.name
+            for f in folder.iterdir()
+            if f.is_file()
+            and f.suffix not in (".py", ".pyc")
+            and not any(fnmatch.fnmatch(f.name, pattern) for pattern in data.get(package, []))
+        ]
         assert not unpackaged, f"{folder}: files the wheel would leave out: {unpackaged}"
 
 
@@ -101,6 +116,7 @@ def test_version_flag():
 
 
 # ---- where plugins come from ----------------------------------------------------------------------
+
 
 def test_solvers_json_lists_the_bundled_plugins_with_ranges_and_origin(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
@@ -114,8 +130,12 @@ def test_solvers_json_lists_the_bundled_plugins_with_ranges_and_origin(capsys, m
     for name in SOLVERS:
         assert by_name[name]["source"] == "bundled" and Path(by_name[name]["origin"]).is_file()
     assert by_name["pso"]["parameter_ranges"]["particles"][0] >= 1
-    assert by_name["scip"]["capabilities"] == {"exact": True, "stochastic": False, "learns": False,
-                                               "handles_commitment": True}
+    assert by_name["scip"]["capabilities"] == {
+        "exact": True,
+        "stochastic": False,
+        "learns": False,
+        "handles_commitment": True,
+    }
 
 
 def test_a_solvers_folder_in_the_working_directory_is_never_imported(tmp_path):
@@ -143,14 +163,33 @@ def test_a_folder_on_the_solver_path_is_loaded(capsys, monkeypatch, tmp_path):
     doc = json.loads(dispatchbench_cmd("solvers", "--json", cwd=tmp_path, env=env).stdout)
     probe = next(s for s in doc["solvers"] if s["name"] == "path_probe")
     assert probe["source"] == "solver path" and Path(probe["origin"]) == (folder / "proportional.py").resolve()
-    proc = dispatchbench_cmd("solve", "-p", "wood-wollenberg-3a.toml", "-s", "wood-wollenberg-3a.csv",
-                             "--solver", "path_probe", "--json", cwd=tmp_path, env=env)
+    proc = dispatchbench_cmd(
+        "solve",
+        "-p",
+        "wood-wollenberg-3a.toml",
+        "-s",
+        "wood-wollenberg-3a.csv",
+        "--solver",
+        "path_probe",
+        "--json",
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     assert row["status"] == "feasible" and row["cost"] > 0  # the evaluator's cost of its answer
     monkeypatch.delenv(plugins.SOLVER_PATH_ENV, raising=False)  # and only from there
-    code, _, err = run_main(capsys, monkeypatch, "solve", "-p", "wood-wollenberg-3a.toml", "-s",
-                            "wood-wollenberg-3a.csv", "--solver", "path_probe")
+    code, _, err = run_main(
+        capsys,
+        monkeypatch,
+        "solve",
+        "-p",
+        "wood-wollenberg-3a.toml",
+        "-s",
+        "wood-wollenberg-3a.csv",
+        "--solver",
+        "path_probe",
+    )
     assert code == 2 and "no solver named 'path_probe'" in err
 
 
@@ -170,8 +209,13 @@ def test_no_solver_at_all_is_an_error_that_says_where_it_looked(capsys, monkeypa
     code, out, err = run_main(capsys, monkeypatch, *args)
     assert code == 1
     [line] = err.strip().splitlines()
-    for text in ("no solver plugins found", "bundled plugins (dispatchbench.solvers) are not installed",
-                 "$DISPATCHBENCH_SOLVER_PATH is not set", "entry-point group 'dispatchbench.solvers'", "fix:"):
+    for text in (
+        "no solver plugins found",
+        "bundled plugins (dispatchbench.solvers) are not installed",
+        "$DISPATCHBENCH_SOLVER_PATH is not set",
+        "entry-point group 'dispatchbench.solvers'",
+        "fix:",
+    ):
         assert text in line, text
     if "--json" in args:
         assert json.loads(out) == {"dispatchbench_version": __version__, "solvers": [], "broken": []}
@@ -179,13 +223,20 @@ def test_no_solver_at_all_is_an_error_that_says_where_it_looked(capsys, monkeypa
 
 # ---- naming bundled problem files ------------------------------------------------------------------
 
+
 def test_bundled_files_by_name_from_any_folder(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_main(capsys, monkeypatch, "validate", "paper-4region.toml")
     assert code == 0, err
     assert out.startswith("paper-4region.toml: problem 'paper-4region' is valid")
-    code, out, err = run_main(capsys, monkeypatch, "validate", "problems/paper-4region-tableIV.csv",
-                              "--problem", "problems/paper-4region.toml")
+    code, out, err = run_main(
+        capsys,
+        monkeypatch,
+        "validate",
+        "problems/paper-4region-tableIV.csv",
+        "--problem",
+        "problems/paper-4region.toml",
+    )
     assert code == 0 and "1 states for problem 'paper-4region', 1 feasible" in out, err
 
 
@@ -205,12 +256,12 @@ def test_an_unknown_file_name_says_where_bundled_files_are(capsys, monkeypatch, 
 
 # ---- the real wheel ----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_the_wheel_installed_in_a_fresh_venv_lists_and_solves_from_outside_the_checkout():
     """Builds the wheel, installs it with [all] into a new venv and uses it from an empty folder
     (about a minute, most of it pip); the same script runs in .ci/run."""
-    proc = subprocess.run(["bash", str(ROOT / ".ci" / "check_wheel.sh")], capture_output=True, text=True,
-                          timeout=1200)
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "check_wheel.sh")], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "solvers: maddpg, madrl_tvc, nlopt, pso, scip" in proc.stdout
     assert "solve (CLI): tableIV optimal cost 4903.9687" in proc.stdout

@@ -73,8 +73,9 @@ def upward_imports(root: Path = PACKAGE) -> list[str]:
                 continue
             other = layer_of(target)
             if other is not None and other > own:
-                problems.append(f"{path.relative_to(root.parent)}:{line} ({LAYERS[own]}) imports {target} "
-                                f"({LAYERS[other]})")
+                problems.append(
+                    f"{path.relative_to(root.parent)}:{line} ({LAYERS[own]}) imports {target} ({LAYERS[other]})"
+                )
     return problems
 
 
@@ -96,8 +97,9 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     copy = tmp_path / "dispatchbench"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     target = copy / "model" / "problem.py"
-    target.write_text(target.read_text(encoding="utf-8") + "\nfrom dispatchbench.report.tables import make_tables\n",
-                      encoding="utf-8")
+    target.write_text(
+        target.read_text(encoding="utf-8") + "\nfrom dispatchbench.report.tables import make_tables\n", encoding="utf-8"
+    )
     found = upward_imports(copy)
     assert len(found) >= 1 and "model/problem.py" in found[0] and "(report)" in found[0]
 

@@ -29,9 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "problems" / "paper-4region.toml"
 CONVEX = ROOT / "problems" / "paper-4region-convex.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
-TINY = {"maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
-        "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-                     "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]"}
+TINY = {
+    "maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
+    "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
+    "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
+}
 
 
 def run_main(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
@@ -72,8 +74,18 @@ def _copy_model(src: Path, dst: Path) -> Path:
 def test_model_json_records_the_shared_fields(trained):
     name, folder = trained
     meta = json.loads((folder / META_FILE).read_text())
-    assert {"format", "solver", "spec", "problem", "problem_fingerprint", "hyperparameters", "steps", "seed",
-            "train_time_s", "versions"} <= set(meta)
+    assert {
+        "format",
+        "solver",
+        "spec",
+        "problem",
+        "problem_fingerprint",
+        "hyperparameters",
+        "steps",
+        "seed",
+        "train_time_s",
+        "versions",
+    } <= set(meta)
     assert meta["solver"] == name and meta["problem"] == "paper-4region" and meta["steps"] == 3
     assert meta["spec"] == make_solver(TINY[name]).spec  # the trained hyper-parameters, as a spec
     assert make_solver(meta["spec"]).spec == meta["spec"]
@@ -139,10 +151,29 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(trained, tmp_path, cap
 
     why = make_solver(f"{name}[model={evil}]").skip(__import__("dispatchbench").load_problem(PAPER))
     assert "refused" in why and "could run code" in why and "\n" not in why
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV,
-                                    "--solver", f"{name}[model={evil}]"), "refused", CHECKPOINT_FILE)
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", name, "--steps", 5,
-                                    "--out", evil, "--resume", "--no-progress"), "refused")
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", f"{name}[model={evil}]"),
+        "refused",
+        CHECKPOINT_FILE,
+    )
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            name,
+            "--steps",
+            5,
+            "--out",
+            evil,
+            "--resume",
+            "--no-progress",
+        ),
+        "refused",
+    )
     assert not marker.exists()
 
 
@@ -154,7 +185,7 @@ BAD_META = {
     "missing keys": b'{"format": 2, "solver": "SOLVER"}',
     "a pickled-format model": b'{"format": 1, "solver": "SOLVER"}',
     "a wrong type": b'{"format": 2, "solver": "SOLVER", "problem": "p", "problem_fingerprint": "f", '
-                    b'"hyperparameters": [], "steps": 1, "seed": 0}',
+    b'"hyperparameters": [], "steps": 1, "seed": 0}',
 }
 
 
@@ -165,54 +196,169 @@ def test_bad_model_json_is_one_line_and_exit_2(trained, case, tmp_path, capsys, 
     (bad / META_FILE).write_bytes(BAD_META[case].replace(b"SOLVER", name.encode()))
     with pytest.raises(SolverNotFound, match=META_FILE):  # when the spec is parsed, before any work
         make_solver(f"{name}[model={bad}]")
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV,
-                                    "--solver", f"{name}[model={bad}]"), META_FILE)
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", name, "--steps", 5,
-                                    "--out", bad, "--resume", "--no-progress"), META_FILE)
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", f"{name}[model={bad}]"),
+        META_FILE,
+    )
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            name,
+            "--steps",
+            5,
+            "--out",
+            bad,
+            "--resume",
+            "--no-progress",
+        ),
+        META_FILE,
+    )
 
 
 def test_garbage_checkpoint_is_one_line(trained, tmp_path, capsys, monkeypatch):
     name, folder = trained
     bad = _copy_model(folder, tmp_path / "bad")
     (bad / CHECKPOINT_FILE).write_bytes(b"\x00garbage" * 100)
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", name, "--steps", 5,
-                                    "--out", bad, "--resume", "--no-progress"), "not a readable checkpoint")
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            name,
+            "--steps",
+            5,
+            "--out",
+            bad,
+            "--resume",
+            "--no-progress",
+        ),
+        "not a readable checkpoint",
+    )
 
 
 def test_a_model_of_another_problem_is_refused_on_solve_and_resume(trained, capsys, monkeypatch):
     name, folder = trained
     fingerprint = json.loads((folder / META_FILE).read_text())["problem_fingerprint"]
     needles = ("trained for problem 'paper-4region'", fingerprint)
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", CONVEX, "-s", TABLE_IV,
-                                    "--solver", f"{name}[model={folder}]"), *needles)
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", CONVEX, "--solver", name, "--steps", 5,
-                                    "--out", folder, "--resume", "--no-progress"), *needles)
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", CONVEX, "-s", TABLE_IV, "--solver", f"{name}[model={folder}]"),
+        *needles,
+    )
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            CONVEX,
+            "--solver",
+            name,
+            "--steps",
+            5,
+            "--out",
+            folder,
+            "--resume",
+            "--no-progress",
+        ),
+        *needles,
+    )
     other = "maddpg" if name == "madrl_tvc" else "madrl_tvc"
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", other, "--steps", 5,
-                                    "--out", folder, "--resume", "--no-progress"), f"trained by {name!r}")
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            other,
+            "--steps",
+            5,
+            "--out",
+            folder,
+            "--resume",
+            "--no-progress",
+        ),
+        f"trained by {name!r}",
+    )
 
 
-@pytest.mark.parametrize("spec", ["madrl_tvc[model=/no/such/folder]", "maddpg[model=/no/such/folder]",
-                                  "madrl_tvc[refine=-5]", "maddpg[actor_lr=-1]"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "madrl_tvc[model=/no/such/folder]",
+        "maddpg[model=/no/such/folder]",
+        "madrl_tvc[refine=-5]",
+        "maddpg[actor_lr=-1]",
+    ],
+)
 def test_bad_learner_specs_fail_when_parsed(spec, capsys, monkeypatch):
     assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec))
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", spec, "--steps", 5,
-                                    "--out", "/tmp/never-written-dispatchbench", "--no-progress"))
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            spec,
+            "--steps",
+            5,
+            "--out",
+            "/tmp/never-written-dispatchbench",
+            "--no-progress",
+        )
+    )
     assert not Path("/tmp/never-written-dispatchbench").exists()
 
 
 def test_train_out_naming_a_file_is_one_line(tmp_path, capsys, monkeypatch):
     file = tmp_path / "file.txt"
     file.write_text("x")
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver", "maddpg", "--steps", 5,
-                                    "--out", file, "--no-progress"), "is a file")
+    assert_one_line_exit_2(
+        run_main(
+            capsys,
+            monkeypatch,
+            "train",
+            "-p",
+            PAPER,
+            "--solver",
+            "maddpg",
+            "--steps",
+            5,
+            "--out",
+            file,
+            "--no-progress",
+        ),
+        "is a file",
+    )
 
 
 def test_every_hyperparameter_is_a_cli_parameter_recorded_in_the_model(tmp_path, capsys, monkeypatch):
     out = tmp_path / "m"
-    code, _, err = run_main(capsys, monkeypatch, "train", "-p", PAPER, "--solver",
-                            TINY["maddpg"].replace("]", ",actor_lr=5e-4,own_weight=0.2]"), "--steps", 3, "--out",
-                            out, "--no-progress")
+    code, _, err = run_main(
+        capsys,
+        monkeypatch,
+        "train",
+        "-p",
+        PAPER,
+        "--solver",
+        TINY["maddpg"].replace("]", ",actor_lr=5e-4,own_weight=0.2]"),
+        "--steps",
+        3,
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert code == 0, err
     meta = json.loads((out / META_FILE).read_text())
     assert meta["hyperparameters"]["actor_lr"] == 5e-4 and meta["hyperparameters"]["own_weight"] == 0.2
@@ -228,8 +374,12 @@ def test_every_hyperparameter_is_a_cli_parameter_recorded_in_the_model(tmp_path,
 def test_cache_key_covers_the_modules_a_learner_imports():
     cls = type(make_solver("madrl_tvc"))
     closure = code_closure(Path(sys.modules[cls.__module__].__file__), cls.__module__)
-    for module in ("dispatchbench.learn.marl_env", "dispatchbench.formulations.distributed_search",
-                   "dispatchbench.learn.lifecycle", "dispatchbench.formulations.balancing"):
+    for module in (
+        "dispatchbench.learn.marl_env",
+        "dispatchbench.formulations.distributed_search",
+        "dispatchbench.learn.lifecycle",
+        "dispatchbench.formulations.balancing",
+    ):
         assert module in closure
     assert "dispatchbench.report.tables" not in closure  # only what it depends on
     key = model_key(PAPER, "maddpg", 0, 10)
@@ -251,6 +401,9 @@ def test_cache_key_changes_when_a_dependency_changes(tmp_path, monkeypatch):
 
     first = digest()
     assert set(code_closure(package / "plugin.py", "fakepkg.plugin", package="fakepkg")) >= {
-        "fakepkg.plugin", "fakepkg.sub.env", "fakepkg.sub.search"}
+        "fakepkg.plugin",
+        "fakepkg.sub.env",
+        "fakepkg.sub.search",
+    }
     (package / "sub" / "search.py").write_text("ITERATIONS = 41\n")  # two imports away
     assert digest() != first

@@ -80,6 +80,7 @@ def expect_error(fn, path: Path, entry: str, problem: str) -> InputError:
 
 # ---- the shipped files ---------------------------------------------------------------------
 
+
 def test_paper_problem_loads_tables_i_to_iii():
     p = load_problem(PAPER)
     assert p.name == "paper-4region" and p.commitment
@@ -110,6 +111,7 @@ def test_base_problem_is_valid(tmp_path):
 
 # ---- bad problem files ------------------------------------------------------------------------
 
+
 def edit(old: str, new: str) -> str:
     assert old in BASE, old
     return BASE.replace(old, new, 1)
@@ -118,28 +120,57 @@ def edit(old: str, new: str) -> str:
 BAD_PROBLEMS = {
     # id: (file text, entry named, what is wrong)
     "unknown top-level key": (BASE + "\n[solver]\nname = 'scip'\n", "top level", "unknown key 'solver'"),
-    "unknown key in [problem]": (edit("commitment = true", "commitment = true\nhorizon = 96"), "[problem]",
-                                 "unknown key 'horizon'"),
-    "unknown key in a region": (edit("cs_max = 50.0\n\n[[regions]]", "cs_max = 50.0\ncs_min = 0\n\n[[regions]]"),
-                                "region 'A'", "unknown key 'cs_min'"),
+    "unknown key in [problem]": (
+        edit("commitment = true", "commitment = true\nhorizon = 96"),
+        "[problem]",
+        "unknown key 'horizon'",
+    ),
+    "unknown key in a region": (
+        edit("cs_max = 50.0\n\n[[regions]]", "cs_max = 50.0\ncs_min = 0\n\n[[regions]]"),
+        "region 'A'",
+        "unknown key 'cs_min'",
+    ),
     "misspelt key in a group": (edit("p_max = 100.0", "pmax = 100.0"), "group 'F1'", "unknown key 'pmax'"),
-    "another type's key in a group": (edit("p_max = 100.0", "p_max = 100.0\nefficiency = 0.9"), "group 'F1'",
-                                      "unknown key 'efficiency'"),
-    "p_min given to an ASC": (edit("min_ratio = 0.5", "min_ratio = 0.5\np_min = 40.0"), "group 'S1'",
-                              "unknown key 'p_min'"),
+    "another type's key in a group": (
+        edit("p_max = 100.0", "p_max = 100.0\nefficiency = 0.9"),
+        "group 'F1'",
+        "unknown key 'efficiency'",
+    ),
+    "p_min given to an ASC": (
+        edit("min_ratio = 0.5", "min_ratio = 0.5\np_min = 40.0"),
+        "group 'S1'",
+        "unknown key 'p_min'",
+    ),
     "missing [problem]": (BASE.split("\n", 4)[4], "[problem]", "missing"),
     "[[problem]] array": (edit("[problem]", "[[problem]]"), "[problem]", "not a single table"),
     "missing problem name": (edit('name = "tiny"\n', ""), "[problem].name", "missing"),
-    "commitment not a boolean": (edit("commitment = true", 'commitment = "yes"'), "[problem].commitment",
-                                 "not a boolean"),
-    "no regions": ("\n".join(line for line in BASE.splitlines() if "[[regions]]" not in line)
-                   .replace('name = "A"\ncs_max = 50.0\n', "").replace('name = "B"\ncs_max = 50.0\n', ""),
-                   "[[regions]]", "missing or empty"),
+    "commitment not a boolean": (
+        edit("commitment = true", 'commitment = "yes"'),
+        "[problem].commitment",
+        "not a boolean",
+    ),
+    "no regions": (
+        "\n".join(line for line in BASE.splitlines() if "[[regions]]" not in line)
+        .replace('name = "A"\ncs_max = 50.0\n', "")
+        .replace('name = "B"\ncs_max = 50.0\n', ""),
+        "[[regions]]",
+        "missing or empty",
+    ),
     "no groups": (BASE.split("[[groups]]")[0], "[[groups]]", "missing or empty"),
-    "groups as one table": (BASE.split("[[groups]]")[0] + "[groups]\nname = 'F1'\n", "[groups]",
-                            "not an array of tables"),
+    "groups as one table": (
+        BASE.split("[[groups]]")[0] + "[groups]\nname = 'F1'\n",
+        "[groups]",
+        "not an array of tables",
+    ),
     "missing group key": (edit("p_min = 20.0\n", ""), "group 'F1'.p_min", "missing"),
-    "missing cs_max": (edit("cs_max = 50.0\n", "", ), "region 'A'.cs_max", "missing"),
+    "missing cs_max": (
+        edit(
+            "cs_max = 50.0\n",
+            "",
+        ),
+        "region 'A'.cs_max",
+        "missing",
+    ),
     "missing group name": (edit('name = "F1"\n', ""), "[[groups]] #1.name", "missing"),
     "missing type": (edit('type = "FDC"\n', ""), "group 'F1'.type", "missing"),
     "lower-case type": (edit('type = "FDC"', 'type = "fdc"'), "group 'F1'.type", "'fdc' is not a charger type"),
@@ -158,11 +189,13 @@ BAD_PROBLEMS = {
     "boolean as a number": (edit("c = 10.0", "c = true"), "group 'F1'.c", "not a finite number"),
     "infinite capacity": (edit("cs_max = 50.0", "cs_max = inf"), "region 'A'.cs_max", "not a finite number"),
     "nan cost": (edit("b = 2.0", "b = nan"), "group 'F1'.b", "not a finite number"),
-    "group names an unknown region": (edit('region = "A"', 'region = "Z"'), "group 'F1'.region",
-                                      "'Z' is not a region"),
+    "group names an unknown region": (edit('region = "A"', 'region = "Z"'), "group 'F1'.region", "'Z' is not a region"),
     "group without a region": (edit('region = "A"\n', ""), "group 'F1'.region", "missing"),
-    "region nobody names and no CS": (BASE + '\n[[regions]]\nname = "C"\ncs_max = 0.0\n', "region 'C'",
-                                      "has no charger group and no CS capacity"),
+    "region nobody names and no CS": (
+        BASE + '\n[[regions]]\nname = "C"\ncs_max = 0.0\n',
+        "region 'C'",
+        "has no charger group and no CS capacity",
+    ),
     "duplicate region": (edit('name = "B"\ncs_max', 'name = "A"\ncs_max'), "[[regions]] 'A'", "name used twice"),
     "duplicate group": (edit('name = "S1"', 'name = "F1"'), "[[groups]] 'F1'", "name used twice"),
     "name with a space": (edit('name = "F1"', 'name = "F 1"'), "[[groups]] #1.name", "contains ' '"),
@@ -177,8 +210,11 @@ BAD_PROBLEMS = {
     "type as a table": (edit('type = "FDC"', "type = {t = 'FDC'}"), "group 'F1'.type", "is not a charger type"),
     "number as a list": (edit("p_max = 100.0", "p_max = [100.0]"), "group 'F1'.p_max", "not a finite number"),
     "number as a date": (edit("p_max = 100.0", "p_max = 2024-01-01"), "group 'F1'.p_max", "not a finite number"),
-    "integer beyond a double": (edit("p_max = 100.0", "p_max = " + "9" * 400), "group 'F1'.p_max",
-                                "not a finite number"),
+    "integer beyond a double": (
+        edit("p_max = 100.0", "p_max = " + "9" * 400),
+        "group 'F1'.p_max",
+        "not a finite number",
+    ),
     # names follow the documented character set
     "slash in a group name": (edit('name = "F1"', 'name = "F/1"'), "[[groups]] #1.name", "contains '/'"),
     "markup in a group name": (edit('name = "F1"', 'name = "<script>"'), "[[groups]] #1.name", "contains '<'"),
@@ -196,8 +232,11 @@ BAD_PROBLEMS = {
     "coefficient above 1e15": (edit("b = 2.0", "b = 1e16"), "group 'F1'.b", "beyond"),
     "negative coefficient below -1e15": (edit("c = 10.0", "c = -1e16"), "group 'F1'.c", "beyond"),
     "cost at p_max overflows": (edit("p_max = 100.0", "p_max = 1e9"), "group 'F1'", "running cost at p_max"),
-    "V2G cost at p_max overflows": (edit("g = 3.0", "g = 1e14").replace("p_max = 50.0", "p_max = 100.0"),
-                                    "group 'V1'", "running cost at p_max"),
+    "V2G cost at p_max overflows": (
+        edit("g = 3.0", "g = 1e14").replace("p_max = 50.0", "p_max = 100.0"),
+        "group 'V1'",
+        "running cost at p_max",
+    ),
 }
 
 
@@ -301,7 +340,10 @@ def test_bad_state_file(tmp_path, tiny, text, entry, what):
 def test_time_and_date_labels_load(tmp_path, tiny):
     text = HEADER + "\n08:00,1,1,1\n2024-06-01 08:15,1,1,1\nday+1.5,1,1,1\n"
     assert [s.label for s in load_states(write(tmp_path, text, "states.csv"), tiny)] == [
-        "08:00", "2024-06-01 08:15", "day+1.5"]
+        "08:00",
+        "2024-06-01 08:15",
+        "day+1.5",
+    ]
 
 
 def test_state_file_header_message_gives_the_expected_header(tmp_path, tiny):
@@ -330,6 +372,7 @@ def test_state_file_not_utf8(tmp_path, tiny):
 
 
 # ---- the example in docs/model.md stays true --------------------------------------------------
+
 
 def test_docs_example_files_load_and_the_example_error_is_what_the_loader_says(tmp_path):
     import re

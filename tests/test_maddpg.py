@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 from dispatchbench import load_problem
-from dispatchbench.learn.marl_env import StateBox, StateSampler
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.learn.marl_env import StateBox, StateSampler
 from dispatchbench.model.errors import SolverNotFound
-from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 TINY = """
 [problem]
@@ -148,9 +148,20 @@ def test_hyperparameters_come_from_the_spec_and_are_recorded(tiny, tmp_path):
     assert "not trained with: actor_lr" in make_solver(f"maddpg[model={out},actor_lr=1e-2]").skip(tiny)
 
 
-@pytest.mark.parametrize("spec", ["maddpg[actor_lr=0]", "maddpg[gamma=1.5]", "maddpg[batch_size=0]",
-                                  "maddpg[critic_lr=inf]", "maddpg[flip_start=-0.1]", "maddpg[generated_share=1.5]",
-                                  "maddpg[updates_per_step=0]", "maddpg[shift=price]", "maddpg[power_head=tanh]"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "maddpg[actor_lr=0]",
+        "maddpg[gamma=1.5]",
+        "maddpg[batch_size=0]",
+        "maddpg[critic_lr=inf]",
+        "maddpg[flip_start=-0.1]",
+        "maddpg[generated_share=1.5]",
+        "maddpg[updates_per_step=0]",
+        "maddpg[shift=price]",
+        "maddpg[power_head=tanh]",
+    ],
+)
 def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
     with pytest.raises(SolverNotFound, match="outside|finite|one of"):
         make_solver(spec)
@@ -212,8 +223,10 @@ def test_execution_never_reads_cost_coefficients(paper_model):
     import dataclasses
 
     paper, model = paper_model
-    blind = dataclasses.replace(paper, groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan,
-                                                                         h=np.nan) for g in paper.groups))
+    blind = dataclasses.replace(
+        paper,
+        groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan, h=np.nan) for g in paper.groups),
+    )
     states = _states(paper)[:6]
     seen = make_solver(f"maddpg[model={model}]").solve(paper, states)
     blind_answers = make_solver(f"maddpg[model={model}]").solve(blind, states)
@@ -271,8 +284,10 @@ def test_alternative_options_train_and_reload(tmp_path):
     """The variants compared in docs/learning.md ("Power split") train, record themselves in
     model.json, and reload to feasible decisions with the shift they were trained with."""
     paper = load_problem(PROBLEMS / "paper-4region.toml")
-    spec = ("maddpg[learning_starts=20,batch_size=16,log_every=50,shift=range,power_head=clip,power_reg=1,"
-            "generated_share=0.5,updates_per_step=2]")
+    spec = (
+        "maddpg[learning_starts=20,batch_size=16,log_every=50,shift=range,power_head=clip,power_reg=1,"
+        "generated_share=0.5,updates_per_step=2]"
+    )
     make_solver(spec).fit(paper, seed=0, steps=40, out_dir=tmp_path)
     hp = json.loads((tmp_path / "model.json").read_text())["hyperparameters"]
     assert (hp["shift"], hp["power_head"], hp["generated_share"], hp["updates_per_step"]) == ("range", "clip", 0.5, 2)

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 from dispatchbench import State, evaluate, load_problem, load_states
-from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.bench.plugins import make_solver
+from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
+from dispatchbench.learn.marl_env import observation_matrix
+from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem
-from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -67,8 +67,15 @@ efficiency = 0.9
 p_max = 60.0
 """
 
-FAST = dict(warmup_states=60, states_per_step=2, search_rounds=3, batch_size=128, log_every=50,
-            checkpoint_every=1000, cost_every=20)
+FAST = dict(
+    warmup_states=60,
+    states_per_step=2,
+    search_rounds=3,
+    batch_size=128,
+    log_every=50,
+    checkpoint_every=1000,
+    cost_every=20,
+)
 
 
 def fast(**more) -> str:
@@ -79,6 +86,7 @@ def fast(**more) -> str:
 def _module():
     """The bundled plugin module (``solvers/madrl_tvc.py``, installed as dispatchbench.solvers)."""
     import dispatchbench.solvers.madrl_tvc as module
+
     return module
 
 
@@ -124,8 +132,12 @@ def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
     lb, ub = state_bounds(paper, state)
     response = mod.LearnedPriceResponse(mod.OfferBook.build(tables), lb, ub, on)
     s = np.linspace(-5, 20, 101)[:, None].repeat(len(paper.groups), 1)
-    steps = np.diff(mod.LearnedPriceResponse(mod.OfferBook.build(tables), *state_bounds(paper, state, 101),
-                                             np.ones((101, 9), bool)).power(s), axis=0)
+    steps = np.diff(
+        mod.LearnedPriceResponse(
+            mod.OfferBook.build(tables), *state_bounds(paper, state, 101), np.ones((101, 9), bool)
+        ).power(s),
+        axis=0,
+    )
     assert (steps >= -1e-12).all()  # offers never decrease with the price
     bal = balance(paper, state, response)
     d = Dispatch(on=on[0], power=bal.power[0], imports=bal.imports[0])
@@ -194,8 +206,10 @@ def test_resume_continues_training_from_the_checkpoint(toy, tmp_path):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
     states = [_state(toy, d) for d in (150.0, 420.0, 600.0)]
-    for x, y in zip(make_solver(f"madrl_tvc[model={straight}]").solve(toy, states),
-                    make_solver(f"madrl_tvc[model={resumed}]").solve(toy, states)):
+    for x, y in zip(
+        make_solver(f"madrl_tvc[model={straight}]").solve(toy, states),
+        make_solver(f"madrl_tvc[model={resumed}]").solve(toy, states),
+    ):
         assert np.array_equal(x.dispatch.power, y.dispatch.power)
 
 
@@ -216,8 +230,16 @@ def test_hyperparameters_are_spec_parameters_recorded_in_the_model(toy, tmp_path
         make_solver("madrl_tvc").fit(toy, seed=0, steps=2, out_dir=tmp_path / "x", q_lr=1e-3)
 
 
-@pytest.mark.parametrize("spec", ["madrl_tvc[refine=-5]", "madrl_tvc[q_lr=0]", "madrl_tvc[flip_prob=2]",
-                                  "madrl_tvc[q_lr=nan]", "madrl_tvc[batch_size=0]"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "madrl_tvc[refine=-5]",
+        "madrl_tvc[q_lr=0]",
+        "madrl_tvc[flip_prob=2]",
+        "madrl_tvc[q_lr=nan]",
+        "madrl_tvc[batch_size=0]",
+    ],
+)
 def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
     with pytest.raises(SolverNotFound, match="outside|finite"):
         make_solver(spec)
@@ -281,8 +303,10 @@ def test_gossip_averages_parameters_only_within_a_type():
     torch.manual_seed(0)
     learners = mod.CommitmentLearners(9, mod.Hyperparameters(gossip=1), mixing)
     rng = np.random.default_rng(0)
-    learners.update(torch.as_tensor(rng.random((9, 16, mod.N_FEATURES)), dtype=torch.float32),
-                    torch.as_tensor(-rng.random((9, 16, 2)), dtype=torch.float32))
+    learners.update(
+        torch.as_tensor(rng.random((9, 16, mod.N_FEATURES)), dtype=torch.float32),
+        torch.as_tensor(-rng.random((9, 16, 2)), dtype=torch.float32),
+    )
     asc = [paper.group_names.index(n) for n in ("ASC7", "ASC8", "ASC9")]
     for param in learners.q.parameters():
         assert torch.allclose(param[asc[0]], param[asc[1]]) and torch.allclose(param[asc[0]], param[asc[2]])
@@ -348,14 +372,16 @@ def _move_team(paper_model, solo, handover):
     obs = observation_matrix(paper, states)
     on = np.ones((len(states), len(paper.groups)), bool)
     status = _module().COMMITMENT_FEATURES.index("status")
-    team.gains = lambda features: np.stack([solo(features[..., status] > 0.5),
-                                            handover(features[..., status] > 0.5)], -1)
+    team.gains = lambda features: np.stack(
+        [solo(features[..., status] > 0.5), handover(features[..., status] > 0.5)], -1
+    )
     return team, team.move_rounds(states, obs, on, team.clear(states, on)), on
 
 
 def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_model):
     """One mover per round (the tree maximum), only for a positive gain, and the rounds stop once
     nobody expects one: here agent 2 gains by stopping (agent 5 less), and nobody after that."""
+
     def solo(running):
         out = np.full(running.shape, -1.0)
         out[:, 2] = np.where(running[:, 2], 3.0, -3.0)
@@ -363,7 +389,8 @@ def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_
         return out
 
     team, (final, _, feats, starts, messages, cleared, hearings), on = _move_team(
-        paper_model, solo, lambda running: np.full(running.shape, -5.0))
+        paper_model, solo, lambda running: np.full(running.shape, -5.0)
+    )
     expected = on.copy()
     expected[:, 2] = False
     assert np.array_equal(final, expected) and list(cleared) == [1] * 3 and list(hearings) == [2] * 3
@@ -374,6 +401,7 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
     """Agent 4 starts for a hand-over; then the running agent with the largest positive solo gain
     (agent 0) stops. Without a partner that expects a gain, or when the starter itself expects
     the most from stopping again, the starter stops again and the state's moves end."""
+
     def handover(running):
         out = np.full(running.shape, -5.0)
         out[:, 4] = np.where(running[:, 4], -5.0, 4.0)
@@ -392,6 +420,7 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
     start = np.ones((3, len(paper.groups)), bool)
     start[:, 4] = False
     status = _module().COMMITMENT_FEATURES.index("status")
+
     def starter_regrets(running):
         out = solo_with_partner(running)
         out[:, 4] = np.where(running[:, 4], 3.0, -3.0)  # more than agent 0's 2.0
@@ -410,8 +439,9 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
 def test_execution_never_reads_cost_coefficients(toy, trained):
     """The same model on a copy of the problem whose cost coefficients are NaN decides the same:
     agents only use their learned networks (the fingerprint ignores costs, so the model loads)."""
-    blind = dataclasses.replace(toy, groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan,
-                                                                       h=np.nan) for g in toy.groups))
+    blind = dataclasses.replace(
+        toy, groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan, h=np.nan) for g in toy.groups)
+    )
     states = [_state(toy, d) for d in (150.0, 330.0, 520.0)]
     seen = make_solver(f"madrl_tvc[model={trained}]").solve(toy, states)
     blind_answers = make_solver(f"madrl_tvc[model={trained}]").solve(blind, states)
@@ -449,8 +479,9 @@ def paper_model(tmp_path_factory) -> tuple[Problem, Path]:
 def _day(problem: Problem) -> list[State]:
     from dispatchbench.instances.protocol import validation_states
 
-    return validation_states(problem, families=("night_heavy", "skewed"), stride=6) + \
-        load_states(PROBLEMS / "paper-4region-tableIV.csv", problem)
+    return validation_states(problem, families=("night_heavy", "skewed"), stride=6) + load_states(
+        PROBLEMS / "paper-4region-tableIV.csv", problem
+    )
 
 
 def test_default_spec_is_the_learned_policy_alone():
@@ -503,7 +534,8 @@ def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_mode
             for r, name in enumerate(paper.region_names):
                 assert abs(x.dispatch.imports[r] - y.dispatch.imports[permuted.region_names.index(name)]) <= 1e-9
             assert evaluate(paper, state, x.dispatch).cost == pytest.approx(
-                evaluate(permuted, state, y.dispatch).cost, rel=1e-12)
+                evaluate(permuted, state, y.dispatch).cost, rel=1e-12
+            )
 
 
 def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp_path):
@@ -519,8 +551,21 @@ def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp
         return FitReport(model_path=out_dir, steps=steps, time_s=0.0, info={})
 
     monkeypatch.setattr(mod.MadrlTvc, "fit", record)
-    monkeypatch.setattr(sys, "argv", ["dispatchbench", "train", "-p", str(PROBLEMS / "paper-4region.toml"),
-                                      "--solver", "madrl_tvc", "--out", str(tmp_path / "m"), "--no-progress"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "dispatchbench",
+            "train",
+            "-p",
+            str(PROBLEMS / "paper-4region.toml"),
+            "--solver",
+            "madrl_tvc",
+            "--out",
+            str(tmp_path / "m"),
+            "--no-progress",
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code in (0, None), capsys.readouterr().err
@@ -542,7 +587,10 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
         flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
         assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
         tree = team.search.system_sum_messages
-        assert info["messages"] == (info["searches"] * team.search.messages_per_decision() + rounds * 3 * tree
-                                    + info["move_hearings"] * (3 * tree + team.search.sum_messages + 1)
-                                    + flips * (2 * tree + 2))
+        assert info["messages"] == (
+            info["searches"] * team.search.messages_per_decision()
+            + rounds * 3 * tree
+            + info["move_hearings"] * (3 * tree + team.search.sum_messages + 1)
+            + flips * (2 * tree + 2)
+        )
         assert info["messages"] <= 50_000 and info["balanced"]

@@ -9,13 +9,19 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 from dispatchbench import load_states
+from dispatchbench.learn.marl_env import (
+    DispatchEnv,
+    StateBox,
+    StateSampler,
+    map_actions,
+    monitor_states,
+    observation_matrix,
+    observations,
+    outcome,
+)
 from dispatchbench.model.feasibility import infeasibility_reason
-from dispatchbench.learn.marl_env import (DispatchEnv, StateBox, StateSampler, map_actions,
-                                    monitor_states, observation_matrix, observations, outcome)
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
-
-
 
 
 def test_parallel_api(paper):
@@ -117,8 +123,9 @@ def test_generated_mixture_draws_training_seeds_only(paper):
     from dispatchbench.instances.protocol import TRAINING
     from dispatchbench.instances.state_families import generate_days
 
-    assert [s.demand for s in StateSampler(paper, seed=5, generated_share=0.0).sample_many(10)] == \
-        [s.demand for s in StateSampler(paper, seed=5).sample_many(10)]
+    assert [s.demand for s in StateSampler(paper, seed=5, generated_share=0.0).sample_many(10)] == [
+        s.demand for s in StateSampler(paper, seed=5).sample_many(10)
+    ]
     sampler = StateSampler(paper, seed=5, generated_share=1.0)
     for _ in range(8):
         state = sampler.sample()
@@ -127,8 +134,9 @@ def test_generated_mixture_draws_training_seeds_only(paper):
         assert state.demand == generate_days(paper, family, 1, seed, first_day=day).states[t].demand
         assert infeasibility_reason(paper, state) is None
     again = StateSampler(paper, seed=5, generated_share=1.0)
-    assert [s.demand for s in again.sample_many(3)] == [s.demand for s in StateSampler(
-        paper, seed=5, generated_share=1.0).sample_many(3)]
+    assert [s.demand for s in again.sample_many(3)] == [
+        s.demand for s in StateSampler(paper, seed=5, generated_share=1.0).sample_many(3)
+    ]
     with pytest.raises(ValueError):
         StateSampler(paper, seed=0, generated_share=1.5)
 

@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, load_states
-from dispatchbench.model.errors import SolverNotFound
-from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.bench.plugins import make_solver
-from dispatchbench.model.problem import Problem
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
+from dispatchbench.model.errors import SolverNotFound
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.problem import Problem
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM, ALL_ON = 4903.9687, 6564.3411  # spec: Table IV state, with and without commitment
-
-
 
 
 def table_iv(problem: Problem) -> State:
@@ -30,15 +28,23 @@ def table_iv(problem: Problem) -> State:
 def random_states(problem: Problem, n: int, seed: int) -> list[State]:
     """Seeded states around the paper's magnitudes (feasible or not: callers filter)."""
     rng = np.random.default_rng(seed)
-    return [State(f"r{k}", dict(zip(problem.region_names, rng.uniform(0.0, 600.0, 4).tolist())),
-                  {"V2G5": float(rng.uniform(0, 120)), "V2G6": float(rng.uniform(0, 120))}) for k in range(n)]
+    return [
+        State(
+            f"r{k}",
+            dict(zip(problem.region_names, rng.uniform(0.0, 600.0, 4).tolist())),
+            {"V2G5": float(rng.uniform(0, 120)), "V2G6": float(rng.uniform(0, 120))},
+        )
+        for k in range(n)
+    ]
 
 
 def test_shortfall_is_zero_for_some_pattern_exactly_when_the_state_is_feasible(paper):
     patterns = all_patterns(len(paper.groups))
     assert patterns.shape == (512, 9) and patterns[0].all() and not patterns[-1].any()
-    verdicts = [(shortfall(paper, s, patterns) <= paper.tolerance(s)).any() == (infeasibility_reason(paper, s) is None)
-                for s in random_states(paper, 200, seed=3)]
+    verdicts = [
+        (shortfall(paper, s, patterns) <= paper.tolerance(s)).any() == (infeasibility_reason(paper, s) is None)
+        for s in random_states(paper, 200, seed=3)
+    ]
     assert all(verdicts)
     state = table_iv(paper)
     assert shortfall(paper, state, np.zeros((1, 9), dtype=bool))[0] == pytest.approx(800.0)  # all off: all demand
@@ -115,12 +121,15 @@ def test_an_infeasible_nlopt_answer_is_reported_not_repaired(convex):
     assert "violates" in rec.reason
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("nlopt[algorithm=LN_BOBYQA]", "AUGLAG"),
-    ("nlopt[algorithm=NOT_AN_ALGO]", "is not one of .*LD_SLSQP"),  # the declared choices, listed
-    ("nlopt[commitment=branch]", "enumerate"),
-    ("nlopt[algorithm=LD_MMA,encoding=equality]", "encoding=eliminate"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("nlopt[algorithm=LN_BOBYQA]", "AUGLAG"),
+        ("nlopt[algorithm=NOT_AN_ALGO]", "is not one of .*LD_SLSQP"),  # the declared choices, listed
+        ("nlopt[commitment=branch]", "enumerate"),
+        ("nlopt[algorithm=LD_MMA,encoding=equality]", "encoding=eliminate"),
+    ],
+)
 def test_bad_parameters_name_the_fix(spec, words):
     with pytest.raises(SolverNotFound, match=words):
         make_solver(spec)
@@ -130,12 +139,24 @@ def test_cost_floor_is_a_lower_bound_when_a_cost_falls_over_the_range():
     """With b < 0 a group is cheapest inside its range, not at p_min: the floor must still bound."""
     from dispatchbench.model.problem_file import parse_problem
 
-    problem = parse_problem({
-        "problem": {"name": "falling", "commitment": True},
-        "regions": [{"name": "A", "cs_max": 0.0}],
-        "groups": [{"name": "G", "type": "FDC", "region": "A", "a": 0.01, "b": -2.0, "c": 5.0,
-                    "p_min": 10.0, "p_max": 200.0}],
-    })
+    problem = parse_problem(
+        {
+            "problem": {"name": "falling", "commitment": True},
+            "regions": [{"name": "A", "cs_max": 0.0}],
+            "groups": [
+                {
+                    "name": "G",
+                    "type": "FDC",
+                    "region": "A",
+                    "a": 0.01,
+                    "b": -2.0,
+                    "c": 5.0,
+                    "p_min": 10.0,
+                    "p_max": 200.0,
+                }
+            ],
+        }
+    )
     power = np.linspace(10.0, 200.0, 2001)
     true_min = float(np.min(0.01 * power**2 - 2.0 * power + 5.0))  # at P = 100: -95
     floor = float(cost_floor(problem, np.array([[True]]))[0])
@@ -144,6 +165,7 @@ def test_cost_floor_is_a_lower_bound_when_a_cost_falls_over_the_range():
 
 
 # ---- scale: skip beyond max_groups, greedy by priority, time limit with the best so far ---------
+
 
 def _generated(regions: int):
     from dispatchbench.instances.generate_problem import generate_problem

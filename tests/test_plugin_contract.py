@@ -34,14 +34,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIRS = [ROOT / "tests" / "plugins", ROOT / "tests" / "plugins" / "hostile"]  # never plugins/hanging
 PAPER = ROOT / "problems" / "paper-4region.toml"
 CONVEX = ROOT / "problems" / "paper-4region-convex.toml"
-SOLVE_EXEMPT = {"crasher": "kills its process", "sleeper": "sleeps for an hour", "raiser": "raises in solve",
-                "blocker": "waits for a release file", "zero_demand": "edits the states it is handed",
-                "patch_evaluator": "patches the evaluator"}
+SOLVE_EXEMPT = {
+    "crasher": "kills its process",
+    "sleeper": "sleeps for an hour",
+    "raiser": "raises in solve",
+    "blocker": "waits for a release file",
+    "zero_demand": "edits the states it is handed",
+    "patch_evaluator": "patches the evaluator",
+}
 # A learner's "handful of steps": spec parameters that make a few steps take seconds. A learner
 # not listed trains with its defaults.
-TINY_FIT = {"maddpg": ("maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]", 4),
-            "madrl_tvc": ("madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-                          "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]", 3)}
+TINY_FIT = {
+    "maddpg": ("maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]", 4),
+    "madrl_tvc": (
+        "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
+        "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
+        3,
+    ),
+}
 
 
 @contextmanager
@@ -106,8 +116,10 @@ def solvers(paper, tmp_path_factory) -> dict[str, str]:
 def test_discovery_finds_bundled_and_test_plugins():
     assert {"scip", "nlopt", "pso", "madrl_tvc", "maddpg"} <= set(NAMES)
     assert {"raiser", "slow_scip"} <= set(NAMES)
-    print(f"\nplugin contract: {len(NAMES)} plugins, {len(SOLVING)} of them solve; "
-          f"checks per plugin: {CHECKS_ALL} (+{CHECKS_SOLVE} for solving plugins, +1 more for learners)")
+    print(
+        f"\nplugin contract: {len(NAMES)} plugins, {len(SOLVING)} of them solve; "
+        f"checks per plugin: {CHECKS_ALL} (+{CHECKS_SOLVE} for solving plugins, +1 more for learners)"
+    )
 
 
 # ---- construction and specs (every plugin) --------------------------------------------------

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from dispatchbench import load_problem, load_states
-from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.formulations.vector_form import shortfall
+from dispatchbench.model.errors import SolverNotFound
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 OPTIMUM = 4903.9687  # spec: Table IV state
-
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +94,7 @@ def test_bad_decode_is_rejected():
 
 
 # ---- scale: the time limit returns the best workable particle so far, or a timeout --------------
+
 
 def _generated_state():
     """One base-load interval of a generated 8-region instance (seed 3000: outside the protocol),

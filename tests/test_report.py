@@ -19,18 +19,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dispatchbench.model.errors import InputError
 from dispatchbench.bench.harness import run_benchmark
 from dispatchbench.bench.model_cache import ModelCache
-from dispatchbench.report.html_report import (build_report, choose_dispatch_method, day_series, day_states_sha, load_scored,
-                                  supply_table, v2g_tables)
+from dispatchbench.model.errors import InputError
+from dispatchbench.report.html_report import (
+    build_report,
+    choose_dispatch_method,
+    day_series,
+    day_states_sha,
+    load_scored,
+    supply_table,
+    v2g_tables,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = ROOT / "problems" / "paper-4region.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 DAY = ROOT / "problems" / "paper-4region-day.csv"
-FIGURES = ("fig5a_training_reward", "fig5b_training_loss", "fig6a_v2g_energy", "fig6b_v2g_feedback_ratio",
-           "fig7_regional_service", "fig8_regional_supply", "fig9a_cost_per_interval", "fig9b_gap_to_optimum")
+FIGURES = (
+    "fig5a_training_reward",
+    "fig5b_training_loss",
+    "fig6a_v2g_energy",
+    "fig6b_v2g_feedback_ratio",
+    "fig7_regional_service",
+    "fig8_regional_supply",
+    "fig9a_cost_per_interval",
+    "fig9b_gap_to_optimum",
+)
 TINY_MADDPG = "maddpg[batch_size=32,learning_starts=40,log_every=20]"
 
 
@@ -41,8 +56,9 @@ def results(tmp_path_factory) -> Path:
     pd.read_csv(DAY).head(8).to_csv(day, index=False)
     model = ModelCache(tmp / "cache").train(PROBLEM, TINY_MADDPG, seed=0, steps=80)
     out = tmp / "results"
-    summary = run_benchmark(PROBLEM, [TABLE_IV, day], ["scip", "nlopt", model.spec(TINY_MADDPG)], [0], out,
-                            timeout=60, progress=False)
+    summary = run_benchmark(
+        PROBLEM, [TABLE_IV, day], ["scip", "nlopt", model.spec(TINY_MADDPG)], [0], out, timeout=60, progress=False
+    )
     assert not summary.interrupted
     return out
 
@@ -91,7 +107,7 @@ def test_figure_data_is_the_evaluators(results):
     np.testing.assert_allclose(supply.sum(axis=1), demand, atol=1e-5)
     # Fig. 6: fed back + lost + unused = what the V2G group had available, per interval
     energy, ratio = v2g_tables(scored.problem, series)
-    for (name, frame), group in zip(energy.items(), scored.problem.v2g_names):
+    for (_name, frame), group in zip(energy.items(), scored.problem.v2g_names):
         avail = np.array([s.v2g_available[group] for s in series.states]) * 0.25
         np.testing.assert_allclose(frame.sum(axis=1), avail, atol=1e-6)
         assert ((ratio[group] >= -1e-9) & (ratio[group] <= 1 + 1e-9)).all()
@@ -129,11 +145,41 @@ def test_input_file_changed_since_the_run_is_refused(results, tmp_path):
 
 
 def test_report_command(results, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "dispatchbench", "report", str(results), "--reports",
-                           str(tmp_path), "--name", "cli", "--method", "nosuch"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dispatchbench",
+            "report",
+            str(results),
+            "--reports",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--method",
+            "nosuch",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "error: --method: nosuch" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "dispatchbench", "report", str(results), "--reports",
-                           str(tmp_path), "--name", "cli", "--method", "scip"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dispatchbench",
+            "report",
+            str(results),
+            "--reports",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--method",
+            "scip",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cli" / "report.html").is_file() and "dispatch figures from scip" in done.stdout
 
@@ -146,8 +192,9 @@ def _render_module():
     return module
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                    reason="Debian chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed (apt-get install -y chromium)"
+)
 def test_html_renders_in_headless_chromium(report, tmp_path):
     render = _render_module()
     check = render.render(report.html, tmp_path / "shot.png")
@@ -160,8 +207,10 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
 # ---- hardening: escaping, labels, paths, the report folder, the page width ---------------------
 
 PAYLOADS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
-LONG_NLOPT = ("nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=300,"
-              "max_patterns=512,xtol_rel=1e-10]")
+LONG_NLOPT = (
+    "nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=300,"
+    "max_patterns=512,xtol_rel=1e-10]"
+)
 
 
 def _hostile_copy(results: Path, tmp_path: Path) -> Path:
@@ -175,16 +224,32 @@ def _hostile_copy(results: Path, tmp_path: Path) -> Path:
         r["install_source"] = "file:///home/alice/wheels/dispatchbench-0.1.0-py3-none-any.whl"
         if r["solver"] == "nlopt":
             r["solver"] = LONG_NLOPT
-            r["params"] = {**r["params"], "algorithm": "AUGLAG", "inner_algorithm": "GN_DIRECT_L",
-                           "inner_maxeval": 300, "commitment": "greedy"}
+            r["params"] = {
+                **r["params"],
+                "algorithm": "AUGLAG",
+                "inner_algorithm": "GN_DIRECT_L",
+                "inner_maxeval": 300,
+                "commitment": "greedy",
+            }
     failed = dict(next(r for r in rows if r["solver"] == "scip"))
-    failed.update(solver=f"scip[rel_gap={PAYLOADS[1]}]", status="error", cost=None, dispatch=None,
-                  reason=f"plugin said {PAYLOADS[0]} and {PAYLOADS[1]} " + "x" * 300)
+    failed.update(
+        solver=f"scip[rel_gap={PAYLOADS[1]}]",
+        status="error",
+        cost=None,
+        dispatch=None,
+        reason=f"plugin said {PAYLOADS[0]} and {PAYLOADS[1]} " + "x" * 300,
+    )
     rows.append(failed)
     (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (copy / "reproduce.json").write_text(json.dumps(
-        {"wall_s": {"train": 1.0}, "budget": {"note": PAYLOADS[1]},
-         "failures": [{"method": PAYLOADS[0], "stage": "train", "reason": PAYLOADS[1]}]}))
+    (copy / "reproduce.json").write_text(
+        json.dumps(
+            {
+                "wall_s": {"train": 1.0},
+                "budget": {"note": PAYLOADS[1]},
+                "failures": [{"method": PAYLOADS[0], "stage": "train", "reason": PAYLOADS[1]}],
+            }
+        )
+    )
     return copy
 
 
@@ -209,8 +274,12 @@ def test_escaping_of_every_block_kind(tmp_path):
 
     png = tmp_path / "fig.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
-    blocks = [Heading(1, PAYLOADS[0]), Para([("", PAYLOADS[1]), ("code", PAYLOADS[0]), ("strong", PAYLOADS[1])]),
-              Table(pd.DataFrame({PAYLOADS[0]: [PAYLOADS[1]]})), Figure(png, f'{PAYLOADS[1]}: "quoted" caption')]
+    blocks = [
+        Heading(1, PAYLOADS[0]),
+        Para([("", PAYLOADS[1]), ("code", PAYLOADS[0]), ("strong", PAYLOADS[1])]),
+        Table(pd.DataFrame({PAYLOADS[0]: [PAYLOADS[1]]})),
+        Figure(png, f'{PAYLOADS[1]}: "quoted" caption'),
+    ]
     page = to_html(blocks, title=PAYLOADS[0])
     assert "<script" not in page and "<img src=x" not in page and '"quoted"' not in page.split("<body>")[1]
     md = to_markdown(blocks)
@@ -279,15 +348,30 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                    reason="Debian chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed (apt-get install -y chromium)"
+)
 def test_page_fits_a_laptop_screen_in_headless_chromium(hostile_report, tmp_path):
     page = tmp_path / "probe.html"
     page.write_text(hostile_report.html.read_text().replace("</head>", WIDTH_PROBE + "</head>", 1))
-    done = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,900",
-                           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            "/usr/bin/chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1366,900",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     match = re.search(r'<pre id="width-check">(.*?)</pre>', done.stdout, re.S)
     assert match, done.stderr[-500:]
     size = json.loads(match.group(1))
@@ -313,10 +397,23 @@ def test_days(results, tmp_path_factory) -> Path:
     specs = sorted({json.loads(line)["solver"] for line in (results / "rows.jsonl").read_text().splitlines()})
     summary = run_benchmark(PROBLEM, [test_file], specs, [0], copy, timeout=60, progress=False, resume=True)
     assert not summary.interrupted
-    (copy / "reproduce.json").write_text(json.dumps({"test_states": {
-        "file": f"test-states-seed2000.csv{PAYLOADS[0]}", "sha256": file_sha256(test_file), "split": "test",
-        "seed": 2000, "days": 1, "stride": 48, "random_count": 2, "states": len(states),
-        "families": ["base_load", "night_heavy", "skewed", "high_demand", "cs_binding", "random"]}}))
+    (copy / "reproduce.json").write_text(
+        json.dumps(
+            {
+                "test_states": {
+                    "file": f"test-states-seed2000.csv{PAYLOADS[0]}",
+                    "sha256": file_sha256(test_file),
+                    "split": "test",
+                    "seed": 2000,
+                    "days": 1,
+                    "stride": 48,
+                    "random_count": 2,
+                    "states": len(states),
+                    "families": ["base_load", "night_heavy", "skewed", "high_demand", "cs_binding", "random"],
+                }
+            }
+        )
+    )
     return copy
 
 
@@ -331,8 +428,17 @@ def test_unseen_test_days_section(test_days, tmp_path):
     assert "one interval in 48 (2 states per family), plus 2 random states" in section
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == ["method", "seeds", "base_load", "night_heavy", "skewed", "high_demand", "cs_binding", "random",
-                      "all"]
+    assert header == [
+        "method",
+        "seeds",
+        "base_load",
+        "night_heavy",
+        "skewed",
+        "high_demand",
+        "cs_binding",
+        "random",
+        "all",
+    ]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[1:]}
     assert list(rows) == ["NLopt SLSQP", "MADDPG", "states compared (no SCIP cost: left out)"]
     assert rows["states compared (no SCIP cost: left out)"][2:] == ["2", "2", "2", "2", "2", "2", "12"]

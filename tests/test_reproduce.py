@@ -11,8 +11,8 @@ import pytest
 from dispatchbench.bench.harness import spec_label
 from dispatchbench.bench.model_cache import ModelCache, model_key
 from dispatchbench.bench.plugins import discover, make_solver
-from dispatchbench.report.reproduce import QUICK, Outcome, reproduce, run_shootout
 from dispatchbench.bench.results_store import load_results
+from dispatchbench.report.reproduce import QUICK, Outcome, reproduce, run_shootout
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = ROOT / "problems" / "paper-4region.toml"
@@ -84,8 +84,20 @@ def test_model_cache_key_and_hit(tmp_path):
 def test_a_failing_method_is_recorded_and_the_rest_runs(tmp_path):
     out = tmp_path / "run"
     outcome = Outcome(out, True, QUICK)
-    run_shootout(PROBLEM, [TABLE_IV], ["nosuch", "scip[bogus=1]", "scip"], {}, out, QUICK, outcome, resume=False,
-                 progress=False, jobs=2, executor="local", scheduler=None)
+    run_shootout(
+        PROBLEM,
+        [TABLE_IV],
+        ["nosuch", "scip[bogus=1]", "scip"],
+        {},
+        out,
+        QUICK,
+        outcome,
+        resume=False,
+        progress=False,
+        jobs=2,
+        executor="local",
+        scheduler=None,
+    )
     assert [f["method"] for f in outcome.failures] == ["nosuch", "scip[bogus=1]"]
     assert "no solver named" in outcome.failures[0]["reason"] and "no parameter" in outcome.failures[1]["reason"]
     rows = pd.read_parquet(out / "results.parquet")

@@ -17,14 +17,27 @@ import dispatchbench.report.scaling as scaling
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("scaling")
     tiny = dataclasses.replace(
-        scaling.QUICK, sizes=(2, 3), intervals=(40,), classical=(scaling.SCIP_CERTIFIED, scaling.SCIP_PRACTICAL,
-                                                                   "pso[iterations=5,particles=5]"),
-        learned={"maddpg": {2: 30}}, skip_reason={"maddpg": "tiny test budget: smallest size only"}, timeout_s=60.0)
+        scaling.QUICK,
+        sizes=(2, 3),
+        intervals=(40,),
+        classical=(scaling.SCIP_CERTIFIED, scaling.SCIP_PRACTICAL, "pso[iterations=5,particles=5]"),
+        learned={"maddpg": {2: 30}},
+        skip_reason={"maddpg": "tiny test budget: smallest size only"},
+        timeout_s=60.0,
+    )
     original = scaling.QUICK
     scaling.QUICK = tiny
     try:
-        scaling.reproduce_scaling(root / "run", quick=True, cache_root=root / "cache", report_root=root / "reports",
-                                  report_name="tiny", progress=False, workers=1, say=lambda _: None)
+        scaling.reproduce_scaling(
+            root / "run",
+            quick=True,
+            cache_root=root / "cache",
+            report_root=root / "reports",
+            report_name="tiny",
+            progress=False,
+            workers=1,
+            say=lambda _: None,
+        )
     finally:
         scaling.QUICK = original
     return root / "run", root / "reports" / "tiny"

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 
 from dispatchbench import State, evaluate, load_problem, load_states
-from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.bench.plugins import make_solver
-from dispatchbench.model.problem import Problem
 from dispatchbench.bench.scoring import solve_and_score
+from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.problem import Problem
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
-
-
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +28,11 @@ def random_feasible_states(problem: Problem, n: int, seed: int) -> list[State]:
     high = {"A": 700.0, "B": 350.0, "C": 600.0, "D": 650.0}
     out: list[State] = []
     while len(out) < n:
-        state = State(f"r{len(out)}", {r: float(rng.uniform(0.0, high[r])) for r in problem.region_names},
-                      {g: float(rng.uniform(0.0, 150.0)) for g in problem.v2g_names})
+        state = State(
+            f"r{len(out)}",
+            {r: float(rng.uniform(0.0, high[r])) for r in problem.region_names},
+            {g: float(rng.uniform(0.0, 150.0)) for g in problem.v2g_names},
+        )
         if infeasibility_reason(problem, state) is None:
             out.append(state)
     return out
@@ -136,8 +137,14 @@ def test_precheck_agrees_with_scip_on_states_near_the_boundary(paper):
     # given to SCIP directly (no pre-check): both must say the same of each state.
     rng = np.random.default_rng(3)
     reach = {"A": 1150.0, "B": 480.0, "C": 800.0, "D": 720.0}
-    states = [State(f"b{i}", {r: float(rng.uniform(0.3, 1.0) * reach[r]) for r in paper.region_names},
-                    {g: float(rng.uniform(0.0, 150.0)) for g in paper.v2g_names}) for i in range(16)]
+    states = [
+        State(
+            f"b{i}",
+            {r: float(rng.uniform(0.3, 1.0) * reach[r]) for r in paper.region_names},
+            {g: float(rng.uniform(0.0, 150.0)) for g in paper.v2g_names},
+        )
+        for i in range(16)
+    ]
     answers = make_solver("scip").solve(paper, states)
     verdicts = [infeasibility_reason(paper, s) is None for s in states]
     assert 0 < sum(verdicts) < len(states), "the draw should mix feasible and infeasible states"
@@ -148,6 +155,7 @@ def test_precheck_agrees_with_scip_on_states_near_the_boundary(paper):
 
 
 # ---- scale: a practical gap beside the certified one, and the time limit ----------------------
+
 
 def _generated(regions: int, times: tuple[int, ...]) -> tuple[Problem, list[State]]:
     """A generated instance and a few of its high-demand intervals (seed 3000: outside the

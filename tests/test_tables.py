@@ -8,21 +8,49 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dispatchbench.bench.results_store import ResultsStore
 from dispatchbench.cli import app
 from dispatchbench.model.errors import InputError
-from dispatchbench.bench.results_store import ResultsStore
 from dispatchbench.report.tables import make_tables, mean_ci95
 
 T_975_2DF = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (printed tables)
 
 
-def row(solver: str, state: str, seed: int, cost: float | None, status: str = "optimal", *, file: str = "iv.csv",
-        count: int = 1, exact: bool = False, stochastic: bool = False, time_s: float = 0.5) -> dict:
+def row(
+    solver: str,
+    state: str,
+    seed: int,
+    cost: float | None,
+    status: str = "optimal",
+    *,
+    file: str = "iv.csv",
+    count: int = 1,
+    exact: bool = False,
+    stochastic: bool = False,
+    time_s: float = 0.5,
+) -> dict:
     return {
-        "run_id": "r", "problem": "p", "problem_sha256": "P", "states_file": file, "states_sha256": file,
-        "states_count": count, "state_index": 0, "state": state, "solver": solver,
-        "solver_name": solver.split("[")[0], "params": {}, "exact": exact, "stochastic": stochastic, "learns": False,
-        "seed": seed, "status": status, "cost": cost, "time_s": time_s, "reason": "", "info": {}, "dispatch": None,
+        "run_id": "r",
+        "problem": "p",
+        "problem_sha256": "P",
+        "states_file": file,
+        "states_sha256": file,
+        "states_count": count,
+        "state_index": 0,
+        "state": state,
+        "solver": solver,
+        "solver_name": solver.split("[")[0],
+        "params": {},
+        "exact": exact,
+        "stochastic": stochastic,
+        "learns": False,
+        "seed": seed,
+        "status": status,
+        "cost": cost,
+        "time_s": time_s,
+        "reason": "",
+        "info": {},
+        "dispatch": None,
     }
 
 
@@ -39,8 +67,11 @@ def table_iv_rows() -> list[dict]:
 def day_rows() -> list[dict]:
     day = dict(file="day.csv", count=4)
     rows = [row("exactA", f"t{i}", 0, c, exact=True, **day) for i, c in enumerate([10.0, 20.0, 30.0, 40.0])]
-    rows += [row("pso[particles=40]", f"t{i}", s, c + s, "feasible", stochastic=True, **day)
-             for s in (0, 1, 2) for i, c in enumerate([12.0, 22.0, 32.0, 42.0])]
+    rows += [
+        row("pso[particles=40]", f"t{i}", s, c + s, "feasible", stochastic=True, **day)
+        for s in (0, 1, 2)
+        for i, c in enumerate([12.0, 22.0, 32.0, 42.0])
+    ]
     rows += [row("local", f"t{i}", 0, 15.0, "feasible", **day) for i in range(3)]
     rows += [row("local", "t3", 0, None, "timeout", **day)]
     return rows
@@ -202,16 +233,26 @@ def test_family_gaps_by_hand():
         return {"solver": solver, "seed": seed, "state": state, "status": status, "cost": cost}
 
     t00, t04 = "base_load_d0_t00", "base_load_d0_t04"
-    frame = pd.DataFrame([
-        r("scip", t00, 0, 100.0, "optimal"), r("scip", t04, 0, 200.0, "optimal"),
-        r("scip", "random_0", 0, 50.0, "optimal"), r("scip", "random_1", 0, None, "timeout"),
-        r("scip", "tableIV", 0, 10.0, "optimal"),  # a reported case: not a generated state
-        r("pso", t00, 0, 110.0), r("pso", t04, 0, 220.0), r("pso", t00, 1, 100.0), r("pso", t04, 1, None, "timeout"),
-        r("pso", "random_0", 0, 55.0), r("pso", "random_0", 1, 60.0), r("pso", "random_1", 0, 1.0),
-        r("pso", "tableIV", 0, 999.0),
-        # tvc: evaluator found no cost for a "feasible" answer at t00, and no row at all for t04
-        r("tvc", t00, 0, None), r("tvc", "random_0", 0, 50.0),
-    ])
+    frame = pd.DataFrame(
+        [
+            r("scip", t00, 0, 100.0, "optimal"),
+            r("scip", t04, 0, 200.0, "optimal"),
+            r("scip", "random_0", 0, 50.0, "optimal"),
+            r("scip", "random_1", 0, None, "timeout"),
+            r("scip", "tableIV", 0, 10.0, "optimal"),  # a reported case: not a generated state
+            r("pso", t00, 0, 110.0),
+            r("pso", t04, 0, 220.0),
+            r("pso", t00, 1, 100.0),
+            r("pso", t04, 1, None, "timeout"),
+            r("pso", "random_0", 0, 55.0),
+            r("pso", "random_0", 1, 60.0),
+            r("pso", "random_1", 0, 1.0),
+            r("pso", "tableIV", 0, 999.0),
+            # tvc: evaluator found no cost for a "feasible" answer at t00, and no row at all for t04
+            r("tvc", t00, 0, None),
+            r("tvc", "random_0", 0, 50.0),
+        ]
+    )
     got = family_gaps(frame, "scip")
     assert set(got["method"]) == {"pso", "tvc"}
     assert list(got.loc[got["method"] == "pso", "family"]) == ["base_load", "random", "all"]
@@ -219,8 +260,14 @@ def test_family_gaps_by_hand():
 
     pso = line[("pso", "base_load")]  # seed 0: (0.1 + 0.1) / 2; seed 1: 0 (t04 timed out)
     assert pso["mean_gap"] == pytest.approx(0.05) and pso["worst_gap"] == pytest.approx(0.1)
-    assert (pso["seeds"], pso["states"], pso["excluded"], pso["solved"], pso["timeout"], pso["missing"]) == \
-        (2, 2, 0, 3, 1, 0)
+    assert (pso["seeds"], pso["states"], pso["excluded"], pso["solved"], pso["timeout"], pso["missing"]) == (
+        2,
+        2,
+        0,
+        3,
+        1,
+        0,
+    )
     pso = line[("pso", "random")]  # random_1 has no SCIP cost: out for everyone, and counted
     assert pso["mean_gap"] == pytest.approx(0.15) and pso["worst_gap"] == pytest.approx(0.2)
     assert (pso["states"], pso["excluded"], pso["solved"]) == (1, 1, 2)

@@ -32,8 +32,12 @@ STARTUP_LIMIT_S = 180.0  # importing a backend (torch, pyomo) and loading a mode
 EXIT_WAIT_S = 10.0  # a child that answered every state gets this long to shut down before it is killed
 POLL_SLICE_S = 0.25  # how often a waiting cell checks whether it was cancelled (Ctrl-C, --jobs)
 # imported once by the fork server (thread-free modules only: no torch)
-PRELOAD = ("dispatchbench.bench.cell_runner", "dispatchbench.bench.scoring",
-           "dispatchbench.formulations.compile_pyomo", "pyomo.contrib.solver.common.factory")
+PRELOAD = (
+    "dispatchbench.bench.cell_runner",
+    "dispatchbench.bench.scoring",
+    "dispatchbench.formulations.compile_pyomo",
+    "pyomo.contrib.solver.common.factory",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ Outcome = dict[str, Any]
 
 
 # ---- the child ---------------------------------------------------------------------------------
+
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie — dead, not yet reaped — counts as gone)."""
@@ -87,6 +92,7 @@ def _watch_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # a clean exit if the main thread is in Python code
         time.sleep(2)
         os._exit(3)  # stuck in C code: leave without cleaning up
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -137,8 +143,9 @@ def cell_worker(conn, job: CellJob, parent: int) -> None:
     for index in job.todo:
         start = time.perf_counter()
         try:
-            answers = solver.solve(problem, [copy.deepcopy(states[index])], seed=job.seed,
-                                   time_limit=COOPERATIVE_SHARE * job.timeout)
+            answers = solver.solve(
+                problem, [copy.deepcopy(states[index])], seed=job.seed, time_limit=COOPERATIVE_SHARE * job.timeout
+            )
             if len(answers) != 1:
                 raise RuntimeError(f"returned {len(answers)} answers for 1 state")
             raw = raw_answer(answers[0])
@@ -151,6 +158,7 @@ def cell_worker(conn, job: CellJob, parent: int) -> None:
 
 
 # ---- the parent side: one cell under a hard limit ---------------------------------------------------
+
 
 def _kill(proc, grace: float = 1.0) -> None:
     """Stop the child and its process group: SIGTERM, then SIGKILL if it is still there after
@@ -207,8 +215,10 @@ def process_context() -> mp.context.BaseContext:
 def _check_can_fork() -> str | None:
     """Why this process cannot start the cell's child (a daemonic Dask worker), or None."""
     if mp.current_process().daemon:
-        return ("this worker process is daemonic and cannot start the per-cell child process; start "
-                "Dask workers with the config distributed.worker.daemon=False (see docs/running.md)")
+        return (
+            "this worker process is daemonic and cannot start the per-cell child process; start "
+            "Dask workers with the config distributed.worker.daemon=False (see docs/running.md)"
+        )
     return None
 
 
@@ -246,8 +256,17 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
     def fail_rest(status: str, first_reason: str, first_time: float | None) -> Iterator[tuple[int, Outcome]]:
         head = pending[0]
         out = [(head, {"status": status, "reason": first_reason, "time_s": first_time})]
-        out += [(i, {"status": status, "reason": f"not attempted: the cell stopped at state #{head} ({first_reason})",
-                     "time_s": None}) for i in pending[1:]]
+        out += [
+            (
+                i,
+                {
+                    "status": status,
+                    "reason": f"not attempted: the cell stopped at state #{head} ({first_reason})",
+                    "time_s": None,
+                },
+            )
+            for i in pending[1:]
+        ]
         pending.clear()
         yield from out
 
@@ -257,8 +276,12 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
         return
     ctx = process_context()
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=cell_worker, args=(sender, job, os.getpid()), daemon=True,
-                       name=f"dispatchbench {job.spec} seed {job.seed}")
+    proc = ctx.Process(
+        target=cell_worker,
+        args=(sender, job, os.getpid()),
+        daemon=True,
+        name=f"dispatchbench {job.spec} seed {job.seed}",
+    )
     proc.start()
     sender.close()
     wait = _Wait(receiver, cancel)
@@ -273,11 +296,15 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
             if kind == "timeout":
                 _kill(proc)
                 if ready:
-                    yield from fail_rest("timeout", f"no answer within the hard limit of {job.timeout:g} s; "
-                                         "process killed", elapsed)
+                    yield from fail_rest(
+                        "timeout", f"no answer within the hard limit of {job.timeout:g} s; process killed", elapsed
+                    )
                 else:
-                    yield from fail_rest("error", f"solver process did not start (plugin import and set-up) "
-                                         f"within {limit:g} s; process killed", None)
+                    yield from fail_rest(
+                        "error",
+                        f"solver process did not start (plugin import and set-up) within {limit:g} s; process killed",
+                        None,
+                    )
                 break
             if kind in ("eof", "garbled"):
                 _kill(proc, grace=5.0)
@@ -300,8 +327,9 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
                 yield from fail_rest("error", str(message[1]) if len(message) > 1 else "solver failed to start", None)
             else:
                 _kill(proc)
-                yield from fail_rest("error", f"solver process sent an unexpected message ({str(tag)[:40]})",
-                                     elapsed if ready else None)
+                yield from fail_rest(
+                    "error", f"solver process sent an unexpected message ({str(tag)[:40]})", elapsed if ready else None
+                )
         else:
             finished = True
     finally:
@@ -318,6 +346,7 @@ def run_cell_collect(job: CellJob) -> list[tuple[int, Outcome]]:
 
 # ---- the probe: what a spec is, learned in a child ---------------------------------------------------
 
+
 def probe_worker(conn, origin: str, specs: list[str], cwd: str, parent: int) -> None:
     """Child body: import the plugin at ``origin`` and build every spec once; send back each one's
     name, typed parameters and capabilities, or the error that building it raised."""
@@ -329,11 +358,23 @@ def probe_worker(conn, origin: str, specs: list[str], cwd: str, parent: int) -> 
     for spec in specs:
         try:
             solver = make_solver_from(origin, spec)
-            out.append({"spec": spec, "name": solver.name, "params": dict(solver.params),
-                        "capabilities": asdict(solver.capabilities)})
+            out.append(
+                {
+                    "spec": spec,
+                    "name": solver.name,
+                    "params": dict(solver.params),
+                    "capabilities": asdict(solver.capabilities),
+                }
+            )
         except Exception as exc:
-            out.append({"spec": spec, "error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, LookupError)
-                        else str(exc.args[0] if exc.args else exc)})
+            out.append(
+                {
+                    "spec": spec,
+                    "error": f"{type(exc).__name__}: {exc}"
+                    if not isinstance(exc, LookupError)
+                    else str(exc.args[0] if exc.args else exc),
+                }
+            )
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _send(conn, out)
 
@@ -347,15 +388,19 @@ def probe_specs(groups: dict[str, list[str]], limit: float) -> dict[str, dict[st
     running = []
     for origin, specs in groups.items():
         receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=probe_worker, args=(sender, origin, specs, os.getcwd(), os.getpid()), daemon=True,
-                           name=f"dispatchbench probe {origin}")
+        proc = ctx.Process(
+            target=probe_worker,
+            args=(sender, origin, specs, os.getcwd(), os.getpid()),
+            daemon=True,
+            name=f"dispatchbench probe {origin}",
+        )
         proc.start()
         sender.close()
         running.append((origin, specs, proc, receiver))
     deadline = time.perf_counter() + limit
     found: dict[str, dict[str, Any]] = {}
     try:
-        for origin, specs, proc, receiver in running:
+        for _origin, specs, proc, receiver in running:
             kind, message = _Wait(receiver, None).get(deadline)
             if kind == "message" and isinstance(message, list) and len(message) == len(specs):
                 for spec, entry in zip(specs, message):

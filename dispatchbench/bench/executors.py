@@ -56,8 +56,12 @@ class Executor(ABC):
     def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
         """Every state of every job once, then a finishing event per job, in completion order."""
 
-    def call_all(self, fn: Callable[..., Any], calls: Sequence[tuple], tick: Callable[[], None] | None = None,
-                 ) -> Iterator[tuple[int, Any, BaseException | None]]:
+    def call_all(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple],
+        tick: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
         """Run ``fn(*args)`` for each args tuple (a training, say), ``workers`` at a time in fresh
         processes; yield ``(number, result, error)`` as each finishes, calling ``tick`` about
         every second while waiting (progress bars). The base version uses a local process pool."""
@@ -124,8 +128,10 @@ class PoolExecutor(Executor):
             finally:
                 events.put(None)
 
-        self.threads = [threading.Thread(target=work, name=f"dispatchbench cell {i}", daemon=True)
-                        for i in range(min(self.jobs, len(jobs)))]
+        self.threads = [
+            threading.Thread(target=work, name=f"dispatchbench cell {i}", daemon=True)
+            for i in range(min(self.jobs, len(jobs)))
+        ]
         for t in self.threads:
             t.start()
         running = len(self.threads)
@@ -155,8 +161,12 @@ class DaskExecutor(Executor):
             import dask
             from distributed import Client, LocalCluster
         except ImportError:
-            raise InputError("--executor", "dask", "Dask is not installed",
-                             'pip install "dispatchbench[cluster]" (or dask[distributed])') from None
+            raise InputError(
+                "--executor",
+                "dask",
+                "Dask is not installed",
+                'pip install "dispatchbench[cluster]" (or dask[distributed])',
+            ) from None
         dask.config.set({"distributed.worker.daemon": False})  # workers must be able to start the cell's child
         self.workers = jobs
         self.cluster = None
@@ -165,11 +175,21 @@ class DaskExecutor(Executor):
             try:
                 self.client = Client(scheduler, timeout=connect_timeout)
             except (OSError, TimeoutError, ValueError) as exc:
-                raise InputError("--scheduler", repr(scheduler), f"no Dask scheduler answered ({type(exc).__name__})",
-                                 "give the address `dask scheduler` printed, e.g. tcp://10.0.0.5:8786") from None
+                raise InputError(
+                    "--scheduler",
+                    repr(scheduler),
+                    f"no Dask scheduler answered ({type(exc).__name__})",
+                    "give the address `dask scheduler` printed, e.g. tcp://10.0.0.5:8786",
+                ) from None
         else:
-            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, memory_limit=0,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.cluster = LocalCluster(
+                n_workers=jobs,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit=0,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             self.client = Client(self.cluster)
 
     def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
@@ -192,8 +212,12 @@ class DaskExecutor(Executor):
                 yield Event(k, index, outcome)
             yield Event(k, None)
 
-    def call_all(self, fn: Callable[..., Any], calls: Sequence[tuple], tick: Callable[[], None] | None = None,
-                 ) -> Iterator[tuple[int, Any, BaseException | None]]:
+    def call_all(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple],
+        tick: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
         """As :meth:`Executor.call_all`, one Dask task per call (on the cluster's workers)."""
         from distributed import wait
 

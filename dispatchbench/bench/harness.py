@@ -85,13 +85,21 @@ def parse_seeds(text: str) -> list[int]:
     for part in (p.strip() for p in str(text).split(",")):
         match = _SEEDS.match(part)
         if not match or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
-            raise InputError("--seeds", repr(part), "is not a seed, a range lo-hi or a list",
-                             'write e.g. "0-4" or "0,2,5" (non-negative integers)')
+            raise InputError(
+                "--seeds",
+                repr(part),
+                "is not a seed, a range lo-hi or a list",
+                'write e.g. "0-4" or "0,2,5" (non-negative integers)',
+            )
         lo = int(match.group(1))
         hi = lo if match.group(2) is None else int(match.group(2))
         if hi > SEED_MAX:
-            raise InputError("--seeds", repr(part), f"is above the largest seed {SEED_MAX} (2**32-1)",
-                             "give seeds between 0 and 4294967295")
+            raise InputError(
+                "--seeds",
+                repr(part),
+                f"is above the largest seed {SEED_MAX} (2**32-1)",
+                "give seeds between 0 and 4294967295",
+            )
         if hi - lo + 1 + len(seeds) > MAX_SEEDS:
             raise InputError("--seeds", repr(part), f"gives more than {MAX_SEEDS} seeds", "run fewer seeds at once")
         seeds.extend(range(lo, hi + 1))
@@ -105,8 +113,12 @@ def check_timeout(value: float, option: str = "--timeout") -> float:
     except (TypeError, ValueError):
         seconds = math.nan
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
-        raise InputError(option, repr(value), f"is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]",
-                         f"give the hard limit per state in seconds, e.g. {option} 60")
+        raise InputError(
+            option,
+            repr(value),
+            f"is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]",
+            f"give the hard limit per state in seconds, e.g. {option} 60",
+        )
     return seconds
 
 
@@ -170,16 +182,20 @@ class RunSummary:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
 
 
-def plan_solvers(specs: str | Sequence[str], *, startup_timeout: float = STARTUP_LIMIT_S,
-                 seeds_for: Mapping[str, Sequence[int]] | None = None,
-                 refused: list[tuple[str, str]] | None = None) -> list[SolverPlan]:
+def plan_solvers(
+    specs: str | Sequence[str],
+    *,
+    startup_timeout: float = STARTUP_LIMIT_S,
+    seeds_for: Mapping[str, Sequence[int]] | None = None,
+    refused: list[tuple[str, str]] | None = None,
+) -> list[SolverPlan]:
     """Probe every spec in child processes: a typo or a bad parameter fails here, before any work,
     in one line; a plugin whose import does not finish within ``startup_timeout`` gets a plan
     marked failed (its rows become errors) and the run goes on. With a ``refused`` list, a spec
     that cannot be created is appended to it (spec, reason) instead of stopping everything."""
     texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
-        raise SolverNotFound("no solver given; write e.g. --solvers \"scip,pso[particles=40]\"")
+        raise SolverNotFound('no solver given; write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
 
     def refuse(text: str, why: str) -> None:
@@ -205,12 +221,18 @@ def plan_solvers(specs: str | Sequence[str], *, startup_timeout: float = STARTUP
             refuse(text, f"solver spec {text!r} cannot be created: {entry['error']}")
             continue
         if "timeout" in entry:
-            plans.setdefault(text, SolverPlan(text, name, {}, Capabilities(), origins[name], entry["timeout"], own_seeds))
+            plans.setdefault(
+                text, SolverPlan(text, name, {}, Capabilities(), origins[name], entry["timeout"], own_seeds)
+            )
             continue
         params = dict(entry["params"])
         spec = spec_label(text, params)
-        plans.setdefault(spec, SolverPlan(spec, entry["name"], params, Capabilities(**entry["capabilities"]),
-                                          origins[name], None, own_seeds))
+        plans.setdefault(
+            spec,
+            SolverPlan(
+                spec, entry["name"], params, Capabilities(**entry["capabilities"]), origins[name], None, own_seeds
+            ),
+        )
     return list(plans.values())
 
 
@@ -222,16 +244,20 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
     return name if not given else f"{name}[{','.join(f'{k}={params[k]}' for k in sorted(given))}]"
 
 
-def plan_cells(solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan],
-               problem: InputFile, done: set) -> tuple[list[Cell], int]:
+def plan_cells(
+    solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan], problem: InputFile, done: set
+) -> tuple[list[Cell], int]:
     """Cells with the states not yet done, and how many (spec, seed, state) were skipped as done."""
     cells, skipped = [], 0
     for sp in states:
         for solver in solvers:
             run_seeds = solver.seeds if solver.seeds is not None else seeds
-            for seed in (run_seeds if solver.capabilities.stochastic else [0]):
-                todo = tuple(i for i, label in enumerate(sp.labels)
-                             if (problem.sha256, sp.file.sha256, label, solver.spec, seed) not in done)
+            for seed in run_seeds if solver.capabilities.stochastic else [0]:
+                todo = tuple(
+                    i
+                    for i, label in enumerate(sp.labels)
+                    if (problem.sha256, sp.file.sha256, label, solver.spec, seed) not in done
+                )
                 skipped += len(sp.labels) - len(todo)
                 if todo:
                     cells.append(Cell(solver, seed, sp, todo))
@@ -240,9 +266,17 @@ def plan_cells(solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequ
 
 # ---- from an outcome to a row ------------------------------------------------------------------
 
+
 def _failure(status: str, reason: str, time_s: float | None) -> dict[str, Any]:
-    return {"status": status, "cost": None, "max_violation": None, "time_s": time_s, "reason": reason,
-            "info": {}, "dispatch": None}
+    return {
+        "status": status,
+        "cost": None,
+        "max_violation": None,
+        "time_s": time_s,
+        "reason": reason,
+        "info": {},
+        "dispatch": None,
+    }
 
 
 def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Outcome) -> dict[str, Any]:
@@ -259,25 +293,41 @@ def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Out
         return _failure("error", f"unusable answer: {exc}", wall)
     answer.time_s = float(wall) if isinstance(wall, (int, float)) else answer.time_s
     record = score_answer(problem, state, answer, plan.spec, plan.capabilities.exact)
-    return {"status": record.status, "cost": record.cost, "max_violation": record.max_violation,
-            "time_s": record.time_s, "reason": record.reason, "info": record.info,
-            "dispatch": None if record.dispatch is None else record.dispatch.to_json(problem)}
+    return {
+        "status": record.status,
+        "cost": record.cost,
+        "max_violation": record.max_violation,
+        "time_s": record.time_s,
+        "reason": record.reason,
+        "info": record.info,
+        "dispatch": None if record.dispatch is None else record.dispatch.to_json(problem),
+    }
 
 
 def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any]) -> dict[str, Any]:
     """One results row: run and machine fields, what was solved, and the scored result."""
     caps = cell.solver.capabilities
     return {
-        **meta, "timestamp": utc_timestamp(),
-        "states_file": str(cell.states.file.path), "states_sha256": cell.states.file.sha256,
-        "states_count": len(cell.states.labels), "state_index": index, "state": cell.states.labels[index],
-        "solver": cell.solver.spec, "solver_name": cell.solver.name, "params": cell.solver.params,
-        "exact": caps.exact, "stochastic": caps.stochastic, "learns": caps.learns, "seed": cell.seed,
+        **meta,
+        "timestamp": utc_timestamp(),
+        "states_file": str(cell.states.file.path),
+        "states_sha256": cell.states.file.sha256,
+        "states_count": len(cell.states.labels),
+        "state_index": index,
+        "state": cell.states.labels[index],
+        "solver": cell.solver.spec,
+        "solver_name": cell.solver.name,
+        "params": cell.solver.params,
+        "exact": caps.exact,
+        "stochastic": caps.stochastic,
+        "learns": caps.learns,
+        "seed": cell.seed,
         **result,
     }
 
 
 # ---- the whole run ----------------------------------------------------------------------------
+
 
 def check_out_dir(out_dir: str | Path) -> Path:
     """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
@@ -292,13 +342,24 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def run_benchmark(problem_path: str | Path, states_paths: Sequence[str | Path], solvers: str | Sequence[str],
-                  seeds: Sequence[int], out_dir: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S,
-                  resume: bool = False, force: bool = False, progress: bool = True, jobs: int = 1,
-                  executor: str = "local", scheduler: str | None = None,
-                  startup_timeout: float = STARTUP_LIMIT_S,
-                  seeds_for: Mapping[str, Sequence[int]] | None = None,
-                  skip_bad_specs: bool = False) -> RunSummary:
+def run_benchmark(
+    problem_path: str | Path,
+    states_paths: Sequence[str | Path],
+    solvers: str | Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    startup_timeout: float = STARTUP_LIMIT_S,
+    seeds_for: Mapping[str, Sequence[int]] | None = None,
+    skip_bad_specs: bool = False,
+) -> RunSummary:
     """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
 
     ``jobs`` cells run at once (``executor="local"``: child processes of this one; ``"dask"``: a
@@ -341,29 +402,65 @@ def run_benchmark(problem_path: str | Path, states_paths: Sequence[str | Path], 
     with store.locked():
         if store.has_rows() and not resume:
             if not force:
-                raise InputError(store.out_dir, "results", f"holds an earlier run ({len(store.read_rows())} rows)",
-                                 "add --resume to continue it, --force to overwrite it, or choose another --out")
+                raise InputError(
+                    store.out_dir,
+                    "results",
+                    f"holds an earlier run ({len(store.read_rows())} rows)",
+                    "add --resume to continue it, --force to overwrite it, or choose another --out",
+                )
             store.clear()
         store.repair_tail()
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store.repair_parts(run_id)
         cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
         summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
-        meta = {"run_id": run_id, "problem": problem.name, "problem_file": str(problem_file.path),
-                "problem_sha256": problem_file.sha256, "timeout_s": timeout, **run_metadata()}
-        _run_cells(cells, problem, loaded, meta, store, summary, timeout=timeout, startup_timeout=startup_timeout,
-                   progress=progress, jobs=jobs, executor=executor, scheduler=scheduler)
+        meta = {
+            "run_id": run_id,
+            "problem": problem.name,
+            "problem_file": str(problem_file.path),
+            "problem_sha256": problem_file.sha256,
+            "timeout_s": timeout,
+            **run_metadata(),
+        }
+        _run_cells(
+            cells,
+            problem,
+            loaded,
+            meta,
+            store,
+            summary,
+            timeout=timeout,
+            startup_timeout=startup_timeout,
+            progress=progress,
+            jobs=jobs,
+            executor=executor,
+            scheduler=scheduler,
+        )
     return summary
 
 
-def _run_cells(cells: list[Cell], problem: Problem, loaded: dict[str, list[State]], meta: dict[str, Any],
-               store: ResultsStore, summary: RunSummary, *, timeout: float, startup_timeout: float, progress: bool,
-               jobs: int, executor: str, scheduler: str | None) -> None:
+def _run_cells(
+    cells: list[Cell],
+    problem: Problem,
+    loaded: dict[str, list[State]],
+    meta: dict[str, Any],
+    store: ResultsStore,
+    summary: RunSummary,
+    *,
+    timeout: float,
+    startup_timeout: float,
+    progress: bool,
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+) -> None:
     """Hand the cells to the executor and write every row as it comes back (the only writer)."""
     bar = Progress(cells, enabled=progress)
     where = f"{jobs} at a time" if executor == "local" else f"on Dask ({scheduler or f'LocalCluster of {jobs}'})"
-    bar.note(f"{len(cells)} cells to run into {store.out_dir}, {where}"
-             + (f" ({summary.rows_skipped} rows already done)" if summary.rows_skipped else ""))
+    bar.note(
+        f"{len(cells)} cells to run into {store.out_dir}, {where}"
+        + (f" ({summary.rows_skipped} rows already done)" if summary.rows_skipped else "")
+    )
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)  # rows of a cell not yet in a Parquet part
 
     def emit(k: int, index: int, result: dict[str, Any]) -> None:
@@ -398,9 +495,19 @@ def _run_cells(cells: list[Cell], problem: Problem, loaded: dict[str, list[State
             if not todo:
                 finish(k)
                 continue
-            jobs_list.append(CellJob(cell.solver.origin, os.getcwd(), meta["problem_file"],
-                                     str(cell.states.file.path), cell.solver.spec, cell.seed, tuple(todo),
-                                     timeout, startup_timeout))
+            jobs_list.append(
+                CellJob(
+                    cell.solver.origin,
+                    os.getcwd(),
+                    meta["problem_file"],
+                    str(cell.states.file.path),
+                    cell.solver.spec,
+                    cell.seed,
+                    tuple(todo),
+                    timeout,
+                    startup_timeout,
+                )
+            )
             job_cell.append(k)
         if jobs_list:
             with make_executor(executor, jobs, scheduler) as ex, closing(ex.run(jobs_list)) as events:
@@ -436,8 +543,14 @@ class Progress:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
         self.counts: dict[int, Counter] = defaultdict(Counter)
-        self.bar = tqdm(total=sum(len(c.todo) for c in cells), unit="state", desc="run", file=sys.stderr,
-                        disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True)
+        self.bar = tqdm(
+            total=sum(len(c.todo) for c in cells),
+            unit="state",
+            desc="run",
+            file=sys.stderr,
+            disable=not (enabled and sys.stderr.isatty()),
+            dynamic_ncols=True,
+        )
 
     def note(self, text: str) -> None:
         if self.enabled:
@@ -452,12 +565,23 @@ class Progress:
     def finish(self, k: int, cell: Cell) -> None:
         self.done += 1
         counts = self.counts.pop(k, Counter())
-        self.note(f"[{self.done}/{self.cells}] {cell.solver.spec} seed {cell.seed} on {cell.states.file.path.name}: "
-                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        self.note(
+            f"[{self.done}/{self.cells}] {cell.solver.spec} seed {cell.seed} on {cell.states.file.path.name}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        )
 
     def close(self) -> None:
         self.bar.close()
 
 
-__all__ = ["Cell", "RunSummary", "SolverPlan", "check_timeout", "parse_seeds", "plan_cells", "plan_solvers",
-           "plugin_origins", "run_benchmark"]
+__all__ = [
+    "Cell",
+    "RunSummary",
+    "SolverPlan",
+    "check_timeout",
+    "parse_seeds",
+    "plan_cells",
+    "plan_solvers",
+    "plugin_origins",
+    "run_benchmark",
+]

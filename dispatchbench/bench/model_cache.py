@@ -159,8 +159,9 @@ class ModelCache:
             return None
         return CachedModel(self.folder(key), key, float(data.get("train_time_s", 0.0)), hit=True)
 
-    def train(self, problem_file: str | Path, spec: str, seed: int, steps: int, *,
-              progress: bool = False) -> CachedModel:
+    def train(
+        self, problem_file: str | Path, spec: str, seed: int, steps: int, *, progress: bool = False
+    ) -> CachedModel:
         """Return the cached model, training it first if it is not there (resuming an interrupted one)."""
         key = model_key(problem_file, spec, seed, steps)
         found = self.lookup(key)
@@ -170,10 +171,16 @@ class ModelCache:
         folder.mkdir(parents=True, exist_ok=True)
         solver = make_solver(spec)
         resume = (folder / "checkpoint.pt").is_file()
-        report = solver.fit(load_problem(problem_file), seed=seed, steps=steps, out_dir=folder, resume=resume,
-                            progress=progress)
-        marker = {"digest": key.digest, "key": asdict(key), "train_time_s": report.time_s, "steps": report.steps,
-                  "resumed": resume}
+        report = solver.fit(
+            load_problem(problem_file), seed=seed, steps=steps, out_dir=folder, resume=resume, progress=progress
+        )
+        marker = {
+            "digest": key.digest,
+            "key": asdict(key),
+            "train_time_s": report.time_s,
+            "steps": report.steps,
+            "resumed": resume,
+        }
         tmp = folder / (MARKER + ".tmp")
         tmp.write_text(json.dumps(marker, indent=2, sort_keys=True, default=str))
         os.replace(tmp, folder / MARKER)

@@ -13,12 +13,12 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.bench.solver_api import Solver
+from dispatchbench.model.errors import SolverNotFound
 
 ENTRY_POINT_GROUP = "dispatchbench.solvers"
 BUNDLED_PACKAGE = "dispatchbench.solvers"
@@ -74,10 +74,18 @@ def declared_names(path: Path) -> list[str]:
         if not isinstance(node, ast.ClassDef):
             continue
         for stmt in node.body:
-            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else getattr(stmt, "target", None)
+            target = (
+                stmt.targets[0]
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                else getattr(stmt, "target", None)
+            )
             value = getattr(stmt, "value", None)
-            if (isinstance(target, ast.Name) and target.id == "name" and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)):
+            if (
+                isinstance(target, ast.Name)
+                and target.id == "name"
+                and isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+            ):
                 names.append(value.value)
     return names
 
@@ -93,13 +101,17 @@ def _module_name(path: Path) -> str:
 
 def _solver_classes(module) -> list[type[Solver]]:
     return [
-        obj for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, Solver) and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj) and getattr(obj, "name", None)
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Solver)
+        and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj)
+        and getattr(obj, "name", None)
     ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_file(path: Path) -> list[type[Solver]]:
     """Import a plugin file once (cached: re-executing it would make distinct, unpicklable classes)."""
     path = path.resolve()

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dispatchbench.model.errors import InputError
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.model.errors import InputError
 
 ROWS_FILE = "rows.jsonl"
 REPRODUCE_FILE = "reproduce.json"  # what a reproduction ran and how long it took, beside its rows
@@ -45,11 +45,32 @@ SEED_MAX = 2**32 - 1  # numpy's seeds; the harness refuses others before any wor
 
 # One row per solver spec x state x seed, in this column order.
 ROW_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "timestamp",
-    "problem", "problem_file", "problem_sha256",
-    "states_file", "states_sha256", "states_count", "state_index", "state",
-    "solver", "solver_name", "params", "exact", "stochastic", "learns", "seed",
-    "status", "cost", "max_violation", "time_s", "timeout_s", "reason", "info", "dispatch",
+    "schema_version",
+    "run_id",
+    "timestamp",
+    "problem",
+    "problem_file",
+    "problem_sha256",
+    "states_file",
+    "states_sha256",
+    "states_count",
+    "state_index",
+    "state",
+    "solver",
+    "solver_name",
+    "params",
+    "exact",
+    "stochastic",
+    "learns",
+    "seed",
+    "status",
+    "cost",
+    "max_violation",
+    "time_s",
+    "timeout_s",
+    "reason",
+    "info",
+    "dispatch",
     *METADATA_COLUMNS,
 )
 JSON_COLUMNS = ("params", "info", "dispatch")
@@ -98,16 +119,21 @@ class ResultsStore:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(self.out_dir, "--out", f"cannot create the folder ({exc.strerror})",
-                             "give a folder you can write to") from None
+            raise InputError(
+                self.out_dir, "--out", f"cannot create the folder ({exc.strerror})", "give a folder you can write to"
+            ) from None
         fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                raise InputError(self.out_dir, "--out", f"another run (pid {holder}) is writing there",
-                                 "wait for it to finish, or choose another --out") from None
+                raise InputError(
+                    self.out_dir,
+                    "--out",
+                    f"another run (pid {holder}) is writing there",
+                    "wait for it to finish, or choose another --out",
+                ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -162,8 +188,10 @@ class ResultsStore:
         if seed is not None and not (isinstance(seed, int) and 0 <= seed <= SEED_MAX):
             raise ValueError(f"row seed {seed!r} is outside 0..{SEED_MAX}; refusing to store it")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({**{c: row.get(c) for c in ROW_COLUMNS}, "schema_version": SCHEMA_VERSION},
-                          default=json_default) + "\n"
+        line = (
+            json.dumps({**{c: row.get(c) for c in ROW_COLUMNS}, "schema_version": SCHEMA_VERSION}, default=json_default)
+            + "\n"
+        )
         with self.rows_path.open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -216,8 +244,12 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         numbers = pd.to_numeric(frame[col], errors="coerce")
         huge = numbers.abs() > 2**53  # not an exact integer in a float64: never written by this version
         if huge.any():
-            raise InputError(ROWS_FILE, f"column {col}", f"holds {frame[col][huge].iloc[0]}, outside any valid range",
-                             "delete those rows (an older dispatchbench accepted the value) and run with --resume")
+            raise InputError(
+                ROWS_FILE,
+                f"column {col}",
+                f"holds {frame[col][huge].iloc[0]}, outside any valid range",
+                "delete those rows (an older dispatchbench accepted the value) and run with --resume",
+            )
         frame[col] = numbers.astype("Int64")
     for col in BOOL_COLUMNS:
         frame[col] = frame[col].astype("boolean")
@@ -241,8 +273,12 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
     parts = store.read_parts()
     if parts is not None:
         return parts
-    raise InputError(out_dir, "results", f"neither {ROWS_FILE}, {PARQUET_FILE} nor {PARTS_DIR}/ found",
-                     "give the --out directory of a `dispatchbench run`")
+    raise InputError(
+        out_dir,
+        "results",
+        f"neither {ROWS_FILE}, {PARQUET_FILE} nor {PARTS_DIR}/ found",
+        "give the --out directory of a `dispatchbench run`",
+    )
 
 
 def _is_null(value: Any) -> bool:

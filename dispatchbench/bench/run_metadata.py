@@ -12,7 +12,7 @@ import os
 import platform
 import socket
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
@@ -33,8 +33,16 @@ LIBRARIES: dict[str, str] = {
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 METADATA_COLUMNS: tuple[str, ...] = (
-    "python_version", *LIBRARIES, "cpu_model", "cpu_cores", "ram_gb", "os", "hostname",
-    "git_revision", "git_dirty", "install_source",
+    "python_version",
+    *LIBRARIES,
+    "cpu_model",
+    "cpu_cores",
+    "ram_gb",
+    "os",
+    "hostname",
+    "git_revision",
+    "git_dirty",
+    "install_source",
 )
 
 
@@ -75,10 +83,16 @@ def _is_own_checkout(folder: Path) -> bool:
 
 def _git(folder: Path) -> tuple[str | None, bool | None]:
     try:
-        rev = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        rev = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
     return rev or None, bool(status.strip())
@@ -135,4 +149,4 @@ def run_metadata() -> dict[str, Any]:
 
 
 def utc_timestamp() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

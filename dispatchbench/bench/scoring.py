@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from dispatchbench.bench.results_store import json_default
+from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.bench.results_store import json_default
-from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
 
 _evaluate = evaluate  # see the module docstring
 _infeasibility_reason = infeasibility_reason
@@ -56,8 +56,13 @@ class Record:
 
     def to_json(self, problem: Problem) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "state": self.state, "solver": self.solver, "status": self.status, "cost": self.cost,
-            "max_violation": self.max_violation, "time_s": self.time_s, "reason": self.reason,
+            "state": self.state,
+            "solver": self.solver,
+            "status": self.status,
+            "cost": self.cost,
+            "max_violation": self.max_violation,
+            "time_s": self.time_s,
+            "reason": self.reason,
         }
         if self.dispatch is not None:
             out.update(self.dispatch.to_json(problem))
@@ -72,8 +77,15 @@ def precheck(problem: Problem, state: State, spec: str) -> Record | None:
     why = _infeasibility_reason(problem, state)
     if not why:
         return None
-    return Record(state=state.label, solver=spec, status="infeasible", cost=None, max_violation=None,
-                  time_s=0.0, reason=f"state infeasible: {why}")
+    return Record(
+        state=state.label,
+        solver=spec,
+        status="infeasible",
+        cost=None,
+        max_violation=None,
+        time_s=0.0,
+        reason=f"state infeasible: {why}",
+    )
 
 
 def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exact: bool) -> Record:
@@ -88,7 +100,11 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
         reason = answer.message or ("no dispatch returned" if status == "error" else "")
         if status == "infeasible":
             why = _infeasibility_reason(problem, state)
-            reason = f"state infeasible: {why}" if why else f"solver reported infeasible, but the state is feasible ({reason})"
+            reason = (
+                f"state infeasible: {why}"
+                if why
+                else f"solver reported infeasible, but the state is feasible ({reason})"
+            )
         return Record(status=status, cost=None, max_violation=None, reason=reason, **base)
     try:
         ev = _evaluate(problem, state, answer.dispatch)
@@ -99,12 +115,19 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
         reason = f"answer violates {ev.worst} by {ev.max_violation:.6g} kW (tolerance {ev.tolerance:.3g} kW)"
         if answer.status == "timeout":
             reason = f"time limit reached; {reason}"
-        return Record(status="infeasible", cost=None, max_violation=ev.max_violation, reason=reason,
-                      dispatch=answer.dispatch, **base)
+        return Record(
+            status="infeasible",
+            cost=None,
+            max_violation=ev.max_violation,
+            reason=reason,
+            dispatch=answer.dispatch,
+            **base,
+        )
     status = "optimal" if (answer.status == "optimal" and exact) else "feasible"
     reason = answer.message if answer.status == "timeout" else ""
-    return Record(status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason,
-                  dispatch=answer.dispatch, **base)
+    return Record(
+        status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason, dispatch=answer.dispatch, **base
+    )
 
 
 def crash_answer(exc: BaseException, elapsed: float) -> Answer:
@@ -115,8 +138,9 @@ def crash_answer(exc: BaseException, elapsed: float) -> Answer:
     return Answer(dispatch=None, status="error", message=msg + where, time_s=elapsed)
 
 
-def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *, seed: int = 0,
-                    time_limit: float | None = None) -> list[Record]:
+def solve_and_score(
+    problem: Problem, states: Sequence[State], solver: Solver, *, seed: int = 0, time_limit: float | None = None
+) -> list[Record]:
     """Pre-check every state, solve the feasible ones, score every answer.
 
     Infeasible states are reported with the pre-check's reason and never reach the solver, so
@@ -129,8 +153,15 @@ def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *
     skip = solver.skip(copy.deepcopy(problem))
     for i, state in enumerate(states):
         if skip:
-            records[i] = Record(state=state.label, solver=solver.spec, status="error", cost=None,
-                                max_violation=None, time_s=0.0, reason=f"skipped: {skip}")
+            records[i] = Record(
+                state=state.label,
+                solver=solver.spec,
+                status="error",
+                cost=None,
+                max_violation=None,
+                time_s=0.0,
+                reason=f"skipped: {skip}",
+            )
             continue
         checked = precheck(problem, state, solver.spec)
         if checked is not None:
@@ -157,13 +188,16 @@ def solve_and_score(problem: Problem, states: Sequence[State], solver: Solver, *
 
 # ---- the raw numbers a cell's child sends back ----------------------------------------------------
 
+
 def raw_answer(answer: Answer) -> dict[str, Any]:
     """An answer as plain JSON values: the plugin's status claim, on/off, powers, imports, its
     message, info and its own time. No cost: the plugin's objective never travels."""
     d = answer.dispatch
     info = json.loads(json.dumps(answer.info if isinstance(answer.info, dict) else {}, default=json_default))
     return {
-        "status": str(answer.status), "message": str(answer.message or ""), "time_s": float(answer.time_s or 0.0),
+        "status": str(answer.status),
+        "message": str(answer.message or ""),
+        "time_s": float(answer.time_s or 0.0),
         "info": info,
         "on": None if d is None else [bool(x) for x in np.asarray(d.on).ravel()],
         "power": None if d is None else [float(x) for x in np.asarray(d.power, dtype=float).ravel()],
@@ -197,6 +231,9 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
         on = raw.get("on")
         if not isinstance(on, list) or len(on) != n_groups or not all(isinstance(v, bool) for v in on):
             raise ValueError(f"on/off must be a list of {n_groups} booleans")
-        dispatch = Dispatch(on=np.array(on, dtype=bool), power=_floats(raw.get("power"), n_groups, "power"),
-                            imports=_floats(raw.get("imports"), n_regions, "imports"))
+        dispatch = Dispatch(
+            on=np.array(on, dtype=bool),
+            power=_floats(raw.get("power"), n_groups, "power"),
+            imports=_floats(raw.get("imports"), n_regions, "imports"),
+        )
     return Answer(dispatch=dispatch, status=status, message=str(raw.get("message") or ""), time_s=time_s, info=info)

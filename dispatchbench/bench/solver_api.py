@@ -106,8 +106,9 @@ class Solver(ABC):
         raise NotImplementedError(f"solver {self.name!r} does not learn")
 
     @abstractmethod
-    def solve(self, problem: Problem, states: Sequence[State], *, seed: int = 0,
-              time_limit: float | None = None) -> list[Answer]:
+    def solve(
+        self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
+    ) -> list[Answer]:
         """One :class:`Answer` per state, in order."""
 
 
@@ -134,14 +135,13 @@ def _cast(solver: str, key: str, value: Any, default: Any) -> Any:
         if isinstance(default, float):
             return float(value)
     except ValueError:
-        raise ValueError(
-            f"solver {solver!r}: parameter {key}={value!r} is not a {type(default).__name__}"
-        ) from None
+        raise ValueError(f"solver {solver!r}: parameter {key}={value!r} is not a {type(default).__name__}") from None
     return value
 
 
-def _check(solver: str, key: str, value: Any, bounds: tuple[float | None, float | None] | None,
-           choices: tuple[str, ...] | None) -> None:
+def _check(
+    solver: str, key: str, value: Any, bounds: tuple[float | None, float | None] | None, choices: tuple[str, ...] | None
+) -> None:
     """Reject a value no run could use: not finite, out of the declared range, not a choice."""
     where = f"solver {solver!r}: parameter {key}={value!r}"
     if isinstance(value, float) and not math.isfinite(value):

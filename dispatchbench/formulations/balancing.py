@@ -29,9 +29,9 @@ answer equals the one-by-one answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Protocol, Union
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -73,8 +73,9 @@ class PriceResponse:
 
     def power(self, s: np.ndarray) -> np.ndarray:
         value = s * self.delivery - self.b  # marginal benefit minus marginal linear cost
-        quad = np.divide(value, 2 * self.a, out=np.zeros(np.broadcast_shapes(value.shape, self.a.shape)),
-                         where=self.a > 0)
+        quad = np.divide(
+            value, 2 * self.a, out=np.zeros(np.broadcast_shapes(value.shape, self.a.shape)), where=self.a > 0
+        )
         linear = np.where(value > 0, self.ub, self.lb)
         p = np.where(self.a > 0, quad, linear)
         return np.where(self.on, np.clip(p, self.lb, self.ub), 0.0)
@@ -127,7 +128,7 @@ class ExactSums:
         return per_region.sum(-1)
 
 
-States = Union[State, Sequence[State]]  # one state for every row, or one state per row
+States = State | Sequence[State]  # one state for every row, or one state per row
 
 
 def demand_rows(problem: Problem, state: States) -> np.ndarray:
@@ -148,8 +149,14 @@ def state_bounds(problem: Problem, state: States, batch: int = 1) -> tuple[np.nd
     return lb.copy(), ub.copy()
 
 
-def balance(problem: Problem, state: States, response: ShiftResponse | PriceResponse, *,
-            iterations: int = 60, reducer: Reducer | None = None) -> Balanced:
+def balance(
+    problem: Problem,
+    state: States,
+    response: ShiftResponse | PriceResponse,
+    *,
+    iterations: int = 60,
+    reducer: Reducer | None = None,
+) -> Balanced:
     """Find powers and imports meeting every regional balance, ``Σ T = 0`` and the CS limits.
 
     Infeasible rows (this commitment cannot serve some region within its CS limit) come back
@@ -203,9 +210,13 @@ def balance(problem: Problem, state: States, response: ShiftResponse | PriceResp
     frac = _fraction(target - got_lo, target - got_hi)  # (B, R)
     power = p_lo + frac[:, region_of] * (p_hi - p_lo)
     return Balanced(
-        power=power, imports=demand - sums.regional(power), system_signal=system,
-        region_signal=r_lo + frac * (r_hi - r_lo), feasible=feasible,
-        outer_iterations=iterations, inner_iterations=iterations,
+        power=power,
+        imports=demand - sums.regional(power),
+        system_signal=system,
+        region_signal=r_lo + frac * (r_hi - r_lo),
+        feasible=feasible,
+        outer_iterations=iterations,
+        inner_iterations=iterations,
     )
 
 

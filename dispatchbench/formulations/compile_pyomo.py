@@ -36,8 +36,10 @@ def build_model(problem: Problem) -> pyo.ConcreteModel:
     m.running_max = pyo.Constraint(m.G, rule=lambda m, g: m.P[g] <= m.upper[g] * m.u[g])
     m.regional_balance = pyo.Constraint(
         m.R,
-        rule=lambda m, r: sum(groups[g].delivery * m.P[g] for g in problem.group_names if groups[g].region == r)
-        + m.T[r] == m.demand[r],
+        rule=lambda m, r: (
+            sum(groups[g].delivery * m.P[g] for g in problem.group_names if groups[g].region == r) + m.T[r]
+            == m.demand[r]
+        ),
     )
     m.grid_conservation = pyo.Constraint(expr=sum(m.T[r] for r in m.R) == 0)
     m.cost = pyo.Objective(

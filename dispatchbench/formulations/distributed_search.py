@@ -163,8 +163,9 @@ def region_slots(problem: Problem) -> np.ndarray:
     group, for a column the caller appends: 0 to sum, ``inf`` to take a minimum)."""
     members = [np.flatnonzero(problem.group_region == r) for r in range(len(problem.regions))]
     width = max((len(m) for m in members), default=0)
-    return np.array([np.pad(m, (0, width - len(m)), constant_values=len(problem.groups)) for m in members],
-                    dtype=int).reshape(len(members), width)
+    return np.array(
+        [np.pad(m, (0, width - len(m)), constant_values=len(problem.groups)) for m in members], dtype=int
+    ).reshape(len(members), width)
 
 
 @dataclass
@@ -192,8 +193,11 @@ class ConsensusReducer:
             self._region_consensus = [None for _ in self._regions]
         self._slots = None if self.graph.within == "ring" else region_slots(p)
         n = len(p.regions)
-        self._system = (TreeSum.on(n) if self.graph.between == "tree"
-                        else Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol))
+        self._system = (
+            TreeSum.on(n)
+            if self.graph.between == "tree"
+            else Consensus.on(n, graph_edges(n, self.graph.between), self.graph.consensus_tol)
+        )
 
     # ---- message cost of one call --------------------------------------------------------
     @property
@@ -264,9 +268,15 @@ class SearchResult:
     def row(self, k: int) -> SearchResult:
         """Row ``k`` of a batch as a batch of one (its messages are already per state)."""
         b = self.balanced
-        one = Balanced(power=b.power[k:k + 1], imports=b.imports[k:k + 1], system_signal=b.system_signal[k:k + 1],
-                       region_signal=b.region_signal[k:k + 1], feasible=b.feasible[k:k + 1],
-                       outer_iterations=b.outer_iterations, inner_iterations=b.inner_iterations)
+        one = Balanced(
+            power=b.power[k : k + 1],
+            imports=b.imports[k : k + 1],
+            system_signal=b.system_signal[k : k + 1],
+            region_signal=b.region_signal[k : k + 1],
+            feasible=b.feasible[k : k + 1],
+            outer_iterations=b.outer_iterations,
+            inner_iterations=b.inner_iterations,
+        )
         return SearchResult(one, self.messages, self.consensus_rounds, self.sign_disagreements)
 
     def with_rows(self, rows: np.ndarray, other: SearchResult) -> SearchResult:
@@ -281,20 +291,27 @@ class SearchResult:
             out[rows] = theirs
             return out
 
-        merged = Balanced(power=put(b.power, o.power), imports=put(b.imports, o.imports),
-                          system_signal=put(b.system_signal, o.system_signal),
-                          region_signal=put(b.region_signal, o.region_signal), feasible=put(b.feasible, o.feasible),
-                          outer_iterations=b.outer_iterations, inner_iterations=b.inner_iterations)
-        return SearchResult(merged, self.messages, self.consensus_rounds,
-                            self.sign_disagreements + other.sign_disagreements)
+        merged = Balanced(
+            power=put(b.power, o.power),
+            imports=put(b.imports, o.imports),
+            system_signal=put(b.system_signal, o.system_signal),
+            region_signal=put(b.region_signal, o.region_signal),
+            feasible=put(b.feasible, o.feasible),
+            outer_iterations=b.outer_iterations,
+            inner_iterations=b.inner_iterations,
+        )
+        return SearchResult(
+            merged, self.messages, self.consensus_rounds, self.sign_disagreements + other.sign_disagreements
+        )
 
     def dispatch(self, problem: Problem, on: np.ndarray, row: int = 0) -> Dispatch:
         """Row ``row`` of the batch as a :class:`Dispatch` with the given commitment."""
         on_row = np.broadcast_to(np.asarray(on, dtype=bool), self.balanced.power.shape)[row]
         if not problem.commitment:
             on_row = np.ones_like(on_row)
-        return Dispatch(on=on_row.copy(), power=self.balanced.power[row].copy(),
-                        imports=self.balanced.imports[row].copy())
+        return Dispatch(
+            on=on_row.copy(), power=self.balanced.power[row].copy(), imports=self.balanced.imports[row].copy()
+        )
 
 
 class DistributedSearch:
@@ -330,8 +347,9 @@ class DistributedSearch:
     def run(self, state: States, response: ShiftResponse | PriceResponse) -> SearchResult:
         reducer = ConsensusReducer(self.problem, self.graph)
         balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
-        return SearchResult(balanced, reducer.messages + reducer.bid_messages, reducer.system_rounds,
-                            reducer.sign_disagreements)
+        return SearchResult(
+            balanced, reducer.messages + reducer.bid_messages, reducer.system_rounds, reducer.sign_disagreements
+        )
 
     def project(self, state: States, on: np.ndarray, center: np.ndarray) -> SearchResult:
         """Close the balances by shifting proposed powers ``center`` (each agent moves by the same
@@ -341,8 +359,9 @@ class DistributedSearch:
         lb, ub = state_bounds(self.problem, state, len(center))
         if not self.problem.commitment:
             on = np.ones_like(on)
-        response = ShiftResponse(center=np.clip(center, lb, ub), lb=lb, ub=ub, on=on,
-                                 width=np.ones(len(self.problem.groups)))
+        response = ShiftResponse(
+            center=np.clip(center, lb, ub), lb=lb, ub=ub, on=on, width=np.ones(len(self.problem.groups))
+        )
         return self.run(state, response)
 
     def price(self, state: States, on: np.ndarray) -> SearchResult:

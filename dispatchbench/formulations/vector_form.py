@@ -74,8 +74,9 @@ def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np
     floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
     now = _window_terms(lo, hi, floor, ceiling)  # each (B, R)
     sign = np.where(on, -1.0, 1.0)
-    flipped = _window_terms(lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region],
-                    ceiling[:, region])  # each (B, G): the agent's region after its flip
+    flipped = _window_terms(
+        lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region], ceiling[:, region]
+    )  # each (B, G): the agent's region after its flip
     regional, low, high = (t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(now, flipped))
     total = demand.sum(-1, keepdims=True)
     return regional + np.maximum(np.maximum(low - total, total - high), 0.0)
@@ -120,10 +121,17 @@ class VectorForm:
             on = np.ones(len(problem.groups), dtype=bool)
         idx = np.flatnonzero(on)
         return cls(
-            on=on, index=idx, lb=problem.lower_bounds()[idx], ub=problem.upper_bounds(state)[idx],
-            a=problem.a[idx], b=problem.b[idx], fixed_cost=float(problem.c[idx].sum()),
-            delivery=problem.delivery[idx], regional=problem.incidence[:, idx],
-            demand=problem.demand_vector(state), cs=problem.cs_max,
+            on=on,
+            index=idx,
+            lb=problem.lower_bounds()[idx],
+            ub=problem.upper_bounds(state)[idx],
+            a=problem.a[idx],
+            b=problem.b[idx],
+            fixed_cost=float(problem.c[idx].sum()),
+            delivery=problem.delivery[idx],
+            regional=problem.incidence[:, idx],
+            demand=problem.demand_vector(state),
+            cs=problem.cs_max,
         )
 
     @property

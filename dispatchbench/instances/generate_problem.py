@@ -75,17 +75,30 @@ def _group_fields(rng: np.random.Generator, gtype: str) -> list[tuple[str, str]]
     if gtype == "FDC":
         a, b, c, p_min, p_max = FDC_TEMPLATES[rng.integers(len(FDC_TEMPLATES))]
         size = _scale(rng, SIZE_SPREAD)
-        return [("a", f"{a * _scale(rng, COST_SPREAD):.6f}"), ("b", f"{b * _scale(rng, COST_SPREAD):.3f}"),
-                ("c", f"{c * _scale(rng, COST_SPREAD):.2f}"), ("p_min", f"{p_min * size:.1f}"),
-                ("p_max", f"{p_max * size:.1f}")]
+        return [
+            ("a", f"{a * _scale(rng, COST_SPREAD):.6f}"),
+            ("b", f"{b * _scale(rng, COST_SPREAD):.3f}"),
+            ("c", f"{c * _scale(rng, COST_SPREAD):.2f}"),
+            ("p_min", f"{p_min * size:.1f}"),
+            ("p_max", f"{p_max * size:.1f}"),
+        ]
     if gtype == "ASC":
         a, b, c, p_max, h_max = ASC_TEMPLATES[rng.integers(len(ASC_TEMPLATES))]
-        return [("a", f"{a * _scale(rng, COST_SPREAD):.6f}"), ("b", f"{b * _scale(rng, COST_SPREAD):.3f}"),
-                ("c", f"{c * _scale(rng, COST_SPREAD):.2f}"), ("p_max", f"{p_max * _scale(rng, SIZE_SPREAD):.1f}"),
-                ("min_ratio", "0.5"), ("h_max", f"{h_max:.1f}")]
+        return [
+            ("a", f"{a * _scale(rng, COST_SPREAD):.6f}"),
+            ("b", f"{b * _scale(rng, COST_SPREAD):.3f}"),
+            ("c", f"{c * _scale(rng, COST_SPREAD):.2f}"),
+            ("p_max", f"{p_max * _scale(rng, SIZE_SPREAD):.1f}"),
+            ("min_ratio", "0.5"),
+            ("h_max", f"{h_max:.1f}"),
+        ]
     g, h, efficiency, p_max = V2G_TEMPLATES[rng.integers(len(V2G_TEMPLATES))]
-    return [("g", f"{g * _scale(rng, COST_SPREAD):.3f}"), ("h", f"{h * _scale(rng, COST_SPREAD):.2f}"),
-            ("efficiency", f"{efficiency:.2f}"), ("p_max", f"{p_max * _scale(rng, SIZE_SPREAD):.1f}")]
+    return [
+        ("g", f"{g * _scale(rng, COST_SPREAD):.3f}"),
+        ("h", f"{h * _scale(rng, COST_SPREAD):.2f}"),
+        ("efficiency", f"{efficiency:.2f}"),
+        ("p_max", f"{p_max * _scale(rng, SIZE_SPREAD):.1f}"),
+    ]
 
 
 def region_names(regions: int) -> list[str]:
@@ -126,8 +139,13 @@ def generate_problem_toml(regions: int, seed: int, commitment: bool = True) -> s
     cs_steps = int((CS_RANGE[1] - CS_RANGE[0]) // 10)
     for name, kind in zip(names, kinds):
         cs = CS_RANGE[0] + 10.0 * int(rng.integers(cs_steps + 1))
-        lines += ["", "[[regions]]", f"# kind: {kind.name} (like the paper's region {kind.paper_region})",
-                  f'name = "{name}"', f"cs_max = {cs:.1f}"]
+        lines += [
+            "",
+            "[[regions]]",
+            f"# kind: {kind.name} (like the paper's region {kind.paper_region})",
+            f'name = "{name}"',
+            f"cs_max = {cs:.1f}",
+        ]
         types = list(kind.always) + ([kind.maybe] if rng.random() < 0.5 else [])
         region_groups.append(types)
     counter = 0

@@ -59,8 +59,16 @@ def require_split(seed: int, split: str) -> None:
         raise ValueError(f"seed {seed} is a {split_of(seed)} seed, not a {split} one — fix: use {s.first}-{s.last}")
 
 
-def split_states(problem: Problem, split: str, *, days: int = 1, random_count: int = 0, replicate: int = 0,
-                 families: tuple[str, ...] | None = None, stride: int = 1) -> list[State]:
+def split_states(
+    problem: Problem,
+    split: str,
+    *,
+    days: int = 1,
+    random_count: int = 0,
+    replicate: int = 0,
+    families: tuple[str, ...] | None = None,
+    stride: int = 1,
+) -> list[State]:
     """``days`` days of every family (or of ``families``) and ``random_count`` random states,
     all drawn with the split's ``replicate``-th seed. Labels say family, day and interval, so a
     table can group them by family. ``stride`` keeps every stride-th interval of each day
@@ -81,28 +89,58 @@ def split_states(problem: Problem, split: str, *, days: int = 1, random_count: i
     return states
 
 
-def training_states(problem: Problem, *, days: int = 1, random_count: int = 0, replicate: int = 0,
-                    families: tuple[str, ...] | None = None, stride: int = 1) -> list[State]:
+def training_states(
+    problem: Problem,
+    *,
+    days: int = 1,
+    random_count: int = 0,
+    replicate: int = 0,
+    families: tuple[str, ...] | None = None,
+    stride: int = 1,
+) -> list[State]:
     """States a learner may train on (training seeds 0-999; ``replicate`` picks the seed).
 
     Learners with their own sampler need not use it, but a sampler's seeds must be training seeds
     (:func:`require_split`); this is the generated alternative with the same families."""
-    return split_states(problem, "training", days=days, random_count=random_count, replicate=replicate,
-                        families=families, stride=stride)
+    return split_states(
+        problem, "training", days=days, random_count=random_count, replicate=replicate, families=families, stride=stride
+    )
 
 
-def validation_states(problem: Problem, *, days: int = 1, random_count: int = 0, replicate: int = 0,
-                      families: tuple[str, ...] | None = None, stride: int = 1) -> list[State]:
+def validation_states(
+    problem: Problem,
+    *,
+    days: int = 1,
+    random_count: int = 0,
+    replicate: int = 0,
+    families: tuple[str, ...] | None = None,
+    stride: int = 1,
+) -> list[State]:
     """The states to tune on (validation seeds 1000-1999)."""
-    return split_states(problem, "validation", days=days, random_count=random_count, replicate=replicate,
-                        families=families, stride=stride)
+    return split_states(
+        problem,
+        "validation",
+        days=days,
+        random_count=random_count,
+        replicate=replicate,
+        families=families,
+        stride=stride,
+    )
 
 
-def test_states(problem: Problem, *, days: int = 1, random_count: int = 0, replicate: int = 0,
-                families: tuple[str, ...] | None = None, stride: int = 1) -> list[State]:
+def test_states(
+    problem: Problem,
+    *,
+    days: int = 1,
+    random_count: int = 0,
+    replicate: int = 0,
+    families: tuple[str, ...] | None = None,
+    stride: int = 1,
+) -> list[State]:
     """The states tables are computed on (test seeds 2000-2999); never tune on them."""
-    return split_states(problem, "test", days=days, random_count=random_count, replicate=replicate,
-                        families=families, stride=stride)
+    return split_states(
+        problem, "test", days=days, random_count=random_count, replicate=replicate, families=families, stride=stride
+    )
 
 
 test_states.__test__ = False  # a helper, not a pytest test, when imported into a test module

@@ -98,8 +98,9 @@ def _v2g_pmax(problem: Problem) -> np.ndarray:
 
 def _plugged(problem: Problem) -> np.ndarray:
     """(96, V) share of each V2G group's p_max plugged in, by its region's kind."""
-    shapes = [PLUGGED_SHAPE.get(kind_of(problem, g.region).name, PLUGGED_SHAPE["mixed"])
-              for g in problem.groups if g.is_v2g]
+    shapes = [
+        PLUGGED_SHAPE.get(kind_of(problem, g.region).name, PLUGGED_SHAPE["mixed"]) for g in problem.groups if g.is_v2g
+    ]
     return np.stack(shapes, axis=1) if shapes else np.zeros((INTERVALS, 0))
 
 
@@ -121,8 +122,13 @@ def _local_max(problem: Problem, v2g: np.ndarray) -> np.ndarray:
 
 
 # ---- the families ---------------------------------------------------------------------------
-def _shaped_day(problem: Problem, rng: np.random.Generator, base: tuple[float, float], swing: tuple[float, float],
-                v2g: tuple[float, float]) -> DayDraw:
+def _shaped_day(
+    problem: Problem,
+    rng: np.random.Generator,
+    base: tuple[float, float],
+    swing: tuple[float, float],
+    v2g: tuple[float, float],
+) -> DayDraw:
     """Each region's share of capacity: a flat base plus a swing along its kind's daily shape."""
     n = len(problem.regions)
     level, amplitude = rng.uniform(*base, n), rng.uniform(*swing, n)
@@ -184,20 +190,40 @@ def _cs_binding(problem: Problem, rng: np.random.Generator) -> DayDraw:
     return DayDraw(np.where(importer, needy, spare), v2g)
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("base_load", "base-load-heavy day like the real-data day: 18-28 % of capacity all day, "
-           "+5-15 % at each region kind's own peak hours", _base_load),
-    Family("night_heavy", "quiet day, busy night (peak 02:00) in residential/mixed regions; V2G plugged in "
-           "at 90-130 % of p_max at night", _night_heavy),
-    Family("skewed", "one region (N//8 adjacent ones for large N) near its local capacity plus 30-80 % of "
-           "its CS limit; the rest at 8-25 %", _skewed),
-    Family("high_demand", "45-60 % of capacity all day, +10-25 % at peak hours", _high_demand),
-    Family("cs_binding", "about a third of the regions must import 80-99 % of their CS limit beyond "
-           "their own capacity; the rest have spare capacity", _cs_binding),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "base_load",
+            "base-load-heavy day like the real-data day: 18-28 % of capacity all day, "
+            "+5-15 % at each region kind's own peak hours",
+            _base_load,
+        ),
+        Family(
+            "night_heavy",
+            "quiet day, busy night (peak 02:00) in residential/mixed regions; V2G plugged in "
+            "at 90-130 % of p_max at night",
+            _night_heavy,
+        ),
+        Family(
+            "skewed",
+            "one region (N//8 adjacent ones for large N) near its local capacity plus 30-80 % of "
+            "its CS limit; the rest at 8-25 %",
+            _skewed,
+        ),
+        Family("high_demand", "45-60 % of capacity all day, +10-25 % at peak hours", _high_demand),
+        Family(
+            "cs_binding",
+            "about a third of the regions must import 80-99 % of their CS limit beyond "
+            "their own capacity; the rest have spare capacity",
+            _cs_binding,
+        ),
+    )
+}
 RANDOM = "random"
-RANDOM_SUMMARY = ("independent random states (--count K): each region 5-85 % of its capacity, "
-                  "each V2G group 0-120 % of p_max")
+RANDOM_SUMMARY = (
+    "independent random states (--count K): each region 5-85 % of its capacity, each V2G group 0-120 % of p_max"
+)
 
 
 def family_lines() -> list[str]:

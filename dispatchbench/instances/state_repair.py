@@ -34,8 +34,11 @@ def make_state(problem: Problem, label: str, demand: np.ndarray, v2g: np.ndarray
     """A :class:`State` with values rounded as they will be written (0.01 kW, never negative)."""
     d = np.maximum(np.round(demand, DECIMALS), 0.0)
     v = np.maximum(np.round(v2g, DECIMALS), 0.0)
-    return State(label=label, demand={r: float(x) for r, x in zip(problem.region_names, d)},
-                 v2g_available={g: float(x) for g, x in zip(problem.v2g_names, v)})
+    return State(
+        label=label,
+        demand={r: float(x) for r, x in zip(problem.region_names, d)},
+        v2g_available={g: float(x) for g, x in zip(problem.v2g_names, v)},
+    )
 
 
 def anchor_demand(problem: Problem) -> np.ndarray:

@@ -35,5 +35,10 @@ class AgentLinear(nn.Module):
 
 def agent_mlp(n: int, d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     """Two hidden ReLU layers per agent: ``(n, B, d_in) -> (n, B, d_out)``."""
-    return nn.Sequential(AgentLinear(n, d_in, hidden), nn.ReLU(), AgentLinear(n, hidden, hidden), nn.ReLU(),
-                         AgentLinear(n, hidden, d_out))
+    return nn.Sequential(
+        AgentLinear(n, d_in, hidden),
+        nn.ReLU(),
+        AgentLinear(n, hidden, hidden),
+        nn.ReLU(),
+        AgentLinear(n, hidden, d_out),
+    )

@@ -30,8 +30,15 @@ from dispatchbench.model.errors import InputError
 CHECKPOINT_FILE = "checkpoint.pt"
 META_FILE = "model.json"
 FORMAT = 2  # 1: pickled checkpoints (never loaded: they could run code)
-REQUIRED_META = {"format": int, "solver": str, "problem": str, "problem_fingerprint": str,
-                 "hyperparameters": dict, "steps": int, "seed": int}
+REQUIRED_META = {
+    "format": int,
+    "solver": str,
+    "problem": str,
+    "problem_fingerprint": str,
+    "hyperparameters": dict,
+    "steps": int,
+    "seed": int,
+}
 RETRAIN = "train a new model with `dispatchbench train` (or point model= at another folder)"
 
 
@@ -52,18 +59,28 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def save_checkpoint(out_dir: Path, *, step: int, networks: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any],
-                    meta: dict[str, Any]) -> None:
+def save_checkpoint(
+    out_dir: Path,
+    *,
+    step: int,
+    networks: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    state: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
     """Write ``checkpoint.pt`` and then ``model.json`` (whose ``steps`` says which step it holds)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     text = json.dumps(_split(state, tensors), allow_nan=True)
-    payload = {"format": FORMAT, "step": int(step),
-               "networks": {k: v.state_dict() for k, v in networks.items()},
-               "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
-               "tensors": tensors, "state": text}
+    payload = {
+        "format": FORMAT,
+        "step": int(step),
+        "networks": {k: v.state_dict() for k, v in networks.items()},
+        "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
+        "tensors": tensors,
+        "state": text,
+    }
     tmp = out_dir / (CHECKPOINT_FILE + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, out_dir / CHECKPOINT_FILE)
@@ -89,8 +106,11 @@ def read_meta(out_dir: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ModelFileError(path, f"holds a JSON {type(meta).__name__}, not an object with the model's description")
     if meta.get("format") == 1:
-        raise ModelFileError(path, "was written by an older dispatchbench whose checkpoints are pickles, which "
-                                   "are never loaded (they could run code)")
+        raise ModelFileError(
+            path,
+            "was written by an older dispatchbench whose checkpoints are pickles, which "
+            "are never loaded (they could run code)",
+        )
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise ModelFileError(path, f"lacks {', '.join(missing)}")

@@ -41,8 +41,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 import torch
 
-from dispatchbench.learn.checkpoints import (CHECKPOINT_FILE, META_FILE, Checkpoint, ModelFileError,
-                                             load_checkpoint, read_meta, save_checkpoint)
+from dispatchbench.learn.checkpoints import (
+    CHECKPOINT_FILE,
+    META_FILE,
+    Checkpoint,
+    ModelFileError,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
 from dispatchbench.learn.marl_env import RewardConfig, cost_scale
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
@@ -99,8 +106,11 @@ def capture_rng(generators: Mapping[str, np.random.Generator]) -> dict[str, Any]
     """Every random state a training loop uses: named NumPy generators (dicts of ints), torch's
     (a uint8 tensor) and Python's (a list): all of it data, none of it pickled."""
     version_, internal, gauss = random.getstate()
-    return {"numpy": {k: g.bit_generator.state for k, g in generators.items()},
-            "torch": torch.get_rng_state(), "python": [version_, list(internal), gauss]}
+    return {
+        "numpy": {k: g.bit_generator.state for k, g in generators.items()},
+        "torch": torch.get_rng_state(),
+        "python": [version_, list(internal), gauss],
+    }
 
 
 def restore_rng(states: Mapping[str, Any], generators: Mapping[str, np.random.Generator]) -> None:
@@ -127,13 +137,18 @@ def in_trained_order(problem: Problem, meta: Mapping[str, Any]) -> Problem:
     (``problem`` itself when it already is, or for a model that recorded no order). Call only
     after the fingerprints matched, i.e. the same groups and regions by name."""
     groups, regions = meta.get("group_order"), meta.get("region_order")
-    if not groups or (list(problem.group_names) == list(groups)
-                      and list(problem.region_names) == list(regions or problem.region_names)):
+    if not groups or (
+        list(problem.group_names) == list(groups)
+        and list(problem.region_names) == list(regions or problem.region_names)
+    ):
         return problem
     by_group = {g.name: g for g in problem.groups}
     by_region = {r.name: r for r in problem.regions}
-    return dataclasses.replace(problem, groups=tuple(by_group[name] for name in groups),
-                               regions=tuple(by_region[name] for name in (regions or problem.region_names)))
+    return dataclasses.replace(
+        problem,
+        groups=tuple(by_group[name] for name in groups),
+        regions=tuple(by_region[name] for name in (regions or problem.region_names)),
+    )
 
 
 def trained_problem(folder: str | Path, problem: Problem, solver: str) -> Problem:
@@ -159,25 +174,52 @@ def versions() -> dict[str, str]:
         own = version("dispatchbench")
     except PackageNotFoundError:
         own = "unknown"
-    return {"dispatchbench": own, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "dispatchbench": own,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def model_meta(*, solver: str, spec: str, problem: Problem, hyperparameters: Any, seed: int,
-               train_time_s: float, **learner: Any) -> dict[str, Any]:
+def model_meta(
+    *, solver: str, spec: str, problem: Problem, hyperparameters: Any, seed: int, train_time_s: float, **learner: Any
+) -> dict[str, Any]:
     """The fields of ``model.json`` every learner writes (``steps`` is added when saving), plus
     the learner's own (observation names, sampler, action format, ...)."""
-    return {"solver": solver, "spec": spec, "problem": problem.name,
-            "problem_fingerprint": problem_fingerprint(problem), "group_order": list(problem.group_names),
-            "region_order": list(problem.region_names), "hyperparameters": asdict(hyperparameters),
-            "seed": int(seed), "train_time_s": float(train_time_s), "versions": versions(), **learner}
+    return {
+        "solver": solver,
+        "spec": spec,
+        "problem": problem.name,
+        "problem_fingerprint": problem_fingerprint(problem),
+        "group_order": list(problem.group_names),
+        "region_order": list(problem.region_names),
+        "hyperparameters": asdict(hyperparameters),
+        "seed": int(seed),
+        "train_time_s": float(train_time_s),
+        "versions": versions(),
+        **learner,
+    }
 
 
-def save(out_dir: Path, *, step: int, networks: Mapping[str, torch.nn.Module],
-         optimizers: Mapping[str, torch.optim.Optimizer], state: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+def save(
+    out_dir: Path,
+    *,
+    step: int,
+    networks: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    state: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> None:
     """Save a checkpoint and its ``model.json`` (see :func:`model_meta`)."""
-    save_checkpoint(Path(out_dir), step=step, networks=dict(networks), optimizers=dict(optimizers),
-                    state=dict(state), meta=dict(meta))
+    save_checkpoint(
+        Path(out_dir),
+        step=step,
+        networks=dict(networks),
+        optimizers=dict(optimizers),
+        state=dict(state),
+        meta=dict(meta),
+    )
 
 
 def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, folder: str | Path, solver: str) -> None:
@@ -190,16 +232,20 @@ def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, fol
         except (KeyError, RuntimeError) as exc:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
             detail = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]  # torch: a header, then why
-            raise ModelFileError(Path(folder) / CHECKPOINT_FILE, f"network {name!r} does not fit this version of "
-                                 f"{solver} ({detail[:200]})") from None
+            raise ModelFileError(
+                Path(folder) / CHECKPOINT_FILE,
+                f"network {name!r} does not fit this version of {solver} ({detail[:200]})",
+            ) from None
 
 
 def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | None:
     if meta["solver"] != solver:
         return f"the model was trained by {meta['solver']!r}, not {solver!r}"
     if meta["problem_fingerprint"] != problem_fingerprint(problem):
-        return (f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
-                f"not {problem.name!r} (fingerprint {problem_fingerprint(problem)}): other groups, ranges or CS limits")
+        return (
+            f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
+            f"not {problem.name!r} (fingerprint {problem_fingerprint(problem)}): other groups, ranges or CS limits"
+        )
     return None
 
 
@@ -208,12 +254,18 @@ def check_folder(folder: str | Path, solver: str) -> None:
     and holds a readable ``model.json`` written by this solver. Raises :class:`ModelFileError`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFileError(folder, "model folder not found" if not folder.exists() else "not a folder",
-                             "give model= the --out folder of a `dispatchbench train` run")
+        raise ModelFileError(
+            folder,
+            "model folder not found" if not folder.exists() else "not a folder",
+            "give model= the --out folder of a `dispatchbench train` run",
+        )
     meta = read_meta(folder)
     if meta["solver"] != solver:
-        raise ModelFileError(folder / META_FILE, f"the model was trained by {meta['solver']!r}, not {solver!r}",
-                             f"use {meta['solver']}[model={folder}] or a model trained by {solver}")
+        raise ModelFileError(
+            folder / META_FILE,
+            f"the model was trained by {meta['solver']!r}, not {solver!r}",
+            f"use {meta['solver']}[model={folder}] or a model trained by {solver}",
+        )
 
 
 def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str, Any]:
@@ -232,8 +284,10 @@ def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str
 def check_model(folder: str | Path, problem: Problem, solver: str) -> str | None:
     """Why the model in ``folder`` cannot serve ``problem`` for ``solver`` (``None`` if it can)."""
     if not str(folder):
-        return (f"{solver} needs a trained model: run `dispatchbench train --solver {solver} "
-                f"--out DIR ...` and then use {solver}[model=DIR]")
+        return (
+            f"{solver} needs a trained model: run `dispatchbench train --solver {solver} "
+            f"--out DIR ...` and then use {solver}[model=DIR]"
+        )
     try:
         require_model(folder, problem, solver)
     except ModelFileError as exc:
@@ -248,8 +302,11 @@ def open_for_resume(folder: str | Path, problem: Problem, solver: str) -> Checkp
     meta = read_meta(folder)
     why = _mismatch(meta, problem, solver)
     if why:
-        raise ModelFileError(folder / META_FILE, why, "resume with the problem and solver it was trained with, "
-                                                     "or drop --resume to train a new model")
+        raise ModelFileError(
+            folder / META_FILE,
+            why,
+            "resume with the problem and solver it was trained with, or drop --resume to train a new model",
+        )
     return load_checkpoint(folder)
 
 
@@ -310,32 +367,41 @@ class LearnerPlugin:
                 why = str(exc)
         return why
 
-    def begin_fit(self, problem: Problem, out_dir: Path, *, resume: bool,
-                  options: Mapping[str, Any]) -> tuple[Problem, Checkpoint | None, Any]:
+    def begin_fit(
+        self, problem: Problem, out_dir: Path, *, resume: bool, options: Mapping[str, Any]
+    ) -> tuple[Problem, Checkpoint | None, Any]:
         """``(problem, checkpoint or None, hyper-parameters)`` for a new or resumed training: a
         resumed run continues in its own group order with the hyper-parameters it was trained with."""
         if options:
             first = fields(self.hyperparameter_class)[0].name
-            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in "
-                             f"the spec, e.g. {self.name}[{first}=...]")
+            raise ValueError(
+                f"{self.name}: fit() takes no option {sorted(options)[0]!r}; hyper-parameters go in "
+                f"the spec, e.g. {self.name}[{first}=...]"
+            )
         ckpt = open_for_resume(out_dir, problem, self.name) if resume else None
         if ckpt is None:
             return problem, None, self.hyperparameters()
         problem = in_trained_order(problem, ckpt.meta)  # agents are keyed by group name
         hp = from_meta(self.hyperparameter_class, ckpt.meta, out_dir)
         if conflicts(hp, self._given):
-            raise ModelFileError(out_dir / META_FILE, "a resumed run keeps the hyper-parameters it was trained "
-                                 f"with; the spec sets {', '.join(conflicts(hp, self._given))}",
-                                 "drop them from the spec, or train a new model without --resume")
+            raise ModelFileError(
+                out_dir / META_FILE,
+                "a resumed run keeps the hyper-parameters it was trained "
+                f"with; the spec sets {', '.join(conflicts(hp, self._given))}",
+                "drop them from the spec, or train a new model without --resume",
+            )
         return problem, ckpt, hp
 
     def trained_hyperparameters(self, ckpt: Checkpoint, folder: Path) -> Any:
         """The hyper-parameters a loaded model was trained with; a spec that contradicts them is refused."""
         hp = from_meta(self.hyperparameter_class, ckpt.meta, folder)
         if conflicts(hp, self._given):
-            raise ModelFileError(folder / META_FILE, "the spec sets hyper-parameters the model was not "
-                                 f"trained with: {', '.join(conflicts(hp, self._given))}",
-                                 "drop them from the spec (a model keeps its own)")
+            raise ModelFileError(
+                folder / META_FILE,
+                "the spec sets hyper-parameters the model was not "
+                f"trained with: {', '.join(conflicts(hp, self._given))}",
+                "drop them from the spec (a model keeps its own)",
+            )
         return hp
 
 

@@ -20,10 +20,10 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.instances.protocol import TRAINING
 from dispatchbench.instances.state_families import FAMILIES, INTERVALS, MAX_DAYS, generate_days
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
@@ -50,18 +50,24 @@ def _scales(problem: Problem) -> tuple[float, np.ndarray, np.ndarray, np.ndarray
     region capacity (local + CS limit), its region's V2G p_max total, its own p_max."""
     cap = problem.delivery * problem.p_max
     region_cap = np.bincount(problem.group_region, weights=cap, minlength=len(problem.regions)) + problem.cs_max
-    v2g_pmax = np.bincount(problem.group_region, weights=np.where(problem.is_v2g, problem.p_max, 0.0),
-                           minlength=len(problem.regions))
+    v2g_pmax = np.bincount(
+        problem.group_region, weights=np.where(problem.is_v2g, problem.p_max, 0.0), minlength=len(problem.regions)
+    )
     region_of = problem.group_region
-    return (float(max(cap.sum(), 1.0)), np.maximum(region_cap[region_of], 1.0),
-            np.maximum(v2g_pmax[region_of], 1.0), np.maximum(problem.p_max, 1.0))
+    return (
+        float(max(cap.sum(), 1.0)),
+        np.maximum(region_cap[region_of], 1.0),
+        np.maximum(v2g_pmax[region_of], 1.0),
+        np.maximum(problem.p_max, 1.0),
+    )
 
 
 def _state_arrays(problem: Problem, states: Sequence[State]) -> tuple[np.ndarray, np.ndarray]:
     """``(B, R)`` demand and ``(B, G)`` V2G availability (0 for FDC/ASC)."""
     demand = np.array([problem.demand_vector(s) for s in states], dtype=float).reshape(len(states), -1)
-    avail = np.array([[s.v2g_available.get(g.name, 0.0) if g.is_v2g else 0.0 for g in problem.groups]
-                      for s in states], dtype=float).reshape(len(states), -1)
+    avail = np.array(
+        [[s.v2g_available.get(g.name, 0.0) if g.is_v2g else 0.0 for g in problem.groups] for s in states], dtype=float
+    ).reshape(len(states), -1)
     return demand, avail
 
 
@@ -154,8 +160,14 @@ class Outcome:
     messages: int
 
 
-def outcome(problem: Problem, state: State, raw: np.ndarray, *, reward: RewardConfig = RewardConfig(),
-            search: DistributedSearch | None = None) -> Outcome:
+def outcome(
+    problem: Problem,
+    state: State,
+    raw: np.ndarray,
+    *,
+    reward: RewardConfig = RewardConfig(),
+    search: DistributedSearch | None = None,
+) -> Outcome:
     """Map ``raw`` (G,), close the balances with the distributed search, score with the evaluator."""
     search = search or _default_search(problem)
     mapped = map_actions(problem, [state], np.asarray(raw).reshape(1, -1))
@@ -166,11 +178,20 @@ def outcome(problem: Problem, state: State, raw: np.ndarray, *, reward: RewardCo
     moved = np.abs(mapped.power[0] - dispatch.power)
     scale = cost_scale(problem)
     team_cost = ev.cost + reward.penalty_per_kw * violation
-    rewards = -(reward.own_weight * ev.group_costs + reward.team_weight * team_cost
-                + reward.move_weight * moved) / scale
-    return Outcome(mapped=mapped, dispatch=dispatch, evaluation=ev, feasible_commitment=bool(result.feasible[0]),
-                   moved_kw=moved, violation_kw=violation, rewards=rewards.astype(np.float32),
-                   team_reward=float(-team_cost / scale), messages=result.messages)
+    rewards = (
+        -(reward.own_weight * ev.group_costs + reward.team_weight * team_cost + reward.move_weight * moved) / scale
+    )
+    return Outcome(
+        mapped=mapped,
+        dispatch=dispatch,
+        evaluation=ev,
+        feasible_commitment=bool(result.feasible[0]),
+        moved_kw=moved,
+        violation_kw=violation,
+        rewards=rewards.astype(np.float32),
+        team_reward=float(-team_cost / scale),
+        messages=result.messages,
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -191,8 +212,9 @@ class StateBox:
     @classmethod
     def from_problem(cls, problem: Problem) -> StateBox:
         """Every demand a region could be served at (local capacity + CS limit), V2G up to 2·p_max."""
-        cap = np.bincount(problem.group_region, weights=problem.delivery * problem.p_max,
-                          minlength=len(problem.regions))
+        cap = np.bincount(
+            problem.group_region, weights=problem.delivery * problem.p_max, minlength=len(problem.regions)
+        )
         v2g_pmax = np.array([g.p_max for g in problem.groups if g.is_v2g])
         return cls(np.zeros(len(problem.regions)), cap + problem.cs_max, np.zeros(len(v2g_pmax)), 2.0 * v2g_pmax)
 
@@ -201,21 +223,30 @@ class StateBox:
         """The hull of ``states`` widened by ``margin`` of its width on each side (kept ≥ 0)."""
         demand, avail = _state_arrays(problem, states)
         v = avail[:, problem.is_v2g]
+
         def widen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             lo, hi = x.min(0), x.max(0)
             pad = margin * np.maximum(hi - lo, 1.0)
             return np.maximum(lo - pad, 0.0), hi + pad
+
         return cls(*widen(demand), *widen(v))
 
     def union(self, other: StateBox) -> StateBox:
-        return StateBox(np.minimum(self.demand_low, other.demand_low), np.maximum(self.demand_high, other.demand_high),
-                        np.minimum(self.v2g_low, other.v2g_low), np.maximum(self.v2g_high, other.v2g_high))
+        return StateBox(
+            np.minimum(self.demand_low, other.demand_low),
+            np.maximum(self.demand_high, other.demand_high),
+            np.minimum(self.v2g_low, other.v2g_low),
+            np.maximum(self.v2g_high, other.v2g_high),
+        )
 
     def to_json(self, problem: Problem) -> dict[str, Any]:
-        return {**{f"d_{r}": [float(lo), float(hi)] for r, lo, hi in
-                   zip(problem.region_names, self.demand_low, self.demand_high)},
-                **{f"v_{g}": [float(lo), float(hi)] for g, lo, hi in
-                   zip(problem.v2g_names, self.v2g_low, self.v2g_high)}}
+        return {
+            **{
+                f"d_{r}": [float(lo), float(hi)]
+                for r, lo, hi in zip(problem.region_names, self.demand_low, self.demand_high)
+            },
+            **{f"v_{g}": [float(lo), float(hi)] for g, lo, hi in zip(problem.v2g_names, self.v2g_low, self.v2g_high)},
+        }
 
 
 def _state_vector(problem: Problem, state: State) -> np.ndarray:
@@ -240,9 +271,17 @@ class StateSampler:
     ``(family, seed, day, interval)`` it was.
     """
 
-    def __init__(self, problem: Problem, *, seed: int, box: StateBox | None = None,
-                 excluded: Sequence[State] = (), exclusion_radius_kw: float = 1.0,
-                 max_tries: int = 100_000, generated_share: float = 0.0) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        seed: int,
+        box: StateBox | None = None,
+        excluded: Sequence[State] = (),
+        exclusion_radius_kw: float = 1.0,
+        max_tries: int = 100_000,
+        generated_share: float = 0.0,
+    ) -> None:
         if not 0.0 <= generated_share <= 1.0:
             raise ValueError(f"generated_share={generated_share}: must lie in [0, 1]")
         self.problem = problem
@@ -252,8 +291,11 @@ class StateSampler:
         self.box = box if box is not None else StateBox.from_problem(problem)
         self.exclusion_radius_kw = exclusion_radius_kw
         self.max_tries = max_tries
-        self._excluded = (np.array([_state_vector(problem, s) for s in self.excluded])
-                          if self.excluded else np.zeros((0, len(problem.regions) + len(problem.v2g_names))))
+        self._excluded = (
+            np.array([_state_vector(problem, s) for s in self.excluded])
+            if self.excluded
+            else np.zeros((0, len(problem.regions) + len(problem.v2g_names)))
+        )
         self._low = np.concatenate([self.box.demand_low, self.box.v2g_low])
         self._high = np.concatenate([self.box.demand_high, self.box.v2g_high])
         self._count = 0
@@ -277,9 +319,11 @@ class StateSampler:
             if self.is_excluded(x):
                 continue
             self._count += 1
-            state = State(label=f"sampled{self._count}",
-                          demand=dict(zip(self.problem.region_names, map(float, x[:n_regions]))),
-                          v2g_available=dict(zip(self.problem.v2g_names, map(float, x[n_regions:]))))
+            state = State(
+                label=f"sampled{self._count}",
+                demand=dict(zip(self.problem.region_names, map(float, x[:n_regions]))),
+                v2g_available=dict(zip(self.problem.v2g_names, map(float, x[n_regions:]))),
+            )
             if infeasibility_reason(self.problem, state) is None:
                 return state
         raise RuntimeError(f"no feasible state found in {self.max_tries} draws from the box {self.box}")
@@ -317,8 +361,15 @@ class DispatchEnv(ParallelEnv):
 
     metadata = {"name": "dispatchbench_v0", "render_modes": []}
 
-    def __init__(self, problem: Problem, *, sampler: StateSampler | None = None, seed: int | None = None,
-                 reward: RewardConfig = RewardConfig(), search: DistributedSearch | None = None) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        sampler: StateSampler | None = None,
+        seed: int | None = None,
+        reward: RewardConfig = RewardConfig(),
+        search: DistributedSearch | None = None,
+    ) -> None:
         self.problem = problem
         self.sampler = sampler or StateSampler(problem, seed=0 if seed is None else seed)
         if seed is not None and sampler is not None:
@@ -340,7 +391,7 @@ class DispatchEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             self.sampler.reseed(seed)
-            for i, agent in enumerate(self.possible_agents):
+            for i in range(len(self.possible_agents)):
                 self._act_space.seed(seed + i)
         forced = (options or {}).get("state")
         self.state_now = forced if isinstance(forced, State) else self.sampler.sample()
@@ -355,12 +406,22 @@ class DispatchEnv(ParallelEnv):
         out = outcome(self.problem, self.state_now, raw, reward=self.reward, search=self.search)
         obs = observations(self.problem, self.state_now)
         rewards = {a: float(out.rewards[i]) for i, a in enumerate(self.possible_agents)}
-        infos = {a: {"cost": float(out.evaluation.group_costs[i]), "team_cost": out.evaluation.cost,
-                     "team_reward": out.team_reward, "violation_kw": out.violation_kw,
-                     "mapped_power": float(out.mapped.power[0, i]), "balanced_power": float(out.dispatch.power[i]),
-                     "moved_kw": float(out.moved_kw[i]), "on": bool(out.dispatch.on[i]),
-                     "feasible": out.feasible_commitment, "messages": out.messages, "state": self.state_now.label}
-                 for i, a in enumerate(self.possible_agents)}
+        infos = {
+            a: {
+                "cost": float(out.evaluation.group_costs[i]),
+                "team_cost": out.evaluation.cost,
+                "team_reward": out.team_reward,
+                "violation_kw": out.violation_kw,
+                "mapped_power": float(out.mapped.power[0, i]),
+                "balanced_power": float(out.dispatch.power[i]),
+                "moved_kw": float(out.moved_kw[i]),
+                "on": bool(out.dispatch.on[i]),
+                "feasible": out.feasible_commitment,
+                "messages": out.messages,
+                "state": self.state_now.label,
+            }
+            for i, a in enumerate(self.possible_agents)
+        }
         done = {a: True for a in self.possible_agents}
         self.agents = []
         return obs, rewards, done, {a: False for a in self.possible_agents}, infos

@@ -15,14 +15,16 @@ import numpy as np
 class ReplayBuffer:
     """Ring buffer: ``fields`` maps a name to the shape of one row of that field."""
 
-    def __init__(self, capacity: int, fields: dict[str, tuple[int, ...]], seed: int,
-                 dtypes: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, capacity: int, fields: dict[str, tuple[int, ...]], seed: int, dtypes: dict[str, Any] | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError("replay buffer capacity must be at least 1")
         dtypes = dtypes or {}
         self.capacity = capacity
-        self.data = {name: np.zeros((capacity, *shape), dtype=dtypes.get(name, np.float32))
-                     for name, shape in fields.items()}
+        self.data = {
+            name: np.zeros((capacity, *shape), dtype=dtypes.get(name, np.float32)) for name, shape in fields.items()
+        }
         self.size = 0
         self.cursor = 0
         self.rng = np.random.default_rng(seed)
@@ -54,9 +56,13 @@ class ReplayBuffer:
         return {k: v[index] for k, v in self.data.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor,
-                "data": {k: v[: self.size].copy() for k, v in self.data.items()},
-                "rng": self.rng.bit_generator.state}
+        return {
+            "capacity": self.capacity,
+            "size": self.size,
+            "cursor": self.cursor,
+            "data": {k: v[: self.size].copy() for k, v in self.data.items()},
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:

@@ -26,9 +26,19 @@ MONITOR_FILE = "monitor_states.csv"
 class TrainingLog:
     """Appends ``loss.csv`` every step and ``rewards.csv`` every ``every`` steps; drives a tqdm bar."""
 
-    def __init__(self, out_dir: Path, *, problem: Problem, monitor: Sequence[State], total_steps: int,
-                 every: int = 100, resume: bool = False, progress: bool = True, start_step: int = 0,
-                 elapsed_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        problem: Problem,
+        monitor: Sequence[State],
+        total_steps: int,
+        every: int = 100,
+        resume: bool = False,
+        progress: bool = True,
+        start_step: int = 0,
+        elapsed_s: float = 0.0,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.every = max(1, every)
@@ -44,14 +54,16 @@ class TrainingLog:
         self._reward = csv.writer(self._reward_file)
         if mode == "w":
             self._loss.writerow(["step", "loss"])
-            self._reward.writerow(["step", "wall_s", "steps_per_s", "mean_reward",
-                                   *[f"reward_{i}" for i in range(self.n_monitor)]])
+            self._reward.writerow(
+                ["step", "wall_s", "steps_per_s", "mean_reward", *[f"reward_{i}" for i in range(self.n_monitor)]]
+            )
         self.start = time.perf_counter() - elapsed_s
         self._rate_t, self._rate_step = time.perf_counter(), start_step
         self.last_loss = float("nan")
         self.last_reward = float("nan")
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
-                        dynamic_ncols=True, desc="train")
+        self.bar = tqdm(
+            total=total_steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True, desc="train"
+        )
 
     @property
     def wall_s(self) -> float:
@@ -70,8 +82,9 @@ class TrainingLog:
         rate = (step - self._rate_step) / max(now - self._rate_t, 1e-9)
         self._rate_t, self._rate_step = now, step
         self.last_reward = float(sum(values) / max(len(values), 1))
-        self._reward.writerow([step, f"{self.wall_s:.3f}", f"{rate:.2f}", f"{self.last_reward:.8g}",
-                               *[f"{v:.8g}" for v in values]])
+        self._reward.writerow(
+            [step, f"{self.wall_s:.3f}", f"{rate:.2f}", f"{self.last_reward:.8g}", *[f"{v:.8g}" for v in values]]
+        )
         self._reward_file.flush()
         self._loss_file.flush()
         self.bar.set_postfix(reward=f"{self.last_reward:.4f}", loss=f"{self.last_loss:.3g}")

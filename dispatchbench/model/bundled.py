@@ -19,8 +19,12 @@ def problems_dir() -> Path:
     """The folder holding the bundled problem files."""
     folder = Path(str(importlib.resources.files(PACKAGE)))
     if not folder.is_dir():  # a zipped install: every caller needs real files
-        raise InputError(PACKAGE, "install", "the bundled problems are not a folder on disk",
-                         "install dispatchbench unzipped (pip install does)")
+        raise InputError(
+            PACKAGE,
+            "install",
+            "the bundled problems are not a folder on disk",
+            "install dispatchbench unzipped (pip install does)",
+        )
     return folder
 
 
@@ -33,5 +37,6 @@ def find_input(path: str | Path) -> Path:
     bundled = problems_dir() / given.name
     if given.parent.name in ("", "problems") and bundled.is_file():
         return bundled
-    raise InputError(path, "file", "not found",
-                     f"give a path to an existing file, or the name of a bundled one in {problems_dir()}")
+    raise InputError(
+        path, "file", "not found", f"give a path to an existing file, or the name of a bundled one in {problems_dir()}"
+    )

@@ -74,8 +74,12 @@ def evaluate(problem: Problem, state: State, dispatch: Dispatch) -> Evaluation:
     above = np.where(on, power - problem.p_max, -power)
     record("running_range", np.maximum(np.maximum(below, above), 0.0), problem.group_names, "running range")
     avail = np.array([state.v2g_available.get(g.name, np.inf) for g in problem.groups])
-    record("v2g_availability", np.where(problem.is_v2g, np.maximum(power - avail, 0.0), 0.0), problem.group_names,
-           "V2G availability")
+    record(
+        "v2g_availability",
+        np.where(problem.is_v2g, np.maximum(power - avail, 0.0), 0.0),
+        problem.group_names,
+        "V2G availability",
+    )
 
     violations = {name: v for name, (v, _) in located.items()}
     worst_family = max(violations, key=violations.__getitem__)
@@ -83,6 +87,11 @@ def evaluate(problem: Problem, state: State, dispatch: Dispatch) -> Evaluation:
     costs = group_costs(problem, on, power)
     fed = np.where(problem.is_v2g, problem.delivery * power, 0.0)
     return Evaluation(
-        cost=float(costs.sum()), violations=violations, worst=worst, tolerance=problem.tolerance(state),
-        group_costs=costs, fed_back=fed, losses=np.where(problem.is_v2g, power - fed, 0.0),
+        cost=float(costs.sum()),
+        violations=violations,
+        worst=worst,
+        tolerance=problem.tolerance(state),
+        group_costs=costs,
+        fed_back=fed,
+        losses=np.where(problem.is_v2g, power - fed, 0.0),
     )

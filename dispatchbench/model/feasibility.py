@@ -66,23 +66,33 @@ def infeasibility_reason(problem: Problem, state: State) -> str | None:
             top, bottom = supply[-1][1], supply[0][0]
             if top < d - region.cs_max:
                 short = d - region.cs_max - top
-                return (f"region {region.name}: demand {d:g} kW exceeds local capacity {top:g} kW "
-                        f"plus CS import limit {region.cs_max:g} kW (shortfall {short:g} kW)")
+                return (
+                    f"region {region.name}: demand {d:g} kW exceeds local capacity {top:g} kW "
+                    f"plus CS import limit {region.cs_max:g} kW (shortfall {short:g} kW)"
+                )
             if bottom > d + region.cs_max:
                 surplus = bottom - d - region.cs_max
-                return (f"region {region.name}: minimum local output {bottom:g} kW exceeds demand {d:g} kW "
-                        f"plus CS export limit {region.cs_max:g} kW (surplus {surplus:g} kW)")
-            return (f"region {region.name}: no set of running groups delivers between "
-                    f"{d - region.cs_max:g} and {d + region.cs_max:g} kW (demand {d:g} kW ± CS limit)")
+                return (
+                    f"region {region.name}: minimum local output {bottom:g} kW exceeds demand {d:g} kW "
+                    f"plus CS export limit {region.cs_max:g} kW (surplus {surplus:g} kW)"
+                )
+            return (
+                f"region {region.name}: no set of running groups delivers between "
+                f"{d - region.cs_max:g} and {d + region.cs_max:g} kW (demand {d:g} kW ± CS limit)"
+            )
         total = _minkowski(total, window, 1e-9)
     demand = state.total_demand
     if any(lo - tol <= demand <= hi + tol for lo, hi in total):
         return None
     top, bottom = total[-1][1], total[0][0]
     if demand > top:
-        return (f"total demand {demand:g} kW exceeds the {top:g} kW all regions can deliver within "
-                f"their CS limits (shortfall {demand - top:g} kW)")
+        return (
+            f"total demand {demand:g} kW exceeds the {top:g} kW all regions can deliver within "
+            f"their CS limits (shortfall {demand - top:g} kW)"
+        )
     if demand < bottom:
-        return (f"total demand {demand:g} kW is below the {bottom:g} kW minimum output of the running "
-                f"groups (surplus {bottom - demand:g} kW)")
+        return (
+            f"total demand {demand:g} kW is below the {bottom:g} kW minimum output of the running "
+            f"groups (surplus {bottom - demand:g} kW)"
+        )
     return f"total demand {demand:g} kW falls in a gap between feasible totals {total}"

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 
-class GroupType(str, Enum):
+class GroupType(str, Enum):  # noqa: UP042 (str() of a StrEnum member differs; files and rows keep the value)
     """Charger-group types of the paper: fast DC, AC slow, bidirectional V2G."""
 
     FDC = "FDC"

@@ -53,7 +53,9 @@ def load_problem(path: str | Path) -> Problem:
     except UnicodeDecodeError:
         raise InputError(path, "file", "is not UTF-8 text", "save the problem file as UTF-8 TOML") from None
     except OSError as exc:
-        raise InputError(path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+        raise InputError(
+            path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions"
+        ) from None
     return parse_problem(data, source=str(path))
 
 
@@ -64,7 +66,9 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     if head is not None and not isinstance(head, dict):
         raise InputError(source, "[problem]", "is not a single table", "write one [problem] table (single brackets)")
     if not isinstance(head, dict):
-        raise InputError(source, "[problem]", "missing", 'add a [problem] table with name = "..." and commitment = true|false')
+        raise InputError(
+            source, "[problem]", "missing", 'add a [problem] table with name = "..." and commitment = true|false'
+        )
     _unknown(source, "[problem]", head, set(_PROBLEM_KEYS))
     name = head.get("name")
     if not isinstance(name, str) or not name:
@@ -72,7 +76,9 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     check_name(source, "[problem].name", name)
     commitment = head.get("commitment", True)
     if not isinstance(commitment, bool):
-        raise InputError(source, "[problem].commitment", f"{commitment!r} is not a boolean", "write commitment = true or false")
+        raise InputError(
+            source, "[problem].commitment", f"{commitment!r} is not a boolean", "write commitment = true or false"
+        )
 
     regions = [_region(source, i, r) for i, r in enumerate(_array(source, data, "regions"))]
     _unique(source, "[[regions]]", [r.name for r in regions])
@@ -82,7 +88,9 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     for r in regions:
         if not any(g.region == r.name for g in groups) and r.cs_max <= 0:
             raise InputError(
-                source, f"region {r.name!r}", "has no charger group and no CS capacity, so it can serve no demand",
+                source,
+                f"region {r.name!r}",
+                "has no charger group and no CS capacity, so it can serve no demand",
                 "give it a group or a positive cs_max, or remove it",
             )
     return Problem(name=name, regions=tuple(regions), groups=tuple(groups), commitment=commitment, source=source)
@@ -91,8 +99,12 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
 def _array(source: str, data: dict, key: str) -> list[dict]:
     items = data.get(key)
     if items is not None and not isinstance(items, list):
-        raise InputError(source, f"[{key}]", "is a single table, not an array of tables",
-                         f"write each entry under its own [[{key}]] header (double brackets)")
+        raise InputError(
+            source,
+            f"[{key}]",
+            "is a single table, not an array of tables",
+            f"write each entry under its own [[{key}]] header (double brackets)",
+        )
     if not items:
         raise InputError(source, f"[[{key}]]", "missing or empty", f"add at least one [[{key}]] entry")
     for i, item in enumerate(items):
@@ -104,7 +116,9 @@ def _array(source: str, data: dict, key: str) -> list[dict]:
 def _unknown(source: str, entry: str, table: dict, allowed: set[str]) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
-        raise InputError(source, entry, f"unknown key {extra[0]!r}", f"remove it or use one of: {', '.join(sorted(allowed))}")
+        raise InputError(
+            source, entry, f"unknown key {extra[0]!r}", f"remove it or use one of: {', '.join(sorted(allowed))}"
+        )
 
 
 def _unique(source: str, entry: str, names: list[str]) -> None:
@@ -115,8 +129,16 @@ def _unique(source: str, entry: str, names: list[str]) -> None:
         seen.add(n)
 
 
-def _number(source: str, entry: str, table: dict, key: str, *, minimum: float = 0.0, strict: bool = False,
-            maximum: float = MAX_COST) -> float:
+def _number(
+    source: str,
+    entry: str,
+    table: dict,
+    key: str,
+    *,
+    minimum: float = 0.0,
+    strict: bool = False,
+    maximum: float = MAX_COST,
+) -> float:
     """A finite number in ``[minimum, maximum]``; by default at most :data:`MAX_COST` in size,
     powers are capped at :data:`MAX_POWER_KW` by their callers."""
     if key not in table:
@@ -134,8 +156,12 @@ def _number(source: str, entry: str, table: dict, key: str, *, minimum: float = 
         bound = ">" if strict else ">="
         raise InputError(source, f"{entry}.{key}", f"{number} is out of range", f"use a value {bound} {minimum}")
     if abs(number) > maximum:
-        raise InputError(source, f"{entry}.{key}", f"{number:g} is beyond what the solvers can represent",
-                         f"use a value of magnitude <= {maximum:g} (docs/model.md, limits)")
+        raise InputError(
+            source,
+            f"{entry}.{key}",
+            f"{number:g} is beyond what the solvers can represent",
+            f"use a value of magnitude <= {maximum:g} (docs/model.md, limits)",
+        )
     return number
 
 
@@ -186,24 +212,37 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
     except ValueError:
         gtype = None
     if gtype is None:
-        raise InputError(source, f"{entry}.type", f"{_show(raw_type)} is not a charger type", "use type = \"FDC\", \"ASC\" or \"V2G\"")
+        raise InputError(
+            source, f"{entry}.type", f"{_show(raw_type)} is not a charger type", 'use type = "FDC", "ASC" or "V2G"'
+        )
     _unknown(source, entry, table, _COMMON | _REQUIRED[gtype] | _OPTIONAL[gtype])
     region = table.get("region")
     if region is None:
         raise InputError(source, f"{entry}.region", "missing", f"add region = one of {sorted(region_names)}")
     if not isinstance(region, str):
-        raise InputError(source, f"{entry}.region", f"{_show(region)} is not a string",
-                         f'write region = "NAME" with one of {sorted(region_names)}')
+        raise InputError(
+            source,
+            f"{entry}.region",
+            f"{_show(region)} is not a string",
+            f'write region = "NAME" with one of {sorted(region_names)}',
+        )
     if region not in region_names:
         raise InputError(
-            source, f"{entry}.region", f"{_show(region)} is not a region of this problem",
+            source,
+            f"{entry}.region",
+            f"{_show(region)} is not a region of this problem",
             f"use one of {sorted(region_names)} or add a [[regions]] entry with that name",
         )
     num = lambda key, **kw: _number(source, entry, table, key, **kw)  # noqa: E731
     if gtype is GroupType.V2G:
         efficiency = num("efficiency", strict=True)
         if efficiency > 1:
-            raise InputError(source, f"{entry}.efficiency", f"{efficiency} exceeds 1", "give the delivered fraction, 0 < efficiency <= 1")
+            raise InputError(
+                source,
+                f"{entry}.efficiency",
+                f"{efficiency} exceeds 1",
+                "give the delivered fraction, 0 < efficiency <= 1",
+            )
         p_max = _power(source, entry, table, "p_max")
         g, h = num("g", minimum=-math.inf), num("h", minimum=-math.inf)
         _cost_at_p_max(source, entry, abs(g) * p_max + abs(h), "g * p_max + h")
@@ -215,18 +254,26 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
     else:
         min_ratio = num("min_ratio")
         if min_ratio > 1:
-            raise InputError(source, f"{entry}.min_ratio", f"{min_ratio} exceeds 1", "use a fraction of p_max between 0 and 1")
+            raise InputError(
+                source, f"{entry}.min_ratio", f"{min_ratio} exceeds 1", "use a fraction of p_max between 0 and 1"
+            )
         p_min = min_ratio * p_max
     if p_min > p_max:
         raise InputError(source, f"{entry}.p_min", f"p_min {p_min} > p_max {p_max}", "make p_min <= p_max")
     a = num("a", minimum=-math.inf)
     if a < 0:
-        raise InputError(source, f"{entry}.a", f"{a} is negative (a concave cost)", "use a >= 0; the model assumes convex running costs")
+        raise InputError(
+            source,
+            f"{entry}.a",
+            f"{a} is negative (a concave cost)",
+            "use a >= 0; the model assumes convex running costs",
+        )
     h_max = _power(source, entry, table, "h_max", minimum=-math.inf) if "h_max" in table else None
     b, c = num("b", minimum=-math.inf), num("c", minimum=-math.inf)
     _cost_at_p_max(source, entry, a * p_max * p_max + abs(b) * p_max + abs(c), "a * p_max^2 + b * p_max + c")
-    return Group(name=name, type=gtype, region=region, p_max=p_max, p_min=p_min, a=a, b=b, c=c,
-                 min_ratio=min_ratio, h_max=h_max)
+    return Group(
+        name=name, type=gtype, region=region, p_max=p_max, p_min=p_min, a=a, b=b, c=c, min_ratio=min_ratio, h_max=h_max
+    )
 
 
 def _cost_at_p_max(source: str, entry: str, size: float, formula: str) -> None:
@@ -234,5 +281,9 @@ def _cost_at_p_max(source: str, entry: str, size: float, formula: str) -> None:
     p_max = 1e12 gives 1e34); a solver's objective then loses every digit that tells two
     dispatches apart, so the running cost itself is capped too."""
     if not size <= MAX_COST:
-        raise InputError(source, f"{entry}", f"the running cost at p_max ({formula}, in size) is {size:.3g}",
-                         f"scale the costs or p_max so it is at most {MAX_COST:g} (docs/model.md, limits)")
+        raise InputError(
+            source,
+            f"{entry}",
+            f"the running cost at p_max ({formula}, in size) is {size:.3g}",
+            f"scale the costs or p_max so it is at most {MAX_COST:g} (docs/model.md, limits)",
+        )

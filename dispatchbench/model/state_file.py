@@ -43,33 +43,48 @@ def load_states(path: str | Path, problem: Problem) -> list[State]:
     except UnicodeDecodeError:
         raise InputError(path, "file", "is not UTF-8 text", "save the state file as UTF-8 CSV") from None
     except OSError as exc:
-        raise InputError(path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions") from None
+        raise InputError(
+            path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions"
+        ) from None
     try:
         reader = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
         lines = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
-        raise InputError(path, f"line {reader.line_num}", f"is not valid CSV ({exc})", "fix the quoting on that line") from None
+        raise InputError(
+            path, f"line {reader.line_num}", f"is not valid CSV ({exc})", "fix the quoting on that line"
+        ) from None
     if not lines:
         raise InputError(path, "file", "is empty", f"write the header {want} and one row per state")
     header = [cell.strip() for cell in lines[0][1]]
     if len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
-        raise InputError(path, "header", f"columns are separated by {sep!r}, not commas",
-                         f"save the file as comma-separated values with the header {want}")
+        raise InputError(
+            path,
+            "header",
+            f"columns are separated by {sep!r}, not commas",
+            f"save the file as comma-separated values with the header {want}",
+        )
     for i, name in enumerate(header):
         if not name:
-            raise InputError(path, f"header column {i + 1}", "has no name (a stray comma?)", f"the header must be {want}")
+            raise InputError(
+                path, f"header column {i + 1}", "has no name (a stray comma?)", f"the header must be {want}"
+            )
         if name in header[:i]:
             raise InputError(path, f"column {name!r}", "appears twice in the header", f"the header must be {want}")
     for line_no, row in lines[1:]:
         if len(row) != len(header):
-            raise InputError(path, f"line {line_no}", f"has {len(row)} fields but the header has {len(header)}",
-                             "give every row exactly one value per header column")
+            raise InputError(
+                path,
+                f"line {line_no}",
+                f"has {len(row)} fields but the header has {len(header)}",
+                "give every row exactly one value per header column",
+            )
     frame = pd.DataFrame([row for _, row in lines[1:]], columns=header, dtype=str)
     return states_from_frame(frame, problem, source=str(path), line_numbers=[n for n, _ in lines[1:]])
 
 
-def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<states>",
-                      line_numbers: Sequence[int] | None = None) -> list[State]:
+def states_from_frame(
+    frame: pd.DataFrame, problem: Problem, source: str = "<states>", line_numbers: Sequence[int] | None = None
+) -> list[State]:
     """Validate a table of states (string or numeric cells) and build :class:`State` objects.
 
     ``line_numbers`` are the file lines of the rows, for messages (default: row i on line i + 2).
@@ -79,8 +94,12 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
     missing = [c for c in want if c not in header]
     extra = [c for c in header if c not in want]
     if extra:
-        raise InputError(source, f"column {extra[0]!r}", f"does not match problem {problem.name!r}",
-                         f"the header must be {','.join(want)}")
+        raise InputError(
+            source,
+            f"column {extra[0]!r}",
+            f"does not match problem {problem.name!r}",
+            f"the header must be {','.join(want)}",
+        )
     if missing:
         raise InputError(source, f"column {missing[0]!r}", "missing", f"the header must be {','.join(want)}")
     if frame.empty:
@@ -98,12 +117,23 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
             raise InputError(source, f"line {row_no}, column 'state'", "empty label", "give every state a label")
         if len(label) > MAX_LABEL or not LABEL_PATTERN.fullmatch(label):
             bad = next((ch for ch in label if not re.fullmatch(r"[A-Za-z0-9_.:+ -]", ch)), None)
-            what = (f"contains {bad!r}" if bad is not None else
-                    f"is longer than {MAX_LABEL} characters" if len(label) > MAX_LABEL else "has repeated spaces")
-            raise InputError(source, f"line {row_no}, column 'state'", f"label {label[:40]!r} {what}",
-                             f"use up to {MAX_LABEL} letters, digits, single spaces and - _ . : + only")
+            what = (
+                f"contains {bad!r}"
+                if bad is not None
+                else f"is longer than {MAX_LABEL} characters"
+                if len(label) > MAX_LABEL
+                else "has repeated spaces"
+            )
+            raise InputError(
+                source,
+                f"line {row_no}, column 'state'",
+                f"label {label[:40]!r} {what}",
+                f"use up to {MAX_LABEL} letters, digits, single spaces and - _ . : + only",
+            )
         if label in seen:
-            raise InputError(source, f"line {row_no}, state {label!r}", "label used twice", "give every state a unique label")
+            raise InputError(
+                source, f"line {row_no}, state {label!r}", "label used twice", "give every state a unique label"
+            )
         seen.add(label)
 
         def value(col: str) -> float:
@@ -113,24 +143,39 @@ def states_from_frame(frame: pd.DataFrame, problem: Problem, source: str = "<sta
             except (TypeError, ValueError):
                 v = math.nan
             if not math.isfinite(v) or v < 0:
-                raise InputError(source, f"line {row_no}, state {label!r}, column {col!r}",
-                                 f"{str(raw)[:40]!r} is not a number >= 0", "write a non-negative power in kW")
+                raise InputError(
+                    source,
+                    f"line {row_no}, state {label!r}, column {col!r}",
+                    f"{str(raw)[:40]!r} is not a number >= 0",
+                    "write a non-negative power in kW",
+                )
             if v > MAX_POWER_KW:
-                raise InputError(source, f"line {row_no}, state {label!r}, column {col!r}",
-                                 f"{v:g} kW is beyond what the solvers can represent",
-                                 f"use at most {MAX_POWER_KW:g} kW (docs/model.md, limits)")
+                raise InputError(
+                    source,
+                    f"line {row_no}, state {label!r}, column {col!r}",
+                    f"{v:g} kW is beyond what the solvers can represent",
+                    f"use at most {MAX_POWER_KW:g} kW (docs/model.md, limits)",
+                )
             return v
 
-        states.append(State(
-            label=label,
-            demand={r: value(f"d_{r}") for r in problem.region_names},
-            v2g_available={g: value(f"v_{g}") for g in problem.v2g_names},
-        ))
+        states.append(
+            State(
+                label=label,
+                demand={r: value(f"d_{r}") for r in problem.region_names},
+                v2g_available={g: value(f"v_{g}") for g in problem.v2g_names},
+            )
+        )
     return states
 
 
 def states_to_frame(states: list[State], problem: Problem) -> pd.DataFrame:
     """Inverse of :func:`states_from_frame`, for writing generated days."""
-    rows = [{"state": s.label, **{f"d_{r}": s.demand[r] for r in problem.region_names},
-             **{f"v_{g}": s.v2g_available[g] for g in problem.v2g_names}} for s in states]
+    rows = [
+        {
+            "state": s.label,
+            **{f"d_{r}": s.demand[r] for r in problem.region_names},
+            **{f"v_{g}": s.v2g_available[g] for g in problem.v2g_names},
+        }
+        for s in states
+    ]
     return pd.DataFrame(rows, columns=expected_columns(problem))

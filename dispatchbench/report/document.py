@@ -107,8 +107,7 @@ def to_markdown(blocks: list[Block]) -> str:
             else:
                 lines += ["(none)", ""]
         elif isinstance(b, Figure):
-            lines += [f"![{_md_escape(b.caption.split(':')[0])}]({b.path.name})", "",
-                      f"*{_md_escape(b.caption)}*", ""]
+            lines += [f"![{_md_escape(b.caption.split(':')[0])}]({b.path.name})", "", f"*{_md_escape(b.caption)}*", ""]
     return "\n".join(lines)
 
 
@@ -133,23 +132,32 @@ def to_html(blocks: list[Block], *, title: str) -> str:
                 body.append("<p>(none)</p>")
                 continue
             cols = list(b.frame.columns)
-            align = ['' if c not in b.numeric else ' class="num"' for c in cols]
+            align = ["" if c not in b.numeric else ' class="num"' for c in cols]
             head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(cols, align))
-            rows = "\n".join("<tr>" + "".join(f"<td{a}>{html.escape(cell_text(v, b.digits))}</td>"
-                                              for v, a in zip(row, align)) + "</tr>"
-                             for row in b.frame.itertuples(index=False))
-            body.append(f"<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n"
-                        f"</tbody>\n</table></div>")
+            rows = "\n".join(
+                "<tr>"
+                + "".join(f"<td{a}>{html.escape(cell_text(v, b.digits))}</td>" for v, a in zip(row, align))
+                + "</tr>"
+                for row in b.frame.itertuples(index=False)
+            )
+            body.append(
+                f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n'
+                f"</tbody>\n</table></div>"
+            )
         elif isinstance(b, Figure):
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
             alt = html.escape(b.caption.split(":")[0], quote=True)
-            body.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{alt}\">"
-                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
-
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
+                f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+            )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
 
 
 REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -158,8 +166,12 @@ REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 def check_report_name(name: str) -> None:
     """Refuse a report name that is not one plain folder name (before any work is done)."""
     if not REPORT_NAME.fullmatch(name) or ".." in name:
-        raise InputError("--name", repr(name), "is not a plain folder name",
-                         "use letters, digits, -, _ and . (not first), no '/' and no '..'")
+        raise InputError(
+            "--name",
+            repr(name),
+            "is not a plain folder name",
+            "use letters, digits, -, _ and . (not first), no '/' and no '..'",
+        )
 
 
 def report_dir(out_root: str | Path, name: str) -> Path:
@@ -172,15 +184,19 @@ def report_dir(out_root: str | Path, name: str) -> Path:
     root = Path(out_root)
     out = root / name
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InputError(str(root), name, "exists and is not a report folder (a file or a link)",
-                         "choose another --name or remove it")
+        raise InputError(
+            str(root),
+            name,
+            "exists and is not a report folder (a file or a link)",
+            "choose another --name or remove it",
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(str(root), name, f"cannot be created ({exc.strerror})",
-                         "give --reports a writable folder") from None
+        raise InputError(
+            str(root), name, f"cannot be created ({exc.strerror})", "give --reports a writable folder"
+        ) from None
     return out
-
 
 
 # Fits a 1366 px laptop screen: the body is at most 1180 px, long cells (specs, paths, reasons)

@@ -61,8 +61,7 @@ def _day_axis(ax: plt.Axes) -> None:
 
 def _panels(n: int, *, width: float = 10.0, height: float = 2.6, ncols: int = 1, sharex: bool = True):
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows + 0.4), sharex=sharex,
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows + 0.4), sharex=sharex, squeeze=False)
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -71,37 +70,66 @@ def _panels(n: int, *, width: float = 10.0, height: float = 2.6, ncols: int = 1,
 
 # ---- Fig. 5: training curves ------------------------------------------------------------------
 
+
 def training_reward(curves: Mapping[str, list[pd.DataFrame]], path: Path) -> Path:
     """Fig. 5a: mean reward at the fixed probe states against training steps, per learned method.
 
     ``curves[method]`` holds one frame per seed with columns ``step`` and ``reward``; the line is
     the median over seeds, the band spans the seeds' minimum to maximum.
     """
-    return _training_panels(curves, "reward", "reward at the probe states\n(mean over 10 states)", path,
-                            "Fig. 5a - training reward at 10 fixed probe states", log=False)
+    return _training_panels(
+        curves,
+        "reward",
+        "reward at the probe states\n(mean over 10 states)",
+        path,
+        "Fig. 5a - training reward at 10 fixed probe states",
+        log=False,
+    )
 
 
 def training_loss(curves: Mapping[str, list[pd.DataFrame]], path: Path) -> Path:
     """Fig. 5b: total Q-network / critic loss per step against training steps, per learned method."""
-    return _training_panels(curves, "loss", "total training loss\n(Q-network / critic, log scale)", path,
-                            "Fig. 5b - training loss", log=True)
+    return _training_panels(
+        curves,
+        "loss",
+        "total training loss\n(Q-network / critic, log scale)",
+        path,
+        "Fig. 5b - training loss",
+        log=True,
+    )
 
 
-def _training_panels(curves: Mapping[str, list[pd.DataFrame]], column: str, ylabel: str, path: Path,
-                     title: str, *, log: bool) -> Path:
+def _training_panels(
+    curves: Mapping[str, list[pd.DataFrame]], column: str, ylabel: str, path: Path, title: str, *, log: bool
+) -> Path:
     fig, axes = _panels(max(len(curves), 1), width=10.0, height=2.8, sharex=False)  # methods train for different steps
     for ax, (method, runs) in zip(axes, sorted(curves.items())):
         grid, stacked = _align(runs, column)
         if stacked.size:
             med = np.nanmedian(stacked, axis=0)
-            ax.plot(grid, med, color="#1f77b4", lw=1.6, marker="o" if len(grid) <= 30 else None, ms=3,
-                    label=f"median over {len(runs)} seed(s)")
+            ax.plot(
+                grid,
+                med,
+                color="#1f77b4",
+                lw=1.6,
+                marker="o" if len(grid) <= 30 else None,
+                ms=3,
+                label=f"median over {len(runs)} seed(s)",
+            )
             if len(runs) > 1:
-                ax.fill_between(grid, np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), color="#1f77b4",
-                                alpha=0.25, lw=0, label="min-max over seeds")
+                ax.fill_between(
+                    grid,
+                    np.nanmin(stacked, axis=0),
+                    np.nanmax(stacked, axis=0),
+                    color="#1f77b4",
+                    alpha=0.25,
+                    lw=0,
+                    label="min-max over seeds",
+                )
         else:
-            ax.text(0.5, 0.5, f"no {column} logged in this training run", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, f"no {column} logged in this training run", ha="center", va="center", transform=ax.transAxes
+            )
         if log and stacked.size and np.nanmin(stacked) > 0:
             ax.set_yscale("log")
         ax.set_title(method, fontsize=10, loc="left")
@@ -111,8 +139,14 @@ def _training_panels(curves: Mapping[str, list[pd.DataFrame]], column: str, ylab
         if stacked.size:
             ax.legend(fontsize=8, loc="best")
     if not curves:
-        axes[0].text(0.5, 0.5, "no training logs in this results directory", ha="center", va="center",
-                     transform=axes[0].transAxes)
+        axes[0].text(
+            0.5,
+            0.5,
+            "no training logs in this results directory",
+            ha="center",
+            va="center",
+            transform=axes[0].transAxes,
+        )
     fig.suptitle(title, fontsize=11)
     return _finish(fig, path)
 
@@ -135,6 +169,7 @@ def _align(runs: list[pd.DataFrame], column: str) -> tuple[np.ndarray, np.ndarra
 
 # ---- Fig. 6: V2G ------------------------------------------------------------------------------
 
+
 def v2g_energy(energy: Mapping[str, pd.DataFrame], path: Path, method: str) -> Path:
     """Fig. 6a: per V2G group, how the available V2G energy was used in each interval.
 
@@ -145,8 +180,14 @@ def v2g_energy(energy: Mapping[str, pd.DataFrame], path: Path, method: str) -> P
     for ax, (group, frame) in zip(axes, energy.items()):
         x = _edges(len(frame))
         cols = list(V2G_COLORS)
-        ax.stackplot(x, *(_held(frame[c]) for c in cols), labels=cols,
-                     colors=[V2G_COLORS[c] for c in cols], step="post", alpha=0.9)
+        ax.stackplot(
+            x,
+            *(_held(frame[c]) for c in cols),
+            labels=cols,
+            colors=[V2G_COLORS[c] for c in cols],
+            step="post",
+            alpha=0.9,
+        )
         ax.set_title(group, fontsize=10, loc="left")
         ax.set_ylabel("energy per interval (kWh)", fontsize=9)
         _day_axis(ax)
@@ -175,6 +216,7 @@ def v2g_feedback_ratio(ratio: pd.DataFrame, path: Path, method: str) -> Path:
 
 # ---- Fig. 7 and 8: how demand was served ------------------------------------------------------
 
+
 def regional_service(service: Mapping[str, pd.DataFrame], path: Path, method: str) -> Path:
     """Fig. 7: per region, local supply by charger type plus imports, against the region's demand.
 
@@ -188,11 +230,17 @@ def regional_service(service: Mapping[str, pd.DataFrame], path: Path, method: st
         imp = _held(frame["import"])
         layers = {t: _held(frame[t]) for t in ("FDC", "ASC", "V2G")}
         layers["import"] = np.maximum(imp, 0.0)
-        ax.stackplot(x, *layers.values(), labels=[f"{k} (local)" if k != "import" else "import from grid"
-                                                  for k in layers],
-                     colors=[TYPE_COLORS[k] for k in layers], step="post", alpha=0.85)
-        ax.fill_between(x, np.minimum(imp, 0.0), 0.0, step="post", color=TYPE_COLORS["export"], alpha=0.7,
-                        label="export to grid")
+        ax.stackplot(
+            x,
+            *layers.values(),
+            labels=[f"{k} (local)" if k != "import" else "import from grid" for k in layers],
+            colors=[TYPE_COLORS[k] for k in layers],
+            step="post",
+            alpha=0.85,
+        )
+        ax.fill_between(
+            x, np.minimum(imp, 0.0), 0.0, step="post", color=TYPE_COLORS["export"], alpha=0.7, label="export to grid"
+        )
         ax.step(x, _held(frame["demand"]), where="post", color="black", lw=1.4, label="demand")
         ax.axhline(0, color="black", lw=0.5)
         ax.set_title(f"region {region}", fontsize=10, loc="left")
@@ -216,8 +264,14 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
     fig, ax = plt.subplots(figsize=(10, 3.8))
     x = _edges(len(supply))
     colors = plt.get_cmap("tab10").colors
-    ax.stackplot(x, *(_held(supply[c]) for c in supply.columns), labels=[f"region {c}" for c in supply],
-                 colors=colors[: len(supply.columns)], step="post", alpha=0.85)
+    ax.stackplot(
+        x,
+        *(_held(supply[c]) for c in supply.columns),
+        labels=[f"region {c}" for c in supply],
+        colors=colors[: len(supply.columns)],
+        step="post",
+        alpha=0.85,
+    )
     ax.step(x, _held(demand), where="post", color="black", lw=1.6, ls="--", label="total demand")
     ax.set_ylabel("power (kW)")
     ax.set_xlabel("time of day (h)")
@@ -228,6 +282,7 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
 
 
 # ---- Fig. 9: cost over the day ----------------------------------------------------------------
+
 
 def _legend_below(ax: plt.Axes) -> None:
     """Method legends go under the plot: method lines often overlap, and labels are long."""

@@ -30,26 +30,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dispatchbench.report import figures
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.bundled import problems_dir
-from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.bench.plugins import parse_spec
-from dispatchbench.report import tables
-from dispatchbench.report.document import (Block, Figure, Heading, Para, Table, cell_text, check_report_name, code,
-                                           plain, report_dir, strong, to_html, to_markdown)
+from dispatchbench.bench.results_store import REPRODUCE_FILE, file_sha256, load_results, parse_json_cell
+from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.model.bundled import problems_dir
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
 from dispatchbench.model.problem_file import load_problem
-from dispatchbench.bench.results_store import REPRODUCE_FILE, file_sha256, load_results, parse_json_cell
-from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.model.state_file import load_states
+from dispatchbench.report import figures, tables
+from dispatchbench.report.document import (
+    Block,
+    Figure,
+    Heading,
+    Para,
+    Table,
+    cell_text,
+    check_report_name,
+    code,
+    plain,
+    report_dir,
+    strong,
+    to_html,
+    to_markdown,
+)
 from dispatchbench.report.tables import cost_per_hour, fold_learned_models
 
 SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ
 
 # ---- loading and re-scoring -------------------------------------------------------------------
+
 
 @dataclass
 class ScoredResults:
@@ -77,11 +90,19 @@ def _resolve(path_text: str, results_dir: Path) -> Path:
 def _checked_file(path_text: str, sha: str, results_dir: Path, what: str) -> Path:
     path = _resolve(path_text, results_dir)
     if not path.is_file():
-        raise InputError(results_dir, f"{what} {path_text}", "named by the results but not found",
-                         "run the report where the run's input files are, or restore the file")
+        raise InputError(
+            results_dir,
+            f"{what} {path_text}",
+            "named by the results but not found",
+            "run the report where the run's input files are, or restore the file",
+        )
     if file_sha256(path) != sha:
-        raise InputError(results_dir, f"{what} {path}", "changed since the run (SHA-256 differs)",
-                         "restore the file the run used, or re-run the benchmark")
+        raise InputError(
+            results_dir,
+            f"{what} {path}",
+            "changed since the run (SHA-256 differs)",
+            "restore the file the run used, or re-run the benchmark",
+        )
     return path
 
 
@@ -93,8 +114,12 @@ def load_scored(results_dir: str | Path) -> ScoredResults:
         raise InputError(results_dir, "results", "holds no rows", "run `dispatchbench run` into it first")
     problems = frame[["problem_file", "problem_sha256"]].drop_duplicates()
     if problems["problem_sha256"].nunique() != 1:
-        raise InputError(results_dir, "problem_file", "rows of several problems in one directory",
-                         "report one problem per results directory")
+        raise InputError(
+            results_dir,
+            "problem_file",
+            "rows of several problems in one directory",
+            "report one problem per results directory",
+        )
     problem = load_problem(_checked_file(problems.iloc[0, 0], problems.iloc[0, 1], results_dir, "problem file"))
     states: dict[str, list[State]] = {}
     for path_text, sha in frame[["states_file", "states_sha256"]].drop_duplicates().itertuples(index=False):
@@ -147,13 +172,13 @@ def as_table_input(scored: ScoredResults) -> pd.DataFrame:
 
 # ---- which states are the day and which the Table IV state --------------------------------------
 
+
 def day_states_sha(scored: ScoredResults, exclude: tuple[str, ...] = ()) -> str | None:
     """The state file with the most states (at least 2): the day the day-figures show. A set of
     unseen test states (``exclude``, or any file of generated states of several families) is no
     day, and is passed over while there is another file."""
     sizes = {sha: len(sts) for sha, sts in scored.states.items() if len(sts) >= 2 and sha not in exclude}
-    days = {sha: n for sha, n in sizes.items()
-            if not tables.several_families(s.label for s in scored.states[sha])}
+    days = {sha: n for sha, n in sizes.items() if not tables.several_families(s.label for s in scored.states[sha])}
     sizes = days or sizes
     return max(sizes, key=sizes.__getitem__) if sizes else None
 
@@ -170,8 +195,7 @@ def reference_method(frame: pd.DataFrame) -> str | None:
 def day_costs(frame: pd.DataFrame, day_sha: str) -> pd.DataFrame:
     """Recomputed cost per interval (rows: state index) and method (columns): median over seeds."""
     day = frame[frame["states_sha256"] == day_sha]
-    table = day.pivot_table(index="state_index", columns="method", values="eval_cost", aggfunc="median",
-                            dropna=False)
+    table = day.pivot_table(index="state_index", columns="method", values="eval_cost", aggfunc="median", dropna=False)
     n = int(day["states_count"].max())
     return table.reindex(range(n))
 
@@ -193,16 +217,28 @@ def choose_dispatch_method(scored: ScoredResults, day_sha: str, requested: str |
     averages = day_average_per_method(frame, day_sha)
     if requested:
         if requested not in set(frame["method"]):
-            raise InputError("--method", requested, "is not a method of these results",
-                             f"choose one of: {', '.join(sorted(frame['method'].unique()))}")
+            raise InputError(
+                "--method",
+                requested,
+                "is not a method of these results",
+                f"choose one of: {', '.join(sorted(frame['method'].unique()))}",
+            )
         if requested not in averages.index:
-            raise InputError("--method", requested, "has no complete feasible day in these results",
-                             f"choose one of: {', '.join(averages.index) or '(none)'}")
+            raise InputError(
+                "--method",
+                requested,
+                "has no complete feasible day in these results",
+                f"choose one of: {', '.join(averages.index) or '(none)'}",
+            )
         method, why = requested, "chosen with --method"
     else:
         if averages.empty:
-            raise InputError("results", "day", "no method has a feasible dispatch for every interval of the day",
-                             "check the run's failures (dispatchbench table DIR)")
+            raise InputError(
+                "results",
+                "day",
+                "no method has a feasible dispatch for every interval of the day",
+                "check the run's failures (dispatchbench table DIR)",
+            )
         learned = set(frame.loc[frame["learns"].fillna(False).astype(bool), "method"])
         best_learned = [m for m in averages.index if m in learned]
         if best_learned:
@@ -219,6 +255,7 @@ def choose_dispatch_method(scored: ScoredResults, day_sha: str, requested: str |
 
 # ---- one method's day, recomputed ------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DaySeries:
     """One method's dispatches over the day and what the evaluator makes of them, per interval."""
@@ -234,8 +271,11 @@ class DaySeries:
 def day_series(scored: ScoredResults, day_sha: str, method: str, seed: int) -> DaySeries:
     problem = scored.problem
     states = scored.states[day_sha]
-    rows = scored.frame[(scored.frame["states_sha256"] == day_sha) & (scored.frame["method"] == method)
-                        & (scored.frame["run_seed"] == seed)].sort_values("state_index")
+    rows = scored.frame[
+        (scored.frame["states_sha256"] == day_sha)
+        & (scored.frame["method"] == method)
+        & (scored.frame["run_seed"] == seed)
+    ].sort_values("state_index")
     by_label = {r.state: r for r in rows.itertuples(index=False)}
     power, imports, fed, losses, cost = [], [], [], [], []
     for state in states:
@@ -258,11 +298,13 @@ def v2g_tables(problem: Problem, series: DaySeries) -> tuple[dict[str, pd.DataFr
             continue
         avail = np.array([s.v2g_available[group.name] for s in series.states])
         x = series.power[:, i]
-        energy[f"{group.name} (region {group.region})"] = pd.DataFrame({
-            "fed back (F)": series.fed_back[:, i] * figures.HOURS_PER_INTERVAL,
-            "losses (L)": series.losses[:, i] * figures.HOURS_PER_INTERVAL,
-            "unused availability": np.maximum(avail - x, 0.0) * figures.HOURS_PER_INTERVAL,
-        })
+        energy[f"{group.name} (region {group.region})"] = pd.DataFrame(
+            {
+                "fed back (F)": series.fed_back[:, i] * figures.HOURS_PER_INTERVAL,
+                "losses (L)": series.losses[:, i] * figures.HOURS_PER_INTERVAL,
+                "unused availability": np.maximum(avail - x, 0.0) * figures.HOURS_PER_INTERVAL,
+            }
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio[group.name] = np.where(avail > 0, x / avail, np.nan)
     return energy, pd.DataFrame(ratio)
@@ -290,6 +332,7 @@ def supply_table(problem: Problem, series: DaySeries) -> tuple[pd.DataFrame, np.
 
 
 # ---- training logs (Fig. 5) and run-time ------------------------------------------------------
+
 
 def training_curves(scored: ScoredResults) -> dict[str, list[pd.DataFrame]]:
     """Per learned method, one frame per trained model: ``step, reward, loss`` from its training log.
@@ -324,7 +367,7 @@ def _algorithm(name: str) -> str:
     """``GN_DIRECT_L`` → ``DIRECT-L``: the NLopt family prefix says nothing a table reader needs."""
     for prefix in ("GN_", "GD_", "LN_", "LD_", "G_"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     return name.replace("_", "-")
 
@@ -411,17 +454,22 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
         models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
         train = [m["train_time_s"] for m in models if isinstance(m, dict) and _is_number(m.get("train_time_s"))]
         steps = sorted({str(m["steps"]) for m in models if isinstance(m, dict) and m.get("steps") is not None})
-        rows.append({
-            "method": labels[method],
-            "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
-            "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
-            "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
-            "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
-            **({"s per decision, test states median": test["time_s"].median() if len(test) else math.nan}
-               if test is not None else {}),
-            "training s per model": float(np.mean(train)) if train else math.nan,
-            "steps": ", ".join(steps),
-        })
+        rows.append(
+            {
+                "method": labels[method],
+                "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
+                "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
+                "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
+                "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
+                **(
+                    {"s per decision, test states median": test["time_s"].median() if len(test) else math.nan}
+                    if test is not None
+                    else {}
+                ),
+                "training s per model": float(np.mean(train)) if train else math.nan,
+                "steps": ", ".join(steps),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -433,10 +481,16 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
     """Every metadata column's distinct values (one value each when the run was on one machine)."""
     frame = scored.frame
     where = Path(results_dir) if results_dir is not None else Path.cwd()
-    rows = [("problem", f"{scored.problem.name} ({shown_path(frame['problem_file'].iloc[0], where)}, sha256 "
-                        f"{str(frame['problem_sha256'].iloc[0])[:12]})")]
-    for path, sha, n in frame[["states_file", "states_sha256", "states_count"]].drop_duplicates().itertuples(
-            index=False):
+    rows = [
+        (
+            "problem",
+            f"{scored.problem.name} ({shown_path(frame['problem_file'].iloc[0], where)}, sha256 "
+            f"{str(frame['problem_sha256'].iloc[0])[:12]})",
+        )
+    ]
+    for path, sha, n in (
+        frame[["states_file", "states_sha256", "states_count"]].drop_duplicates().itertuples(index=False)
+    ):
         rows.append(("states file", f"{shown_path(path, where)} ({n} states, sha256 {str(sha)[:12]})"))
     for col in METADATA_COLUMNS:
         if col in frame:
@@ -465,8 +519,12 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
             rows.append((f"hyperparameters: {solver}", ", ".join(f"{k}={v}" for k, v in sorted(hyper.items()))))
         seconds = meta.get("train_time_s")
         seconds = f"{seconds:.1f} s training" if _is_number(seconds) else "training time unknown"
-        rows.append((f"model: {solver} seed {meta.get('seed', '?')}",
-                     f"{meta.get('steps', '?')} steps, {seconds}, {shown_path(model_dir, where)}"))
+        rows.append(
+            (
+                f"model: {solver} seed {meta.get('seed', '?')}",
+                f"{meta.get('steps', '?')} steps, {seconds}, {shown_path(model_dir, where)}",
+            )
+        )
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
@@ -474,7 +532,7 @@ def _shown_value(value: str, where: Path) -> str:
     """A metadata value with any machine path in it (an install from ``file:///home/...``) shown
     as :func:`shown_path` shows paths."""
     if value.startswith("file://"):
-        return "file:" + shown_path(value[len("file://"):], where)
+        return "file:" + shown_path(value[len("file://") :], where)
     return shown_path(value, where) if value.startswith("/") else value
 
 
@@ -483,16 +541,32 @@ def failures_table(scored: ScoredResults) -> pd.DataFrame:
     frame = scored.frame
     labels = method_labels(method_order(frame))
     bad = frame[~frame["status"].isin(SUCCESS)]
-    rows = [{"method": labels[m], "states file": Path(str(f)).name, "status": s, "rows": len(p),
-             "first reason": p["reason"].iloc[0]}
-            for (m, f, s), p in bad.groupby(["method", "states_file", "status"])]
+    rows = [
+        {
+            "method": labels[m],
+            "states file": Path(str(f)).name,
+            "status": s,
+            "rows": len(p),
+            "first reason": p["reason"].iloc[0],
+        }
+        for (m, f, s), p in bad.groupby(["method", "states_file", "status"])
+    ]
     mismatch = frame[~frame["cost_check"].isin(["ok", "no dispatch"])]
-    rows += [{"method": labels[m], "states file": Path(str(f)).name, "status": "evaluator disagrees", "rows": len(p),
-              "first reason": p["cost_check"].iloc[0]} for (m, f), p in mismatch.groupby(["method", "states_file"])]
+    rows += [
+        {
+            "method": labels[m],
+            "states file": Path(str(f)).name,
+            "status": "evaluator disagrees",
+            "rows": len(p),
+            "first reason": p["cost_check"].iloc[0],
+        }
+        for (m, f), p in mismatch.groupby(["method", "states_file"])
+    ]
     return pd.DataFrame(rows, columns=["method", "states file", "status", "rows", "first reason"])
 
 
 # ---- the report -------------------------------------------------------------------------------
+
 
 @dataclass
 class ReportFiles:
@@ -515,18 +589,26 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
     for m in methods:
         r = table.loc[m]
         failed = ", ".join(f"{int(r[s])} {s}" for s in ("infeasible", "timeout", "error", "missing") if r[s])
-        cost = "n/a" if math.isnan(r["cost"]) else f"{r['cost']:,.2f}" + (
-            "" if math.isnan(r["ci95"]) else f" ± {r['ci95']:,.2f}")
-        rows.append({
-            "method": labels[m], "type": r["type"], "seeds": str(r["seeds"]),
-            "cost": cost if not (math.isnan(r["cost"]) and failed) else f"n/a ({failed})",
-            "best / worst seed": "" if r["seeds"] < 2 or math.isnan(r["best"]) else
-            f"{r['best']:,.2f} / {r['worst']:,.2f}",
-            f"vs {base_label}": _pct(r["improvement"]),
-            "gap to exact": _pct(r["gap_to_exact"]),
-            "s / state": cell_text(float(r["time_per_state_s"]), 4),
-            "failed": failed or "0",
-        })
+        cost = (
+            "n/a"
+            if math.isnan(r["cost"])
+            else f"{r['cost']:,.2f}" + ("" if math.isnan(r["ci95"]) else f" ± {r['ci95']:,.2f}")
+        )
+        rows.append(
+            {
+                "method": labels[m],
+                "type": r["type"],
+                "seeds": str(r["seeds"]),
+                "cost": cost if not (math.isnan(r["cost"]) and failed) else f"n/a ({failed})",
+                "best / worst seed": ""
+                if r["seeds"] < 2 or math.isnan(r["best"])
+                else f"{r['best']:,.2f} / {r['worst']:,.2f}",
+                f"vs {base_label}": _pct(r["improvement"]),
+                "gap to exact": _pct(r["gap_to_exact"]),
+                "s / state": cell_text(float(r["time_per_state_s"]), 4),
+                "failed": failed or "0",
+            }
+        )
     shown = pd.DataFrame(rows)
     legend = [plain("Methods: ")]
     for i, m in enumerate(methods):
@@ -538,9 +620,11 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
         paper = tables.PAPER_TABLE_IV
     else:
         title = f"Table V — average cost per hour over a day ({pt.scope})"
-        definition = ("Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
-                      "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
-                      "that did not solve every interval for every seed has no value (n/a) and shows its failures.")
+        definition = (
+            "Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
+            "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
+            "that did not solve every interval for every seed has no value (n/a) and shows its failures."
+        )
         paper = tables.PAPER_TABLE_V
     quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
     pso = paper["PSO"][0]
@@ -549,11 +633,23 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
         Heading(3, title),
         Table(shown, numeric=("seeds", "cost", "best / worst seed", f"vs {base_label}", "gap to exact", "s / state")),
         Para(legend),
-        Para([plain(f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
-                   f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
-                   "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.")]),
-        Para([plain(f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
-                   f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {tables.PAPER_CAVEAT}")]),
+        Para(
+            [
+                plain(
+                    f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
+                    f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
+                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method."
+                )
+            ]
+        ),
+        Para(
+            [
+                plain(
+                    f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
+                    f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {tables.PAPER_CAVEAT}"
+                )
+            ]
+        ),
     ]
     return blocks, title
 
@@ -563,6 +659,7 @@ def _pct(x: float) -> str:
 
 
 # ---- the unseen test states ---------------------------------------------------------------------
+
 
 def test_states_record(repro: dict[str, Any], scored: ScoredResults) -> dict[str, Any] | None:
     """What ``reproduce`` recorded about the test states it generated, if these results hold that
@@ -583,18 +680,21 @@ def _gap_cell(line: pd.Series) -> str:
     return f"{text}; {failed}" if failed else text
 
 
-def _test_states_section(rows: pd.DataFrame, record: dict[str, Any], reference: str | None,
-                         labels: dict[str, str], order: list[str]) -> list[Block]:
+def _test_states_section(
+    rows: pd.DataFrame, record: dict[str, Any], reference: str | None, labels: dict[str, str], order: list[str]
+) -> list[Block]:
     """The section "Unseen test days": every method's gap to the exact reference per family, and
     in plain words what the learned methods reach there."""
     seed, n = record.get("seed", "?"), record.get("states", "?")
     families = [str(f) for f in record.get("families", []) if f != "random"]
     per_day = rows[rows["state"].map(tables.state_family).isin(families)]["state"].nunique() // max(1, len(families))
-    intro = (f"These {n} states were never trained or tuned on: they were generated with the protocol's test "
-             f"seed {seed} (docs/protocol.md: training seeds 0–999, validation 1000–1999, test 2000–2999) — "
-             f"one day of each of the {len(families)} families ({', '.join(families)}), one interval in "
-             f"{record.get('stride', '?')} ({per_day} states per family), plus {record.get('random_count', '?')} "
-             f"random states (file {record.get('file', '?')}).")
+    intro = (
+        f"These {n} states were never trained or tuned on: they were generated with the protocol's test "
+        f"seed {seed} (docs/protocol.md: training seeds 0–999, validation 1000–1999, test 2000–2999) — "
+        f"one day of each of the {len(families)} families ({', '.join(families)}), one interval in "
+        f"{record.get('stride', '?')} ({per_day} states per family), plus {record.get('random_count', '?')} "
+        f"random states (file {record.get('file', '?')})."
+    )
     blocks: list[Block] = [Heading(2, "Unseen test days (protocol test seeds)"), Para([plain(intro)])]
     if reference is None:
         return blocks + [Para([plain("No exact method solved these states to optimality: no gaps to show.")])]
@@ -605,28 +705,51 @@ def _test_states_section(rows: pd.DataFrame, record: dict[str, Any], reference: 
     shown = []
     for m in [m for m in order if m in set(gaps["method"])]:
         part = gaps[gaps["method"] == m].set_index("family")
-        shown.append({"method": labels[m], "seeds": str(int(part["seeds"].iloc[0])),
-                      **{f: _gap_cell(part.loc[f]) for f in columns}})
+        shown.append(
+            {
+                "method": labels[m],
+                "seeds": str(int(part["seeds"].iloc[0])),
+                **{f: _gap_cell(part.loc[f]) for f in columns},
+            }
+        )
     counts = gaps.drop_duplicates("family").set_index("family")
-    shown.append({"method": f"states compared (no {labels[reference]} cost: left out)", "seeds": "",
-                  **{f: f"{int(counts.loc[f, 'states'])}" + (f" ({int(counts.loc[f, 'excluded'])} left out)"
-                                                            if counts.loc[f, "excluded"] else "")
-                     for f in columns}})
+    shown.append(
+        {
+            "method": f"states compared (no {labels[reference]} cost: left out)",
+            "seeds": "",
+            **{
+                f: f"{int(counts.loc[f, 'states'])}"
+                + (f" ({int(counts.loc[f, 'excluded'])} left out)" if counts.loc[f, "excluded"] else "")
+                for f in columns
+            },
+        }
+    )
     blocks += [
         Table(pd.DataFrame(shown), numeric=tuple(columns)),
-        Para([plain(f"Each cell: mean gap to {labels[reference]}, (C − C_ref) / C_ref in percent, over the family's "
+        Para(
+            [
+                plain(
+                    f"Each cell: mean gap to {labels[reference]}, (C − C_ref) / C_ref in percent, over the family's "
                     f"states (several seeds: the mean over seeds of each seed's mean gap), and in brackets the worst "
                     "state of any seed; costs are the evaluator's. Answers without a cost (infeasible, timeout, "
                     "error, missing) are counted in the cell and not averaged over. A state where "
                     f"{labels[reference]} has no cost is left out for every method and counted in the last row. "
-                    "Column all: every test state together.")]),
+                    "Column all: every test state together."
+                )
+            ]
+        ),
     ]
     overall = gaps[gaps["family"] == tables.ALL_FAMILIES].set_index("method")
-    learned = [m for m in order if m in overall.index and bool(rows.loc[rows["solver"] == m, "learns"].fillna(False)
-                                                                 .astype(bool).any())]
-    classical = [m for m in order
-                 if m in overall.index and m not in learned and not math.isnan(overall.loc[m, "mean_gap"])]
+    learned = [
+        m
+        for m in order
+        if m in overall.index and bool(rows.loc[rows["solver"] == m, "learns"].fillna(False).astype(bool).any())
+    ]
+    classical = [
+        m for m in order if m in overall.index and m not in learned and not math.isnan(overall.loc[m, "mean_gap"])
+    ]
     if learned:
+
         def reach(m: str) -> str:
             line = overall.loc[m]
             failed = sum(int(line[s]) for s in (*tables.FAILURES, "missing"))
@@ -634,14 +757,19 @@ def _test_states_section(rows: pd.DataFrame, record: dict[str, Any], reference: 
             if math.isnan(line["mean_gap"]):
                 return f"{labels[m]} has no answer with a cost ({answers})"
             seeds = f", mean over {int(line['seeds'])} seeds" if line["seeds"] > 1 else ""
-            return (f"{labels[m]} is on average {_pct(line['mean_gap'])} above {labels[reference]}{seeds} "
-                    f"(worst state {_pct(line['worst_gap'])}), with {answers}")
+            return (
+                f"{labels[m]} is on average {_pct(line['mean_gap'])} above {labels[reference]}{seeds} "
+                f"(worst state {_pct(line['worst_gap'])}), with {answers}"
+            )
 
         said = [reach(m) for m in learned]
         best = min(classical, key=lambda m: overall.loc[m, "mean_gap"]) if classical else None
         also = f"; for comparison, the closest classical method: {reach(best)}" if best else ""
-        blocks.append(Para([strong("What the learned methods reach on unseen states:"),
-                            plain(" " + "; ".join(said) + also + ".")]))
+        blocks.append(
+            Para(
+                [strong("What the learned methods reach on unseen states:"), plain(" " + "; ".join(said) + also + ".")]
+            )
+        )
     return blocks
 
 
@@ -652,8 +780,15 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", name: str | None = None,
-                 method: str | None = None, baseline: str = "pso", state: str = "tableIV") -> ReportFiles:
+def build_report(
+    results_dir: str | Path,
+    *,
+    out_root: str | Path = "reports",
+    name: str | None = None,
+    method: str | None = None,
+    baseline: str = "pso",
+    state: str = "tableIV",
+) -> ReportFiles:
     """Write ``<out_root>/<name>/report.md``, ``report.html`` and the figures' PNG files."""
     results_dir = Path(results_dir)
     if name is not None:
@@ -666,8 +801,12 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
         by_label = {label: m for m, label in method_labels(method_order(scored.frame)).items()}
         method = by_label.get(method, method)
         if method not in set(scored.frame["method"]):
-            raise InputError("--method", method, "is not a method of these results",
-                             f"choose one of: {', '.join(sorted(scored.frame['method'].unique()))}")
+            raise InputError(
+                "--method",
+                method,
+                "is not a method of these results",
+                f"choose one of: {', '.join(sorted(scored.frame['method'].unique()))}",
+            )
     out = report_dir(out_root, report_dir_name)
     for old in out.glob("fig*.png"):
         if old.is_file() or old.is_symlink():
@@ -686,14 +825,32 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
 
     checked = int((frame["cost_check"] != "no dispatch").sum())
     disagree = int((~frame["cost_check"].isin(["ok", "no dispatch"])).sum())
-    blocks.append(Para([plain("Results: "), code(shown_path(results_dir.resolve(), results_dir)),
-                        plain(f" - {len(frame)} rows, {frame['method'].nunique()} methods "
-                             f"({', '.join(labels[m] for m in order)}).")]))
-    blocks.append(Para([plain("Every cost and energy below was recomputed by the evaluator from the stored dispatches "
-                             f"({checked} dispatches re-scored; "),
-                        plain("all stored costs agree with the evaluator).") if not disagree else
-                        strong(f"{disagree} disagree with the stored result"),
-                        plain("" if not disagree else " - listed under Failures).")]))
+    blocks.append(
+        Para(
+            [
+                plain("Results: "),
+                code(shown_path(results_dir.resolve(), results_dir)),
+                plain(
+                    f" - {len(frame)} rows, {frame['method'].nunique()} methods "
+                    f"({', '.join(labels[m] for m in order)})."
+                ),
+            ]
+        )
+    )
+    blocks.append(
+        Para(
+            [
+                plain(
+                    "Every cost and energy below was recomputed by the evaluator from the stored dispatches "
+                    f"({checked} dispatches re-scored; "
+                ),
+                plain("all stored costs agree with the evaluator).")
+                if not disagree
+                else strong(f"{disagree} disagree with the stored result"),
+                plain("" if not disagree else " - listed under Failures)."),
+            ]
+        )
+    )
 
     # Tables IV and V, by the tables module, from the recomputed costs
     table_rows = as_table_input(scored)
@@ -714,8 +871,9 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
     else:
         notes.append("no day (multi-state file) in the results: Table V and the day figures left out")
     if test_record:
-        blocks += _test_states_section(table_rows[table_rows["states_sha256"] == test_sha], test_record, reference,
-                                       labels, order)
+        blocks += _test_states_section(
+            table_rows[table_rows["states_sha256"] == test_sha], test_record, reference, labels, order
+        )
 
     # Fig. 5 training curves
     curves = {labels[m]: c for m, c in training_curves(scored).items()}
@@ -723,12 +881,22 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
     if curves:
         seeds = ", ".join(f"{m} {len(r)}" for m, r in sorted(curves.items()))
         p = figures.training_reward(curves, out / "fig5a_training_reward.png")
-        blocks.append(Figure(p, "Fig. 5a: team reward of each learned method at its 10 fixed probe states "
-                                "(states drawn once from the training distribution, never evaluation states), "
-                                f"median over seeds with the min-max band (seeds: {seeds})."))
+        blocks.append(
+            Figure(
+                p,
+                "Fig. 5a: team reward of each learned method at its 10 fixed probe states "
+                "(states drawn once from the training distribution, never evaluation states), "
+                f"median over seeds with the min-max band (seeds: {seeds}).",
+            )
+        )
         q = figures.training_loss(curves, out / "fig5b_training_loss.png")
-        blocks.append(Figure(q, "Fig. 5b: total training loss per step (sum of the agents' Q-network losses for "
-                                "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band."))
+        blocks.append(
+            Figure(
+                q,
+                "Fig. 5b: total training loss per step (sum of the agents' Q-network losses for "
+                "MADRL-TVC, of the critics' losses for MADDPG), median over seeds with the min-max band.",
+            )
+        )
         pngs += [p, q]
     else:
         blocks.append(Para([plain("No learned method with a training log in these results.")]))
@@ -747,68 +915,130 @@ def build_report(results_dir: str | Path, *, out_root: str | Path = "reports", n
             series = day_series(scored, day_sha, chosen, seed)
             shown = labels[chosen]
             label = f"{shown}, seed {seed}" if frame.loc[frame["method"] == chosen, "run_seed"].nunique() > 1 else shown
-            blocks += [Heading(2, "Dispatch over the day"),
-                       Para([plain("Figures 6-8 show the dispatches of "), strong(shown),
-                             plain(f" ({why}) on {Path(str(day_file)).name}; {len(series.states)} intervals of "
-                                  f"15 minutes, day cost recomputed: {series.cost.sum():,.2f} "
-                                  f"({cost_per_hour(series.cost):,.2f} per hour).")])]
+            blocks += [
+                Heading(2, "Dispatch over the day"),
+                Para(
+                    [
+                        plain("Figures 6-8 show the dispatches of "),
+                        strong(shown),
+                        plain(
+                            f" ({why}) on {Path(str(day_file)).name}; {len(series.states)} intervals of "
+                            f"15 minutes, day cost recomputed: {series.cost.sum():,.2f} "
+                            f"({cost_per_hour(series.cost):,.2f} per hour)."
+                        ),
+                    ]
+                ),
+            ]
             energy, ratio = v2g_tables(problem, series)
             if energy:
                 p = figures.v2g_energy(energy, out / "fig6a_v2g_energy.png", label)
-                blocks.append(Figure(p, "Fig. 6a: per V2G group and interval, energy drawn from plugged-in batteries "
-                                        "and fed back into the region (F = efficiency x), lost in conversion "
-                                        "(L = (1 - efficiency) x) and available but unused (v - x), in kWh per 15 minutes."))
+                blocks.append(
+                    Figure(
+                        p,
+                        "Fig. 6a: per V2G group and interval, energy drawn from plugged-in batteries "
+                        "and fed back into the region (F = efficiency x), lost in conversion "
+                        "(L = (1 - efficiency) x) and available but unused (v - x), in kWh per 15 minutes.",
+                    )
+                )
                 q = figures.v2g_feedback_ratio(ratio, out / "fig6b_v2g_feedback_ratio.png", label)
-                blocks.append(Figure(q, "Fig. 6b: feedback ratio x / v (eq. 6) of each V2G group; gaps where no V2G "
-                                        "power was available."))
+                blocks.append(
+                    Figure(
+                        q,
+                        "Fig. 6b: feedback ratio x / v (eq. 6) of each V2G group; gaps where no V2G "
+                        "power was available.",
+                    )
+                )
                 pngs += [p, q]
             p = figures.regional_service(region_tables(problem, series), out / "fig7_regional_service.png", label)
-            blocks.append(Figure(p, "Fig. 7: per region, power delivered by each charger type (V2G: fed-back power F) "
-                                    "and imported from the main grid, stacked, against the region's demand (black); "
-                                    "exports show below zero."))
+            blocks.append(
+                Figure(
+                    p,
+                    "Fig. 7: per region, power delivered by each charger type (V2G: fed-back power F) "
+                    "and imported from the main grid, stacked, against the region's demand (black); "
+                    "exports show below zero.",
+                )
+            )
             supply, demand = supply_table(problem, series)
             q = figures.regional_supply(supply, demand, out / "fig8_regional_supply.png", label)
-            blocks.append(Figure(q, "Fig. 8: local supply of each region, stacked, against the total demand (dashed): "
-                                    "the main grid only moves power between regions, so the stack meets the demand line."))
+            blocks.append(
+                Figure(
+                    q,
+                    "Fig. 8: local supply of each region, stacked, against the total demand (dashed): "
+                    "the main grid only moves power between regions, so the stack meets the demand line.",
+                )
+            )
             pngs += [p, q]
 
         costs = day_costs(frame, day_sha)
         costs = costs[[m for m in order if m in costs.columns]]
         blocks.append(Heading(2, "Fig. 9 - cost over the day"))
         p = figures.cost_per_interval(costs.rename(columns=labels), out / "fig9a_cost_per_interval.png", colors)
-        blocks.append(Figure(p, "Fig. 9a: evaluator cost of every 15-minute interval of the day for each method "
-                                "(median over seeds); a gap in a line is an interval without a feasible dispatch."))
+        blocks.append(
+            Figure(
+                p,
+                "Fig. 9a: evaluator cost of every 15-minute interval of the day for each method "
+                "(median over seeds); a gap in a line is an interval without a feasible dispatch.",
+            )
+        )
         pngs.append(p)
         if reference and reference in costs:
-            gaps = (costs.drop(columns=[reference]).sub(costs[reference], axis=0)
-                    .div(costs[reference], axis=0) * 100.0)
-            q = figures.gap_to_optimum(gaps.rename(columns=labels), out / "fig9b_gap_to_optimum.png", colors,
-                                       labels[reference])
-            blocks.append(Figure(q, f"Fig. 9b: each method's gap to the certified optimum ({labels[reference]}) per "
-                                    "interval, (C - C_opt) / C_opt in percent, median over seeds."))
+            gaps = costs.drop(columns=[reference]).sub(costs[reference], axis=0).div(costs[reference], axis=0) * 100.0
+            q = figures.gap_to_optimum(
+                gaps.rename(columns=labels), out / "fig9b_gap_to_optimum.png", colors, labels[reference]
+            )
+            blocks.append(
+                Figure(
+                    q,
+                    f"Fig. 9b: each method's gap to the certified optimum ({labels[reference]}) per "
+                    "interval, (C - C_opt) / C_opt in percent, median over seeds.",
+                )
+            )
             pngs.append(q)
         else:
             notes.append("no exact method with optimal results: Fig. 9b (gap to the optimum) left out")
 
     # Run time, failures, metadata
     runtime = runtime_table(scored, day_sha, test_sha)
-    blocks += [Heading(2, "Run time"),
-               Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
-               Para([plain("Time per decision: wall time the harness measured around each state's solve (all agents "
-                          "and the balancing search for learned methods). Training time: wall time of "),
-                     code("fit"), plain(" per trained model.")])]
+    blocks += [
+        Heading(2, "Run time"),
+        Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
+        Para(
+            [
+                plain(
+                    "Time per decision: wall time the harness measured around each state's solve (all agents "
+                    "and the balancing search for learned methods). Training time: wall time of "
+                ),
+                code("fit"),
+                plain(" per trained model."),
+            ]
+        ),
+    ]
     if repro:
         wall = repro.get("wall_s", {})
-        stages = pd.DataFrame([{"stage": k, "wall time (s)": v} for k, v in wall.items()]
-                              if isinstance(wall, dict) else [])
-        blocks += [Heading(3, "Wall time of dispatchbench reproduce"), Table(stages, 1, ("wall time (s)",)),
-                   Para([plain("Budget: "), code(json.dumps(repro.get("budget", {}), sort_keys=True, default=str))])]
+        stages = pd.DataFrame(
+            [{"stage": k, "wall time (s)": v} for k, v in wall.items()] if isinstance(wall, dict) else []
+        )
+        blocks += [
+            Heading(3, "Wall time of dispatchbench reproduce"),
+            Table(stages, 1, ("wall time (s)",)),
+            Para([plain("Budget: "), code(json.dumps(repro.get("budget", {}), sort_keys=True, default=str))]),
+        ]
     failed = failures_table(scored)
     repro_failures = repro.get("failures", []) if repro else []
     if isinstance(repro_failures, list) and repro_failures:
-        extra = pd.DataFrame([{"method": str(f.get("method")), "states file": "-",
-                               "status": f"failed at {f.get('stage')}", "rows": 0, "first reason": str(f.get("reason"))}
-                              for f in repro_failures if isinstance(f, dict)])
+        extra = pd.DataFrame(
+            [
+                {
+                    "method": str(f.get("method")),
+                    "states file": "-",
+                    "status": f"failed at {f.get('stage')}",
+                    "rows": 0,
+                    "first reason": str(f.get("reason")),
+                }
+                for f in repro_failures
+                if isinstance(f, dict)
+            ]
+        )
         failed = pd.concat([failed, extra], ignore_index=True) if len(extra) else failed
     blocks += [Heading(2, "Failures"), Table(failed)]
     if notes:

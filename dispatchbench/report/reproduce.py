@@ -50,19 +50,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dispatchbench.model.errors import InputError
 from dispatchbench.bench.executors import Executor, make_executor
 from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
 from dispatchbench.bench.plugins import parse_spec, plugin_origins
 from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore, file_sha256
+from dispatchbench.bench.run_metadata import utc_timestamp
 from dispatchbench.instances.protocol import TEST, test_states
 from dispatchbench.instances.state_families import FAMILIES, RANDOM, write_states
+from dispatchbench.model.bundled import find_input
+from dispatchbench.model.errors import InputError
+from dispatchbench.model.problem_file import load_problem
 from dispatchbench.report.html_report import build_report
 from dispatchbench.report.tables import state_family
-from dispatchbench.bench.run_metadata import utc_timestamp
-from dispatchbench.model.bundled import find_input
-from dispatchbench.model.problem_file import load_problem
-
 
 
 @dataclass(frozen=True)
@@ -95,17 +94,23 @@ NLOPT_LOCAL = "nlopt[algorithm=LD_SLSQP]"
 NLOPT_GLOBAL = "nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=30,maxeval=1000]"
 FULL = Budget(
     classical=("scip", NLOPT_LOCAL, NLOPT_GLOBAL),
-    pso="pso[iterations=60]", pso_seeds=(0, 1, 2, 3, 4),
+    pso="pso[iterations=60]",
+    pso_seeds=(0, 1, 2, 3, 4),
     # the learners' documented default budgets (chosen on validation states, docs/madrl-tvc.md
     # and docs/learning.md): the rows are what `train` without --steps gives
-    learned={"madrl_tvc": 1500, "maddpg": 24000}, learned_seeds=(0, 1, 2),
+    learned={"madrl_tvc": 1500, "maddpg": 24000},
+    learned_seeds=(0, 1, 2),
     timeout_s=60.0,
 )
 QUICK = Budget(
     classical=FULL.classical,
-    pso="pso[iterations=30,particles=20]", pso_seeds=(0, 1),
-    learned={"madrl_tvc": 100, "maddpg": 600}, learned_seeds=(0,),
-    timeout_s=60.0, test_stride=16, test_random_count=6,
+    pso="pso[iterations=30,particles=20]",
+    pso_seeds=(0, 1),
+    learned={"madrl_tvc": 100, "maddpg": 600},
+    learned_seeds=(0,),
+    timeout_s=60.0,
+    test_stride=16,
+    test_random_count=6,
 )
 
 
@@ -121,8 +126,13 @@ class Target:
 
 
 TARGETS = {
-    "paper": Target("paper", "problems/paper-4region.toml",
-                    ("problems/paper-4region-tableIV.csv", "problems/paper-4region-day.csv"), "pso", "tableIV"),
+    "paper": Target(
+        "paper",
+        "problems/paper-4region.toml",
+        ("problems/paper-4region-tableIV.csv", "problems/paper-4region-day.csv"),
+        "pso",
+        "tableIV",
+    ),
 }
 
 
@@ -144,10 +154,19 @@ class Outcome:
 
     def save(self) -> Path:
         path = self.out_dir / REPRODUCE_FILE
-        data = {"quick": self.quick, "budget": asdict(self.budget), "wall_s": self.wall_s, "models": self.models,
-                "failures": self.failures, "rows": self.rows, "report": str(self.report) if self.report else None,
-                "written": utc_timestamp(), "workers": self.workers, "executor": self.executor,
-                "test_states": self.test_states}
+        data = {
+            "quick": self.quick,
+            "budget": asdict(self.budget),
+            "wall_s": self.wall_s,
+            "models": self.models,
+            "failures": self.failures,
+            "rows": self.rows,
+            "report": str(self.report) if self.report else None,
+            "written": utc_timestamp(),
+            "workers": self.workers,
+            "executor": self.executor,
+            "test_states": self.test_states,
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, default=str))
         os.replace(tmp, path)
@@ -159,6 +178,7 @@ def workers_default() -> int:
 
 
 # ---- stage 1: training ------------------------------------------------------------------------
+
 
 def _last_step(folder: Path) -> int:
     """Steps done so far by a training writing into ``folder`` (from its loss log)."""
@@ -172,8 +192,9 @@ def _last_step(folder: Path) -> int:
         return 0
 
 
-def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor: Executor, outcome: Outcome,
-                 progress: bool) -> dict[str, list[str]]:
+def train_models(
+    problem_file: Path, budget: Budget, cache: ModelCache, executor: Executor, outcome: Outcome, progress: bool
+) -> dict[str, list[str]]:
     """Train (or find in the cache) every learned model through ``executor``; return learned
     spec -> model specs."""
     available = plugin_origins()
@@ -182,25 +203,44 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor
     for spec, steps in budget.learned.items():
         name, _ = parse_spec(spec)
         if name not in available:
-            outcome.failures.append({"method": spec, "stage": "train",
-                                     "reason": f"solver plugin {name!r} is not installed (no solvers/{name}.py "
-                                               "or entry point)"})
+            outcome.failures.append(
+                {
+                    "method": spec,
+                    "stage": "train",
+                    "reason": f"solver plugin {name!r} is not installed (no solvers/{name}.py or entry point)",
+                }
+            )
             continue
         trained[spec] = []
         for seed in budget.learned_seeds:
             hit = cache.lookup(model_key(problem_file, spec, seed, steps))
             if hit:
                 trained[spec].append(hit.spec(spec))
-                outcome.models.append({"method": spec, "seed": seed, "steps": steps, "path": str(hit.path),
-                                       "cached": True, "train_time_s": hit.train_time_s})
+                outcome.models.append(
+                    {
+                        "method": spec,
+                        "seed": seed,
+                        "steps": steps,
+                        "path": str(hit.path),
+                        "cached": True,
+                        "train_time_s": hit.train_time_s,
+                    }
+                )
             else:
                 jobs.append((spec, seed, steps))
     if not jobs:
         return trained
     jobs.sort(key=lambda job: -job[2])  # longest first: the workers finish closer together
     total = sum(steps for _, _, steps in jobs)
-    bar = tqdm(total=total, unit="step", desc=f"train {len(jobs)} models", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(
+        total=total,
+        unit="step",
+        desc=f"train {len(jobs)} models",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
     folders = [cache.folder(model_key(problem_file, *job)) for job in jobs]
     finished: set[int] = set()
 
@@ -213,13 +253,22 @@ def train_models(problem_file: Path, budget: Budget, cache: ModelCache, executor
         spec, seed, steps = jobs[k]
         finished.add(k)
         if error is not None:  # one failed training must not stop the others
-            outcome.failures.append({"method": spec, "stage": "train",
-                                     "reason": f"seed {seed}: {type(error).__name__}: {error}"})
+            outcome.failures.append(
+                {"method": spec, "stage": "train", "reason": f"seed {seed}: {type(error).__name__}: {error}"}
+            )
             tqdm.write(f"training {spec} seed {seed} failed: {error}", file=sys.stderr)
             continue
         trained[spec].append(model.spec(spec))
-        outcome.models.append({"method": spec, "seed": seed, "steps": steps, "path": str(model.path),
-                               "cached": False, "train_time_s": model.train_time_s})
+        outcome.models.append(
+            {
+                "method": spec,
+                "seed": seed,
+                "steps": steps,
+                "path": str(model.path),
+                "cached": False,
+                "train_time_s": model.train_time_s,
+            }
+        )
         if progress:
             tqdm.write(f"trained {spec} seed {seed}: {steps} steps in {model.train_time_s:.0f} s", file=sys.stderr)
     bar.update(total - bar.n)
@@ -244,9 +293,17 @@ def write_test_states(problem_file: Path, out_dir: Path, budget: Budget) -> tupl
     write_states(path, problem, states)
     drawn = {state_family(s.label) for s in states}
     families = [f for f in (*FAMILIES, RANDOM) if f in drawn]
-    return path, {"file": path.name, "sha256": file_sha256(path), "split": TEST.name, "seed": seed, "days": 1,
-                  "stride": budget.test_stride, "random_count": budget.test_random_count, "states": len(states),
-                  "families": families}
+    return path, {
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "split": TEST.name,
+        "seed": seed,
+        "days": 1,
+        "stride": budget.test_stride,
+        "random_count": budget.test_random_count,
+        "states": len(states),
+        "families": families,
+    }
 
 
 # A search added at decision time is a row of its own, named for what it adds (the learning
@@ -271,26 +328,63 @@ def shootout_specs(budget: Budget, learned_specs: dict[str, list[str]]) -> tuple
     return specs + models, {m: [0] for m in models}
 
 
-def run_shootout(problem_file: Path, states: list[Path], specs: list[str], seeds_for: dict[str, list[int]],
-                 out_dir: Path, budget: Budget, outcome: Outcome, *, resume: bool, progress: bool, jobs: int,
-                 executor: str, scheduler: str | None) -> None:
+def run_shootout(
+    problem_file: Path,
+    states: list[Path],
+    specs: list[str],
+    seeds_for: dict[str, list[int]],
+    out_dir: Path,
+    budget: Budget,
+    outcome: Outcome,
+    *,
+    resume: bool,
+    progress: bool,
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+) -> None:
     """One harness run of every spec into ``out_dir``; specs that cannot be created are recorded
     as failures and left out, the rest runs."""
     from dispatchbench.bench.harness import run_benchmark
 
-    summary = run_benchmark(problem_file, states, specs, list(budget.pso_seeds), out_dir, timeout=budget.timeout_s,
-                            resume=resume, force=not resume, progress=progress, jobs=jobs, executor=executor,
-                            scheduler=scheduler, seeds_for=seeds_for, skip_bad_specs=True)
+    summary = run_benchmark(
+        problem_file,
+        states,
+        specs,
+        list(budget.pso_seeds),
+        out_dir,
+        timeout=budget.timeout_s,
+        resume=resume,
+        force=not resume,
+        progress=progress,
+        jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
+        seeds_for=seeds_for,
+        skip_bad_specs=True,
+    )
     for spec, why in summary.refused:
         outcome.failures.append({"method": spec, "stage": "run", "reason": why})
 
 
 # ---- the pipeline -----------------------------------------------------------------------------
 
-def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_root: str | Path | None = None,
-              workers: int | None = None, report_root: str | Path = "reports", report_name: str | None = None,
-              resume: bool = False, progress: bool = True, executor: str = "local", scheduler: str | None = None,
-              say: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> Outcome:
+
+def reproduce(
+    target: str,
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    cache_root: str | Path | None = None,
+    workers: int | None = None,
+    report_root: str | Path = "reports",
+    report_name: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    executor: str = "local",
+    scheduler: str | None = None,
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> Outcome:
     """Train, run and report ``target`` into ``out_dir``; see the module docstring. ``workers`` is
     the number of trainings and cells at once (``--jobs``); ``executor``/``scheduler`` as for
     ``dispatchbench run``."""
@@ -312,8 +406,10 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     outcome = Outcome(out_dir, quick, budget, workers=workers, executor=executor, test_states=outcome_test)
     start = time.perf_counter()
 
-    say(f"reproduce {target}{' --quick' if quick else ''}: stage 1/3, training learned methods "
-        f"({len(budget.learned_seeds)} seed(s) each)")
+    say(
+        f"reproduce {target}{' --quick' if quick else ''}: stage 1/3, training learned methods "
+        f"({len(budget.learned_seeds)} seed(s) each)"
+    )
     t0 = time.perf_counter()
     with make_executor(executor, workers, scheduler) as ex:
         ex.workers = workers  # trainings run in fresh processes even where cells would run serially
@@ -321,17 +417,32 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     outcome.wall_s["train"] = time.perf_counter() - t0
     outcome.save()
 
-    say(f"stage 2/3, the shoot-out on the Table IV state, the day and {outcome_test['states']} unseen test states "
-        f"(seed {outcome_test['seed']})")
+    say(
+        f"stage 2/3, the shoot-out on the Table IV state, the day and {outcome_test['states']} unseen test states "
+        f"(seed {outcome_test['seed']})"
+    )
     t0 = time.perf_counter()
     installed = plugin_origins()
     missing = [s for s in budget.classical + (budget.pso,) if parse_spec(s)[0] not in installed]
     for s in missing:
-        outcome.failures.append({"method": s, "stage": "run",
-                                 "reason": f"solver plugin {parse_spec(s)[0]!r} is not installed"})
+        outcome.failures.append(
+            {"method": s, "stage": "run", "reason": f"solver plugin {parse_spec(s)[0]!r} is not installed"}
+        )
     specs, seeds_for = shootout_specs(budget, learned)
-    run_shootout(problem_file, states, [s for s in specs if s not in missing], seeds_for, out_dir, budget, outcome,
-                 resume=resume, progress=progress, jobs=workers, executor=executor, scheduler=scheduler)
+    run_shootout(
+        problem_file,
+        states,
+        [s for s in specs if s not in missing],
+        seeds_for,
+        out_dir,
+        budget,
+        outcome,
+        resume=resume,
+        progress=progress,
+        jobs=workers,
+        executor=executor,
+        scheduler=scheduler,
+    )
     outcome.rows = len(ResultsStore(out_dir).read_rows())
     outcome.wall_s["run"] = time.perf_counter() - t0
     outcome.wall_s["train + run"] = time.perf_counter() - start
@@ -340,8 +451,13 @@ def reproduce(target: str, out_dir: str | Path, *, quick: bool = False, cache_ro
     say("stage 3/3, the report")
 
     t0 = time.perf_counter()
-    files = build_report(out_dir, out_root=report_root, name=report_name or out_dir.resolve().name,
-                         baseline=spec.baseline, state=spec.state)
+    files = build_report(
+        out_dir,
+        out_root=report_root,
+        name=report_name or out_dir.resolve().name,
+        baseline=spec.baseline,
+        state=spec.state,
+    )
     outcome.report = files.html
     outcome.wall_s["report"] = time.perf_counter() - t0
     outcome.wall_s["total"] = time.perf_counter() - start

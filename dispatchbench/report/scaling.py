@@ -74,7 +74,8 @@ CLASSICAL = (SCIP_CERTIFIED, SCIP_PRACTICAL, "nlopt[algorithm=LD_SLSQP]", "pso[i
 FULL = ScalingBudget(
     sizes=(4, 8, 16, 32, 64, 128),
     intervals=(8, 72),  # 02:00 and 18:00 of each family's test day: 10 states per size
-    classical=CLASSICAL, pso_seeds=(0, 1),
+    classical=CLASSICAL,
+    pso_seeds=(0, 1),
     # Steps per size, set from the cost of a step measured on validation-seed instances (not from
     # any result): TVC takes its default 1500 steps at the paper's size and, with its default
     # settings at every size (chosen on a validation instance at 32 regions: 0.67 % mean gap
@@ -82,18 +83,23 @@ FULL = ScalingBudget(
     # steps that fit about 10 minutes (benchmarks/bench_tvc_scale.py); MADDPG its default 24000
     # at the paper's size, then 3000 halved per doubling down to 600 (its first 500 steps only
     # fill the replay buffer; an update step costs ~0.35 s at 64 regions).
-    learned={"madrl_tvc": {4: 1500, 8: 600, 16: 300, 32: 150, 64: 120, 128: 30},
-             "maddpg": {4: 24000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}},
+    learned={
+        "madrl_tvc": {4: 1500, 8: 600, 16: 300, 32: 150, 64: 120, 128: 30},
+        "maddpg": {4: 24000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600},
+    },
     skip_reason={"madrl_tvc": "not skipped", "maddpg": "not skipped"},
     timeout_s=30.0,
 )
 QUICK = ScalingBudget(
     sizes=(4, 8, 16, 32),
     intervals=(40,),
-    classical=CLASSICAL, pso_seeds=(0,),
+    classical=CLASSICAL,
+    pso_seeds=(0,),
     learned={"madrl_tvc": {4: 100}, "maddpg": {4: 300}},
-    skip_reason={"madrl_tvc": "--quick trains learners on the smallest instance only",
-                 "maddpg": "--quick trains learners on the smallest instance only"},
+    skip_reason={
+        "madrl_tvc": "--quick trains learners on the smallest instance only",
+        "maddpg": "--quick trains learners on the smallest instance only",
+    },
     timeout_s=30.0,
 )
 
@@ -113,9 +119,17 @@ class ScalingOutcome:
 
     def save(self) -> Path:
         path = self.out_dir / SCALING_FILE
-        data = {"quick": self.quick, "budget": asdict(self.budget), "wall_s": self.wall_s,
-                "instances": self.instances, "models": self.models, "failures": self.failures,
-                "skipped": self.skipped, "written": utc_timestamp(), "machine": run_metadata()}
+        data = {
+            "quick": self.quick,
+            "budget": asdict(self.budget),
+            "wall_s": self.wall_s,
+            "instances": self.instances,
+            "models": self.models,
+            "failures": self.failures,
+            "skipped": self.skipped,
+            "written": utc_timestamp(),
+            "machine": run_metadata(),
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, default=str))
         tmp.replace(path)
@@ -123,6 +137,7 @@ class ScalingOutcome:
 
 
 # ---- instances ---------------------------------------------------------------------------------
+
 
 def pick_states(states: list[State], intervals: tuple[int, ...]) -> list[State]:
     """The given intervals of every family's day (labels ``<family>_d0_tNN``)."""
@@ -145,11 +160,21 @@ def prepare_instance(folder: Path, regions: int, intervals: tuple[int, ...]) -> 
 
 # ---- the study ---------------------------------------------------------------------------------
 
-def reproduce_scaling(out_dir: str | Path, *, quick: bool = False, cache_root: str | Path | None = None,
-                      workers: int | None = None, report_root: str | Path = "reports",
-                      report_name: str = "scaling", resume: bool = False, progress: bool = True,
-                      executor: str = "local", scheduler: str | None = None,
-                      say: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> ScalingOutcome:
+
+def reproduce_scaling(
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    cache_root: str | Path | None = None,
+    workers: int | None = None,
+    report_root: str | Path = "reports",
+    report_name: str = "scaling",
+    resume: bool = False,
+    progress: bool = True,
+    executor: str = "local",
+    scheduler: str | None = None,
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> ScalingOutcome:
     """Generate, train, run and report the scaling study into ``out_dir``; see the module docstring."""
     from dispatchbench.bench.harness import run_benchmark
 
@@ -163,15 +188,25 @@ def reproduce_scaling(out_dir: str | Path, *, quick: bool = False, cache_root: s
     for regions in budget.sizes:
         t0 = time.perf_counter()
         problem_path, states_path, problem = prepare_instance(out_dir / "instances", regions, budget.intervals)
-        outcome.instances[regions] = {"problem": problem_path.name, "states": states_path.name,
-                                      "groups": len(problem.groups), "regions": len(problem.regions)}
+        outcome.instances[regions] = {
+            "problem": problem_path.name,
+            "states": states_path.name,
+            "groups": len(problem.groups),
+            "regions": len(problem.regions),
+        }
         say(f"scaling: {regions} regions, {len(problem.groups)} groups")
         learned_here = {spec: steps[regions] for spec, steps in budget.learned.items() if regions in steps}
         for spec in budget.learned:
             if regions not in budget.learned[spec]:
                 outcome.skipped.append({"method": spec, "regions": regions, "reason": budget.skip_reason[spec]})
-        size_budget = Budget(classical=budget.classical, pso="", pso_seeds=budget.pso_seeds,
-                             learned=learned_here, learned_seeds=(0,), timeout_s=budget.timeout_s)
+        size_budget = Budget(
+            classical=budget.classical,
+            pso="",
+            pso_seeds=budget.pso_seeds,
+            learned=learned_here,
+            learned_seeds=(0,),
+            timeout_s=budget.timeout_s,
+        )
         size_outcome = Outcome(out_dir, quick, size_budget)
         with make_executor(executor, workers, scheduler) as ex:
             ex.workers = workers
@@ -182,10 +217,22 @@ def reproduce_scaling(out_dir: str | Path, *, quick: bool = False, cache_root: s
         models = [m for ms in trained.values() for m in ms]
         specs = [*budget.classical, *models]
         seeds_for = {s: [0] for s in specs if parse_spec(s)[0] != "pso"}
-        summary = run_benchmark(problem_path, [states_path], specs, list(budget.pso_seeds), out_dir / f"n{regions}",
-                                timeout=budget.timeout_s, resume=resume, force=not resume, progress=progress,
-                                jobs=workers, executor=executor, scheduler=scheduler, seeds_for=seeds_for,
-                                skip_bad_specs=True)
+        summary = run_benchmark(
+            problem_path,
+            [states_path],
+            specs,
+            list(budget.pso_seeds),
+            out_dir / f"n{regions}",
+            timeout=budget.timeout_s,
+            resume=resume,
+            force=not resume,
+            progress=progress,
+            jobs=workers,
+            executor=executor,
+            scheduler=scheduler,
+            seeds_for=seeds_for,
+            skip_bad_specs=True,
+        )
         for spec, why in summary.refused:
             outcome.failures.append({"method": spec, "stage": "run", "reason": why, "regions": str(regions)})
         outcome.wall_s[f"{regions} regions"] = time.perf_counter() - t0
@@ -198,6 +245,7 @@ def reproduce_scaling(out_dir: str | Path, *, quick: bool = False, cache_root: s
 
 
 # ---- analysis ----------------------------------------------------------------------------------
+
 
 def method_label(spec: str) -> str:
     """A short name for a spec: the learned model's path never shows."""
@@ -235,8 +283,9 @@ def size_rows(results_dir: Path, regions: int, groups: int) -> pd.DataFrame:
     frame["proven"] = frame["state"].map(proven).fillna(0) > 0
     ok = frame["status"].isin(SUCCESS)
     frame["gap_pct"] = np.where(ok, 100 * (frame["cost"] - frame["best"]) / frame["best"], np.nan)
-    frame["bound_gap_pct"] = np.where(ok & ~frame["proven"], 100 * (frame["cost"] - frame["bound"]) / frame["cost"],
-                                      np.nan)
+    frame["bound_gap_pct"] = np.where(
+        ok & ~frame["proven"], 100 * (frame["cost"] - frame["bound"]) / frame["cost"], np.nan
+    )
     frame["messages"] = frame["info_d"].map(lambda i: i.get("messages"))
     frame["regions"], frame["groups"] = regions, groups
     return frame
@@ -253,17 +302,24 @@ def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
         skipped = g["reason"].fillna("").astype(str).str.startswith("skipped")
         failed = g.loc[~ok & ~skipped, "status"].value_counts()
         messages = pd.to_numeric(g["messages"], errors="coerce")
-        out.append({
-            "regions": regions, "groups": int(g["groups"].iloc[0]), "method": method,
-            "answers": f"{int(ok.sum())}/{len(g)}",
-            "mean gap %": g["gap_pct"].mean(), "worst gap %": g["gap_pct"].max(),
-            "gap to bound %": g["bound_gap_pct"].mean() if g["bound_gap_pct"].notna().any() else math.nan,
-            "s per decision": g.loc[~skipped, "time_s"].median() if (~skipped).any() else math.nan,
-            "training s": float(np.mean(train_s[(regions, method)])) if (regions, method) in train_s else math.nan,
-            "messages per decision": messages.mean() if messages.notna().any() else math.nan,
-            "failures": ", ".join([f"{n} {s}" for s, n in failed.items()]
-                                  + ([f"{int(skipped.sum())} skipped"] if skipped.any() else [])),
-        })
+        out.append(
+            {
+                "regions": regions,
+                "groups": int(g["groups"].iloc[0]),
+                "method": method,
+                "answers": f"{int(ok.sum())}/{len(g)}",
+                "mean gap %": g["gap_pct"].mean(),
+                "worst gap %": g["gap_pct"].max(),
+                "gap to bound %": g["bound_gap_pct"].mean() if g["bound_gap_pct"].notna().any() else math.nan,
+                "s per decision": g.loc[~skipped, "time_s"].median() if (~skipped).any() else math.nan,
+                "training s": float(np.mean(train_s[(regions, method)])) if (regions, method) in train_s else math.nan,
+                "messages per decision": messages.mean() if messages.notna().any() else math.nan,
+                "failures": ", ".join(
+                    [f"{n} {s}" for s, n in failed.items()]
+                    + ([f"{int(skipped.sum())} skipped"] if skipped.any() else [])
+                ),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -293,6 +349,7 @@ def load_study(out_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFram
 
 # ---- report ------------------------------------------------------------------------------------
 
+
 def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports", name: str = "scaling") -> Path:
     """``reports/<name>/``: the scaling table, its plots and the study's metadata (HTML + Markdown)."""
     out_dir = Path(out_dir)
@@ -302,35 +359,69 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         old.unlink()
     figs = []
     if len(summary):
-        figs.append(Figure(figures.scaling_panel(summary, "mean gap %", "mean gap to SCIP's best (%)",
-                                                 folder / "fig_scaling_gap.png"),
-                           "Gap against groups: mean gap to SCIP's best solution per state, log scale (gaps below 1e-6 % are drawn at 1e-6 %)"))
-        figs.append(Figure(figures.scaling_panel(summary, "s per decision", "seconds per decision (median)",
-                                                 folder / "fig_scaling_time.png"),
-                           "Time against groups: median wall time per decision, log scale"))
+        figs.append(
+            Figure(
+                figures.scaling_panel(
+                    summary, "mean gap %", "mean gap to SCIP's best (%)", folder / "fig_scaling_gap.png"
+                ),
+                "Gap against groups: mean gap to SCIP's best solution per state, log scale "
+                "(gaps below 1e-6 % are drawn at 1e-6 %)",
+            )
+        )
+        figs.append(
+            Figure(
+                figures.scaling_panel(
+                    summary, "s per decision", "seconds per decision (median)", folder / "fig_scaling_time.png"
+                ),
+                "Time against groups: median wall time per decision, log scale",
+            )
+        )
     machine = record.get("machine", {})
     blocks = [
         Heading(1, "Scaling study: every method from 4 to 128 regions"),
-        Para([plain("One generated instance per size ("), code("dispatchbench generate problem"),
-              plain(f", seed {INSTANCE_SEED}), test states from every day family (test seeds only), every method "
-                   "through the same harness and evaluator. Gaps are to SCIP's best solution of the same state; "
-                   "where SCIP did not prove optimality the gap to its dual bound is shown too. Mean and worst gap "
-                   "are over the states a method answered with a feasible dispatch; 'answers' counts them "
-                   "(states x seeds) and 'failures' says what happened to the rest. Messages per decision count "
-                   "every scalar the distributed search sends, repairs of an unworkable learned commitment "
-                   "included.")]),
-        Table(summary, digits=4, numeric=("mean gap %", "worst gap %", "gap to bound %", "s per decision",
-                                          "training s", "messages per decision")),
+        Para(
+            [
+                plain("One generated instance per size ("),
+                code("dispatchbench generate problem"),
+                plain(
+                    f", seed {INSTANCE_SEED}), test states from every day family (test seeds only), every method "
+                    "through the same harness and evaluator. Gaps are to SCIP's best solution of the same state; "
+                    "where SCIP did not prove optimality the gap to its dual bound is shown too. Mean and worst gap "
+                    "are over the states a method answered with a feasible dispatch; 'answers' counts them "
+                    "(states x seeds) and 'failures' says what happened to the rest. Messages per decision count "
+                    "every scalar the distributed search sends, repairs of an unworkable learned commitment "
+                    "included."
+                ),
+            ]
+        ),
+        Table(
+            summary,
+            digits=4,
+            numeric=(
+                "mean gap %",
+                "worst gap %",
+                "gap to bound %",
+                "s per decision",
+                "training s",
+                "messages per decision",
+            ),
+        ),
         *figs,
         Heading(2, "Skipped, with the reason"),
         Table(skipped_table(record, rows), digits=3),
         Heading(2, "Failures"),
         Table(pd.DataFrame(record.get("failures", [])), digits=3),
         Heading(2, "Budget and machine"),
-        Para([plain(f"quick: {record.get('quick')}; per-state limit {record['budget']['timeout_s']} s; PSO seeds "
-                   f"{record['budget']['pso_seeds']}; learners trained once per instance (seed 0) with steps "
-                   f"{record['budget']['learned']}; wall time: "
-                   + ", ".join(f"{k} {v:.0f} s" for k, v in record.get("wall_s", {}).items()))]),
+        Para(
+            [
+                plain(
+                    f"quick: {record.get('quick')}; per-state limit {record['budget']['timeout_s']} s; PSO seeds "
+                    f"{record['budget']['pso_seeds']}; learners trained once per instance (seed 0) with steps "
+                    f"{record['budget']['learned']}; wall time: "
+                    + ", ".join(f"{k} {v:.0f} s" for k, v in record.get("wall_s", {}).items())
+                )
+            ]
+        ),
         Table(pd.DataFrame([{"field": k, "value": str(v)} for k, v in machine.items()]), digits=3),
     ]
     (folder / "report.md").write_text(to_markdown(blocks))

@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dispatchbench.bench.plugins import parse_spec, split_specs
+from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
+from dispatchbench.instances.state_families import FAMILIES, RANDOM
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
-from dispatchbench.bench.plugins import parse_spec, split_specs
-from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
-from dispatchbench.instances.state_families import FAMILIES, RANDOM
 
 INTERVALS_PER_HOUR = 4
 SUCCESS = ("optimal", "feasible")
@@ -51,18 +51,43 @@ DEFAULT_STATE = "tableIV"
 
 # The paper's own numbers (Tables IV and V), quoted beside ours, never mixed into our columns.
 # method -> (cost, improvement over PSO as printed in the paper)
-PAPER_TABLE_IV = {"PSO": (12603.94, "0"), "NLOPT": (12622.88, "-0.15%"), "SCIP": (12201.77, "3.19%"),
-                  "MADDPG": (12394.07, "1.67%"), "MADRL": (12202.26, "3.19%")}
-PAPER_TABLE_V = {"PSO": (52102.92, "0"), "NLOPT": (52977.84, "-1.84%"), "SCIP": (49129.07, "5.56%"),
-                 "MADDPG": (50968.13, "2.02%"), "MADRL": (49146.08, "5.53%")}
+PAPER_TABLE_IV = {
+    "PSO": (12603.94, "0"),
+    "NLOPT": (12622.88, "-0.15%"),
+    "SCIP": (12201.77, "3.19%"),
+    "MADDPG": (12394.07, "1.67%"),
+    "MADRL": (12202.26, "3.19%"),
+}
+PAPER_TABLE_V = {
+    "PSO": (52102.92, "0"),
+    "NLOPT": (52977.84, "-1.84%"),
+    "SCIP": (49129.07, "5.56%"),
+    "MADDPG": (50968.13, "2.02%"),
+    "MADRL": (49146.08, "5.53%"),
+}
 PAPER_CAVEAT = (
     "Absolute costs differ from the paper's: its published parameters (Tables I–III) do not reproduce "
     "its costs (at the Table IV state they give a global optimum of 4903.97, not 12201.77). What this "
     "table reproduces is the comparison — the ranking and the improvement over the baseline — not the numbers."
 )
 
-COLUMNS = ("method", "type", "seeds", "cost", "ci95", "best", "worst", "improvement", "gap_to_exact",
-           "time_per_state_s", "states", "infeasible", "timeout", "error", "missing")
+COLUMNS = (
+    "method",
+    "type",
+    "seeds",
+    "cost",
+    "ci95",
+    "best",
+    "worst",
+    "improvement",
+    "gap_to_exact",
+    "time_per_state_s",
+    "states",
+    "infeasible",
+    "timeout",
+    "error",
+    "missing",
+)
 
 
 def solver_type(exact: bool, stochastic: bool, learns: bool) -> str:
@@ -74,6 +99,7 @@ def solver_type(exact: bool, stochastic: bool, learns: bool) -> str:
 
 
 # ---- choosing rows ----------------------------------------------------------------------------
+
 
 def load_many(dirs: Sequence[str | Path]) -> pd.DataFrame:
     """Results of several run directories as one table; a (problem, states, state, spec, seed) seen
@@ -92,8 +118,12 @@ def filter_solvers(results: pd.DataFrame, solvers: str | None) -> pd.DataFrame:
     names = {w for w in wanted if "[" not in w}
     keep = results["solver"].isin(wanted) | results["solver_name"].isin(names)
     if not keep.any():
-        raise InputError("--solvers", repr(solvers), "matches no solver in the results",
-                         f"use some of: {', '.join(dict.fromkeys(results['solver']))}")
+        raise InputError(
+            "--solvers",
+            repr(solvers),
+            "matches no solver in the results",
+            f"use some of: {', '.join(dict.fromkeys(results['solver']))}",
+        )
     return results[keep]
 
 
@@ -106,8 +136,12 @@ def one_problem(results: pd.DataFrame, problem: str | None) -> pd.DataFrame:
     versions = results[["problem", "problem_sha256"]].drop_duplicates()
     if len(versions) > 1:
         listed = ", ".join(f"{p} ({s[:8]})" for p, s in versions.itertuples(index=False))
-        raise InputError("results", "problem", f"several problems or problem-file versions: {listed}",
-                         "pass --problem NAME, or table runs of one problem file only")
+        raise InputError(
+            "results",
+            "problem",
+            f"several problems or problem-file versions: {listed}",
+            "pass --problem NAME, or table runs of one problem file only",
+        )
     return results
 
 
@@ -121,12 +155,17 @@ def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
     if len(matching) == 1 and "[" not in baseline:
         return matching[0]
     if len(matching) > 1:
-        raise InputError("--baseline", repr(baseline), f"matches several specs: {', '.join(matching)}",
-                         "give the full spec, e.g. --baseline " + repr(matching[0]))
+        raise InputError(
+            "--baseline",
+            repr(baseline),
+            f"matches several specs: {', '.join(matching)}",
+            "give the full spec, e.g. --baseline " + repr(matching[0]),
+        )
     raise InputError("--baseline", repr(baseline), "is not a solver in the results", f"use one of: {', '.join(specs)}")
 
 
 # ---- per-seed values and the per-method table ---------------------------------------------------
+
 
 def cost_per_hour(costs: Sequence[float]) -> float:
     """Average cost per hour of a day of 15-minute intervals: ``mean(C_t) × 4`` (``Σ C_t / 24`` for
@@ -175,7 +214,10 @@ def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFr
             "time_per_state_s": float(group["time_s"].mean()) if group["time_s"].notna().any() else math.nan,
             **{status: int((group["status"] == status).sum()) for status in FAILURES},
             "missing": int(seeds["missing"].sum()),
-            "cost": math.nan, "ci95": math.nan, "best": math.nan, "worst": math.nan,
+            "cost": math.nan,
+            "ci95": math.nan,
+            "best": math.nan,
+            "worst": math.nan,
         }
         v = seeds["value"].to_numpy(dtype=float)
         if len(v) and not np.isnan(v).any():
@@ -194,6 +236,7 @@ def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFr
 
 # ---- the two tables -----------------------------------------------------------------------------
 
+
 @dataclass
 class PaperTable:
     """One of the two tables, with what it was computed over (for the title and notes)."""
@@ -209,8 +252,9 @@ def table_iv(results: pd.DataFrame, state: str, baseline: str) -> PaperTable:
     files = rows.groupby("states_file")["states_count"].max().sort_values()
     if len(files) > 1:  # the state is in several files: use the smallest (the file made for it)
         rows = rows[rows["states_file"] == files.index[0]]
-    return PaperTable("IV", method_table(rows, baseline, per_hour=False),
-                      f"state {state!r} of {Path(files.index[0]).name}", baseline)
+    return PaperTable(
+        "IV", method_table(rows, baseline, per_hour=False), f"state {state!r} of {Path(files.index[0]).name}", baseline
+    )
 
 
 def day_files(results: pd.DataFrame) -> list[str]:
@@ -224,15 +268,23 @@ def pick_day(results: pd.DataFrame, day: str | None) -> str | None:
     if day:
         match = [f for f in files if day in (f, Path(f).name, Path(f).stem)]
         if len(match) != 1:
-            raise InputError("--day", repr(day), "names no multi-state file of the results",
-                             f"use one of: {', '.join(Path(f).name for f in files) or '(none)'}")
+            raise InputError(
+                "--day",
+                repr(day),
+                "names no multi-state file of the results",
+                f"use one of: {', '.join(Path(f).name for f in files) or '(none)'}",
+            )
         return match[0]
     if len(files) > 1:  # a set of generated states of several families (reproduce's test states) is no day
         days = [f for f in files if not several_families(results.loc[results["states_file"] == f, "state"])]
         if len(days) == 1:
             return days[0]
-        raise InputError("results", "day", f"several multi-state files: {', '.join(Path(f).name for f in files)}",
-                         "pass --day NAME to choose the one Table V averages over")
+        raise InputError(
+            "results",
+            "day",
+            f"several multi-state files: {', '.join(Path(f).name for f in files)}",
+            "pass --day NAME to choose the one Table V averages over",
+        )
     return files[0] if files else None
 
 
@@ -246,11 +298,13 @@ def several_families(labels: Iterable[Any]) -> bool:
 def table_v(results: pd.DataFrame, states_file: str, baseline: str) -> PaperTable:
     rows = results[results["states_file"] == states_file]
     n = int(rows["states_count"].max())
-    return PaperTable("V", method_table(rows, baseline, per_hour=True),
-                      f"{n} states of {Path(states_file).name}", baseline)
+    return PaperTable(
+        "V", method_table(rows, baseline, per_hour=True), f"{n} states of {Path(states_file).name}", baseline
+    )
 
 
 # ---- output -------------------------------------------------------------------------------------
+
 
 def _num(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
@@ -268,19 +322,27 @@ def _failures(line: pd.Series) -> str:
 def markdown(pt: PaperTable) -> str:
     """The table as Markdown, with the definitions and the paper's own numbers as notes beside it."""
     lines = [line for _, line in pt.table.iterrows()]
-    shown = pd.DataFrame({
-        "method": [r["method"] for r in lines],
-        "type": [r["type"] for r in lines],
-        "seeds": [str(r["seeds"]) for r in lines],
-        "cost": [f"n/a ({_failures(r)})" if math.isnan(r["cost"]) else
-                 _num(r["cost"]) + ("" if math.isnan(r["ci95"]) else f" ± {_num(r['ci95'])}") for r in lines],
-        "best / worst seed": ["" if r["seeds"] < 2 or math.isnan(r["best"]) else f"{_num(r['best'])} / {_num(r['worst'])}"
-                              for r in lines],
-        f"improvement over {pt.baseline}": [_pct(r["improvement"]) for r in lines],
-        "gap to best exact": [_pct(r["gap_to_exact"]) for r in lines],
-        "time per state (s)": [_num(r["time_per_state_s"], 4) for r in lines],
-        "failed states": [_failures(r) or "0" for r in lines],
-    })
+    shown = pd.DataFrame(
+        {
+            "method": [r["method"] for r in lines],
+            "type": [r["type"] for r in lines],
+            "seeds": [str(r["seeds"]) for r in lines],
+            "cost": [
+                f"n/a ({_failures(r)})"
+                if math.isnan(r["cost"])
+                else _num(r["cost"]) + ("" if math.isnan(r["ci95"]) else f" ± {_num(r['ci95'])}")
+                for r in lines
+            ],
+            "best / worst seed": [
+                "" if r["seeds"] < 2 or math.isnan(r["best"]) else f"{_num(r['best'])} / {_num(r['worst'])}"
+                for r in lines
+            ],
+            f"improvement over {pt.baseline}": [_pct(r["improvement"]) for r in lines],
+            "gap to best exact": [_pct(r["gap_to_exact"]) for r in lines],
+            "time per state (s)": [_num(r["time_per_state_s"], 4) for r in lines],
+            "failed states": [_failures(r) or "0" for r in lines],
+        }
+    )
     paper = PAPER_TABLE_IV if pt.number == "IV" else PAPER_TABLE_V
     quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
     pso = paper["PSO"][0]
@@ -290,18 +352,27 @@ def markdown(pt: PaperTable) -> str:
         definition = "Cost: the evaluator's cost of each method's dispatch at this state."
     else:
         title = f"Table V — average cost per hour over a day ({pt.scope})"
-        definition = ("Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
-                      "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
-                      "that did not solve every interval for every seed has no value (n/a) and shows its failures.")
-    return "\n".join([
-        f"### {title}", "",
-        shown.to_markdown(index=False, disable_numparse=True), "",
-        f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
-        "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
-        "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.", "",
-        f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): {quoted}. "
-        f"Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}", "",
-    ])
+        definition = (
+            "Cost per hour: mean over the day's intervals of the evaluator's cost C_t, times 4 "
+            "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
+            "that did not solve every interval for every seed has no value (n/a) and shows its failures."
+        )
+    return "\n".join(
+        [
+            f"### {title}",
+            "",
+            shown.to_markdown(index=False, disable_numparse=True),
+            "",
+            f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
+            "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
+            "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.",
+            "",
+            f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
+            f"{quoted}. "
+            f"Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}",
+            "",
+        ]
+    )
 
 
 @dataclass
@@ -414,26 +485,39 @@ def check_costs(results: pd.DataFrame, dirs: Sequence[str | Path]) -> tuple[pd.D
         if row["status"] in SUCCESS and not ev.feasible:
             disagree.append(f"{where}: stored {row['status']} {stored}, evaluator: violates {ev.worst}")
             results.loc[idx, ["status", "cost"]] = ["infeasible", math.nan]
-        elif row["status"] in SUCCESS and (stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))):
+        elif row["status"] in SUCCESS and (
+            stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))
+        ):
             disagree.append(f"{where}: stored cost {stored}, evaluator {ev.cost:.6f}")
             results.loc[idx, "cost"] = ev.cost
         elif row["status"] == "infeasible" and ev.feasible:
             disagree.append(f"{where}: stored infeasible, evaluator: feasible at cost {ev.cost:.6f} (left out)")
     notes = []
     if disagree:
-        notes.append(f"WARNING: {len(disagree)} stored result(s) disagree with the evaluator; the tables use the "
-                     f"evaluator's verdict: " + "; ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else ""))
+        notes.append(
+            f"WARNING: {len(disagree)} stored result(s) disagree with the evaluator; the tables use the "
+            f"evaluator's verdict: " + "; ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
+        )
     if unchecked:
-        notes.append(f"{unchecked} stored dispatch(es) could not be re-scored: the run's problem or state file is "
-                     "missing or changed (their stored costs are used unchecked)")
+        notes.append(
+            f"{unchecked} stored dispatch(es) could not be re-scored: the run's problem or state file is "
+            "missing or changed (their stored costs are used unchecked)"
+        )
     if no_dispatch:
         notes.append(f"{no_dispatch} row(s) with a cost carry no dispatch: their costs could not be checked")
     return results, notes
 
 
-def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None = None, day: str | None = None,
-                solvers: str | None = None, problem: str | None = None,
-                out_dir: str | Path | None = None) -> TablesWritten:
+def make_tables(
+    dirs: Sequence[str | Path],
+    baseline: str,
+    *,
+    state: str | None = None,
+    day: str | None = None,
+    solvers: str | None = None,
+    problem: str | None = None,
+    out_dir: str | Path | None = None,
+) -> TablesWritten:
     """Build Table IV and/or V from run directories and write ``tables/table{4,5}.{md,csv}``.
 
     Table IV needs the named state (default ``tableIV``) in the results; Table V a multi-state
@@ -449,7 +533,9 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
         rows = results[results["state"] == label]
         built.append(table_iv(results, label, resolve_baseline(rows, baseline)))
     elif state:
-        raise InputError("--state", repr(state), "is not a state in the results", "give the label of a state that was run")
+        raise InputError(
+            "--state", repr(state), "is not a state in the results", "give the label of a state that was run"
+        )
     else:
         notes.append(f"no state named {DEFAULT_STATE!r} in the results: Table IV left out (pass --state LABEL)")
     day_file = pick_day(results, day)
@@ -459,8 +545,12 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
     else:
         notes.append("no multi-state (day) run in the results: Table V left out")
     if not built:
-        raise InputError(str(dirs[0]), "results", "hold neither the Table IV state nor a day",
-                         "pass --state LABEL, or run a state file with several states")
+        raise InputError(
+            str(dirs[0]),
+            "results",
+            "hold neither the Table IV state nor a day",
+            "pass --state LABEL, or run a state file with several states",
+        )
     out = Path(out_dir) if out_dir else Path(dirs[0]) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     files, texts = [], []
@@ -477,8 +567,20 @@ def make_tables(dirs: Sequence[str | Path], baseline: str, *, state: str | None 
 # ---- unseen test states: the gap to the reference per family --------------------------------------
 
 ALL_FAMILIES = "all"  # the pseudo-family of every generated state together
-FAMILY_GAP_COLUMNS = ("method", "family", "seeds", "states", "excluded", "mean_gap", "worst_gap", "solved",
-                      "infeasible", "timeout", "error", "missing")
+FAMILY_GAP_COLUMNS = (
+    "method",
+    "family",
+    "seeds",
+    "states",
+    "excluded",
+    "mean_gap",
+    "worst_gap",
+    "solved",
+    "infeasible",
+    "timeout",
+    "error",
+    "missing",
+)
 _DAY_LABEL = re.compile(r"^(?P<family>[a-z][a-z0-9_]*?)_d\d+_t\d+$")
 
 
@@ -523,16 +625,22 @@ def family_gaps(results: pd.DataFrame, reference: str) -> pd.DataFrame:
             mine = part[part["state"].isin(compared)]
             solved = mine[mine["status"].isin(SUCCESS) & mine["cost"].notna()]
             gaps = (solved["cost"].to_numpy(float) - ref[solved["state"]].to_numpy(float)) / ref[
-                solved["state"]].to_numpy(float)
+                solved["state"]
+            ].to_numpy(float)
             per_seed = pd.Series(gaps).groupby(solved["seed"].to_numpy()).mean()
             answered = mine.drop_duplicates(["seed", "state"])
-            lines.append({
-                "method": method, "family": family, "seeds": len(seeds), "states": len(compared),
-                "excluded": len(set(states)) - len(compared),
-                "mean_gap": float(per_seed.mean()) if len(per_seed) else math.nan,
-                "worst_gap": float(gaps.max()) if len(gaps) else math.nan,
-                "solved": len(solved),
-                **{status: int((mine["status"] == status).sum()) for status in FAILURES},
-                "missing": len(seeds) * len(compared) - len(answered),
-            })
+            lines.append(
+                {
+                    "method": method,
+                    "family": family,
+                    "seeds": len(seeds),
+                    "states": len(compared),
+                    "excluded": len(set(states)) - len(compared),
+                    "mean_gap": float(per_seed.mean()) if len(per_seed) else math.nan,
+                    "worst_gap": float(gaps.max()) if len(gaps) else math.nan,
+                    "solved": len(solved),
+                    **{status: int((mine["status"] == status).sum()) for status in FAILURES},
+                    "missing": len(seeds) * len(compared) - len(answered),
+                }
+            )
     return pd.DataFrame(lines, columns=list(FAMILY_GAP_COLUMNS))
