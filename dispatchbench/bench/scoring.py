@@ -56,6 +56,9 @@ class Record:
     info: dict[str, Any] = field(default_factory=dict)
     label: Label | None = None  # the solver's display name and family (``solve --json`` shows them)
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a plain string (benchmarks build records) becomes a Status
+
     def to_json(self, problem: Problem) -> dict[str, Any]:
         out: dict[str, Any] = {
             "state": self.state,
