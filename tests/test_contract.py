@@ -101,7 +101,8 @@ def test_a_learner_is_a_learner_by_its_class():
 def test_a_class_that_breaks_the_contract_is_listed_broken_with_the_fix(monkeypatch):
     monkeypatch.setenv(SOLVER_PATH_ENV, str(BROKEN))
     broken = {Path(b.origin).name: b.error for b in broken_plugins()}
-    assert "learns_flag" not in discover()
+    assert "learns_flag" not in discover() and "no_fit" not in discover()
+    assert "fit not implemented — fix: define them" in broken["no_fit.py"]  # no longer passed over in silence
     assert (
         "is no Learner" in broken["learns_flag.py"]
         and "fix: subclass dispatchbench.Learner" in broken["learns_flag.py"]

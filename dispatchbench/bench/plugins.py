@@ -110,13 +110,14 @@ def checked(cls: type[Solver]) -> type[Solver]:
 
 
 def _solver_classes(module) -> list[type[Solver]]:
+    """The plugin classes a module defines (those with a ``name``), each checked: one that misses
+    a method of the contract is reported, not silently passed over."""
     return [
         checked(obj)
         for obj in vars(module).values()
         if inspect.isclass(obj)
         and issubclass(obj, Solver)
         and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj)
         and getattr(obj, "name", None)
     ]
 

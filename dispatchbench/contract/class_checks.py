@@ -8,6 +8,7 @@ instead, with the first problem and its fix in one line.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from dispatchbench.contract.learner import Learner
@@ -31,6 +32,9 @@ def contract_problems(cls: type[Any]) -> list[str]:
         found.append("test_settings is not a dict — fix: a dict of spec parameters, or leave it out")
     elif unknown := sorted(set(settings) - set(cls.parameters)):
         found.append(f"test_settings names {unknown[0]!r}, not a parameter — fix: use parameter names")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        found.append(f"{missing} not implemented — fix: define them (every solver: solve; a Learner: fit too)")
     learner = issubclass(cls, Learner)
     if cls.capabilities.learns and not learner:
         found.append("capabilities.learns is set but the class is no Learner — fix: subclass dispatchbench.Learner")
