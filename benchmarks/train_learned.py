@@ -31,7 +31,7 @@ from dispatchbench import load_problem, load_states
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import Record, solve_and_score
-from dispatchbench.bench.solver_api import FitReport
+from dispatchbench.contract.learner import FitReport
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.instances.protocol import split_states
 from dispatchbench.model.evaluate import evaluate

@@ -2,14 +2,15 @@
 
 The names here are the public surface:
 
-* the plugin interface a solver file implements (``from dispatchbench import Answer,
-  Capabilities, Dispatch, Solver``),
+* the plugin contract a solver file implements (``from dispatchbench import Answer,
+  Capabilities, Dispatch, Solver``; learners ``Learner`` and ``FitReport``; ``Status``,
+  ``Label`` and the documented ``AnswerInfo`` keys),
 * the problem model and the evaluator (``load_problem``, ``load_states``, ``evaluate``, ...),
 * the notebook API (``solve``, ``run``, ``load_results``, ``list_solvers``; see
   :mod:`dispatchbench.api`).
 
-Everything else lives in the layer folders (model, instances, formulations, learn, bench,
-report) and may move. Names are imported on first use (PEP 562 module ``__getattr__``): every
+Everything else lives in the layer folders (model, contract, instances, formulations, learn,
+bench, report) and may move. Names are imported on first use (PEP 562 module ``__getattr__``): every
 plugin file starts with ``from dispatchbench import Solver``, and the harness imports plugins in
 fresh processes, so an eager import of pandas, the harness and the report code here would be
 paid once per plugin per process for nothing.
@@ -26,10 +27,14 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "Answer": "dispatchbench.bench.solver_api",
-    "Capabilities": "dispatchbench.bench.solver_api",
-    "FitReport": "dispatchbench.bench.solver_api",
-    "Solver": "dispatchbench.bench.solver_api",
+    "Answer": "dispatchbench.contract.solver",
+    "Capabilities": "dispatchbench.contract.solver",
+    "Label": "dispatchbench.contract.solver",
+    "Solver": "dispatchbench.contract.solver",
+    "FitReport": "dispatchbench.contract.learner",
+    "Learner": "dispatchbench.contract.learner",
+    "Status": "dispatchbench.contract.status",
+    "AnswerInfo": "dispatchbench.contract.info",
     "Dispatch": "dispatchbench.model.dispatch",
     "Evaluation": "dispatchbench.model.evaluate",
     "evaluate": "dispatchbench.model.evaluate",
@@ -64,7 +69,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers and IDEs see the names without the lazy import
     from dispatchbench.api import list_solvers, load_results, run, solve
-    from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+    from dispatchbench.contract.info import AnswerInfo
+    from dispatchbench.contract.learner import FitReport, Learner
+    from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
+    from dispatchbench.contract.status import Status
     from dispatchbench.model.dispatch import Dispatch
     from dispatchbench.model.evaluate import Evaluation, evaluate
     from dispatchbench.model.problem import Group, GroupType, Problem, Region, State

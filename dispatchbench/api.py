@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from dispatchbench.bench.plugins import BUNDLED_PACKAGE, BrokenPlugin, broken_plugins, discover, make_solver
 from dispatchbench.bench.scoring import solve_and_score
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.defaults import DEFAULT_SOLVER
+from dispatchbench.contract.learner import Learner
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX
+from dispatchbench.contract.solver import Label, Solver
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
@@ -40,6 +43,8 @@ PathLike = str | Path
 SOLVE_COLUMNS: tuple[str, ...] = (
     "state",
     "solver",
+    "label",
+    "family",
     "status",
     "cost",
     "max_violation",
@@ -54,7 +59,7 @@ SOLVE_COLUMNS: tuple[str, ...] = (
 def solve(
     problem: PathLike | Problem,
     states: PathLike | State | Sequence[State],
-    solver: str | Solver = "scip",
+    solver: str | Solver = DEFAULT_SOLVER,
     seed: int = 0,
     time_limit: float | None = None,
 ) -> pd.DataFrame:
@@ -75,15 +80,15 @@ def solve(
         sts = list(states)
         if not all(isinstance(s, State) for s in sts):
             raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError("seed", repr(seed), "is not a non-negative integer", "give e.g. seed=0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise InputError("seed", repr(seed), f"is not an integer in 0..{SEED_MAX}", "give e.g. seed=0")
     if time_limit is not None and not (
-        isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0
+        isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and 0 < time_limit <= MAX_TIMEOUT_S
     ):
         raise InputError(
             "time_limit",
             repr(time_limit),
-            "is not a positive number of seconds",
+            f"is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]",
             "give e.g. time_limit=60, or None for the solver's own default",
         )
     backend = solver if isinstance(solver, Solver) else make_solver(solver)
@@ -98,7 +103,7 @@ def run(
     seeds: int | str | Iterable[int] = 0,
     *,
     out: PathLike,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT_S,
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
@@ -157,8 +162,9 @@ def load_results(folder: PathLike) -> pd.DataFrame:
 
 
 def list_solvers() -> list[dict[str, Any]]:
-    """Every solver plugin found: name, description, parameters (defaults), their ranges and
-    choices, capabilities, and where it comes from.
+    """Every solver plugin found: name, label and family (how a report names it with its
+    defaults), description, parameters (defaults), their ranges and choices, capabilities, a
+    learner's ``default_train_steps``, and where it comes from.
 
     ``source`` is ``bundled`` (shipped with dispatchbench), ``solver path`` (a folder on
     ``$DISPATCHBENCH_SOLVER_PATH``) or ``entry point`` (an installed package); ``origin`` is the
@@ -180,16 +186,30 @@ def solver_catalogue() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
 
 def describe_solver(cls: type[Solver]) -> dict[str, Any]:
     source, origin = solver_source(cls)
+    label = _default_label(cls)
     return {
         "name": cls.name,
+        "label": label.name if label else None,  # how a report names it with its defaults
+        "family": label.family if label else None,
         "description": cls.description,
         "parameters": dict(cls.parameters),
         "parameter_ranges": {k: list(v) for k, v in cls.parameter_ranges.items()},
         "parameter_choices": {k: list(v) for k, v in cls.parameter_choices.items()},
         "capabilities": asdict(cls.capabilities),
+        "default_train_steps": cls.default_train_steps if issubclass(cls, Learner) else None,
         "source": source,
         "origin": origin,
     }
+
+
+def _default_label(cls: type[Solver]) -> Label | None:
+    """The plugin's label for its default parameters; None if its ``label`` fails (plugin code:
+    a listing must not stop at one plugin, and any spec of it is refused with the reason)."""
+    try:
+        label = cls.label(dict(cls.parameters))
+    except Exception:
+        return None
+    return label if isinstance(label, Label) else None
 
 
 def solver_source(cls: type[Solver]) -> tuple[str, str]:

@@ -22,6 +22,9 @@ from rich.text import Text
 from dispatchbench import __version__
 from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
 from dispatchbench.bench.scoring import Record, solve_and_score
+from dispatchbench.contract.defaults import DEFAULT_BASELINE, DEFAULT_SOLVER
+from dispatchbench.contract.learner import Learner
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
 from dispatchbench.model.problem_file import load_problem
@@ -37,10 +40,6 @@ console = Console()
 
 ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file (TOML).")]
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
-
-
-SEED_MAX = 2**32 - 1  # what numpy's generators take; the same bound as `run --seeds`
-MAX_TIME_LIMIT_S = 7 * 24 * 3600.0  # a week per call: beyond it a limit is a typo (and overflows timers)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -76,15 +75,17 @@ def _options(
 def solve(
     problem: ProblemOpt,
     states: StatesOpt,
-    solver: Annotated[str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")] = "scip",
+    solver: Annotated[
+        str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")
+    ] = DEFAULT_SOLVER,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
     time_limit: Annotated[float | None, typer.Option(help="Time limit per call, seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator."""
-    if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIME_LIMIT_S):
+    if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIMEOUT_S):
         fail(
-            f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIME_LIMIT_S:g}] "
+            f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] "
             "— fix: give e.g. --time-limit 60"
         )
     prob = load_problem(input_file(problem))
@@ -96,7 +97,7 @@ def solve(
             f"--solver {solver}: {exc}"
             + ("" if " — fix: " in str(exc) else " — fix: run 'dispatchbench solvers' to see names and parameters")
         )
-    if backend.capabilities.learns and (unusable := backend.skip(prob)):  # no model for this problem: refuse
+    if isinstance(backend, Learner) and (unusable := backend.skip(prob)):  # no model for this problem: refuse
         fail(f"--solver {solver}: {unusable}")
     records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
     if as_json:
@@ -262,7 +263,7 @@ def run(
     solvers: Annotated[str, typer.Option("--solvers", help='Solver specs, e.g. "scip,nlopt[algorithm=LD_SLSQP],pso".')],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (rows.jsonl, results.parquet).")],
     seeds: Annotated[str, typer.Option(help='Seeds for stochastic solvers: "0-4" or "0,2,5".')] = "0",
-    timeout: Annotated[float, typer.Option(help="Hard wall-clock limit per state, seconds.")] = 60.0,
+    timeout: Annotated[float, typer.Option(help="Hard wall-clock limit per state, seconds.")] = DEFAULT_TIMEOUT_S,
     resume: Annotated[bool, typer.Option("--resume", help="Skip (solver, seed, state) already in --out.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the results already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -273,7 +274,7 @@ def run(
     ] = None,
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on a plugin's import and set-up per cell, seconds.")
-    ] = 180.0,
+    ] = STARTUP_LIMIT_S,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
@@ -335,7 +336,7 @@ def train(
         int | None,
         typer.Option(
             help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
-            "budget, the one the tables report (madrl_tvc 1500, maddpg 24000)."
+            "budget, the one the tables report (default_train_steps in `dispatchbench solvers --json`)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
@@ -346,15 +347,13 @@ def train(
     NAME\\[model=OUT]."""
     prob = load_problem(input_file(problem))
     learner = make_solver(solver)
-    if not learner.capabilities.learns:
+    if not isinstance(learner, Learner):
         fail(
             f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
-            f"({', '.join(sorted(n for n, c in discover().items() if c.capabilities.learns)) or 'none installed'})"
+            f"({', '.join(sorted(n for n, c in discover().items() if issubclass(c, Learner))) or 'none installed'})"
         )
-    if steps is None:  # the documented default budget of the method (class attribute of the plugin)
-        steps = getattr(learner, "default_train_steps", None)
-        if steps is None:
-            fail(f"--solver {solver}: {learner.name!r} documents no default training budget — fix: give --steps")
+    if steps is None:  # the documented default budget of the method (the contract's class attribute)
+        steps = learner.default_train_steps
     if steps < 1:
         fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
@@ -378,7 +377,7 @@ def report(
         str | None,
         typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
     ] = None,
-    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = "pso",
+    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = DEFAULT_BASELINE,
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"

@@ -34,7 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.contract.learner import FitReport
+from dispatchbench.contract.solver import Answer, Capabilities, Label
+from dispatchbench.contract.status import Status
 from dispatchbench.formulations.balancing import ShiftResponse, state_bounds
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
 from dispatchbench.learn import lifecycle
@@ -244,7 +246,7 @@ class Model:
 
 
 # ---- the plugin ---------------------------------------------------------------------------
-class Maddpg(lifecycle.LearnerPlugin, Solver):
+class Maddpg(lifecycle.LearnerPlugin):
     name = "maddpg"
     description = (
         "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
@@ -255,6 +257,13 @@ class Maddpg(lifecycle.LearnerPlugin, Solver):
     parameter_ranges = HYPERPARAMETER_RANGES
     parameter_choices = HYPERPARAMETER_CHOICES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
+    # a fit of test_steps steps in seconds: learning from the second step, tiny batches
+    test_settings = {"learning_starts": 2, "batch_size": 4, "log_every": 2, "checkpoint_every": 2}
+    test_steps = 4
+
+    @classmethod
+    def label(cls, params) -> Label:
+        return Label("MADDPG", "learned, CTDE")
 
     # ---- training -------------------------------------------------------------------------
     def fit(
@@ -543,9 +552,9 @@ def decide_batch(
     for dispatch, result, info in answers:
         info["decision_s"] = info["decision_s_batched"] = elapsed
         if not result.feasible[0]:  # the claim must match the dispatch: the evaluator will find it infeasible
-            out.append(Answer(dispatch, "error", "no repaired commitment met the balances", elapsed, info))
+            out.append(Answer(dispatch, Status.ERROR, "no repaired commitment met the balances", elapsed, info))
         else:
-            out.append(Answer(dispatch, "feasible", "", elapsed, info))
+            out.append(Answer(dispatch, Status.FEASIBLE, "", elapsed, info))
     return out
 
 

@@ -57,7 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dispatchbench.bench.solver_api import Answer, Capabilities, FitReport, Solver
+from dispatchbench.contract.learner import FitReport
+from dispatchbench.contract.solver import Answer, Capabilities, Label
 from dispatchbench.formulations.balancing import States, balance, demand_rows, state_bounds
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
 from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
@@ -1087,7 +1088,7 @@ def _monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray)
 # =============================================================================================
 # The plugin
 # =============================================================================================
-class MadrlTvc(lifecycle.LearnerPlugin, Solver):
+class MadrlTvc(lifecycle.LearnerPlugin):
     name = "madrl_tvc"
     description = "MADRL-TVC: fully distributed learners, learned offers + learned commitment on cleared prices"
     hyperparameter_class = Hyperparameters
@@ -1095,6 +1096,26 @@ class MadrlTvc(lifecycle.LearnerPlugin, Solver):
     default_train_steps = 1500  # the budget the tables report (docs/madrl-tvc.md; chosen on validation states)
     parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
+    # a fit of test_steps steps in seconds: few warm-up states, one state and one update per step
+    test_settings = {
+        "warmup_states": 4,
+        "warmup_actions": 2,
+        "states_per_step": 1,
+        "search_rounds": 1,
+        "batch_size": 4,
+        "updates_per_step": 1,
+        "cost_every": 2,
+        "log_every": 2,
+        "table_points": 65,
+    }
+    test_steps = 3
+
+    @classmethod
+    def label(cls, params) -> Label:
+        """The policy alone, or with decision-time flip tests (``refine``): a row of its own."""
+        if params.get("refine", 0):
+            return Label("MADRL-TVC + local search", "learned + search")
+        return Label("MADRL-TVC", "learned, fully distributed")
 
     def fit(
         self,

@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import nlopt
 import numpy as np
 
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
+from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
+from dispatchbench.contract.status import Status
 from dispatchbench.formulations.vector_form import VectorForm, all_patterns, cost_floor, shortfall
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import Evaluation, evaluate
@@ -82,6 +83,22 @@ _ALGORITHMS = tuple(
     )
 )
 _C_INT_MAX = 2**31 - 1  # nlopt's counters are C ints: a larger value overflows in set_maxeval
+
+
+def _short(algorithm: str) -> str:
+    """``GN_DIRECT_L`` → ``DIRECT-L``: NLopt's prefix is the family, which the label states apart."""
+    for prefix in ("GN_", "GD_", "LN_", "LD_", "G_"):
+        if algorithm.startswith(prefix):
+            algorithm = algorithm[len(prefix) :]
+            break
+    return algorithm.replace("_", "-")
+
+
+def _family(algorithm: str) -> str:
+    """NLopt's prefix read out: G/L global or local, N/D derivative-free or gradient-based."""
+    scope = "global" if algorithm.startswith("G") else "local"
+    derivatives = {"N": "derivative-free", "D": "gradient"}.get(algorithm[1:2])
+    return f"{scope}, {derivatives}" if derivatives else scope
 
 
 @dataclass
@@ -130,6 +147,16 @@ class NloptSolver(Solver):
         "encoding": _ENCODINGS,
     }
     capabilities = Capabilities(exact=False, stochastic=False, learns=False, handles_commitment=True)
+    test_settings = {"maxeval": 500}
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> Label:
+        """``NLopt SLSQP``, ``NLopt AUGLAG+DIRECT-L``: AUGLAG is a wrapper, its inner solver searches."""
+        algorithm = str(params.get("algorithm", cls.parameters["algorithm"]))
+        if algorithm in _AUGLAG:
+            inner = str(params.get("inner_algorithm", cls.parameters["inner_algorithm"]))
+            return Label(f"NLopt {_short(algorithm)}+{_short(inner)}", _family(inner))
+        return Label(f"NLopt {_short(algorithm)}", _family(algorithm))
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -234,7 +261,7 @@ class NloptSolver(Solver):
             if not ev.feasible:  # nothing usable yet: a timeout, not an "infeasible" claim
                 return Answer(
                     None,
-                    "timeout",
+                    Status.TIMEOUT,
                     f"time limit {time_limit:g} s reached after {len(solved)} commitments without a feasible answer",
                     elapsed,
                     info,
@@ -242,16 +269,16 @@ class NloptSolver(Solver):
             info["note"] = (
                 f"time limit {time_limit:g} s reached after {len(solved)} commitments; best feasible answer so far"
             )
-            return Answer(best.dispatch, "feasible", info["note"], elapsed, info)
+            return Answer(best.dispatch, Status.FEASIBLE, info["note"], elapsed, info)
         if not ev.feasible:
             return Answer(
                 best.dispatch,
-                "infeasible",
+                Status.INFEASIBLE,
                 f"NLopt's best answer violates {ev.worst} by {ev.max_violation:.3g} kW ({best.nlopt_result})",
                 elapsed,
                 info,
             )
-        return Answer(best.dispatch, "feasible", "", elapsed, info)
+        return Answer(best.dispatch, Status.FEASIBLE, "", elapsed, info)
 
     def _enumerate(
         self, problem: Problem, workable: np.ndarray, run: Callable[[np.ndarray], _Candidate], deadline: float

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ import numpy as np
 os.environ.setdefault("LOG_CFG", str(Path(__file__).with_name("pyswarms_logging.yaml")))
 from pyswarms.single import GlobalBestPSO  # noqa: E402
 
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver  # noqa: E402
+from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver  # noqa: E402
+from dispatchbench.contract.status import Status  # noqa: E402
 from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, balance, state_bounds  # noqa: E402
 from dispatchbench.formulations.vector_form import shortfall  # noqa: E402
 from dispatchbench.model.dispatch import Dispatch  # noqa: E402
@@ -74,6 +75,13 @@ class Pso(Solver):
     }
     parameter_choices = {"decode": _DECODERS}
     capabilities = Capabilities(exact=False, stochastic=True, learns=False, handles_commitment=True)
+    test_settings = {"particles": 10, "iterations": 10}
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> Label:
+        """The swarm's size is a budget (in the legend); its decoder changes the method."""
+        price = params.get("decode", cls.parameters["decode"]) == "price"
+        return Label("PSO (price decode)" if price else "PSO", "swarm")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -162,7 +170,7 @@ class Pso(Solver):
         elapsed = time.perf_counter() - start
         if best is None:
             return Answer(
-                None, "timeout", f"time limit {time_limit:g} s reached before the first iteration", elapsed, info
+                None, Status.TIMEOUT, f"time limit {time_limit:g} s reached before the first iteration", elapsed, info
             )
         on, balanced = self.decode(problem, state, best)
         dispatch = Dispatch(on=on[0], power=balanced.power[0], imports=balanced.imports[0])
@@ -172,7 +180,7 @@ class Pso(Solver):
             if not workable:  # the best particle so far cannot serve the state: nothing to report
                 return Answer(
                     None,
-                    "timeout",
+                    Status.TIMEOUT,
                     f"time limit {time_limit:g} s reached after "
                     f"{info['iterations_run']} iterations without a workable commitment",
                     elapsed,
@@ -181,14 +189,14 @@ class Pso(Solver):
             info["note"] = (
                 f"time limit {time_limit:g} s reached after {info['iterations_run']} iterations; best particle so far"
             )
-            return Answer(dispatch, "feasible", info["note"], elapsed, info)
+            return Answer(dispatch, Status.FEASIBLE, info["note"], elapsed, info)
         if not balanced.feasible[0]:
             short = float(shortfall(problem, state, on)[0])
             return Answer(
                 dispatch,
-                "infeasible",
+                Status.INFEASIBLE,
                 f"no particle found a workable commitment (best one short by {short:.3g} kW)",
                 elapsed,
                 info,
             )
-        return Answer(dispatch, "feasible", "", elapsed, info)
+        return Answer(dispatch, Status.FEASIBLE, "", elapsed, info)

@@ -13,12 +13,14 @@ state and includes the model build.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
-from dispatchbench.bench.solver_api import Answer, Capabilities, Solver
+from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver, short_number
+from dispatchbench.contract.status import Status
 from dispatchbench.formulations.compile_pyomo import build_model, read_dispatch, set_state
 from dispatchbench.model.problem import Problem, State
 
@@ -45,6 +47,12 @@ class Scip(Solver):
     # past which SCIP rejects the setting after the model is built.
     parameter_ranges = {"rel_gap": (0.0, 0.999999), "time_limit": (1e-3, 1e9)}
     capabilities = Capabilities(exact=True, stochastic=False, learns=False, handles_commitment=True)
+    test_settings = {"time_limit": 30.0}  # the paper's states solve in well under a second
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> Label:
+        """The gap says what an answer is worth: 1e-9 certifies the optimum, 1e-4 is practical."""
+        return Label(f"SCIP (gap {short_number(params.get('rel_gap', cls.parameters['rel_gap']))})", "exact")
 
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
@@ -92,19 +100,19 @@ class Scip(Solver):
         total = build_s + solve_s
         has_solution = primal is not None
         if tc in _INFEASIBLE:
-            return Answer(None, "infeasible", f"SCIP: {tc.name}", total, info)
+            return Answer(None, Status.INFEASIBLE, f"SCIP: {tc.name}", total, info)
         if has_solution:
             result.solution_loader.load_vars()
             # "optimal" only when certified to CERTIFIED_GAP: an answer at rel_gap=1e-4 is a good
             # feasible answer with a bound, and must never become a table's reference optimum.
             certified = tc in _SUCCESS and gap is not None and gap <= CERTIFIED_GAP
             if certified:
-                status, msg = "optimal", ""
+                status, msg = Status.OPTIMAL, ""
             elif tc in _SUCCESS:
-                status = "feasible"
+                status = Status.FEASIBLE
                 msg = f"SCIP stopped at rel_gap {self.params['rel_gap']:g}: gap {gap:.3g}, dual bound {dual:.10g}"
             else:
-                status = "feasible"
+                status = Status.FEASIBLE
                 reached = "time limit reached" if tc in _LIMITS else f"SCIP stopped with {tc.name}"
                 msg = f"{reached}; best incumbent so far, gap {_fmt(gap)}, dual bound {_fmt(dual)}"
                 info["time_limit_reached"] = tc in _LIMITS
@@ -112,5 +120,5 @@ class Scip(Solver):
                 info["note"] = msg  # scoring keeps info for every row, the message only for some statuses
             return Answer(read_dispatch(model, problem), status, msg, total, info)
         if tc in _LIMITS:
-            return Answer(None, "timeout", f"SCIP: {tc.name} without a feasible solution", total, info)
-        return Answer(None, "error", f"SCIP: {tc.name}", total, info)
+            return Answer(None, Status.TIMEOUT, f"SCIP: {tc.name} without a feasible solution", total, info)
+        return Answer(None, Status.ERROR, f"SCIP: {tc.name}", total, info)

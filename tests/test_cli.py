@@ -369,7 +369,7 @@ def test_a_plugin_whose_constructor_raises_is_one_line_in_solve(tmp_path):
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "broken_init.py").write_text(
-        "from dispatchbench.bench.solver_api import Solver\n\n"
+        "from dispatchbench.contract.solver import Solver\n\n"
         "class BrokenInit(Solver):\n"
         "    name = 'broken_init'\n"
         "    def __init__(self, **params):\n"

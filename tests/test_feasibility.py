@@ -12,7 +12,7 @@ import pytest
 from dispatchbench import State, load_problem, load_states
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.scoring import solve_and_score
-from dispatchbench.bench.solver_api import Answer, Solver
+from dispatchbench.contract.solver import Answer, Solver
 from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import parse_problem

@@ -1,6 +1,6 @@
 """The package's layers import downwards only, and no module imports itself in a circle.
 
-model → instances → formulations → learn → bench → report → CLI (the package root and
+model → contract → instances → formulations → learn → bench → report → CLI (the package root and
 ``cli.py``). A module may import from its own layer or any layer below it, never above: an
 upward import is how the old ``report``/``reproduce`` cycle started. Plugins
 (``dispatchbench.solvers``) sit on top of everything and nothing in the package imports them by
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dispatchbench"
-LAYERS = ["model", "instances", "formulations", "learn", "bench", "report", "cli"]
+LAYERS = ["model", "contract", "instances", "formulations", "learn", "bench", "report", "cli"]
 TOP = len(LAYERS) - 1
 
 

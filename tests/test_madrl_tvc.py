@@ -540,8 +540,8 @@ def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_mode
 
 def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp_path):
     """`dispatchbench train` without --steps trains for the method's default budget (the tables')."""
-    from dispatchbench.bench.solver_api import FitReport
     from dispatchbench.cli import main
+    from dispatchbench.contract.learner import FitReport
 
     mod = _module()
     seen = {}

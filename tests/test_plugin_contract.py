@@ -5,7 +5,9 @@ so a new plugin file gets these checks without anyone writing a test for it: it 
 with its defaults, its spec round-trips (with non-default values too), bad parameters are refused
 when the spec is parsed, ``skip`` returns a reason or ``None``, ``solve`` gives one answer per
 state whose status agrees with its dispatch (by the evaluator, on our own copy of the state), the
-same seed gives the same answer, and a learner trained for a few steps can solve.
+same seed gives the same answer, and a learner trained for a few steps can solve. Each plugin says
+itself what makes a solve or a fit tiny (``test_settings``, and a learner's ``test_steps``), and
+how a report names it (``label``), so this file knows no plugin by name.
 
 Test plugins whose whole point is to crash, hang, block, raise or cheat are built and parsed like
 the others but never asked to solve here (``SOLVE_EXEMPT``, or ``contract_solve = False`` on the
@@ -26,7 +28,10 @@ import pytest
 
 from dispatchbench import load_problem, load_states
 from dispatchbench.bench.plugins import SOLVER_PATH_ENV, discover, make_solver
-from dispatchbench.bench.solver_api import STATUSES, Answer, Capabilities, FitReport, Solver
+from dispatchbench.contract.class_checks import contract_problems
+from dispatchbench.contract.learner import FitReport, Learner
+from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
+from dispatchbench.contract.status import SUCCESS, Status
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.evaluate import evaluate
 
@@ -41,16 +46,6 @@ SOLVE_EXEMPT = {
     "blocker": "waits for a release file",
     "zero_demand": "edits the states it is handed",
     "patch_evaluator": "patches the evaluator",
-}
-# A learner's "handful of steps": spec parameters that make a few steps take seconds. A learner
-# not listed trains with its defaults.
-TINY_FIT = {
-    "maddpg": ("maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]", 4),
-    "madrl_tvc": (
-        "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-        "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
-        3,
-    ),
 }
 
 
@@ -91,21 +86,27 @@ def states(paper):
     return load_states(ROOT / "problems" / "paper-4region-tableIV.csv", paper) + [day[8], day[76]]
 
 
+def tiny_spec(cls: type[Solver]) -> str:
+    """The plugin's own ``test_settings`` as a spec (only what differs from its defaults shows)."""
+    return cls(**cls.test_settings).spec
+
+
 @pytest.fixture(scope="module")
 def solvers(paper, tmp_path_factory) -> dict[str, str]:
-    """The spec each solving plugin is checked with: its defaults, or for a learner its model after
-    a tiny ``fit`` (trained once per module, on first use)."""
+    """The spec each solving plugin is checked with: its ``test_settings``, or for a learner its
+    model after a fit of ``test_steps`` steps with them (trained once per module, on first use)."""
     cache: dict[str, str] = {}
 
     class Specs(dict):
         def __missing__(self, name: str) -> str:
             cls = PLUGINS[name]
-            if not cls.capabilities.learns:
-                return name
-            spec, steps = TINY_FIT.get(name, (name, 3))
+            if not issubclass(cls, Learner):
+                return tiny_spec(cls)
             out = tmp_path_factory.mktemp(f"model-{name}")
-            report = make_solver(spec).fit(paper, seed=0, steps=steps, out_dir=out)
-            assert isinstance(report, FitReport) and report.steps == steps
+            learner = make_solver(tiny_spec(cls))
+            assert isinstance(learner, Learner)
+            report = learner.fit(paper, seed=0, steps=cls.test_steps, out_dir=out)
+            assert isinstance(report, FitReport) and report.steps == cls.test_steps
             cache[name] = f"{name}[model={report.model_path}]"
             self[name] = cache[name]
             return cache[name]
@@ -123,6 +124,23 @@ def test_discovery_finds_bundled_and_test_plugins():
 
 
 # ---- construction and specs (every plugin) --------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_the_class_keeps_the_contract(name):
+    """What discovery checks (a learner is a ``Learner`` with a budget, test settings name real
+    parameters), the tiny settings build, and ``label`` names the defaults and any settings."""
+    cls = PLUGINS[name]
+    assert contract_problems(cls) == []
+    assert cls.capabilities.learns == issubclass(cls, Learner) == hasattr(cls, "fit")
+    tiny = cls(**cls.test_settings)  # a tiny configuration the plugin accepts
+    for params in (dict(cls.parameters), tiny.params):
+        label = cls.label(params)
+        assert isinstance(label, Label) and label.name.strip() and label.family.strip()
+        assert "\n" not in label.name + label.family and len(label.name) <= 60, label
+    if issubclass(cls, Learner):
+        assert isinstance(cls.default_train_steps, int) and cls.default_train_steps >= cls.test_steps >= 1
+        assert "somewhere" not in cls.label({**cls.parameters, "model": "somewhere"}).name  # models: one row
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_default_construction(name):
     cls = PLUGINS[name]
@@ -200,12 +218,11 @@ def test_skip_returns_a_reason_or_none(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_only_learners_fit(name, paper, tmp_path):
-    if PLUGINS[name].capabilities.learns:
+def test_only_learners_fit(name, paper):
+    if issubclass(PLUGINS[name], Learner):
         assert "needs a trained model" in PLUGINS[name]().skip(paper)  # an untrained learner says why
     else:
-        with pytest.raises(NotImplementedError):
-            PLUGINS[name]().fit(paper, seed=0, steps=1, out_dir=tmp_path)
+        assert not hasattr(PLUGINS[name](), "fit")  # fit is the Learner's, not every solver's
 
 
 # ---- solving (every plugin that may safely solve in this process) ----------------------------
@@ -222,14 +239,14 @@ def test_one_answer_per_state_with_statuses_that_match_the_dispatches(name, pape
     answers, truth = _solve(solvers[name], paper, states, seed=0)
     assert isinstance(answers, list) and len(answers) == len(states)
     for answer, state in zip(answers, truth):
-        assert isinstance(answer, Answer) and answer.status in STATUSES
+        assert isinstance(answer, Answer) and isinstance(answer.status, Status)
         assert isinstance(answer.message, str) and "\n" not in answer.message
         assert answer.time_s >= 0 and isinstance(answer.info, dict)
-        if answer.status in ("feasible", "optimal"):
+        if answer.status in SUCCESS:
             assert answer.dispatch is not None, answer
             ev = evaluate(paper, state, answer.dispatch)
             assert ev.feasible, f"{name} claims {answer.status} at {state.label}: violates {ev.worst}"
-        if answer.status == "optimal":
+        if answer.status == Status.OPTIMAL:
             assert PLUGINS[name].capabilities.exact, f"{name} is not exact but claims optimal"
 
 
@@ -245,12 +262,12 @@ def test_same_seed_same_answer(name, paper, states, solvers):
             assert np.array_equal(a.dispatch.power, b.dispatch.power)
 
 
-@pytest.mark.parametrize("name", [n for n in SOLVING if PLUGINS[n].capabilities.learns])
+@pytest.mark.parametrize("name", [n for n in SOLVING if issubclass(PLUGINS[n], Learner)])
 def test_a_tiny_fit_then_solve(name, paper, states, solvers):
     model = solvers[name]  # trains on first use
     answers = make_solver(model).solve(paper, states[:1], seed=0)
     assert len(answers) == 1 and answers[0].dispatch is not None
 
 
-CHECKS_ALL = 6  # construction, two round trips, bad parameters, skip, fit-or-not
+CHECKS_ALL = 7  # the class, construction, two round trips, bad parameters, skip, fit-or-not
 CHECKS_SOLVE = 2  # answers/statuses, same seed (+1 tiny fit → solve for learners)

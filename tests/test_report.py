@@ -224,6 +224,7 @@ def _hostile_copy(results: Path, tmp_path: Path) -> Path:
         r["install_source"] = "file:///home/alice/wheels/dispatchbench-0.1.0-py3-none-any.whl"
         if r["solver"] == "nlopt":
             r["solver"] = LONG_NLOPT
+            r["label"] = "NLopt AUGLAG+DIRECT-L"  # what the plugin labels that spec (probed when a run starts)
             r["params"] = {
                 **r["params"],
                 "algorithm": "AUGLAG",
@@ -291,19 +292,49 @@ def test_tables_use_short_labels_in_kind_order_with_the_full_spec_in_a_legend(ho
     table_iv = md.split("### Table IV")[1].split("###")[0]
     methods = [line.split("|")[1].strip() for line in table_iv.splitlines() if line.startswith("| ")][1:]
     # exact (SCIP, and the failed hostile SCIP spec), then classical, then learned
-    assert methods == ["SCIP", "SCIP (2)", "NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    assert methods == ["SCIP (gap 1e-9)", "SCIP (gap 1e-9) (2)", "NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
     assert LONG_NLOPT in table_iv and "maddpg[batch_size=32" in table_iv  # the legend
     assert not any("[" in m for m in methods)
 
 
-def test_short_labels():
-    from dispatchbench.report.html_report import method_labels, short_label
+def test_labels_come_from_the_rows_and_fall_back_to_the_spec():
+    """The report names a method as its plugin labelled it; rows from before labels show the spec."""
+    from dispatchbench.report.html_report import method_labels
 
-    assert short_label("nlopt[algorithm=LD_SLSQP]") == "NLopt SLSQP"
-    assert short_label("nlopt") == "NLopt SLSQP"
-    assert short_label("nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L]") == "NLopt AUGLAG+DIRECT-L"
-    assert short_label("pso[particles=40]") == "PSO" and short_label("madrl_tvc[refine=0]") == "MADRL-TVC"
-    assert method_labels(["pso", "pso[particles=40]"]) == {"pso": "PSO", "pso[particles=40]": "PSO (2)"}
+    frame = pd.DataFrame(
+        {
+            "method": ["pso", "pso[particles=40]", "pso[particles=40]", "mine[k=1]", "old[x=2]"],
+            "label": ["PSO", None, "PSO", "My method", None],
+            "exact": [False] * 5,
+            "learns": [False, False, False, True, False],
+        }
+    )
+    assert method_labels(frame) == {
+        "old[x=2]": "old[x=2]",  # no label: the spec
+        "pso": "PSO",
+        "pso[particles=40]": "PSO (2)",  # one row without a label does not hide the other's
+        "mine[k=1]": "My method",  # a third-party plugin by its own name, learned last
+    }
+
+
+def test_bundled_plugins_label_their_specs():
+    from dispatchbench.bench.plugins import make_solver
+
+    def label(spec: str) -> tuple[str, str]:
+        solver = make_solver(spec)
+        found = solver.label(solver.params)
+        return found.name, found.family
+
+    assert label("nlopt[algorithm=LD_SLSQP]") == label("nlopt") == ("NLopt SLSQP", "local, gradient")
+    assert label("nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L]") == (
+        "NLopt AUGLAG+DIRECT-L",
+        "global, derivative-free",
+    )
+    assert label("scip") == ("SCIP (gap 1e-9)", "exact") and label("scip[rel_gap=1e-4]")[0] == "SCIP (gap 1e-4)"
+    assert label("pso[particles=40]") == ("PSO", "swarm") and label("pso[decode=price]")[0] == "PSO (price decode)"
+    assert label("madrl_tvc[refine=0]") == ("MADRL-TVC", "learned, fully distributed")
+    assert label("madrl_tvc[refine=3]") == ("MADRL-TVC + local search", "learned + search")
+    assert label("maddpg") == ("MADDPG", "learned, CTDE")
 
 
 def test_report_records_no_absolute_paths(results, report):
@@ -440,8 +471,8 @@ def test_unseen_test_days_section(test_days, tmp_path):
         "all",
     ]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[1:]}
-    assert list(rows) == ["NLopt SLSQP", "MADDPG", "states compared (no SCIP cost: left out)"]
-    assert rows["states compared (no SCIP cost: left out)"][2:] == ["2", "2", "2", "2", "2", "2", "12"]
+    assert list(rows) == ["NLopt SLSQP", "MADDPG", "states compared (no SCIP (gap 1e-9) cost: left out)"]
+    assert rows["states compared (no SCIP (gap 1e-9) cost: left out)"][2:] == ["2", "2", "2", "2", "2", "2", "12"]
 
     # the cells are family_gaps of the evaluator's costs on the test file only
     scored = load_scored(test_days)

@@ -27,8 +27,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
+from dispatchbench.contract.limits import STARTUP_LIMIT_S
+from dispatchbench.contract.status import Status
+
 COOPERATIVE_SHARE = 0.9  # solvers get time_limit = 0.9 * timeout, so they can stop before the kill
-STARTUP_LIMIT_S = 180.0  # importing a backend (torch, pyomo) and loading a model, before any state
 EXIT_WAIT_S = 10.0  # a child that answered every state gets this long to shut down before it is killed
 POLL_SLICE_S = 0.25  # how often a waiting cell checks whether it was cancelled (Ctrl-C, --jobs)
 # imported once by the fork server (thread-free modules only: no torch)
@@ -253,7 +255,7 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
     is set, the child is killed and the generator stops without outcomes for the rest."""
     pending = list(job.todo)
 
-    def fail_rest(status: str, first_reason: str, first_time: float | None) -> Iterator[tuple[int, Outcome]]:
+    def fail_rest(status: Status, first_reason: str, first_time: float | None) -> Iterator[tuple[int, Outcome]]:
         head = pending[0]
         out = [(head, {"status": status, "reason": first_reason, "time_s": first_time})]
         out += [
@@ -272,7 +274,7 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
 
     blocked = _check_can_fork()
     if blocked:
-        yield from fail_rest("error", blocked, None)
+        yield from fail_rest(Status.ERROR, blocked, None)
         return
     ctx = process_context()
     receiver, sender = ctx.Pipe(duplex=False)
@@ -297,11 +299,11 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
                 _kill(proc)
                 if ready:
                     yield from fail_rest(
-                        "timeout", f"no answer within the hard limit of {job.timeout:g} s; process killed", elapsed
+                        Status.TIMEOUT, f"no answer within the hard limit of {job.timeout:g} s; process killed", elapsed
                     )
                 else:
                     yield from fail_rest(
-                        "error",
+                        Status.ERROR,
                         f"solver process did not start (plugin import and set-up) within {limit:g} s; process killed",
                         None,
                     )
@@ -309,7 +311,7 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
             if kind in ("eof", "garbled"):
                 _kill(proc, grace=5.0)
                 why = _exit_description(proc.exitcode) if kind == "eof" else "solver process sent unreadable data"
-                yield from fail_rest("error", why, elapsed if ready else None)
+                yield from fail_rest(Status.ERROR, why, elapsed if ready else None)
                 break
             tag = message[0] if isinstance(message, list) and message else None
             if tag == "ready":
@@ -324,11 +326,15 @@ def cell_outcomes(job: CellJob, cancel: threading.Event | None = None) -> Iterat
                 pending.clear()
                 yield from out
             elif tag == "fatal":
-                yield from fail_rest("error", str(message[1]) if len(message) > 1 else "solver failed to start", None)
+                yield from fail_rest(
+                    Status.ERROR, str(message[1]) if len(message) > 1 else "solver failed to start", None
+                )
             else:
                 _kill(proc)
                 yield from fail_rest(
-                    "error", f"solver process sent an unexpected message ({str(tag)[:40]})", elapsed if ready else None
+                    Status.ERROR,
+                    f"solver process sent an unexpected message ({str(tag)[:40]})",
+                    elapsed if ready else None,
                 )
         else:
             finished = True
@@ -349,21 +355,26 @@ def run_cell_collect(job: CellJob) -> list[tuple[int, Outcome]]:
 
 def probe_worker(conn, origin: str, specs: list[str], cwd: str, parent: int) -> None:
     """Child body: import the plugin at ``origin`` and build every spec once; send back each one's
-    name, typed parameters and capabilities, or the error that building it raised."""
+    name, typed parameters, capabilities and label (display name and family), or the error that
+    building it raised."""
     _child_setup(parent)
     from dispatchbench.bench.plugins import make_solver_from
+    from dispatchbench.contract.solver import label_of
 
     os.chdir(cwd)
     out = []
     for spec in specs:
         try:
             solver = make_solver_from(origin, spec)
+            label = label_of(solver)
             out.append(
                 {
                     "spec": spec,
                     "name": solver.name,
                     "params": dict(solver.params),
                     "capabilities": asdict(solver.capabilities),
+                    "label": label.name,
+                    "family": label.family,
                 }
             )
         except Exception as exc:
@@ -382,7 +393,7 @@ def probe_worker(conn, origin: str, specs: list[str], cwd: str, parent: int) -> 
 def probe_specs(groups: dict[str, list[str]], limit: float) -> dict[str, dict[str, Any]]:
     """Probe every origin's specs in parallel child processes, each under ``limit`` seconds.
 
-    Returns spec -> ``{"name", "params", "capabilities"}`` or ``{"error": text}`` (the plugin
+    Returns spec -> ``{"name", "params", "capabilities", "label", "family"}`` or ``{"error": text}`` (the plugin
     raised) or ``{"timeout": text}`` (its import or constructor did not finish in time)."""
     ctx = process_context()
     running = []

@@ -31,6 +31,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, run_cell_collect, single_threaded_children
+from dispatchbench.contract.status import Status
 from dispatchbench.model.errors import InputError
 
 EXECUTORS = ("local", "dask")
@@ -207,7 +208,7 @@ class DaskExecutor(Executor):
                 outcomes = future.result()
             except Exception as exc:  # the worker died (KilledWorker) or the task could not run
                 why = f"Dask task failed: {type(exc).__name__}: {exc}"
-                outcomes = [(i, {"status": "error", "reason": why, "time_s": None}) for i in jobs[k].todo]
+                outcomes = [(i, {"status": Status.ERROR, "reason": why, "time_s": None}) for i in jobs[k].todo]
             for index, outcome in outcomes:
                 yield Event(k, index, outcome)
             yield Event(k, None)

@@ -52,23 +52,21 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, CellJob, Outcome, probe_specs
+from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, make_executor
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
 from dispatchbench.bench.results_store import ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
-from dispatchbench.bench.solver_api import Capabilities
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
+from dispatchbench.contract.solver import Capabilities
+from dispatchbench.contract.status import SUCCESS, Status
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
-DEFAULT_TIMEOUT_S = 60.0
-MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week per state: beyond it a limit is a typo (and overflows timers)
-SEED_MAX = int(np.iinfo(np.uint32).max)  # numpy's seeding takes 32-bit seeds; 0..2**32-1
 MAX_SEEDS = 10_000  # "0-99999999" would plan a hundred million cells before saying anything
-SUCCESS = ("optimal", "feasible")
 
 
 # ---- what to run ------------------------------------------------------------------------------
@@ -135,7 +133,8 @@ def check_seeds(seeds: Sequence[int], option: str = "--seeds") -> list[int]:
 
 @dataclass(frozen=True)
 class SolverPlan:
-    """A solver spec as the run will use it: canonical spec string, name, all parameters, flags."""
+    """A solver spec as the run will use it: canonical spec string, name, all parameters, flags,
+    and the plugin's label for it (display name and family, stored on every row)."""
 
     spec: str
     name: str
@@ -144,6 +143,8 @@ class SolverPlan:
     origin: str  # plugin file or module:qualname, so the child imports only this plugin
     failure: str | None = None  # the probe could not finish: every row of this spec is an error
     seeds: tuple[int, ...] | None = None  # the run's seeds unless set (reproduce: one seed per model)
+    label: str | None = None  # Solver.label(params).name; None when the probe could not finish
+    family: str | None = None  # Solver.label(params).family
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,15 @@ def plan_solvers(
         plans.setdefault(
             spec,
             SolverPlan(
-                spec, entry["name"], params, Capabilities(**entry["capabilities"]), origins[name], None, own_seeds
+                spec,
+                entry["name"],
+                params,
+                Capabilities(**entry["capabilities"]),
+                origins[name],
+                None,
+                own_seeds,
+                label=str(entry["label"]),
+                family=str(entry["family"]),
             ),
         )
     return list(plans.values())
@@ -267,7 +276,7 @@ def plan_cells(
 # ---- from an outcome to a row ------------------------------------------------------------------
 
 
-def _failure(status: str, reason: str, time_s: float | None) -> dict[str, Any]:
+def _failure(status: Status, reason: str, time_s: float | None) -> dict[str, Any]:
     return {
         "status": status,
         "cost": None,
@@ -283,14 +292,16 @@ def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Out
     """A row's result fields from a cell's outcome, scored here by the evaluator on the harness's
     own problem and state (see :mod:`scoring`)."""
     if "skip" in outcome:
-        return _failure("error", f"skipped: {outcome['skip']}", 0.0)
+        return _failure(Status.ERROR, f"skipped: {outcome['skip']}", 0.0)
     if "answer" not in outcome:
-        return _failure(str(outcome.get("status", "error")), str(outcome.get("reason", "")), outcome.get("time_s"))
+        return _failure(
+            Status(outcome.get("status", Status.ERROR)), str(outcome.get("reason", "")), outcome.get("time_s")
+        )
     wall = outcome.get("time_s")
     try:
         answer = answer_from_raw(problem, outcome["answer"])
     except ValueError as exc:
-        return _failure("error", f"unusable answer: {exc}", wall)
+        return _failure(Status.ERROR, f"unusable answer: {exc}", wall)
     answer.time_s = float(wall) if isinstance(wall, (int, float)) else answer.time_s
     record = score_answer(problem, state, answer, plan.spec, plan.capabilities.exact)
     return {
@@ -317,6 +328,8 @@ def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any
         "state": cell.states.labels[index],
         "solver": cell.solver.spec,
         "solver_name": cell.solver.name,
+        "label": cell.solver.label,
+        "family": cell.solver.family,
         "params": cell.solver.params,
         "exact": caps.exact,
         "stochastic": caps.stochastic,
@@ -482,7 +495,7 @@ def _run_cells(
             sts = loaded[cell.states.file.sha256]
             if cell.solver.failure:
                 for i in cell.todo:
-                    emit(k, i, _failure("error", cell.solver.failure, None))
+                    emit(k, i, _failure(Status.ERROR, cell.solver.failure, None))
                 finish(k)
                 continue
             todo = []
@@ -491,7 +504,7 @@ def _run_cells(
                 if checked is None:
                     todo.append(i)
                 else:
-                    emit(k, i, _failure("infeasible", checked.reason, 0.0))
+                    emit(k, i, _failure(Status.INFEASIBLE, checked.reason, 0.0))
             if not todo:
                 finish(k)
                 continue
@@ -556,7 +569,7 @@ class Progress:
         if self.enabled:
             tqdm.write(text, file=sys.stderr)
 
-    def row(self, k: int, status: str) -> None:
+    def row(self, k: int, status: Status) -> None:
         self.counts[k][status] += 1
         self.failed += status not in SUCCESS
         self.bar.update(1)

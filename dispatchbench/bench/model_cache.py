@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatchbench.bench.plugins import make_solver
+from dispatchbench.contract.learner import Learner
 from dispatchbench.model.problem_file import load_problem
 
 CACHE_ENV = "DISPATCHBENCH_MODEL_CACHE"
@@ -65,7 +66,7 @@ class ModelKey:
 def model_key(problem_file: str | Path, spec: str, seed: int, steps: int) -> ModelKey:
     """The key of training ``spec`` on ``problem_file`` with ``seed`` for ``steps`` steps."""
     solver = make_solver(spec)
-    if not solver.capabilities.learns:
+    if not isinstance(solver, Learner):
         raise ValueError(f"solver {solver.name!r} does not learn: nothing to cache")
     params = {k: v for k, v in solver.params.items() if k != "model"}
     source = inspect.getsourcefile(type(solver))
@@ -170,6 +171,8 @@ class ModelCache:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         solver = make_solver(spec)
+        if not isinstance(solver, Learner):
+            raise ValueError(f"solver {solver.name!r} does not learn: nothing to train")
         resume = (folder / "checkpoint.pt").is_file()
         report = solver.fit(
             load_problem(problem_file), seed=seed, steps=steps, out_dir=folder, resume=resume, progress=progress

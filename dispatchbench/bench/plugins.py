@@ -17,7 +17,8 @@ from functools import cache, lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.class_checks import contract_problems
+from dispatchbench.contract.solver import Solver, label_of
 from dispatchbench.model.errors import SolverNotFound
 
 ENTRY_POINT_GROUP = "dispatchbench.solvers"
@@ -99,14 +100,24 @@ def _module_name(path: Path) -> str:
     return f"dispatchbench_plugin_{path.stem}"
 
 
+def checked(cls: type[Solver]) -> type[Solver]:
+    """``cls`` if it keeps the plugin contract, else a ``TypeError`` naming its first breach and
+    the fix (discovery then lists the plugin as broken, with that line)."""
+    problems = contract_problems(cls)
+    if problems:
+        raise TypeError(f"{cls.__qualname__}: {problems[0]}")
+    return cls
+
+
 def _solver_classes(module) -> list[type[Solver]]:
+    """The plugin classes a module defines (those with a ``name``), each checked: one that misses
+    a method of the contract is reported, not silently passed over."""
     return [
-        obj
+        checked(obj)
         for obj in vars(module).values()
         if inspect.isclass(obj)
         and issubclass(obj, Solver)
         and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj)
         and getattr(obj, "name", None)
     ]
 
@@ -143,7 +154,7 @@ def _load_entry_point(ep) -> type[Solver]:
     cls = ep.load()
     if not (inspect.isclass(cls) and issubclass(cls, Solver)):
         raise TypeError(f"{ep.value} is not a dispatchbench Solver subclass")
-    return cls
+    return checked(cls)
 
 
 @lru_cache(maxsize=1)
@@ -232,14 +243,17 @@ def split_specs(text: str) -> list[str]:
 
 
 def instantiate(cls: type[Solver], name: str, params: dict[str, str]) -> Solver:
-    """``cls(**params)``, with any failure of the plugin's constructor as one :class:`SolverNotFound`.
+    """``cls(**params)``, with any failure of the plugin's constructor (or of its ``label``) as one
+    :class:`SolverNotFound`.
 
     A constructor is plugin code: besides the ``ValueError`` of a bad value it may raise anything
     (a missing file, a ``TypeError``), and the command line must still show one line, not a
     traceback.
     """
     try:
-        return cls(**params)
+        solver = cls(**params)
+        label_of(solver)  # a label() that fails is the spec's error now, not a report's later
+        return solver
     except ValueError as exc:
         raise SolverNotFound(str(exc)) from None
     except Exception as exc:
@@ -311,4 +325,5 @@ def make_solver_from(origin: str, spec: str) -> Solver:
         cls = importlib.import_module(module_name)
         for part in qualname.split("."):
             cls = getattr(cls, part)
+        cls = checked(cls)
     return instantiate(cls, name, params)

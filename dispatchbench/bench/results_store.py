@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.contract.limits import SEED_MAX
 from dispatchbench.model.errors import InputError
 
 ROWS_FILE = "rows.jsonl"
@@ -41,7 +42,6 @@ PARTS_DIR = "parts"
 LOCK_FILE = ".lock"
 # 1: rows before the column existed (read as 1); 2: the harness scores answers itself, parts/.
 SCHEMA_VERSION = 2
-SEED_MAX = 2**32 - 1  # numpy's seeds; the harness refuses others before any work
 
 # One row per solver spec x state x seed, in this column order.
 ROW_COLUMNS: tuple[str, ...] = (
@@ -58,6 +58,8 @@ ROW_COLUMNS: tuple[str, ...] = (
     "state",
     "solver",
     "solver_name",
+    "label",  # the plugin's display name for this spec (Solver.label); null in rows written before it
+    "family",  # and its family of method; reports fall back to the spec where these are null
     "params",
     "exact",
     "stochastic",

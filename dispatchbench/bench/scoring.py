@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from dispatchbench.bench.results_store import json_default
-from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
+from dispatchbench.contract.solver import Answer, Label, Solver, label_of
+from dispatchbench.contract.status import Status
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
@@ -46,19 +47,25 @@ class Record:
 
     state: str
     solver: str
-    status: str
+    status: Status
     cost: float | None
     max_violation: float | None
     time_s: float
     reason: str = ""
     dispatch: Dispatch | None = field(default=None, repr=False)
     info: dict[str, Any] = field(default_factory=dict)
+    label: Label | None = None  # the solver's display name and family (``solve --json`` shows them)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a plain string (benchmarks build records) becomes a Status
 
     def to_json(self, problem: Problem) -> dict[str, Any]:
         out: dict[str, Any] = {
             "state": self.state,
             "solver": self.solver,
-            "status": self.status,
+            "label": None if self.label is None else self.label.name,
+            "family": None if self.label is None else self.label.family,
+            "status": self.status.value,
             "cost": self.cost,
             "max_violation": self.max_violation,
             "time_s": self.time_s,
@@ -80,7 +87,7 @@ def precheck(problem: Problem, state: State, spec: str) -> Record | None:
     return Record(
         state=state.label,
         solver=spec,
-        status="infeasible",
+        status=Status.INFEASIBLE,
         cost=None,
         max_violation=None,
         time_s=0.0,
@@ -96,9 +103,9 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
     """
     base = dict(state=state.label, solver=spec, time_s=answer.time_s, info=dict(answer.info))
     if answer.dispatch is None:
-        status = answer.status if answer.status in {"infeasible", "timeout", "error"} else "error"
-        reason = answer.message or ("no dispatch returned" if status == "error" else "")
-        if status == "infeasible":
+        status = answer.status if answer.status in {Status.INFEASIBLE, Status.TIMEOUT, Status.ERROR} else Status.ERROR
+        reason = answer.message or ("no dispatch returned" if status == Status.ERROR else "")
+        if status == Status.INFEASIBLE:
             why = _infeasibility_reason(problem, state)
             reason = (
                 f"state infeasible: {why}"
@@ -109,22 +116,22 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
     try:
         ev = _evaluate(problem, state, answer.dispatch)
     except ValueError as exc:
-        return Record(status="error", cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
+        return Record(status=Status.ERROR, cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
     base["info"]["evaluated_cost"] = ev.cost
     if not ev.feasible:
         reason = f"answer violates {ev.worst} by {ev.max_violation:.6g} kW (tolerance {ev.tolerance:.3g} kW)"
-        if answer.status == "timeout":
+        if answer.status == Status.TIMEOUT:
             reason = f"time limit reached; {reason}"
         return Record(
-            status="infeasible",
+            status=Status.INFEASIBLE,
             cost=None,
             max_violation=ev.max_violation,
             reason=reason,
             dispatch=answer.dispatch,
             **base,
         )
-    status = "optimal" if (answer.status == "optimal" and exact) else "feasible"
-    reason = answer.message if answer.status == "timeout" else ""
+    status = Status.OPTIMAL if (answer.status == Status.OPTIMAL and exact) else Status.FEASIBLE
+    reason = answer.message if answer.status == Status.TIMEOUT else ""
     return Record(
         status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason, dispatch=answer.dispatch, **base
     )
@@ -135,7 +142,7 @@ def crash_answer(exc: BaseException, elapsed: float) -> Answer:
     msg = f"{type(exc).__name__}: {exc}".strip()
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return Answer(dispatch=None, status="error", message=msg + where, time_s=elapsed)
+    return Answer(dispatch=None, status=Status.ERROR, message=msg + where, time_s=elapsed)
 
 
 def solve_and_score(
@@ -156,7 +163,7 @@ def solve_and_score(
             records[i] = Record(
                 state=state.label,
                 solver=solver.spec,
-                status="error",
+                status=Status.ERROR,
                 cost=None,
                 max_violation=None,
                 time_s=0.0,
@@ -181,8 +188,11 @@ def solve_and_score(
             try:
                 answer = answer_from_raw(problem, json.loads(json.dumps(raw_answer(answer))))
             except (TypeError, ValueError, AttributeError) as exc:
-                answer = Answer(dispatch=None, status="error", message=f"unusable answer: {exc}")
+                answer = Answer(dispatch=None, status=Status.ERROR, message=f"unusable answer: {exc}")
             records[i] = score_answer(problem, states[i], answer, solver.spec, solver.capabilities.exact)
+    label = label_of(solver)
+    for record in records.values():
+        record.label = label
     return [records[i] for i in range(len(states))]
 
 
@@ -195,7 +205,7 @@ def raw_answer(answer: Answer) -> dict[str, Any]:
     d = answer.dispatch
     info = json.loads(json.dumps(answer.info if isinstance(answer.info, dict) else {}, default=json_default))
     return {
-        "status": str(answer.status),
+        "status": str(answer.status),  # a Status is a str: its value
         "message": str(answer.message or ""),
         "time_s": float(answer.time_s or 0.0),
         "info": info,
@@ -220,8 +230,8 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
     if not isinstance(raw, dict):
         raise ValueError("answer is not an object")
     status = raw.get("status")
-    if status not in STATUSES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if not isinstance(status, str) or status not in set(Status):
+        raise ValueError(f"status {status!r} is not one of {', '.join(s.value for s in Status)}")
     time_s = raw.get("time_s", 0.0)
     time_s = float(time_s) if isinstance(time_s, (int, float)) and math.isfinite(time_s) else 0.0
     info = raw.get("info") if isinstance(raw.get("info"), dict) else {}

@@ -22,8 +22,9 @@ learners cannot drift apart on it:
 - **the Fig. 5 probe reward**: one function and one violation penalty, so the curves of two
   learners in one figure are on one scale.
 
-This module is part of the learning layer: it never imports the benchmark layer above it, so the
-plugins hand it their name, parameters and dataclasses rather than themselves.
+This module is part of the learning layer: it never imports the benchmark layer above it. Its
+plugin base, :class:`LearnerPlugin`, is a :class:`~dispatchbench.contract.learner.Learner` (the
+contract sits below this layer), so a learning plugin subclasses it alone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import dataclasses
 import hashlib
 import platform
 import random
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
@@ -41,6 +43,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 import torch
 
+from dispatchbench.contract.learner import Learner
 from dispatchbench.learn.checkpoints import (
     CHECKPOINT_FILE,
     META_FILE,
@@ -332,20 +335,18 @@ class LoadedModel(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-class LearnerPlugin:
-    """What a learning plugin's class shares, mixed in before ``Solver``
-    (``class MadrlTvc(LearnerPlugin, Solver)``): construction with a ``model`` folder checked
-    early, the hyper-parameters the spec set explicitly, ``skip`` for a missing, unsafe or
-    foreign model, and the resume prologue of ``fit``. It does not subclass ``Solver`` (the
-    benchmark layer sits above this one); the plugin supplies ``load(problem)``.
+class LearnerPlugin(Learner):
+    """What a learning plugin's class shares (``class MadrlTvc(LearnerPlugin)``): construction
+    with a ``model`` folder checked early, the hyper-parameters the spec set explicitly, ``skip``
+    for a missing, unsafe or foreign model, and the resume prologue of ``fit``. The plugin
+    supplies ``fit``, ``solve`` and ``load(problem)``, and its parameters from
+    :func:`spec_parameters` (which gives it the ``model`` parameter the contract asks for).
     """
 
-    name: ClassVar[str]
     hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
-    params: dict[str, Any]
 
     def __init__(self, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[call-arg]  # Solver.__init__: cast and range-check
+        super().__init__(**params)  # Solver.__init__: cast and range-check
         names = {f.name for f in fields(self.hyperparameter_class)}
         self._given = {k: self.params[k] for k in params if k in names}  # set in the spec, not defaulted
         if self.params["model"]:
@@ -355,8 +356,9 @@ class LearnerPlugin:
     def hyperparameters(self) -> Any:
         return from_params(self.hyperparameter_class, self.params)
 
-    def load(self, problem: Problem) -> Any:  # pragma: no cover - every learner defines it
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, problem: Problem) -> Any:
+        """The trained model for ``problem``, read once per (model folder, problem) (:class:`LoadedModel`)."""
 
     def skip(self, problem: Problem) -> str | None:
         why = check_model(self.params["model"], problem, self.name)

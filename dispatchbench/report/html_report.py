@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dispatchbench.bench.plugins import parse_spec
 from dispatchbench.bench.results_store import REPRODUCE_FILE, file_sha256, load_results, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.contract.defaults import DEFAULT_BASELINE
+from dispatchbench.contract.status import FAILURES, SUCCESS, Status
 from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -58,7 +59,6 @@ from dispatchbench.report.document import (
 )
 from dispatchbench.report.tables import cost_per_hour, fold_learned_models
 
-SUCCESS = ("optimal", "feasible")
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed cost: the same formula, so only rounding may differ
 
 # ---- loading and re-scoring -------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _rescore(frame: pd.DataFrame, problem: Problem, states: dict[str, list[State
         stored = None if pd.isna(row.cost) else float(row.cost)
         if row.status in SUCCESS and not ev.feasible:
             check.append(f"stored {row.status}, evaluator: violates {ev.worst} by {ev.max_violation:.3g} kW")
-        elif row.status not in SUCCESS and ev.feasible and row.status == "infeasible":
+        elif row.status not in SUCCESS and ev.feasible and row.status == Status.INFEASIBLE:
             check.append("stored infeasible, evaluator: feasible")
         elif ok and (stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))):
             check.append(f"stored cost {stored} != evaluator {ev.cost:.6f}")
@@ -184,12 +184,13 @@ def day_states_sha(scored: ScoredResults, exclude: tuple[str, ...] = ()) -> str 
 
 
 def reference_method(frame: pd.DataFrame) -> str | None:
-    """The certified optimum: SCIP if present, else another exact method with optimal rows."""
-    exact = frame[frame["exact"].fillna(False).astype(bool) & (frame["status"] == "optimal")]
+    """The certified optimum: the exact method with the most optimal rows (an exact method run at
+    a practical gap certifies fewer), ties by spec."""
+    exact = frame[frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)]
     if exact.empty:
         return None
-    methods = sorted(exact["method"].unique(), key=lambda m: (not m.startswith("scip"), m))
-    return methods[0]
+    counts = exact.groupby("method").size()
+    return min(counts.index, key=lambda m: (-counts[m], m))
 
 
 def day_costs(frame: pd.DataFrame, day_sha: str) -> pd.DataFrame:
@@ -359,56 +360,36 @@ def training_curves(scored: ScoredResults) -> dict[str, list[pd.DataFrame]]:
 
 # ---- method labels and paths as a reader sees them ---------------------------------------------
 
-_DISPLAY = {"scip": "SCIP", "nlopt": "NLopt", "pso": "PSO", "madrl_tvc": "MADRL-TVC", "maddpg": "MADDPG"}
-_AUGLAG = ("AUGLAG", "AUGLAG_EQ", "LD_AUGLAG", "LD_AUGLAG_EQ", "LN_AUGLAG", "LN_AUGLAG_EQ")
 
-
-def _algorithm(name: str) -> str:
-    """``GN_DIRECT_L`` → ``DIRECT-L``: the NLopt family prefix says nothing a table reader needs."""
-    for prefix in ("GN_", "GD_", "LN_", "LD_", "G_"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    return name.replace("_", "-")
-
-
-def short_label(method: str) -> str:
-    """A method's name for a table column a laptop screen can show: ``NLopt AUGLAG+DIRECT-L``
-    instead of ``nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L,inner_maxeval=300]``.
-    The full spec stays in the legend under each table."""
-    try:
-        name, params = parse_spec(method)
-    except SolverNotFound:
-        return method[:24]
-    label = _DISPLAY.get(name, name[:24])
-    if name == "madrl_tvc" and str(params.get("refine", "0")) not in ("0", ""):
-        label = "MADRL-TVC + local search"  # decision-time flip tests: its own row (learning spec)
-    if name == "nlopt":
-        algo = str(params.get("algorithm", "LD_SLSQP"))
-        if algo in _AUGLAG:
-            algo = f"{_algorithm(algo)}+{_algorithm(str(params.get('inner_algorithm', 'LN_COBYLA')))}"
-        label = f"NLopt {_algorithm(algo)}"[:32]
-    return label
+def own_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Each method's name for a table column, as its plugin labelled it (the rows' ``label``:
+    ``NLopt AUGLAG+DIRECT-L``, not ``nlopt[algorithm=AUGLAG,inner_algorithm=GN_DIRECT_L,...]``);
+    the spec for rows written before labels existed. The full spec stays in the legends."""
+    given = frame.dropna(subset=["label"]).groupby("method")["label"].first() if "label" in frame else {}
+    return {m: str(given[m]) if m in given else str(m) for m in frame["method"].unique()}
 
 
 def method_order(frame: pd.DataFrame) -> list[str]:
     """Methods exact first, then classical, then learned (by the plugins' capability flags, not
     their names), alphabetically by label within each kind."""
     flags = frame.groupby("method")[["exact", "learns"]].first().fillna(False).astype(bool)
+    labels = own_labels(frame)
 
     def rank(method: str) -> tuple[int, str, str]:
         exact, learns = flags.loc[method, "exact"], flags.loc[method, "learns"]
-        return (2 if learns else 0 if exact else 1), short_label(method), method
+        return (2 if learns else 0 if exact else 1), labels[method], method
 
     return sorted(flags.index, key=rank)
 
 
-def method_labels(methods: list[str]) -> dict[str, str]:
-    """Unique short labels, in the given order; a second method with the same label gets ``(2)``."""
+def method_labels(frame: pd.DataFrame, methods: list[str] | None = None) -> dict[str, str]:
+    """Unique labels of ``methods`` (default: every method, in :func:`method_order`), in that
+    order; a second method with the same label gets ``(2)``."""
+    own = own_labels(frame)
     labels: dict[str, str] = {}
     used: dict[str, int] = {}
-    for m in methods:
-        base = short_label(m)
+    for m in method_order(frame) if methods is None else methods:
+        base = own[m]
         used[base] = used.get(base, 0) + 1
         labels[m] = base if used[base] == 1 else f"{base} ({used[base]})"
     return labels
@@ -442,7 +423,7 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
     column of their own when there are any."""
     frame = scored.frame[scored.frame["status"].isin(SUCCESS)]
     order = method_order(scored.frame)
-    labels = method_labels(order)
+    labels = method_labels(scored.frame, order)
     rows = []
     for method in order:
         part = frame[frame["method"] == method]
@@ -500,7 +481,7 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
     stamps = frame["timestamp"].dropna()
     if len(stamps):
         rows.append(("rows written", f"{stamps.min()} to {stamps.max()}"))
-    labels = method_labels(method_order(frame))
+    labels = method_labels(frame)
     for method, label in labels.items():
         part = frame[frame["method"] == method]
         params = parse_json_cell(part["params"].iloc[0])
@@ -539,7 +520,7 @@ def _shown_value(value: str, where: Path) -> str:
 def failures_table(scored: ScoredResults) -> pd.DataFrame:
     """Rows that did not succeed, and disagreements between stored and recomputed costs."""
     frame = scored.frame
-    labels = method_labels(method_order(frame))
+    labels = method_labels(frame)
     bad = frame[~frame["status"].isin(SUCCESS)]
     rows = [
         {
@@ -588,7 +569,7 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
     rows = []
     for m in methods:
         r = table.loc[m]
-        failed = ", ".join(f"{int(r[s])} {s}" for s in ("infeasible", "timeout", "error", "missing") if r[s])
+        failed = ", ".join(f"{int(r[s])} {s}" for s in (*FAILURES, "missing") if r[s])
         cost = (
             "n/a"
             if math.isnan(r["cost"])
@@ -786,7 +767,7 @@ def build_report(
     out_root: str | Path = "reports",
     name: str | None = None,
     method: str | None = None,
-    baseline: str = "pso",
+    baseline: str = DEFAULT_BASELINE,
     state: str = "tableIV",
 ) -> ReportFiles:
     """Write ``<out_root>/<name>/report.md``, ``report.html`` and the figures' PNG files."""
@@ -798,7 +779,7 @@ def build_report(
     check_report_name(report_dir_name)
     scored = load_scored(results_dir)
     if method is not None:  # checked before anything is written: a typo leaves no half-made report
-        by_label = {label: m for m, label in method_labels(method_order(scored.frame)).items()}
+        by_label = {label: m for m, label in method_labels(scored.frame).items()}
         method = by_label.get(method, method)
         if method not in set(scored.frame["method"]):
             raise InputError(
@@ -818,7 +799,7 @@ def build_report(
     day_sha = day_states_sha(scored, exclude=(test_sha,) if test_sha else ())
     reference = reference_method(frame)
     order = method_order(frame)
-    labels = method_labels(order)
+    labels = method_labels(frame, order)
     colors = figures.method_colors([labels[m] for m in order])
     pngs: list[Path] = []
     blocks: list[Block] = [Heading(1, f"dispatchbench report: {problem.name}")]
@@ -859,7 +840,7 @@ def build_report(
     except InputError:
         base = reference or table_rows["solver"].iloc[0]
         notes.append(f"baseline {baseline!r} is not in the results: improvements are over {labels.get(base, base)}")
-    base_label = labels.get(base, short_label(base))
+    base_label = labels.get(base, base)
     blocks.append(Heading(2, "Tables IV and V"))
     if (table_rows["state"] == state).any():
         blocks += _paper_table(tables.table_iv(table_rows, state, base), labels, order, base_label)[0]

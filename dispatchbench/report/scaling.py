@@ -39,6 +39,8 @@ from dispatchbench.bench.model_cache import ModelCache
 from dispatchbench.bench.plugins import parse_spec
 from dispatchbench.bench.results_store import load_results, parse_json_cell
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.contract.info import read_info
+from dispatchbench.contract.status import SUCCESS, Status
 from dispatchbench.instances.generate_problem import write_problem
 from dispatchbench.instances.protocol import TEST, test_states
 from dispatchbench.model.errors import InputError
@@ -47,13 +49,13 @@ from dispatchbench.model.state_file import states_to_frame
 from dispatchbench.report import figures
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
 from dispatchbench.report.reproduce import Budget, Outcome, train_models, workers_default
+from dispatchbench.report.tables import method_name
 
 SCALING_FILE = "scaling.json"
 SUMMARY_FILE = "summary.csv"
 INSTANCE_SEED = TEST.seed(0)  # the instances, like their states, come from the test split
 SCIP_CERTIFIED = "scip"
 SCIP_PRACTICAL = "scip[rel_gap=0.0001]"
-SUCCESS = ("optimal", "feasible")
 
 
 @dataclass(frozen=True)
@@ -247,37 +249,17 @@ def reproduce_scaling(
 # ---- analysis ----------------------------------------------------------------------------------
 
 
-def method_label(spec: str) -> str:
-    """A short name for a spec: the learned model's path never shows."""
-    name, params = parse_spec(spec)
-    shown = {k: v for k, v in params.items() if k != "model"}
-    if name == "scip":
-        return f"SCIP (gap {shown.get('rel_gap', '1e-9')})"
-    if name == "nlopt":
-        return f"NLopt {shown.get('algorithm', 'LD_SLSQP')}"
-    if name == "pso":
-        return "PSO"
-    if name == "madrl_tvc":  # refine=0, the default, is the learned policy alone
-        return "MADRL-TVC" if shown.get("refine", "0") == "0" else "MADRL-TVC + local search"
-    if name == "maddpg":
-        return "MADDPG"
-    return spec
-
-
-def _info(cell: Any) -> dict[str, Any]:
-    data = parse_json_cell(cell)
-    return data if isinstance(data, dict) else {}
-
-
 def size_rows(results_dir: Path, regions: int, groups: int) -> pd.DataFrame:
-    """One row per (method, state, seed) with its gap to SCIP's best and to SCIP's dual bound."""
+    """One row per (method, state, seed) with its gap to the exact methods' (SCIP's) best and to
+    their dual bound. ``method`` is the plugin's label (the spec without a model path for rows
+    written before labels existed)."""
     frame = load_results(results_dir).copy()
-    frame["info_d"] = frame["info"].map(_info)
-    frame["method"] = frame["solver"].map(method_label)
-    scip = frame[frame["solver_name"] == "scip"]
-    best = scip[scip["status"].isin(SUCCESS)].groupby("state")["cost"].min()
-    bound = scip.assign(bound=scip["info_d"].map(lambda i: i.get("dual_bound"))).groupby("state")["bound"].max()
-    proven = scip[scip["status"] == "optimal"].groupby("state").size()
+    frame["info_d"] = frame["info"].map(read_info)
+    frame["method"] = frame["label"].fillna(frame["solver"].map(method_name)).astype(str)
+    exact = frame[frame["exact"].fillna(False).astype(bool)]
+    best = exact[exact["status"].isin(SUCCESS)].groupby("state")["cost"].min()
+    bound = exact.assign(bound=exact["info_d"].map(lambda i: i.get("dual_bound"))).groupby("state")["bound"].max()
+    proven = exact[exact["status"] == Status.OPTIMAL].groupby("state").size()
     frame["best"] = frame["state"].map(best)
     frame["bound"] = frame["state"].map(bound)
     frame["proven"] = frame["state"].map(proven).fillna(0) > 0
@@ -291,11 +273,24 @@ def size_rows(results_dir: Path, regions: int, groups: int) -> pd.DataFrame:
     return frame
 
 
+def _model_methods(rows: pd.DataFrame) -> dict[tuple[int, str, str], str]:
+    """(regions, learned spec without its model, model folder name) -> the method its rows are
+    labelled as: what ties a trained model of the study's record to its rows."""
+    out: dict[tuple[int, str, str], str] = {}
+    for regions, spec, params, method in rows[["regions", "solver", "params", "method"]].itertuples(index=False):
+        model = (parse_json_cell(params) or {}).get("model")
+        if model:
+            out.setdefault((int(regions), method_name(spec), Path(str(model)).name), method)
+    return out
+
+
 def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
     """One line per (size, method): the numbers of the README's scaling table."""
+    methods = _model_methods(rows)
     train_s: dict[tuple[int, str], list[float]] = {}
     for m in models:
-        train_s.setdefault((int(m["regions"]), method_label(m["method"])), []).append(float(m["train_time_s"] or 0))
+        method = methods.get((int(m["regions"]), method_name(m["method"]), Path(m["path"]).name), m["method"])
+        train_s.setdefault((int(m["regions"]), method), []).append(float(m["train_time_s"] or 0))
     out = []
     for (regions, method), g in rows.groupby(["regions", "method"], sort=True):
         ok = g["status"].isin(SUCCESS)

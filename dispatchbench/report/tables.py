@@ -37,6 +37,8 @@ from scipy import stats
 
 from dispatchbench.bench.plugins import parse_spec, split_specs
 from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
+from dispatchbench.contract.solver import Capabilities, default_family
+from dispatchbench.contract.status import FAILURES, SUCCESS, Status
 from dispatchbench.instances.state_families import FAMILIES, RANDOM
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
@@ -45,8 +47,6 @@ from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
 INTERVALS_PER_HOUR = 4
-SUCCESS = ("optimal", "feasible")
-FAILURES = ("infeasible", "timeout", "error")
 DEFAULT_STATE = "tableIV"
 
 # The paper's own numbers (Tables IV and V), quoted beside ours, never mixed into our columns.
@@ -83,19 +83,19 @@ COLUMNS = (
     "gap_to_exact",
     "time_per_state_s",
     "states",
-    "infeasible",
-    "timeout",
-    "error",
+    *(status.value for status in FAILURES),
     "missing",
 )
 
 
-def solver_type(exact: bool, stochastic: bool, learns: bool) -> str:
-    if learns:
-        return "learned"
-    if exact:
-        return "exact"
-    return "stochastic" if stochastic else "deterministic"
+def solver_type(row: pd.Series) -> str:
+    """The method's family as its plugin labelled it (the row's ``family``), else one from the
+    capability flags (rows written before labels existed)."""
+    family = row.get("family")
+    if isinstance(family, str) and family:
+        return family
+    flags = Capabilities(exact=bool(row["exact"]), stochastic=bool(row["stochastic"]), learns=bool(row["learns"]))
+    return default_family(flags)
 
 
 # ---- choosing rows ----------------------------------------------------------------------------
@@ -207,12 +207,12 @@ def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFr
         seeds = values[values["solver"] == spec]
         line = {
             "method": spec,
-            "type": solver_type(bool(first["exact"]), bool(first["stochastic"]), bool(first["learns"])),
+            "type": solver_type(first),
             "exact": bool(first["exact"]),
             "seeds": len(seeds),
             "states": int(group["state"].nunique()),
             "time_per_state_s": float(group["time_s"].mean()) if group["time_s"].notna().any() else math.nan,
-            **{status: int((group["status"] == status).sum()) for status in FAILURES},
+            **{status.value: int((group["status"] == status).sum()) for status in FAILURES},
             "missing": int(seeds["missing"].sum()),
             "cost": math.nan,
             "ci95": math.nan,
@@ -454,7 +454,7 @@ def check_costs(results: pd.DataFrame, dirs: Sequence[str | Path]) -> tuple[pd.D
     disagree: list[str] = []
     unchecked = no_dispatch = checked = 0
     for idx, row in results.iterrows():
-        if row["status"] not in SUCCESS and row["status"] != "infeasible":
+        if row["status"] not in SUCCESS and row["status"] != Status.INFEASIBLE:
             continue
         data = parse_json_cell(row.get("dispatch"))
         if not data or data.get("dispatch") is None:
@@ -478,19 +478,19 @@ def check_costs(results: pd.DataFrame, dirs: Sequence[str | Path]) -> tuple[pd.D
             ev = evaluate(problem, state, Dispatch.from_json(problem, data))
         except (ValueError, KeyError, TypeError) as exc:
             disagree.append(f"{row['solver']} at {row['state']}: stored dispatch unusable ({exc})")
-            results.loc[idx, ["status", "cost"]] = ["error", math.nan]
+            results.loc[idx, ["status", "cost"]] = [Status.ERROR.value, math.nan]
             continue
         stored = None if pd.isna(row["cost"]) else float(row["cost"])
         where = f"{row['solver']} seed {row['seed']} at {row['state']}"
         if row["status"] in SUCCESS and not ev.feasible:
             disagree.append(f"{where}: stored {row['status']} {stored}, evaluator: violates {ev.worst}")
-            results.loc[idx, ["status", "cost"]] = ["infeasible", math.nan]
+            results.loc[idx, ["status", "cost"]] = [Status.INFEASIBLE.value, math.nan]
         elif row["status"] in SUCCESS and (
             stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))
         ):
             disagree.append(f"{where}: stored cost {stored}, evaluator {ev.cost:.6f}")
             results.loc[idx, "cost"] = ev.cost
-        elif row["status"] == "infeasible" and ev.feasible:
+        elif row["status"] == Status.INFEASIBLE and ev.feasible:
             disagree.append(f"{where}: stored infeasible, evaluator: feasible at cost {ev.cost:.6f} (left out)")
     notes = []
     if disagree:
@@ -576,9 +576,7 @@ FAMILY_GAP_COLUMNS = (
     "mean_gap",
     "worst_gap",
     "solved",
-    "infeasible",
-    "timeout",
-    "error",
+    *(status.value for status in FAILURES),
     "missing",
 )
 _DAY_LABEL = re.compile(r"^(?P<family>[a-z][a-z0-9_]*?)_d\d+_t\d+$")
@@ -613,7 +611,7 @@ def family_gaps(results: pd.DataFrame, reference: str) -> pd.DataFrame:
     rows = rows[rows["family"].notna()]
     ok = rows["status"].isin(SUCCESS) & rows["cost"].notna()
     # a "solved" answer the evaluator found no cost for (its dispatch violates a constraint) is infeasible
-    rows = rows.assign(status=rows["status"].where(ok | ~rows["status"].isin(SUCCESS), "infeasible"))
+    rows = rows.assign(status=rows["status"].where(ok | ~rows["status"].isin(SUCCESS), Status.INFEASIBLE.value))
     ref = rows[(rows["solver"] == reference) & ok].groupby("state")["cost"].min()
     present = [f for f in (*FAMILIES, RANDOM) if (rows["family"] == f).any()]
     lines = []
@@ -639,7 +637,7 @@ def family_gaps(results: pd.DataFrame, reference: str) -> pd.DataFrame:
                     "mean_gap": float(per_seed.mean()) if len(per_seed) else math.nan,
                     "worst_gap": float(gaps.max()) if len(gaps) else math.nan,
                     "solved": len(solved),
-                    **{status: int((mine["status"] == status).sum()) for status in FAILURES},
+                    **{status.value: int((mine["status"] == status).sum()) for status in FAILURES},
                     "missing": len(seeds) * len(compared) - len(answered),
                 }
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.solver import Solver
 
 
 class Crasher(Solver):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.solver import Solver
 
 
 class Raiser(Solver):

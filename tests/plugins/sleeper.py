@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.solver import Solver
 
 
 class Sleeper(Solver):

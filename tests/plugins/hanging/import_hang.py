@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from dispatchbench.bench.solver_api import Solver
+from dispatchbench.contract.solver import Solver
 
 time.sleep(3600)
 

@@ -1,25 +1,24 @@
 """The solver plugin interface every backend implements.
 
 A plugin is one class: a ``name``, default ``parameters``, ``capabilities`` the harness checks
-before running it, ``skip`` for formulations it cannot handle, ``solve`` from states to
-answers, and — for learners — ``fit``. Backends only ever hand back dispatches; scoring them
-is the evaluator's job (``scoring.py``), so no backend's own objective can leak into a table.
+before running it, ``skip`` for formulations it cannot handle, ``solve`` from states to answers,
+and ``label`` for how a report names it. Learners subclass :class:`~dispatchbench.contract.learner.Learner`,
+which adds ``fit``. Backends only ever hand back dispatches; scoring them is the evaluator's job
+(``bench/scoring.py``), so no backend's own objective can leak into a table.
 """
 
 from __future__ import annotations
 
 import math
-import time
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
+from dispatchbench.contract.status import Status
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem, State
-
-STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,36 @@ class Capabilities:
 
     exact: bool = False  # can certify optimality (a claimed "optimal" is trusted after evaluation)
     stochastic: bool = False  # result depends on the seed: run over several seeds
-    learns: bool = False  # needs ``fit`` before ``solve``
+    learns: bool = False  # needs ``fit`` before ``solve``: the class is a ``Learner``
     handles_commitment: bool = True  # models on/off decisions itself
+
+
+@dataclass(frozen=True)
+class Label:
+    """How a report names a configured solver: a short display name that fits a table column
+    (``SCIP (gap 1e-4)``, ``MADRL-TVC + local search``) and the family of method it belongs to
+    (``exact``, ``local, gradient``, ``swarm``, ``learned, CTDE``). The full spec stays in every
+    row and legend; the label is what a reader compares by."""
+
+    name: str
+    family: str
+
+
+def default_family(capabilities: Capabilities) -> str:
+    """A family from the capability flags alone, for a plugin that declares none."""
+    if capabilities.learns:
+        return "learned"
+    if capabilities.exact:
+        return "exact"
+    return "stochastic" if capabilities.stochastic else "deterministic"
+
+
+def short_number(value: float) -> str:
+    """``1e-4`` rather than ``0.0001`` or ``1e-04``: numbers in labels are read, not parsed."""
+    if value != 0 and abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.3e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:.4g}"
 
 
 @dataclass
@@ -37,24 +64,25 @@ class Answer:
     """A backend's raw answer for one state, before the evaluator has seen it.
 
     ``status`` is the backend's own claim: ``optimal`` / ``feasible`` with a dispatch,
-    ``infeasible`` (the state, in the backend's view), ``timeout`` or ``error``.
+    ``infeasible`` (the state, in the backend's view), ``timeout`` or ``error``. A plain string
+    is accepted and becomes a :class:`Status`; anything else is refused here, where the plugin's
+    own traceback points at it. ``info`` holds the backend's details; the keys the package
+    reads are documented in :class:`~dispatchbench.contract.info.AnswerInfo`.
     """
 
     dispatch: Dispatch | None
-    status: str
+    status: Status
     message: str = ""
     time_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass
-class FitReport:
-    """What ``fit`` returns: where the trained model is and what training cost."""
-
-    model_path: Path
-    steps: int
-    time_s: float
-    info: dict[str, Any] = field(default_factory=dict)
+    def __post_init__(self) -> None:
+        try:
+            self.status = Status(self.status)
+        except ValueError:
+            raise ValueError(
+                f"answer status {self.status!r} is not one of {', '.join(s.value for s in Status)}"
+            ) from None
 
 
 class Solver(ABC):
@@ -68,6 +96,9 @@ class Solver(ABC):
     parameter_ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
     parameter_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Spec parameters that make a solve (for a learner: a fit) take seconds, for the contract
+    # test (tests/test_plugin_contract.py) and anyone smoke-testing a plugin; not a benchmark budget.
+    test_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))
@@ -81,13 +112,26 @@ class Solver(ABC):
             _check(self.name, key, value, self.parameter_ranges.get(key), self.parameter_choices.get(key))
         self.params = {**self.parameters, **self.params}
 
+    @classmethod
+    def spec_of(cls, params: Mapping[str, Any], *, leave_out: tuple[str, ...] = ()) -> str:
+        """Parametrized name, e.g. ``nlopt[algorithm=LD_SLSQP]``: only non-default values show."""
+        changed = {k: v for k, v in params.items() if v != cls.parameters.get(k) and k not in leave_out}
+        if not changed:
+            return cls.name
+        return f"{cls.name}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+
     @property
     def spec(self) -> str:
-        """Parametrized name, e.g. ``nlopt[algorithm=LD_SLSQP]``: only non-default values show."""
-        changed = {k: v for k, v in self.params.items() if v != self.parameters.get(k)}
-        if not changed:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+        return self.spec_of(self.params)
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> Label:
+        """How a report names this solver run with ``params`` (typed, as ``self.params``).
+
+        The default is the spec and a family from the capabilities; a plugin overrides it to be
+        named as a reader knows it. Called once per spec when a run is planned (in the probe's
+        child process), and stored with every row, so a report never needs the plugin."""
+        return Label(cls.spec_of(params), default_family(cls.capabilities))
 
     def skip(self, problem: Problem) -> str | None:
         """Reason this solver cannot handle ``problem``, or ``None``."""
@@ -101,10 +145,6 @@ class Solver(ABC):
         not called (``solve`` may do the same set-up lazily).
         """
 
-    def fit(self, problem: Problem, *, seed: int, steps: int, out_dir: Path, **options: Any) -> FitReport:
-        """Train on ``problem`` (learners only)."""
-        raise NotImplementedError(f"solver {self.name!r} does not learn")
-
     @abstractmethod
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
@@ -112,11 +152,19 @@ class Solver(ABC):
         """One :class:`Answer` per state, in order."""
 
 
-def timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    """Call ``fn`` and return its result and wall time in seconds."""
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+def label_of(solver: Solver) -> Label:
+    """``solver``'s label for its own parameters, checked: ``label`` is plugin code, and a report
+    needs two non-empty strings, so anything else is a ``ValueError`` naming the plugin."""
+    try:
+        label = solver.label(solver.params)
+    except Exception as exc:
+        raise ValueError(f"solver {solver.name!r}: label() raised {type(exc).__name__}: {exc}") from None
+    if not (isinstance(label, Label) and all(isinstance(v, str) and v.strip() for v in (label.name, label.family))):
+        raise ValueError(f"solver {solver.name!r}: label() gave {label!r}, not a Label of two non-empty strings")
+    return label
+
+
+SPEC_NAME = re.compile(r"[A-Za-z0-9_\-]+")  # what a spec string's name may be (bench/plugins.py parses it)
 
 
 def _cast(solver: str, key: str, value: Any, default: Any) -> Any:
