@@ -69,13 +69,15 @@ def time_solver(problem: Problem, states: list[State], spec: str, repeat: int) -
 
 def messages_at(problem: Problem, n_states: int) -> dict[str, Any]:
     """Messages of one TVC decision (refine=0) on ``problem`` with an untrained team, and the formula."""
-    import dispatchbench.solvers.madrl_tvc as tvc
+    from dispatchbench.learn.tvc.decision import decide_batch
+    from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
+    from dispatchbench.learn.tvc.team import Team
 
-    team = tvc.Team(problem, tvc.Hyperparameters(), seed=0)
+    team = Team(problem, Hyperparameters(), seed=0)
     states = validation_states(problem, families=("base_load",), stride=96 // n_states)[:n_states]
-    decided = team.decide_batch(states, observation_matrix(problem, states))
-    counts = [info["messages"] for _, info in decided]
-    it = tvc.Hyperparameters().search_iterations
+    decided = [d.info for d in decide_batch(team, states, observation_matrix(problem, states))]
+    counts = [info["messages"] for info in decided]
+    it = Hyperparameters().search_iterations
     return {
         "groups": len(problem.groups),
         "regions": len(problem.regions),
@@ -87,7 +89,7 @@ def messages_at(problem: Problem, n_states: int) -> dict[str, Any]:
         "tvc_measured_untrained": {
             "mean": statistics.mean(counts),
             "max": max(counts),
-            "repaired": sum(1 for _, i in decided if i["commitment_repaired"]),
+            "repaired": sum(1 for i in decided if i["commitment_repaired"]),
         },
     }
 

@@ -5,7 +5,7 @@ SCIP cannot tell how much is the method (MADDPG on one-step dispatch episodes wi
 action mapping) and how much is this implementation. This script trains a maintained library's
 MADDPG — AgileRL's ``agilerl.algorithms.MADDPG`` driven by AgileRL's own off-policy trainer
 ``train_multi_agent_off_policy`` and replay buffer — on the unchanged environment
-``dispatchbench.learn.marl_env.DispatchEnv`` with the project MADDPG's reward weights and the
+``dispatchbench.learn.pettingzoo_env.DispatchEnv`` with the project MADDPG's reward weights and the
 same number of environment transitions (6,000: one sampled state and one joint action per
 step, as in ``Maddpg.fit``). The final policy is then executed exactly as the environment maps
 actions (``marl_env.outcome``: action mapping, distributed search closing the balances), each
@@ -74,7 +74,8 @@ from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import Record, solve_and_score
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.instances.protocol import test_states
-from dispatchbench.learn.marl_env import DispatchEnv, observation_matrix, outcome
+from dispatchbench.learn.marl_env import observation_matrix, outcome
+from dispatchbench.learn.pettingzoo_env import DispatchEnv
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.problem import Problem, State

@@ -490,20 +490,6 @@ class Maddpg(lifecycle.LearnerPlugin):
         return answers
 
 
-def decide(
-    problem: Problem,
-    state: State,
-    raw: np.ndarray,
-    search: DistributedSearch,
-    start: float,
-    eagerness: np.ndarray | None = None,
-) -> Answer:
-    """One state: a batch of one (see :func:`decide_batch`)."""
-    return decide_batch(
-        problem, [state], raw[None], search, start, eagerness=None if eagerness is None else eagerness[None]
-    )[0]
-
-
 def decide_batch(
     problem: Problem,
     states: Sequence[State],

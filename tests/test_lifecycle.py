@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import dispatchbench
 from dispatchbench.bench.model_cache import code_closure, code_sha256, model_key
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.cli import main
@@ -384,6 +385,37 @@ def test_cache_key_covers_the_modules_a_learner_imports():
     assert "dispatchbench.report.tables" not in closure  # only what it depends on
     key = model_key(PAPER, "maddpg", 0, 10)
     assert key.code_sha256 != model_key(PAPER, "madrl_tvc", 0, 10).code_sha256
+
+
+def test_cache_key_covers_every_file_of_the_tvc_package():
+    """MADRL-TVC's parts live in ``dispatchbench/learn/tvc/``: the key of a TVC model hashes
+    every one of its files (a change to any part trains a new model)."""
+    cls = type(make_solver("madrl_tvc"))
+    closure = code_closure(Path(sys.modules[cls.__module__].__file__), cls.__module__)
+    hashed = {path.resolve() for path in closure.values()}
+    package = Path(dispatchbench.__file__).parent / "learn" / "tvc"
+    files = sorted(package.glob("*.py"))
+    assert len(files) >= 10 and [f.name for f in files if f.resolve() not in hashed] == []
+
+
+def test_cache_key_covers_the_subpackages_a_module_lives_in(tmp_path, monkeypatch):
+    """Importing ``pkg.deep.inner.mod`` runs ``pkg/deep/__init__.py`` and ``pkg/deep/inner/__init__.py``
+    first: they are part of the key even when nothing imports them by name."""
+    package = tmp_path / "fakepkg2"
+    (package / "deep" / "inner").mkdir(parents=True)
+    for init in (package, package / "deep", package / "deep" / "inner"):
+        (init / "__init__.py").write_text("")
+    (package / "plugin.py").write_text("from fakepkg2.deep.inner.mod import VALUE\n")
+    (package / "deep" / "inner" / "mod.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def closure() -> dict[str, Path]:
+        return code_closure(package / "plugin.py", "fakepkg2.plugin", package="fakepkg2")
+
+    assert set(closure()) == {"fakepkg2.plugin", "fakepkg2.deep", "fakepkg2.deep.inner", "fakepkg2.deep.inner.mod"}
+    first = code_sha256(closure())
+    (package / "deep" / "inner" / "__init__.py").write_text("SETTING = 2\n")
+    assert code_sha256(closure()) != first
 
 
 def test_cache_key_changes_when_a_dependency_changes(tmp_path, monkeypatch):

@@ -19,6 +19,16 @@ from dispatchbench import State, evaluate, load_problem, load_states
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
 from dispatchbench.learn.marl_env import observation_matrix
+from dispatchbench.learn.tvc.commitment import CommitmentLearners, gossip_ring
+from dispatchbench.learn.tvc.competition import TriedPlans, compete, score_fresh
+from dispatchbench.learn.tvc.decision import decide, decide_batch
+from dispatchbench.learn.tvc.features import HANDOVER, N_FEATURES, SOLO
+from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
+from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
+from dispatchbench.learn.tvc.plans import handovers_of, neighbours, solo_flips
+from dispatchbench.learn.tvc.repair import repair
+from dispatchbench.learn.tvc.rounds import move_rounds
+from dispatchbench.learn.tvc.team import Team
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem
@@ -121,7 +131,6 @@ def trained(toy, tmp_path_factory) -> Path:
 def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
     """The offer book + learned response clear exactly: fed the true marginal costs, the search
     returns the known optimum at the Table IV state for the optimal commitment."""
-    mod = _module()
     paper = load_problem(PROBLEMS / "paper-4region.toml")
     state = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
     tables = []
@@ -130,12 +139,12 @@ def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
         tables.append((p, (g.linear_cost + 2 * g.quadratic_cost * p) / g.delivery + 1e-9 * np.arange(len(p))))
     on = np.array([[g not in {"FDC1", "FDC2", "ASC7"} for g in paper.group_names]])
     lb, ub = state_bounds(paper, state)
-    response = mod.LearnedPriceResponse(mod.OfferBook.build(tables), lb, ub, on)
+    response = LearnedPriceResponse(OfferBook.build(tables), lb, ub, on)
     s = np.linspace(-5, 20, 101)[:, None].repeat(len(paper.groups), 1)
     steps = np.diff(
-        mod.LearnedPriceResponse(
-            mod.OfferBook.build(tables), *state_bounds(paper, state, 101), np.ones((101, 9), bool)
-        ).power(s),
+        LearnedPriceResponse(OfferBook.build(tables), *state_bounds(paper, state, 101), np.ones((101, 9), bool)).power(
+            s
+        ),
         axis=0,
     )
     assert (steps >= -1e-12).all()  # offers never decrease with the price
@@ -147,12 +156,11 @@ def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
 
 
 def test_short_training_reduces_cost_and_learns_to_switch_off(toy, trained):
-    mod = _module()
     states = [_state(toy, d) for d in (120.0, 280.0, 450.0, 600.0)]
     obs = observation_matrix(toy, states)
     torch.manual_seed(0)
-    untrained = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)  # same networks before any update
-    before = [evaluate(toy, s, untrained.decide(s, obs[j])[0]) for j, s in enumerate(states)]
+    untrained = Team(toy, Hyperparameters(**FAST), seed=0)  # same networks before any update
+    before = [evaluate(toy, s, decide(untrained, s, obs[j]).dispatch) for j, s in enumerate(states)]
     solver = make_solver(f"madrl_tvc[model={trained},refine=0]")  # the learned commitment alone
     after = [evaluate(toy, s, solver.solve(toy, [s])[0].dispatch) for s in states]
     assert all(e.feasible for e in before + after)  # the repair keeps even untrained decisions feasible
@@ -217,8 +225,7 @@ def test_hyperparameters_are_spec_parameters_recorded_in_the_model(toy, tmp_path
     solver = make_solver("madrl_tvc[q_lr=5e-4,refine=1]")
     assert solver.spec == "madrl_tvc[q_lr=0.0005,refine=1]"
     assert make_solver(solver.spec).spec == solver.spec
-    mod = _module()
-    assert set(mod.Hyperparameters.__dataclass_fields__) <= set(mod.MadrlTvc.parameters)
+    assert set(Hyperparameters.__dataclass_fields__) <= set(_module().MadrlTvc.parameters)
     make_solver(fast(q_lr=5e-4)).fit(toy, seed=0, steps=2, out_dir=tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["hyperparameters"]["q_lr"] == 5e-4 and meta["hyperparameters"]["warmup_states"] == 60
@@ -246,8 +253,7 @@ def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
 
 
 def test_agents_own_their_parameters(toy):
-    mod = _module()
-    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    team = Team(toy, Hyperparameters(**FAST), seed=0)
     ids = [{id(p) for p in a.cost.parameters()} for a in team.agents]
     assert all(not (ids[i] & ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)))
     assert len({id(a.bills) for a in team.agents}) == len(team.agents)
@@ -257,15 +263,14 @@ def test_agents_own_their_parameters(toy):
 def test_commitment_update_of_one_agent_uses_only_its_own_data(toy):
     """Changing agent 0's mini-batch changes agent 0's network only: each agent's slice of the
     stacked layers is trained on its own data, exactly as a separate network would be."""
-    mod = _module()
-    hp = mod.Hyperparameters(**FAST)
+    hp = Hyperparameters(**FAST)
     g, b = len(toy.groups), 32
     rng = np.random.default_rng(0)
-    features = torch.as_tensor(rng.random((g, b, mod.N_FEATURES)), dtype=torch.float32)
+    features = torch.as_tensor(rng.random((g, b, N_FEATURES)), dtype=torch.float32)
     targets = torch.as_tensor(-rng.random((g, b, 2)), dtype=torch.float32)
     torch.manual_seed(1)
-    one = mod.CommitmentLearners(g, hp)
-    two = mod.CommitmentLearners(g, hp)
+    one = CommitmentLearners(g, hp)
+    two = CommitmentLearners(g, hp)
     two.load_state_dict(one.state_dict())
     one.update(features, targets)
     changed = targets.clone()
@@ -285,7 +290,7 @@ def test_repair_by_ratings_makes_any_plan_workable(paper_model):
     team = make_solver(f"madrl_tvc[model={model}]").load(paper)
     rng = np.random.default_rng(0)
     for state in _day(paper):
-        on, flips = team.repair(state, np.zeros(9, bool), rng.normal(size=9))
+        on, flips = repair(team.problem, state, np.zeros(9, bool), rng.normal(size=9))
         assert shortfall(paper, state, on[None])[0] <= 1e-9 and 0 < flips <= 9
         assert team.clear(state, on).feasible[0]
 
@@ -294,17 +299,16 @@ def test_gossip_averages_parameters_only_within_a_type():
     """gossip=1: after an update each agent holds the average of itself and its ring neighbours of
     the same type (the paper's three ASC groups form a complete ring: identical afterwards); agents
     of other types are never mixed in."""
-    mod = _module()
     paper = load_problem(PROBLEMS / "paper-4region.toml")
-    mixing = mod.gossip_ring(paper)
+    mixing = gossip_ring(paper)
     assert np.allclose(mixing.sum(0), 1) and np.allclose(mixing.sum(1), 1) and np.allclose(mixing, mixing.T)
     kinds = np.array([g.type for g in paper.groups])
     assert np.all(mixing[kinds[:, None] != kinds[None, :]] == 0)
     torch.manual_seed(0)
-    learners = mod.CommitmentLearners(9, mod.Hyperparameters(gossip=1), mixing)
+    learners = CommitmentLearners(9, Hyperparameters(gossip=1), mixing)
     rng = np.random.default_rng(0)
     learners.update(
-        torch.as_tensor(rng.random((9, 16, mod.N_FEATURES)), dtype=torch.float32),
+        torch.as_tensor(rng.random((9, 16, N_FEATURES)), dtype=torch.float32),
         torch.as_tensor(-rng.random((9, 16, 2)), dtype=torch.float32),
     )
     asc = [paper.group_names.index(n) for n in ("ASC7", "ASC8", "ASC9")]
@@ -317,11 +321,10 @@ def test_the_best_tried_plan_sets_every_agents_targets(toy):
     """Target-value competition at one state: the plans tried compete; the best one's actions get
     advantage 0, the other action of each agent the best plan that played it (≤ 0, in % of cost),
     and the compression keeps the order (so the preference keeps its sign)."""
-    mod = _module()
-    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    team = Team(toy, Hyperparameters(**FAST), seed=0)
     state = _state(toy, 250.0)
     start = np.ones((1, len(toy.groups)), bool)
-    tried = mod.compete(team, [state], [start], np.random.default_rng(0))
+    tried = compete(TriedPlans(toy, [state], team.clear_for_training), [start], np.random.default_rng(0), team.hp)
     assert len(tried.costs[0]) >= 1 + len(toy.groups)  # the start and at least its solo flips
     best, cost = tried.best(0)
     assert cost == min(tried.costs[0].values()) and np.isfinite(cost)
@@ -331,7 +334,7 @@ def test_the_best_tried_plan_sets_every_agents_targets(toy):
     squashed = team.commitment.compress(targets)
     assert np.array_equal(np.sign(squashed[:, 1] - squashed[:, 0]), np.sign(targets[:, 1] - targets[:, 0]))
     plan = np.array([True, False, True])
-    moves = mod.neighbours(plan, max_flips=10, max_swaps=10, rng=np.random.default_rng(0))
+    moves = neighbours(plan, max_flips=10, max_swaps=10, rng=np.random.default_rng(0))
     assert len(moves) == 3 + 2  # every solo flip, and each running agent handing over to the stopped one
     assert all(m.sum() == plan.sum() for m in moves[3:])
 
@@ -340,15 +343,14 @@ def test_move_targets_are_the_team_gains_of_solo_flips_and_hand_overs(toy):
     """The move network's targets at a plan: per agent, the team advantage of the plan with its
     status flipped minus the plan's own (in % of the state's best cost; an infeasible plan counts
     at the clip), and for a stopped agent the best hand-over it starts (another agent stops)."""
-    mod = _module()
-    team = mod.Team(toy, mod.Hyperparameters(**FAST), seed=0)
+    team = Team(toy, Hyperparameters(**FAST), seed=0)
     state = _state(toy, 250.0)
-    tried = mod.TriedPlans(team, [state])
+    tried = TriedPlans(toy, [state], team.clear_for_training)
     plan = np.array([True, False, True])
-    swaps = mod.handovers_of(plan, 10, np.random.default_rng(0))
+    swaps = handovers_of(plan, 10, np.random.default_rng(0))
     assert len(swaps) == 2 and all(s[1] and s.sum() == 2 for s in swaps)  # agent 1 starts, one of 0 / 2 stops
-    everything = np.concatenate([plan[None], mod.solo_flips(plan), swaps])
-    mod.score_fresh(tried, [0] * len(everything), everything)
+    everything = np.concatenate([plan[None], solo_flips(plan), swaps])
+    score_fresh(tried, [0] * len(everything), everything)
     costs = tried.costs[0]
     best = min(costs.values())
 
@@ -356,11 +358,68 @@ def test_move_targets_are_the_team_gains_of_solo_flips_and_hand_overs(toy):
         return max(-(costs[p.tobytes()] - best) / best * 100.0, -20.0)
 
     gains = tried.move_gains(0, plan, swaps, 20.0)
-    for i, flipped in enumerate(mod.solo_flips(plan)):
+    for i, flipped in enumerate(solo_flips(plan)):
         assert flipped[i] != plan[i] and (flipped ^ plan).sum() == 1
-        assert gains[i, mod.SOLO] == pytest.approx(advantage(flipped) - advantage(plan))
-    assert gains[1, mod.HANDOVER] == pytest.approx(max(advantage(s) for s in swaps) - advantage(plan))
-    assert gains[0, mod.HANDOVER] == gains[2, mod.HANDOVER] == -20.0  # running agents start no hand-over
+        assert gains[i, SOLO] == pytest.approx(advantage(flipped) - advantage(plan))
+    assert gains[1, HANDOVER] == pytest.approx(max(advantage(s) for s in swaps) - advantage(plan))
+    assert gains[0, HANDOVER] == gains[2, HANDOVER] == -20.0  # running agents start no hand-over
+
+
+def test_the_plan_search_scored_by_true_cost_needs_no_learned_part(toy):
+    """The competition's plan search takes any clearing: handed the true price response (no
+    network, no team) it finds the enumerated optimum of the toy problem from "everyone on"."""
+    from dispatchbench.formulations.distributed_search import SearchResult
+
+    def true_clearing(states, plans):
+        lb, ub = state_bounds(toy, states, len(plans))
+        response = PriceResponse(toy.a, toy.b, toy.delivery, lb, ub, plans)
+        return SearchResult(
+            balanced=balance(toy, states, response), messages=0, consensus_rounds=0, sign_disagreements=0
+        )
+
+    states = [_state(toy, d) for d in (150.0, 250.0, 450.0, 600.0)]
+    hp = Hyperparameters(**FAST)
+    tried = compete(TriedPlans(toy, states, true_clearing), [np.ones((4, 3), bool)], np.random.default_rng(0), hp)
+    for k, state in enumerate(states):
+        assert tried.best(k)[1] == pytest.approx(_best_cost(toy, state), rel=1e-9), state.label
+
+
+def test_features_are_built_and_read_by_name(toy):
+    """Every module reads a feature by its name: the columns after a clearing hold what their names
+    say (the observation, the plan's status, whether it cleared), and a set of columns that is
+    missing one or has one too many is refused."""
+    from dispatchbench.learn.tvc.features import FEATURE_NAMES, Features
+
+    team = Team(toy, Hyperparameters(**FAST), seed=0)
+    states = [_state(toy, d) for d in (150.0, 450.0)]
+    obs = observation_matrix(toy, states)
+    plan = np.array([[True, False, True], [True, True, False]])
+    result = team.clear(states, plan)
+    features = team.features(states, obs, plan, result)
+    assert features.values.shape == (2, 3, len(FEATURE_NAMES)) == (2, 3, N_FEATURES)
+    assert np.array_equal(features.column("status"), plan.astype(float))
+    assert np.array_equal(features.column("cleared"), np.repeat(result.feasible[:, None], 3, 1).astype(float))
+    for k, name in enumerate(("total_demand", "own_demand_or_v2g", "third_observation")):
+        assert np.array_equal(features.column(name), obs[..., k].astype(float))
+    assert np.array_equal(features.by_agent()[1], features.values[:, 1])
+    columns = {name: features.column(name) for name in FEATURE_NAMES}
+    with pytest.raises(ValueError, match="missing \\['margin'\\]"):
+        Features.from_columns({k: v for k, v in columns.items() if k != "margin"})
+    with pytest.raises(ValueError, match="unknown \\['extra'\\]"):
+        Features.from_columns({**columns, "extra": columns["margin"]})
+
+
+def test_the_message_ledger_charges_only_the_states_that_ran():
+    from dispatchbench.learn.tvc.ledger import EVERY, MessageLedger
+
+    ledger = MessageLedger.open(3)
+    ledger.cleared(EVERY, 100)
+    ledger.heard(np.array([True, False, True]), 7)
+    ledger.cleared(np.array([2]), 50)
+    ledger.send(1, 3)
+    ledger.cleared(0, 40, clearings=4)
+    assert list(ledger.messages) == [147, 103, 157]
+    assert list(ledger.clearings) == [5, 1, 2] and list(ledger.hearings) == [1, 0, 1]
 
 
 def _move_team(paper_model, solo, handover):
@@ -371,11 +430,10 @@ def _move_team(paper_model, solo, handover):
     states = _day(paper)[:3]
     obs = observation_matrix(paper, states)
     on = np.ones((len(states), len(paper.groups)), bool)
-    status = _module().COMMITMENT_FEATURES.index("status")
     team.gains = lambda features: np.stack(
-        [solo(features[..., status] > 0.5), handover(features[..., status] > 0.5)], -1
+        [solo(features.column("status") > 0.5), handover(features.column("status") > 0.5)], -1
     )
-    return team, team.move_rounds(states, obs, on, team.clear(states, on)), on
+    return team, move_rounds(team, states, obs, on, team.clear(states, on)), on
 
 
 def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_model):
@@ -388,13 +446,11 @@ def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_
         out[:, 5] = np.where(running[:, 2], 2.0, -3.0)
         return out
 
-    team, (final, _, feats, starts, messages, cleared, hearings), on = _move_team(
-        paper_model, solo, lambda running: np.full(running.shape, -5.0)
-    )
+    team, run, on = _move_team(paper_model, solo, lambda running: np.full(running.shape, -5.0))
     expected = on.copy()
     expected[:, 2] = False
-    assert np.array_equal(final, expected) and list(cleared) == [1] * 3 and list(hearings) == [2] * 3
-    assert len(starts) == 2 and np.array_equal(starts[1], expected)  # the second round found no mover
+    assert np.array_equal(run.on, expected) and list(run.moves) == [1] * 3 and list(run.ledger.hearings) == [2] * 3
+    assert len(run.points) == 2 and np.array_equal(run.points[1].plan, expected)  # the second round found no mover
 
 
 def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
@@ -419,7 +475,6 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
     obs = observation_matrix(paper, states)
     start = np.ones((3, len(paper.groups)), bool)
     start[:, 4] = False
-    status = _module().COMMITMENT_FEATURES.index("status")
 
     def starter_regrets(running):
         out = solo_with_partner(running)
@@ -427,13 +482,15 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
         return out
 
     for solo, stopper in ((solo_with_partner, 0), (lambda r: np.full(r.shape, -1.0), 4), (starter_regrets, 4)):
-        team.gains = lambda f, solo=solo: np.stack([solo(f[..., status] > 0.5), handover(f[..., status] > 0.5)], -1)
-        final, _, _, points, _, cleared, _ = team.move_rounds(states, obs, start, team.clear(states, start))
+        team.gains = lambda f, solo=solo: np.stack(
+            [solo(f.column("status") > 0.5), handover(f.column("status") > 0.5)], -1
+        )
+        run = move_rounds(team, states, obs, start, team.clear(states, start))
         expected = np.ones_like(start)
         expected[:, stopper] = False
-        assert np.array_equal(final, expected), stopper
+        assert np.array_equal(run.on, expected), stopper
         if stopper == 4:  # undone once, then done: one hand-over's two clearings, no more
-            assert list(cleared) == [2] * 3 and len(points) == 2
+            assert list(run.moves) == [2] * 3 and len(run.points) == 2
 
 
 def test_execution_never_reads_cost_coefficients(toy, trained):
@@ -508,7 +565,7 @@ def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
     clearing, hearing = 2 * 9 + (40 + 4) * 2 * 3, 3 * 2 * 3 + (9 + 2 * 3) + 1
     policy = 3 * clearing + 2 * 3 * 2 * 3
     assert policy == 882 and hearing == 34
-    moves = _module().Hyperparameters().moves
+    moves = Hyperparameters().moves
     plain = [a.info for a in answers if a.info["commitment_repaired"] == 0]
     assert plain and all(0 <= i["moves"] <= 2 * moves and 1 <= i["move_hearings"] <= 2 * moves for i in plain)
     assert all(i["messages"] == policy + hearing * i["move_hearings"] + clearing * i["moves"] for i in plain)
@@ -578,12 +635,12 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
     from dispatchbench.instances.generate_problem import generate_problem
     from dispatchbench.learn.marl_env import StateSampler
 
-    mod = _module()
     big = generate_problem(32, 0)
-    team = mod.Team(big, mod.Hyperparameters(), seed=0)
+    team = Team(big, Hyperparameters(), seed=0)
     states = StateSampler(big, seed=1).sample_many(3)
     rounds = team.hp.rounds
-    for _, info in team.decide_batch(states, observation_matrix(big, states)):
+    for decision in decide_batch(team, states, observation_matrix(big, states)):
+        info = decision.info
         flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
         assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
         tree = team.search.system_sum_messages

@@ -1,7 +1,10 @@
-"""The multi-agent environment: PettingZoo API, the action-space mapping, the training sampler."""
+"""The multi-agent environment: PettingZoo API, the action-space mapping, the training sampler, and
+learners that import without PettingZoo."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,6 @@ from pettingzoo.test import parallel_api_test
 
 from dispatchbench import load_states
 from dispatchbench.learn.marl_env import (
-    DispatchEnv,
     StateBox,
     StateSampler,
     map_actions,
@@ -19,6 +21,7 @@ from dispatchbench.learn.marl_env import (
     observations,
     outcome,
 )
+from dispatchbench.learn.pettingzoo_env import DispatchEnv
 from dispatchbench.model.feasibility import infeasibility_reason
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
@@ -95,8 +98,8 @@ def test_sampler_is_seeded_feasible_and_refuses_excluded_states(paper):
     vec = np.concatenate([paper.demand_vector(tab), [tab.v2g_available[g] for g in paper.v2g_names]])
     assert sampler.is_excluded(vec) and sampler.is_excluded(vec + 0.5) and not sampler.is_excluded(vec + 2.0)
     # a box that is nothing but the Table IV state's neighbourhood cannot yield anything
-    tiny = StateBox.covering(paper, [tab], margin=0.0)
-    tiny = StateBox(tiny.demand_low - 0.5, tiny.demand_high + 0.5, tiny.v2g_low - 0.5, tiny.v2g_high + 0.5)
+    demand, v2g = vec[: len(paper.regions)], vec[len(paper.regions) :]
+    tiny = StateBox(demand - 0.5, demand + 0.5, v2g - 0.5, v2g + 0.5)
     with pytest.raises(RuntimeError):
         StateSampler(paper, seed=0, box=tiny, excluded=[tab], max_tries=200).sample()
 
@@ -150,3 +153,21 @@ def test_sampler_box_covers_every_servable_demand(paper):
 def test_monitor_states_are_fixed(paper):
     assert [s.demand for s in monitor_states(paper)] == [s.demand for s in monitor_states(paper)]
     assert len(monitor_states(paper)) == 10
+
+
+def test_learners_import_without_pettingzoo_or_gymnasium():
+    """Only the PettingZoo wrapper needs PettingZoo: with both libraries made unimportable, the
+    environment's pieces and both learner plugins still import (and the wrapper says why not)."""
+    code = """
+import sys
+sys.modules["pettingzoo"] = sys.modules["gymnasium"] = None  # any import of them now fails
+import dispatchbench.learn.marl_env, dispatchbench.learn.lifecycle, dispatchbench.learn.tvc.training
+import dispatchbench.solvers.madrl_tvc, dispatchbench.solvers.maddpg
+try:
+    import dispatchbench.learn.pettingzoo_env
+except ImportError as exc:
+    print("wrapper:", exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrapper:" in proc.stdout and ("gymnasium" in proc.stdout or "pettingzoo" in proc.stdout)

@@ -77,12 +77,16 @@ def model_key(problem_file: str | Path, spec: str, seed: int, steps: int) -> Mod
 
 def code_closure(source: Path, module: str, package: str = "dispatchbench") -> dict[str, Path]:
     """``source`` (the file of ``module``) and the file of every ``package`` module it imports,
-    directly or through other such modules, by module name."""
+    directly or through other such modules, by module name — with the ``__init__`` of every
+    subpackage such a module lives in (importing ``pkg.sub.mod`` runs ``pkg/sub/__init__.py``
+    first), so a learner split into a subpackage (``dispatchbench.learn.tvc``) is covered
+    whole. The root package's own ``__init__`` is left out unless imported by name: it is the
+    public API's index of lazy names, and adding a name to it changes no model."""
     found: dict[str, Path] = {module: Path(source)}
     todo = [(module, Path(source))]
     while todo:
         name, path = todo.pop()
-        for target in _imported(name, path, is_package=path.name == "__init__.py"):
+        for target in _imported(name, path, is_package=path.name == "__init__.py") | _parents(name, package):
             if target in found or not (target == package or target.startswith(package + ".")):
                 continue
             try:
@@ -94,6 +98,14 @@ def code_closure(source: Path, module: str, package: str = "dispatchbench") -> d
             found[target] = Path(spec.origin)
             todo.append((target, Path(spec.origin)))
     return found
+
+
+def _parents(module: str, package: str) -> set[str]:
+    """The subpackages ``module`` lives in, below ``package``: ``a.b.c.d`` -> ``{a.b, a.b.c}``."""
+    parts = module.split(".")
+    if parts[0] != package:
+        return set()
+    return {".".join(parts[:k]) for k in range(2, len(parts))}
 
 
 def code_sha256(files: dict[str, Path]) -> str:

@@ -34,7 +34,7 @@ import hashlib
 import platform
 import random
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -413,10 +413,6 @@ def probe_reward(problem: Problem, state: State, dispatch: Dispatch) -> float:
     violation, in units of the environment's cost scale."""
     ev = evaluate(problem, state, dispatch)
     return -(ev.cost + PROBE_PENALTY_PER_KW * sum(ev.violations.values())) / cost_scale(problem)
-
-
-def probe_rewards(problem: Problem, states: Iterable[State], dispatches: Iterable[Dispatch]) -> list[float]:
-    return [probe_reward(problem, s, d) for s, d in zip(states, dispatches)]
 
 
 # ---- parameter ranges ------------------------------------------------------------------------

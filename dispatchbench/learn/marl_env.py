@@ -1,10 +1,14 @@
-"""The dispatch problem as a multi-agent environment (PettingZoo ``ParallelEnv``).
+"""The dispatch problem as a multi-agent environment: observations, actions, reward, sampler.
 
 One agent per charger group; every decision is one static step (paper IV.A: a fresh state per
 decision, no history). The pieces an agent needs at execution — its observation, the mapping of
 its raw action into its own feasible set — are plain functions, so a trained solver uses exactly
 what the environment used during training without building an environment. The reward is the
 only place cost coefficients enter: learners see rewards, never ``a, b, c, g, h``.
+
+The same pieces wrapped as a PettingZoo ``ParallelEnv`` (for MARL libraries) are in
+``pettingzoo_env.py``; this module needs neither PettingZoo nor gymnasium, so the learners
+import it without them.
 
 See ``docs/learning.md`` for the setting in prose.
 """
@@ -17,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.instances.protocol import TRAINING
@@ -218,27 +220,6 @@ class StateBox:
         v2g_pmax = np.array([g.p_max for g in problem.groups if g.is_v2g])
         return cls(np.zeros(len(problem.regions)), cap + problem.cs_max, np.zeros(len(v2g_pmax)), 2.0 * v2g_pmax)
 
-    @classmethod
-    def covering(cls, problem: Problem, states: Sequence[State], margin: float = 0.25) -> StateBox:
-        """The hull of ``states`` widened by ``margin`` of its width on each side (kept ≥ 0)."""
-        demand, avail = _state_arrays(problem, states)
-        v = avail[:, problem.is_v2g]
-
-        def widen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            lo, hi = x.min(0), x.max(0)
-            pad = margin * np.maximum(hi - lo, 1.0)
-            return np.maximum(lo - pad, 0.0), hi + pad
-
-        return cls(*widen(demand), *widen(v))
-
-    def union(self, other: StateBox) -> StateBox:
-        return StateBox(
-            np.minimum(self.demand_low, other.demand_low),
-            np.maximum(self.demand_high, other.demand_high),
-            np.minimum(self.v2g_low, other.v2g_low),
-            np.maximum(self.v2g_high, other.v2g_high),
-        )
-
     def to_json(self, problem: Problem) -> dict[str, Any]:
         return {
             **{
@@ -353,75 +334,3 @@ def monitor_states(problem: Problem, n: int = 10, seed: int = MONITOR_SEED) -> l
     """The fixed random states whose reward the training log tracks (paper Fig. 5)."""
     states = StateSampler(problem, seed=seed).sample_many(n)
     return [State(f"monitor{i}", s.demand, s.v2g_available) for i, s in enumerate(states)]
-
-
-# ---- the environment ----------------------------------------------------------------------
-class DispatchEnv(ParallelEnv):
-    """One static decision per episode: reset draws a state, one step of all agents ends it."""
-
-    metadata = {"name": "dispatchbench_v0", "render_modes": []}
-
-    def __init__(
-        self,
-        problem: Problem,
-        *,
-        sampler: StateSampler | None = None,
-        seed: int | None = None,
-        reward: RewardConfig = RewardConfig(),
-        search: DistributedSearch | None = None,
-    ) -> None:
-        self.problem = problem
-        self.sampler = sampler or StateSampler(problem, seed=0 if seed is None else seed)
-        if seed is not None and sampler is not None:
-            self.sampler.reseed(seed)
-        self.reward = reward
-        self.search = search or DistributedSearch(problem)
-        self.possible_agents = agent_ids(problem)
-        self.agents: list[str] = []
-        self.state_now: State | None = None
-        self._obs_space = spaces.Box(0.0, np.inf, (OBS_DIM,), np.float32)
-        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Box:
-        return self._act_space
-
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self.sampler.reseed(seed)
-            for i in range(len(self.possible_agents)):
-                self._act_space.seed(seed + i)
-        forced = (options or {}).get("state")
-        self.state_now = forced if isinstance(forced, State) else self.sampler.sample()
-        self.agents = list(self.possible_agents)
-        obs = observations(self.problem, self.state_now)
-        return obs, {a: {"state": self.state_now.label} for a in self.agents}
-
-    def step(self, actions: dict[str, np.ndarray]):
-        if self.state_now is None or not self.agents:
-            raise RuntimeError("call reset() before step(): every episode is one step")
-        raw = np.array([float(np.asarray(actions.get(a, [-1.0])).reshape(-1)[0]) for a in self.possible_agents])
-        out = outcome(self.problem, self.state_now, raw, reward=self.reward, search=self.search)
-        obs = observations(self.problem, self.state_now)
-        rewards = {a: float(out.rewards[i]) for i, a in enumerate(self.possible_agents)}
-        infos = {
-            a: {
-                "cost": float(out.evaluation.group_costs[i]),
-                "team_cost": out.evaluation.cost,
-                "team_reward": out.team_reward,
-                "violation_kw": out.violation_kw,
-                "mapped_power": float(out.mapped.power[0, i]),
-                "balanced_power": float(out.dispatch.power[i]),
-                "moved_kw": float(out.moved_kw[i]),
-                "on": bool(out.dispatch.on[i]),
-                "feasible": out.feasible_commitment,
-                "messages": out.messages,
-                "state": self.state_now.label,
-            }
-            for i, a in enumerate(self.possible_agents)
-        }
-        done = {a: True for a in self.possible_agents}
-        self.agents = []
-        return obs, rewards, done, {a: False for a in self.possible_agents}, infos

@@ -1,0 +1,128 @@
+"""A decision at execution: the rounds, a repair by ratings where needed, and optionally a search.
+
+The policy and move rounds (``rounds.py``) run on all states of a call at once; then, per
+state, a plan that cannot meet the balances is repaired by ratings (``repair.py``) before one
+more clearing, and with ``refine > 0`` ("TVC + local search", a row of its own) up to ``refine``
+rounds of flip and hand-over tests priced on the agents' own learned costs. Each state's answer
+equals its one-by-one answer; its messages are counted per state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dispatchbench.formulations.distributed_search import SearchResult
+from dispatchbench.learn.tvc.ledger import MessageLedger
+from dispatchbench.learn.tvc.plans import neighbours
+from dispatchbench.learn.tvc.repair import repair
+from dispatchbench.learn.tvc.rounds import clear_again, policy_rounds
+from dispatchbench.learn.tvc.team import Team
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.problem import State
+
+
+@dataclass
+class Decision:
+    """One state's dispatch (in the team's group order) and what deciding it took."""
+
+    dispatch: Dispatch
+    info: dict[str, Any]  # messages, searches, moves, move_hearings, commitment_repaired, refined_flips,
+    # balanced (False: even the repaired plan cannot meet the balances), price, iterations
+
+
+def decide(team: Team, state: State, obs: np.ndarray, *, refine: int = 0) -> Decision:
+    """Execution at one state (``obs`` is ``(G, 3)``): a batch of one."""
+    return decide_batch(team, [state], obs[None], refine=refine)[0]
+
+
+def decide_batch(team: Team, states: Sequence[State], obs: np.ndarray, *, refine: int = 0) -> list[Decision]:
+    """Execution at many states (``obs`` is ``(B, G, 3)``): the policy rounds on all states at
+    once (every network on all its features, one vectorised price search per round); then,
+    per state, a repair if the plan cannot serve the demand and up to ``refine`` rounds of
+    learned flip tests."""
+    run = policy_rounds(team, states, obs)
+    ledger = run.ledger
+    on, result, flips = repair_batch(team, states, run.on, run.preference, run.result, ledger)
+    decisions = []
+    for j, state in enumerate(states):
+        plan, cleared, refined = on[j], result.row(j), 0
+        for _ in range(refine if team.problem.commitment else 0):
+            better = flip_test(team, state, obs[j], plan, cleared, ledger, j)
+            if better is None:
+                break
+            (plan, cleared), refined = better, refined + 1
+        searches = int(ledger.clearings[j])
+        info = {
+            "messages": int(ledger.messages[j]),
+            "searches": searches,
+            "moves": int(run.moves[j]),
+            "move_hearings": int(ledger.hearings[j]),
+            "commitment_repaired": int(flips[j]),
+            "refined_flips": refined,
+            "balanced": bool(cleared.feasible[0]),
+            "price": float(cleared.balanced.system_signal[0]),
+            "iterations": 2 * team.hp.search_iterations * searches,
+        }
+        decisions.append(Decision(dispatch=cleared.dispatch(team.problem, plan), info=info))
+    return decisions
+
+
+def repair_batch(
+    team: Team,
+    states: Sequence[State],
+    on: np.ndarray,
+    preference: np.ndarray,
+    result: SearchResult,
+    ledger: MessageLedger,
+) -> tuple[np.ndarray, SearchResult, np.ndarray]:
+    """Every state whose plan cannot meet the balances is repaired by ratings (``repair.py``,
+    the agents' ``preference`` breaking ties) and the repaired plans are cleared in one batch.
+    Returns the plans, their clearing and the flips per state."""
+    on = on.copy()
+    flips = np.zeros(len(states), dtype=np.int64)
+    for j in np.flatnonzero(~result.feasible) if team.problem.commitment else ():
+        on[j], flips[j] = repair(team.problem, states[j], on[j], preference[j])
+    if not flips.any():
+        return on, result, flips
+    result = clear_again(team, states, on, result, flips > 0, ledger)
+    for j in np.flatnonzero(flips):
+        ledger.send(j, team.repair_messages(int(flips[j])))
+    return on, result, flips
+
+
+def flip_test(
+    team: Team,
+    state: State,
+    obs: np.ndarray,
+    on: np.ndarray,
+    current: SearchResult,
+    ledger: MessageLedger,
+    row: int,
+) -> tuple[np.ndarray, SearchResult] | None:
+    """Decision-time search (``refine``): the agents test their solo flips and hand-overs (one
+    stops, one starts; up to ``max_swaps``, a fixed sample when there are more) against the
+    plan with their *learned* costs: each candidate is cleared, each agent prices its own
+    output on its own cost network, the team sums the estimates over the tree, and the best
+    candidate that lowers the estimate is taken (``None``: none does). Hand-overs get a plan out
+    of the states where every solo flip is worse (a repaired plan with the wrong group of a
+    region running). ``row``: the state's row in ``ledger``."""
+    trials = neighbours(on, len(team.agents), team.hp.max_swaps, np.random.default_rng(0))
+    result = team.clear(state, trials)
+    ledger.cleared(row, result.messages * len(trials), clearings=len(trials))
+    plans = np.concatenate([on[None], trials])
+    power = np.concatenate([current.balanced.power, result.balanced.power])
+    feasible = np.concatenate([current.feasible, result.feasible])
+    estimate = np.zeros(len(plans))
+    for i, agent in enumerate(team.agents):  # each agent's own estimate of its own bill
+        own = agent.learned_cost(np.repeat(obs[i][None], len(plans), 0), power[:, i])
+        estimate += np.where(plans[:, i], own, 0.0)
+    ledger.send(row, len(plans) * team.sum_messages)
+    estimate = np.where(feasible, estimate, np.inf)
+    k = int(np.argmin(estimate))
+    if k == 0 or not estimate[k] < estimate[0] - 1e-9 * abs(estimate[0]):
+        return None
+    return plans[k], team.clear(state, plans[k])  # the chosen candidate's clearing, as the agents heard it
