@@ -55,10 +55,10 @@ from tqdm import tqdm
 from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, make_executor
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import ResultsStore, file_sha256
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
-from dispatchbench.bench.solver_api import Capabilities
+from dispatchbench.bench.solver_api import SUCCESS, Capabilities
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -68,7 +68,6 @@ DEFAULT_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week per state: beyond it a limit is a typo (and overflows timers)
 SEED_MAX = int(np.iinfo(np.uint32).max)  # numpy's seeding takes 32-bit seeds; 0..2**32-1
 MAX_SEEDS = 10_000  # "0-99999999" would plan a hundred million cells before saying anything
-SUCCESS = ("optimal", "feasible")
 
 
 # ---- what to run ------------------------------------------------------------------------------
@@ -264,6 +263,14 @@ def plan_cells(
     return cells, skipped
 
 
+def planned_cell(cell: Cell) -> PlannedCell:
+    """A cell as the manifest records it: the rows it may write and the flags they carry."""
+    caps = cell.solver.capabilities
+    return PlannedCell(
+        cell.solver.spec, cell.seed, cell.states.file.sha256, cell.todo, caps.exact, caps.stochastic, caps.learns
+    )
+
+
 # ---- from an outcome to a row ------------------------------------------------------------------
 
 
@@ -405,7 +412,7 @@ def run_benchmark(
                 raise InputError(
                     store.out_dir,
                     "results",
-                    f"holds an earlier run ({len(store.read_rows())} rows)",
+                    f"holds an earlier run ({store.row_count()} rows)",
                     "add --resume to continue it, --force to overwrite it, or choose another --out",
                 )
             store.clear()
@@ -413,6 +420,9 @@ def run_benchmark(
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store.repair_parts(run_id)
         cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
+        if cells:  # the plan goes on disk before any row: a row it does not list was not written here
+            labels = {sha: plan.labels for sha, plan in states.items()}
+            store.record_run(run_id, problem_file.sha256, labels, [planned_cell(c) for c in cells])
         summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
         meta = {
             "run_id": run_id,

@@ -20,6 +20,7 @@ from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem, State
 
 STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
+SUCCESS = ("optimal", "feasible")  # the statuses that carry a cost (the evaluator's)
 
 
 @dataclass(frozen=True)
