@@ -378,7 +378,10 @@ def report(
         str | None,
         typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
     ] = None,
-    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = "pso",
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Method the improvement column is relative to (default: the certified optimum's)."),
+    ] = None,
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"

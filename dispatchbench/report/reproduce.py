@@ -455,7 +455,7 @@ def reproduce(
         out_dir,
         out_root=report_root,
         name=report_name or out_dir.resolve().name,
-        baseline=spec.baseline,
+        baseline=spec.baseline if parse_spec(spec.baseline)[0] in installed else None,  # else: the optimum's
         state=spec.state,
     )
     outcome.report = files.html

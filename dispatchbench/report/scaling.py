@@ -37,8 +37,10 @@ import pandas as pd
 from dispatchbench.bench.executors import make_executor
 from dispatchbench.bench.model_cache import ModelCache
 from dispatchbench.bench.plugins import parse_spec
-from dispatchbench.bench.results_store import load_results, parse_json_cell
+from dispatchbench.bench.rescore import load_results
+from dispatchbench.bench.results_store import parse_json_cell
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.bench.solver_api import SUCCESS
 from dispatchbench.instances.generate_problem import write_problem
 from dispatchbench.instances.protocol import TEST, test_states
 from dispatchbench.model.errors import InputError
@@ -53,7 +55,6 @@ SUMMARY_FILE = "summary.csv"
 INSTANCE_SEED = TEST.seed(0)  # the instances, like their states, come from the test split
 SCIP_CERTIFIED = "scip"
 SCIP_PRACTICAL = "scip[rel_gap=0.0001]"
-SUCCESS = ("optimal", "feasible")
 
 
 @dataclass(frozen=True)
