@@ -32,6 +32,7 @@ of the row) and ``cost_check`` (``ok``, ``no dispatch``, or what disagreed).
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ from dispatchbench.model.state_file import load_states
 
 COST_MATCH_RTOL = 1e-9  # stored vs recomputed: the same formula, so only rounding may differ
 CHECK_OK, CHECK_NO_DISPATCH = "ok", "no dispatch"
+_BOOL, _NUMBER = {bool}, {int, float}  # JSON's types: a bool is no number here, a text no bool
+_on, _power = operator.itemgetter("on"), operator.itemgetter("power")
 FIX_ROW = "delete that row and run its state again with --resume"
 
 
@@ -70,22 +73,28 @@ class Rescored:
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
-    """The rows of a ``run`` (or ``reproduce``) folder, one per solver x seed x state, re-scored."""
-    return rescore_folders([folder]).frame
+    """The rows of a ``run`` (or ``reproduce``) folder, one per solver x seed x state, re-scored;
+    ``params``, ``info`` and ``dispatch`` as JSON text, as in ``results.parquet``."""
+    return rescore_folders([folder], json_text=True).frame
 
 
-def rescore_folders(folders: Sequence[str | Path]) -> Rescored:
+def rescore_folders(folders: Sequence[str | Path], *, json_text: bool = False) -> Rescored:
     """Read every folder strictly and re-score every row; a folder given twice counts once, and
-    the same (problem, state file, state, spec, seed) in two folders is an error naming both."""
+    the same (problem, state file, state, spec, seed) in two folders is an error naming both.
+    ``params``, ``info`` and ``dispatch`` keep their objects unless ``json_text``."""
     unique = list({Path(f).resolve(): Path(f) for f in folders}.values())
     stored = [read_results(f) for f in unique]
     check_unique(stored)
     inputs = InputFiles()
     frames, notes = [], []
     for s in stored:
-        frames.append(rescore(s, inputs))
+        frames.append(rescore(s, inputs, json_text))
         notes += s.notes
-    frame = pd.concat(frames, ignore_index=True) if frames else rescore(StoredRows(Path("."), [], [], []), inputs)
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else rescore(StoredRows(Path("."), [], [], []), inputs, json_text)
+    )
     result = Rescored(frame, inputs.problems, inputs.states_by_key, notes)
     bad = result.disagreements
     if len(bad):
@@ -165,9 +174,13 @@ class InputFiles:
 # ---- re-scoring one folder -----------------------------------------------------------------------
 
 
-def rescore(stored: StoredRows, inputs: InputFiles) -> pd.DataFrame:
+def rescore(stored: StoredRows, inputs: InputFiles, json_text: bool = True) -> pd.DataFrame:
     """One folder's rows with the evaluator's verdicts (steps 2-5 of the module docstring)."""
-    rows = [dict(r) for r in stored.rows]
+    rows = stored.rows  # read only: the verdicts go into the columns below
+    status = [r["status"] for r in rows]
+    cost: list[float | None] = [None] * len(rows)
+    violation: list[float | None] = [None] * len(rows)
+    reason = [r.get("reason") for r in rows]
     checks = [CHECK_NO_DISPATCH] * len(rows)
     batches: dict[str, list[tuple[int, State, tuple[list, list, list]]]] = {}
     for i, row in enumerate(rows):
@@ -183,7 +196,6 @@ def rescore(stored: StoredRows, inputs: InputFiles) -> pd.DataFrame:
             )
         data = row.get("dispatch")
         if data is None:  # no success and no cost (read_results refuses a claim without a dispatch)
-            row["cost"] = row["max_violation"] = None
             continue
         try:
             arrays = dispatch_arrays(problem, data)
@@ -200,27 +212,30 @@ def rescore(stored: StoredRows, inputs: InputFiles) -> pd.DataFrame:
             np.array([a[1] for _, _, a in batch], dtype=float).reshape(len(batch), len(problem.groups)),
             np.array([a[2] for _, _, a in batch], dtype=float).reshape(len(batch), len(problem.regions)),
         )
-        feasible, max_violation = ev.feasible, ev.max_violation
+        feasible, worst_kw, costs = ev.feasible.tolist(), ev.max_violation.tolist(), ev.cost.tolist()
         for k, (i, _, _) in enumerate(batch):
             if not ev.finite[k]:
                 raise stored.error(i, "its dispatch holds NaN or infinite values", FIX_ROW)
             row = rows[i]
-            claimed, stored_cost = row["status"], row.get("cost")
-            violation = float(max_violation[k])
+            claimed = row["status"]
             if feasible[k]:
-                status, cost = success_status(claimed, row["exact"]), float(ev.cost[k])
+                status[i], cost[i] = success_status(claimed, row["exact"]), costs[k]
             else:
-                status, cost = "infeasible", None
-            checks[i] = _verdict_check(claimed, stored_cost, status, cost, ev.worst(k) if not feasible[k] else "")
-            if status != claimed:
-                row["reason"] = (
-                    violation_reason(ev.worst(k), violation, float(ev.tolerance[k]))
-                    if status == "infeasible"
-                    else f"re-scored {status} (stored {claimed}{': ' + row['reason'] if row.get('reason') else ''})"
+                status[i] = "infeasible"
+            violation[i] = worst_kw[k]
+            checks[i] = _verdict_check(claimed, row.get("cost"), status[i], cost[i], "" if feasible[k] else ev.worst(k))
+            if status[i] != claimed:
+                reason[i] = (
+                    violation_reason(ev.worst(k), worst_kw[k], float(ev.tolerance[k]))
+                    if status[i] == "infeasible"
+                    else f"re-scored {status[i]} (stored {claimed}{': ' + row['reason'] if row.get('reason') else ''})"
                 )
-            row.update(status=status, cost=cost, max_violation=violation)
 
-    frame = rows_to_frame(rows)
+    frame = rows_to_frame(rows, json_text)
+    frame["status"] = pd.array(status, dtype="string")
+    frame["cost"] = pd.array(cost, dtype="float64")
+    frame["max_violation"] = pd.array(violation, dtype="float64")
+    frame["reason"] = pd.array(reason, dtype="string")
     frame["source"] = pd.array([stored.source(i) for i in range(len(rows))], dtype="string")
     frame["cost_check"] = pd.array(checks, dtype="string")
     return frame
@@ -256,14 +271,22 @@ def dispatch_arrays(problem: Problem, data: Any) -> tuple[list[bool], list[float
             f"{len(problem.groups)} and {len(problem.regions)}"
         )
     try:
-        entries = [groups[g] for g in problem.group_names]
-        on = [e["on"] for e in entries]
-        power = [e["power"] for e in entries]
-        flows = [imports[r] for r in problem.region_names]
+        # the harness writes groups and regions in the problem's order: then no lookup by name
+        entries = (
+            list(groups.values())
+            if list(groups) == list(problem.group_names)
+            else [groups[g] for g in problem.group_names]
+        )
+        flows = (
+            list(imports.values())
+            if list(imports) == list(problem.region_names)
+            else [imports[r] for r in problem.region_names]
+        )
+        on, power = list(map(_on, entries)), list(map(_power, entries))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"no entry {exc}") from None
-    if not all(type(v) is bool for v in on):
+    if not set(map(type, on)) <= _BOOL:
         raise ValueError("an 'on' value is not true or false")
-    if not all(type(v) in (int, float) for v in power) or not all(type(v) in (int, float) for v in flows):
+    if not set(map(type, power)) <= _NUMBER or not set(map(type, flows)) <= _NUMBER:
         raise ValueError("a power or import is not a number")
     return on, power, flows
