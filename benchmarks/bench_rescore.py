@@ -8,7 +8,8 @@ Its 96 rows are then repeated as many planned cells (spec ``scip[copy=k]``) as i
 re-scored exactly as a run's rows would be. Timed: reading and checking the rows
 (``read_results``: parse, columns and types, plan, duplicates), and the whole
 ``rescore_folders`` (inputs reloaded and hashed, every dispatch scored by ``evaluate_many``).
-Also timed for comparison: the evaluator called once per row, as the report did before.
+Also timed for comparison: what ``load_results`` did before (parse the log and make the frame,
+nothing checked), and the evaluator called once per row, as the report did on top of that.
 
 Usage::
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from dispatchbench.bench.harness import run_benchmark
 from dispatchbench.bench.rescore import dispatch_arrays, load_results, rescore_folders
-from dispatchbench.bench.results_store import MANIFEST_FILE, ROWS_FILE, read_results
+from dispatchbench.bench.results_store import MANIFEST_FILE, ROWS_FILE, read_results, rows_to_frame
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem_file import load_problem
@@ -77,6 +78,11 @@ def main() -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         load_results(folder)
         api_s, api_cpu = time.perf_counter() - t0, time.process_time() - c0
+
+        t0, c0 = time.perf_counter(), time.process_time()  # what load_results did before: parse and frame only
+        raw = (folder / ROWS_FILE).read_bytes().split(b"\n")[:-1]
+        rows_to_frame([json.loads(line) for line in raw])
+        unchecked_s, unchecked_cpu = time.perf_counter() - t0, time.process_time() - c0
         assert len(scored.frame) == rows and (scored.frame["cost_check"] == "ok").all()
 
         size = (folder / ROWS_FILE).stat().st_size
@@ -95,6 +101,10 @@ def main() -> None:
         "read_and_check": {"wall_s": round(read_s, 2), "cpu_s": round(read_cpu, 2)},
         "rescore_folders (table, report)": {"wall_s": round(total_s, 2), "cpu_s": round(total_cpu, 2)},
         "load_results (API, JSON text)": {"wall_s": round(api_s, 2), "cpu_s": round(api_cpu, 2)},
+        "unchecked parse + frame (load_results before)": {
+            "wall_s": round(unchecked_s, 2),
+            "cpu_s": round(unchecked_cpu, 2),
+        },
         "one_evaluate_call_per_row_us": round(1e6 * per_row_s, 1),
         "one_evaluate_call_per_row_estimate_s": round(per_row_s * rows, 1),
         "load_average_1min": round(load_before, 1),

@@ -295,11 +295,14 @@ class ResultsStore:
             finally:
                 os.close(fd)
 
-    def read_log(self) -> StoredRows:
+    def read_log(self, *, in_flight_tail: bool = False) -> StoredRows:
         """Every row of ``rows.jsonl`` with its line number; a line that is cut off (a kill while
         writing it: ``run --resume`` repairs that), not JSON, or not an object is an InputError
-        naming it — never skipped."""
+        naming it — never skipped. ``in_flight_tail`` leaves a cut-off last line out instead: the
+        writer's own view, where that line is being written or is dropped by :meth:`repair_tail`."""
         data = self._log_bytes()
+        if in_flight_tail:
+            data = data[: data.rfind(b"\n") + 1]
         rows, entries = [], []
         lines = data.split(b"\n")
         for number, raw in enumerate(lines, start=1):
@@ -324,8 +327,10 @@ class ResultsStore:
         return StoredRows(self.out_dir, rows, [ROWS_FILE] * len(rows), entries)
 
     def read_rows(self) -> list[dict[str, Any]]:
-        """Every row of the log (see :meth:`read_log`)."""
-        return self.read_log().rows
+        """The log's complete rows, for the writer and for watching a run: a last line still being
+        written is left out, anything else unreadable raises (see :meth:`read_log`). Readers that
+        show results use :func:`read_results`, which refuses a cut-off line too."""
+        return self.read_log(in_flight_tail=True).rows
 
     def read_checked(self) -> StoredRows:
         """The log's rows, checked against the manifest and for duplicates (see :func:`read_results`)."""

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dispatchbench.bench import safe_files
 from dispatchbench.bench.executors import make_executor
 from dispatchbench.bench.model_cache import ModelCache
 from dispatchbench.bench.plugins import parse_spec
@@ -425,7 +426,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         ),
         Table(pd.DataFrame([{"field": k, "value": str(v)} for k, v in machine.items()]), digits=3),
     ]
-    (folder / "report.md").write_text(to_markdown(blocks))
-    (folder / "report.html").write_text(to_html(blocks, title="dispatchbench scaling study"))
-    summary.to_csv(folder / SUMMARY_FILE, index=False)
+    safe_files.write_text(folder, "report.md", to_markdown(blocks))  # temp file + rename, never through a link
+    safe_files.write_text(folder, "report.html", to_html(blocks, title="dispatchbench scaling study"))
+    safe_files.write_text(folder, SUMMARY_FILE, summary.to_csv(index=False))
     return folder
