@@ -339,10 +339,11 @@ def method_order(frame: pd.DataFrame) -> list[str]:
     """Methods exact first, then classical, then learned (by the plugins' capability flags, not
     their names), alphabetically by label within each kind."""
     flags = frame.groupby("method")[["exact", "learns"]].first().fillna(False).astype(bool)
+    labels = method_labels(list(flags.index), frame)
 
     def rank(method: str) -> tuple[int, str, str]:
         exact, learns = flags.loc[method, "exact"], flags.loc[method, "learns"]
-        return (2 if learns else 0 if exact else 1), short_label(method), method
+        return (2 if learns else 0 if exact else 1), labels[method], method
 
     return sorted(flags.index, key=rank)
 
@@ -357,8 +358,8 @@ def method_label(row: Mapping[str, Any]) -> str:
 
 
 def method_labels(methods: list[str], frame: pd.DataFrame | None = None) -> dict[str, str]:
-    """Unique labels (:func:`method_label` of each method's first row), in the given order; a
-    second method with the same label gets ``(2)``."""
+    """Unique labels (:func:`method_label` of each method's first row in ``frame``), in the given
+    order; a second method with the same label gets ``(2)``."""
     firsts = (
         frame.drop_duplicates("method").set_index("method", drop=False)
         if frame is not None and "label" in frame
