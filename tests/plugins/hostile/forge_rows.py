@@ -18,6 +18,7 @@ class ForgeRows(Scip):
     name = "forge_rows"
     description = "test only: appends a forged optimal row to the results folder, then solves with SCIP"
     parameters = {**Scip.parameters, "folder": ""}
+    contract_solve = False  # needs a results folder to forge into: the plugin contract does not run it
 
     def solve(self, problem, states, *, seed=0, time_limit=None):
         log = Path(self.params["folder"]) / "rows.jsonl"
