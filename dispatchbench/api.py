@@ -151,12 +151,17 @@ def run(
 
 
 def load_results(folder: PathLike) -> pd.DataFrame:
-    """The rows of a ``run`` (or ``reproduce``) output folder, one per solver x seed x state.
+    """The rows of a ``run`` (or ``reproduce``) output folder, one per solver x seed x state,
+    re-scored by the evaluator as ``table`` and ``report`` do (``dispatchbench.bench.rescore``).
 
-    ``params``, ``info`` and ``dispatch`` are JSON text, as in ``results.parquet``; the other
-    columns are typed (costs float, nulls where a value is missing).
+    ``status``, ``cost`` and ``max_violation`` are the evaluator's verdict on each stored dispatch;
+    ``cost_check`` is ``ok``, ``no dispatch`` or what the stored result said instead, and ``source``
+    the file and line of the row. ``params``, ``info`` and ``dispatch`` are JSON text, as in
+    ``results.parquet``; the other columns are typed (costs float, nulls where a value is missing).
+    A row that is unreadable, unplanned, repeated or claims a cost without a dispatch, and a
+    problem or state file that is missing or changed since the run, raise :class:`InputError`.
     """
-    from dispatchbench.bench.results_store import load_results as load_folder
+    from dispatchbench.bench.rescore import load_results as load_folder
 
     return load_folder(folder)
 

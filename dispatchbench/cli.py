@@ -22,7 +22,7 @@ from rich.text import Text
 from dispatchbench import __version__
 from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
 from dispatchbench.bench.scoring import Record, solve_and_score
-from dispatchbench.contract.defaults import DEFAULT_BASELINE, DEFAULT_SOLVER
+from dispatchbench.contract.defaults import DEFAULT_SOLVER
 from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
@@ -377,7 +377,10 @@ def report(
         str | None,
         typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
     ] = None,
-    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = DEFAULT_BASELINE,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Method the improvement column is relative to (default: the certified optimum's)."),
+    ] = None,
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"

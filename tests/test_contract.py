@@ -150,11 +150,14 @@ def test_tables_and_report_name_methods_by_label_and_fall_back_to_the_spec(label
     types = make_tables([labelled_run], "scip", out_dir=tmp_path / "t").tables[0].table.set_index("method")["type"]
     assert types.to_dict() == {"scip": "exact", "labelled[flavour=mild]": "exact, third party"}
 
-    old = tmp_path / "old"  # the same rows as an older version wrote them: no label, no family
+    old = tmp_path / "old"  # the same rows as an older version wrote them: no label, no family, no manifest
     old.mkdir()
     rows = [json.loads(line) for line in (labelled_run / "rows.jsonl").read_text().splitlines()]
     (old / "rows.jsonl").write_text(
-        "".join(json.dumps({k: v for k, v in r.items() if k not in ("label", "family")}) + "\n" for r in rows)
+        "".join(
+            json.dumps({**{k: v for k, v in r.items() if k not in ("label", "family")}, "schema_version": 2}) + "\n"
+            for r in rows
+        )
     )
     assert set(method_labels(load_scored(old).frame).values()) == {"scip", "labelled[flavour=mild]"}
     types = make_tables([old], "scip", out_dir=tmp_path / "t2").tables[0].table.set_index("method")["type"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hand_results import copy_results, write_planned
 
 from dispatchbench.bench.harness import run_benchmark
 from dispatchbench.bench.model_cache import ModelCache
@@ -118,8 +119,7 @@ def test_figure_data_is_the_evaluators(results):
 
 
 def test_tampered_stored_cost_is_caught_and_not_used(results, tmp_path):
-    copy = tmp_path / "results"
-    copy.mkdir()
+    copy = copy_results(results, tmp_path / "results")
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     target = next(r for r in rows if r["solver"] == "scip" and r["state"] == "tableIV")
     true_cost = target["cost"]
@@ -134,13 +134,17 @@ def test_tampered_stored_cost_is_caught_and_not_used(results, tmp_path):
 
 
 def test_input_file_changed_since_the_run_is_refused(results, tmp_path):
-    copy = tmp_path / "results"
-    copy.mkdir()
+    copy = copy_results(results, tmp_path / "results")
+    edited = tmp_path / "edited-problem.toml"  # the run's problem file, edited after the run
+    edited.write_text(PROBLEM.read_text().replace("cs_max = ", "cs_max = 1 + ", 1))
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     for r in rows:
-        r["problem_sha256"] = "0" * 64
+        r["problem_file"] = str(edited)
     (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(InputError, match="changed since the run"):
+        load_scored(copy)
+    edited.unlink()
+    with pytest.raises(InputError, match="named by the results but not found"):
         load_scored(copy)
 
 
@@ -215,9 +219,9 @@ LONG_NLOPT = (
 
 def _hostile_copy(results: Path, tmp_path: Path) -> Path:
     """The results with user-supplied strings an attacker controls: a plugin's error message, a
-    solver spec, run metadata, a reproduce failure reason; NLopt renamed to a long spec."""
+    solver spec (one no spec syntax reads), run metadata, a reproduce failure reason; NLopt
+    renamed to a long spec. The manifest plans these rows, as a run of such plugins would."""
     copy = tmp_path / "hostile"
-    copy.mkdir()
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     for r in rows:
         r["hostname"] = PAYLOADS[0]
@@ -241,7 +245,11 @@ def _hostile_copy(results: Path, tmp_path: Path) -> Path:
         reason=f"plugin said {PAYLOADS[0]} and {PAYLOADS[1]} " + "x" * 300,
     )
     rows.append(failed)
-    (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    day_row = next(r for r in rows if r["solver"] == "scip" and r["state"] != "tableIV")
+    unreadable = dict(day_row, solver=f"{PAYLOADS[0]} & co", solver_name="x", status="error", cost=None, dispatch=None)
+    unreadable.update(exact=False, reason="& <b>why</b>")
+    rows.append(unreadable)  # a spec parse_spec refuses: the report must show it, not fail on it
+    write_planned(copy, rows)
     (copy / "reproduce.json").write_text(
         json.dumps(
             {
@@ -357,16 +365,16 @@ def test_report_name_must_be_a_plain_folder_name(results, tmp_path, name):
     assert not reports.exists() or not any(reports.iterdir())
 
 
-def test_report_replaces_a_planted_link_instead_of_writing_through_it(results, tmp_path):
+@pytest.mark.parametrize("planted", ["report.html", "report.md", "fig5a_training_reward.png"])
+def test_report_refuses_a_planted_link_instead_of_writing_through_it(results, tmp_path, planted):
     outside = tmp_path / "outside.html"
     outside.write_text("untouched")
     folder = tmp_path / "reports" / "linked"
     folder.mkdir(parents=True)
-    (folder / "report.html").symlink_to(outside)
-    (folder / "fig5a_training_reward.png").symlink_to(outside)
-    build_report(results, out_root=tmp_path / "reports", name="linked")
-    assert outside.read_text() == "untouched"
-    assert not (folder / "report.html").is_symlink()
+    (folder / planted).symlink_to(outside)
+    with pytest.raises(InputError, match=f"{planted}: file: is a symbolic link"):
+        build_report(results, out_root=tmp_path / "reports", name="linked")
+    assert outside.read_text() == "untouched" and (folder / planted).is_symlink()
 
 
 WIDTH_PROBE = """<script>
@@ -418,9 +426,7 @@ def test_days(results, tmp_path_factory) -> Path:
     from dispatchbench.instances.state_families import write_states
     from dispatchbench.model.problem_file import load_problem
 
-    copy = tmp_path_factory.mktemp("testdays") / "results"
-    copy.mkdir()
-    (copy / "rows.jsonl").write_text((results / "rows.jsonl").read_text())
+    copy = copy_results(results, tmp_path_factory.mktemp("testdays") / "results")
     problem = load_problem(PROBLEM)
     states = test_states(problem, stride=48, random_count=2)  # 5 families x 2 intervals + 2 random
     test_file = copy / "test-states-seed2000.csv"
@@ -497,8 +503,6 @@ def test_unseen_test_days_section(test_days, tmp_path):
 def test_test_states_without_reproduce_record_are_no_day_and_no_test_section(test_days, tmp_path):
     """Only reproduce's record says which seed drew the states (a validation set has the same
     labels), so without it there is no "unseen" claim; and the set is still not taken for the day."""
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    (bare / "rows.jsonl").write_text((test_days / "rows.jsonl").read_text())
+    bare = copy_results(test_days, tmp_path / "bare")
     md = build_report(bare, out_root=tmp_path / "reports", name="bare").markdown.read_text()
     assert "Unseen test days" not in md and "8 states of day8.csv" in md

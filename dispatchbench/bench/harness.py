@@ -55,7 +55,7 @@ from tqdm import tqdm
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, make_executor
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import ResultsStore, file_sha256
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
@@ -273,6 +273,14 @@ def plan_cells(
     return cells, skipped
 
 
+def planned_cell(cell: Cell) -> PlannedCell:
+    """A cell as the manifest records it: the rows it may write and the flags they carry."""
+    caps = cell.solver.capabilities
+    return PlannedCell(
+        cell.solver.spec, cell.seed, cell.states.file.sha256, cell.todo, caps.exact, caps.stochastic, caps.learns
+    )
+
+
 # ---- from an outcome to a row ------------------------------------------------------------------
 
 
@@ -418,7 +426,7 @@ def run_benchmark(
                 raise InputError(
                     store.out_dir,
                     "results",
-                    f"holds an earlier run ({len(store.read_rows())} rows)",
+                    f"holds an earlier run ({store.row_count()} rows)",
                     "add --resume to continue it, --force to overwrite it, or choose another --out",
                 )
             store.clear()
@@ -426,6 +434,9 @@ def run_benchmark(
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store.repair_parts(run_id)
         cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
+        if cells:  # the plan goes on disk before any row: a row it does not list was not written here
+            labels = {sha: plan.labels for sha, plan in states.items()}
+            store.record_run(run_id, problem_file.sha256, labels, [planned_cell(c) for c in cells])
         summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
         meta = {
             "run_id": run_id,

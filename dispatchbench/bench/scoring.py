@@ -41,6 +41,16 @@ _evaluate = evaluate  # see the module docstring
 _infeasibility_reason = infeasibility_reason
 
 
+def success_status(claimed: str, exact: bool) -> Status:
+    """The status of an answer whose dispatch the evaluator found feasible: ``optimal`` only when
+    the plugin claimed it and declares itself exact (a heuristic cannot know it is optimal)."""
+    return Status.OPTIMAL if claimed == Status.OPTIMAL and exact else Status.FEASIBLE
+
+
+def violation_reason(worst: str, max_violation: float, tolerance: float) -> str:
+    return f"answer violates {worst} by {max_violation:.6g} kW (tolerance {tolerance:.3g} kW)"
+
+
 @dataclass
 class Record:
     """One scored (solver, state) result, as printed by ``solve --json`` and stored by ``run``."""
@@ -119,7 +129,7 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
         return Record(status=Status.ERROR, cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
     base["info"]["evaluated_cost"] = ev.cost
     if not ev.feasible:
-        reason = f"answer violates {ev.worst} by {ev.max_violation:.6g} kW (tolerance {ev.tolerance:.3g} kW)"
+        reason = violation_reason(ev.worst, ev.max_violation, ev.tolerance)
         if answer.status == Status.TIMEOUT:
             reason = f"time limit reached; {reason}"
         return Record(
@@ -130,7 +140,7 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
             dispatch=answer.dispatch,
             **base,
         )
-    status = Status.OPTIMAL if (answer.status == Status.OPTIMAL and exact) else Status.FEASIBLE
+    status = success_status(answer.status, exact)
     reason = answer.message if answer.status == Status.TIMEOUT else ""
     return Record(
         status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason, dispatch=answer.dispatch, **base

@@ -50,6 +50,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dispatchbench.bench import safe_files
 from dispatchbench.bench.executors import Executor, make_executor
 from dispatchbench.bench.model_cache import ModelCache, model_key, train_cached
 from dispatchbench.bench.plugins import parse_spec, plugin_origins
@@ -167,9 +168,7 @@ class Outcome:
             "executor": self.executor,
             "test_states": self.test_states,
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, path)
+        safe_files.write_text(self.out_dir, REPRODUCE_FILE, json.dumps(data, indent=2, default=str))  # no links
         return path
 
 
@@ -455,7 +454,7 @@ def reproduce(
         out_dir,
         out_root=report_root,
         name=report_name or out_dir.resolve().name,
-        baseline=spec.baseline,
+        baseline=spec.baseline if parse_spec(spec.baseline)[0] in installed else None,  # else: the optimum's
         state=spec.state,
     )
     outcome.report = files.html

@@ -34,10 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dispatchbench.bench import safe_files
 from dispatchbench.bench.executors import make_executor
 from dispatchbench.bench.model_cache import ModelCache
 from dispatchbench.bench.plugins import parse_spec
-from dispatchbench.bench.results_store import load_results, parse_json_cell
+from dispatchbench.bench.rescore import load_results
+from dispatchbench.bench.results_store import parse_json_cell
 from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.contract.info import read_info
 from dispatchbench.contract.status import SUCCESS, Status
@@ -419,7 +421,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         ),
         Table(pd.DataFrame([{"field": k, "value": str(v)} for k, v in machine.items()]), digits=3),
     ]
-    (folder / "report.md").write_text(to_markdown(blocks))
-    (folder / "report.html").write_text(to_html(blocks, title="dispatchbench scaling study"))
-    summary.to_csv(folder / SUMMARY_FILE, index=False)
+    safe_files.write_text(folder, "report.md", to_markdown(blocks))  # temp file + rename, never through a link
+    safe_files.write_text(folder, "report.html", to_html(blocks, title="dispatchbench scaling study"))
+    safe_files.write_text(folder, SUMMARY_FILE, summary.to_csv(index=False))
     return folder
