@@ -22,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dispatchbench.bench.plugins import BUNDLED_PACKAGE, BrokenPlugin, broken_plugins, discover, make_solver
+from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S
+from dispatchbench.bench.plugins import BUNDLED_PACKAGE, BrokenPlugin
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.bench.solver_api import Solver
 from dispatchbench.model.bundled import find_input
@@ -57,22 +58,36 @@ def solve(
     solver: str | Solver = "scip",
     seed: int = 0,
     time_limit: float | None = None,
+    startup_timeout: float = STARTUP_LIMIT_S,
 ) -> pd.DataFrame:
     """Solve every state with one solver: one row per state, the columns of ``solve --json``.
 
     ``cost`` is the evaluator's (NaN unless the answer is feasible); ``dispatch``, ``imports`` and
-    ``info`` hold the same dicts as the JSON. Runs in this process, like ``dispatchbench solve``:
-    for hard time limits and crash isolation use :func:`run`.
+    ``info`` hold the same dicts as the JSON. As ``dispatchbench solve``, a solver given by its
+    spec runs in a child process: its import under ``startup_timeout``, and with ``time_limit``
+    a hard limit per state (asked to stop at 0.9 of it, killed at it: that state ``timeout``).
+    A :class:`Solver` object you built runs in this process, where its code already is: its
+    ``time_limit`` is then only the solver's own.
     """
     import pandas as pd
 
-    prob = problem if isinstance(problem, Problem) else load_problem(find_input(problem))
+    from dispatchbench.bench.input_files import problem_blob, states_blob
+    from dispatchbench.bench.job_payload import Blob
+    from dispatchbench.bench.solve_in_child import solve_in_child
+
+    if isinstance(problem, Problem):
+        prob, prob_bytes = problem, None
+    else:
+        path = find_input(problem)
+        prob, prob_bytes = load_problem(path), Blob.of_file(path)
     if isinstance(states, State):
         sts: list[State] = [states]
+        sts_bytes = None
     elif isinstance(states, (str, Path)):
-        sts = load_states(find_input(states), prob)
+        path = find_input(states)
+        sts, sts_bytes = load_states(path, prob), Blob.of_file(path)
     else:
-        sts = list(states)
+        sts, sts_bytes = list(states), None
         if not all(isinstance(s, State) for s in sts):
             raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -86,14 +101,25 @@ def solve(
             "is not a positive number of seconds",
             "give e.g. time_limit=60, or None for the solver's own default",
         )
-    backend = solver if isinstance(solver, Solver) else make_solver(solver)
-    records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
+    if isinstance(solver, Solver):
+        records = solve_and_score(prob, sts, solver, seed=seed, time_limit=time_limit)
+    else:
+        records = solve_in_child(
+            prob,
+            prob_bytes or problem_blob(prob),
+            sts,
+            sts_bytes or states_blob(prob, sts),
+            solver,
+            seed=seed,
+            time_limit=time_limit,
+            startup_timeout=startup_timeout,
+        ).records
     return pd.DataFrame([rec.to_json(prob) for rec in records], columns=list(SOLVE_COLUMNS))
 
 
 def run(
-    problem: PathLike,
-    states: PathLike | Sequence[PathLike],
+    problem: PathLike | Problem,
+    states: PathLike | State | Sequence[PathLike | State],
     solvers: str | Sequence[str],
     seeds: int | str | Iterable[int] = 0,
     *,
@@ -108,16 +134,18 @@ def run(
 
     Each cell runs in its own process under the hard per-state ``timeout``; rows land in
     ``out/rows.jsonl`` and ``out/results.parquet`` (read them with :func:`load_results`).
-    ``seeds`` is an int, a list of ints or the CLI's text (``"0-4"``, ``"0,2,5"``). Further
+    ``seeds`` is an int, a list of ints or the CLI's text (``"0-4"``, ``"0,2,5"``). ``problem``
+    and ``states`` may be objects built in memory: they are written, exactly, into
+    ``out/inputs/`` (``<name>-<sha256>.toml``, ``states-<sha256>.csv``: the rows record these
+    files and hashes), and every ``State`` given joins one state file. Further
     keyword options go to the harness unchanged (its newer options, such as parallel jobs or
     an executor, without a change here). On Ctrl-C the rows finished so far are kept and
     ``KeyboardInterrupt`` is raised again, so a notebook cell does not look as if it completed.
     """
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
-    if isinstance(problem, Problem):
-        raise TypeError("run: give the problem as a file (path or bundled name); results record its file and hash")
-    state_list = [states] if isinstance(states, (str, Path)) else list(states)
+    state_list = [states] if isinstance(states, (str, Path, State)) else list(states)
+    problem_path, state_paths = _input_paths(problem, state_list, Path(out))
     if isinstance(seeds, str):
         seed_list = parse_seeds(seeds)
     elif isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
@@ -127,8 +155,8 @@ def run(
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seed_list):
         raise InputError("seeds", repr(seeds), "are not non-negative integers", 'give e.g. seeds="0-4" or [0, 1]')
     summary = run_benchmark(
-        find_input(problem),
-        [find_input(s) for s in state_list],
+        problem_path,
+        state_paths,
         solvers,
         [int(s) for s in seed_list],
         Path(out),
@@ -145,6 +173,25 @@ def run(
     return summary.out_dir
 
 
+def _input_paths(problem: PathLike | Problem, states: list[Any], out: Path) -> tuple[Path, list[Path]]:
+    """Paths for ``run``: files as given (or bundled by name); objects written into ``out/inputs``."""
+    from dispatchbench.bench.input_files import problem_blob, states_blob, write_blob
+
+    inputs = out / "inputs"
+    objects = [s for s in states if isinstance(s, State)]
+    if isinstance(problem, Problem):
+        prob, problem_path = problem, None
+    else:
+        problem_path = find_input(problem)
+        prob = load_problem(problem_path) if objects else None
+    if problem_path is None:
+        problem_path = write_blob(problem_blob(prob), inputs)
+    paths = [find_input(s) for s in states if not isinstance(s, State)]
+    if objects:
+        paths.append(write_blob(states_blob(prob, objects, "states.csv"), inputs))
+    return problem_path, paths
+
+
 def load_results(folder: PathLike) -> pd.DataFrame:
     """The rows of a ``run`` (or ``reproduce``) output folder, one per solver x seed x state.
 
@@ -156,26 +203,30 @@ def load_results(folder: PathLike) -> pd.DataFrame:
     return load_folder(folder)
 
 
-def list_solvers() -> list[dict[str, Any]]:
+def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any]]:
     """Every solver plugin found: name, description, parameters (defaults), their ranges and
     choices, capabilities, and where it comes from.
 
     ``source`` is ``bundled`` (shipped with dispatchbench), ``solver path`` (a folder on
     ``$DISPATCHBENCH_SOLVER_PATH``) or ``entry point`` (an installed package); ``origin`` is the
-    plugin's file, or ``module:Class`` for an entry point. Plugins that fail to import are not
-    listed; each gives a warning with its error (``dispatchbench solvers --json`` lists them).
+    plugin's file, or ``module:Class`` for an entry point. Each plugin is imported in a process
+    of its own, under ``startup_timeout`` seconds: one that fails, exits or hangs at import is
+    not listed and gives a warning with its error (``dispatchbench solvers --json`` lists them).
     ``pandas.DataFrame(list_solvers())`` gives a table.
     """
-    for broken in broken_plugins():
-        warnings.warn(f"solver plugin {broken.origin} failed to load: {broken.error}", stacklevel=2)
-    return solver_catalogue()[0]
+    solvers, broken = solver_catalogue(startup_timeout)
+    for entry in broken:
+        warnings.warn(f"solver plugin {entry['origin']} failed to load: {entry['error']}", stacklevel=2)
+    return solvers
 
 
-def solver_catalogue() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """``(solvers, broken plugins)`` as JSON-ready dicts, for :func:`list_solvers` and the CLI."""
-    solvers = [describe_solver(cls) for _, cls in sorted(discover().items())]
-    broken = [_describe_broken(b) for b in broken_plugins()]
-    return solvers, broken
+def solver_catalogue(startup_timeout: float = STARTUP_LIMIT_S) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """``(solvers, broken plugins)`` as JSON-ready dicts, as ``dispatchbench solvers --json``: each
+    plugin imported in a child process of its own, under ``startup_timeout`` seconds."""
+    from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+    catalogue = plugin_catalogue(startup_timeout)
+    return catalogue.solvers, [_describe_broken(b) for b in catalogue.broken]
 
 
 def describe_solver(cls: type[Solver]) -> dict[str, Any]:

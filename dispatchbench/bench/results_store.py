@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from dispatchbench.bench.json_values import json_default
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.model.errors import InputError
 
@@ -89,15 +89,6 @@ def row_key(row: dict[str, Any]) -> RowKey:
 def to_json(value: Any) -> str:
     """JSON text for a params/info/dispatch cell; NumPy scalars and arrays become plain numbers."""
     return json.dumps(value, default=json_default, sort_keys=True)
-
-
-def json_default(value: Any) -> Any:
-    """JSON for NumPy scalars and arrays (plugins put them in ``info``); anything else as text."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 class ResultsStore:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dispatchbench.bench.results_store import json_default
+from dispatchbench.bench.json_values import json_default
 from dispatchbench.bench.solver_api import STATUSES, Answer, Solver
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate

@@ -68,6 +68,11 @@ class Solver(ABC):
     parameter_ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
     parameter_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Parameters whose values name a file or folder the solver reads (a learner's ``model``).
+    # On a cluster such a path means nothing on the worker, so the harness sends the file's or
+    # folder's content with the cell and points the parameter at the worker's local copy; the
+    # results keep the path as written. Other parameters are passed through as text.
+    path_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))

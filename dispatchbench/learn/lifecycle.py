@@ -342,6 +342,7 @@ class LearnerPlugin:
 
     name: ClassVar[str]
     hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
+    path_parameters: ClassVar[tuple[str, ...]] = ("model",)  # the model folder travels with a cell
     params: dict[str, Any]
 
     def __init__(self, **params: Any) -> None:
