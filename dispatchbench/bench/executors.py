@@ -23,6 +23,7 @@ only process that scores and writes (workers never touch the results folder).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -44,6 +45,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, run_cell_collect, single_threaded_children
+from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.run_metadata import worker_metadata
 from dispatchbench.model.errors import InputError
 
@@ -409,11 +411,33 @@ class DaskExecutor(Executor):
 
         batch = uuid.uuid4().hex[:8]
         numbers = {}
+        sent: dict[int, Any] = {}  # the harness shares one object per input among its jobs
+        cells: list = []
+
+        def once(value: Any) -> Any:
+            """The input as a Dask future, scattered once: a model folder is not re-sent per cell."""
+            if value is None:
+                return None
+            if id(value) not in sent:
+                sent[id(value)] = self.client.scatter(value, hash=False)
+                self.futures.append(sent[id(value)])
+            return sent[id(value)]
+
         for k, job in enumerate(jobs):
-            future = self.client.submit(run_cell_collect, job, pure=False, key=f"dispatchbench-cell-{batch}-{k}")
+            future = self.client.submit(
+                run_cell_parts,
+                dataclasses.replace(job, problem=None, states=None, paths=(), plugin=None),
+                once(job.problem),
+                once(job.states),
+                tuple((param, once(payload)) for param, payload in job.paths),
+                once(job.plugin),
+                pure=False,
+                key=f"dispatchbench-cell-{batch}-{k}",
+            )
             numbers[future.key] = k
-            self.futures.append(future)
-        for future in as_completed(self.futures):
+            cells.append(future)
+        self.futures += cells
+        for future in as_completed(cells):
             k = numbers[future.key]
             try:
                 outcomes = future.result()
@@ -455,6 +479,13 @@ class DaskExecutor(Executor):
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+
+
+def run_cell_parts(
+    job: CellJob, problem: Blob, states: Blob, paths: tuple[tuple[str, PathPayload], ...], plugin: Blob | None
+) -> list[tuple[int, Outcome]]:
+    """A Dask task: the cell, its inputs passed separately (scattered once, fetched per worker)."""
+    return run_cell_collect(dataclasses.replace(job, problem=problem, states=states, paths=paths, plugin=plugin))
 
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None) -> Executor:

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from dispatchbench.model.errors import InputError
 
 CACHE_ENV = "DISPATCHBENCH_INPUT_CACHE"
-MAX_FOLDER_BYTES = 512 * 2**20  # a model folder that travels with every cell of its spec
+MAX_FOLDER_BYTES = 2**30  # a model folder that travels with the cells of its spec (sent once per worker)
 MAX_FOLDER_FILES = 10_000
 
 
