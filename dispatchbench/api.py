@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S
-from dispatchbench.bench.plugins import BUNDLED_PACKAGE, BrokenPlugin
+from dispatchbench.bench.plugins import BrokenPlugin
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.bench.solver_api import Solver
 from dispatchbench.model.bundled import find_input
@@ -90,6 +88,10 @@ def solve(
         sts, sts_bytes = list(states), None
         if not all(isinstance(s, State) for s in sts):
             raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
+    if not (isinstance(startup_timeout, (int, float)) and math.isfinite(startup_timeout) and startup_timeout > 0):
+        raise InputError(
+            "startup_timeout", repr(startup_timeout), "is not a positive number of seconds", "give e.g. 180"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("seed", repr(seed), "is not a non-negative integer", "give e.g. seed=0")
     if time_limit is not None and not (
@@ -227,35 +229,6 @@ def solver_catalogue(startup_timeout: float = STARTUP_LIMIT_S) -> tuple[list[dic
 
     catalogue = plugin_catalogue(startup_timeout)
     return catalogue.solvers, [_describe_broken(b) for b in catalogue.broken]
-
-
-def describe_solver(cls: type[Solver]) -> dict[str, Any]:
-    source, origin = solver_source(cls)
-    return {
-        "name": cls.name,
-        "description": cls.description,
-        "parameters": dict(cls.parameters),
-        "parameter_ranges": {k: list(v) for k, v in cls.parameter_ranges.items()},
-        "parameter_choices": {k: list(v) for k, v in cls.parameter_choices.items()},
-        "capabilities": asdict(cls.capabilities),
-        "source": source,
-        "origin": origin,
-    }
-
-
-def solver_source(cls: type[Solver]) -> tuple[str, str]:
-    """(``bundled`` / ``solver path`` / ``entry point``, file or ``module:Class``) of a plugin class.
-
-    Read from the module the class lives in: discovery imports bundled plugins as
-    ``dispatchbench.solvers.<file>`` and plugins from other folders under a private prefix.
-    """
-    module = sys.modules.get(cls.__module__)
-    file = getattr(module, "__file__", None)
-    if cls.__module__.startswith(BUNDLED_PACKAGE + "."):
-        return "bundled", str(Path(file).resolve()) if file else cls.__module__
-    if cls.__module__.startswith("dispatchbench_plugin_") and file:
-        return "solver path", str(Path(file).resolve())
-    return "entry point", f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _describe_broken(plugin: BrokenPlugin) -> dict[str, str]:

@@ -141,14 +141,11 @@ def test_python_m_is_safe_without_a_planted_package_and_python_P_m_always(plante
     assert not list(marks.iterdir())
 
 
-def test_cell_children_start_with_a_clean_module_path(planted):
-    """A cell's child, run in-process from the planted folder (as the API does in a notebook)."""
+def test_cell_children_start_with_a_clean_module_path(planted, monkeypatch):
+    """The API from a notebook whose working folder is the planted one: its cell's child."""
     work, marks = planted
-    os.chdir(work)
-    try:
-        frame = db.solve("paper-4region.toml", "paper-4region-tableIV.csv", solver="pso[particles=5,iterations=5]")
-    finally:
-        os.chdir(ROOT)
+    monkeypatch.chdir(work)
+    frame = db.solve("paper-4region.toml", "paper-4region-tableIV.csv", solver="pso[particles=5,iterations=5]")
     assert frame.loc[0, "status"] == "feasible"
     assert not list(marks.iterdir())
 
