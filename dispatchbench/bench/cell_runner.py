@@ -353,20 +353,26 @@ def run_cell_collect(job: CellJob) -> list[tuple[int, Outcome]]:
 
 
 def _ask_each(requests: Sequence[dict[str, Any]], limit: float) -> list[tuple[str, Any, str]]:
-    """Send each request to a child of its own (all at once) and wait at most ``limit`` seconds
-    for each one's single message: ``(kind, message, exit description)`` per request."""
-    children = [ChildProcess(r) for r in requests]
-    deadline = time.perf_counter() + limit
-    out = []
+    """Send each request to a child of its own and wait at most ``limit`` seconds, counted from
+    that child's start, for its single message: ``(kind, message, exit description)`` per
+    request. As many children run at once as there are cores (importing a plugin is CPU work:
+    more at once would only make each slower, and a slow import look like a hung one)."""
+    parallel = max(2, os.cpu_count() or 2)
+    started: list[tuple[ChildProcess, float]] = []
+    out: list[tuple[str, Any, str]] = []
     try:
-        for child in children:
+        for k in range(len(requests)):
+            while len(started) < min(len(requests), k + parallel):
+                started.append((ChildProcess(requests[len(started)]), time.perf_counter() + limit))
+            child, deadline = started[k]
             kind, message = child.get(deadline)
             if kind in ("eof", "garbled"):
                 child.kill(grace=5.0)
             out.append((kind, message, child.exit_description()))
-    finally:
-        for child in children:
             child.wait(0.5)
+            child.close()
+    finally:
+        for child, _ in started:
             child.close()
     return out
 
