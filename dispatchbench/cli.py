@@ -6,6 +6,7 @@ Input mistakes exit with status 2 and one line (file, entry, fix), never a trace
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatchbench import __version__
-from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
-from dispatchbench.bench.scoring import Record, solve_and_score
+from dispatchbench.bench.plugins import BrokenPlugin, make_solver
+from dispatchbench.bench.scoring import Record
 from dispatchbench.contract.defaults import DEFAULT_SOLVER
 from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
@@ -79,27 +80,47 @@ def solve(
         str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")
     ] = DEFAULT_SOLVER,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
-    time_limit: Annotated[float | None, typer.Option(help="Time limit per call, seconds.")] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(help="Hard limit per state, seconds, as run's --timeout (default: none, the solver's own)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
+    startup_timeout: Annotated[
+        float, typer.Option(help="Limit on the plugin's import and set-up, seconds.")
+    ] = STARTUP_LIMIT_S,
 ) -> None:
-    """Solve every state of a state file with one solver; costs come from the evaluator."""
-    if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIMEOUT_S):
-        fail(
-            f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] "
-            "— fix: give e.g. --time-limit 60"
-        )
-    prob = load_problem(input_file(problem))
-    sts = load_states(input_file(states), prob)
+    """Solve every state of a state file with one solver; costs come from the evaluator.
+
+    The solver runs in a child process (its import under --startup-timeout, its prints on
+    stderr); with --time-limit S it is killed at S seconds on a state, which becomes timeout."""
+    for option, value in (("--time-limit", time_limit), ("--startup-timeout", startup_timeout)):
+        if value is not None and not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+            fail(f"{option} {value:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] — fix: give e.g. {option} 60")
+    from dispatchbench.bench.job_payload import Blob
+    from dispatchbench.bench.solve_in_child import solve_in_child
+
+    problem_path, states_path = input_file(problem), input_file(states)
+    prob = load_problem(problem_path)
+    sts = load_states(states_path, prob)
     try:
-        backend = make_solver(solver)
+        solved = solve_in_child(
+            prob,
+            Blob.of_file(problem_path),
+            sts,
+            Blob.of_file(states_path),
+            solver,
+            seed=seed,
+            time_limit=time_limit,
+            startup_timeout=startup_timeout,
+        )
     except SolverNotFound as exc:  # a message that carries its own fix (a model folder's) keeps it
         fail(
             f"--solver {solver}: {exc}"
             + ("" if " — fix: " in str(exc) else " — fix: run 'dispatchbench solvers' to see names and parameters")
         )
-    if isinstance(backend, Learner) and (unusable := backend.skip(prob)):  # no model for this problem: refuse
-        fail(f"--solver {solver}: {unusable}")
-    records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
+    if solved.skipped and solved.solver["capabilities"].get("learns"):  # no model for this problem: refuse
+        fail(f"--solver {solver}: {solved.skipped}")
+    records = solved.records
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec.to_json(prob)))
@@ -161,46 +182,60 @@ def solvers(
             "capabilities, origin) and plugins that failed to load.",
         ),
     ] = False,
+    startup_timeout: Annotated[
+        float, typer.Option(help="Limit on each plugin's import, seconds (each imports in its own process).")
+    ] = STARTUP_LIMIT_S,
 ) -> None:
-    """List solver plugins, their capabilities and default parameters (exit 1 when there is none)."""
-    if as_json:
-        from dispatchbench.api import solver_catalogue
+    """List solver plugins, their capabilities and default parameters (exit 1 when there is none).
 
-        found, broken = solver_catalogue()
+    Each plugin is imported in a process of its own under --startup-timeout: one that fails,
+    exits or hangs at import is listed as broken with the reason, and prints nothing on stdout."""
+    if not (math.isfinite(startup_timeout) and 0 < startup_timeout <= MAX_TIMEOUT_S):
+        fail(
+            f"--startup-timeout {startup_timeout:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] "
+            "— fix: give e.g. --startup-timeout 60"
+        )
+    from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+    catalogue = plugin_catalogue(startup_timeout)
+    if as_json:
+        broken = [{"origin": b.origin, "error": b.error} for b in catalogue.broken]
         typer.echo(
             json.dumps(
-                {"dispatchbench_version": __version__, "solvers": found, "broken": broken}, indent=2, default=str
+                {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken},
+                indent=2,
+                default=str,
             )
         )
-        if not found:
-            fail(_why_no_solvers(), code=1)
+        if not catalogue.solvers:
+            fail(_why_no_solvers(catalogue.broken), code=1)
         return
-    if not discover():
-        fail(_why_no_solvers(), code=1)
+    if not catalogue.solvers:
+        fail(_why_no_solvers(catalogue.broken), code=1)
     table = Table(title="solver plugins (capabilities: the flags a plugin sets)")
     for col in ("name", "capabilities", "parameters", "description"):
         # parameters one per line and never cut with "…": a half-shown default is useless
         table.add_column(col, overflow="fold", no_wrap=col in {"name", "parameters"}, min_width=12)
-    for name, cls in sorted(discover().items()):
-        caps = cls.capabilities
+    for entry in catalogue.solvers:
+        caps = entry["capabilities"]
         flags = [
             flag
-            for flag, on in (
-                ("exact", caps.exact),
-                ("stochastic", caps.stochastic),
-                ("learns", caps.learns),
-                ("commitment", caps.handles_commitment),
+            for flag, key in (
+                ("exact", "exact"),
+                ("stochastic", "stochastic"),
+                ("learns", "learns"),
+                ("commitment", "handles_commitment"),
             )
-            if on
+            if caps.get(key)
         ]
-        params = "\n".join(f"{k}={v}" for k, v in cls.parameters.items())
-        table.add_row(name, "\n".join(flags) or "-", params, cls.description)
+        params = "\n".join(f"{k}={v}" for k, v in entry["parameters"].items())
+        table.add_row(*map(Text, (entry["name"], "\n".join(flags) or "-", params, str(entry["description"]))))
     console.print(table)
-    for b in broken_plugins():
-        typer.echo(f"warning: plugin {b.origin} failed to load: {b.error}", err=True)
+    for b in catalogue.broken:
+        typer.echo(f"warning: plugin {b.origin} failed to load: {one_line(b.error)}", err=True)
 
 
-def _why_no_solvers() -> str:
+def _why_no_solvers(broken: list[BrokenPlugin]) -> str:
     """Why discovery found nothing, place by place: an empty table with exit 0 hid a broken install."""
     from dispatchbench.bench import plugins
 
@@ -220,7 +255,6 @@ def _why_no_solvers() -> str:
         if not registered
         else f"{len(registered)} entry point(s) of '{plugins.ENTRY_POINT_GROUP}' gave none"
     )
-    broken = plugins.broken_plugins()
     if broken:
         places.append(f"{len(broken)} plugin(s) failed to load, first {broken[0].origin}: {broken[0].error}")
     return one_line(
@@ -346,11 +380,16 @@ def train(
     """Train a learning solver on sampled states (never the evaluation states); then solve with the spec
     NAME\\[model=OUT]."""
     prob = load_problem(input_file(problem))
-    learner = make_solver(solver)
+    _probe_plugin(solver)  # its import first in a child, under the start-up limit
+    with contextlib.redirect_stdout(sys.stderr):  # a plugin's prints must not mix with the command's output
+        learner = make_solver(solver)
     if not isinstance(learner, Learner):
+        from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+        learners = sorted(s["name"] for s in plugin_catalogue().solvers if s["capabilities"].get("learns"))
         fail(
             f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
-            f"({', '.join(sorted(n for n, c in discover().items() if issubclass(c, Learner))) or 'none installed'})"
+            f"({', '.join(learners) or 'none installed'})"
         )
     if steps is None:  # the documented default budget of the method (the contract's class attribute)
         steps = learner.default_train_steps
@@ -362,11 +401,32 @@ def train(
         fail(f"--out {out}: is a file, not a folder — fix: give a new or existing folder for the model")
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
-    report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
+    with contextlib.redirect_stdout(sys.stderr):
+        report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
     typer.echo(
         f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
         f'(use --solver "{learner.name}[model={report.model_path}]")'
     )
+
+
+def _probe_plugin(spec: str) -> None:
+    """Build ``spec`` once in a child process under the start-up limit before this process
+    imports the plugin: a plugin that hangs, exits or fails at import is one line (exit 2) here
+    instead of a hung or silently ended command."""
+    from dispatchbench.bench.cell_runner import probe_specs
+    from dispatchbench.bench.plugins import parse_spec, plugin_origins
+
+    name, _ = parse_spec(spec)
+    origins = plugin_origins()
+    if name not in origins:
+        fail(
+            f"--solver {spec}: no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}"
+            " — fix: run 'dispatchbench solvers' to see names and parameters"
+        )
+    entry = probe_specs({origins[name]: [spec]}, STARTUP_LIMIT_S)[spec]
+    if "error" in entry or "timeout" in entry:
+        why = str(entry.get("error") or entry.get("timeout"))
+        fail(f"--solver {spec}: {why}" + ("" if " — fix: " in why else " — fix: run 'dispatchbench solvers'"))
 
 
 @app.command()

@@ -319,13 +319,14 @@ def test_solve_scores_a_copy_the_plugin_cannot_touch(tmp_path):
 
 def test_a_plugin_whose_import_hangs_costs_only_its_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("DISPATCHBENCH_SOLVER_PATH", str(TEST_PLUGINS / "hanging"))
+    # the limit covers SCIP's own import (pyomo: 1-4 s in a fresh interpreter on a busy machine)
     summary = run_benchmark(
-        PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=2, progress=False
+        PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=10, progress=False
     )
     assert not summary.interrupted
     frame = results(tmp_path / "out").set_index("solver")
     assert frame.loc["import_hang", "status"] == "error"
-    assert "did not finish within 2 s" in frame.loc["import_hang", "reason"]
+    assert "did not finish within 10 s" in frame.loc["import_hang", "reason"]
     assert frame.loc["scip", "status"] == "optimal"
     assert "dispatchbench_plugin_import_hang" not in sys.modules  # never imported here
 

@@ -53,10 +53,11 @@ import numpy as np
 from tqdm import tqdm
 
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
-from dispatchbench.bench.executors import EXECUTORS, make_executor
+from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
+from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import PlannedCell, ResultsStore, file_sha256
-from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore
+from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Capabilities
@@ -145,6 +146,7 @@ class SolverPlan:
     seeds: tuple[int, ...] | None = None  # the run's seeds unless set (reproduce: one seed per model)
     label: str | None = None  # Solver.label(params).name; None when the probe could not finish
     family: str | None = None  # Solver.label(params).family
+    path_parameters: tuple[str, ...] = ()  # parameters naming a file or folder (sent by content)
 
 
 @dataclass(frozen=True)
@@ -240,9 +242,22 @@ def plan_solvers(
                 own_seeds,
                 label=str(entry["label"]),
                 family=str(entry["family"]),
+                path_parameters=tuple(entry.get("path_parameters") or ()),
             ),
         )
     return list(plans.values())
+
+
+def path_payloads(plan: SolverPlan) -> tuple[tuple[str, PathPayload], ...]:
+    """The files and folders ``plan``'s path parameters name (a model folder), read here by
+    content so that they travel with every cell; an empty value names nothing. Relative paths
+    mean what they mean here, in the folder the run was started from. Raises InputError."""
+    out = []
+    for param in plan.path_parameters:
+        value = plan.params.get(param)
+        if isinstance(value, str | os.PathLike) and str(value) and Path(value).exists():
+            out.append((param, PathPayload.of_path(Path(value).absolute(), f"{plan.spec}: parameter {param}")))
+    return tuple(out)
 
 
 def spec_label(text: str, params: dict[str, Any]) -> str:
@@ -323,11 +338,15 @@ def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Out
     }
 
 
-def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any]) -> dict[str, Any]:
-    """One results row: run and machine fields, what was solved, and the scored result."""
+def make_row(
+    meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any], outcome: Outcome | None = None
+) -> dict[str, Any]:
+    """One results row: run and machine fields, where the cell ran (the ``outcome``'s worker;
+    null when no plugin ran for the row), what was solved, and the scored result."""
     caps = cell.solver.capabilities
     return {
         **meta,
+        **{column: (outcome or {}).get(column) for column in WORKER_COLUMNS},
         "timestamp": utc_timestamp(),
         "states_file": str(cell.states.file.path),
         "states_sha256": cell.states.file.sha256,
@@ -402,10 +421,15 @@ def run_benchmark(
         raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
     if scheduler and executor != "dask":
         raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
+    if scheduler:
+        scheduler = check_scheduler(scheduler)  # a malformed or unreachable address fails here, in seconds
     out_dir = check_out_dir(out_dir)
     problem_path = Path(problem_path).resolve()
     problem = load_problem(problem_path)
-    problem_file = InputFile(problem_path, file_sha256(problem_path))
+    blobs: dict[str, Blob] = {}  # every input's bytes by hash: what the cells carry to their workers
+    problem_blob = Blob.of_file(problem_path)
+    blobs[problem_blob.sha256] = problem_blob
+    problem_file = InputFile(problem_path, problem_blob.sha256)
     if not states_paths:
         raise InputError("--states", "option", "missing", "give at least one state file (CSV)")
     states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
@@ -413,11 +437,14 @@ def run_benchmark(
     for path in states_paths:
         path = Path(path).resolve()
         sts = load_states(path, problem)
-        file = InputFile(path, file_sha256(path))
+        blob = Blob.of_file(path)
+        file = InputFile(path, blob.sha256)
+        blobs.setdefault(blob.sha256, blob)
         states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts)))
         loaded.setdefault(file.sha256, sts)
     refused: list[tuple[str, str]] | None = [] if skip_bad_specs else None
     plans = plan_solvers(solvers, startup_timeout=startup_timeout, seeds_for=seeds_for, refused=refused)
+    paths = {plan.spec: path_payloads(plan) for plan in plans}  # a model folder is read once, here
 
     store = ResultsStore(out_dir)
     with store.locked():
@@ -453,6 +480,8 @@ def run_benchmark(
             meta,
             store,
             summary,
+            blobs=blobs,
+            paths=paths,
             timeout=timeout,
             startup_timeout=startup_timeout,
             progress=progress,
@@ -471,6 +500,8 @@ def _run_cells(
     store: ResultsStore,
     summary: RunSummary,
     *,
+    blobs: dict[str, Blob],
+    paths: dict[str, tuple[tuple[str, PathPayload], ...]],
     timeout: float,
     startup_timeout: float,
     progress: bool,
@@ -487,8 +518,8 @@ def _run_cells(
     )
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)  # rows of a cell not yet in a Parquet part
 
-    def emit(k: int, index: int, result: dict[str, Any]) -> None:
-        row = make_row(meta, cells[k], index, result)
+    def emit(k: int, index: int, result: dict[str, Any], outcome: Outcome | None = None) -> None:
+        row = make_row(meta, cells[k], index, result, outcome)
         store.append(row)
         pending[k].append(row)
         summary.statuses[row["status"]] += 1
@@ -499,6 +530,11 @@ def _run_cells(
         store.write_part(pending.pop(k, []), _cell_key(cells[k], meta["run_id"]))
         bar.finish(k, cells[k])
 
+    plugin_files = {  # a plugin from a solver-path folder travels too: a worker may not have the folder
+        plan.origin: Blob.of_file(plan.origin)
+        for plan in {c.solver.origin: c.solver for c in cells}.values()
+        if plan.origin.endswith(".py") and not plan.failure
+    }
     jobs_list: list[CellJob] = []
     job_cell: list[int] = []
     try:
@@ -522,14 +558,15 @@ def _run_cells(
             jobs_list.append(
                 CellJob(
                     cell.solver.origin,
-                    os.getcwd(),
-                    meta["problem_file"],
-                    str(cell.states.file.path),
+                    blobs[meta["problem_sha256"]],
+                    blobs[cell.states.file.sha256],
                     cell.solver.spec,
                     cell.seed,
                     tuple(todo),
                     timeout,
                     startup_timeout,
+                    paths.get(cell.solver.spec, ()),
+                    plugin_files.get(cell.solver.origin),
                 )
             )
             job_cell.append(k)
@@ -541,7 +578,8 @@ def _run_cells(
                         finish(k)
                     else:
                         sts = loaded[cells[k].states.file.sha256]
-                        emit(k, event.index, score_outcome(problem, sts[event.index], cells[k].solver, event.outcome))
+                        result = score_outcome(problem, sts[event.index], cells[k].solver, event.outcome)
+                        emit(k, event.index, result, event.outcome)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

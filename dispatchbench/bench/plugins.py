@@ -297,33 +297,76 @@ def make_solver(spec: str) -> Solver:
 
 
 def plugin_origins() -> dict[str, str]:
-    """Solver name -> where its plugin is (a file, or an entry point's ``module:Class``), found
-    without importing any plugin: the names plugin files declare (read with ``ast``), then entry
-    points by name. First found wins, as in :func:`discover`. The harness hands an origin to
-    each cell's process, which imports that one plugin under the cell's time limit."""
+    """Solver name -> where its plugin is, found without importing any plugin: the names plugin
+    files declare (read with ``ast``), then entry points by name. First found wins, as in
+    :func:`discover`. The harness hands an origin to each cell's process, which imports that one
+    plugin under the cell's time limit.
+
+    An origin is a module for a bundled plugin (``dispatchbench.solvers.scip``: a worker imports
+    its own installed copy, wherever it is installed), a file for a plugin from a folder on the
+    solver path (its bytes travel with the cell), or an entry point's ``module:Class``."""
     found: dict[str, str] = {}
     for folder in solver_dirs():
         for path in _plugin_files(folder):
+            module = _module_name(path)
+            origin = module if module.startswith(BUNDLED_PACKAGE + ".") else str(path.resolve())
             for name in declared_names(path):
-                found.setdefault(name, str(path.resolve()))
+                found.setdefault(name, origin)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if not _is_bundled_entry_point(ep):
             found.setdefault(ep.name, ep.value)
     return found
 
 
-def make_solver_from(origin: str, spec: str) -> Solver:
-    """Instantiate ``spec`` from the plugin at ``origin`` (see :func:`plugin_origins`)."""
-    name, params = parse_spec(spec)
+@dataclass(frozen=True)
+class PluginSource:
+    """One place a plugin can come from, as :func:`plugin_sources` lists them."""
+
+    origin: str  # a plugin file's path, or an entry point's ``module:Class``
+    source: str  # ``bundled``, ``solver path`` or ``entry point``
+    label: str  # how a broken one is named: the file, or ``entry point NAME (module:Class)``
+
+
+def plugin_sources() -> list[PluginSource]:
+    """Every plugin file and entry point, in discovery order (first found wins), without
+    importing any: what ``dispatchbench solvers`` imports, each in its own child process."""
+    out: list[PluginSource] = []
+    bundled = bundled_dir()
+    for folder in solver_dirs():
+        source = "bundled" if bundled is not None and folder.resolve() == bundled.resolve() else "solver path"
+        out += [PluginSource(str(path.resolve()), source, str(path)) for path in _plugin_files(folder)]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not _is_bundled_entry_point(ep):
+            out.append(PluginSource(ep.value, "entry point", f"entry point {ep.name} ({ep.value})"))
+    return out
+
+
+def solver_classes_at(origin: str) -> list[type[Solver]]:
+    """The solver classes of a plugin file, or the one class an entry point's ``module:Class`` names."""
     if origin.endswith(".py"):
-        classes = [cls for cls in _load_file(Path(origin)) if cls.name == name]
+        return _load_file(Path(origin))
+    module_name, _, qualname = origin.partition(":")
+    cls = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    if not (inspect.isclass(cls) and issubclass(cls, Solver)):
+        raise TypeError(f"{origin} is not a dispatchbench Solver subclass")
+    return [checked(cls)]
+
+
+def make_solver_from(origin: str, spec: str, overrides: dict[str, str] | None = None) -> Solver:
+    """Instantiate ``spec`` from the plugin at ``origin`` (see :func:`plugin_origins`).
+
+    ``overrides`` replace parameter values after parsing: a cell on a worker gets its model
+    folder's local copy this way, while the spec keeps the path the user wrote."""
+    name, params = parse_spec(spec)
+    params.update(overrides or {})
+    if ":" in origin:
+        (cls,) = solver_classes_at(origin)
+    else:  # a plugin file, or a bundled plugin's module: the class of that name in it
+        found = _load_file(Path(origin)) if origin.endswith(".py") else _solver_classes(importlib.import_module(origin))
+        classes = [c for c in found if c.name == name]
         if not classes:
             raise SolverNotFound(f"{origin} defines no solver named {name!r}")
         cls = classes[0]
-    else:
-        module_name, _, qualname = origin.partition(":")
-        cls = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            cls = getattr(cls, part)
-        cls = checked(cls)
     return instantiate(cls, name, params)

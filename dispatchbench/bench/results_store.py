@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from dispatchbench.bench import safe_files
+from dispatchbench.bench.json_values import json_default
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.contract.limits import SEED_MAX
 from dispatchbench.contract.status import SUCCESS, Status
@@ -126,15 +127,6 @@ def row_key(row: Mapping[str, Any]) -> RowKey:
 def to_json(value: Any) -> str:
     """JSON text for a params/info/dispatch cell; NumPy scalars and arrays become plain numbers."""
     return _ENCODER.encode(value)
-
-
-def json_default(value: Any) -> Any:
-    """JSON for NumPy scalars and arrays (plugins put them in ``info``); anything else as text."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 _ENCODER = json.JSONEncoder(default=json_default, sort_keys=True)  # made once: 150k cells for 50k rows

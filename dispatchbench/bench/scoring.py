@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dispatchbench.bench.results_store import json_default
+from dispatchbench.bench.json_values import json_default
 from dispatchbench.contract.solver import Answer, Label, Solver, label_of
 from dispatchbench.contract.status import Status
 from dispatchbench.model.dispatch import Dispatch

@@ -99,6 +99,11 @@ class Solver(ABC):
     # Spec parameters that make a solve (for a learner: a fit) take seconds, for the contract
     # test (tests/test_plugin_contract.py) and anyone smoke-testing a plugin; not a benchmark budget.
     test_settings: ClassVar[dict[str, Any]] = {}
+    # Parameters whose values name a file or folder the solver reads (a learner's ``model``).
+    # On a cluster such a path means nothing on the worker, so the harness sends the file's or
+    # folder's content with the cell and points the parameter at the worker's local copy; the
+    # results keep the path as written. Other parameters are passed through as text.
+    path_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))

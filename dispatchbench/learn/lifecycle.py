@@ -344,6 +344,7 @@ class LearnerPlugin(Learner):
     """
 
     hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
+    path_parameters: ClassVar[tuple[str, ...]] = ("model",)  # the model folder travels with a cell
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)  # Solver.__init__: cast and range-check
