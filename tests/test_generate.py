@@ -35,7 +35,7 @@ from dispatchbench.instances.protocol import (
 )
 from dispatchbench.instances.state_families import FAMILIES, INTERVALS, generate_days, generate_random, write_states
 from dispatchbench.instances.state_repair import repair
-from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.feasibility import import_margin, infeasibility_reason
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
@@ -172,7 +172,7 @@ def test_a_thousand_generated_states_pass_the_pre_check(tmp_path, paper, convex)
             # through the file, as a user gets them: what was checked is what was written
             path = tmp_path / f"{prob.name}-{states[0].label}.csv"
             for state in write_states(path, prob, states):
-                assert infeasibility_reason(prob, state) is None, (prob.name, state.label)
+                assert infeasibility_reason(prob, state, margin=True) is None, (prob.name, state.label)
                 checked += 1
     assert checked >= 1000
 
@@ -183,7 +183,8 @@ def test_repair_clips_and_scales_only_when_needed(paper, convex):
     assert step == "" and fine.demand["D"] == 530.0
     clipped, step = repair(paper, "x", np.array([100.0, 120.0, 50.0, 5000.0]), v2g)
     assert step == "clip" and infeasibility_reason(paper, clipped) is None
-    assert clipped.demand["D"] == pytest.approx(300 + 200 + 200)  # FDC3 + FDC4 + CS limit
+    # FDC3 + FDC4 + the CS limit less the generator's margin (0.01 % of 200 kW, at least 0.01 kW)
+    assert clipped.demand["D"] == pytest.approx(300 + 200 + 200 - import_margin(200.0)) == 699.98
     scaled, step = repair(convex, "x", np.zeros(4), v2g)  # forced minimum outputs need a use
     assert step == "scale" and infeasibility_reason(convex, scaled) is None
 
