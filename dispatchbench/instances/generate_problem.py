@@ -20,7 +20,11 @@ import numpy as np
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem, parse_problem
 
-GENERATOR_VERSION = 1  # bump when the same arguments would give a different file
+GENERATOR_VERSION = 2  # bump when the same arguments would give a different file
+# v2 (issue 20): states keep a margin inside every upper limit, so the repair moves a few states
+# (docs/generator.md). What is drawn did not change: the random streams stay those of v1, so a
+# version bump that changes only how draws are repaired leaves every other state as it was.
+DRAW_STREAM = 1
 MIN_REGIONS, MAX_REGIONS = 1, 512
 CS_RANGE = (120.0, 260.0)  # kW, drawn in 10 kW steps; the paper's own choice is 200 kW
 COST_SPREAD = 0.15  # a, b, c, g, h scaled by U(1 - spread, 1 + spread)
@@ -122,7 +126,7 @@ def check_arguments(regions: int, seed: int) -> None:
 def generate_problem_toml(regions: int, seed: int, commitment: bool = True) -> str:
     """The problem file's text. Same arguments, same bytes (fixed decimals, one seeded Generator)."""
     check_arguments(regions, seed)
-    rng = np.random.default_rng([GENERATOR_VERSION, seed, regions])
+    rng = np.random.default_rng([DRAW_STREAM, seed, regions])
     names = region_names(regions)
     kinds = [REGION_KINDS[i % len(REGION_KINDS)] for i in range(regions)]
     kinds = [kinds[i] for i in rng.permutation(regions)]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.instances.generate_problem import GENERATOR_VERSION, kind_of
+from dispatchbench.instances.generate_problem import DRAW_STREAM, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.state_file import expected_columns, load_states
@@ -233,7 +233,7 @@ def family_lines() -> list[str]:
 
 def _rng(seed: int, family: str, index: int) -> np.random.Generator:
     """One stream per (seed, family, day or state index): prefixes of longer runs are identical."""
-    return np.random.default_rng([GENERATOR_VERSION, seed, zlib.crc32(family.encode()), index])
+    return np.random.default_rng([DRAW_STREAM, seed, zlib.crc32(family.encode()), index])
 
 
 @dataclass
