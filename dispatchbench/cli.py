@@ -24,6 +24,7 @@ from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
 from dispatchbench.bench.scoring import Record, solve_and_score
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
+from dispatchbench.model.paths import exists, output_file
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
@@ -53,7 +54,7 @@ def input_file(path: Path) -> Path:
     """The problem or state file as given when it exists (messages then name it as the user wrote
     it), else the bundled file of that name (``paper-4region.toml``, ``problems/paper-4region.toml``),
     so the README's commands work from any folder, not only from a checkout."""
-    return path if path.exists() else find_input(path)
+    return path if exists(path) else find_input(path)
 
 
 def _print_version(value: bool) -> None:
@@ -484,11 +485,9 @@ app.add_typer(generate_app, name="generate")
 
 
 def _out_file(out: Path) -> None:
-    """Refuse an --out that cannot become a file, before any work."""
-    if out.is_dir():
-        fail(f"--out {out}: is a directory — fix: give a file path such as {out / 'instance.toml'}")
-    if not out.parent.is_dir():
-        fail(f"--out {out}: folder {out.parent} does not exist — fix: create it or choose another path")
+    """Refuse an --out that cannot become a regular file (a folder, a FIFO, a device such as
+    /dev/null, a missing folder, an overlong path), before any work."""
+    output_file(out, "--out")
 
 
 @generate_app.command("problem")

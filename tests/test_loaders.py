@@ -271,7 +271,7 @@ def test_missing_problem_file(tmp_path):
 
 
 def test_problem_path_is_a_directory(tmp_path):
-    expect_error(lambda: load_problem(tmp_path), tmp_path, "file", "not found")
+    expect_error(lambda: load_problem(tmp_path), tmp_path, "file", "is a directory")
 
 
 def test_problem_file_not_utf8(tmp_path):

@@ -118,7 +118,9 @@ def test_a_bad_field_is_one_line_at_parse_solve_and_resume(trained, case, tmp_pa
     for needle in needles:
         assert needle in str(info.value)
     spec = f"{name}[model={bad}]"
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), *needles)
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), *needles
+    )
     resume = ("train", "-p", PAPER, "--solver", name, "--steps", 4, "--out", bad, "--resume", "--no-progress")
     assert_one_line_exit_2(run_main(capsys, monkeypatch, *resume), META_FILE, *needles)
 
@@ -159,7 +161,9 @@ def test_hostile_json_is_one_line(trained, tmp_path, text, needle, capsys, monke
     with pytest.raises(SolverNotFound, match=needle):
         make_solver(f"{name}[model={bad}]")
     spec = f"{name}[model={bad}]"
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), needle)
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), needle
+    )
 
 
 def test_an_oversized_model_json_is_refused_without_reading_it_all(trained, tmp_path):
@@ -185,7 +189,9 @@ def test_orders_must_be_permutations_of_the_problem(trained, tmp_path, edit, nee
     bad = edited(folder, tmp_path / "bad", edit(name))
     make_solver(f"{name}[model={bad}]")  # the spec alone cannot tell
     spec = f"{name}[model={bad}]"
-    assert_one_line_exit_2(run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), needle)
+    assert_one_line_exit_2(
+        run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", TABLE_IV, "--solver", spec), needle
+    )
     resume = ("train", "-p", PAPER, "--solver", name, "--steps", 4, "--out", bad, "--resume", "--no-progress")
     assert_one_line_exit_2(run_main(capsys, monkeypatch, *resume), needle)
 

@@ -116,7 +116,9 @@ def read_meta(out_dir: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})") from None
     if len(data) > MAX_META_BYTES:
-        raise ModelFileError(path, f"is larger than {MAX_META_BYTES // 2**20} MiB (not a model.json dispatchbench wrote)")
+        raise ModelFileError(
+            path, f"is larger than {MAX_META_BYTES // 2**20} MiB (not a model.json dispatchbench wrote)"
+        )
     try:
         meta = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:

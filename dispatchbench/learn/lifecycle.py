@@ -97,9 +97,7 @@ def from_meta(
         raise ModelFileError(path, f"hyperparameters: {what} (written by other code)")
     values = {}
     for f in fields(hyperparameters):
-        why = _hyperparameter_problem(
-            saved[f.name], f.default, (ranges or {}).get(f.name), (choices or {}).get(f.name)
-        )
+        why = _hyperparameter_problem(saved[f.name], f.default, (ranges or {}).get(f.name), (choices or {}).get(f.name))
         if why:
             raise ModelFileError(path, f"hyperparameters.{f.name}: {repr(saved[f.name])[:60]} {why}")
         values[f.name] = float(saved[f.name]) if isinstance(f.default, float) else saved[f.name]
