@@ -13,11 +13,11 @@ Problem and state files may be given as paths or by the name of a bundled file
 
 from __future__ import annotations
 
-import math
+import inspect
 import numbers
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.bench.solver_api import Solver
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.paths import check_path, exists
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
@@ -66,29 +67,43 @@ def solve(
     """
     import pandas as pd
 
-    prob = problem if isinstance(problem, Problem) else load_problem(find_input(problem))
+    from dispatchbench.bench.harness import check_seeds, check_timeout
+
+    prob = problem if isinstance(problem, Problem) else load_problem(find_input(_path(problem, "problem")))
     if isinstance(states, State):
         sts: list[State] = [states]
     elif isinstance(states, (str, Path)):
         sts = load_states(find_input(states), prob)
     else:
-        sts = list(states)
+        sts = _sequence(states, "states", "a state file (path or bundled name), a State or a list of States")
         if not all(isinstance(s, State) for s in sts):
-            raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError("seed", repr(seed), "is not a non-negative integer", "give e.g. seed=0")
-    if time_limit is not None and not (
-        isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0
-    ):
+            bad = next(s for s in sts if not isinstance(s, State))
+            raise InputError("states", _shown(bad), "is not a State", "give a state file, a State or a list of States")
+    if not sts:
+        raise InputError("states", "[]", "is empty: nothing to solve", "give at least one state")
+    check_seeds([seed], "seed")
+    if time_limit is not None:
+        time_limit = check_timeout(time_limit, "time_limit")  # the CLI's --time-limit check
+    if not isinstance(solver, (str, Solver)):
         raise InputError(
-            "time_limit",
-            repr(time_limit),
-            "is not a positive number of seconds",
-            "give e.g. time_limit=60, or None for the solver's own default",
+            "solver", _shown(solver), "is not a solver spec", 'give e.g. solver="scip" or "pso[particles=40]"'
         )
     backend = solver if isinstance(solver, Solver) else make_solver(solver)
     records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
     return pd.DataFrame([rec.to_json(prob) for rec in records], columns=list(SOLVE_COLUMNS))
+
+
+_RUN_ARGUMENTS = (
+    "problem_path",
+    "states_paths",
+    "solvers",
+    "seeds",
+    "out_dir",
+    "timeout",
+    "resume",
+    "force",
+    "progress",
+)
 
 
 def run(
@@ -113,25 +128,49 @@ def run(
     an executor, without a change here). On Ctrl-C the rows finished so far are kept and
     ``KeyboardInterrupt`` is raised again, so a notebook cell does not look as if it completed.
     """
-    from dispatchbench.bench.harness import parse_seeds, run_benchmark
+    from dispatchbench.bench.harness import check_seeds, parse_seeds, run_benchmark
 
     if isinstance(problem, Problem):
-        raise TypeError("run: give the problem as a file (path or bundled name); results record its file and hash")
-    state_list = [states] if isinstance(states, (str, Path)) else list(states)
+        raise InputError(
+            "problem",
+            repr(problem.name),
+            "is a Problem object; run records the file and its hash",
+            "give the problem as a file (path or bundled name)",
+        )
+    problem = _path(problem, "problem")
+    state_list = [states] if isinstance(states, (str, Path)) else _sequence(states, "states", "state files")
+    if not state_list:
+        raise InputError("states", "[]", "is empty: nothing to run", "give at least one state file")
+    state_list = [_path(s, "states") for s in state_list]
+    if isinstance(solvers, str):
+        if not solvers.strip():
+            raise InputError("solvers", "''", "is empty", 'give e.g. solvers="scip,pso"')
+    else:
+        solvers = _sequence(solvers, "solvers", "solver specs")
+        if not solvers or not all(isinstance(x, str) and x.strip() for x in solvers):
+            raise InputError("solvers", _shown(solvers), "is not a list of solver specs", 'give e.g. ["scip", "pso"]')
     if isinstance(seeds, str):
         seed_list = parse_seeds(seeds)
     elif isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         seed_list = [int(seeds)]
     else:
-        seed_list = list(seeds)
-    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seed_list):
-        raise InputError("seeds", repr(seeds), "are not non-negative integers", 'give e.g. seeds="0-4" or [0, 1]')
+        seed_list = _sequence(seeds, "seeds", "seeds")
+    check_seeds(seed_list, "seeds")  # the harness checks them again: the same function
+    for name, flag in (("resume", resume), ("force", force), ("progress", progress)):
+        if not isinstance(flag, bool):
+            raise InputError(name, _shown(flag), "is not True or False", f"give {name}=True or {name}=False")
+    harness_options = set(inspect.signature(run_benchmark).parameters) - set(_RUN_ARGUMENTS)
+    unknown = sorted(set(options) - harness_options)
+    if unknown:
+        raise InputError(
+            unknown[0], "option", "is not an option of run", f"use one of: {', '.join(sorted(harness_options))}"
+        )
     summary = run_benchmark(
         find_input(problem),
         [find_input(s) for s in state_list],
         solvers,
         [int(s) for s in seed_list],
-        Path(out),
+        _path(out, "out"),
         timeout=timeout,
         resume=resume,
         force=force,
@@ -153,7 +192,29 @@ def load_results(folder: PathLike) -> pd.DataFrame:
     """
     from dispatchbench.bench.results_store import load_results as load_folder
 
+    folder = _path(folder, "folder")
+    if not exists(folder):
+        raise InputError(folder, "folder", "not found", "give the out folder of a run")
     return load_folder(folder)
+
+
+def _path(value: Any, argument: str) -> Path:
+    """A path argument checked as the CLI's are (type, length, names' lengths)."""
+    if not isinstance(value, (str, Path)):
+        raise InputError(argument, _shown(value), "is not a path", f"give {argument} as a str or pathlib.Path")
+    return check_path(value, argument)
+
+
+def _sequence(value: Any, argument: str, what: str) -> list[Any]:
+    """``value`` as a list when it is a list-like of items (not text, not a mapping), else one line."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InputError(argument, _shown(value), f"is not a list of {what}", f"give {argument} as a list")
+    return list(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def list_solvers() -> list[dict[str, Any]]:

@@ -379,7 +379,10 @@ def report(
         str | None,
         typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
     ] = None,
-    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = "pso",
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Method the improvement column is relative to (default: pso, or the reference if absent)."),
+    ] = None,
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"
@@ -388,7 +391,12 @@ def report(
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
     from dispatchbench.report.html_report import build_report
 
-    files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
+    if baseline is not None:  # a baseline asked for by name must be there: never a silent other one
+        from dispatchbench.bench.results_store import load_results
+        from dispatchbench.report.tables import resolve_baseline
+
+        resolve_baseline(load_results(results), baseline)
+    files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline or "pso", state=state)
     for note in files.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
