@@ -8,6 +8,7 @@ and every bad input is one line with exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -253,11 +254,28 @@ def test_protocol_splits_are_disjoint_and_guarded(paper):
         ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/no/such/x.csv"),
         ("states", "--problem", "{tmp}/missing.toml", "--family", "skewed", "--out", "{tmp}/x.csv"),
         ("states", "--family", "skewed"),
+        # issue 20: special output files and seeds past the bound every other command keeps
+        ("problem", "--regions", "4", "--out", "/dev/null"),
+        ("problem", "--regions", "4", "--out", "{tmp}/fifo"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "/dev/null"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/fifo"),
+        ("problem", "--regions", "4", "--out", "{tmp}/" + "n" * 300 + ".toml"),
+        ("problem", "--regions", "4", "--seed", str(2**70), "--out", "{tmp}/x.toml"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--seed", str(2**32), "--out", "{tmp}/x.csv"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args):
     fill = {"tmp": str(tmp_path), "paper": str(PROBLEMS / "paper-4region.toml")}
+    os.mkfifo(tmp_path / "fifo")  # writing to it would block until a reader came
     code, out, err = run_main(capsys, monkeypatch, "generate", *(a.format(**fill) for a in args))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "fix" in err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.toml").exists()
+
+
+def test_a_request_past_the_state_file_limits_is_refused_before_generating():
+    big = generate_problem(512, 0)
+    with pytest.raises(ValueError, match="exceed the state-file limit"):
+        generate_random(big, 100_000, 1000)
+    with pytest.raises(ValueError, match="exceed the state-file limit"):
+        generate_days(big, "base_load", 366, 1000)

@@ -25,6 +25,7 @@ GENERATOR_VERSION = 2  # bump when the same arguments would give a different fil
 # (docs/generator.md). What is drawn did not change: the random streams stay those of v1, so a
 # version bump that changes only how draws are repaired leaves every other state as it was.
 DRAW_STREAM = 1
+SEED_MAX = 2**32 - 1  # the seeds every command takes (the CLI's and the harness's bound)
 MIN_REGIONS, MAX_REGIONS = 1, 512
 CS_RANGE = (120.0, 260.0)  # kW, drawn in 10 kW steps; the paper's own choice is 200 kW
 COST_SPREAD = 0.15  # a, b, c, g, h scaled by U(1 - spread, 1 + spread)
@@ -121,6 +122,8 @@ def check_arguments(regions: int, seed: int) -> None:
         raise ValueError(f"--regions {regions}: out of range — fix: give {MIN_REGIONS} to {MAX_REGIONS} regions")
     if seed < 0:
         raise ValueError(f"--seed {seed}: negative — fix: give a seed >= 0")
+    if seed > SEED_MAX:
+        raise ValueError(f"--seed {seed}: above the largest seed {SEED_MAX} — fix: give a seed in 0..{SEED_MAX}")
 
 
 def generate_problem_toml(regions: int, seed: int, commitment: bool = True) -> str:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.instances.generate_problem import DRAW_STREAM, kind_of
+from dispatchbench.instances.generate_problem import DRAW_STREAM, SEED_MAX, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.model.state_file import expected_columns, load_states
+from dispatchbench.model.state_file import MAX_CELLS, expected_columns, load_states
 
 INTERVALS = 96
 HOURS = np.arange(INTERVALS) / 4.0  # interval start, hours after midnight
@@ -251,12 +251,29 @@ def _collect(out: Generated, state: State, step: str) -> None:
     out.scaled += step == "scale"
 
 
+def _check_file_size(problem: Problem, rows: int, option: str) -> None:
+    """Refuse a request whose file the state loader would refuse (docs/model.md, limits)."""
+    columns = len(expected_columns(problem))
+    if rows * columns > MAX_CELLS:
+        raise ValueError(
+            f"{option}: {rows:,} states of {columns} columns exceed the state-file limit of {MAX_CELLS:,} cells "
+            f"— fix: ask for at most {MAX_CELLS // columns:,} states per file"
+        )
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"--seed {seed}: not a seed in 0..{SEED_MAX} — fix: give e.g. --seed 1000")
+
+
 def generate_days(problem: Problem, family: str, days: int, seed: int, first_day: int = 0) -> Generated:
     """Days ``first_day .. first_day + days - 1`` of a family, 96 states each, all feasible."""
     if family not in FAMILIES:
         raise ValueError(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])}")
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"--days {days}: out of range — fix: give 1 to {MAX_DAYS} days")
+    _check_seed(seed)
+    _check_file_size(problem, days * INTERVALS, "--days")
     out = Generated([])
     for k in range(first_day, first_day + days):
         draw = FAMILIES[family].draw(problem, _rng(seed, family, k))
@@ -269,6 +286,8 @@ def generate_random(problem: Problem, count: int, seed: int, first: int = 0) -> 
     """``count`` independent random states ``random_<k>``, all feasible."""
     if not 1 <= count <= MAX_RANDOM:
         raise ValueError(f"--count {count}: out of range — fix: give 1 to {MAX_RANDOM} states")
+    _check_seed(seed)
+    _check_file_size(problem, count, "--count")
     cap, pmax = _capacity(problem), _v2g_pmax(problem)
     out = Generated([])
     for k in range(first, first + count):
