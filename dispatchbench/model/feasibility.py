@@ -120,4 +120,5 @@ def infeasibility_reason(problem: Problem, state: State, *, margin: bool = False
             f"total demand {demand:g} kW is below the {bottom:g} kW minimum output of the running "
             f"groups (surplus {bottom - demand:g} kW)"
         )
-    return f"total demand {demand:g} kW falls in a gap between feasible totals {total}"
+    reachable = ", ".join(f"{float(lo):.6g}-{float(hi):.6g}" for lo, hi in total)
+    return f"total demand {demand:g} kW falls in a gap between feasible totals ({reachable} kW)"
