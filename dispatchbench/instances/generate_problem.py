@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem, parse_problem
 
@@ -185,7 +186,13 @@ def kind_of(problem: Problem, region: str) -> RegionKind:
 def write_problem(path: Path, regions: int, seed: int, commitment: bool = True) -> Problem:
     """Write the file, then load it back with ``load_problem``: a file we cannot read is never left."""
     text = generate_problem_toml(regions, seed, commitment)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a half-written file left
+        path.unlink(missing_ok=True)
+        raise InputError(
+            path, "--out", f"cannot be written ({exc.strerror or exc})", "check the folder's permissions and free space"
+        ) from None
     try:
         return load_problem(path)
     except Exception:

@@ -24,6 +24,7 @@ import numpy as np
 
 from dispatchbench.instances.generate_problem import DRAW_STREAM, SEED_MAX, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.state_file import MAX_CELLS, expected_columns, load_states
 
@@ -309,7 +310,13 @@ def states_csv(problem: Problem, states: list[State]) -> str:
 
 def write_states(path: Path, problem: Problem, states: list[State]) -> list[State]:
     """Write the file and load it back with the project's loader (a file it rejects is removed)."""
-    path.write_text(states_csv(problem, states), encoding="utf-8")
+    try:
+        path.write_text(states_csv(problem, states), encoding="utf-8")
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a half-written file left
+        path.unlink(missing_ok=True)
+        raise InputError(
+            path, "--out", f"cannot be written ({exc.strerror or exc})", "check the folder's permissions and free space"
+        ) from None
     try:
         return load_states(path, problem)
     except Exception:
