@@ -334,6 +334,8 @@ BAD_STATES = {
     "underscore in a number": (HEADER + "\ns1,1_000,1,1\n", "column 'd_A'", "'1_000' is not a number"),
     "space inside a number": (HEADER + "\ns1,1 000,1,1\n", "column 'd_A'", "'1 000' is not a number"),
     "hexadecimal": (HEADER + "\ns1,0x10,1,1\n", "column 'd_A'", "'0x10' is not a number"),
+    "quoted thousands separator": (HEADER + '\ns1,"1,000",1,1\n', "column 'd_A'", "'1,000' is not a number"),
+    "quoted separator and digits": (HEADER + '\ns1,"1,2",1,1\n', "column 'd_A'", "'1,2' is not a number"),
     "exponent overflowing to inf": (HEADER + "\ns1,1e999,1,1\n", "column 'd_A'", "is not a number >= 0"),
 }
 

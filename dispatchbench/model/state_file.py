@@ -134,7 +134,10 @@ class _FastRows:
         cells = self.cells(row)
         if not _ROW_OF_NUMBERS.fullmatch(",".join(cells)):
             return None
-        values = [float(c) for c in cells]
+        try:  # a quoted "1,000" passes the row's expression (its comma reads as a separator)
+            values = [float(c) for c in cells]
+        except ValueError:
+            return None
         if not (min(values) >= 0.0 and max(values) <= MAX_POWER_KW):  # 1e999 is inf: caught here
             return None
         seen.add(label)
