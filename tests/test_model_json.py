@@ -104,6 +104,8 @@ PARSE_CASES = {
     "count -5": (hp(MAY_BE_ZERO, -5), "hyperparameters.", "outside"),
     "rate 0": (hp(REAL, 0.0), "hyperparameters.", "outside"),
     "rate 1e300": (hp(REAL, 1e300), "hyperparameters.", "outside"),
+    "rate 10**400": (hp(REAL, 10**400), "hyperparameters.", "not a finite number"),
+    "width 10**400": (hp(WIDTH, 10**400), "hyperparameters.", "outside"),
     "unknown hyper-parameter": (hp("warp_drive", 1), "hyperparameters: unknown warp_drive"),
 }
 

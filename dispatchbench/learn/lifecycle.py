@@ -119,7 +119,9 @@ def _hyperparameter_problem(
         return f"is not a number ({kind.__name__} expected)"
     if kind is int and not isinstance(value, int):
         return "is not a whole number"
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # ints are finite (and may exceed a float)
+        return "is not a finite number"
+    if kind is float and abs(value) > 1e300:  # 10**400 would overflow float() when the dataclass is built
         return "is not a finite number"
     if bounds is not None:
         low, high = bounds
