@@ -6,6 +6,7 @@ Input mistakes exit with status 2 and one line (file, entry, fix), never a trace
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -581,6 +582,15 @@ def main() -> None:
         code = app(standalone_mode=False, prog_name="dispatchbench")
     except (InputError, SolverNotFound) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a path the system refuses wherever a command touches it (model/paths.py)
+        if exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
+            raise
+        where = str(exc.filename or "a path")
+        where = where if len(where) <= 120 else f"{where[:60]}...{where[-40:]} ({len(where)} characters)"
+        typer.echo(
+            f"error: {one_line(where)}: {exc.strerror} — fix: use a shorter path without symlink loops", err=True
+        )
         sys.exit(2)
     except typer.TyperException as exc:  # click's ClickException/UsageError derive from it
         ctx = getattr(exc, "ctx", None)

@@ -279,3 +279,22 @@ def test_a_request_past_the_state_file_limits_is_refused_before_generating():
         generate_random(big, 100_000, 1000)
     with pytest.raises(ValueError, match="exceed the state-file limit"):
         generate_days(big, "base_load", 366, 1000)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("train", "-p", "{paper}", "--solver", "madrl_tvc", "--steps", "2", "--out", "{long}"),
+        ("run", "-p", "{paper}", "-s", "{day}", "--solvers", "scip", "--out", "{long}"),
+        ("table", "{long}", "--baseline", "scip"),
+        ("solve", "-p", "{paper}", "-s", "{long}.csv"),
+        ("validate", "{long}.toml"),
+    ],
+    ids=["train", "run", "table", "solve", "validate"],
+)
+def test_an_overlong_path_is_one_line_on_every_command(tmp_path, capsys, monkeypatch, args):
+    fill = {"paper": str(PROBLEMS / "paper-4region.toml"), "day": str(PROBLEMS / "paper-4region-tableIV.csv")}
+    fill["long"] = str(tmp_path / ("n" * 300))
+    code, out, err = run_main(capsys, monkeypatch, *(a.format(**fill) for a in args))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "fix" in err
