@@ -13,10 +13,10 @@ Problem and state files may be given as paths or by the name of a bundled file
 
 from __future__ import annotations
 
-import math
+import inspect
 import numbers
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,11 @@ from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S
 from dispatchbench.bench.plugins import BrokenPlugin
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.contract.defaults import DEFAULT_SOLVER
-from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S
 from dispatchbench.contract.solver import Solver
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.paths import check_path, exists
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
@@ -73,6 +74,7 @@ def solve(
     """
     import pandas as pd
 
+    from dispatchbench.bench.harness import check_seeds, check_timeout
     from dispatchbench.bench.input_files import problem_blob, states_blob
     from dispatchbench.bench.job_payload import Blob
     from dispatchbench.bench.solve_in_child import solve_in_child
@@ -80,7 +82,7 @@ def solve(
     if isinstance(problem, Problem):
         prob, prob_bytes = problem, None
     else:
-        path = find_input(problem)
+        path = find_input(_path(problem, "problem"))
         prob, prob_bytes = load_problem(path), Blob.of_file(path)
     if isinstance(states, State):
         sts: list[State] = [states]
@@ -89,23 +91,22 @@ def solve(
         path = find_input(states)
         sts, sts_bytes = load_states(path, prob), Blob.of_file(path)
     else:
-        sts, sts_bytes = list(states), None
-        if not all(isinstance(s, State) for s in sts):
-            raise TypeError("states: give a state file (path or bundled name), a State or a list of States")
-    if not (isinstance(startup_timeout, (int, float)) and math.isfinite(startup_timeout) and startup_timeout > 0):
-        raise InputError(
-            "startup_timeout", repr(startup_timeout), "is not a positive number of seconds", "give e.g. 180"
+        sts, sts_bytes = (
+            _sequence(states, "states", "a state file (path or bundled name), a State or a list of States"),
+            None,
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise InputError("seed", repr(seed), f"is not an integer in 0..{SEED_MAX}", "give e.g. seed=0")
-    if time_limit is not None and not (
-        isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and 0 < time_limit <= MAX_TIMEOUT_S
-    ):
+        if not all(isinstance(s, State) for s in sts):
+            bad = next(s for s in sts if not isinstance(s, State))
+            raise InputError("states", _shown(bad), "is not a State", "give a state file, a State or a list of States")
+    if not sts:
+        raise InputError("states", "[]", "is empty: nothing to solve", "give at least one state")
+    check_seeds([seed], "seed")
+    if time_limit is not None:
+        time_limit = check_timeout(time_limit, "time_limit")  # the CLI's --time-limit check
+    startup_timeout = check_timeout(startup_timeout, "startup_timeout")
+    if not isinstance(solver, (str, Solver)):
         raise InputError(
-            "time_limit",
-            repr(time_limit),
-            f"is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]",
-            "give e.g. time_limit=60, or None for the solver's own default",
+            "solver", _shown(solver), "is not a solver spec", 'give e.g. solver="scip" or "pso[particles=40]"'
         )
     if isinstance(solver, Solver):
         records = solve_and_score(prob, sts, solver, seed=seed, time_limit=time_limit)
@@ -121,6 +122,19 @@ def solve(
             startup_timeout=startup_timeout,
         ).records
     return pd.DataFrame([rec.to_json(prob) for rec in records], columns=list(SOLVE_COLUMNS))
+
+
+_RUN_ARGUMENTS = (
+    "problem_path",
+    "states_paths",
+    "solvers",
+    "seeds",
+    "out_dir",
+    "timeout",
+    "resume",
+    "force",
+    "progress",
+)
 
 
 def run(
@@ -148,24 +162,44 @@ def run(
     an executor, without a change here). On Ctrl-C the rows finished so far are kept and
     ``KeyboardInterrupt`` is raised again, so a notebook cell does not look as if it completed.
     """
-    from dispatchbench.bench.harness import parse_seeds, run_benchmark
+    from dispatchbench.bench.harness import check_seeds, parse_seeds, run_benchmark
 
-    state_list = [states] if isinstance(states, (str, Path, State)) else list(states)
-    problem_path, state_paths = _input_paths(problem, state_list, Path(out))
+    if not isinstance(problem, Problem):
+        problem = _path(problem, "problem")
+    state_list = [states] if isinstance(states, (str, Path, State)) else _sequence(states, "states", "state files")
+    if not state_list:
+        raise InputError("states", "[]", "is empty: nothing to run", "give at least one state file")
+    state_list = [s if isinstance(s, State) else _path(s, "states") for s in state_list]
+    if isinstance(solvers, str):
+        if not solvers.strip():
+            raise InputError("solvers", "''", "is empty", 'give e.g. solvers="scip,pso"')
+    else:
+        solvers = _sequence(solvers, "solvers", "solver specs")
+        if not solvers or not all(isinstance(x, str) and x.strip() for x in solvers):
+            raise InputError("solvers", _shown(solvers), "is not a list of solver specs", 'give e.g. ["scip", "pso"]')
     if isinstance(seeds, str):
         seed_list = parse_seeds(seeds)
     elif isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         seed_list = [int(seeds)]
     else:
-        seed_list = list(seeds)
-    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seed_list):
-        raise InputError("seeds", repr(seeds), "are not non-negative integers", 'give e.g. seeds="0-4" or [0, 1]')
+        seed_list = _sequence(seeds, "seeds", "seeds")
+    check_seeds(seed_list, "seeds")  # the harness checks them again: the same function
+    for name, flag in (("resume", resume), ("force", force), ("progress", progress)):
+        if not isinstance(flag, bool):
+            raise InputError(name, _shown(flag), "is not True or False", f"give {name}=True or {name}=False")
+    harness_options = set(inspect.signature(run_benchmark).parameters) - set(_RUN_ARGUMENTS)
+    unknown = sorted(set(options) - harness_options)
+    if unknown:
+        raise InputError(
+            unknown[0], "option", "is not an option of run", f"use one of: {', '.join(sorted(harness_options))}"
+        )
+    problem_path, state_paths = _input_paths(problem, state_list, _path(out, "out"))  # objects written last
     summary = run_benchmark(
         problem_path,
         state_paths,
         solvers,
         [int(s) for s in seed_list],
-        Path(out),
+        _path(out, "out"),
         timeout=timeout,
         resume=resume,
         force=force,
@@ -211,7 +245,29 @@ def load_results(folder: PathLike) -> pd.DataFrame:
     """
     from dispatchbench.bench.rescore import load_results as load_folder
 
+    folder = _path(folder, "folder")
+    if not exists(folder):
+        raise InputError(folder, "folder", "not found", "give the out folder of a run")
     return load_folder(folder)
+
+
+def _path(value: Any, argument: str) -> Path:
+    """A path argument checked as the CLI's are (type, length, names' lengths)."""
+    if not isinstance(value, (str, Path)):
+        raise InputError(argument, _shown(value), "is not a path", f"give {argument} as a str or pathlib.Path")
+    return check_path(value, argument)
+
+
+def _sequence(value: Any, argument: str, what: str) -> list[Any]:
+    """``value`` as a list when it is a list-like of items (not text, not a mapping), else one line."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InputError(argument, _shown(value), f"is not a list of {what}", f"give {argument} as a list")
+    return list(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any]]:

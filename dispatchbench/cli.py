@@ -7,6 +7,7 @@ Input mistakes exit with status 2 and one line (file, entry, fix), never a trace
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
+from dispatchbench.model.paths import exists, output_file
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
@@ -53,7 +55,7 @@ def input_file(path: Path) -> Path:
     """The problem or state file as given when it exists (messages then name it as the user wrote
     it), else the bundled file of that name (``paper-4region.toml``, ``problems/paper-4region.toml``),
     so the README's commands work from any folder, not only from a checkout."""
-    return path if path.exists() else find_input(path)
+    return path if exists(path) else find_input(path)
 
 
 def _print_version(value: bool) -> None:
@@ -546,11 +548,9 @@ app.add_typer(generate_app, name="generate")
 
 
 def _out_file(out: Path) -> None:
-    """Refuse an --out that cannot become a file, before any work."""
-    if out.is_dir():
-        fail(f"--out {out}: is a directory — fix: give a file path such as {out / 'instance.toml'}")
-    if not out.parent.is_dir():
-        fail(f"--out {out}: folder {out.parent} does not exist — fix: create it or choose another path")
+    """Refuse an --out that cannot become a regular file (a folder, a FIFO, a device such as
+    /dev/null, a missing folder, an overlong path), before any work."""
+    output_file(out, "--out")
 
 
 @generate_app.command("problem")
@@ -636,6 +636,15 @@ def main() -> None:
         code = app(standalone_mode=False, prog_name="dispatchbench")
     except (InputError, SolverNotFound) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a path the system refuses wherever a command touches it (model/paths.py)
+        if exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
+            raise
+        where = str(exc.filename or "a path")
+        where = where if len(where) <= 120 else f"{where[:60]}...{where[-40:]} ({len(where)} characters)"
+        typer.echo(
+            f"error: {one_line(where)}: {exc.strerror} — fix: use a shorter path without symlink loops", err=True
+        )
         sys.exit(2)
     except typer.TyperException as exc:  # click's ClickException/UsageError derive from it
         ctx = getattr(exc, "ctx", None)

@@ -42,7 +42,7 @@ from dispatchbench.formulations.distributed_search import DistributedSearch, Sea
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
-from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
+from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
 from dispatchbench.learn.marl_env import (
     OBS_DIM,
     RewardConfig,
@@ -98,8 +98,8 @@ class Hyperparameters:
 
 # Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
-    "actor_hidden": COUNT,
-    "critic_hidden": COUNT,
+    "actor_hidden": WIDTH,
+    "critic_hidden": WIDTH,
     "actor_lr": POSITIVE,
     "critic_lr": POSITIVE,
     "gamma": FRACTION,

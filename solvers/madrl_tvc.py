@@ -26,7 +26,7 @@ from dispatchbench.contract.learner import FitReport
 from dispatchbench.contract.solver import Answer, Capabilities, Label
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import Checkpoint
-from dispatchbench.learn.lifecycle import NON_NEGATIVE
+from dispatchbench.learn.lifecycle import ROUNDS
 from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.learn.tvc import model, training
 from dispatchbench.learn.tvc.decision import decide_batch
@@ -41,7 +41,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
     default_train_steps = 1500  # the budget the tables report (docs/madrl-tvc.md; chosen on validation states)
-    parameter_ranges = {"refine": NON_NEGATIVE, **HYPERPARAMETER_RANGES}
+    parameter_ranges = {"refine": ROUNDS, **HYPERPARAMETER_RANGES}
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
     # a fit of test_steps steps in seconds: few warm-up states, one state and one update per step
     test_settings = {

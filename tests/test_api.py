@@ -91,6 +91,86 @@ def test_solve_bad_arguments_raise_the_cli_errors(kwargs, error, text):
         dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"seed": 2**70}, "is not a seed in 0..4294967295"),
+        ({"seed": True}, "seed: True"),
+        ({"seed": 1.5}, "seed: 1.5"),
+        ({"seed": "0"}, "seed: '0'"),
+        ({"time_limit": 1e300}, "time_limit"),
+        ({"time_limit": True}, "time_limit: True"),
+        ({"time_limit": "60"}, "time_limit: '60'"),
+        ({"time_limit": 8 * 24 * 3600}, "time_limit"),
+        ({"states": []}, "states: []: is empty"),
+        ({"states": [1, 2]}, "states: 1: is not a State"),
+        ({"states": 5}, "states: 5: is not a list"),
+        ({"solver": 5}, "solver: 5: is not a solver spec"),
+        ({"problem": 5}, "problem: 5: is not a path"),
+        ({"problem": "x" * 5000}, "over 4095"),
+    ],
+    ids=lambda v: str(v)[:40] if isinstance(v, dict) else None,
+)
+def test_solve_validates_every_argument_like_the_cli(kwargs, text):
+    """Issue 20: seed=2**70, time_limit=1e300 or True, an empty state list were accepted."""
+    args = {"problem": "paper-4region.toml", "states": "paper-4region-tableIV.csv", **kwargs}
+    with pytest.raises(InputError) as info:
+        dispatchbench.solve(**args)
+    assert text in str(info.value) and "fix:" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"timeout": "60"}, "--timeout: '60'"),
+        ({"timeout": True}, "--timeout: True"),
+        ({"timeout": 1e300}, "--timeout"),
+        ({"timeout": float("inf")}, "--timeout"),
+        ({"states": []}, "states: []: is empty"),
+        ({"states": [5]}, "states: 5: is not a path"),
+        ({"solvers": []}, "solvers: []"),
+        ({"solvers": ""}, "solvers: '': is empty"),
+        ({"solvers": [5]}, "solvers: [5]"),
+        ({"seeds": [2**70]}, "is not a seed"),
+        ({"seeds": [True]}, "seeds: True"),
+        ({"seeds": 1.5}, "seeds: 1.5: is not a list"),
+        ({"resume": "yes"}, "resume: 'yes': is not True or False"),
+        ({"jobz": 2}, "jobz: option: is not an option of run"),
+        ({"jobs": 0}, "--jobs"),
+        ({"jobs": True}, "--jobs"),
+        ({"executor": "mpi"}, "--executor"),
+        ({"startup_timeout": "9"}, "--startup-timeout"),
+        ({"out": 5}, "out: 5: is not a path"),
+        ({"out": "o" * 300}, "over 255"),
+    ],
+    ids=lambda v: str(v)[:40] if isinstance(v, dict) else None,
+)
+def test_run_validates_every_argument_before_any_work(tmp_path, kwargs, text):
+    args = {
+        "problem": "paper-4region.toml",
+        "states": "paper-4region-tableIV.csv",
+        "solvers": "scip",
+        "out": tmp_path / "x",
+        "progress": False,
+        **kwargs,
+    }
+    with pytest.raises(InputError) as info:
+        dispatchbench.run(**args)
+    assert text in str(info.value) and "fix:" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_refuses_a_problem_object_with_the_documented_error(paper, tmp_path):
+    with pytest.raises(InputError, match="is a Problem object"):
+        dispatchbench.run(paper, "paper-4region-tableIV.csv", "scip", out=tmp_path / "x")
+
+
+@pytest.mark.parametrize("folder, text", [(5, "folder: 5: is not a path"), ("/no/such/run", "not found")])
+def test_load_results_validates_its_folder(folder, text):
+    with pytest.raises(InputError, match=text):
+        dispatchbench.load_results(folder)
+
+
 def test_solve_missing_file_names_it():
     with pytest.raises(InputError, match="nope.toml: file: not found"):
         dispatchbench.solve("nope.toml", "paper-4region-tableIV.csv")

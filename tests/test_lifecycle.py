@@ -106,7 +106,7 @@ def test_rng_states_round_trip(tmp_path):
     random.seed(1), torch.manual_seed(2), generator.random(3)
     net = torch.nn.Linear(2, 1)
     state = {"rng": lifecycle.capture_rng({"g": generator}), "buffer": np.arange(6.0).reshape(3, 2)}
-    meta = {"solver": "x", "problem": "p", "problem_fingerprint": "f", "hyperparameters": {}, "seed": 0}
+    meta = {"solver": "x", "problem": "p", "problem_fingerprint": "0123456789abcdef", "hyperparameters": {}, "seed": 0}
     lifecycle.save(tmp_path, step=7, networks={"net": net}, optimizers={}, state=state, meta=meta)
     expected = (random.random(), torch.rand(2), generator.random())
     random.seed(99), torch.manual_seed(99), generator.random(9)

@@ -106,10 +106,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_timeout(value: float, option: str = "--timeout") -> float:
-    """A per-state limit must be a finite positive number of seconds, at most a week."""
+    """A per-state limit must be a finite positive number of seconds, at most a week (a number:
+    not ``True``, not the text ``"60"``, which Python callers could otherwise slip through)."""
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
+        seconds = math.nan if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError, OverflowError):
         seconds = math.nan
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
         raise InputError(

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.instances.generate_problem import GENERATOR_VERSION, kind_of
+from dispatchbench.instances.generate_problem import DRAW_STREAM, SEED_MAX, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.model.state_file import expected_columns, load_states
+from dispatchbench.model.state_file import MAX_CELLS, expected_columns, load_states
 
 INTERVALS = 96
 HOURS = np.arange(INTERVALS) / 4.0  # interval start, hours after midnight
@@ -233,7 +234,7 @@ def family_lines() -> list[str]:
 
 def _rng(seed: int, family: str, index: int) -> np.random.Generator:
     """One stream per (seed, family, day or state index): prefixes of longer runs are identical."""
-    return np.random.default_rng([GENERATOR_VERSION, seed, zlib.crc32(family.encode()), index])
+    return np.random.default_rng([DRAW_STREAM, seed, zlib.crc32(family.encode()), index])
 
 
 @dataclass
@@ -251,12 +252,29 @@ def _collect(out: Generated, state: State, step: str) -> None:
     out.scaled += step == "scale"
 
 
+def _check_file_size(problem: Problem, rows: int, option: str) -> None:
+    """Refuse a request whose file the state loader would refuse (docs/model.md, limits)."""
+    columns = len(expected_columns(problem))
+    if rows * columns > MAX_CELLS:
+        raise ValueError(
+            f"{option}: {rows:,} states of {columns} columns exceed the state-file limit of {MAX_CELLS:,} cells "
+            f"— fix: ask for at most {MAX_CELLS // columns:,} states per file"
+        )
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"--seed {seed}: not a seed in 0..{SEED_MAX} — fix: give e.g. --seed 1000")
+
+
 def generate_days(problem: Problem, family: str, days: int, seed: int, first_day: int = 0) -> Generated:
     """Days ``first_day .. first_day + days - 1`` of a family, 96 states each, all feasible."""
     if family not in FAMILIES:
         raise ValueError(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])}")
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"--days {days}: out of range — fix: give 1 to {MAX_DAYS} days")
+    _check_seed(seed)
+    _check_file_size(problem, days * INTERVALS, "--days")
     out = Generated([])
     for k in range(first_day, first_day + days):
         draw = FAMILIES[family].draw(problem, _rng(seed, family, k))
@@ -269,6 +287,8 @@ def generate_random(problem: Problem, count: int, seed: int, first: int = 0) -> 
     """``count`` independent random states ``random_<k>``, all feasible."""
     if not 1 <= count <= MAX_RANDOM:
         raise ValueError(f"--count {count}: out of range — fix: give 1 to {MAX_RANDOM} states")
+    _check_seed(seed)
+    _check_file_size(problem, count, "--count")
     cap, pmax = _capacity(problem), _v2g_pmax(problem)
     out = Generated([])
     for k in range(first, first + count):
@@ -290,7 +310,13 @@ def states_csv(problem: Problem, states: list[State]) -> str:
 
 def write_states(path: Path, problem: Problem, states: list[State]) -> list[State]:
     """Write the file and load it back with the project's loader (a file it rejects is removed)."""
-    path.write_text(states_csv(problem, states), encoding="utf-8")
+    try:
+        path.write_text(states_csv(problem, states), encoding="utf-8")
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a half-written file left
+        path.unlink(missing_ok=True)
+        raise InputError(
+            path, "--out", f"cannot be written ({exc.strerror or exc})", "check the folder's permissions and free space"
+        ) from None
     try:
         return load_states(path, problem)
     except Exception:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import platform
 import random
 from abc import abstractmethod
@@ -79,15 +80,57 @@ def from_params(hyperparameters: type[H], params: Mapping[str, Any]) -> H:
     return hyperparameters(**{f.name: params[f.name] for f in fields(hyperparameters)})
 
 
-def from_meta(hyperparameters: type[H], meta: Mapping[str, Any], folder: str | Path) -> H:
-    """The hyper-parameters a model was trained with, as recorded in its ``model.json``."""
+def from_meta(
+    hyperparameters: type[H],
+    meta: Mapping[str, Any],
+    folder: str | Path,
+    ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+    choices: Mapping[str, tuple[str, ...]] | None = None,
+) -> H:
+    """The hyper-parameters a model was trained with, as recorded in its ``model.json``, checked
+    as data before any tensor is built from them: each has its default's type (an int is not a
+    bool or a float), is finite, and lies in the learner's declared ``ranges`` and ``choices``
+    (the plugin's ``parameter_ranges``/``parameter_choices``, the lists a spec is checked with)."""
+    path = Path(folder) / META_FILE
     saved = meta["hyperparameters"]
     names = {f.name for f in fields(hyperparameters)}
     unknown, missing = sorted(set(saved) - names), sorted(names - set(saved))
     if unknown or missing:
         what = f"unknown {', '.join(unknown)}" if unknown else f"no {', '.join(missing)}"
-        raise ModelFileError(Path(folder) / META_FILE, f"hyperparameters: {what} (written by other code)")
-    return hyperparameters(**saved)
+        raise ModelFileError(path, f"hyperparameters: {what} (written by other code)")
+    values = {}
+    for f in fields(hyperparameters):
+        why = _hyperparameter_problem(saved[f.name], f.default, (ranges or {}).get(f.name), (choices or {}).get(f.name))
+        if why:
+            raise ModelFileError(path, f"hyperparameters.{f.name}: {repr(saved[f.name])[:60]} {why}")
+        values[f.name] = float(saved[f.name]) if isinstance(f.default, float) else saved[f.name]
+    return hyperparameters(**values)
+
+
+def _hyperparameter_problem(
+    value: Any, default: Any, bounds: tuple[float | None, float | None] | None, choices: tuple[str, ...] | None
+) -> str | None:
+    """Why ``value`` cannot stand where the dataclass has ``default`` (None if it can)."""
+    kind = type(default)
+    if kind is bool:
+        return None if isinstance(value, bool) else "is not true or false"
+    if kind is str:
+        if not isinstance(value, str) or len(value) > 256:
+            return "is not a short text"
+        return None if choices is None or value in choices else f"is not one of {', '.join(choices)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"is not a number ({kind.__name__} expected)"
+    if kind is int and not isinstance(value, int):
+        return "is not a whole number"
+    if isinstance(value, float) and not math.isfinite(value):  # ints are finite (and may exceed a float)
+        return "is not a finite number"
+    if kind is float and abs(value) > 1e300:  # 10**400 would overflow float() when the dataclass is built
+        return "is not a finite number"
+    if bounds is not None:
+        low, high = bounds
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"is outside [{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    return None
 
 
 def conflicts(hp: Any, given: Mapping[str, Any]) -> list[str]:
@@ -249,10 +292,14 @@ def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | N
             f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
             f"not {problem.name!r} (fingerprint {problem_fingerprint(problem)}): other groups, ranges or CS limits"
         )
+    for key, names in (("group_order", problem.group_names), ("region_order", problem.region_names)):
+        order = meta.get(key)
+        if order is not None and sorted(order) != sorted(names):  # the fingerprint matched: names must too
+            return f"{key} does not list the problem's {len(names)} {key.split('_')[0]}s (it lists {len(order)})"
     return None
 
 
-def check_folder(folder: str | Path, solver: str) -> None:
+def check_folder(folder: str | Path, solver: str) -> dict[str, Any]:
     """What can be checked when a spec is parsed, before the problem is known: the folder exists
     and holds a readable ``model.json`` written by this solver. Raises :class:`ModelFileError`."""
     folder = Path(folder)
@@ -269,6 +316,7 @@ def check_folder(folder: str | Path, solver: str) -> None:
             f"the model was trained by {meta['solver']!r}, not {solver!r}",
             f"use {meta['solver']}[model={folder}] or a model trained by {solver}",
         )
+    return meta
 
 
 def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str, Any]:
@@ -350,12 +398,17 @@ class LearnerPlugin(Learner):
         super().__init__(**params)  # Solver.__init__: cast and range-check
         names = {f.name for f in fields(self.hyperparameter_class)}
         self._given = {k: self.params[k] for k in params if k in names}  # set in the spec, not defaulted
-        if self.params["model"]:
-            check_folder(self.params["model"], self.name)
+        if self.params["model"]:  # the whole model.json, hyper-parameters too, before any work
+            self._from_meta(check_folder(self.params["model"], self.name), self.params["model"])
         self._model: LoadedModel[Any] = LoadedModel()
 
     def hyperparameters(self) -> Any:
         return from_params(self.hyperparameter_class, self.params)
+
+    def _from_meta(self, meta: Mapping[str, Any], folder: str | Path) -> Any:
+        """A model's recorded hyper-parameters, checked against this plugin's declared ranges."""
+        ranges = getattr(self, "parameter_ranges", {})
+        return from_meta(self.hyperparameter_class, meta, folder, ranges, getattr(self, "parameter_choices", {}))
 
     @abstractmethod
     def load(self, problem: Problem) -> Any:
@@ -385,7 +438,7 @@ class LearnerPlugin(Learner):
         if ckpt is None:
             return problem, None, self.hyperparameters()
         problem = in_trained_order(problem, ckpt.meta)  # agents are keyed by group name
-        hp = from_meta(self.hyperparameter_class, ckpt.meta, out_dir)
+        hp = self._from_meta(ckpt.meta, out_dir)
         if conflicts(hp, self._given):
             raise ModelFileError(
                 out_dir / META_FILE,
@@ -397,7 +450,7 @@ class LearnerPlugin(Learner):
 
     def trained_hyperparameters(self, ckpt: Checkpoint, folder: Path) -> Any:
         """The hyper-parameters a loaded model was trained with; a spec that contradicts them is refused."""
-        hp = from_meta(self.hyperparameter_class, ckpt.meta, folder)
+        hp = self._from_meta(ckpt.meta, folder)
         if conflicts(hp, self._given):
             raise ModelFileError(
                 folder / META_FILE,
@@ -417,10 +470,16 @@ def probe_reward(problem: Problem, state: State, dispatch: Dispatch) -> float:
 
 
 # ---- parameter ranges ------------------------------------------------------------------------
-POSITIVE = (1e-12, None)  # learning rates, temperatures: inclusive bounds, so "> 0" is a tiny floor
-COUNT = (1, None)  # sizes, steps, periods
-NON_NEGATIVE = (0, None)
+# Inclusive bounds, checked on a spec and on a model.json alike. Every one is finite: a value a
+# spec or a downloaded model.json sets must not allocate without end or loop for days (issue 20:
+# q_hidden=10^9, refine=10^9).
+POSITIVE = (1e-12, 1e6)  # learning rates, temperatures, clips: "> 0" is a tiny floor
+COUNT = (1, 1_000_000)  # sizes, periods, batches, buffers (rows), warm-up states
+NON_NEGATIVE = (0, 1_000_000)  # counts that may be 0, weights and penalties
 FRACTION = (0.0, 1.0)
+WIDTH = (1, 4096)  # hidden widths, curve knots: one agent's 4,096-wide layer is ~64 MB of weights
+ROUNDS = (0, 100)  # rounds per decision or state (refine, moves, gossip, search): each one is a clearing
+BISECTIONS = (1, 64)  # bisection steps: a double has 53 bits, halving further changes nothing
 
 
 def training_spec(solver: str, hp: Any) -> str:

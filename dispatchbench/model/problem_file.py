@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.paths import check_path, exists, regular_input
 from dispatchbench.model.problem import Group, GroupType, Problem, Region
 
 _PROBLEM_KEYS = {"name": str, "commitment": bool}
@@ -41,17 +42,27 @@ MAX_POWER_KW = 1e12
 MAX_COST = 1e15
 
 
+MAX_PROBLEM_BYTES = 16 * 2**20  # a generated 512-region problem is ~0.3 MB
+
+
 def load_problem(path: str | Path) -> Problem:
     """Load and validate a problem file; raise :class:`InputError` on any defect."""
-    path = Path(path)
-    if not path.is_file():
+    path = check_path(path)
+    if not exists(path):
         raise InputError(path, "file", "not found", "give the path of an existing .toml problem file")
+    regular_input(path, "file", MAX_PROBLEM_BYTES)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a BOM, as CSV accepts
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, "TOML syntax", str(exc), "correct the TOML syntax at that line") from None
+    except RecursionError:
+        raise InputError(path, "TOML", "arrays or tables are nested too deeply", "write a flat problem file") from None
     except UnicodeDecodeError:
         raise InputError(path, "file", "is not UTF-8 text", "save the problem file as UTF-8 TOML") from None
+    except ValueError:  # an integer of thousands of digits (int's own limit), before any check of ours
+        raise InputError(
+            path, "TOML", "holds an integer of thousands of digits", "write every number in at most 20 digits"
+        ) from None
     except OSError as exc:
         raise InputError(
             path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
+from dispatchbench.learn.lifecycle import BISECTIONS, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, ROUNDS, WIDTH
 
 
 @dataclass
@@ -50,15 +50,15 @@ class Hyperparameters:
 
 # Checked when a spec is parsed (``madrl_tvc[q_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
-    "cost_knots": COUNT,
+    "cost_knots": WIDTH,
     "cost_batch": COUNT,
     "cost_iterations": COUNT,
     "cost_every": COUNT,
-    "q_hidden": COUNT,
+    "q_hidden": WIDTH,
     "q_lr": POSITIVE,
-    "gossip": NON_NEGATIVE,
-    "rounds": COUNT,
-    "moves": NON_NEGATIVE,
+    "gossip": ROUNDS,
+    "rounds": (1, ROUNDS[1]),
+    "moves": ROUNDS,
     "move_explore": FRACTION,
     "advantage_clip": POSITIVE,
     "advantage_resolution": POSITIVE,
@@ -66,16 +66,16 @@ HYPERPARAMETER_RANGES = {
     "warmup_actions": COUNT,
     "states_per_step": COUNT,
     "flip_prob": FRACTION,
-    "search_rounds": NON_NEGATIVE,
+    "search_rounds": ROUNDS,
     "max_flips": NON_NEGATIVE,
     "max_swaps": NON_NEGATIVE,
-    "train_search_iterations": COUNT,
+    "train_search_iterations": BISECTIONS,
     "generated_share": FRACTION,
     "batch_size": COUNT,
     "updates_per_step": COUNT,
     "buffer_size": COUNT,
-    "table_points": (2, None),
-    "search_iterations": COUNT,
+    "table_points": (2, 65_537),
+    "search_iterations": BISECTIONS,
     "log_every": COUNT,
     "checkpoint_every": COUNT,
 }
