@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -132,3 +136,53 @@ spec = "nlopt[algorithm=LD_SLSQP]"
     assert list(summary["instance"].unique()) == ["grid"] and set(summary["regions"]) == {4}
     assert (summary["answers"] == "8/8").all()  # the user's state, one interval of 5 families, 2 random
     assert (summary.loc[summary["method"].str.startswith("SCIP"), "mean gap %"].abs() < 1e-9).all()
+
+
+# ---- the README's example study, from an empty folder ---------------------------------------------
+
+
+def readme_study() -> str:
+    """The example study file of the README's "Studies" section, as a user would copy it."""
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"```toml\n(# my-study\.toml\n.*?)```", text, re.S)
+    assert found, "README: the example study (a toml block starting '# my-study.toml') is missing"
+    return found.group(1)
+
+
+def run_readme_study(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    folder.mkdir()
+    (folder / "my-study.toml").write_text(readme_study())
+    exe = Path(sys.executable).with_name("dispatchbench")  # this interpreter's console script, not PATH's
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "dispatchbench"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DISPATCHBENCH_SOLVER_PATH")}
+    return subprocess.run(
+        [*cmd, "reproduce", "my-study.toml", "--cache", str(folder / "cache"), "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=folder,
+        env=env,
+    )
+
+
+def test_the_readme_study_runs_quick_from_an_empty_folder(tmp_path: Path) -> None:
+    """The README's example with --quick (its [quick] table), through the console script."""
+    proc = run_readme_study(tmp_path / "empty", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(tmp_path / "empty" / "reports" / "my-study-quick" / scaling.SUMMARY_FILE)
+    assert set(summary["regions"]) == {2, 3} and (tmp_path / "empty" / "runs" / "my-study-quick" / "n3").is_dir()
+    assert set(summary.loc[summary["regions"] == 2, "method"]) == {"SCIP (gap 1e-9)", "MADRL-TVC"}
+    assert (summary.loc[summary["method"] == "SCIP (gap 1e-9)", "mean gap %"].abs() < 1e-9).all()
+    assert "failed" not in proc.stderr and "report: reports/my-study-quick/report.html" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_study_runs_from_an_empty_folder(tmp_path: Path) -> None:
+    """The README's example as written (about two minutes on two cores)."""
+    proc = run_readme_study(tmp_path / "empty")
+    assert proc.returncode == 0, proc.stderr
+    report = tmp_path / "empty" / "reports" / "my-study"
+    summary = pd.read_csv(report / scaling.SUMMARY_FILE)
+    assert set(summary["regions"]) == {4, 8} and "MADRL-TVC" in set(summary.loc[summary["regions"] == 4, "method"])
+    assert "trained on the smallest instance only" in (report / "report.md").read_text()
+    assert (summary["answers"] == "12/12").sum() >= 5  # SCIP, NLopt, TVC at 4; SCIP, NLopt at 8 (PSO: 24)

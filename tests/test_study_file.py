@@ -213,7 +213,7 @@ def test_a_good_user_study_loads(tmp_path):
         (SCALING.replace("{ 2 = 30 }", "0"), "[[methods]] #2 train_steps", "not a number of steps"),
         (SCALING.replace('spec = "scip"', 'spec = "scip"\nvariants = ["a=1"]'), "#1 variants", "need train_steps"),
         (SCALING.replace('spec = "scip"', 'spec = "scip[model=x]"'), "[[methods]] #1 spec", "model folder"),
-        (SCALING + '[[instances]]\nproblem = "x.toml"\n', "[[instances]]", "not both"),
+        (SCALING + '[[instances]]\nproblem = "x.toml"\n', "[[instances]]", "keep one of them"),
         (SCALING.replace("[generate]\nregions = [2, 3]\n", ""), "study file", "[generate]"),
         (SCALING.replace("regions = [2, 3]", "regions = [0]"), "[generate] regions", "outside 1..512"),
         (SCALING.replace('name = "mine"', 'name = "mine"\nbaseline = "scip"'), "[study] baseline", "paper study"),
@@ -267,3 +267,34 @@ def test_the_command_prints_one_line_for_a_bad_study(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1 and "[generate] regions: repeats a value" in err
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+# ---- what a method is comes from its plugin --------------------------------------------------------
+
+
+def test_methods_are_what_their_plugins_say(tmp_path):
+    from dispatchbench.report.study_methods import probe_methods
+
+    study = load_study(_write(tmp_path, PAPER + '[[methods]]\nspec = "nosuch[x=1]"\n'))
+    said: list[str] = []
+    methods = probe_methods(study, say=said.append)
+    assert [m.spec for m in methods.runnable] == ["scip", "pso[particles=10]"] and not methods.learners
+    assert methods.capabilities["scip"].exact and methods.capabilities["pso[particles=10]"].stochastic
+    assert [f["method"] for f in methods.failures] == ["nosuch[x=1]"] and "no solver named" in said[0]
+
+    plain_trained = load_study(_write(tmp_path, SCALING.replace('spec = "scip"', 'spec = "scip"\ntrain_steps = 5')))
+    with pytest.raises(InputError, match=r"\[\[methods\]\] #1 train_steps: 'scip' does not learn"):
+        probe_methods(plain_trained)
+    untrained = load_study(_write(tmp_path, SCALING.replace("train_steps = { 2 = 30 }\n", "")))
+    with pytest.raises(InputError, match=r"\[\[methods\]\] #2 spec: 'maddpg' learns: it needs a trained model"):
+        probe_methods(untrained)
+
+
+def test_a_study_of_the_other_kind_is_refused_by_each_driver(tmp_path):
+    from dispatchbench.report.reproduce import reproduce
+    from dispatchbench.report.scaling import reproduce_scaling
+
+    with pytest.raises(InputError, match=r"\[study\] kind: is 'scaling'"):
+        reproduce(_write(tmp_path, SCALING), tmp_path / "out")
+    with pytest.raises(InputError, match=r"\[study\] kind: is 'paper'"):
+        reproduce_scaling(tmp_path / "out", _write(tmp_path, PAPER))

@@ -242,7 +242,6 @@ class _Reader:
     def __init__(self, file: Path, data: Any, path: tuple[str | int, ...], quick_paths: set[tuple]) -> None:
         self.file, self.path, self.quick_paths = file, path, quick_paths
         self.data: dict[str, Any] = data
-        self.used: set[str] = set()
 
     # names in messages: "schema", "[run] timeout", "[[methods]] #3 spec", "[quick.test_states] stride"
     def name(self, key: str | None = None) -> str:
@@ -266,7 +265,6 @@ class _Reader:
         return key in self.data
 
     def get(self, key: str, kind: type | tuple[type, ...], what: str, example: str, default: Any = ...) -> Any:
-        self.used.add(key)
         if key not in self.data:
             if default is ...:
                 raise self.fail(key, "missing", f"add {key} = {example}")
@@ -392,7 +390,6 @@ def load_study(target: str | Path, *, quick: bool = False) -> Study:
 
 def _study(file: Path, folder: Path, sha: str, data: dict[str, Any], quick_paths: set, *, quick: bool) -> Study:
     top = _Reader(file, data, (), quick_paths)
-    top.used.update({"schema", "quick"})
     head = top.table("study")
     assert head is not None
     name = head.text("name", '"my-study"')
@@ -403,7 +400,7 @@ def _study(file: Path, folder: Path, sha: str, data: dict[str, Any], quick_paths
     description = head.get("description", str, "text", '"what the study asks"', "")
     report = head.text("report", '"my-study"', name)
     _check_folder_name(head, "report", report)
-    baseline = head.text("baseline", '"pso"', None)
+    baseline = head.text("baseline", '"name[key=value]"', None)
     head.done(("name", "kind", "description", "report", "baseline"))
 
     run = _run(top.table("run", default={}))
@@ -418,7 +415,9 @@ def _study(file: Path, folder: Path, sha: str, data: dict[str, Any], quick_paths
         assert problem_table is not None
         study["problem"] = _problem_cases(problem_table, folder)
         if baseline is None:
-            raise head.fail("baseline", "missing: the improvement column needs a reference", 'add baseline = "pso"')
+            raise head.fail(
+                "baseline", "missing: the improvement column needs a reference", "add baseline = a listed method's spec"
+            )
         _check_baseline(head, baseline, methods)
     else:
         if top.has("problem"):
@@ -427,13 +426,13 @@ def _study(file: Path, folder: Path, sha: str, data: dict[str, Any], quick_paths
             raise head.fail(
                 "baseline", "is only read by a paper study", "remove it (scaling gaps are to exact methods)"
             )
-        if top.has("generate") == top.has("instances"):
+        if top.has("generate") and top.has("instances"):
+            raise top.fail("instances", "and [generate] both give the instances", "keep one of them")
+        if not top.has("generate") and not top.has("instances"):
             raise top.fail(
-                None if not top.has("generate") else "instances",
-                "a scaling study needs either [generate] or [[instances]], not both"
-                if top.has("generate")
-                else "a scaling study needs [generate] (sizes to generate) or [[instances]] (your problem files)",
-                "keep one of them",
+                None,
+                "a scaling study needs [generate] (sizes to generate) or [[instances]] (your problem files)",
+                "add [generate] with regions = [4, 8], or [[instances]] with problem = and states =",
             )
         if top.has("generate"):
             gen = top.table("generate")
@@ -490,15 +489,15 @@ def _methods(top: _Reader, kind: str) -> tuple[Method, ...]:
     from dispatchbench.bench.harness import SEED_MAX
     from dispatchbench.bench.plugins import parse_spec
 
-    example = '[[methods]] with spec = "scip"'
+    example = '[[methods]] with spec = "name[key=value]"'
     out: list[Method] = []
     seen: dict[str, str] = {}
     for entry in top.tables("methods", example):
-        spec = entry.text("spec", '"pso[particles=40]"').strip()
+        spec = entry.text("spec", '"name[key=value]"').strip()
         try:
             name, params = parse_spec(spec)
         except SolverNotFound as exc:
-            raise entry.fail("spec", str(exc), 'write name or name[key=value,...], e.g. "pso[particles=40]"') from None
+            raise entry.fail("spec", str(exc), 'write "name" or "name[key=value,...]"') from None
         if "model" in params:
             raise entry.fail("spec", "names a model folder", "remove model=...: the study trains its own models")
         if spec in seen:

@@ -70,10 +70,14 @@ def probe_methods(study: Study, *, say: Callable[[str], None] | None = None) -> 
     plans = plan_solvers(texts, refused=refused)
     capabilities: dict[str, Any] = {}
     failures = [{"method": text, "stage": "probe", "reason": why} for text, why in refused]
+    left_out = {text for text, _ in refused}
     for text in texts:
+        if text in left_out:
+            continue
         name, _ = parse_spec(text)
-        for plan in plans:
-            if plan.name == name and spec_label(text, plan.params) == plan.spec:
+        for plan in (p for p in plans if p.name == name):
+            # a timed-out probe keeps the text as its spec and has no parameters
+            if (plan.spec == text) if plan.failure else (spec_label(text, plan.params) == plan.spec):
                 if plan.failure:
                     failures.append({"method": text, "stage": "probe", "reason": plan.failure})
                 else:
