@@ -15,6 +15,13 @@ checked on every load, so a typo in ``[quick]`` is found on a full run too.
 Nothing here names a solver plugin: what a method is (a learner to train, an exact reference)
 comes from its plugin's capabilities when the study runs, and what the study compares against
 comes from the file (``baseline``).
+
+Growing the schema: each table is a frozen dataclass and a reader function that lists its keys,
+so a new key is a field and a line. Planned ones: per-state time budgets of a method relative
+to a learner's decision time (``budgets = [1, 10, 100]``) and a training recipe across sizes
+(``train = { generated = [4, 8], budget = "15m" }``) belong to :class:`Method`; a test replicate
+(``replicate = 2001``) to :class:`TestStates` (``split_states`` already takes one). A change that
+old files cannot mean the same under raises ``SCHEMA``.
 """
 
 from __future__ import annotations
