@@ -254,6 +254,9 @@ def test_paths_are_relative_to_the_study_file_not_the_working_folder(tmp_path, m
     monkeypatch.chdir(tmp_path)  # not the study's folder
     study = load_study("site/study.toml")
     assert study.instances[0].problem == (site / "p.toml").resolve() and study.instances[0].name == "p"
+    (site / "study.toml").write_text(text + '[[instances]]\nproblem = "p.toml"\nstates = "s.csv"\nname = "instances"\n')
+    with pytest.raises(InputError, match=r"\[\[instances\]\] #1 name: 'instances' is the folder of the study's"):
+        load_study("site/study.toml")
     (site / "study.toml").write_text(text + '[[instances]]\nproblem = "p.toml"\n')
     with pytest.raises(InputError, match=r"\[\[instances\]\] #1 states: missing \(and the study has no"):
         load_study("site/study.toml")
@@ -281,6 +284,10 @@ def test_methods_are_what_their_plugins_say(tmp_path):
     assert [m.spec for m in methods.runnable] == ["scip", "pso[particles=10]"] and not methods.learners
     assert methods.capabilities["scip"].exact and methods.capabilities["pso[particles=10]"].stochastic
     assert [f["method"] for f in methods.failures] == ["nosuch[x=1]"] and "no solver named" in said[0]
+
+    nothing = load_study(_write(tmp_path, SCALING.replace('"scip"', '"nosuch"').replace('"maddpg"', '"nosuch2"')))
+    with pytest.raises(InputError, match=r"\[\[methods\]\]: none of them can run \(nosuch: no solver named"):
+        probe_methods(nothing)
 
     plain_trained = load_study(_write(tmp_path, SCALING.replace('spec = "scip"', 'spec = "scip"\ntrain_steps = 5')))
     with pytest.raises(InputError, match=r"\[\[methods\]\] #1 train_steps: 'scip' does not learn"):

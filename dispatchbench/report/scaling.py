@@ -43,7 +43,7 @@ from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import states_to_frame
 from dispatchbench.report import figures
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
-from dispatchbench.report.study_file import Study, TestStates
+from dispatchbench.report.study_file import INSTANCE_FILES, Study, TestStates
 from dispatchbench.report.study_file import load_study as read_study_file
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
 
@@ -170,7 +170,7 @@ def reproduce_scaling(
     start = time.perf_counter()
     methods = probe_methods(study, say=say)
     outcome.failures += methods.failures
-    for size in study_instances(study, out_dir / "instances"):
+    for size in study_instances(study, out_dir / INSTANCE_FILES):
         t0 = time.perf_counter()
         problem, regions = size.problem, len(size.problem.regions)
         outcome.instances[size.key] = {

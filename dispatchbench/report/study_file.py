@@ -43,6 +43,7 @@ SCHEMA = 1
 KINDS = ("paper", "scaling")
 QUICK_SUFFIX = "-quick"
 INTERVALS_PER_DAY = 96
+INSTANCE_FILES = "instances"  # the folder, inside a scaling study's results, of its problem and state files
 NAME_CHARS = "letters, digits, -, _ and . (not first)"
 
 TOP_KEYS = ("schema", "study", "problem", "generate", "instances", "test_states", "run", "methods", "quick")
@@ -661,6 +662,8 @@ def _instances(top: _Reader, folder: Path, *, with_test_states: bool) -> tuple[I
         _check_folder_name(entry, "name", name)
         if name in names:
             raise entry.fail("name", f"{name!r} is used twice", "give each instance its own name")
+        if name == INSTANCE_FILES:
+            raise entry.fail("name", f"{name!r} is the folder of the study's input files", "choose another name")
         names.add(name)
         entry.done(("name", "problem", "states"))
         loaded = load_problem(problem)

@@ -95,6 +95,9 @@ def probe_methods(study: Study, *, say: Callable[[str], None] | None = None) -> 
                 study.file, f"{m.where} spec", f"{m.spec!r} learns: it needs a trained model", "add train_steps = N"
             )
         runnable.append(m)
+    if not runnable:
+        reasons = "; ".join(f"{f['method']}: {f['reason']}" for f in failures[:2])
+        raise InputError(study.file, "[[methods]]", f"none of them can run ({reasons})", "see `dispatchbench solvers`")
     for f in failures:
         if say is not None:
             say(f"left out: {f['method']}: {f['reason']}")
