@@ -4,14 +4,17 @@
 #   1. build the wheel from a clean copy of the working tree (tracked and new files, nothing
 #      git ignores: a stale build/ folder cannot leak removed modules into the wheel);
 #   2. check the wheel holds every module of every subpackage, the bundled plugins and every
-#      bundled problem file;
+#      bundled problem and study file;
 #   3. install it with its [all] extra into a fresh venv (no --system-site-packages);
 #   4. from an empty folder outside the checkout: `--version`, `solvers --json` (all five
 #      plugins), `solve` of the Table IV state with SCIP by bundled names (cost 4903.9687), and
-#      the same through the Python API.
+#      the same through the Python API;
+#   5. the README's example study (section "Studies"), copied into another empty folder and run
+#      with `reproduce my-study.toml` (SKIP_STUDY=1 leaves it out).
 #
 # Run alone:  .ci/check_wheel.sh        (KEEP=1 keeps the temporary folder for a look)
-# 1-2 minutes on 2 cores with a warm pip cache (most of it pip); .ci/run calls it before the tests.
+# 1-2 minutes on 2 cores with a warm pip cache (most of it pip), plus about 2 for the study;
+# .ci/run calls it before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -56,7 +59,8 @@ from pathlib import Path
 wheel, src = sys.argv[1], Path(sys.argv[2])
 names = set(zipfile.ZipFile(wheel).namelist())
 # package folder in the checkout -> where the wheel must hold its files
-mapping = {"dispatchbench": "dispatchbench", "solvers": "dispatchbench/solvers", "problems": "dispatchbench/problems"}
+mapping = {"dispatchbench": "dispatchbench", "solvers": "dispatchbench/solvers", "problems": "dispatchbench/problems",
+           "studies": "dispatchbench/studies"}
 expected = set()
 for folder, target in mapping.items():
     for path in (src / folder).rglob("*"):
@@ -67,7 +71,8 @@ if missing:
     sys.exit("check_wheel: FAILED: the wheel lacks " + ", ".join(missing)
              + " (pyproject.toml: add the subpackage to [tool.setuptools] packages or the pattern to package-data)")
 for must in ("dispatchbench/solvers/scip.py", "dispatchbench/solvers/pyswarms_logging.yaml",
-             "dispatchbench/problems/paper-4region.toml", "dispatchbench/problems/paper-4region-tableIV.csv"):
+             "dispatchbench/problems/paper-4region.toml", "dispatchbench/problems/paper-4region-tableIV.csv",
+             "dispatchbench/studies/paper.toml", "dispatchbench/studies/scaling.toml"):
     if must not in names:
         sys.exit(f"check_wheel: FAILED: the wheel lacks {must}")
 kinds = Counter("/".join(n.split("/")[:2]) if n.count("/") >= 2 else n.split("/")[0] for n in names)
@@ -121,5 +126,29 @@ print(f"solve (Python API): cost {cost:.4f}")
 EOF
 if [ -n "$(ls -A "$WORK/empty" | grep -v -x -e solvers.json -e solve.json)" ]; then
   die "commands left files in the working folder: $(ls -A "$WORK/empty")"
+fi
+
+# 5. the README's example study, as a user copies it, from an empty folder
+if [ "${SKIP_STUDY:-0}" != 1 ]; then
+  stage "running the README's example study from $WORK/study"
+  mkdir -p "$WORK/study" && cd "$WORK/study"
+  "$PY" - "$ROOT/README.md" <<'EOF'
+import re, sys
+found = re.search(r"```toml\n(# my-study\.toml\n.*?)```", open(sys.argv[1], encoding="utf-8").read(), re.S)
+if not found:
+    sys.exit("check_wheel: FAILED: README.md has no example study (a toml block starting '# my-study.toml')")
+open("my-study.toml", "w", encoding="utf-8").write(found.group(1))
+EOF
+  "$DB" reproduce my-study.toml --cache "$WORK/models" --no-progress > study.out 2> study.err \
+    || { tail -5 study.err >&2; die "reproduce my-study.toml failed"; }
+  "$WORK/venv/bin/python" - <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open("reports/my-study/summary.csv")))
+sizes = {r["regions"] for r in rows}
+exact = [float(r["mean gap %"]) for r in rows if r["method"].startswith("SCIP")]
+if sizes != {"4", "8"} or not exact or max(abs(g) for g in exact) > 1e-9 or len(rows) < 7:
+    sys.exit(f"check_wheel: FAILED: the example study's summary: sizes {sorted(sizes)}, {len(rows)} lines")
+print(f"example study: {len(rows)} lines (methods x sizes), report reports/my-study/report.html")
+EOF
 fi
 stage "wheel check passed"

@@ -461,14 +461,31 @@ def report(
     )
 
 
+def _bundled_studies() -> str:
+    from dispatchbench.report.study_file import bundled_studies
+
+    return ", ".join(bundled_studies()) or "none installed"
+
+
 @app.command()
 def reproduce(
-    target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper, or scaling (4 to 128 regions).")],
-    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 1 seed per learner, tiny budgets.")] = False,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help=f"A bundled study ({_bundled_studies()}) or your own study file (.toml; see the README, "
+            "'Studies'). paper: the paper's comparison; scaling: every method from 4 to 128 regions.",
+        ),
+    ],
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: the study's \\[quick] overrides.")] = False,
+    print_file: Annotated[
+        bool, typer.Option("--print", help="Print the study file (to copy and edit) and exit; nothing runs.")
+    ] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")
+        Path | None, typer.Option("--out", "-o", help="Results directory (default runs/<study name>[-quick]).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Report folder under --reports (default: the study's report name[-quick]).")
+    ] = None,
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"
     ),
@@ -477,61 +494,59 @@ def reproduce(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", "--workers", help="Trainings and cells at once (default: up to 2 cores)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            "--workers",
+            help="Trainings and cells at once (default: the study's \\[run], else 2 cores).",
+        ),
     ] = None,
-    executor: Annotated[str, typer.Option(help="Where cells and trainings run: local or dask.")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="Where cells and trainings run: local or dask (default: the study's \\[run]).")
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster of --jobs workers).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train the learned methods (cached), run every method on the Table IV state, the day and the
-    protocol's test states, write the report.
+    """Run a study file: train the learned methods (cached), run every method, write the report.
 
-    ``scaling`` instead generates an instance per size (4 to 128 regions), trains the learners on
-    each within a stated budget, runs every method on the sizes' test states and writes
-    reports/scaling."""
-    from dispatchbench.report.reproduce import reproduce as run_reproduce
+    A study of kind ``paper`` runs one problem's reported cases and the protocol's test states
+    (Tables IV and V); kind ``scaling`` runs every method on instances of several sizes, generated
+    or your own, and writes the scaling table and plots."""
+    from dispatchbench.report.study_file import QUICK_SUFFIX, find_study, load_study
 
-    out = out or Path("runs") / (target + ("-quick" if quick else ""))
-    if target == "scaling":
-        from dispatchbench.report.scaling import reproduce_scaling
-
-        study = reproduce_scaling(
-            out,
-            quick=quick,
-            cache_root=cache,
-            workers=workers,
-            report_root=reports,
-            report_name=name or "scaling" + ("-quick" if quick else ""),
-            resume=resume,
-            progress=progress,
-            executor=executor,
-            scheduler=scheduler,
-        )
-        times = ", ".join(f"{k} {v:.0f} s" for k, v in study.wall_s.items())
-        typer.echo(f"scaling study in {study.out_dir}; wall time: {times}")
-        for f in study.failures:
-            typer.echo(
-                f"failed: {f['method']} at {f.get('stage', 'run')} ({f.get('regions')} regions): {f['reason']}",
-                err=True,
-            )
-        typer.echo(f"report: {reports / (name or 'scaling' + ('-quick' if quick else ''))}/report.html")
+    if print_file:
+        typer.echo(find_study(target).read_text(encoding="utf-8"), nl=False)
         return
-    outcome = run_reproduce(
-        target,
-        out,
-        quick=quick,
+    study = load_study(target, quick=quick)
+    out = out or Path("runs") / (study.name + (QUICK_SUFFIX if study.quick else ""))
+    report_name = name or study.report_name
+    options = dict(
         cache_root=cache,
         workers=workers,
         report_root=reports,
-        report_name=name,
+        report_name=report_name,
         resume=resume,
         progress=progress,
         executor=executor,
         scheduler=scheduler,
     )
+    if study.kind == "scaling":
+        from dispatchbench.report.scaling import reproduce_scaling
+
+        result = reproduce_scaling(out, study, **options)
+        times = ", ".join(f"{k} {v:.0f} s" for k, v in result.wall_s.items())
+        typer.echo(f"{study.name} study in {result.out_dir}; wall time: {times}")
+        for f in result.failures:
+            where = f" ({f['regions']} regions)" if f.get("regions") else ""
+            typer.echo(f"failed: {f['method']} at {f.get('stage', 'run')}{where}: {f['reason']}", err=True)
+        typer.echo(f"report: {reports / report_name}/report.html")
+        return
+    from dispatchbench.report.reproduce import reproduce as run_reproduce
+
+    outcome = run_reproduce(study, out, **options)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.wall_s.items())
     cached = sum(m["cached"] for m in outcome.models)
     typer.echo(

@@ -19,8 +19,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from dispatchbench.bench.plugins import bundled_dir, declared_names, split_specs
 from dispatchbench.model.errors import SolverNotFound
 
@@ -29,7 +27,6 @@ PACKAGE = ROOT / "dispatchbench"
 ALLOWED = {"contract/defaults.py"}
 # (module, string) that are not plugin specs although they spell one
 NOT_SPECS = {("bench/run_metadata.py", "nlopt")}  # the NLopt library's distribution name (its version column)
-PENDING = {"report/reproduce.py", "report/scaling.py"}  # study budgets, on their way into study files
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\[(.*)\])?\s*$")
 
 
@@ -86,14 +83,8 @@ def test_the_bundled_plugins_are_known():
 
 def test_no_module_names_a_bundled_plugin():
     found = offenders(PACKAGE, bundled_names())
-    rest = {path: lines for path, lines in found.items() if path not in ALLOWED | PENDING}
+    rest = {path: lines for path, lines in found.items() if path not in ALLOWED}
     assert rest == {}, "name the method through its plugin (label, capabilities, Learner), not its spec"
-
-
-@pytest.mark.xfail(reason="the study budgets move to study files in another change", strict=False)
-def test_the_study_modules_name_no_bundled_plugin():
-    found = offenders(PACKAGE, bundled_names())
-    assert {path: lines for path, lines in found.items() if path in PENDING} == {}
 
 
 def test_the_check_can_fail(tmp_path):

@@ -96,7 +96,7 @@ def test_pyproject_packages_every_subpackage_and_data_file():
         if "__pycache__" not in p.parts
     }
     assert on_disk <= packages, f"subpackages missing from [tool.setuptools] packages: {sorted(on_disk - packages)}"
-    for package in ("dispatchbench.solvers", "dispatchbench.problems"):
+    for package in ("dispatchbench.solvers", "dispatchbench.problems", "dispatchbench.studies"):
         folder = ROOT / dirs[package]
         assert (folder / "__init__.py").is_file()
         unpackaged = [

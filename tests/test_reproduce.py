@@ -1,4 +1,5 @@
-"""``reproduce paper --quick`` end to end, the model cache, and failure isolation in the pipeline."""
+"""``reproduce paper --quick`` end to end (the same costs as before the budgets moved into
+``studies/paper.toml``), the model cache, and failure isolation in the pipeline."""
 
 from __future__ import annotations
 
@@ -12,40 +13,55 @@ from dispatchbench.bench.harness import spec_label
 from dispatchbench.bench.model_cache import ModelCache, model_key
 from dispatchbench.bench.plugins import discover, make_solver
 from dispatchbench.bench.results_store import load_results
-from dispatchbench.report.reproduce import QUICK, Outcome, reproduce, run_shootout
+from dispatchbench.report.reproduce import reproduce, run_shootout
+from dispatchbench.report.study_file import load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = ROOT / "problems" / "paper-4region.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
+# SCIP's and both NLopt's evaluator costs on the reported cases from `reproduce paper --quick` run
+# with the budget constants the study file replaced (2a9e67b): the study file must give the same.
+BEFORE = json.loads((ROOT / "tests" / "data" / "reproduce-paper-quick-costs.json").read_text())["costs"]
 
 
 def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     out, cache, reports = tmp_path / "run", tmp_path / "cache", tmp_path / "reports"
+    study = load_study("paper", quick=True)
     first = reproduce("paper", out, quick=True, cache_root=cache, report_root=reports, progress=False)
 
     saved = json.loads((out / "reproduce.json").read_text())
     assert set(saved["wall_s"]) >= {"train", "run", "report", "total"} and saved["quick"] is True
+    assert saved["study"] == "paper" and saved["study_sha256"] == study.sha256
     rows = load_results(out)
     available = discover()
     label = lambda s: spec_label(s, make_solver(s).params)  # noqa: E731  (as the harness writes specs)
-    expected = {label(s) for s in QUICK.classical} | ({label(QUICK.pso)} if "pso" in available else set())
+    plain = [m.spec for m in study.methods if not m.trains]
+    expected = {label(s) for s in plain if s.split("[")[0] in available}
     ran = set(rows["solver"])
     assert expected <= ran
     failed = {f["method"] for f in first.failures}
-    for spec in QUICK.learned:  # a learner is either run, or recorded with the reason it could not be
-        assert any(s.startswith(f"{spec}[") for s in ran) or spec in failed
-    if "pso" not in available:
-        assert any(f["method"] == QUICK.pso and "not installed" in f["reason"] for f in first.failures)
-    tableiv = rows[(rows["state"] == "tableIV") & (rows["solver"] == "scip")]
-    assert tableiv["cost"].astype(float).iloc[0] == pytest.approx(4903.9687, rel=1e-6)
+    for m in study.methods:  # a method is either run, or recorded with the reason it could not be
+        assert any(s == label(m.spec) or s.startswith(f"{m.spec}[") for s in ran) or m.spec in failed
+    assert first.report == reports / "paper-quick" / "report.html"  # the study's report name
     assert rows["states_count"].max() == 96
-    assert first.report and first.report.is_file() and (first.report.parent / "report.md").is_file()
+    assert first.report.is_file() and (first.report.parent / "report.md").is_file()
+
+    # bit for bit the costs of the constants the study file replaced, on the reported cases
+    for spec, files in BEFORE.items():
+        for states_file, costs in files.items():
+            got = rows[(rows["solver"] == spec) & rows["states_file"].str.endswith(states_file)]
+            assert dict(zip(got["state"], got["cost"].astype(float).map(float.hex))) == costs, (spec, states_file)
+    assert float.fromhex(BEFORE["scip"]["paper-4region-tableIV.csv"]["tableIV"]) == pytest.approx(4903.9687, rel=1e-6)
+    tvc = sorted((s for s in ran if s.startswith("madrl_tvc[")), key=len)  # the policy alone, + local search
+    if tvc:  # the same model twice (stored specs sort their keys)
+        assert len(tvc) == 2 and tvc[1] == tvc[0][:-1] + ",refine=3]", tvc
 
     # the protocol's unseen test states: written into the folder, run by every method, reported
     test_file = out / "test-states-seed2000.csv"
     labels = list(pd.read_csv(test_file)["state"])
-    assert len(labels) == 5 * 96 // QUICK.test_stride + QUICK.test_random_count == saved["test_states"]["states"]
-    assert labels[0] == "base_load_d0_t00" and labels[-1] == f"random_{QUICK.test_random_count - 1}"
+    tests = study.test_states
+    assert len(labels) == 5 * 96 // tests.stride + tests.random == saved["test_states"]["states"] == 36
+    assert labels[0] == "base_load_d0_t00" and labels[-1] == f"random_{tests.random - 1}"
     assert saved["test_states"]["seed"] == 2000 and saved["test_states"]["split"] == "test"
     on_test = rows[rows["states_file"].str.endswith(test_file.name)]
     assert set(on_test["solver"]) == ran and len(on_test) == len(rows[rows["state"] == "tableIV"]) * len(labels)
@@ -83,22 +99,22 @@ def test_model_cache_key_and_hit(tmp_path):
 
 def test_a_failing_method_is_recorded_and_the_rest_runs(tmp_path):
     out = tmp_path / "run"
-    outcome = Outcome(out, True, QUICK)
+    failures: list[dict[str, str]] = []
     run_shootout(
         PROBLEM,
         [TABLE_IV],
         ["nosuch", "scip[bogus=1]", "scip"],
         {},
         out,
-        QUICK,
-        outcome,
+        60.0,
+        failures,
         resume=False,
         progress=False,
         jobs=2,
         executor="local",
         scheduler=None,
     )
-    assert [f["method"] for f in outcome.failures] == ["nosuch", "scip[bogus=1]"]
-    assert "no solver named" in outcome.failures[0]["reason"] and "no parameter" in outcome.failures[1]["reason"]
+    assert [f["method"] for f in failures] == ["nosuch", "scip[bogus=1]"]
+    assert "no solver named" in failures[0]["reason"] and "no parameter" in failures[1]["reason"]
     rows = pd.read_parquet(out / "results.parquet")
     assert list(rows["solver"]) == ["scip"] and list(rows["status"]) == ["optimal"]
