@@ -160,9 +160,11 @@ def test_run_validates_every_argument_before_any_work(tmp_path, kwargs, text):
     assert not (tmp_path / "x").exists()
 
 
-def test_run_refuses_a_problem_object_with_the_documented_error(paper, tmp_path):
-    with pytest.raises(InputError, match="is a Problem object"):
-        dispatchbench.run(paper, "paper-4region-tableIV.csv", "scip", out=tmp_path / "x")
+def test_run_takes_a_problem_object_and_records_the_file_it_wrote(paper, tmp_path):
+    out = dispatchbench.run(paper, "paper-4region-tableIV.csv", "scip", out=tmp_path / "x", progress=False)
+    rows = dispatchbench.load_results(out)
+    [written] = (out / "inputs").glob("*.toml")
+    assert Path(rows["problem_file"].iloc[0]) == written.resolve() and rows["status"].iloc[0] == "optimal"
 
 
 @pytest.mark.parametrize("folder, text", [(5, "folder: 5: is not a path"), ("/no/such/run", "not found")])
