@@ -18,8 +18,10 @@ the commitment scores only — a PSO/λ-iteration hybrid, stronger but no longer
 over the dispatch. ``shift`` is the default because it searches the same decisions as the
 paper's PSO baseline and the learned agents (commitment and powers), with the same mapping.
 
-Under a time limit the cost function stops the swarm; the best particle seen so far is returned
-as ``feasible`` if its commitment is workable, else the state is ``timeout`` (no dispatch). At
+Under a time limit (the harness's per-state limit, or a budget matched to a learner's decision
+time) the cost function stops the swarm before the next iteration; the best particle seen so far
+is returned as ``feasible`` if its commitment is workable, else the state is ``timeout`` (no
+dispatch). ``info`` records the budget (``time_budget_s``) and whether it struck (``stopped_at_budget``). At
 128 regions the random start rarely finds a workable commitment on high-demand states
 (docs/classical-backends.md, "Measured at scale").
 """
@@ -131,7 +133,7 @@ class Pso(Solver):
         start = time.perf_counter()
         deadline = start + time_limit if time_limit else np.inf
         dims = self.dimensions(problem)
-        info: dict[str, Any] = {"decode": self.params["decode"], "dimensions": dims}
+        info: dict[str, Any] = {"decode": self.params["decode"], "dimensions": dims, "time_budget_s": time_limit}
         timed_out = False
         if dims == 0:  # price decode without commitment: nothing left for a swarm to choose
             best = np.zeros((1, 0))
@@ -167,6 +169,7 @@ class Pso(Solver):
             finally:
                 np.random.set_state(saved)
             info["iterations_run"] = best_seen["calls"]
+        info["stopped_at_budget"] = timed_out
         elapsed = time.perf_counter() - start
         if best is None:
             return Answer(
