@@ -68,7 +68,6 @@ class Scip(Solver):
         """Build the model once and hand it to SCIP, outside every state's clock (see the module)."""
         if not self.params["persistent"]:
             return
-        start = time.perf_counter()
         model = build_model(problem)
         solver = SolverFactory("scip_persistent")
         solver.set_instance(model)
