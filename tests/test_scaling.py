@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import dispatchbench.report.scaling as scaling
+from dispatchbench.report import decision_cost as dc
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = """schema = 1
@@ -68,6 +69,16 @@ def test_every_size_and_method_is_summarised(study: tuple[Path, Path]) -> None:
     assert (certified["mean gap %"].abs() < 1e-9).all()
     learned = summary[summary["method"] == "MADDPG"].iloc[0]
     assert learned["training s"] > 0 and learned["messages per decision"] > 0
+    # online time with its ratio to the certified SCIP at the same size, in the same run
+    scip_2 = certified[certified["regions"] == 2].iloc[0]
+    assert scip_2[dc.RATIO] == pytest.approx(1.0)
+    assert learned[dc.RATIO] == pytest.approx(scip_2[dc.ONLINE] / learned[dc.ONLINE])
+    n = dc.break_even(learned["training s"], learned[dc.ONLINE], scip_2[dc.ONLINE])
+    assert str(learned[dc.BREAK_EVEN]) == dc.break_even_text(n)
+    assert (
+        pd.isna(summary.loc[summary["method"] == "PSO", dc.BREAK_EVEN]).all()
+        or (summary.loc[summary["method"] == "PSO", dc.BREAK_EVEN] == "—").all()
+    )
     assert all(g >= -1e-6 for g in summary["mean gap %"] if not math.isnan(g))  # nobody beats SCIP's best
 
 
@@ -75,6 +86,7 @@ def test_the_report_states_skips_and_budget(study: tuple[Path, Path]) -> None:
     _, report = study
     text = (report / "report.md").read_text()
     assert "tiny test budget: smallest size only" in text
+    assert dc.ONLINE in text and dc.RATIO in text and dc.BREAK_EVEN in text and dc.OFFLINE in text
     assert (report / "fig_scaling_gap.png").stat().st_size > 0 and (report / "fig_scaling_time.png").exists()
     assert "<script" not in (report / "report.html").read_text().lower()
 

@@ -48,7 +48,7 @@ from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
-from dispatchbench.report import figures, tables
+from dispatchbench.report import decision_cost, figures, tables
 from dispatchbench.report.document import (
     Block,
     Figure,
@@ -375,21 +375,26 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
     frame = scored.frame[scored.frame["status"].isin(SUCCESS)]
     order = method_order(scored.frame)
     labels = method_labels(scored.frame, order)
+    every = scored.frame  # online time counts every answered state, a timeout's time included
+    scip_online = decision_cost.online_seconds(every[decision_cost.reference_mask(every)])
     rows = []
     for method in order:
         part = frame[frame["method"] == method]
         if part.empty:
             continue
+        models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
         day = part[part["states_sha256"] == day_sha] if day_sha else part.iloc[0:0]
         single = part[~part["states_sha256"].isin([day_sha, test_sha])]
         test = part[part["states_sha256"] == test_sha] if test_sha else None
-        models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
-        train = [m["train_time_s"] for m in models if isinstance(m, dict) and _is_number(m.get("train_time_s"))]
         steps = sorted({str(m["steps"]) for m in models if isinstance(m, dict) and m.get("steps") is not None})
+        learned = bool(part["learns"].fillna(False).astype(bool).any())
         rows.append(
             {
                 "method": labels[method],
                 "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
+                **decision_cost.decision_columns(
+                    every[every["method"] == method], scip_online, models, learned=learned
+                ),
                 "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
                 "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
                 "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
@@ -398,11 +403,10 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
                     if test is not None
                     else {}
                 ),
-                "training s per model": float(np.mean(train)) if train else math.nan,
                 "steps": ", ".join(steps),
             }
         )
-    return pd.DataFrame(rows)
+    return decision_cost.shown(pd.DataFrame(rows))
 
 
 def _is_number(v: Any) -> bool:
@@ -537,7 +541,8 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
                 else f"{r['best']:,.2f} / {r['worst']:,.2f}",
                 f"vs {base_label}": _pct(r["improvement"]),
                 "gap to exact": _pct(r["gap_to_exact"]),
-                "s / state": cell_text(float(r["time_per_state_s"]), 4),
+                decision_cost.ONLINE: cell_text(float(r["online_s"]), 4),
+                decision_cost.RATIO: cell_text(float(r["online_ratio_to_scip"]), 1),
                 "failed": failed or "0",
             }
         )
@@ -563,14 +568,27 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
     recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
     blocks: list[Block] = [
         Heading(3, title),
-        Table(shown, numeric=("seeds", "cost", "best / worst seed", f"vs {base_label}", "gap to exact", "s / state")),
+        Table(
+            shown,
+            numeric=(
+                "seeds",
+                "cost",
+                "best / worst seed",
+                f"vs {base_label}",
+                "gap to exact",
+                decision_cost.ONLINE,
+                decision_cost.RATIO,
+            ),
+        ),
         Para(legend),
         Para(
             [
                 plain(
                     f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
                     f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
-                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method."
+                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method. "
+                    f"{decision_cost.ONLINE}: median wall time per state, one state per call; {decision_cost.RATIO}: "
+                    "the SCIP reference's median online time in the same rows divided by the method's."
                 )
             ]
         ),
@@ -1013,15 +1031,20 @@ def runtime_section(ctx: ReportContext) -> list[Block]:
     runtime = runtime_table(ctx.scored, ctx.day_sha, ctx.test_sha)
     blocks: list[Block] = [
         Heading(2, "Run time"),
-        Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
+        Table(
+            runtime,
+            numeric=tuple(c for c in runtime.columns if c.startswith("s per") or c in decision_cost.NUMERIC_COLUMNS),
+        ),
         Para(
             [
                 plain(
-                    "Time per decision: wall time the harness measured around each state's solve (all agents "
-                    "and the balancing search for learned methods). Training time: wall time of "
+                    "Time per decision: wall time the harness measured around each state's solve, one state "
+                    "per call (all agents and the balancing search for learned methods). "
+                    + decision_cost.DEFINITIONS
+                    + " Training time: wall time of "
                 ),
                 code("fit"),
-                plain(" per trained model."),
+                plain(" per trained model (mean over the method's models)."),
             ]
         ),
     ]

@@ -44,12 +44,12 @@ from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import states_to_frame
-from dispatchbench.report import figures
+from dispatchbench.report import decision_cost, figures
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
 from dispatchbench.report.study_file import INSTANCE_FILES, Study, TestStates
 from dispatchbench.report.study_file import load_study as read_study_file
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
-from dispatchbench.report.tables import method_name
+from dispatchbench.report.tables import method_name, read_model_meta
 
 SCALING_FILE = "scaling.json"
 SUMMARY_FILE = "summary.csv"
@@ -266,20 +266,35 @@ def _model_methods(rows: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     return out
 
 
+def _training_records(m: dict[str, Any]) -> dict[str, Any]:
+    """A trained model's cost fields: its ``model.json`` (every key the learner recorded), with the
+    study's own record of the training time where the model file does not say it."""
+    meta = dict(read_model_meta(str(m.get("path", ""))))
+    if meta.get("train_time_s") is None and m.get("train_time_s") is not None:
+        meta["train_time_s"] = m["train_time_s"]
+    return meta
+
+
 def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
-    """One line per (instance, method): the numbers of the README's scaling table."""
+    """One line per (instance, method): the numbers of the README's scaling table, with the
+    decision-time and training-cost columns of :mod:`decision_cost` (online time, its ratio to
+    SCIP's online time at the same size in the same run, offline batched time, training cost and
+    break-even against that SCIP)."""
     methods = _model_methods(rows)
-    train_s: dict[tuple[str, str], list[float]] = {}
+    trained: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for m in models:
         instance = str(m.get("instance", m["regions"]))
         method = methods.get((instance, method_name(m["method"]), Path(m["path"]).name), m["method"])
-        train_s.setdefault((instance, method), []).append(float(m["train_time_s"] or 0))
+        trained.setdefault((instance, method), []).append(_training_records(m))
+    reference = rows[decision_cost.reference_mask(rows)]
+    scip_online = {str(i): decision_cost.online_seconds(g) for i, g in reference.groupby("instance")}
     out = []
     for (regions, instance, method), g in rows.groupby(["regions", "instance", "method"], sort=True):
         ok = g["status"].isin(SUCCESS)
         skipped = g["reason"].fillna("").astype(str).str.startswith("skipped")
         failed = g.loc[~ok & ~skipped, "status"].value_counts()
         messages = pd.to_numeric(g["messages"], errors="coerce")
+        learned = bool(g["learns"].fillna(False).astype(bool).any()) if "learns" in g else False
         out.append(
             {
                 "instance": g["instance_name"].iloc[0],
@@ -290,10 +305,12 @@ def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
                 "mean gap %": g["gap_pct"].mean(),
                 "worst gap %": g["gap_pct"].max(),
                 "gap to bound %": g["bound_gap_pct"].mean() if g["bound_gap_pct"].notna().any() else math.nan,
-                "s per decision": g.loc[~skipped, "time_s"].median() if (~skipped).any() else math.nan,
-                "training s": float(np.mean(train_s[(instance, method)]))
-                if (instance, method) in train_s
-                else math.nan,
+                **decision_cost.decision_columns(
+                    g,
+                    scip_online.get(str(instance), math.nan),
+                    trained.get((str(instance), method), []),
+                    learned=learned,
+                ),
                 "messages per decision": messages.mean() if messages.notna().any() else math.nan,
                 "failures": ", ".join(
                     [f"{n} {s}" for s, n in failed.items()]
@@ -363,9 +380,12 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         figs.append(
             Figure(
                 figures.scaling_panel(
-                    summary, "s per decision", "seconds per decision (median)", folder / "fig_scaling_time.png"
+                    summary,
+                    decision_cost.ONLINE,
+                    "seconds per decision, online (median)",
+                    folder / "fig_scaling_time.png",
                 ),
-                "Time against groups: median wall time per decision, log scale",
+                "Time against groups: median wall time per decision, one state per call (online), log scale",
             )
         )
     machine = record.get("machine", {})
@@ -404,17 +424,17 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
             ]
         ),
         Table(
-            summary,
+            decision_cost.shown(summary),
             digits=4,
             numeric=(
                 "mean gap %",
                 "worst gap %",
                 "gap to bound %",
-                "s per decision",
-                "training s",
+                *decision_cost.NUMERIC_COLUMNS,
                 "messages per decision",
             ),
         ),
+        Para([plain(decision_cost.DEFINITIONS)]),
         *figs,
         Heading(2, "Skipped, with the reason"),
         Table(skipped_table(record, rows), digits=3),
