@@ -43,6 +43,7 @@ from dispatchbench.bench.rescore import CHECK_NO_DISPATCH, CHECK_OK, rescore_fol
 from dispatchbench.bench.results_store import REPRODUCE_FILE, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.contract.status import FAILURES, SUCCESS, Status
+from dispatchbench.instances.provenance import Provenance, describe
 from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
@@ -630,6 +631,15 @@ def _gap_cell(line: pd.Series) -> str:
     return f"{text}; {failed}" if failed else text
 
 
+def test_replicate_label(rows: pd.DataFrame, seed: Any) -> str:
+    """How the tables name the test states: from the rows' ``split``/``replicate`` when they record
+    them, else from the generator seed reproduce recorded ("development test" for seed 2000)."""
+    if "split" in rows and rows["split"].notna().any():
+        pairs = rows[["split", "replicate"]].drop_duplicates()
+        return ", ".join(describe(sp, rep) for sp, rep in pairs.itertuples(index=False))
+    return Provenance.of_seed(int(seed)).describe() if isinstance(seed, int) else "—"
+
+
 def _test_states_section(
     rows: pd.DataFrame, record: dict[str, Any], reference: str | None, labels: dict[str, str], order: list[str]
 ) -> list[Block]:
@@ -645,7 +655,18 @@ def _test_states_section(
         f"{record.get('stride', '?')} ({per_day} states per family), plus {record.get('random_count', '?')} "
         f"random states (file {record.get('file', '?')})."
     )
-    blocks: list[Block] = [Heading(2, "Unseen test days (protocol test seeds)"), Para([plain(intro)])]
+    kind = test_replicate_label(rows, seed)
+    if kind == "development test":
+        intro += (
+            " They are the development test replicate (seed 2000): looked at during development, so not a "
+            "fresh test (docs/protocol.md, rule 6 and 'What was looked at')."
+        )
+    elif kind.startswith("test replicate"):
+        intro += f" They are {kind}: evaluated once for this model version (docs/protocol.md)."
+    blocks: list[Block] = [
+        Heading(2, f"Unseen test days (protocol test seeds): {kind}"),
+        Para([plain(intro)]),
+    ]
     if reference is None:
         return blocks + [Para([plain("No exact method solved these states to optimality: no gaps to show.")])]
     gaps = tables.family_gaps(rows, reference)

@@ -40,6 +40,7 @@ from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.contract.info import read_info
 from dispatchbench.contract.status import SUCCESS, Status
 from dispatchbench.instances.generate_problem import write_problem
+from dispatchbench.instances.provenance import describe, write_sidecar
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem
@@ -113,6 +114,7 @@ def write_test_states(path: Path, problem: Problem, tests: TestStates) -> Path:
     text = states_to_frame(tests.draw(problem), problem).to_csv(index=False)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+    write_sidecar(path, tests.seed)  # every row of these states records their split and replicate
     return path
 
 
@@ -409,7 +411,8 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
                 *where,
                 plain(
                     (
-                        f", states from every day family ({tests.get('split')} seeds only)"
+                        f", states from every day family ({tests.get('split')} seeds only: "
+                        f"{describe(tests.get('split'), tests.get('replicate', 0))})"
                         if tests
                         else ", with their state files"
                     )

@@ -112,18 +112,23 @@ class TestStates:
     stride: int = 1
     intervals: tuple[int, ...] = ()
     random: int = 0
+    # the split's replicate (seed offset): test replicate 0 (seed 2000) was looked at during
+    # development, a fresh replicate (1 = seed 2001) is evaluated once per released model version
+    replicate: int = 0
 
     @property
     def seed(self) -> int:
         from dispatchbench.instances.protocol import SPLITS
 
-        return SPLITS[self.split].seed(0)
+        return SPLITS[self.split].seed(self.replicate)
 
     def draw(self, problem: Any) -> list[Any]:
         """The states, in the protocol's order (families, then random)."""
         from dispatchbench.instances.protocol import split_states
 
-        states = split_states(problem, self.split, stride=self.stride, random_count=self.random)
+        states = split_states(
+            problem, self.split, stride=self.stride, random_count=self.random, replicate=self.replicate
+        )
         if not self.intervals:
             return states
         wanted = {f"_t{k:02d}" for k in self.intervals}
@@ -586,8 +591,10 @@ def _test_states(table: _Reader | None) -> TestStates | None:
     if intervals and table.has("stride"):
         raise table.fail("intervals", "and stride both pick intervals", "keep one of them")
     random = table.integer("random", 0, 100_000, "30", 0)
-    table.done(("split", "stride", "intervals", "random"))
-    return TestStates(split, stride, tuple(intervals), random)
+    split_seeds = SPLITS[split]
+    replicate = table.integer("replicate", 0, split_seeds.last - split_seeds.first, "1", 0)
+    table.done(("split", "stride", "intervals", "random", "replicate"))
+    return TestStates(split, stride, tuple(intervals), random, replicate)
 
 
 def _input_file(table: _Reader, key: str, value: str, folder: Path) -> Path:
