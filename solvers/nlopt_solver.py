@@ -133,6 +133,9 @@ class NloptSolver(Solver):
         "ftol_rel": 1e-12,
         "maxeval": 3000,  # evaluations per NLopt run
         "max_groups": 100,  # skip larger problems: one SLSQP solve took 6 s of CPU at 163 groups (docs)
+        # per-state budget in seconds (0: none of its own, only the harness's limit): a study gives
+        # it as a multiple of a learner's decision time (scip has the same parameter)
+        "time_limit": 0.0,
     }
     parameter_ranges = {
         "inner_maxeval": (1, _C_INT_MAX),
@@ -141,6 +144,7 @@ class NloptSolver(Solver):
         "xtol_rel": (0.0, 1.0),
         "ftol_rel": (0.0, 1.0),
         "maxeval": (1, _C_INT_MAX),
+        "time_limit": (0.0, 1e9),
     }
     parameter_choices = {
         "algorithm": _ALGORITHMS,
@@ -207,6 +211,9 @@ class NloptSolver(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
+        own = self.params["time_limit"]
+        if own > 0:
+            time_limit = min(time_limit, own) if time_limit else own
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     @property

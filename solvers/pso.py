@@ -65,6 +65,9 @@ class Pso(Solver):
         "c1": 1.49,  # cognitive: pull to each particle's own best
         "c2": 1.49,  # social: pull to the swarm's best
         "decode": "shift",  # shift | price
+        # per-state budget in seconds (0: none of its own, only the harness's limit): a study gives
+        # it as a multiple of a learner's decision time (scip has the same parameter)
+        "time_limit": 0.0,
     }
     # Inertia above 1 or acceleration coefficients above 4 make the swarm diverge (Clerc and
     # Kennedy 2002); the sizes are capped where one state's swarm would no longer fit in memory/time.
@@ -74,6 +77,7 @@ class Pso(Solver):
         "w": (0.0, 1.0),
         "c1": (0.0, 4.0),
         "c2": (0.0, 4.0),
+        "time_limit": (0.0, 1e9),
     }
     parameter_choices = {"decode": _DECODERS}
     capabilities = Capabilities(exact=False, stochastic=True, learns=False, handles_commitment=True)
@@ -95,6 +99,9 @@ class Pso(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
+        own = self.params["time_limit"]
+        if own > 0:
+            time_limit = min(time_limit, own) if time_limit else own
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     # ---- a particle as a dispatch ------------------------------------------------------------

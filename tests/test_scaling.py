@@ -31,10 +31,14 @@ intervals = [40]
 timeout = 60
 [[methods]]
 spec = "scip"
+budgets = [1, 100]
+budget_of = "maddpg"
 [[methods]]
 spec = "scip[rel_gap=0.0001]"
 [[methods]]
 spec = "pso[iterations=5,particles=5]"
+budgets = [1, 100]
+budget_of = "maddpg"
 [[methods]]
 spec = "maddpg"
 train_steps = { 2 = 30 }
@@ -199,3 +203,36 @@ def test_the_readme_study_runs_from_an_empty_folder(tmp_path: Path) -> None:
     assert "trained on the smallest instance only" in (report / "report.md").read_text()
     assert (summary["answers"] == "7/7").sum() == 5  # SCIP, NLopt, TVC at 4; SCIP, NLopt at 8 (PSO: 2 seeds)
     assert (summary.loc[summary["method"] == "PSO", "answers"] == "14/14").all()
+
+
+def test_matched_budgets_run_as_their_own_rows_with_the_learners_time(study: tuple[Path, Path]) -> None:
+    """Issue 18 item 2: SCIP and PSO again at 1x and 100x MADDPG's online time at 2 regions, each
+    answer within its budget, a figure and a best-per-budget table; at 3 regions no learner ran,
+    so no budget, with the reason."""
+    run, report = study
+    record = json.loads((run / scaling.SCALING_FILE).read_text())
+    plan = record["instances"]["2"]["budgets"]
+    assert [(b["method"], b["multiple"]) for b in plan] == [
+        ("scip", 1.0), ("scip", 100.0), ("pso[iterations=5,particles=5]", 1.0), ("pso[iterations=5,particles=5]", 100.0)
+    ]  # fmt: skip
+    summary = pd.read_csv(report / scaling.SUMMARY_FILE)
+    maddpg_s = summary.loc[(summary["regions"] == 2) & (summary["method"] == "MADDPG"), dc.ONLINE].iloc[0]
+    for b in plan:
+        assert b["learner_s"] == pytest.approx(maddpg_s) and b["seconds"] == pytest.approx(b["multiple"] * maddpg_s)
+    line = summary[summary["method"] == "SCIP (gap 1e-9) @100× MADDPG"].iloc[0]
+    assert line["budget_s"] == pytest.approx(100 * maddpg_s)
+    rows = scaling.load_study(run)[1]
+    budgeted = rows[rows["budget_multiple"].notna()]
+    assert set(budgeted["regions"]) == {2} and len(budgeted) == 4 * 5  # 4 specs x 5 states, seed 0
+    for _, r in budgeted.iterrows():
+        info = json.loads(r["info"])
+        assert info["time_budget_s"] == pytest.approx(r["budget_s"], rel=1e-3)  # the plugin had that budget
+        assert r["status"] in {"optimal", "feasible", "timeout"}, r["reason"]
+    assert any(s["reason"].startswith("no online decision time of maddpg") for s in record["skipped"])
+    text = (report / "report.md").read_text()
+    assert "## Matched budgets" in text and [p.name for p in report.glob("fig_budget_*.png")] == [
+        "fig_budget_generated-2r.png"
+    ]
+    section = text.split("## Matched budgets")[1].split("\n## ")[0]
+    levels = [ln for ln in section.splitlines() if ln.startswith("| generated-2r |")]
+    assert len(levels) == 2 and "1× maddpg" in levels[0] and "100× maddpg" in levels[1]

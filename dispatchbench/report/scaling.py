@@ -45,13 +45,14 @@ from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import states_to_frame
-from dispatchbench.report import decision_cost, figures
+from dispatchbench.report import decision_cost, figures, matched_budgets
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
 from dispatchbench.report.study_file import INSTANCE_FILES, Study, TestStates
 from dispatchbench.report.study_file import load_study as read_study_file
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
 from dispatchbench.report.tables import method_name, read_model_meta
 
+HIDDEN_COLUMNS = ("learns", "budget_multiple", "budget_s", "budget_of", "budget_base")  # in summary.csv only
 SCALING_FILE = "scaling.json"
 SUMMARY_FILE = "summary.csv"
 
@@ -220,6 +221,12 @@ def reproduce_scaling(
         )
         for spec, why in summary.refused:
             outcome.failures.append({"method": spec, "stage": "run", "reason": why, "regions": str(regions)})
+        budgets = run_matched_budgets(study, methods, size, out_dir, resume=True, progress=progress, jobs=workers)
+        outcome.instances[size.key]["budgets"] = budgets
+        for b in budgets:
+            if "reason" in b:
+                outcome.skipped.append({"method": f"{b['method']} @{b['multiple']:g}x", "regions": regions,
+                                        "reason": b["reason"]})  # fmt: skip
         outcome.wall_s[f"{regions} regions" if size.seed is not None else size.key] = time.perf_counter() - t0
         outcome.save()
     outcome.wall_s["total"] = time.perf_counter() - start
@@ -229,10 +236,44 @@ def reproduce_scaling(
     return outcome
 
 
+def run_matched_budgets(
+    study: Study, methods: Any, size: SizeInputs, out_dir: Path, *, resume: bool, progress: bool, jobs: int
+) -> list[dict[str, Any]]:
+    """The budgeted classical methods on one instance (:mod:`matched_budgets`): the learners'
+    online times are read from the rows just written, then each budgeted spec runs into the same
+    results folder (one state per call, like every row). Returns what ``scaling.json`` records."""
+    from dispatchbench.bench.harness import run_benchmark
+
+    budgeted = [m for m in methods.plain if m.budgets]
+    if not budgeted:
+        return []
+    rows = load_results(out_dir / size.results)
+    plan = matched_budgets.plan_budgets(budgeted, rows)
+    specs = [b["spec"] for b in plan if "spec" in b]
+    if specs:
+        seeds = {b["spec"]: list(m.seeds) for m in budgeted for b in plan if b["method"] == m.spec and "spec" in b}
+        run_benchmark(
+            size.problem_path,
+            list(size.states_paths),
+            specs,
+            [0],
+            out_dir / size.results,
+            timeout=study.run.timeout_s,
+            resume=resume,
+            progress=progress,
+            jobs=jobs,
+            seeds_for=seeds,
+            skip_bad_specs=True,
+        )
+    return plan
+
+
 # ---- analysis ----------------------------------------------------------------------------------
 
 
-def size_rows(results_dir: Path, regions: int, groups: int, instance: str = "") -> pd.DataFrame:
+def size_rows(
+    results_dir: Path, regions: int, groups: int, instance: str = "", budgets: list[dict[str, Any]] | None = None
+) -> pd.DataFrame:
     """One row per (method, state, seed) with its gap to the best solution of the exact methods
     (their plugins' ``exact`` capability, stored in every row) and to their best dual bound.
     ``method`` is the plugin's label (the spec without a model path for rows written before
@@ -240,6 +281,7 @@ def size_rows(results_dir: Path, regions: int, groups: int, instance: str = "") 
     frame = load_results(results_dir).copy()
     frame["info_d"] = frame["info"].map(read_info)
     frame["method"] = frame["label"].fillna(frame["solver"].map(method_name)).astype(str)
+    frame = matched_budgets.relabel(frame, budgets or [], matched_budgets.learner_labels(frame))
     ref = frame[frame["exact"].fillna(False).astype(bool)]
     best = ref[ref["status"].isin(SUCCESS)].groupby("state")["cost"].min()
     bound = ref.assign(bound=ref["info_d"].map(lambda i: i.get("dual_bound"))).groupby("state")["bound"].max()
@@ -314,6 +356,11 @@ def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
                     learned=learned,
                 ),
                 "messages per decision": messages.mean() if messages.notna().any() else math.nan,
+                "learns": learned,
+                "budget_multiple": g["budget_multiple"].iloc[0],
+                "budget_s": g["budget_s"].iloc[0],
+                "budget_of": g["budget_of"].iloc[0],
+                "budget_base": g["budget_base"].iloc[0],
                 "failures": ", ".join(
                     [f"{n} {s}" for s, n in failed.items()]
                     + ([f"{int(skipped.sum())} skipped"] if skipped.any() else [])
@@ -342,7 +389,7 @@ def load_study(out_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFram
     for key, inst in record["instances"].items():
         results = out_dir / inst.get("results", f"n{key}")
         if (results / "rows.jsonl").exists() or any(results.glob("*.parquet")):
-            rows = size_rows(results, int(inst["regions"]), int(inst["groups"]), key)
+            rows = size_rows(results, int(inst["regions"]), int(inst["groups"]), key, inst.get("budgets"))
             frames.append(rows.assign(instance_name=Path(str(inst["problem"])).stem))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return record, rows, summarise(rows, record["models"]) if len(rows) else pd.DataFrame()
@@ -390,6 +437,32 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
                 "Time against groups: median wall time per decision, one state per call (online), log scale",
             )
         )
+    budget_blocks: list[Any] = []
+    if len(summary) and summary["budget_multiple"].notna().any():
+        best = matched_budgets.best_per_budget(summary)
+        budget_blocks = [
+            Heading(2, "Matched budgets: what each method reaches in the learner's time"),
+            Para(
+                [
+                    plain(
+                        "Each classical method with budgets ran again as its own spec with a per-state time limit "
+                        "of 1×, 10× and 100× the learner's median online decision time on the same instance "
+                        "(measured in this run, one state per call); SCIP answers with its incumbent or times out "
+                        "without one, PSO with its best particle, NLopt with its best feasible point. The "
+                        "unbudgeted SCIP rows are the references. Best at each budget: the lowest mean gap among "
+                        "the budgeted methods at that multiple and the learners whose own online time is within "
+                        "it; only methods that answered every state are ranked, the others are listed with their "
+                        "answers."
+                    )
+                ]
+            ),
+            Table(best, digits=4, numeric=("regions", "seconds", "mean gap %")),
+            *[
+                Figure(p, caption)
+                for p, caption in matched_budgets.figures_per_size(summary, folder, figures.gap_against_time)
+            ],
+        ]
+    shown_summary = decision_cost.shown(summary.drop(columns=[c for c in HIDDEN_COLUMNS if c in summary]))
     machine = record.get("machine", {})
     study = record.get("budget", {})
     sizes = sorted(int(i["regions"]) for i in record["instances"].values()) or [0]
@@ -427,7 +500,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
             ]
         ),
         Table(
-            decision_cost.shown(summary),
+            shown_summary,
             digits=4,
             numeric=(
                 "mean gap %",
@@ -439,6 +512,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         ),
         Para([plain(decision_cost.DEFINITIONS)]),
         *figs,
+        *budget_blocks,
         Heading(2, "Skipped, with the reason"),
         Table(skipped_table(record, rows), digits=3),
         Heading(2, "Failures"),
