@@ -37,6 +37,23 @@ def budget_spec(spec: str, seconds: float) -> str:
     return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
 
 
+def canonical(spec: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """A spec as a comparable value: ``scip[rel_gap=1e-4]`` and the stored ``scip[rel_gap=0.0001]``
+    (the harness stores typed parameters) are the same spec."""
+    try:
+        name, params = parse_spec(str(spec))
+    except Exception:  # noqa: BLE001  (a row's spec no plugin syntax reads: compared as text)
+        return str(spec), ()
+
+    def value(v: Any) -> Any:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return str(v)
+
+    return name, tuple(sorted((k, value(v)) for k, v in params.items()))
+
+
 def learner_online_s(rows: pd.DataFrame, learner_spec: str) -> float:
     """Median online decision time of a learner's policy (its rows without a variant: the spec
     without its model path equals ``learner_spec``), over every state it answered or timed out on."""
@@ -65,6 +82,67 @@ def plan_budgets(methods: Sequence[Any], rows: pd.DataFrame) -> list[dict[str, A
     return out
 
 
+def run_budgets(
+    methods: Sequence[Any],
+    problem_path: Path,
+    states_paths: Sequence[Path],
+    results_dir: Path,
+    *,
+    timeout_s: float,
+    progress: bool,
+    jobs: int,
+    provenance: Mapping[Path, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the budgeted methods of a study on one problem: the learners' online times are read
+    from the rows already in ``results_dir``, then each budgeted spec runs into the same folder
+    (one state per call, like every row; cells already there are kept). Returns the plan, which
+    the study records (``scaling.json`` per instance, ``reproduce.json``)."""
+    from dispatchbench.bench.harness import run_benchmark
+    from dispatchbench.bench.rescore import load_results
+
+    budgeted = [m for m in methods if getattr(m, "budgets", ())]
+    if not budgeted:
+        return []
+    plan = plan_budgets(budgeted, load_results(results_dir))
+    specs = [b["spec"] for b in plan if "spec" in b]
+    if specs:
+        seeds = {b["spec"]: list(m.seeds) for m in budgeted for b in plan if b["method"] == m.spec and "spec" in b}
+        summary = run_benchmark(
+            problem_path,
+            list(states_paths),
+            specs,
+            [0],
+            results_dir,
+            timeout=timeout_s,
+            resume=True,
+            progress=progress,
+            jobs=jobs,
+            seeds_for=seeds,
+            skip_bad_specs=True,
+            provenance=provenance,
+        )
+        refused = dict(summary.refused)
+        for b in plan:
+            if b.get("spec") in refused:
+                b["reason"] = f"refused: {refused[b['spec']]}"
+    return plan
+
+
+def relabelled(
+    labels: Mapping[str, str], own: Mapping[str, str], budgets: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """Report labels (method -> label) with each budgeted spec named by its plugin's own label
+    (``own``) and its multiple of the learner: "SCIP (gap 1e-9) @10× MADRL-TVC"."""
+    out = dict(labels)
+    keys = {canonical(m): m for m in labels}
+    for b in budgets:
+        spec = keys.get(canonical(b["spec"])) if "spec" in b else None
+        if spec in out:
+            learner = labels.get(str(b["of"]), str(b["of"]))
+            out[spec] = f"{own.get(spec, spec)} @{_multiple_text(float(b['multiple']))} {learner}"
+    return out
+
+
 def _multiple_text(multiple: float) -> str:
     return f"{multiple:g}×"
 
@@ -80,7 +158,8 @@ def relabel(frame: pd.DataFrame, budgets: Sequence[Mapping[str, Any]], labels: M
     for b in budgets:
         if "spec" not in b:
             continue
-        hit = frame["solver"] == b["spec"]
+        key = canonical(b["spec"])
+        hit = frame["solver"].map(lambda spec: canonical(spec) == key).astype(bool)
         if not hit.any():
             continue
         base = str(frame.loc[hit, "method"].iloc[0])

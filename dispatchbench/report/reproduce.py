@@ -36,6 +36,7 @@ from dispatchbench.instances.provenance import Provenance, write_sidecar
 from dispatchbench.instances.state_families import FAMILIES, RANDOM, write_states
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem_file import load_problem
+from dispatchbench.report import matched_budgets
 from dispatchbench.report.html_report import build_report
 from dispatchbench.report.study_file import Study, TestStates, load_study
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
@@ -56,6 +57,7 @@ class Outcome:
     workers: int = 1
     executor: str = "local"
     test_states: dict[str, Any] = field(default_factory=dict)  # what write_test_states wrote, for the report
+    budgets: list[dict[str, Any]] = field(default_factory=list)  # matched budgets (report/matched_budgets.py)
 
     @property
     def quick(self) -> bool:
@@ -78,6 +80,7 @@ class Outcome:
             "workers": self.workers,
             "executor": self.executor,
             "test_states": self.test_states,
+            "budgets": self.budgets,
         }
         safe_files.write_text(self.out_dir, REPRODUCE_FILE, json.dumps(data, indent=2, default=str))  # no links
         return path
@@ -233,6 +236,16 @@ def reproduce(
         jobs=workers,
         executor=executor,
         scheduler=scheduler,
+        provenance={Path(case): Provenance("reported") for case in study.problem.cases},
+    )
+    outcome.budgets = matched_budgets.run_budgets(
+        methods.plain,
+        problem_file,
+        states,
+        out_dir,
+        timeout_s=study.run.timeout_s,
+        progress=progress,
+        jobs=workers,
         provenance={Path(case): Provenance("reported") for case in study.problem.cases},
     )
     outcome.rows = len(ResultsStore(out_dir).read_rows())

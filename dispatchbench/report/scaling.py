@@ -221,7 +221,15 @@ def reproduce_scaling(
         )
         for spec, why in summary.refused:
             outcome.failures.append({"method": spec, "stage": "run", "reason": why, "regions": str(regions)})
-        budgets = run_matched_budgets(study, methods, size, out_dir, resume=True, progress=progress, jobs=workers)
+        budgets = matched_budgets.run_budgets(
+            methods.plain,
+            size.problem_path,
+            size.states_paths,
+            out_dir / size.results,
+            timeout_s=study.run.timeout_s,
+            progress=progress,
+            jobs=workers,
+        )
         outcome.instances[size.key]["budgets"] = budgets
         for b in budgets:
             if "reason" in b:
@@ -234,38 +242,6 @@ def reproduce_scaling(
     say(f"{study.name}: the report")
     build_scaling_report(out_dir, out_root=report_root, name=report_name or study.report_name)
     return outcome
-
-
-def run_matched_budgets(
-    study: Study, methods: Any, size: SizeInputs, out_dir: Path, *, resume: bool, progress: bool, jobs: int
-) -> list[dict[str, Any]]:
-    """The budgeted classical methods on one instance (:mod:`matched_budgets`): the learners'
-    online times are read from the rows just written, then each budgeted spec runs into the same
-    results folder (one state per call, like every row). Returns what ``scaling.json`` records."""
-    from dispatchbench.bench.harness import run_benchmark
-
-    budgeted = [m for m in methods.plain if m.budgets]
-    if not budgeted:
-        return []
-    rows = load_results(out_dir / size.results)
-    plan = matched_budgets.plan_budgets(budgeted, rows)
-    specs = [b["spec"] for b in plan if "spec" in b]
-    if specs:
-        seeds = {b["spec"]: list(m.seeds) for m in budgeted for b in plan if b["method"] == m.spec and "spec" in b}
-        run_benchmark(
-            size.problem_path,
-            list(size.states_paths),
-            specs,
-            [0],
-            out_dir / size.results,
-            timeout=study.run.timeout_s,
-            resume=resume,
-            progress=progress,
-            jobs=jobs,
-            seeds_for=seeds,
-            skip_bad_specs=True,
-        )
-    return plan
 
 
 # ---- analysis ----------------------------------------------------------------------------------
