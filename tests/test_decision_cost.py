@@ -93,3 +93,4 @@ def test_training_cost_reads_whatever_the_models_record():
     assert cost["training messages"] is None and cost["env steps"] is None
     assert dc.training_cost([{"train_time_s": "slow"}])["training s"] == "slow"  # shown as written, never summed
     assert math.isnan(dc.break_even("slow", 0.01, 0.06))
+    assert dc.training_cost([{"steps": 300}, {"steps": 100, "train_steps": 200}])["training steps"] == 250.0

@@ -106,7 +106,7 @@ def training_cost(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     models = [m for m in models if isinstance(m, Mapping)]
     out: dict[str, Any] = {}
     for key, column in TRAINING_KEYS.items():
-        values = [m[key] for m in models if key in m and m[key] is not None]
+        values = [_field(m, key) for m in models if _field(m, key) is not None]
         numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         numbers = [v for v in numbers if math.isfinite(v)]
         if numbers and len(numbers) == len(values):
@@ -116,6 +116,14 @@ def training_cost(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         else:
             out[column] = None
     return out
+
+
+_ALIASES = {"train_steps": "steps"}  # model.json's shared field, for models that predate train_steps
+
+
+def _field(model: Mapping[str, Any], key: str) -> Any:
+    value = model.get(key)
+    return model.get(_ALIASES[key]) if value is None and key in _ALIASES else value
 
 
 def break_even(train_s: float | None, t_learner: float, t_scip: float) -> float:

@@ -393,6 +393,8 @@ def gap_against_time(points: pd.DataFrame, path: Path, title: str, floor: float 
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(plain)
     ax.yaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # raw TeX otherwise (mathtext is off)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("seconds per decision, online (median)")
     ax.set_ylabel("mean gap to the best known solution (%)")
     ax.set_title(title, fontsize=11)

@@ -200,7 +200,13 @@ def reproduce_scaling(
             ex.workers = workers
             trained = train_models(size.problem_path, trainings, cache, ex, progress)
         for model in trained.models:
-            outcome.models.append({**model, "regions": regions, "instance": size.key, "path": Path(model["path"]).name})
+            # the training cost the learner recorded travels with the record: the report finds the
+            # model folder by name only (the cache is the machine's, not the study's)
+            meta = read_model_meta(str(model["path"]))
+            cost = {k: meta[k] for k in decision_cost.TRAINING_KEYS if k in meta and k != "train_time_s"}
+            outcome.models.append(
+                {**cost, **model, "regions": regions, "instance": size.key, "path": Path(model["path"]).name}
+            )
         outcome.failures += [{**f, "regions": str(regions)} for f in trained.failures]
         specs, seeds_for = shootout_specs(methods, trained)
         summary = run_benchmark(
@@ -289,10 +295,8 @@ def _model_methods(rows: pd.DataFrame) -> dict[tuple[str, str, str], str]:
 def _training_records(m: dict[str, Any]) -> dict[str, Any]:
     """A trained model's cost fields: its ``model.json`` (every key the learner recorded), with the
     study's own record of the training time where the model file does not say it."""
-    meta = dict(read_model_meta(str(m.get("path", ""))))
-    if meta.get("train_time_s") is None and m.get("train_time_s") is not None:
-        meta["train_time_s"] = m["train_time_s"]
-    return meta
+    meta = read_model_meta(str(m.get("path", "")))
+    return {**m, **{k: v for k, v in meta.items() if v is not None}}
 
 
 def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
