@@ -311,6 +311,16 @@ def run(
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on a plugin's import and set-up per cell, seconds.")
     ] = STARTUP_LIMIT_S,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Where every --states file's states come from: training, validation, test, reported or none "
+            "(default: each file's .provenance.json from `generate states`, else not stated)."
+        ),
+    ] = None,
+    replicate: Annotated[
+        int | None, typer.Option(help="With --split training/validation/test: the replicate (seed offset).")
+    ] = None,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
@@ -329,6 +339,7 @@ def run(
         executor=executor,
         scheduler=scheduler,
         startup_timeout=startup_timeout,
+        provenance=_run_provenance(split, replicate),
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     typer.echo(
@@ -338,6 +349,23 @@ def run(
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
+
+
+def _run_provenance(split: str | None, replicate: int | None):
+    """``--split/--replicate`` as one provenance for every states file, checked; None: not given."""
+    from dispatchbench.instances.provenance import SPLIT_NAMES, Provenance
+
+    if split is None:
+        if replicate is not None:
+            fail(f"--replicate {replicate}: needs --split — fix: add e.g. --split test")
+        return None
+    try:
+        return Provenance(split, replicate)
+    except ValueError as exc:
+        fail(
+            f"--split {split} --replicate {replicate}: {exc} — fix: a split of {', '.join(SPLIT_NAMES)}, "
+            "and a replicate only for training/validation/test"
+        )
 
 
 @app.command()
@@ -634,10 +662,14 @@ def generate_states_cmd(
         made = generate_random(prob, count, seed) if family == RANDOM else generate_days(prob, family, days, seed)
     except ValueError as exc:
         fail(str(exc))
+    from dispatchbench.instances.provenance import Provenance, write_sidecar
+
     write_states(out, prob, made.states)
+    sidecar = write_sidecar(out, seed)  # `run` reads it: every row then says which split drew the states
     typer.echo(
-        f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
-        f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled"
+        f"{out}: {len(made.states)} states ({family}, seed {seed}: {Provenance.of_seed(seed).describe()}) "
+        f"for problem {prob.name!r}; repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled; "
+        f"provenance in {sidecar.name}"
     )
 
 

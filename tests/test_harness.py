@@ -213,7 +213,9 @@ def _wait_for(path: Path, proc: subprocess.Popen) -> None:
 
 def _table_without_times(out: Path) -> pd.DataFrame:
     tables = make_tables([out], "scip", out_dir=out / "tables")
-    return tables.tables[0].table.drop(columns=["time_per_state_s"])
+    return tables.tables[0].table.drop(
+        columns=["time_per_state_s", "online_s", "online_ratio_to_scip", "offline_batched_s"]
+    )
 
 
 def _blocked_run(multi: Path, out: Path, release: Path, *extra: str) -> subprocess.Popen:

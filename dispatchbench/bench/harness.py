@@ -62,6 +62,7 @@ from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Capabilities
 from dispatchbench.contract.status import SUCCESS, Status
+from dispatchbench.instances.provenance import Provenance, read_sidecar
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -162,6 +163,7 @@ class InputFile:
 class StatesPlan:
     file: InputFile
     labels: tuple[str, ...]
+    provenance: Provenance = Provenance()  # split and replicate its states come from (every row says)
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,8 @@ def make_row(
         "states_count": len(cell.states.labels),
         "state_index": index,
         "state": cell.states.labels[index],
+        "split": cell.states.provenance.split,
+        "replicate": cell.states.provenance.replicate,
         "solver": cell.solver.spec,
         "solver_name": cell.solver.name,
         "label": cell.solver.label,
@@ -383,6 +387,20 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
+def _given_provenance(
+    given: Mapping[str | Path, Provenance] | Provenance | None, path: str | Path
+) -> Provenance | None:
+    """The caller's provenance for ``path``: one for every file, or looked up by the path as given
+    or resolved."""
+    if given is None or isinstance(given, Provenance):
+        return given
+    resolved = Path(path).resolve()
+    for key, value in given.items():
+        if str(key) == str(path) or Path(key).resolve() == resolved:
+            return value
+    return None
+
+
 def run_benchmark(
     problem_path: str | Path,
     states_paths: Sequence[str | Path],
@@ -400,6 +418,7 @@ def run_benchmark(
     startup_timeout: float = STARTUP_LIMIT_S,
     seeds_for: Mapping[str, Sequence[int]] | None = None,
     skip_bad_specs: bool = False,
+    provenance: Mapping[str | Path, Provenance] | Provenance | None = None,
 ) -> RunSummary:
     """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
 
@@ -407,6 +426,9 @@ def run_benchmark(
     ``LocalCluster`` of ``jobs`` workers, or the cluster at ``scheduler``). ``seeds_for`` gives
     some specs (by the text passed in ``solvers``) their own seeds. With ``skip_bad_specs`` a spec
     that cannot be created is left out and listed in ``summary.refused`` instead of stopping the run.
+    ``provenance`` says where the states come from (split, replicate), for every states file or
+    per path; a file it does not cover is described by its ``.provenance.json`` sidecar, if any
+    (:mod:`dispatchbench.instances.provenance`), and every row records it.
 
     Raises :class:`InputError` / :class:`SolverNotFound` for bad input before any work starts
     (including another run holding ``out_dir``). On Ctrl-C running cells are stopped, the Parquet
@@ -436,12 +458,14 @@ def run_benchmark(
     states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
     loaded: dict[str, list[State]] = {}  # the harness's own copy, which every answer is scored against
     for path in states_paths:
+        given = _given_provenance(provenance, path)
         path = Path(path).resolve()
         sts = load_states(path, problem)
+        origin = given or read_sidecar(path) or Provenance()
         blob = Blob.of_file(path)
         file = InputFile(path, blob.sha256)
         blobs.setdefault(blob.sha256, blob)
-        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts)))
+        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts), origin))
         loaded.setdefault(file.sha256, sts)
     refused: list[tuple[str, str]] | None = [] if skip_bad_specs else None
     plans = plan_solvers(solvers, startup_timeout=startup_timeout, seeds_for=seeds_for, refused=refused)

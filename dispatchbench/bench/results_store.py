@@ -75,6 +75,8 @@ ROW_COLUMNS: tuple[str, ...] = (
     "states_count",
     "state_index",
     "state",
+    "split",  # where the states come from: training/validation/test/reported/none; null: not stated
+    "replicate",  # the split's replicate (seed offset: test 2000 = 0); null for reported/none/unstated
     "solver",
     "solver_name",
     "label",  # the plugin's display name for this spec (Solver.label); null in rows written before it
@@ -96,7 +98,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 JSON_COLUMNS = ("params", "info", "dispatch")
 FLOAT_COLUMNS = ("cost", "max_violation", "time_s", "timeout_s", "ram_gb")
-INT_COLUMNS = ("schema_version", "states_count", "state_index", "seed", "cpu_cores")
+INT_COLUMNS = ("schema_version", "states_count", "state_index", "replicate", "seed", "cpu_cores")
 BOOL_COLUMNS = ("exact", "stochastic", "learns", "git_dirty")
 
 # What a row must hold to be scored and tabled, and the type each must have.

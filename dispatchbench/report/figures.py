@@ -360,3 +360,44 @@ def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -
     ax.grid(True, which="both", alpha=0.3)
     _legend_below(ax)
     return _finish(fig, path)
+
+
+def gap_against_time(points: pd.DataFrame, path: Path, title: str, floor: float = 1e-6) -> Path:
+    """Mean gap (%) against online decision time (s), both logarithmic, for one instance size: a
+    curve per classical method over its matched budgets (``budget_base`` names the method), a
+    point per learner and per unbudgeted method. Zero gaps sit on the floor; methods without a
+    gap (nothing answered) are left out of the plot and stay in the tables."""
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    budgeted = points[points["budget_base"].notna()] if "budget_base" in points else points.iloc[0:0]
+    single = points.drop(budgeted.index)
+    names = list(dict.fromkeys([*single["method"], *budgeted["budget_base"]]))
+    colors = method_colors(names)
+    online = "s per decision (online)"
+    for base, part in budgeted.groupby("budget_base", sort=False):
+        part = part.sort_values("budget_multiple")
+        x = pd.to_numeric(part[online], errors="coerce")
+        y = pd.to_numeric(part["mean gap %"], errors="coerce").clip(lower=floor)
+        ax.plot(x, y, marker="o", color=colors[base], label=f"{base} at 1x/10x/100x budgets")
+        for xi, yi, m in zip(x, y, part["budget_multiple"]):
+            if pd.notna(xi) and pd.notna(yi):
+                ax.annotate(f"{m:g}x", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for _, row in single.iterrows():
+        x, y = pd.to_numeric(row[online], errors="coerce"), pd.to_numeric(row["mean gap %"], errors="coerce")
+        if pd.isna(x) or pd.isna(y):
+            continue
+        learned = bool(row.get("learns")) if pd.notna(row.get("learns")) else False
+        ax.scatter([x], [max(y, floor)], marker="*" if learned else "s", s=120 if learned else 50,
+                   color=colors[row["method"]], label=row["method"], zorder=3)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # raw TeX otherwise (mathtext is off)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("seconds per decision, online (median)")
+    ax.set_ylabel("mean gap to the best known solution (%)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax)
+    return _finish(fig, path)
