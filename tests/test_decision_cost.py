@@ -13,7 +13,10 @@ import pytest
 from dispatchbench.report import decision_cost as dc
 
 
-def rows(spec: str, name: str, params: dict, times: list[float], info: dict | None = None) -> pd.DataFrame:
+def rows(
+    spec: str, name: str, params: dict, times: list[float], info: dict | None = None, status: str | None = None
+) -> pd.DataFrame:
+    exact = name == "scip"  # the plugin's capability, as results rows carry it
     return pd.DataFrame(
         {
             "solver": spec,
@@ -22,6 +25,8 @@ def rows(spec: str, name: str, params: dict, times: list[float], info: dict | No
             "time_s": times,
             "reason": "",
             "info": json.dumps(info or {}),
+            "exact": exact,
+            "status": status or ("optimal" if exact else "feasible"),
         }
     )
 
@@ -40,13 +45,19 @@ def test_break_even_by_hand():
     assert dc.break_even_text(123456.0) == "123,456"
 
 
-def test_only_the_unbudgeted_certified_scip_is_the_reference():
-    assert dc.is_scip_reference("scip", {"rel_gap": 1e-9, "time_limit": 60.0, "persistent": True})
-    assert dc.is_scip_reference("scip", json.dumps({"rel_gap": 1e-9}))
-    assert not dc.is_scip_reference("scip", {"rel_gap": 1e-4, "time_limit": 60.0})  # a practical gap
-    assert not dc.is_scip_reference("scip", {"rel_gap": 1e-9, "time_limit": 0.012})  # a matched budget
-    assert not dc.is_scip_reference("pso", {})
-    assert not dc.is_scip_reference("scip", {"rel_gap": "tight"})
+def test_the_reference_is_the_exact_spec_that_certified_most_by_capability_not_name():
+    """Budgeted or practical-gap runs of the exact plugin certify fewer states (or tie, and then
+    the unbudgeted spec, the shorter one, wins); an exact third-party plugin is found the same way."""
+    full = rows("scip", "scip", {}, [0.05, 0.06, 0.07])
+    budget = rows("scip[time_limit=0.01]", "scip", {"time_limit": 0.01}, [0.01] * 3)
+    budget.loc[1:, "status"] = "feasible"
+    tied = rows("scip[rel_gap=0.0001]", "scip", {"rel_gap": 1e-4}, [0.04] * 3)
+    frame = pd.concat([budget, tied, full], ignore_index=True)
+    assert dc.reference_mask(frame).tolist() == [False] * 6 + [True] * 3
+    other = rows("my_milp", "my_milp", {}, [0.2] * 3).assign(exact=True, status="optimal")
+    assert dc.reference_mask(other).all()
+    heuristic = rows("pso", "pso", {}, [0.1] * 3)
+    assert not dc.reference_mask(heuristic).any() and not dc.reference_mask(heuristic.iloc[:0]).any()
 
 
 def test_online_ratio_and_offline_columns_from_rows():

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dispatchbench.bench.results_store import parse_json_cell
 from dispatchbench.contract.info import read_info
+from dispatchbench.contract.status import Status
 
 ONLINE = "s per decision (online)"
 RATIO = "× vs SCIP (online)"
@@ -47,29 +47,20 @@ TRAINING_KEYS: dict[str, str] = {
 TRAINING_COLUMNS = tuple(TRAINING_KEYS.values())
 NUMERIC_COLUMNS = (ONLINE, RATIO, OFFLINE, *TRAINING_COLUMNS[:5])
 
-SCIP = "scip"
-_REFERENCE_GAP = 1e-9  # SCIP's default rel_gap: the certified reference whose time the ratio uses
-_REFERENCE_LIMIT_S = 60.0  # SCIP's default time limit: a smaller one is a budget, not the reference
-
-
-def is_scip_reference(solver_name: Any, params: Any) -> bool:
-    """A row of the unbudgeted SCIP reference: ``scip`` at its certified gap and its own (large)
-    time limit — not ``scip[rel_gap=1e-4]`` and not a budget matched to a learner."""
-    if solver_name != SCIP:
-        return False
-    p = parse_json_cell(params) if isinstance(params, str) else params
-    p = p if isinstance(p, Mapping) else {}
-    gap, limit = p.get("rel_gap", _REFERENCE_GAP), p.get("time_limit", _REFERENCE_LIMIT_S)
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (gap, limit))
-    return numbers and gap <= _REFERENCE_GAP and limit >= _REFERENCE_LIMIT_S
-
 
 def reference_mask(frame: pd.DataFrame) -> pd.Series:
-    """Rows of the SCIP reference in ``frame`` (results rows with ``solver_name`` and ``params``)."""
-    if frame.empty:
-        return pd.Series(dtype=bool)
-    mask = [is_scip_reference(n, p) for n, p in zip(frame["solver_name"], frame["params"])]
-    return pd.Series(mask, index=frame.index, dtype=bool)
+    """Rows of the reference the online ratio divides by: the exact method (the plugin's
+    capability) whose spec certified the most optimal answers, ties by the shorter spec — the
+    unbudgeted run, since a budget or a practical gap certifies fewer (as the report's baseline).
+    No plugin is named: a third-party exact solver is a reference the same way."""
+    if frame.empty or not {"exact", "status", "solver"} <= set(frame.columns):
+        return pd.Series(False, index=frame.index, dtype=bool)
+    certified = frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)
+    if not certified.any():
+        return pd.Series(False, index=frame.index, dtype=bool)
+    counts = frame[certified].groupby("solver").size()
+    best = min(counts.index, key=lambda spec: (-counts[spec], len(str(spec)), str(spec)))
+    return frame["solver"] == best
 
 
 def _skipped(rows: pd.DataFrame) -> pd.Series:
