@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,7 +24,6 @@ from rich.text import Text
 from dispatchbench import __version__
 from dispatchbench.bench.plugins import BrokenPlugin, make_solver
 from dispatchbench.bench.scoring import Record
-from dispatchbench.contract.defaults import DEFAULT_SOLVER
 from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
@@ -45,7 +44,7 @@ ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file 
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
     typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
@@ -79,8 +78,8 @@ def solve(
     problem: ProblemOpt,
     states: StatesOpt,
     solver: Annotated[
-        str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")
-    ] = DEFAULT_SOLVER,
+        str | None, typer.Option("--solver", help="Solver spec (required), e.g. scip or pso[particles=40].")
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
     time_limit: Annotated[
         float | None,
@@ -104,6 +103,8 @@ def solve(
     problem_path, states_path = input_file(problem), input_file(states)
     prob = load_problem(problem_path)
     sts = load_states(states_path, prob)
+    if solver is None:  # no default: the package names no plugin (tests/test_contract_names.py)
+        fail("--solver: missing — fix: give --solver, e.g. --solver scip (dispatchbench solvers lists them)")
     try:
         solved = solve_in_child(
             prob,
@@ -523,7 +524,7 @@ def reproduce(
     study = load_study(target, quick=quick)
     out = out or Path("runs") / (study.name + (QUICK_SUFFIX if study.quick else ""))
     report_name = name or study.report_name
-    options = dict(
+    options: dict[str, Any] = dict(
         cache_root=cache,
         workers=workers,
         report_root=reports,
@@ -631,7 +632,7 @@ def generate_states_cmd(
     _out_file(out)
     prob = load_problem(input_file(problem))
     try:
-        made = generate_random(prob, count, seed) if family == RANDOM else generate_days(prob, family, days, seed)
+        made = generate_random(prob, count, seed) if count is not None else generate_days(prob, family, days, seed)
     except ValueError as exc:
         fail(str(exc))
     write_states(out, prob, made.states)

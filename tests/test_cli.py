@@ -74,7 +74,9 @@ def test_solve_json_table_iv_through_the_console_script():
 
 
 def test_solve_multi_state_file_reports_infeasible_and_solves_the_rest(capsys, monkeypatch, multi_states):
-    code, out, err = run_main(capsys, monkeypatch, "solve", "-p", PAPER, "-s", str(multi_states), "--json")
+    code, out, err = run_main(
+        capsys, monkeypatch, "solve", "-p", PAPER, "-s", str(multi_states), "--solver", "scip", "--json"
+    )
     assert code == 0 and err == ""
     recs = [json.loads(line) for line in out.splitlines()]
     assert [r["state"] for r in recs] == ["tableIV", "short", "mild"]
@@ -109,6 +111,8 @@ def test_solve_single_state_shows_the_dispatch(capsys, monkeypatch):
         str(PROBLEMS / "wood-wollenberg-3a.toml"),
         "-s",
         str(PROBLEMS / "wood-wollenberg-3a.csv"),
+        "--solver",
+        "scip",
     )
     assert code == 0
     assert "8194.3561" in out and "(commitment" in out
@@ -210,6 +214,7 @@ def bad_files(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
         ),
         "malformed solver spec": ([*solve, "--solver", "scip[rel_gap"], ["malformed", "fix:"]),
         "non-positive time limit": ([*solve, "--time-limit", "0"], ["--time-limit 0", "fix:"]),
+        "missing solver": (solve, ["--solver: missing", "fix: give --solver, e.g. --solver scip"]),
         "missing option": (
             ["solve", "-s", TABLE_IV],
             ["dispatchbench solve", "Missing option '--problem'", "fix: see 'dispatchbench solve --help'"],

@@ -56,7 +56,7 @@ from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import PlannedCell, ResultsStore
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
@@ -181,7 +181,7 @@ class RunSummary:
     cells: int = 0
     rows_written: int = 0
     rows_skipped: int = 0  # already in the directory (--resume)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
 
@@ -270,7 +270,11 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
 
 
 def plan_cells(
-    solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan], problem: InputFile, done: set
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+    done: set[RowKey],
 ) -> tuple[list[Cell], int]:
     """Cells with the states not yet done, and how many (spec, seed, state) were skipped as done."""
     cells, skipped = [], 0
@@ -578,6 +582,7 @@ def _run_cells(
                     if event.index is None:
                         finish(k)
                     else:
+                        assert event.outcome is not None  # a state's event carries its outcome
                         sts = loaded[cells[k].states.file.sha256]
                         result = score_outcome(problem, sts[event.index], cells[k].solver, event.outcome)
                         emit(k, event.index, result, event.outcome)
@@ -605,7 +610,7 @@ class Progress:
     def __init__(self, cells: Sequence[Cell], enabled: bool) -> None:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
-        self.counts: dict[int, Counter] = defaultdict(Counter)
+        self.counts: dict[int, Counter[str]] = defaultdict(Counter)
         self.bar = tqdm(
             total=sum(len(c.todo) for c in cells),
             unit="state",

@@ -230,6 +230,7 @@ class ConsensusReducer:
             return padded[..., self._slots].sum(-1)
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
+            assert cons is not None  # ring within regions (no slots): every region has its consensus
             # ring: the CS node (value 0) reads the sum off its own average estimate
             values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
             out[..., r] = cons.run(values)[..., -1] * cons.n

@@ -143,4 +143,4 @@ def test_states(
     )
 
 
-test_states.__test__ = False  # a helper, not a pytest test, when imported into a test module
+test_states.__test__ = False  # type: ignore[attr-defined]  # pytest reads this function attribute; a helper, not a pytest test, when imported into a test module
