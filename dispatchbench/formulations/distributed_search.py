@@ -149,14 +149,6 @@ class TreeSum:
             partial[..., self.parent[child - 1]] += partial[..., child]
         return partial[..., 0]
 
-    def run_max(self, values: np.ndarray) -> np.ndarray:
-        """``(B, n)`` -> ``(B,)`` the maximum, by the same convergecast and broadcast."""
-        partial = np.array(values, dtype=float, copy=True)
-        for child in range(self.n - 1, 0, -1):
-            p = self.parent[child - 1]
-            partial[..., p] = np.maximum(partial[..., p], partial[..., child])
-        return partial[..., 0]
-
 
 def region_slots(problem: Problem) -> np.ndarray:
     """``(R, K)``: each region's group indices, padded with ``G`` (an index one past the last

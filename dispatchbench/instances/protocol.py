@@ -42,7 +42,6 @@ TRAINING = SeedSplit("training", 0, 999)
 VALIDATION = SeedSplit("validation", 1000, 1999)
 TEST = SeedSplit("test", 2000, 2999)
 SPLITS = {s.name: s for s in (TRAINING, VALIDATION, TEST)}
-REPORTED_CASES = ("paper-4region-tableIV.csv", "paper-4region-day.csv")  # reported, never tuned on
 
 
 def split_of(seed: int) -> str:
