@@ -211,7 +211,8 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            refuse(text, f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+            available = ", ".join(sorted(origins)) or "(none)"
+            refuse(text, f"no solver named {name!r}; available: {available} — fix: use one of those names")
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
