@@ -243,6 +243,7 @@ BAD_IDS = [
     "bad solver parameter value",
     "malformed solver spec",
     "non-positive time limit",
+    "missing solver",
     "missing option",
     "non-integer seed",
     "unknown command",
