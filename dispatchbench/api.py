@@ -286,7 +286,9 @@ def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any
     not listed and gives a warning with its error (``dispatchbench solvers --json`` lists them).
     ``pandas.DataFrame(list_solvers())`` gives a table.
     """
-    solvers, broken = solver_catalogue(startup_timeout)
+    from dispatchbench.bench.harness import check_timeout
+
+    solvers, broken = solver_catalogue(check_timeout(startup_timeout, "startup_timeout"))
     for entry in broken:
         warnings.warn(f"solver plugin {entry['origin']} failed to load: {entry['error']}", stacklevel=2)
     return solvers

@@ -25,7 +25,7 @@ from dispatchbench import __version__
 from dispatchbench.bench.plugins import BrokenPlugin, make_solver
 from dispatchbench.bench.scoring import Record
 from dispatchbench.contract.learner import Learner
-from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_TRAIN_STEPS, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
 from dispatchbench.model.paths import exists, output_file
@@ -355,6 +355,8 @@ def table(
     from dispatchbench.report.tables import make_tables
 
     target = out if out is not None else dirs[0] / "tables"
+    if target.is_symlink():  # the tables would be written wherever the link points
+        fail(f"--out {target}: is a symbolic link — fix: give a real folder for the tables (links are not followed)")
     if target.exists() and not target.is_dir():
         fail(f"--out {target}: is a file, not a folder — fix: give a folder for the tables (it is created if missing)")
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
@@ -396,8 +398,8 @@ def train(
         )
     if steps is None:  # the documented default budget of the method (the contract's class attribute)
         steps = learner.default_train_steps
-    if steps < 1:
-        fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
+    if not 1 <= steps <= MAX_TRAIN_STEPS:  # 10**20 steps would train until the machine is switched off
+        fail(f"--steps {steps}: not in 1..{MAX_TRAIN_STEPS} — fix: give the number of training steps")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
 
     if out.exists() and not out.is_dir():
@@ -452,6 +454,8 @@ def report(
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
     from dispatchbench.report.html_report import build_report
 
+    if reports.is_symlink():  # the report would be written wherever the link points
+        fail(f"--reports {reports}: is a symbolic link — fix: give a real folder (links are not followed)")
     files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
     for note in files.notes:
         typer.echo(f"note: {note}", err=True)

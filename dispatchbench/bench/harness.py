@@ -199,7 +199,7 @@ def plan_solvers(
     that cannot be created is appended to it (spec, reason) instead of stopping everything."""
     texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
-        raise SolverNotFound('no solver given; write e.g. --solvers "scip,pso[particles=40]"')
+        raise SolverNotFound('no solver given — fix: write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
 
     def refuse(text: str, why: str) -> None:
@@ -378,6 +378,10 @@ def make_row(
 def check_out_dir(out_dir: str | Path) -> Path:
     """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
     out = Path(out_dir)
+    if out.is_symlink():  # the rows would land wherever the link points
+        raise InputError(
+            out, "--out", "is a symbolic link", "give a real folder for the results (links are not followed)"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "is an existing file, not a folder", "give a folder for the results")
     for parent in out.absolute().parents:
@@ -418,6 +422,10 @@ def run_benchmark(
     table is written, and the summary comes back with ``interrupted=True`` (everything finished
     so far is on disk; ``--resume`` continues).
     """
+    if resume and force:
+        raise InputError(
+            "--resume", "--force", "both given", "give --resume to continue the folder or --force to start over"
+        )
     timeout = check_timeout(timeout)
     startup_timeout = check_timeout(startup_timeout, "--startup-timeout")
     seeds = check_seeds(seeds)
@@ -425,9 +433,9 @@ def run_benchmark(
         raise InputError("--jobs", repr(jobs), "is not a number of parallel cells in 1..1024", "give e.g. --jobs 2")
     if executor not in EXECUTORS:
         raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
-    if scheduler and executor != "dask":
+    if scheduler is not None and executor != "dask":
         raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
-    if scheduler:
+    if scheduler is not None:  # an empty address is an error, not "start a local cluster"
         scheduler = check_scheduler(scheduler)  # a malformed or unreachable address fails here, in seconds
     out_dir = check_out_dir(out_dir)
     problem_path = Path(problem_path).resolve()

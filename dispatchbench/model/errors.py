@@ -26,4 +26,7 @@ class SolverNotFound(LookupError):
     """A solver name or spec that no plugin answers to."""
 
     def __init__(self, message: str = "") -> None:
-        super().__init__(one_line(str(message)))
+        text = str(message)
+        if " — fix: " not in text:  # every user error says how to fix it
+            text += " — fix: see the names and parameters with `dispatchbench solvers` (list_solvers())"
+        super().__init__(one_line(text))

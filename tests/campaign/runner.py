@@ -248,6 +248,13 @@ def stdout_has(text: str, verdict: str = "silent") -> Check:
     return check
 
 
+def stderr_has(text: str, verdict: str = "silent") -> Check:
+    def check(proc: subprocess.CompletedProcess, _: Path) -> tuple[str, str] | None:
+        return None if text in proc.stderr else (verdict, f"stderr lacks {text!r}")
+
+    return check
+
+
 def stdout_lacks(text: str, verdict: str = "security") -> Check:
     def check(proc: subprocess.CompletedProcess, _: Path) -> tuple[str, str] | None:
         return (verdict, f"stdout shows {text!r}") if text in proc.stdout else None
