@@ -28,5 +28,5 @@ class SolverNotFound(LookupError):
     def __init__(self, message: str = "") -> None:
         text = str(message)
         if " — fix: " not in text:  # every user error says how to fix it
-            text += " — fix: see the names and parameters with `dispatchbench solvers` (list_solvers())"
+            text += " — fix: run 'dispatchbench solvers' to see names and parameters (list_solvers() in Python)"
         super().__init__(one_line(text))
