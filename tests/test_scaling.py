@@ -193,6 +193,7 @@ def test_the_readme_study_runs_quick_from_an_empty_folder(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_the_readme_study_runs_from_an_empty_folder(tmp_path: Path) -> None:
     """The README's example as written (about two minutes on two cores)."""
     proc = run_readme_study(tmp_path / "empty")

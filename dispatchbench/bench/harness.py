@@ -56,7 +56,7 @@ from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import PlannedCell, ResultsStore
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
@@ -183,7 +183,7 @@ class RunSummary:
     cells: int = 0
     rows_written: int = 0
     rows_skipped: int = 0  # already in the directory (--resume)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
 
@@ -201,7 +201,7 @@ def plan_solvers(
     that cannot be created is appended to it (spec, reason) instead of stopping everything."""
     texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
-        raise SolverNotFound('no solver given; write e.g. --solvers "scip,pso[particles=40]"')
+        raise SolverNotFound('no solver given — fix: write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
 
     def refuse(text: str, why: str) -> None:
@@ -213,7 +213,8 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            refuse(text, f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+            available = ", ".join(sorted(origins)) or "(none)"
+            refuse(text, f"no solver named {name!r}; available: {available} — fix: use one of those names")
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
@@ -272,7 +273,11 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
 
 
 def plan_cells(
-    solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan], problem: InputFile, done: set
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+    done: set[RowKey],
 ) -> tuple[list[Cell], int]:
     """Cells with the states not yet done, and how many (spec, seed, state) were skipped as done."""
     cells, skipped = [], 0
@@ -377,6 +382,10 @@ def make_row(
 def check_out_dir(out_dir: str | Path) -> Path:
     """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
     out = Path(out_dir)
+    if out.is_symlink():  # the rows would land wherever the link points
+        raise InputError(
+            out, "--out", "is a symbolic link", "give a real folder for the results (links are not followed)"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "is an existing file, not a folder", "give a folder for the results")
     for parent in out.absolute().parents:
@@ -435,6 +444,10 @@ def run_benchmark(
     table is written, and the summary comes back with ``interrupted=True`` (everything finished
     so far is on disk; ``--resume`` continues).
     """
+    if resume and force:
+        raise InputError(
+            "--resume", "--force", "both given", "give --resume to continue the folder or --force to start over"
+        )
     timeout = check_timeout(timeout)
     startup_timeout = check_timeout(startup_timeout, "--startup-timeout")
     seeds = check_seeds(seeds)
@@ -442,9 +455,9 @@ def run_benchmark(
         raise InputError("--jobs", repr(jobs), "is not a number of parallel cells in 1..1024", "give e.g. --jobs 2")
     if executor not in EXECUTORS:
         raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
-    if scheduler and executor != "dask":
+    if scheduler is not None and executor != "dask":
         raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
-    if scheduler:
+    if scheduler is not None:  # an empty address is an error, not "start a local cluster"
         scheduler = check_scheduler(scheduler)  # a malformed or unreachable address fails here, in seconds
     out_dir = check_out_dir(out_dir)
     problem_path = Path(problem_path).resolve()
@@ -602,6 +615,7 @@ def _run_cells(
                     if event.index is None:
                         finish(k)
                     else:
+                        assert event.outcome is not None  # a state's event carries its outcome
                         sts = loaded[cells[k].states.file.sha256]
                         result = score_outcome(problem, sts[event.index], cells[k].solver, event.outcome)
                         emit(k, event.index, result, event.outcome)
@@ -629,7 +643,7 @@ class Progress:
     def __init__(self, cells: Sequence[Cell], enabled: bool) -> None:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
-        self.counts: dict[int, Counter] = defaultdict(Counter)
+        self.counts: dict[int, Counter[str]] = defaultdict(Counter)
         self.bar = tqdm(
             total=sum(len(c.todo) for c in cells),
             unit="state",

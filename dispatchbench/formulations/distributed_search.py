@@ -149,14 +149,6 @@ class TreeSum:
             partial[..., self.parent[child - 1]] += partial[..., child]
         return partial[..., 0]
 
-    def run_max(self, values: np.ndarray) -> np.ndarray:
-        """``(B, n)`` -> ``(B,)`` the maximum, by the same convergecast and broadcast."""
-        partial = np.array(values, dtype=float, copy=True)
-        for child in range(self.n - 1, 0, -1):
-            p = self.parent[child - 1]
-            partial[..., p] = np.maximum(partial[..., p], partial[..., child])
-        return partial[..., 0]
-
 
 def region_slots(problem: Problem) -> np.ndarray:
     """``(R, K)``: each region's group indices, padded with ``G`` (an index one past the last
@@ -230,6 +222,7 @@ class ConsensusReducer:
             return padded[..., self._slots].sum(-1)
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
+            assert cons is not None  # ring within regions (no slots): every region has its consensus
             # ring: the CS node (value 0) reads the sum off its own average estimate
             values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
             out[..., r] = cons.run(values)[..., -1] * cons.n

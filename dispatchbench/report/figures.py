@@ -32,6 +32,12 @@ TYPE_COLORS = {"FDC": "#1f77b4", "ASC": "#2ca02c", "V2G": "#9467bd", "import": "
 V2G_COLORS = {"fed back (F)": "#9467bd", "losses (L)": "#d62728", "unused availability": "#c7c7c7"}
 
 
+def _tab10() -> list[tuple[float, float, float]]:
+    """The ten colours of matplotlib's ``tab10``, as RGB tuples."""
+    cmap = plt.get_cmap("tab10")
+    return [(float(r), float(g), float(b)) for r, g, b, _ in (cmap(i) for i in range(cmap.N))]
+
+
 def _edges(n_intervals: int) -> np.ndarray:
     """Interval edges (n + 1 values): a step drawn ``where="post"`` then covers the last interval too."""
     return np.arange(n_intervals + 1) * HOURS_PER_INTERVAL
@@ -263,7 +269,7 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
     """
     fig, ax = plt.subplots(figsize=(10, 3.8))
     x = _edges(len(supply))
-    colors = plt.get_cmap("tab10").colors
+    colors = _tab10()
     ax.stackplot(
         x,
         *(_held(supply[c]) for c in supply.columns),
@@ -291,7 +297,7 @@ def _legend_below(ax: plt.Axes) -> None:
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
-    palette = plt.get_cmap("tab10").colors
+    palette = _tab10()
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(methods))}
 
 

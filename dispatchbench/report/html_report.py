@@ -624,7 +624,7 @@ def test_states_record(repro: dict[str, Any], scored: ScoredResults) -> dict[str
 
 def _gap_cell(line: pd.Series) -> str:
     """``mean (worst)`` to the reference, with every answer that has no cost counted beside it."""
-    failed = ", ".join(f"{int(line[s])} {s}" for s in (*tables.FAILURES, "missing") if line[s])
+    failed = ", ".join(f"{int(line[s])} {s}" for s in (*FAILURES, "missing") if line[s])
     if math.isnan(line["mean_gap"]):
         return f"n/a ({failed})" if failed else "n/a"
     text = f"{_pct(line['mean_gap'])} ({_pct(line['worst_gap'])})"
@@ -723,7 +723,7 @@ def _test_states_section(
 
         def reach(m: str) -> str:
             line = overall.loc[m]
-            failed = sum(int(line[s]) for s in (*tables.FAILURES, "missing"))
+            failed = sum(int(line[s]) for s in (*FAILURES, "missing"))
             answers = f"{failed} of {int(line['solved']) + failed} answers without a cost"
             if math.isnan(line["mean_gap"]):
                 return f"{labels[m]} has no answer with a cost ({answers})"

@@ -133,10 +133,10 @@ def study_instances(study: Study, folder: Path) -> list[SizeInputs]:
             out.append(SizeInputs(str(regions), f"n{regions}", problem_path, (states,), problem, seed))
     for inst in study.instances:
         problem = load_problem(inst.problem)
-        states = list(inst.states)
+        state_files = list(inst.states)
         if study.test_states is not None:
-            states.append(write_test_states(folder / f"{inst.name}-test.csv", problem, study.test_states))
-        out.append(SizeInputs(inst.name, inst.name, inst.problem, tuple(states), problem))
+            state_files.append(write_test_states(folder / f"{inst.name}-test.csv", problem, study.test_states))
+        out.append(SizeInputs(inst.name, inst.name, inst.problem, tuple(state_files), problem))
     return out
 
 
@@ -457,7 +457,7 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         else [plain("The study's own problem files")]
     )
     tests = study.get("test_states") or {}
-    blocks = [
+    blocks: list[Heading | Para | Table | Figure] = [
         Heading(1, f"Scaling study {record.get('study', name)}: every method from {sizes[0]} to {sizes[-1]} regions"),
         Para(
             [

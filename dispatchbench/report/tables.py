@@ -168,7 +168,7 @@ def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
 # ---- per-seed values and the per-method table ---------------------------------------------------
 
 
-def cost_per_hour(costs: Sequence[float]) -> float:
+def cost_per_hour(costs: Sequence[float] | np.ndarray) -> float:
     """Average cost per hour of a day of 15-minute intervals: ``mean(C_t) × 4`` (``Σ C_t / 24`` for
     96 intervals, and still an hourly figure for a day of another length)."""
     return float(np.mean(costs)) * INTERVALS_PER_HOUR
