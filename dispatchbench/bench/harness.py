@@ -396,9 +396,12 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def _given_provenance(
-    given: Mapping[str | Path, Provenance] | Provenance | None, path: str | Path
-) -> Provenance | None:
+# one provenance for every states file, or one per path (as given or resolved); Mapping is
+# invariant in its key type, so both key types are spelled out
+ProvenanceArg = Mapping[str, Provenance] | Mapping[Path, Provenance] | Provenance | None
+
+
+def _given_provenance(given: ProvenanceArg, path: str | Path) -> Provenance | None:
     """The caller's provenance for ``path``: one for every file, or looked up by the path as given
     or resolved."""
     if given is None or isinstance(given, Provenance):
@@ -427,7 +430,7 @@ def run_benchmark(
     startup_timeout: float = STARTUP_LIMIT_S,
     seeds_for: Mapping[str, Sequence[int]] | None = None,
     skip_bad_specs: bool = False,
-    provenance: Mapping[str | Path, Provenance] | Provenance | None = None,
+    provenance: ProvenanceArg = None,
 ) -> RunSummary:
     """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
 

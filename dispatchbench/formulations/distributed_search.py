@@ -50,7 +50,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, States, balance, state_bounds
+from dispatchbench.formulations.balancing import (
+    Balanced,
+    PriceResponse,
+    Response,
+    ShiftResponse,
+    States,
+    balance,
+    state_bounds,
+)
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem
 
@@ -337,7 +345,7 @@ class DistributedSearch:
         """Messages for one CS-to-CS sum or maximum of one number per CS node (the tree)."""
         return self._system_messages
 
-    def run(self, state: States, response: ShiftResponse | PriceResponse) -> SearchResult:
+    def run(self, state: States, response: Response) -> SearchResult:
         reducer = ConsensusReducer(self.problem, self.graph)
         balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
         return SearchResult(

@@ -79,8 +79,8 @@ def offline_seconds(rows: pd.DataFrame) -> float:
     """Median of the learner's own batched time per state (``decision_s_batched``), NaN if none."""
     if rows.empty:
         return math.nan
-    values = [read_info(i).get("decision_s_batched") for i in rows["info"]]
-    values = [v for v in values if v is not None and math.isfinite(v)]
+    read = [read_info(i).get("decision_s_batched") for i in rows["info"]]
+    values = [float(v) for v in read if v is not None and math.isfinite(v)]
     return float(np.median(values)) if values else math.nan
 
 
@@ -121,7 +121,9 @@ def break_even(train_s: float | None, t_learner: float, t_scip: float) -> float:
     """Decisions after which ``train_s + n·t_learner < n·t_scip``: ``math.inf`` when the learner is
     not faster online ("never"), NaN when a number is unknown."""
     values = (train_s, t_learner, t_scip)
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in values):
+    if train_s is None or not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in values
+    ):
         return math.nan
     saving = t_scip - t_learner
     if saving <= 0:

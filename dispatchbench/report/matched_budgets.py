@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dispatchbench.bench.plugins import parse_spec
+from dispatchbench.instances.provenance import Provenance
 from dispatchbench.report import decision_cost
 from dispatchbench.report.tables import method_name
 
@@ -91,7 +92,7 @@ def run_budgets(
     timeout_s: float,
     progress: bool,
     jobs: int,
-    provenance: Mapping[Path, Any] | None = None,
+    provenance: Mapping[Path, Provenance] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the budgeted methods of a study on one problem: the learners' online times are read
     from the rows already in ``results_dir``, then each budgeted spec runs into the same folder
@@ -238,7 +239,7 @@ def _all_answered(answers: Any) -> bool:
 
 def figures_per_size(summary: pd.DataFrame, folder: Path, draw: Any) -> list[tuple[Path, str]]:
     """One gap-vs-time figure per instance size (``draw`` is :func:`figures.gap_against_time`)."""
-    out = []
+    out: list[tuple[Path, str]] = []
     if "budget_multiple" not in summary or summary["budget_multiple"].isna().all():
         return out
     for (instance, regions, groups), part in summary.groupby(["instance", "regions", "groups"], sort=True):

@@ -99,7 +99,7 @@ def percent_advantage(cost: np.ndarray, best: float, clip: float) -> np.ndarray:
     return np.maximum(np.nan_to_num(-(cost - best) / max(abs(best), 1e-9) * 100.0, nan=-clip, neginf=-clip), -clip)
 
 
-def score_fresh(tried: TriedPlans, rows: Sequence[int], plans: Sequence[np.ndarray]) -> None:
+def score_fresh(tried: TriedPlans, rows: Sequence[int], plans: Sequence[np.ndarray] | np.ndarray) -> None:
     """Score, in one batch, the plans (at states ``rows``) not tried yet."""
     fresh = {(k, p.tobytes()): (k, p) for k, p in zip(rows, plans) if p.tobytes() not in tried.costs[k]}
     if fresh:
@@ -114,8 +114,8 @@ def compete(
     (``budget.search_rounds`` at most). All states' candidates are cleared in one batch per round.
     Plans already in ``tried`` compete too."""
     batch = len(tried.states)
-    for plans in starts:
-        score_fresh(tried, range(batch), plans)
+    for start in starts:
+        score_fresh(tried, range(batch), start)
     active = list(range(batch))
     for _ in range(budget.search_rounds):
         rows, plans, before = [], [], {}

@@ -26,6 +26,8 @@ class ConvexCost(nn.Module):
     agent. Double precision: offers need the *slope* of the fitted curve to ~1e-4 relative.
     """
 
+    knots: torch.Tensor  # a buffer (moves with the module, saved with its state), not a parameter
+
     def __init__(self, knots: int) -> None:
         super().__init__()
         self.register_buffer("knots", torch.linspace(0.0, 1.0, knots + 2, dtype=torch.float64)[1:-1])

@@ -179,6 +179,6 @@ def clear_again(
     """Clear the plans of the states in mask ``rows`` only (the others keep their clearing: a
     state's search never depends on another's) and charge those states for it."""
     index = np.flatnonzero(rows)
-    fresh = team.clear([states[j] for j in index], on[index], exact_sums=exact_sums)
+    fresh = team.clear([states[int(j)] for j in index], on[index], exact_sums=exact_sums)
     ledger.cleared(index, fresh.messages)
     return result.with_rows(index, fresh)
