@@ -243,7 +243,7 @@ def test_ctrl_c_keeps_finished_rows_and_the_table(tmp_path, multi):
     proc = _blocked_run(multi, out, release)
     _wait_for(Path(f"{release}.waiting"), proc)
     proc.send_signal(signal.SIGINT)
-    stderr = proc.communicate(timeout=60)[1]
+    stderr = proc.communicate(timeout=180)[1]
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     assert _rows_on_disk(out) == 6  # SCIP's six; the blocked state was never answered

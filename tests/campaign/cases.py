@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from campaign.files import GOOD_STATE_FILES, HEADER, PAPER, PROBLEMS, ROW, TABLE_IV, edit, paper_text
 from campaign.files import problem_files as problem_file_bytes
@@ -861,6 +862,17 @@ def plugin_cases() -> list[Case]:
     def env(folder: str) -> dict[str, str]:
         return {"DISPATCHBENCH_SOLVER_PATH": f"{{ws}}/plugins/{folder}"}
 
+    def local_plugin(description: str, solver: str, file: str, source: str, **expectation: Any) -> Case:
+        """``solve --solver SOLVER`` with one plugin file written into the case's own solver path."""
+        return Case(
+            "plugins",
+            description,
+            [*solve, "--solver", solver],
+            env={"DISPATCHBENCH_SOLVER_PATH": "{case}/p"},
+            setup=_plugin_file(file, source),
+            **expectation,
+        )
+
     run = ["run", "-p", paper, "-s", table_iv, "--out", "{case}/out", "--no-progress"]
     out = [
         Case(
@@ -973,33 +985,14 @@ def plugin_cases() -> list[Case]:
             "plugin file given by path that does not exist",
             [*solve, "--solver", "{case}/nope.py"],
         ),
-        Case(
-            "plugins",
-            "plugin file that is not Python",
-            [*solve, "--solver", "bad"],
-            env={"DISPATCHBENCH_SOLVER_PATH": "{case}/p"},
-            setup=_plugin_file("bad.py", "this is not python\n"),
-        ),
-        Case(
-            "plugins",
-            "plugin whose name is not an identifier",
-            [*solve, "--solver", "weird"],
-            env={"DISPATCHBENCH_SOLVER_PATH": "{case}/p"},
-            setup=_plugin_file("weird.py", PLUGIN_BAD_NAME),
-        ),
-        Case(
-            "plugins",
-            "plugin whose constructor raises",
-            [*solve, "--solver", "ctor_raises"],
-            env={"DISPATCHBENCH_SOLVER_PATH": "{case}/p"},
-            setup=_plugin_file("ctor.py", PLUGIN_CTOR_RAISES),
-        ),
-        Case(
-            "plugins",
+        local_plugin("plugin file that is not Python", "bad", "bad.py", "this is not python\n"),
+        local_plugin("plugin whose name is not an identifier", "weird", "weird.py", PLUGIN_BAD_NAME),
+        local_plugin("plugin whose constructor raises", "ctor_raises", "ctor.py", PLUGIN_CTOR_RAISES),
+        local_plugin(
             "plugin that writes outside its cell",
-            [*solve, "--solver", "writer"],
-            env={"DISPATCHBENCH_SOLVER_PATH": "{case}/p"},
-            setup=_plugin_file("writer.py", PLUGIN_WRITES),
+            "writer",
+            "writer.py",
+            PLUGIN_WRITES,
             expect="ok",
             check=stdout_has(OPTIMAL),
         ),
@@ -1034,6 +1027,7 @@ class CtorRaises(Scip):
 
 PLUGIN_WRITES = """
 from pathlib import Path
+from typing import Any
 from dispatchbench.solvers.scip import Scip
 
 class Writer(Scip):
