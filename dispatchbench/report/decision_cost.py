@@ -48,18 +48,26 @@ TRAINING_COLUMNS = tuple(TRAINING_KEYS.values())
 NUMERIC_COLUMNS = (ONLINE, RATIO, OFFLINE, *TRAINING_COLUMNS[:5])
 
 
+def certified_reference(frame: pd.DataFrame, column: str) -> str | None:
+    """The certified optimum's method in ``column`` (a spec or a report label): the exact method
+    (the plugin's capability, never its name) with the most optimal rows, ties by name — an exact
+    method run at a practical gap or under a budget certifies fewer, and its spec sorts after the
+    unbudgeted one it extends. None without an exact, optimal row."""
+    if frame.empty or not {"exact", "status", column} <= set(frame.columns):
+        return None
+    certified = frame[frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)]
+    if certified.empty:
+        return None
+    counts = certified.groupby(column).size()
+    return str(min(counts.index, key=lambda name: (-counts[name], str(name))))
+
+
 def reference_mask(frame: pd.DataFrame) -> pd.Series:
-    """Rows of the reference the online ratio divides by: the exact method (the plugin's
-    capability) whose spec certified the most optimal answers, ties by the shorter spec — the
-    unbudgeted run, since a budget or a practical gap certifies fewer (as the report's baseline).
-    No plugin is named: a third-party exact solver is a reference the same way."""
-    if frame.empty or not {"exact", "status", "solver"} <= set(frame.columns):
+    """Rows of the reference the online ratio divides by (:func:`certified_reference` by spec), so a
+    third-party exact solver is a reference the same way."""
+    best = certified_reference(frame, "solver")
+    if best is None:
         return pd.Series(False, index=frame.index, dtype=bool)
-    certified = frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)
-    if not certified.any():
-        return pd.Series(False, index=frame.index, dtype=bool)
-    counts = frame[certified].groupby("solver").size()
-    best = min(counts.index, key=lambda spec: (-counts[spec], len(str(spec)), str(spec)))
     return frame["solver"] == best
 
 

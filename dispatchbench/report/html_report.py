@@ -42,7 +42,7 @@ from dispatchbench.bench import safe_files
 from dispatchbench.bench.rescore import CHECK_NO_DISPATCH, CHECK_OK, rescore_folders
 from dispatchbench.bench.results_store import REPRODUCE_FILE, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
-from dispatchbench.contract.status import FAILURES, SUCCESS, Status
+from dispatchbench.contract.status import FAILURES, SUCCESS
 from dispatchbench.instances.provenance import Provenance, describe
 from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.dispatch import Dispatch
@@ -128,13 +128,9 @@ def day_states_sha(scored: ScoredResults, exclude: tuple[str, ...] = ()) -> str 
 
 
 def reference_method(frame: pd.DataFrame) -> str | None:
-    """The certified optimum: the exact method with the most optimal rows (an exact method run at
-    a practical gap certifies fewer), ties by spec."""
-    exact = frame[frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)]
-    if exact.empty:
-        return None
-    counts = exact.groupby("method").size()
-    return min(counts.index, key=lambda m: (-counts[m], m))
+    """The certified optimum among the report's methods (labels): see
+    :func:`decision_cost.certified_reference`."""
+    return decision_cost.certified_reference(frame, "method")
 
 
 def day_costs(frame: pd.DataFrame, day_sha: str) -> pd.DataFrame:
