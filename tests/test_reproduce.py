@@ -25,8 +25,97 @@ TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 BEFORE = json.loads((ROOT / "tests" / "data" / "reproduce-paper-quick-costs.json").read_text())["costs"]
 
 
-# The suite's longest test (~5 min on 2 busy cores) and the only end-to-end run of the paper
-# study's reproduce(): kept in CI, with a limit of its own above the default 600 s.
+MINI_DAY_STATES = 4  # the first states of the real-data day, so the bit-for-bit check still covers a day
+# TVC at its test settings (the plugin's own): a fit of 10 steps in seconds
+TINY_TVC = "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in sorted(make_solver("madrl_tvc").test_settings.items())) + "]"
+
+
+def mini_study(folder: Path) -> Path:
+    """The bundled paper study's features at a test's budget: reported cases (Table IV and the
+    first states of the real-data day), unseen test states, matched budgets, a learner (MADDPG's
+    training in a study is the slow test's) with a decision-time variant, a stochastic method."""
+    day = pd.read_csv(ROOT / "problems" / "paper-4region-day.csv").head(MINI_DAY_STATES)
+    day.to_csv(folder / "day-head.csv", index=False)
+    study = folder / "mini-paper.toml"
+    study.write_text(
+        """schema = 1
+[study]
+name = "mini-paper"
+kind = "paper"
+description = "the paper study's code paths at a test's budget"
+baseline = "pso"
+[problem]
+file = "paper-4region.toml"
+cases = ["paper-4region-tableIV.csv", "day-head.csv"]
+state = "tableIV"
+[test_states]
+split = "test"
+stride = 96
+random = 1
+replicate = 0
+[run]
+timeout = 60
+[[methods]]
+spec = "scip"
+budgets = [1, 10]
+budget_of = "{TVC}"
+[[methods]]
+spec = "nlopt[algorithm=LD_SLSQP]"
+[[methods]]
+spec = "pso[iterations=10,particles=10]"
+seeds = [0]
+[[methods]]
+spec = "{TVC}"
+train_steps = 10
+variants = ["refine=3"]
+""".replace("{TVC}", TINY_TVC)
+    )
+    return study
+
+
+def test_a_small_paper_study_end_to_end_then_cached(tmp_path):
+    """The fast sibling of the slow test below: the same pipeline (train, shoot-out, matched
+    budgets, test states, report, cache) on a study file of the same kind at a test's budget."""
+    out, cache, reports = tmp_path / "run", tmp_path / "cache", tmp_path / "reports"
+    study_file = mini_study(tmp_path)
+    first = reproduce(study_file, out, cache_root=cache, report_root=reports, progress=False)
+    assert not first.failures, first.failures
+    rows = load_results(out)
+    ran = set(rows["solver"])
+    tvc = sorted((s for s in ran if s.startswith("madrl_tvc[")), key=len)
+    assert len(tvc) == 2 and tvc[1] == tvc[0][:-1] + ",refine=3]", tvc
+    assert {"scip", "nlopt[algorithm=LD_SLSQP]"} <= ran
+    # the reported cases' exact costs are the bundled study's, state by state (SCIP, SLSQP)
+    for spec in ("scip", "nlopt[algorithm=LD_SLSQP]"):
+        for states_file, costs in BEFORE[spec].items():
+            mine = "paper-4region-tableIV.csv" if "tableIV" in states_file else "day-head.csv"
+            got = rows[(rows["solver"] == spec) & rows["states_file"].str.endswith(mine)]
+            assert len(got) == (1 if "tableIV" in states_file else MINI_DAY_STATES)
+            assert all(costs[s] == float(c).hex() for s, c in zip(got["state"], got["cost"])), (spec, states_file)
+    saved = json.loads((out / "reproduce.json").read_text())
+    test_file = out / "test-states-seed2000.csv"
+    assert saved["test_states"]["states"] == 5 * 96 // 96 + 1 == len(pd.read_csv(test_file))
+    on_test = rows[rows["states_file"].str.endswith(test_file.name)]
+    assert set(on_test["split"]) == {"test"} and set(on_test["replicate"]) == {0}
+    budgets = saved["budgets"]
+    assert {(b["method"], b["multiple"]) for b in budgets} == {
+        ("scip", 1.0),
+        ("scip", 10.0),
+    }
+    tvc_online = rows[rows["solver"] == tvc[0]]["time_s"].median()
+    for b in budgets:
+        assert b["seconds"] == pytest.approx(b["multiple"] * tvc_online)
+        mine = rows[[canonical(x) == canonical(b["spec"]) for x in rows["solver"]]]
+        assert all(json.loads(i)["time_budget_s"] == pytest.approx(b["seconds"], rel=1e-3) for i in mine["info"])
+    md = (first.report.parent / "report.md").read_text()
+    assert "## Unseen test days (protocol test seeds): development test" in md and "## Matched budgets" in md
+    second = reproduce(study_file, out, cache_root=cache, report_root=reports, resume=True, progress=False)
+    assert second.models and all(m["cached"] for m in second.models) and second.rows == first.rows
+
+
+# The bundled study's quick run end to end (~5 min on 2 busy cores): under -m slow; the test
+# above takes the same code paths in CI.
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     out, cache, reports = tmp_path / "run", tmp_path / "cache", tmp_path / "reports"

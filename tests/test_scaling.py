@@ -181,6 +181,7 @@ def run_readme_study(folder: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # .ci/run runs the same from the installed wheel (.ci/check_wheel.sh, STUDY_QUICK=1)
 def test_the_readme_study_runs_quick_from_an_empty_folder(tmp_path: Path) -> None:
     """The README's example with --quick (its [quick] table), through the console script."""
     proc = run_readme_study(tmp_path / "empty", "--quick")
