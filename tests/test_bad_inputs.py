@@ -34,7 +34,7 @@ def test_the_campaign_covers_every_class_with_450_cases_and_a_fast_subset():
     assert set(per_class) == set(CLASSES), per_class
     fast = Counter(c.cls for c in CASES if c.fast)
     assert set(fast) == set(CLASSES), fast  # every class keeps a case in CI
-    assert 60 <= sum(fast.values()) <= 100
+    assert 50 <= sum(fast.values()) <= 100
 
 
 @pytest.mark.parametrize(
