@@ -87,6 +87,7 @@ def test_solver_path_plugin_shootout_table_report_and_resume(tmp_path, states, m
     table_iv = written.tables[0].table.set_index("method")
     assert table_iv.loc["cheapest_first", "gap_to_exact"] > 0 and table_iv.loc["scip", "gap_to_exact"] == 0
     assert table_iv.loc["cheapest_first", "seeds"] == 1
+    assert "The paper's own Table IV" in written.text  # the paper's problem: its numbers are quoted beside ours
 
     report = build_report(out, out_root=tmp_path / "reports", name="example")
     text = report.markdown.read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -64,7 +65,7 @@ def plain_log_ticks(ax: plt.Axes, *, x: bool = False, y: bool = True) -> None:
 LINE_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)))
 
 
-def line_style(rank: int, count: int) -> dict[str, object]:
+def line_style(rank: int, count: int) -> dict[str, Any]:
     """How the ``rank``-th of ``count`` method lines is drawn, so that lines which coincide stay
     visible: the first drawn is the widest and each later one narrower and dashed differently,
     so a line laid exactly over another leaves the one below showing at its edges and gaps
