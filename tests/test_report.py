@@ -522,6 +522,7 @@ def test_run_time_table_is_online_with_the_ratio_to_scip_and_training_cost(resul
     table = runtime_table(scored, day_states_sha(scored)).set_index("method")
     scip = table.loc["SCIP (gap 1e-9)"]
     assert scip[dc.RATIO] == pytest.approx(1.0)
+    assert scip["seeds"] == "1"  # a count, as in Tables IV and V (issue 22: the seed id "0" read as no seeds)
     every = scored.frame
     assert scip[dc.ONLINE] == pytest.approx(every.loc[every["method"] == "scip", "time_s"].median())
     (learned,) = [m for m in table.index if m.startswith("MADDPG")]

@@ -369,8 +369,9 @@ class ResultsStore:
             (moved if row_key(row) in keys else kept).append(line)
         if not moved:
             return 0
+        # the copy first, the log last: a run killed in between leaves the rows in the log, where
+        # the next --resume finds them stale again (and repair_parts restores a part they lost)
         _append_line(self.out_dir, SUPERSEDED_FILE, b"".join(moved).decode("utf-8"))
-        safe_files.write_atomic(self.out_dir, ROWS_FILE, b"".join(kept))
         for rel in self.part_files():
             stored = StoredRows(self.out_dir, [], [], [])
             _read_parquet_into(stored, rel)
@@ -381,6 +382,7 @@ class ResultsStore:
                 _write_frame(rows_to_frame(left), self.out_dir, rel)
             else:
                 os.unlink(self.out_dir / rel)
+        safe_files.write_atomic(self.out_dir, ROWS_FILE, b"".join(kept))
         return len(moved)
 
     # ---- the manifest -------------------------------------------------------------------------
