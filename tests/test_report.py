@@ -300,9 +300,12 @@ def test_tables_use_short_labels_in_kind_order_with_the_full_spec_in_a_legend(ho
     table_iv = md.split("### Table IV")[1].split("###")[0]
     methods = [line.split("|")[1].strip() for line in table_iv.splitlines() if line.startswith("| ")][1:]
     # exact (SCIP, and the failed hostile SCIP spec), then classical, then learned
-    assert methods == ["SCIP (gap 1e-9)", "SCIP (gap 1e-9) (2)", "NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    # two specs with one label: told apart by the parameters each spec writes (issue 22), not "(2)"
+    assert methods[0] == "SCIP (gap 1e-9) [defaults]", methods
+    assert methods[2:] == ["NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    assert methods[1].startswith("SCIP (gap 1e-9) [rel_gap=") and "<img" not in methods[1], methods
     assert LONG_NLOPT in table_iv and "maddpg[batch_size=32" in table_iv  # the legend
-    assert not any("[" in m for m in methods)
+    assert not any("[" in m for m in methods[2:])
 
 
 def test_labels_come_from_the_rows_and_fall_back_to_the_spec():
@@ -319,8 +322,9 @@ def test_labels_come_from_the_rows_and_fall_back_to_the_spec():
     )
     assert method_labels(frame) == {
         "old[x=2]": "old[x=2]",  # no label: the spec
-        "pso": "PSO",
-        "pso[particles=40]": "PSO (2)",  # one row without a label does not hide the other's
+        # one row without a label does not hide the other's; two specs of one label show their parameters
+        "pso": "PSO [defaults]",
+        "pso[particles=40]": "PSO [particles=40]",
         "mine[k=1]": "My method",  # a third-party plugin by its own name, learned last
     }
 
@@ -518,6 +522,7 @@ def test_run_time_table_is_online_with_the_ratio_to_scip_and_training_cost(resul
     table = runtime_table(scored, day_states_sha(scored)).set_index("method")
     scip = table.loc["SCIP (gap 1e-9)"]
     assert scip[dc.RATIO] == pytest.approx(1.0)
+    assert scip["seeds"] == "1"  # a count, as in Tables IV and V (issue 22: the seed id "0" read as no seeds)
     every = scored.frame
     assert scip[dc.ONLINE] == pytest.approx(every.loc[every["method"] == "scip", "time_s"].median())
     (learned,) = [m for m in table.index if m.startswith("MADDPG")]

@@ -55,8 +55,8 @@ from tqdm import tqdm
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
-from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey
+from dispatchbench.bench.plugins import PluginProvenance, parse_spec, plugin_origins, plugin_provenance, split_specs
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey, row_key
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
@@ -149,6 +149,7 @@ class SolverPlan:
     label: str | None = None  # Solver.label(params).name; None when the probe could not finish
     family: str | None = None  # Solver.label(params).family
     path_parameters: tuple[str, ...] = ()  # parameters naming a file or folder (sent by content)
+    provenance: PluginProvenance | None = None  # which plugin code answers (stored on every row)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class RunSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
+    notes: list[str] = field(default_factory=list)  # what --resume did beyond skipping (also on stderr)
+    rows_recomputed: int = 0  # stored rows superseded because their plugin changed (--resume)
 
 
 def plan_solvers(
@@ -203,6 +206,7 @@ def plan_solvers(
     if not texts:
         raise SolverNotFound('no solver given — fix: write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
+    provenance = {origin: plugin_provenance(origin) for origin in set(origins.values())}
 
     def refuse(text: str, why: str) -> None:
         if refused is None:
@@ -229,7 +233,17 @@ def plan_solvers(
             continue
         if "timeout" in entry:
             plans.setdefault(
-                text, SolverPlan(text, name, {}, Capabilities(), origins[name], entry["timeout"], own_seeds)
+                text,
+                SolverPlan(
+                    text,
+                    name,
+                    {},
+                    Capabilities(),
+                    origins[name],
+                    entry["timeout"],
+                    own_seeds,
+                    provenance=provenance[origins[name]],
+                ),
             )
             continue
         params = dict(entry["params"])
@@ -247,6 +261,7 @@ def plan_solvers(
                 label=str(entry["label"]),
                 family=str(entry["family"]),
                 path_parameters=tuple(entry.get("path_parameters") or ()),
+                provenance=provenance[origins[name]],
             ),
         )
     return list(plans.values())
@@ -294,6 +309,58 @@ def plan_cells(
                 if todo:
                     cells.append(Cell(solver, seed, sp, todo))
     return cells, skipped
+
+
+def changed_plugins(
+    store: ResultsStore,
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+) -> tuple[list[str], set[RowKey]]:
+    """The stored rows this run would skip as done but whose plugin changed since they were
+    written (another file hash, package or version), and one line per plugin saying so.
+
+    A row's git revision names the toolkit, not the plugin, so without this a plugin edited
+    between ``run`` and ``run --resume`` would keep its old rows beside new ones. Rows written
+    before provenance was recorded cannot be compared: they are kept, and a line says so."""
+    if not store.has_rows():
+        return [], set()
+    wanted = {
+        (problem.sha256, sp.file.sha256, label, solver.spec, seed): solver
+        for sp in states
+        for solver in solvers
+        for seed in ((solver.seeds if solver.seeds is not None else seeds) if solver.capabilities.stochastic else [0])
+        for label in sp.labels
+    }
+    stale: dict[str, set[RowKey]] = defaultdict(set)
+    was: dict[str, dict[str, None]] = defaultdict(dict)
+    cells: dict[str, set[tuple[str, int, str]]] = defaultdict(set)
+    unknown: Counter[str] = Counter()
+    for row in store.read_checked().rows:
+        key = row_key(row)
+        plan = wanted.get(key)
+        if plan is None or plan.provenance is None:
+            continue
+        stored = PluginProvenance.from_row(row)
+        if stored is None:
+            unknown[plan.name] += 1
+        elif stored.identity != plan.provenance.identity:
+            stale[plan.name].add(key)
+            was[plan.name][stored.describe()] = None
+            cells[plan.name].add((row["solver"], key[4], key[1]))
+    current = {plan.name: plan.provenance for plan in solvers if plan.provenance is not None}
+    notes = [
+        f"plugin {name} changed since these rows ({' / '.join(was[name])} → {current[name].describe()}): "
+        f"recomputing its {len(cells[name])} cell{'s' * (len(cells[name]) != 1)} ({len(stale[name])} rows)"
+        for name in sorted(stale)
+    ]
+    notes += [
+        f"plugin {name}: {n} rows were written before plugin provenance was recorded and are kept as they are "
+        "(--force recomputes everything)"
+        for name, n in sorted(unknown.items())
+    ]
+    return notes, set().union(*stale.values()) if stale else set()
 
 
 def planned_cell(cell: Cell) -> PlannedCell:
@@ -372,6 +439,7 @@ def make_row(
         "stochastic": caps.stochastic,
         "learns": caps.learns,
         "seed": cell.seed,
+        **(cell.solver.provenance.columns() if cell.solver.provenance else {}),
         **result,
     }
 
@@ -501,11 +569,23 @@ def run_benchmark(
         store.repair_tail()
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store.repair_parts(run_id)
+        notes, stale = changed_plugins(store, plans, seeds, [*states.values()], problem_file) if resume else ([], set())
+        for note in notes:
+            print(note, file=sys.stderr)
+        recomputed = store.supersede(stale)
         cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
         if cells:  # the plan goes on disk before any row: a row it does not list was not written here
             labels = {sha: plan.labels for sha, plan in states.items()}
             store.record_run(run_id, problem_file.sha256, labels, [planned_cell(c) for c in cells])
-        summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
+        summary = RunSummary(
+            store.out_dir,
+            run_id,
+            cells=len(cells),
+            rows_skipped=skipped,
+            refused=refused or [],
+            notes=notes,
+            rows_recomputed=recomputed,
+        )
         meta = {
             "run_id": run_id,
             "problem": problem.name,

@@ -5,6 +5,7 @@ spec strings like ``pso[particles=40]`` into instances."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import importlib.resources
 import importlib.util
@@ -12,12 +13,14 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from importlib.metadata import EntryPoint
+from importlib.metadata import Distribution, EntryPoint
 from importlib.metadata import entry_points as entry_points  # re-exported: the CLI reads it here (tests replace it)
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dispatchbench.contract.class_checks import contract_problems
 from dispatchbench.contract.solver import Solver, label_of
@@ -374,3 +377,100 @@ def make_solver_from(origin: str, spec: str, overrides: dict[str, str] | None = 
             raise SolverNotFound(f"{origin} defines no solver named {name!r}")
         cls = classes[0]
     return instantiate(cls, name, params)
+
+
+# ---- where a plugin's code came from, recorded on every row -------------------------------------
+
+
+@dataclass(frozen=True)
+class PluginProvenance:
+    """Which code of a plugin answered a row: its file and that file's SHA-256 (bundled and
+    solver-path plugins), or its distribution and version (entry points; with the hash of the
+    module's file too when the distribution lists it). The git revision on a row says which
+    toolkit ran, not which plugin: a plugin edited between two runs into the same folder would
+    otherwise look the same, and ``run --resume`` would keep its stale rows."""
+
+    source: str  # ``bundled``, ``solver path`` or ``entry point``
+    origin: str  # the plugin's file, or the entry point's ``module:Class``
+    sha256: str | None = None
+    package: str | None = None
+    version: str | None = None
+
+    @property
+    def identity(self) -> tuple[str | None, str | None, str | None]:
+        """What must match for a stored row to count as this plugin's (not where it lies)."""
+        return (self.sha256, self.package, self.version)
+
+    def describe(self) -> str:
+        """``file hash 1a2b3c4d`` or ``my-plugins 0.2.0``, for messages and the report."""
+        parts = [f"{self.package} {self.version}"] if self.package else []
+        if self.sha256:
+            parts.append(f"file hash {self.sha256[:8]}")
+        return ", ".join(parts) or "unknown"
+
+    def columns(self) -> dict[str, str | None]:
+        return {
+            "plugin_source": self.source,
+            "plugin_origin": self.origin,
+            "plugin_sha256": self.sha256,
+            "plugin_package": self.package,
+            "plugin_version": self.version,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PluginProvenance | None:
+        """A stored row's provenance; None for a row written before it was recorded."""
+        if not row.get("plugin_source"):
+            return None
+        return cls(
+            str(row["plugin_source"]),
+            str(row.get("plugin_origin") or ""),
+            row.get("plugin_sha256") or None,
+            row.get("plugin_package") or None,
+            row.get("plugin_version") or None,
+        )
+
+
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "plugin_source",
+    "plugin_origin",
+    "plugin_sha256",
+    "plugin_package",
+    "plugin_version",
+)
+
+
+def _sha256_of(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def plugin_provenance(origin: str) -> PluginProvenance:
+    """The provenance of the plugin at ``origin`` (as :func:`plugin_origins` gives it), found
+    without importing it: a file is hashed; an entry point's distribution comes from its
+    metadata."""
+    if origin.startswith(BUNDLED_PACKAGE + ".") and ":" not in origin:
+        folder = bundled_dir()
+        path = None if folder is None else folder / f"{origin.rsplit('.', 1)[1]}.py"
+        return PluginProvenance("bundled", str(path or origin), None if path is None else _sha256_of(path))
+    if origin.endswith(".py"):
+        return PluginProvenance("solver path", origin, _sha256_of(Path(origin)))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value == origin and ep.dist is not None:
+            return PluginProvenance(
+                "entry point", origin, _module_file_hash(ep.dist, origin), ep.dist.name, ep.dist.version
+            )
+    return PluginProvenance("entry point", origin)
+
+
+def _module_file_hash(dist: Distribution, origin: str) -> str | None:
+    """SHA-256 of the file of the entry point's module when its distribution lists that file
+    (a regular install does; an editable one lists only a path hook, and its version is all
+    there is to compare)."""
+    module = origin.partition(":")[0].replace(".", "/")
+    for file in dist.files or ():
+        if str(file) in (f"{module}.py", f"{module}/__init__.py"):
+            return _sha256_of(Path(str(dist.locate_file(file))))
+    return None

@@ -46,6 +46,7 @@ import pandas as pd
 
 from dispatchbench.bench import safe_files
 from dispatchbench.bench.json_values import json_default
+from dispatchbench.bench.plugins import PROVENANCE_COLUMNS
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.contract.limits import SEED_MAX
 from dispatchbench.contract.status import SUCCESS, Status
@@ -53,6 +54,7 @@ from dispatchbench.model.errors import InputError
 
 ROWS_FILE = "rows.jsonl"
 MANIFEST_FILE = "manifest.jsonl"  # the plan of every run that wrote into the folder
+SUPERSEDED_FILE = "superseded.jsonl"  # rows --resume replaced because their plugin changed since
 REPRODUCE_FILE = "reproduce.json"  # what a reproduction ran and how long it took, beside its rows
 PARQUET_FILE = "results.parquet"
 PARTS_DIR = "parts"
@@ -94,6 +96,9 @@ ROW_COLUMNS: tuple[str, ...] = (
     "reason",
     "info",
     "dispatch",
+    # which plugin code answered (file and SHA-256, or package and version): --resume recomputes a
+    # cell whose plugin changed since; null in rows written before it was recorded
+    *PROVENANCE_COLUMNS,
     *METADATA_COLUMNS,
 )
 JSON_COLUMNS = ("params", "info", "dispatch")
@@ -265,7 +270,7 @@ class ResultsStore:
     def clear(self) -> None:
         """Forget earlier results (``run --force``): rows, plans, Parquet views and tables."""
         self.refuse_links()  # never empty the folder a link points to
-        for path in (self.rows_path, self.manifest_path, self.parquet_path):
+        for path in (self.rows_path, self.manifest_path, self.parquet_path, self.out_dir / SUPERSEDED_FILE):
             path.unlink(missing_ok=True)
         for folder, pattern in ((self.parts_dir, "*.parquet"), (self.out_dir / TABLES_DIR, "*")):
             if folder.is_dir():
@@ -348,6 +353,37 @@ class ResultsStore:
             + "\n"
         )
         _append_line(self.out_dir, ROWS_FILE, line)
+
+    def supersede(self, keys: set[RowKey]) -> int:
+        """Take the rows with these keys out of the results (``run --resume`` recomputes them: their
+        plugin changed since). They are moved, line for line, to ``superseded.jsonl``, not lost;
+        ``rows.jsonl`` and every Parquet part holding one are rewritten whole (temp file and rename)
+        without them. Returns how many rows moved."""
+        if not keys:
+            return 0
+        data = self._log_bytes()
+        kept: list[bytes] = []
+        moved: list[bytes] = []
+        for line in data.splitlines(keepends=True):
+            row = json.loads(line.decode("utf-8"))
+            (moved if row_key(row) in keys else kept).append(line)
+        if not moved:
+            return 0
+        # the copy first, the log last: a run killed in between leaves the rows in the log, where
+        # the next --resume finds them stale again (and repair_parts restores a part they lost)
+        _append_line(self.out_dir, SUPERSEDED_FILE, b"".join(moved).decode("utf-8"))
+        for rel in self.part_files():
+            stored = StoredRows(self.out_dir, [], [], [])
+            _read_parquet_into(stored, rel)
+            left = [r for r in stored.rows if row_key(r) not in keys]
+            if len(left) == len(stored.rows):
+                continue
+            if left:
+                _write_frame(rows_to_frame(left), self.out_dir, rel)
+            else:
+                os.unlink(self.out_dir / rel)
+        safe_files.write_atomic(self.out_dir, ROWS_FILE, b"".join(kept))
+        return len(moved)
 
     # ---- the manifest -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -47,6 +48,30 @@ def _held(values) -> np.ndarray:
     """Values per interval with the last one repeated, to pair with :func:`_edges`."""
     values = np.asarray(values, dtype=float)
     return np.append(values, values[-1:]) if len(values) else values
+
+
+def plain_log_ticks(ax: plt.Axes, *, x: bool = False, y: bool = True) -> None:
+    """Tick labels of a log or symlog axis as plain numbers (``0.001``, ``10``, ``-1``).
+
+    With mathtext off (above) matplotlib's default log labels print their raw TeX,
+    ``$\\mathdefault{10^{0}}$``; minor ticks keep their marks but lose their labels."""
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    for axis, wanted in ((ax.xaxis, x), (ax.yaxis, y)):
+        if wanted:
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+LINE_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)))
+
+
+def line_style(rank: int, count: int) -> dict[str, Any]:
+    """How the ``rank``-th of ``count`` method lines is drawn, so that lines which coincide stay
+    visible: the first drawn is the widest and each later one narrower and dashed differently,
+    so a line laid exactly over another leaves the one below showing at its edges and gaps
+    (a method equal to the optimum all day is the common case, not the exception)."""
+    width = 1.2 + 2.2 * (count - 1 - rank) / max(count - 1, 1)
+    return {"lw": width, "ls": LINE_STYLES[rank % len(LINE_STYLES)], "alpha": 0.9, "zorder": 2 + rank}
 
 
 def _finish(fig: plt.Figure, path: Path, *, layout: bool = True) -> Path:
@@ -138,6 +163,7 @@ def _training_panels(
             )
         if log and stacked.size and np.nanmin(stacked) > 0:
             ax.set_yscale("log")
+            plain_log_ticks(ax)
         ax.set_title(method, fontsize=10, loc="left")
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(True, alpha=0.3)
@@ -305,8 +331,9 @@ def cost_per_interval(costs: pd.DataFrame, path: Path, colors: Mapping[str, tupl
     """Fig. 9a: operating cost of each interval over the day, one line per method (median over seeds)."""
     fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(costs.columns)))
     x = _edges(len(costs))
-    for method in costs.columns:
-        ax.step(x, _held(costs[method]), where="post", lw=1.3, color=colors.get(method), label=method)
+    for rank, method in enumerate(costs.columns):
+        style = line_style(rank, len(costs.columns))
+        ax.step(x, _held(costs[method]), where="post", color=colors.get(method), label=method, **style)
     ax.set_ylabel("operating cost per interval\n(cost units)")
     ax.set_xlabel("time of day (h)")
     _legend_below(ax)
@@ -321,11 +348,19 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
     A symmetric-log axis keeps gaps of 1e-4 % and of 10 % readable on one figure; a gap below 0
     can only be within the feasibility tolerance (or a reference that is not optimal).
     """
+    fig, _ = gap_axes(gaps, colors, reference)
+    return _finish(fig, path)
+
+
+def gap_axes(gaps: pd.DataFrame, colors: Mapping[str, tuple], reference: str) -> tuple[plt.Figure, plt.Axes]:
+    """Fig. 9b drawn, not yet written (its tick labels can be checked)."""
     fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(gaps.columns)))
     x = _edges(len(gaps))
-    for method in gaps.columns:
-        ax.step(x, _held(gaps[method]), where="post", lw=1.3, color=colors.get(method), label=method)
+    for rank, method in enumerate(gaps.columns):
+        style = line_style(rank, len(gaps.columns))
+        ax.step(x, _held(gaps[method]), where="post", color=colors.get(method), label=method, **style)
     ax.set_yscale("symlog", linthresh=1e-3)
+    plain_log_ticks(ax)
     values = gaps.to_numpy(float)
     finite = values[np.isfinite(values)]
     lo = float(finite.min()) if finite.size else 0.0
@@ -338,7 +373,7 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
         _legend_below(ax)
     _day_axis(ax)
     ax.set_title(f"Fig. 9b - gap to the certified optimum ({reference}) per interval", fontsize=11)
-    return _finish(fig, path)
+    return fig, ax
 
 
 def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -> Path:
@@ -348,10 +383,20 @@ def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -
     methods = list(dict.fromkeys(summary["method"]))
     colors = method_colors(methods)
     floor = 1e-6
-    for method in methods:
+    markers = "osD^vP*X"
+    for rank, method in enumerate(methods):
         part = summary[summary["method"] == method].sort_values("groups")
         values = pd.to_numeric(part[column], errors="coerce").clip(lower=floor)
-        ax.plot(part["groups"], values, marker="o", label=method, color=colors[method])
+        style = line_style(rank, len(methods))
+        ax.plot(
+            part["groups"],
+            values,
+            marker=markers[rank % len(markers)],
+            ms=4 + 6 * (len(methods) - 1 - rank) / max(len(methods) - 1, 1),  # a wider marker under a narrower
+            label=method,
+            color=colors[method],
+            **style,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     # plain tick labels: with mathtext off (above) matplotlib's default log labels print raw TeX

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from dispatchbench.bench import safe_files
+from dispatchbench.bench.plugins import PluginProvenance, parse_spec
 from dispatchbench.bench.rescore import CHECK_NO_DISPATCH, CHECK_OK, rescore_folders
 from dispatchbench.bench.results_store import REPRODUCE_FILE, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
@@ -46,7 +48,7 @@ from dispatchbench.contract.status import FAILURES, SUCCESS
 from dispatchbench.instances.provenance import Provenance, describe
 from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.errors import InputError
+from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
 from dispatchbench.report import decision_cost, figures, matched_budgets, tables
@@ -332,15 +334,29 @@ def method_order(frame: pd.DataFrame) -> list[str]:
 
 def method_labels(frame: pd.DataFrame, methods: list[str] | None = None) -> dict[str, str]:
     """Unique labels of ``methods`` (default: every method, in :func:`method_order`), in that
-    order; a second method with the same label gets ``(2)``."""
+    order. The plugin's label is kept where it is unique; methods that share one (two specs of a
+    plugin whose ``label`` ignores a parameter) each get their own written parameters beside it,
+    ``Cheapest first [reserve=0.1]`` and ``Cheapest first [defaults]``: a reader sees what
+    differs, where a numbered ``(2)`` would say nothing."""
     own = own_labels(frame)
+    chosen = method_order(frame) if methods is None else methods
+    counts = Counter(own.get(m, m) for m in chosen)
     labels: dict[str, str] = {}
-    used: dict[str, int] = {}
-    for m in method_order(frame) if methods is None else methods:
+    for m in chosen:
         base = own.get(m, m)
-        used[base] = used.get(base, 0) + 1
-        labels[m] = base if used[base] == 1 else f"{base} ({used[base]})"
-    return labels
+        labels[m] = base if counts[base] == 1 else f"{base} [{_written_params(m)}]"
+    repeated = Counter(labels.values())
+    return {m: label if repeated[label] == 1 else f"{own.get(m, m)} [{m}]" for m, label in labels.items()}
+
+
+def _written_params(method: str) -> str:
+    """The parameters a spec writes out (``reserve=0.1``), or ``defaults``; the spec itself if it
+    does not parse (a hand-made row)."""
+    try:
+        _, params = parse_spec(method)
+    except SolverNotFound:
+        return method
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
 
 
 def shown_path(path_text: Any, results_dir: Path) -> str:
@@ -388,7 +404,7 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
         rows.append(
             {
                 "method": labels[method],
-                "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
+                "seeds": str(part["run_seed"].nunique()),  # a count, as in Tables IV and V
                 **decision_cost.decision_columns(
                     every[every["method"] == method], scip_online, models, learned=learned
                 ),
@@ -408,6 +424,26 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def plugin_provenance_text(part: pd.DataFrame, where: Path) -> str:
+    """Which plugin code answered a method's rows: its source and file with the file's SHA-256,
+    or its package and version; several when the rows come from different versions."""
+    seen: dict[str, None] = {}
+    for row in part.to_dict("records"):
+        found = PluginProvenance.from_row({k: (None if _missing(v) else v) for k, v in row.items()})
+        if found is None:
+            seen["not recorded (rows written before plugin provenance)"] = None
+            continue
+        place = shown_path(found.origin, where) if found.origin.endswith(".py") else found.origin
+        what = f"{found.package} {found.version}" if found.package else ""
+        sha = f"sha256 {found.sha256[:12]}" if found.sha256 else ""
+        seen[f"{found.source}: {', '.join(x for x in (place, what, sha) if x)}"] = None
+    return "; ".join(seen) or "-"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd.DataFrame:
@@ -440,6 +476,7 @@ def metadata_table(scored: ScoredResults, results_dir: Path | None = None) -> pd
         params = dict(params) if isinstance(params, dict) else {}
         params.pop("model", None)
         rows.append((f"budget: {label}", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(defaults)"))
+        rows.append((f"plugin: {label}", plugin_provenance_text(part, where)))
     described: set[str] = set()
     for model_dir, meta in sorted(scored.models.items()):
         if not isinstance(meta, dict) or not meta:
@@ -513,7 +550,9 @@ class ReportFiles:
     notes: list[str]
 
 
-def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: str) -> tuple[list[Block], str]:
+def _paper_table(
+    pt: Any, labels: dict[str, str], order: list[str], base_label: str, paper_problem: bool = True
+) -> tuple[list[Block], str]:
     """Blocks of one of Tables IV/V: short labels in exact → classical → learned order, the full
     specs in a legend, then the definitions and the paper's own numbers."""
     table = pt.table.set_index("method")
@@ -551,7 +590,6 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
     if pt.number == "IV":
         title = f"Table IV — operating cost at one observation state ({pt.scope})"
         definition = "Cost: the evaluator's cost of each method's dispatch at this state."
-        paper = tables.PAPER_TABLE_IV
     else:
         title = f"Table V — average cost per hour over a day ({pt.scope})"
         definition = (
@@ -559,10 +597,6 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
             "(four 15-minute intervals per hour) — Σ C_t / 24 for a 96-interval day. A method "
             "that did not solve every interval for every seed has no value (n/a) and shows its failures."
         )
-        paper = tables.PAPER_TABLE_V
-    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
-    pso = paper["PSO"][0]
-    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
     blocks: list[Block] = [
         Heading(3, title),
         Table(
@@ -589,15 +623,9 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
                 )
             ]
         ),
-        Para(
-            [
-                plain(
-                    f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
-                    f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {tables.PAPER_CAVEAT}"
-                )
-            ]
-        ),
     ]
+    if paper_problem:  # the paper's own numbers mean nothing beside a generated or third-party problem
+        blocks.append(Para([plain(tables.paper_numbers(pt.number))]))
     return blocks, title
 
 
@@ -763,6 +791,11 @@ class ReportContext:
     chosen: str | None = None  # the method Figs. 6-8 show
 
     @property
+    def paper_problem(self) -> bool:
+        """Whether these results are on the paper's problem (then the paper's own numbers are quoted)."""
+        return tables.is_paper_problem(self.scored.problem)
+
+    @property
     def test_sha(self) -> str | None:
         return str(self.test_record["sha256"]) if self.test_record else None
 
@@ -901,11 +934,13 @@ def paper_tables_section(ctx: ReportContext, base: str, state: str) -> list[Bloc
     base_label = ctx.labels.get(base, base)
     blocks: list[Block] = [Heading(2, "Tables IV and V")]
     if (rows["state"] == state).any():
-        blocks += _paper_table(tables.table_iv(rows, state, base), ctx.labels, ctx.order, base_label)[0]
+        table = tables.table_iv(rows, state, base)
+        blocks += _paper_table(table, ctx.labels, ctx.order, base_label, ctx.paper_problem)[0]
     else:
         ctx.notes.append(f"no state {state!r} in the results: Table IV left out")
     if ctx.day_file:
-        blocks += _paper_table(tables.table_v(rows, ctx.day_file, base), ctx.labels, ctx.order, base_label)[0]
+        table = tables.table_v(rows, ctx.day_file, base)
+        blocks += _paper_table(table, ctx.labels, ctx.order, base_label, ctx.paper_problem)[0]
     else:
         ctx.notes.append("no day (multi-state file) in the results: Table V and the day figures left out")
     return blocks

@@ -34,7 +34,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,14 @@ from dispatchbench.bench.results_store import TABLES_DIR, parse_json_cell
 from dispatchbench.contract.solver import Capabilities, default_family
 from dispatchbench.contract.status import FAILURES, SUCCESS, Status
 from dispatchbench.instances.state_families import FAMILIES, RANDOM
+from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.model.problem import Problem
+from dispatchbench.model.problem_file import load_problem
 from dispatchbench.report import decision_cost
 
 INTERVALS_PER_HOUR = 4
+PAPER_PROBLEM_FILE = "paper-4region.toml"  # the bundled problem of the paper's Tables I-III
 DEFAULT_STATE = "tableIV"
 
 # The paper's own numbers (Tables IV and V), quoted beside ours, never mixed into our columns.
@@ -250,6 +254,18 @@ class PaperTable:
     table: pd.DataFrame
     scope: str  # which state / which state file
     baseline: str
+    paper_problem: bool = True  # the paper's own numbers are quoted only beside the paper's problem
+
+
+def is_paper_problem(problem: Problem) -> bool:
+    """Whether ``problem`` is the paper's (the bundled ``paper-4region.toml``'s regions and groups,
+    by content, commitment on or off): only then do the paper's own Tables IV/V mean anything
+    beside ours. A generated or third-party problem gets our tables without them."""
+    try:
+        paper = load_problem(problems_dir() / PAPER_PROBLEM_FILE)
+    except InputError:
+        return False
+    return (problem.regions, problem.groups) == (paper.regions, paper.groups)
 
 
 def table_iv(results: pd.DataFrame, state: str, baseline: str) -> PaperTable:
@@ -353,10 +369,6 @@ def markdown(pt: PaperTable) -> str:
             "failed states": [_failures(r) or "0" for r in lines],
         }
     )
-    paper = PAPER_TABLE_IV if pt.number == "IV" else PAPER_TABLE_V
-    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
-    pso = paper["PSO"][0]
-    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
     if pt.number == "IV":
         title = f"Table IV — operating cost at one observation state ({pt.scope})"
         definition = "Cost: the evaluator's cost of each method's dispatch at this state."
@@ -377,11 +389,20 @@ def markdown(pt: PaperTable) -> str:
             "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
             "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method. " + decision_cost.DEFINITIONS,
             "",
-            f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
-            f"{quoted}. "
-            f"Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}",
-            "",
+            *([paper_numbers(pt.number), ""] if pt.paper_problem else []),
         ]
+    )
+
+
+def paper_numbers(number: str) -> str:
+    """The note quoting the paper's own Table IV or V beside ours (the paper's problem only)."""
+    paper = PAPER_TABLE_IV if number == "IV" else PAPER_TABLE_V
+    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
+    pso = paper["PSO"][0]
+    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
+    return (
+        f"The paper's own Table {number} (cost, and in brackets its printed improvement over its PSO): "
+        f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}"
     )
 
 
@@ -481,6 +502,8 @@ def make_tables(
             "hold neither the Table IV state nor a day",
             "pass --state LABEL, or run a state file with several states",
         )
+    paper_problem = all(is_paper_problem(scored.problems[sha]) for sha in set(results["problem_sha256"]))
+    built = [replace(pt, paper_problem=paper_problem) for pt in built]
     root, sub = (Path(out_dir), "") if out_dir else (Path(dirs[0]), TABLES_DIR)
     root.mkdir(parents=True, exist_ok=True)
     files, texts = [], []
