@@ -42,6 +42,9 @@ console = Console()
 
 ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file (TOML).")]
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
+TracebackOpt = Annotated[
+    bool, typer.Option("--traceback", help="Print a plugin's full traceback (stderr) for each row it raised on.")
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -89,6 +92,7 @@ def solve(
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on the plugin's import and set-up, seconds.")
     ] = STARTUP_LIMIT_S,
+    show_traceback: TracebackOpt = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator.
 
@@ -127,8 +131,38 @@ def solve(
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec.to_json(prob)))
-        return
-    _print_records(prob, records)
+    else:
+        _print_records(prob, records)
+    _plugin_failures(
+        [(solver, records[0].reason)] if _every_row_error([(r.status, r.reason) for r in records]) else [],
+        [(r.solver, r.state, r.info.get("traceback")) for r in records],
+        show_traceback,
+    )
+
+
+def _every_row_error(rows: list[tuple[str, str]]) -> bool:
+    """Every row ``error`` (a plugin that declined the problem, ``skipped: ...``, is no failure)."""
+    return bool(rows) and all(s == "error" and not str(why).startswith("skipped: ") for s, why in rows)
+
+
+def _plugin_failures(
+    failed: list[tuple[str, str]], traces: list[tuple[str, str, Any]], show_traceback: bool
+) -> None:
+    """With ``--traceback``, each plugin traceback on stderr; then exit 1 when every row of a
+    solver is ``error`` — a script or CI job must not read a plugin that never answered as success."""
+    if show_traceback:
+        for spec, state, trace in traces:
+            if isinstance(trace, str):
+                typer.echo(f"--- traceback of {spec} on state {state!r}:\n{trace.rstrip()}", err=True)
+    if failed:
+        spec, reason = failed[0]
+        others = f" (and {len(failed) - 1} other solver(s))" if len(failed) > 1 else ""
+        fail(
+            f"every row of {spec}{others} is error, the first: {reason}"
+            + ("" if " — fix: " in reason else " — fix: correct the plugin as that says")
+            + ("" if show_traceback else " (--traceback prints its traceback)"),
+            code=1,
+        )
 
 
 def _print_records(prob, records: list[Record]) -> None:
@@ -322,8 +356,11 @@ def run(
     replicate: Annotated[
         int | None, typer.Option(help="With --split training/validation/test: the replicate (seed offset).")
     ] = None,
+    show_traceback: TracebackOpt = False,
 ) -> None:
-    """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
+    """Run solvers x seeds x states, each cell in its own process under a hard time limit.
+
+    Exits 1 when every row a solver got in this run is error (a plugin that never answered)."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
     summary = run_benchmark(
@@ -350,6 +387,7 @@ def run(
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
+    _plugin_failures(summary.all_error(), summary.tracebacks, show_traceback)
 
 
 def _run_provenance(split: str | None, replicate: int | None):

@@ -186,6 +186,18 @@ class RunSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
+    by_solver: dict[str, Counter[str]] = field(default_factory=dict)  # spec -> statuses of the rows written
+    tracebacks: list[tuple[str, str, str]] = field(default_factory=list)  # (spec, state, a plugin's traceback)
+
+    first_error: dict[str, str] = field(default_factory=dict)  # spec -> reason of its first error row
+
+    def all_error(self) -> list[tuple[str, str]]:
+        """(spec, first reason) of the specs every row of which, in this run, is ``error``."""
+        return [
+            (spec, self.first_error.get(spec, ""))
+            for spec, counts in self.by_solver.items()
+            if counts and set(counts) == {Status.ERROR.value}
+        ]
 
 
 def plan_solvers(
@@ -564,6 +576,13 @@ def _run_cells(
         store.append(row)
         pending[k].append(row)
         summary.statuses[row["status"]] += 1
+        declined = str(row.get("reason") or "").startswith("skipped: ")  # the plugin's own choice, not a failure
+        summary.by_solver.setdefault(row["solver"], Counter())["skipped" if declined else str(row["status"])] += 1
+        if row["status"] == Status.ERROR:
+            summary.first_error.setdefault(row["solver"], str(row.get("reason") or ""))
+        trace = row["info"].get("traceback") if isinstance(row.get("info"), dict) else None
+        if isinstance(trace, str):
+            summary.tracebacks.append((row["solver"], row["state"], trace))
         summary.rows_written += 1
         bar.row(k, row["status"])
 
