@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -51,6 +52,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
     typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
+
+
+def warn_discovery() -> None:
+    """What plugin discovery skipped or hid (a missing solver-path folder, a plugin shadowed by an
+    earlier one of its name), one warning line each on stderr; nothing is imported for it."""
+    from dispatchbench.bench.plugins import discovery_warnings
+
+    for line in discovery_warnings():
+        typer.echo(f"warning: {one_line(line)}", err=True)
 
 
 def input_file(path: Path) -> Path:
@@ -109,6 +119,7 @@ def solve(
     sts = load_states(states_path, prob)
     if solver is None:  # no default: the package names no plugin (tests/test_contract_names.py)
         fail("--solver: missing — fix: give --solver, e.g. --solver scip (dispatchbench solvers lists them)")
+    warn_discovery()
     try:
         solved = solve_in_child(
             prob,
@@ -235,15 +246,14 @@ def solvers(
     from dispatchbench.bench.plugin_catalogue import plugin_catalogue
 
     catalogue = plugin_catalogue(startup_timeout)
+    for line in catalogue.warnings():  # on stderr in both forms: --json keeps stdout for the JSON
+        typer.echo(f"warning: {one_line(line)}", err=True)
     if as_json:
         broken = [{"origin": b.origin, "error": b.error} for b in catalogue.broken]
-        typer.echo(
-            json.dumps(
-                {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken},
-                indent=2,
-                default=str,
-            )
-        )
+        document = {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken}
+        document["shadowed"] = [asdict(s) for s in catalogue.shadowed]
+        document["solver_path_problems"] = catalogue.path_problems
+        typer.echo(json.dumps(document, indent=2, default=str))
         if not catalogue.solvers:
             fail(_why_no_solvers(catalogue.broken), code=1)
         return
@@ -363,6 +373,7 @@ def run(
     Exits 1 when every row a solver got in this run is error (a plugin that never answered)."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
+    warn_discovery()
     summary = run_benchmark(
         input_file(problem),
         [input_file(s) for s in states],
@@ -485,15 +496,12 @@ def _probe_plugin(spec: str) -> None:
     imports the plugin: a plugin that hangs, exits or fails at import is one line (exit 2) here
     instead of a hung or silently ended command."""
     from dispatchbench.bench.cell_runner import probe_specs
-    from dispatchbench.bench.plugins import parse_spec, plugin_origins
+    from dispatchbench.bench.plugins import no_solver_named, parse_spec, plugin_origins
 
     name, _ = parse_spec(spec)
     origins = plugin_origins()
     if name not in origins:
-        fail(
-            f"--solver {spec}: no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}"
-            " — fix: run 'dispatchbench solvers' to see names and parameters"
-        )
+        fail(f"--solver {spec}: {no_solver_named(name, origins)}")
     entry = probe_specs({origins[name]: [spec]}, STARTUP_LIMIT_S)[spec]
     if "error" in entry or "timeout" in entry:
         why = str(entry.get("error") or entry.get("timeout"))

@@ -55,7 +55,7 @@ from tqdm import tqdm
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
-from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
+from dispatchbench.bench.plugins import no_solver_named, parse_spec, plugin_origins, split_specs
 from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
@@ -225,8 +225,7 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            available = ", ".join(sorted(origins)) or "(none)"
-            refuse(text, f"no solver named {name!r}; available: {available} — fix: use one of those names")
+            refuse(text, str(no_solver_named(name, origins)))
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
