@@ -92,7 +92,8 @@ def places_searched() -> str:
         path = Path(entry)
         state = "" if path.is_dir() else " (a file, not a folder: skipped)" if path.is_file() else " (missing: skipped)"
         places.append(f"{SOLVER_PATH_ENV} folder {entry}{state}")
-    places.append(f"entry points '{ENTRY_POINT_GROUP}' ({len(list(entry_points(group=ENTRY_POINT_GROUP)))})")
+    others = [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if not _is_bundled_entry_point(ep)]
+    places.append(f"entry points '{ENTRY_POINT_GROUP}' ({', '.join(sorted(others)) or 'none besides the bundled'})")
     return "searched " + ", ".join(places)
 
 
