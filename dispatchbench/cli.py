@@ -156,9 +156,7 @@ def _every_row_error(rows: list[tuple[str, str]]) -> bool:
     return bool(rows) and all(s == "error" and not str(why).startswith("skipped: ") for s, why in rows)
 
 
-def _plugin_failures(
-    failed: list[tuple[str, str]], traces: list[tuple[str, str, Any]], show_traceback: bool
-) -> None:
+def _plugin_failures(failed: list[tuple[str, str]], traces: list[tuple[str, str, Any]], show_traceback: bool) -> None:
     """With ``--traceback``, each plugin traceback on stderr; then exit 1 when every row of a
     solver is ``error`` — a script or CI job must not read a plugin that never answered as success."""
     if show_traceback:

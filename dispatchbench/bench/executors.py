@@ -13,7 +13,8 @@ only process that scores and writes (workers never touch the results folder).
 * ``dask`` (``--executor dask``): one task per cell on a Dask cluster, results per finished cell.
   Without ``--scheduler`` it starts a ``LocalCluster`` of ``jobs`` workers with one thread each,
   as threads of this process (a process worker would be started by ``multiprocessing``'s spawn,
-  which re-runs the caller's script: a ``db.run`` without a ``__main__`` guard ran again in it). A stock ``dask worker`` needs no configuration: the cell's child is started with
+  which re-runs the caller's script: a ``db.run`` without a ``__main__`` guard ran again in it).
+  A stock ``dask worker`` needs no configuration: the cell's child is started with
   ``subprocess``, which Dask's daemonic worker processes may do (``multiprocessing`` refuses),
   and the cell's inputs travel with the task by content, so workers need no shared file system.
   The scheduler's address is checked before any work (its form, then a connection within

@@ -84,7 +84,9 @@ def places_searched() -> str:
     """Where discovery looked, for "no solver named X": the bundled folder, each solver-path entry
     (with why an unusable one was skipped) and the entry-point group."""
     bundled = bundled_dir()
-    places = [f"the bundled plugins ({bundled})" if bundled else f"the bundled plugins ({BUNDLED_PACKAGE}: not installed)"]
+    places = [
+        f"the bundled plugins ({bundled})" if bundled else f"the bundled plugins ({BUNDLED_PACKAGE}: not installed)"
+    ]
     entries = [p for p in os.environ.get(SOLVER_PATH_ENV, "").split(os.pathsep) if p]
     if not entries:
         places.append(f"${SOLVER_PATH_ENV} (not set)")
@@ -101,8 +103,8 @@ def no_solver_named(name: str, available: Iterable[str]) -> SolverNotFound:
     """The one error for a spec whose name no plugin declares: what there is and where it looked."""
     names = ", ".join(sorted(available)) or "(none)"
     return SolverNotFound(
-        f"no solver named {name!r}; available: {names}; {places_searched()} — fix: use one of those names, or put "
-        f"the plugin's folder on ${SOLVER_PATH_ENV}"
+        f"no solver named {name!r}; available: {names}; {places_searched()} — fix: use one of those names "
+        f"(run 'dispatchbench solvers' to see names and parameters), or put the plugin's folder on ${SOLVER_PATH_ENV}"
     )
 
 

@@ -227,7 +227,9 @@ def solve_and_score(
             )
         except Exception as exc:  # a crashing backend is a result, not a crash of the run
             answers = [
-                crash_answer(exc, (time.perf_counter() - start) / len(todo), f"{solver.name}.solve: state {states[i].label!r}: ")
+                crash_answer(
+                    exc, (time.perf_counter() - start) / len(todo), f"{solver.name}.solve: state {states[i].label!r}: "
+                )
                 for i in todo
             ]
         for i, answer in zip(todo, answers):

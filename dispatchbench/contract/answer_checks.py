@@ -45,7 +45,9 @@ def _vector_problem(what: str, value: Any, names: Sequence[str], numbers: bool) 
     except (TypeError, ValueError):
         return f"{what} holds a value that is not a number — fix: one float per entry ({name_span(names)})"
     if array.ndim != 1:
-        return f"{what} has shape {array.shape}, expected {len(names)} entries ({name_span(names)}) — fix: a flat vector"
+        return (
+            f"{what} has shape {array.shape}, expected {len(names)} entries ({name_span(names)}) — fix: a flat vector"
+        )
     if len(array) != len(names):
         return f"{what} has {len(array)} entries, expected {len(names)} ({name_span(names)})"
     if numbers:
