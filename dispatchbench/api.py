@@ -312,6 +312,10 @@ def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any
     solvers, broken = solver_catalogue(check_timeout(startup_timeout, "startup_timeout"))
     for entry in broken:
         warnings.warn(f"solver plugin {entry['origin']} failed to load: {entry['error']}", stacklevel=2)
+    from dispatchbench.bench.plugins import discovery_warnings
+
+    for line in discovery_warnings():  # a missing solver-path folder, a shadowed plugin
+        warnings.warn(line, stacklevel=2)
     return solvers
 
 
