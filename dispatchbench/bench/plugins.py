@@ -103,8 +103,8 @@ def no_solver_named(name: str, available: Iterable[str]) -> SolverNotFound:
     """The one error for a spec whose name no plugin declares: what there is and where it looked."""
     names = ", ".join(sorted(available)) or "(none)"
     return SolverNotFound(
-        f"no solver named {name!r}; available: {names}; {places_searched()} — fix: use one of those names "
-        f"(run 'dispatchbench solvers' to see names and parameters), or put the plugin's folder on ${SOLVER_PATH_ENV}"
+        f"no solver named {name!r}; available: {names}; {places_searched()} — fix: run 'dispatchbench solvers' to "
+        f"see names and parameters, or put the plugin's folder on ${SOLVER_PATH_ENV}"
     )
 
 
