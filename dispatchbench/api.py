@@ -28,8 +28,8 @@ from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.paths import check_path, exists
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.model.problem_file import load_problem
-from dispatchbench.model.state_file import load_states
+from dispatchbench.model.problem_file import load_problem as load_problem_file
+from dispatchbench.model.state_file import load_states as load_states_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,13 +81,13 @@ def solve(
         prob, prob_bytes = problem, None
     else:
         path = find_input(_path(problem, "problem"))
-        prob, prob_bytes = load_problem(path), Blob.of_file(path)
+        prob, prob_bytes = load_problem_file(path), Blob.of_file(path)
     if isinstance(states, State):
         sts: list[State] = [states]
         sts_bytes = None
     elif isinstance(states, (str, Path)):
         path = find_input(states)
-        sts, sts_bytes = load_states(path, prob), Blob.of_file(path)
+        sts, sts_bytes = load_states_file(path, prob), Blob.of_file(path)
     else:
         sts, sts_bytes = (
             _sequence(states, "states", "a state file (path or bundled name), a State or a list of States"),
@@ -225,7 +225,7 @@ def _input_paths(problem: PathLike | Problem, states: list[Any], out: Path) -> t
         prob, problem_path = problem, None
     else:
         problem_path = find_input(problem)
-        prob = load_problem(problem_path) if objects else None
+        prob = load_problem_file(problem_path) if objects else None
     if problem_path is None:
         assert prob is not None  # a Problem object was given
         problem_path = write_blob(problem_blob(prob), inputs)
@@ -234,6 +234,27 @@ def _input_paths(problem: PathLike | Problem, states: list[Any], out: Path) -> t
         assert prob is not None  # loaded above whenever State objects were given
         paths.append(write_blob(states_blob(prob, objects, "states.csv"), inputs))
     return problem_path, paths
+
+
+def load_problem(path: PathLike) -> Problem:
+    """A problem file, by path or by the name of a bundled one (``"paper-4region.toml"``), as
+    ``solve -p`` takes it: a path that exists wins, so a script reads what the command line would."""
+    return load_problem_file(_input(path, "problem"))
+
+
+def load_states(path: PathLike, problem: Problem) -> list[State]:
+    """The states of a state file for ``problem``, by path or by the name of a bundled one
+    (``"paper-4region-tableIV.csv"``), as ``solve -s`` takes it."""
+    if not isinstance(problem, Problem):
+        raise InputError("problem", _shown(problem), "is not a Problem", "give the Problem load_problem returned")
+    return load_states_file(_input(path, "states"), problem)
+
+
+def _input(value: Any, argument: str) -> Path:
+    """A problem or state file as the CLI finds it: the path as given when it exists (errors then
+    name it as written), else the bundled file of that name."""
+    path = _path(value, argument)
+    return path if exists(path) else find_input(path)
 
 
 def load_results(folder: PathLike) -> pd.DataFrame:
@@ -291,6 +312,10 @@ def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any
     solvers, broken = solver_catalogue(check_timeout(startup_timeout, "startup_timeout"))
     for entry in broken:
         warnings.warn(f"solver plugin {entry['origin']} failed to load: {entry['error']}", stacklevel=2)
+    from dispatchbench.bench.plugins import discovery_warnings
+
+    for line in discovery_warnings():  # a missing solver-path folder, a shadowed plugin
+        warnings.warn(line, stacklevel=2)
     return solvers
 
 

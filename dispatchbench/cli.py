@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -42,12 +43,24 @@ console = Console()
 
 ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file (TOML).")]
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
+TracebackOpt = Annotated[
+    bool, typer.Option("--traceback", help="Print a plugin's full traceback (stderr) for each row it raised on.")
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
     typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
+
+
+def warn_discovery() -> None:
+    """What plugin discovery skipped or hid (a missing solver-path folder, a plugin shadowed by an
+    earlier one of its name), one warning line each on stderr; nothing is imported for it."""
+    from dispatchbench.bench.plugins import discovery_warnings
+
+    for line in discovery_warnings():
+        typer.echo(f"warning: {one_line(line)}", err=True)
 
 
 def input_file(path: Path) -> Path:
@@ -89,6 +102,7 @@ def solve(
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on the plugin's import and set-up, seconds.")
     ] = STARTUP_LIMIT_S,
+    show_traceback: TracebackOpt = False,
 ) -> None:
     """Solve every state of a state file with one solver; costs come from the evaluator.
 
@@ -105,6 +119,7 @@ def solve(
     sts = load_states(states_path, prob)
     if solver is None:  # no default: the package names no plugin (tests/test_contract_names.py)
         fail("--solver: missing — fix: give --solver, e.g. --solver scip (dispatchbench solvers lists them)")
+    warn_discovery()
     try:
         solved = solve_in_child(
             prob,
@@ -127,8 +142,36 @@ def solve(
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec.to_json(prob)))
-        return
-    _print_records(prob, records)
+    else:
+        _print_records(prob, records)
+    _plugin_failures(
+        [(solver, records[0].reason)] if _every_row_error([(r.status, r.reason) for r in records]) else [],
+        [(r.solver, r.state, r.info.get("traceback")) for r in records],
+        show_traceback,
+    )
+
+
+def _every_row_error(rows: list[tuple[str, str]]) -> bool:
+    """Every row ``error`` (a plugin that declined the problem, ``skipped: ...``, is no failure)."""
+    return bool(rows) and all(s == "error" and not str(why).startswith("skipped: ") for s, why in rows)
+
+
+def _plugin_failures(failed: list[tuple[str, str]], traces: list[tuple[str, str, Any]], show_traceback: bool) -> None:
+    """With ``--traceback``, each plugin traceback on stderr; then exit 1 when every row of a
+    solver is ``error`` — a script or CI job must not read a plugin that never answered as success."""
+    if show_traceback:
+        for spec, state, trace in traces:
+            if isinstance(trace, str):
+                typer.echo(f"--- traceback of {spec} on state {state!r}:\n{trace.rstrip()}", err=True)
+    if failed:
+        spec, reason = failed[0]
+        others = f" (and {len(failed) - 1} other solver(s))" if len(failed) > 1 else ""
+        fail(
+            f"every row of {spec}{others} is error, the first: {reason}"
+            + ("" if " — fix: " in reason else " — fix: correct the plugin as that says")
+            + ("" if show_traceback else " (--traceback prints its traceback)"),
+            code=1,
+        )
 
 
 def _print_records(prob, records: list[Record]) -> None:
@@ -201,15 +244,14 @@ def solvers(
     from dispatchbench.bench.plugin_catalogue import plugin_catalogue
 
     catalogue = plugin_catalogue(startup_timeout)
+    for line in catalogue.warnings():  # on stderr in both forms: --json keeps stdout for the JSON
+        typer.echo(f"warning: {one_line(line)}", err=True)
     if as_json:
         broken = [{"origin": b.origin, "error": b.error} for b in catalogue.broken]
-        typer.echo(
-            json.dumps(
-                {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken},
-                indent=2,
-                default=str,
-            )
-        )
+        document = {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken}
+        document["shadowed"] = [asdict(s) for s in catalogue.shadowed]
+        document["solver_path_problems"] = catalogue.path_problems
+        typer.echo(json.dumps(document, indent=2, default=str))
         if not catalogue.solvers:
             fail(_why_no_solvers(catalogue.broken), code=1)
         return
@@ -322,10 +364,14 @@ def run(
     replicate: Annotated[
         int | None, typer.Option(help="With --split training/validation/test: the replicate (seed offset).")
     ] = None,
+    show_traceback: TracebackOpt = False,
 ) -> None:
-    """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
+    """Run solvers x seeds x states, each cell in its own process under a hard time limit.
+
+    Exits 1 when every row a solver got in this run is error (a plugin that never answered)."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
+    warn_discovery()
     summary = run_benchmark(
         input_file(problem),
         [input_file(s) for s in states],
@@ -350,6 +396,7 @@ def run(
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
+    _plugin_failures(summary.all_error(), summary.tracebacks, show_traceback)
 
 
 def _run_provenance(split: str | None, replicate: int | None):
@@ -447,15 +494,12 @@ def _probe_plugin(spec: str) -> None:
     imports the plugin: a plugin that hangs, exits or fails at import is one line (exit 2) here
     instead of a hung or silently ended command."""
     from dispatchbench.bench.cell_runner import probe_specs
-    from dispatchbench.bench.plugins import parse_spec, plugin_origins
+    from dispatchbench.bench.plugins import no_solver_named, parse_spec, plugin_origins
 
     name, _ = parse_spec(spec)
     origins = plugin_origins()
     if name not in origins:
-        fail(
-            f"--solver {spec}: no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}"
-            " — fix: run 'dispatchbench solvers' to see names and parameters"
-        )
+        fail(f"--solver {spec}: {no_solver_named(name, origins)}")
     entry = probe_specs({origins[name]: [spec]}, STARTUP_LIMIT_S)[spec]
     if "error" in entry or "timeout" in entry:
         why = str(entry.get("error") or entry.get("timeout"))

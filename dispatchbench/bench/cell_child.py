@@ -195,6 +195,7 @@ def run_cell(channel: int, request: dict[str, Any]) -> None:
     problem and states here are this process's own; the parent never reads them back."""
     from dispatchbench.bench.plugins import make_solver_from
     from dispatchbench.bench.scoring import crash_answer, raw_answer
+    from dispatchbench.contract.answer_checks import checked_answers
     from dispatchbench.model.problem import State
     from dispatchbench.model.problem_file import load_problem
 
@@ -219,12 +220,12 @@ def run_cell(channel: int, request: dict[str, Any]) -> None:
     for index in request["todo"]:
         start = time.perf_counter()
         try:
-            answers = solver.solve(problem, [copy.deepcopy(states[index])], seed=request["seed"], time_limit=time_limit)
-            if len(answers) != 1:
-                raise RuntimeError(f"returned {len(answers)} answers for 1 state")
-            raw = raw_answer(answers[0])
+            given = [copy.deepcopy(states[index])]
+            answers = solver.solve(problem, given, seed=request["seed"], time_limit=time_limit)
+            raw = raw_answer(checked_answers(solver.name, problem, [states[index]], answers)[0])  # the plugin's terms
         except Exception as exc:  # a crashing backend is a result, not a crash of the run
-            raw = raw_answer(crash_answer(exc, time.perf_counter() - start))
+            where = f"{solver.name}.solve: state {states[index].label!r}: "
+            raw = raw_answer(crash_answer(exc, time.perf_counter() - start, where))
         raw["info"] = {**raw["info"], "solver_time_s": raw["time_s"], "prepare_s": prepare_s}
         send(channel, ["answer", index, raw])
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # work done: let interpreter shutdown run undisturbed

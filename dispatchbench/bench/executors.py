@@ -11,8 +11,10 @@ only process that scores and writes (workers never touch the results folder).
 * ``pool`` (``--jobs N``): N threads of the harness, each waiting on one cell's child process
   (the work is in the children, so threads are enough and nothing is pickled). Streams per state.
 * ``dask`` (``--executor dask``): one task per cell on a Dask cluster, results per finished cell.
-  Without ``--scheduler`` it starts a ``LocalCluster`` of ``jobs`` worker processes with one
-  thread each. A stock ``dask worker`` needs no configuration: the cell's child is started with
+  Without ``--scheduler`` it starts a ``LocalCluster`` of ``jobs`` workers with one thread each,
+  as threads of this process (a process worker would be started by ``multiprocessing``'s spawn,
+  which re-runs the caller's script: a ``db.run`` without a ``__main__`` guard ran again in it).
+  A stock ``dask worker`` needs no configuration: the cell's child is started with
   ``subprocess``, which Dask's daemonic worker processes may do (``multiprocessing`` refuses),
   and the cell's inputs travel with the task by content, so workers need no shared file system.
   The scheduler's address is checked before any work (its form, then a connection within
@@ -44,7 +46,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, run_cell_collect, single_threaded_children
+from dispatchbench.bench.cell_runner import CellJob, Outcome, cell_outcomes, single_threaded_children
 from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.run_metadata import worker_metadata
 from dispatchbench.contract.status import Status
@@ -385,6 +387,7 @@ class DaskExecutor(Executor):
         self.workers = jobs
         self.cluster = None
         self.futures: list[Any] = []
+        self.cancel_key = uuid.uuid4().hex  # names this executor's cancel flag to its in-process workers
         if scheduler:
             address = check_scheduler(scheduler, connect_timeout)
             try:
@@ -399,15 +402,22 @@ class DaskExecutor(Executor):
                 self.client.close()
                 raise
         else:
+            # Workers as threads of this process, not processes: a process worker is started by
+            # multiprocessing's spawn, which re-runs the caller's script (``__main__``) in it — a
+            # ``db.run`` in a script without an ``if __name__ == "__main__":`` guard then ran
+            # again inside each worker. The work is in each cell's own child process anyway
+            # (and a call of ``call_all`` in a ``call_child`` process), so threads lose nothing.
             self.cluster = LocalCluster(
                 n_workers=jobs,
                 threads_per_worker=1,
-                processes=True,
+                processes=False,
                 memory_limit=0,
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
+            self.cancel = threading.Event()
+            _LOCAL_CANCEL[self.cancel_key] = self.cancel
 
     def run(self, jobs: Sequence[CellJob]) -> Generator[Event, None, None]:
         from distributed import as_completed
@@ -434,6 +444,7 @@ class DaskExecutor(Executor):
                 once(job.states),
                 tuple((param, once(payload)) for param, payload in job.paths),
                 once(job.plugin),
+                self.cancel_key,
                 pure=False,
                 key=f"dispatchbench-cell-{batch}-{k}",
             )
@@ -457,8 +468,14 @@ class DaskExecutor(Executor):
         calls: Sequence[tuple[Any, ...]],
         tick: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, Any, BaseException | None]]:
-        """As :meth:`Executor.call_all`, one Dask task per call (on the cluster's workers)."""
+        """As :meth:`Executor.call_all`, one Dask task per call (on the cluster's workers); on the
+        local cluster, whose workers are threads of this process, each call in a process of its
+        own as without Dask (a training must not share this interpreter)."""
         from distributed import wait
+
+        if self.cluster is not None:
+            yield from super().call_all(fn, calls, tick)
+            return
 
         futures = {self.client.submit(fn, *args, pure=False): k for k, args in enumerate(calls)}
         self.futures += list(futures)
@@ -475,6 +492,9 @@ class DaskExecutor(Executor):
                 yield k, None if error else f.result(), error
 
     def close(self) -> None:
+        flag = _LOCAL_CANCEL.pop(self.cancel_key, None)
+        if flag is not None:  # in-process workers: their running cells kill their children now
+            flag.set()
         try:
             if self.futures:
                 self.client.cancel(self.futures)
@@ -488,11 +508,24 @@ class DaskExecutor(Executor):
 _SENT_APART = Blob(name="(sent apart)", data=b"", sha256="")
 
 
+# Cancel flags of the local clusters' executors, by key: their workers are threads of this
+# process, and a running cell must stop (its child killed) when the run is closed or interrupted.
+_LOCAL_CANCEL: dict[str, threading.Event] = {}
+
+
 def run_cell_parts(
-    job: CellJob, problem: Blob, states: Blob, paths: tuple[tuple[str, PathPayload], ...], plugin: Blob | None
+    job: CellJob,
+    problem: Blob,
+    states: Blob,
+    paths: tuple[tuple[str, PathPayload], ...],
+    plugin: Blob | None,
+    cancel_key: str = "",
 ) -> list[tuple[int, Outcome]]:
-    """A Dask task: the cell, its inputs passed separately (scattered once, fetched per worker)."""
-    return run_cell_collect(dataclasses.replace(job, problem=problem, states=states, paths=paths, plugin=plugin))
+    """A Dask task: the cell, its inputs passed separately (scattered once, fetched per worker).
+    On a worker in the driver's process ``cancel_key`` finds the executor's cancel flag; on a
+    remote worker it finds none (the worker's own process ends the cell's child when it stops)."""
+    full = dataclasses.replace(job, problem=problem, states=states, paths=paths, plugin=plugin)
+    return list(cell_outcomes(full, _LOCAL_CANCEL.get(cancel_key)))
 
 
 def make_executor(kind: str, jobs: int, scheduler: str | None = None) -> Executor:

@@ -55,7 +55,14 @@ from tqdm import tqdm
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
-from dispatchbench.bench.plugins import PluginProvenance, parse_spec, plugin_origins, plugin_provenance, split_specs
+from dispatchbench.bench.plugins import (
+    PluginProvenance,
+    no_solver_named,
+    parse_spec,
+    plugin_origins,
+    plugin_provenance,
+    split_specs,
+)
 from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey, row_key
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
@@ -189,6 +196,18 @@ class RunSummary:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
     notes: list[str] = field(default_factory=list)  # what --resume did beyond skipping (also on stderr)
     rows_recomputed: int = 0  # stored rows superseded because their plugin changed (--resume)
+    by_solver: dict[str, Counter[str]] = field(default_factory=dict)  # spec -> statuses of the rows written
+    tracebacks: list[tuple[str, str, str]] = field(default_factory=list)  # (spec, state, a plugin's traceback)
+
+    first_error: dict[str, str] = field(default_factory=dict)  # spec -> reason of its first error row
+
+    def all_error(self) -> list[tuple[str, str]]:
+        """(spec, first reason) of the specs every row of which, in this run, is ``error``."""
+        return [
+            (spec, self.first_error.get(spec, ""))
+            for spec, counts in self.by_solver.items()
+            if counts and set(counts) == {Status.ERROR.value}
+        ]
 
 
 def plan_solvers(
@@ -217,8 +236,7 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            available = ", ".join(sorted(origins)) or "(none)"
-            refuse(text, f"no solver named {name!r}; available: {available} — fix: use one of those names")
+            refuse(text, str(no_solver_named(name, origins)))
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
@@ -644,6 +662,13 @@ def _run_cells(
         store.append(row)
         pending[k].append(row)
         summary.statuses[row["status"]] += 1
+        declined = str(row.get("reason") or "").startswith("skipped: ")  # the plugin's own choice, not a failure
+        summary.by_solver.setdefault(row["solver"], Counter())["skipped" if declined else str(row["status"])] += 1
+        if row["status"] == Status.ERROR:
+            summary.first_error.setdefault(row["solver"], str(row.get("reason") or ""))
+        trace = row["info"].get("traceback") if isinstance(row.get("info"), dict) else None
+        if isinstance(trace, str):
+            summary.tracebacks.append((row["solver"], row["state"], trace))
         summary.rows_written += 1
         bar.row(k, row["status"])
 

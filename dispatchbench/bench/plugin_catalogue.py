@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatchbench.bench.cell_runner import describe_origins
-from dispatchbench.bench.plugins import BrokenPlugin, plugin_sources
+from dispatchbench.bench.plugins import BrokenPlugin, Shadowed, plugin_sources, solver_path_problems
 from dispatchbench.contract.limits import STARTUP_LIMIT_S
 
 
@@ -25,6 +25,11 @@ class Catalogue:
 
     solvers: list[dict[str, Any]] = field(default_factory=list)
     broken: list[BrokenPlugin] = field(default_factory=list)
+    shadowed: list[Shadowed] = field(default_factory=list)  # found, but an earlier plugin has the name
+    path_problems: list[str] = field(default_factory=list)  # solver-path entries that are missing or files
+
+    def warnings(self) -> list[str]:
+        return self.path_problems + [s.warning() for s in self.shadowed]
 
 
 def plugin_catalogue(startup_timeout: float = STARTUP_LIMIT_S) -> Catalogue:
@@ -37,6 +42,7 @@ def plugin_catalogue(startup_timeout: float = STARTUP_LIMIT_S) -> Catalogue:
     described = describe_origins([s.origin for s in sources], startup_timeout) if sources else {}
     found: dict[str, dict[str, Any]] = {}
     broken: list[BrokenPlugin] = []
+    shadowed: list[Shadowed] = []
     for source in sources:
         classes, why = described[source.origin]
         if classes is None:
@@ -45,5 +51,7 @@ def plugin_catalogue(startup_timeout: float = STARTUP_LIMIT_S) -> Catalogue:
         for cls in classes:
             origin = source.origin if source.source != "entry point" else f"{cls['module']}:{cls['qualname']}"
             entry = {k: v for k, v in cls.items() if k not in ("module", "qualname")}
-            found.setdefault(cls["name"], {**entry, "source": source.source, "origin": origin})
-    return Catalogue([found[name] for name in sorted(found)], broken)
+            first = found.setdefault(cls["name"], {**entry, "source": source.source, "origin": origin})
+            if first["origin"] != origin:
+                shadowed.append(Shadowed(cls["name"], origin, source.source, first["origin"], first["source"]))
+    return Catalogue([found[name] for name in sorted(found)], broken, shadowed, solver_path_problems())

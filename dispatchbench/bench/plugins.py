@@ -13,7 +13,7 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.metadata import Distribution, EntryPoint
@@ -63,6 +63,95 @@ def solver_dirs() -> list[Path]:
             seen.add(key)
             out.append(d)
     return out
+
+
+def solver_path_problems() -> list[str]:
+    """Each ``$DISPATCHBENCH_SOLVER_PATH`` entry discovery cannot use, as ``what — fix: how``:
+    one that does not exist, or a plugin *file* where a folder is expected. Discovery skips them;
+    said aloud, "no solver named X" is no longer the only clue."""
+    out = []
+    for entry in (p for p in os.environ.get(SOLVER_PATH_ENV, "").split(os.pathsep) if p):
+        path = Path(entry)
+        if path.is_file():
+            out.append(
+                f"${SOLVER_PATH_ENV} entry {entry!r} is a file, not a folder — fix: give the folder that holds "
+                f"it ({path.parent})"
+            )
+        elif not path.is_dir():
+            out.append(f"${SOLVER_PATH_ENV} entry {entry!r} does not exist — fix: give an existing folder of plugins")
+    return out
+
+
+def places_searched() -> str:
+    """Where discovery looked, for "no solver named X": the bundled folder, each solver-path entry
+    (with why an unusable one was skipped) and the entry-point group."""
+    bundled = bundled_dir()
+    places = [
+        f"the bundled plugins ({bundled})" if bundled else f"the bundled plugins ({BUNDLED_PACKAGE}: not installed)"
+    ]
+    entries = [p for p in os.environ.get(SOLVER_PATH_ENV, "").split(os.pathsep) if p]
+    if not entries:
+        places.append(f"${SOLVER_PATH_ENV} (not set)")
+    for entry in entries:
+        path = Path(entry)
+        state = "" if path.is_dir() else " (a file, not a folder: skipped)" if path.is_file() else " (missing: skipped)"
+        places.append(f"{SOLVER_PATH_ENV} folder {entry}{state}")
+    others = [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if not _is_bundled_entry_point(ep)]
+    places.append(f"entry points '{ENTRY_POINT_GROUP}' ({', '.join(sorted(others)) or 'none besides the bundled'})")
+    return "searched " + ", ".join(places)
+
+
+def no_solver_named(name: str, available: Iterable[str]) -> SolverNotFound:
+    """The one error for a spec whose name no plugin declares: what there is and where it looked."""
+    names = ", ".join(sorted(available)) or "(none)"
+    return SolverNotFound(
+        f"no solver named {name!r}; available: {names}; {places_searched()} — fix: run 'dispatchbench solvers' to "
+        f"see names and parameters, or put the plugin's folder on ${SOLVER_PATH_ENV}"
+    )
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """A plugin of a name an earlier one already took: never used, and said so."""
+
+    name: str
+    origin: str  # the plugin that is ignored
+    source: str  # its source: ``solver path`` or ``entry point``
+    winner: str  # the plugin used instead
+    winner_source: str
+
+    def warning(self) -> str:
+        return (
+            f"plugin {self.name!r} from {self.origin} ({self.source}) is ignored: {self.winner} ({self.winner_source}) "
+            f"has that name and comes first — fix: rename one (name = ...), or remove it"
+        )
+
+
+def shadowed_plugins() -> list[Shadowed]:
+    """Plugins hidden by an earlier one of the same name, found as :func:`plugin_origins` finds
+    names (``ast`` and entry-point names, nothing imported)."""
+    first: dict[str, tuple[str, str]] = {}
+    out = []
+    bundled = bundled_dir()
+    for folder in solver_dirs():
+        source = "bundled" if bundled is not None and folder.resolve() == bundled.resolve() else "solver path"
+        for path in _plugin_files(folder):
+            for name in declared_names(path):
+                if name in first and first[name][0] != str(path.resolve()):
+                    out.append(Shadowed(name, str(path.resolve()), source, *first[name]))
+                first.setdefault(name, (str(path.resolve()), source))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _is_bundled_entry_point(ep):
+            continue
+        if ep.name in first and first[ep.name][0] != ep.value:
+            out.append(Shadowed(ep.name, ep.value, "entry point", *first[ep.name]))
+        first.setdefault(ep.name, (ep.value, "entry point"))
+    return out
+
+
+def discovery_warnings() -> list[str]:
+    """What discovery skipped or hid, one line each (commands print them on stderr)."""
+    return solver_path_problems() + [s.warning() for s in shadowed_plugins()]
 
 
 def declared_names(path: Path) -> list[str]:
@@ -296,10 +385,10 @@ def make_solver(spec: str) -> Solver:
     if cls is None:
         registry = discover()
         hint = "; ".join(f"{b.origin}: {b.error}" for b in broken_plugins())
-        raise SolverNotFound(
-            f"no solver named {name!r}; available: {', '.join(sorted(registry)) or '(none)'}"
-            + (f" (plugins that failed to load: {hint})" if hint else "")
-        )
+        error = no_solver_named(name, registry)
+        if hint:
+            error = SolverNotFound(f"{error.args[0].split(' — fix: ')[0]} (plugins that failed to load: {hint})")
+        raise error
     return instantiate(cls, name, params)
 
 

@@ -25,14 +25,16 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dispatchbench.bench.json_values import json_default
+from dispatchbench.contract.answer_checks import PluginAnswerError, checked_answers
 from dispatchbench.contract.solver import Answer, Label, Solver, label_of
 from dispatchbench.contract.status import Status
-from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.dispatch import Dispatch, DispatchShapeError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
@@ -153,12 +155,36 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
     return record(success_status(answer.status, exact), ev.cost, ev.max_violation, reason, answer.dispatch)
 
 
-def crash_answer(exc: BaseException, elapsed: float) -> Answer:
-    """An ``error`` answer naming the exception and the line it came from."""
-    msg = f"{type(exc).__name__}: {exc}".strip()
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return Answer(dispatch=None, status=Status.ERROR, message=msg + where, time_s=elapsed)
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _plugin_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback in the plugin's own code (not in this package, whose
+    line — a check in ``Dispatch.from_power``, say — tells the plugin's author nothing); the
+    innermost frame of all when every frame is the package's."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    for frame in reversed(frames):
+        path = Path(frame.filename).resolve()
+        if not path.is_relative_to(_PACKAGE_DIR) or path.is_relative_to(_PACKAGE_DIR / "solvers"):
+            return frame
+    return frames[-1] if frames else None
+
+
+def crash_answer(exc: BaseException, elapsed: float, where: str = "") -> Answer:
+    """An ``error`` answer naming the exception and the plugin's line it came from, prefixed with
+    ``where`` (``merit_order.solve: state 'tableIV': ``); the full traceback is kept in
+    ``info["traceback"]`` (``--traceback`` prints it)."""
+    if isinstance(exc, PluginAnswerError):  # names the plugin and what it returned already
+        where, msg = "", str(exc)
+    elif isinstance(exc, DispatchShapeError):  # already in the plugin's terms
+        msg = str(exc)
+    else:
+        msg = f"raised {type(exc).__name__}: {exc}".strip() if where else f"{type(exc).__name__}: {exc}".strip()
+    frame = _plugin_frame(exc)
+    at = f" (at {frame.filename}:{frame.lineno})" if frame and not isinstance(exc, PluginAnswerError) else ""
+    what, fix, how = msg.partition(" — fix: ")
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Answer(None, Status.ERROR, where + what + at + fix + how, elapsed, {"traceback": text})
 
 
 def solve_and_score(
@@ -195,11 +221,17 @@ def solve_and_score(
         start = time.perf_counter()
         try:
             handed = copy.deepcopy((problem, [states[i] for i in todo]))
-            answers = solver.solve(handed[0], handed[1], seed=seed, time_limit=time_limit)
-            if len(answers) != len(todo):
-                raise RuntimeError(f"returned {len(answers)} answers for {len(todo)} states")
+            given = [states[i] for i in todo]
+            answers = checked_answers(
+                solver.name, problem, given, solver.solve(handed[0], handed[1], seed=seed, time_limit=time_limit)
+            )
         except Exception as exc:  # a crashing backend is a result, not a crash of the run
-            answers = [crash_answer(exc, (time.perf_counter() - start) / len(todo)) for _ in todo]
+            answers = [
+                crash_answer(
+                    exc, (time.perf_counter() - start) / len(todo), f"{solver.name}.solve: state {states[i].label!r}: "
+                )
+                for i in todo
+            ]
         for i, answer in zip(todo, answers):
             try:
                 answer = answer_from_raw(problem, json.loads(json.dumps(raw_answer(answer))))

@@ -28,7 +28,7 @@ from typing import Any
 
 from dispatchbench.bench.cell_runner import CellJob, cell_outcomes, probe_specs
 from dispatchbench.bench.job_payload import Blob
-from dispatchbench.bench.plugins import parse_spec, plugin_origins
+from dispatchbench.bench.plugins import no_solver_named, parse_spec, plugin_origins
 from dispatchbench.bench.scoring import Record, answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Label
@@ -88,7 +88,7 @@ def solve_in_child(
     name, _ = parse_spec(spec)
     origins = plugin_origins()
     if name not in origins:
-        raise SolverNotFound(f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+        raise no_solver_named(name, origins)
     records: dict[int, Record] = {}
     todo: list[int] = []
     for i, state in enumerate(states):
