@@ -164,7 +164,8 @@ def load_results(folder: PathLike) -> pd.DataFrame:
 def list_solvers() -> list[dict[str, Any]]:
     """Every solver plugin found: name, label and family (how a report names it with its
     defaults), description, parameters (defaults), their ranges and choices, capabilities, a
-    learner's ``default_train_steps``, and where it comes from.
+    learner's ``default_train_steps``, ``default_train_seconds`` (the wall-time cap of that
+    default) and ``any_size`` (trains one model for any size), and where it comes from.
 
     ``source`` is ``bundled`` (shipped with dispatchbench), ``solver path`` (a folder on
     ``$DISPATCHBENCH_SOLVER_PATH``) or ``entry point`` (an installed package); ``origin`` is the
@@ -197,6 +198,8 @@ def describe_solver(cls: type[Solver]) -> dict[str, Any]:
         "parameter_choices": {k: list(v) for k, v in cls.parameter_choices.items()},
         "capabilities": asdict(cls.capabilities),
         "default_train_steps": cls.default_train_steps if issubclass(cls, Learner) else None,
+        "default_train_seconds": cls.default_train_seconds if issubclass(cls, Learner) else None,
+        "any_size": bool(cls.any_size) if issubclass(cls, Learner) else None,
         "source": source,
         "origin": origin,
     }
