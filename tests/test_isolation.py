@@ -315,6 +315,16 @@ def test_a_damaged_input_is_never_used(tmp_path):
         materialise_blob(Blob("../escape", blob.data, blob.sha256), tmp_path)
 
 
+def test_the_same_bytes_under_two_names_do_not_evict_each_other(tmp_path):
+    """Two runs at once, one with the paper's problem file and one with a copy under another
+    name: the first's cached file stays in place while the second's is written."""
+    data = b"state,d_A\n"
+    first = materialise_blob(Blob.of_bytes("a.csv", data), tmp_path)
+    second = materialise_blob(Blob.of_bytes("b.csv", data), tmp_path)
+    assert first.read_bytes() == second.read_bytes() == data and first != second
+    assert materialise_blob(Blob.of_bytes("a.csv", data), tmp_path) == first and first.is_file()
+
+
 def test_a_folder_travels_by_content_and_refuses_links(tmp_path):
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)

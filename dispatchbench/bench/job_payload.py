@@ -184,7 +184,11 @@ def _materialise(key: str, blobs: tuple[Blob, ...], root: Path, folder: str = ""
 def materialise_blob(blob: Blob, root: Path | None = None) -> Path:
     """The local path of ``blob``'s file (hash checked on arrival and on reuse)."""
     blob.verified()
-    return _materialise(blob.sha256, (blob,), root or cache_root()) / blob.name
+    # keyed by name and content: the same bytes under another name (a copied problem file) must
+    # get an entry of their own, or each would find the other's entry "damaged" and delete it
+    # while a cell of the other run reads it
+    key = sha256_bytes(json.dumps([blob.name, blob.sha256]).encode())
+    return _materialise(key, (blob,), root or cache_root()) / blob.name
 
 
 def materialise_path(payload: PathPayload, root: Path | None = None) -> Path:

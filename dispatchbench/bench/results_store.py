@@ -384,14 +384,7 @@ class ResultsStore:
     def _adopt_legacy(self) -> None:
         data = self._log_bytes()
         stored = self.read_log()
-        newer = [i for i, r in enumerate(stored.rows) if _schema(r) >= 3]
-        if newer:
-            raise stored.error(
-                newer[0],
-                f"has schema_version {stored.rows[newer[0]].get('schema_version')} but the folder has no "
-                f"{MANIFEST_FILE} (the plan every such row must be in)",
-                f"restore {MANIFEST_FILE} from a copy of the folder, or start over with --force",
-            )
+        refuse_unplanned(stored, "start over with --force")
         record = {
             "kind": "legacy",
             "lines": len(stored.rows),
@@ -639,17 +632,23 @@ def _explain_shape(stored: StoredRows, i: int, row: Mapping[str, Any]) -> None:
     raise AssertionError("a row failed the fast check but no column is wrong")  # keeps the two checks honest
 
 
+def refuse_unplanned(stored: StoredRows, otherwise: str) -> None:
+    """Rows of schema 3 or later without a manifest: a manifest was deleted (or rows forged), so
+    nothing can say which run planned them."""
+    newer = [i for i, r in enumerate(stored.rows) if _schema(r) >= 3]
+    if newer:
+        raise stored.error(
+            newer[0],
+            f"has schema_version {stored.rows[newer[0]].get('schema_version')} but the folder has no "
+            f"{MANIFEST_FILE}, the plan such a row must be in",
+            f"restore {MANIFEST_FILE} from a copy of the folder, or {otherwise}",
+        )
+
+
 def check_planned(stored: StoredRows, manifest: Manifest | None) -> None:
     """Each row is in the plan of the run that claims it (see the module docstring)."""
     if manifest is None:
-        newer = [i for i, r in enumerate(stored.rows) if _schema(r) >= 3]
-        if newer:
-            raise stored.error(
-                newer[0],
-                f"has schema_version {stored.rows[newer[0]]['schema_version']} but the folder has no "
-                f"{MANIFEST_FILE}, the plan such a row must be in",
-                f"restore {MANIFEST_FILE} from a copy of the folder, or run again",
-            )
+        refuse_unplanned(stored, "run again")
         if stored.rows:
             stored.notes.append(
                 f"{stored.folder}: {len(stored.rows)} rows written before run manifests (schema_version ≤ 2): "
