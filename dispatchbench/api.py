@@ -20,11 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S
 from dispatchbench.bench.plugins import BrokenPlugin
 from dispatchbench.bench.scoring import solve_and_score
-from dispatchbench.contract.defaults import DEFAULT_SOLVER
-from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Solver
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError
@@ -58,7 +56,7 @@ SOLVE_COLUMNS: tuple[str, ...] = (
 def solve(
     problem: PathLike | Problem,
     states: PathLike | State | Sequence[State],
-    solver: str | Solver = DEFAULT_SOLVER,
+    solver: str | Solver | None = None,
     seed: int = 0,
     time_limit: float | None = None,
     startup_timeout: float = STARTUP_LIMIT_S,
@@ -104,6 +102,8 @@ def solve(
     if time_limit is not None:
         time_limit = check_timeout(time_limit, "time_limit")  # the CLI's --time-limit check
     startup_timeout = check_timeout(startup_timeout, "startup_timeout")
+    if solver is None:  # required; a keyword with no default would give Python's TypeError without a fix
+        raise InputError("solver", "missing", "no solver given", 'give solver=, e.g. solver="scip"')
     if not isinstance(solver, (str, Solver)):
         raise InputError(
             "solver", _shown(solver), "is not a solver spec", 'give e.g. solver="scip" or "pso[particles=40]"'
@@ -219,15 +219,19 @@ def _input_paths(problem: PathLike | Problem, states: list[Any], out: Path) -> t
 
     inputs = out / "inputs"
     objects = [s for s in states if isinstance(s, State)]
+    prob: Problem | None
+    problem_path: Path | None
     if isinstance(problem, Problem):
         prob, problem_path = problem, None
     else:
         problem_path = find_input(problem)
         prob = load_problem(problem_path) if objects else None
     if problem_path is None:
+        assert prob is not None  # a Problem object was given
         problem_path = write_blob(problem_blob(prob), inputs)
     paths = [find_input(s) for s in states if not isinstance(s, State)]
     if objects:
+        assert prob is not None  # loaded above whenever State objects were given
         paths.append(write_blob(states_blob(prob, objects, "states.csv"), inputs))
     return problem_path, paths
 
@@ -283,7 +287,9 @@ def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any
     not listed and gives a warning with its error (``dispatchbench solvers --json`` lists them).
     ``pandas.DataFrame(list_solvers())`` gives a table.
     """
-    solvers, broken = solver_catalogue(startup_timeout)
+    from dispatchbench.bench.harness import check_timeout
+
+    solvers, broken = solver_catalogue(check_timeout(startup_timeout, "startup_timeout"))
     for entry in broken:
         warnings.warn(f"solver plugin {entry['origin']} failed to load: {entry['error']}", stacklevel=2)
     return solvers

@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,9 +24,8 @@ from rich.text import Text
 from dispatchbench import __version__
 from dispatchbench.bench.plugins import BrokenPlugin, make_solver
 from dispatchbench.bench.scoring import Record
-from dispatchbench.contract.defaults import DEFAULT_SOLVER
 from dispatchbench.contract.learner import Learner
-from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_TRAIN_STEPS, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
 from dispatchbench.model.paths import exists, output_file
@@ -45,7 +44,7 @@ ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file 
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
     typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
@@ -79,8 +78,8 @@ def solve(
     problem: ProblemOpt,
     states: StatesOpt,
     solver: Annotated[
-        str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")
-    ] = DEFAULT_SOLVER,
+        str | None, typer.Option("--solver", help="Solver spec (required), e.g. scip or pso[particles=40].")
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
     time_limit: Annotated[
         float | None,
@@ -104,6 +103,8 @@ def solve(
     problem_path, states_path = input_file(problem), input_file(states)
     prob = load_problem(problem_path)
     sts = load_states(states_path, prob)
+    if solver is None:  # no default: the package names no plugin (tests/test_contract_names.py)
+        fail("--solver: missing — fix: give --solver, e.g. --solver scip (dispatchbench solvers lists them)")
     try:
         solved = solve_in_child(
             prob,
@@ -311,6 +312,16 @@ def run(
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on a plugin's import and set-up per cell, seconds.")
     ] = STARTUP_LIMIT_S,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Where every --states file's states come from: training, validation, test, reported or none "
+            "(default: each file's .provenance.json from `generate states`, else not stated)."
+        ),
+    ] = None,
+    replicate: Annotated[
+        int | None, typer.Option(help="With --split training/validation/test: the replicate (seed offset).")
+    ] = None,
 ) -> None:
     """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
@@ -329,6 +340,7 @@ def run(
         executor=executor,
         scheduler=scheduler,
         startup_timeout=startup_timeout,
+        provenance=_run_provenance(split, replicate),
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     typer.echo(
@@ -338,6 +350,23 @@ def run(
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
+
+
+def _run_provenance(split: str | None, replicate: int | None):
+    """``--split/--replicate`` as one provenance for every states file, checked; None: not given."""
+    from dispatchbench.instances.provenance import SPLIT_NAMES, Provenance
+
+    if split is None:
+        if replicate is not None:
+            fail(f"--replicate {replicate}: needs --split — fix: add e.g. --split test")
+        return None
+    try:
+        return Provenance(split, replicate)
+    except ValueError as exc:
+        fail(
+            f"--split {split} --replicate {replicate}: {exc} — fix: a split of {', '.join(SPLIT_NAMES)}, "
+            "and a replicate only for training/validation/test"
+        )
 
 
 @app.command()
@@ -354,6 +383,8 @@ def table(
     from dispatchbench.report.tables import make_tables
 
     target = out if out is not None else dirs[0] / "tables"
+    if target.is_symlink():  # the tables would be written wherever the link points
+        fail(f"--out {target}: is a symbolic link — fix: give a real folder for the tables (links are not followed)")
     if target.exists() and not target.is_dir():
         fail(f"--out {target}: is a file, not a folder — fix: give a folder for the tables (it is created if missing)")
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
@@ -430,8 +461,8 @@ def train(
         seconds = learner.default_train_seconds
         if steps is None and seconds is None:
             fail(f"--generated: {learner.name} has no default wall time — fix: give --budget (e.g. 15m) or --steps")
-    if steps is not None and steps < 1:
-        fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
+    if steps is not None and not 1 <= steps <= MAX_TRAIN_STEPS:  # 10**20: a typo, not a budget
+        fail(f"--steps {steps}: not in 1..{MAX_TRAIN_STEPS} — fix: give the number of training steps")
     if (seconds is not None or training_set is not None) and "budget" not in inspect.signature(learner.fit).parameters:
         fail(f"--budget: {learner.name} does not take a wall-time budget — fix: give --steps N")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
@@ -496,6 +527,8 @@ def report(
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
     from dispatchbench.report.html_report import build_report
 
+    if reports.is_symlink():  # the report would be written wherever the link points
+        fail(f"--reports {reports}: is a symbolic link — fix: give a real folder (links are not followed)")
     files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
     for note in files.notes:
         typer.echo(f"note: {note}", err=True)
@@ -568,7 +601,7 @@ def reproduce(
     study = load_study(target, quick=quick)
     out = out or Path("runs") / (study.name + (QUICK_SUFFIX if study.quick else ""))
     report_name = name or study.report_name
-    options = dict(
+    options: dict[str, Any] = dict(
         cache_root=cache,
         workers=workers,
         report_root=reports,
@@ -676,13 +709,17 @@ def generate_states_cmd(
     _out_file(out)
     prob = load_problem(input_file(problem))
     try:
-        made = generate_random(prob, count, seed) if family == RANDOM else generate_days(prob, family, days, seed)
+        made = generate_random(prob, count, seed) if count is not None else generate_days(prob, family, days, seed)
     except ValueError as exc:
         fail(str(exc))
+    from dispatchbench.instances.provenance import Provenance, write_sidecar
+
     write_states(out, prob, made.states)
+    sidecar = write_sidecar(out, seed)  # `run` reads it: every row then says which split drew the states
     typer.echo(
-        f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
-        f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled"
+        f"{out}: {len(made.states)} states ({family}, seed {seed}: {Provenance.of_seed(seed).describe()}) "
+        f"for problem {prob.name!r}; repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled; "
+        f"provenance in {sidecar.name}"
     )
 
 

@@ -74,7 +74,10 @@ class MadrlTvc(lifecycle.LearnerPlugin):
         copy of each type's networks (CTDE-like, the default) or every agent its own."""
         if params.get("refine", 0):
             return Label("MADRL-TVC + local search", "learned + search")
-        family = "learned, fully distributed" if params.get("share") == "agent" else "learned, CTDE-like training"
+        family = {
+            "agent": "learned, fully distributed",
+            "type": "learned, CTDE-like training",
+        }.get(params.get("share", "auto"), "learned, distributed per instance, CTDE-like any-size")
         if params.get("drop"):
             return Label(f"MADRL-TVC without {params['drop'].replace('+', ' and ')}", family)
         return Label("MADRL-TVC", family)
@@ -129,7 +132,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
             raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
         if not resume:
             hp = self.hyperparameters()
-            if hp.share != "type":
+            if hp.share not in ("type", "auto"):
                 raise ValueError(f"{self.name}[share={hp.share}]: a model for any size needs share=type")
             return None, hp
         meta = read_meta(out_dir)

@@ -63,7 +63,7 @@ def test_solve_takes_problem_and_state_objects(tmp_path):
     problem = dispatchbench.load_problem(problems_dir() / "paper-4region.toml")
     states = dispatchbench.load_states(problems_dir() / "paper-4region-tableIV.csv", problem)
     one = dispatchbench.solve(problem, states[0], solver="scip[rel_gap=1e-9]")
-    many = dispatchbench.solve(problem, states)
+    many = dispatchbench.solve(problem, states, solver="scip")
     assert f"{one.loc[0, 'cost']:.4f}" == f"{many.loc[0, 'cost']:.4f}" == TABLE_IV_COST
     assert one.loc[0, "solver"] == "scip"  # rel_gap=1e-9 is the default, so the spec is the bare name
 
@@ -71,7 +71,7 @@ def test_solve_takes_problem_and_state_objects(tmp_path):
 def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
     states = tmp_path / "two.csv"
     states.write_text(f"{HEADER}\ntableIV,100,120,50,530,70,150\nshort,100,120,50,1000,70,150\n")
-    frame = dispatchbench.solve("paper-4region.toml", states)
+    frame = dispatchbench.solve("paper-4region.toml", states, solver="scip")
     assert list(frame["status"]) == ["optimal", "infeasible"]
     assert math.isnan(frame.loc[1, "cost"]) and "region D" in frame.loc[1, "reason"]
 
@@ -81,6 +81,7 @@ def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
     [
         ({"solver": "cplex"}, SolverNotFound, "no solver named 'cplex'"),
         ({"solver": "scip[gap=1]"}, SolverNotFound, "no parameter 'gap'"),
+        ({"solver": None}, InputError, 'solver: missing: no solver given — fix: give solver=, e.g. solver="scip"'),
         ({"time_limit": 0}, InputError, "time_limit"),
         ({"time_limit": float("nan")}, InputError, "time_limit"),
         ({"seed": -1}, InputError, "seed"),
@@ -88,7 +89,7 @@ def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
 )
 def test_solve_bad_arguments_raise_the_cli_errors(kwargs, error, text):
     with pytest.raises(error, match=text):
-        dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **kwargs)
+        dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **{"solver": "scip", **kwargs})
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_solve_bad_arguments_raise_the_cli_errors(kwargs, error, text):
 )
 def test_solve_validates_every_argument_like_the_cli(kwargs, text):
     """Issue 20: seed=2**70, time_limit=1e300 or True, an empty state list were accepted."""
-    args = {"problem": "paper-4region.toml", "states": "paper-4region-tableIV.csv", **kwargs}
+    args = {"problem": "paper-4region.toml", "states": "paper-4region-tableIV.csv", "solver": "scip", **kwargs}
     with pytest.raises(InputError) as info:
         dispatchbench.solve(**args)
     assert text in str(info.value) and "fix:" in str(info.value) and "\n" not in str(info.value)

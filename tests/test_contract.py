@@ -187,7 +187,7 @@ def test_solve_json_and_the_api_carry_the_label(capsys, monkeypatch):
     )
     [line] = [json.loads(text) for text in out.splitlines()]
     assert (line["label"], line["family"]) == ("SCIP (gap 1e-4)", "exact")
-    frame = dispatchbench.solve(str(PAPER), str(TABLE_IV))  # the default solver
+    frame = dispatchbench.solve(str(PAPER), str(TABLE_IV), solver="scip")
     assert (frame.loc[0, "solver"], frame.loc[0, "label"], frame.loc[0, "status"]) == (
         "scip",
         "SCIP (gap 1e-9)",

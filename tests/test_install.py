@@ -258,6 +258,7 @@ def test_an_unknown_file_name_says_where_bundled_files_are(capsys, monkeypatch, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # builds and installs a wheel with torch into a fresh venv
 def test_the_wheel_installed_in_a_fresh_venv_lists_and_solves_from_outside_the_checkout():
     """Builds the wheel, installs it with [all] into a new venv and uses it from an empty folder
     (about a minute, most of it pip); the same script runs in .ci/run."""

@@ -90,7 +90,7 @@ def test_every_command_runs_from_a_folder_of_planted_modules(planted):
         ("generate", "problem", "--regions", "3", "--seed", "1", "--out", "gen.toml"),
         ("generate", "states", "-p", "gen.toml", "--family", "random", "--count", "2", "--out", "gen.csv"),
         ("validate", "gen.csv", "--problem", "gen.toml"),
-        ("solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--json"),
+        ("solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--solver", "scip", "--json"),
         ("solve", "-p", "gen.toml", "-s", "gen.csv", "--solver", "pso[particles=5,iterations=5]", "--time-limit", "60"),
         ("train", "-p", "paper-4region.toml", "--solver", TINY_TVC, "--steps", "2", "--out", "tvc", "--no-progress"),
         (
@@ -113,7 +113,17 @@ def test_every_command_runs_from_a_folder_of_planted_modules(planted):
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert not list(marks.iterdir()), (args, [p.name for p in marks.iterdir()])
     solved = json.loads(
-        command("solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--json", cwd=work).stdout
+        command(
+            "solve",
+            "-p",
+            "paper-4region.toml",
+            "-s",
+            "paper-4region-tableIV.csv",
+            "--solver",
+            "scip",
+            "--json",
+            cwd=work,
+        ).stdout
     )
     assert f"{solved['cost']:.4f}" == TABLE_IV_COST
     rows = db.load_results(work / "out").set_index("solver")
@@ -131,7 +141,7 @@ def test_python_m_is_safe_without_a_planted_package_and_python_P_m_always(plante
     ``python -P -m`` (and the console script) are safe from it too."""
     work, marks = planted
     (work / "dispatchbench.py").rename(work / "dispatchbench.py.off")
-    args = ("solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--json")
+    args = ("solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--solver", "scip", "--json")
     proc = subprocess.run([sys.executable, "-m", "dispatchbench", *args], capture_output=True, text=True, cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert f"{json.loads(proc.stdout)['cost']:.4f}" == TABLE_IV_COST
@@ -220,7 +230,18 @@ def test_solve_json_stdout_is_only_json_whatever_the_plugin_prints(unruly, tmp_p
     ],
 )
 def test_solve_with_a_plugin_that_breaks_at_import_is_one_line(unruly, tmp_path, plugin, says):
-    args = ["solve", "-p", "paper-4region.toml", "-s", "paper-4region-tableIV.csv", "--json", "--solver", plugin]
+    args = [
+        "solve",
+        "-p",
+        "paper-4region.toml",
+        "-s",
+        "paper-4region-tableIV.csv",
+        "--solver",
+        "scip",
+        "--json",
+        "--solver",
+        plugin,
+    ]
     proc = command(*args, "--startup-timeout", "5", cwd=tmp_path, env=unruly)
     assert proc.returncode == 2 and proc.stdout == ""
     [line] = proc.stderr.splitlines()

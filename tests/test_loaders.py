@@ -485,3 +485,29 @@ def test_toml_numbers_follow_the_toml_spec_underscores_included(tmp_path):
     assert problem.regions[0].cs_max == 1000.5
     bad = write(tmp_path, BASE.replace("cs_max = 50.0", "cs_max = \uff15\uff10", 1), "fw.toml")
     expect_error(lambda: load_problem(bad), bad, "TOML syntax", "")
+
+
+# ---- found by the bad-input campaign (tests/campaign) ------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [5, None, 1.5, ["a.toml"]])
+def test_a_path_that_is_not_a_path_is_one_line(path):
+    with pytest.raises(InputError, match="is not a path — fix: give the path as a str or pathlib.Path"):
+        load_problem(path)
+
+
+def test_states_read_against_something_that_is_not_a_problem_is_one_line():
+    with pytest.raises(InputError, match="problem: None: is not a Problem"):
+        load_states(PROBLEMS / "paper-4region-tableIV.csv", None)
+
+
+def test_an_output_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    from dispatchbench.model.paths import output_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "out.toml").symlink_to(victim)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        output_file(tmp_path / "out.toml")
+    assert victim.read_text() == "keep me\n"
+    assert output_file(tmp_path / "new.toml") == tmp_path / "new.toml"  # a plain new file is fine

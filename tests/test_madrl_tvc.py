@@ -36,7 +36,7 @@ from dispatchbench.learn.tvc.features import HANDOVER, N_FEATURES, SOLO
 from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
 from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
 from dispatchbench.learn.tvc.plans import neighbours
-from dispatchbench.learn.tvc.policy import TYPES, PolicyNets, slice_count, slice_index
+from dispatchbench.learn.tvc.policy import TYPES, PolicyNets, resolved_share, slice_count, slice_index
 from dispatchbench.learn.tvc.repair import repair
 from dispatchbench.learn.tvc.rounds import move_rounds
 from dispatchbench.learn.tvc.team import Team
@@ -89,6 +89,7 @@ p_max = 60.0
 """
 
 FAST = dict(
+    share="type",  # the tests below were written for one policy per type; share=auto is tested on its own
     states_per_step=2,
     search_rounds=3,
     batch_size=128,
@@ -100,6 +101,7 @@ FAST = dict(
 def new_team(problem: Problem, hp: Hyperparameters | None = None, seed: int = 0) -> Team:
     """An untrained team: calibrated curves, fresh networks."""
     hp = hp or Hyperparameters(**FAST)
+    hp = dataclasses.replace(hp, share=resolved_share(hp.share, any_size=False))
     torch.manual_seed(seed)
     nets = PolicyNets(slice_count(problem, hp.share), hp)
     return Team(problem, hp, nets, calibrate(problem, hp.calibration_points, hp.cost_knots))
@@ -936,6 +938,16 @@ def test_training_cost_is_counted_and_recorded(toy, trained, tmp_path):
     assert report.info["parameter_sharing"] == "none" and report.info["training_kind"].startswith("distributed")
     assert report.info["training_messages_by_kind"]["sample_uploads"] == 0
     assert {"train_time_s", "env_steps", "true_cost_evaluations", "training_messages", "stopped_by"} <= set(report.info)
+
+
+def test_share_auto_is_per_agent_on_one_problem_and_per_type_for_any_size(toy, tmp_path, any_size_model):
+    """The default: every agent its own networks when the model is for one problem (fully
+    distributed; better at the paper size on validation), one per type for any size; model.json
+    records the choice made."""
+    spec = "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in FAST.items() if k != "share") + "]"
+    make_solver(spec).fit(toy, seed=0, steps=2, out_dir=tmp_path / "one")
+    assert json.loads((tmp_path / "one" / "model.json").read_text())["hyperparameters"]["share"] == "agent"
+    assert json.loads((any_size_model[0] / "model.json").read_text())["hyperparameters"]["share"] == "type"
 
 
 def test_the_plugin_says_what_its_training_is_and_names_its_ablations():

@@ -507,3 +507,29 @@ def test_test_states_without_reproduce_record_are_no_day_and_no_test_section(tes
     bare = copy_results(test_days, tmp_path / "bare")
     md = build_report(bare, out_root=tmp_path / "reports", name="bare").markdown.read_text()
     assert "Unseen test days" not in md and "8 states of day8.csv" in md
+
+
+def test_run_time_table_is_online_with_the_ratio_to_scip_and_training_cost(results, report):
+    """Issue 18 items 1 and 3: one state per call is the headline, with the ratio to SCIP in the
+    same run; the learned row shows its recorded training cost and break-even."""
+    from dispatchbench.report import decision_cost as dc
+    from dispatchbench.report.html_report import runtime_table
+
+    scored = load_scored(results)
+    table = runtime_table(scored, day_states_sha(scored)).set_index("method")
+    scip = table.loc["SCIP (gap 1e-9)"]
+    assert scip[dc.RATIO] == pytest.approx(1.0)
+    every = scored.frame
+    assert scip[dc.ONLINE] == pytest.approx(every.loc[every["method"] == "scip", "time_s"].median())
+    (learned,) = [m for m in table.index if m.startswith("MADDPG")]
+    row = table.loc[learned]
+    assert row[dc.RATIO] == pytest.approx(scip[dc.ONLINE] / row[dc.ONLINE])
+    (meta,) = [m for m in scored.models.values() if m]
+    assert row["training s"] == pytest.approx(meta["train_time_s"])
+    assert row[dc.BREAK_EVEN] == dc.break_even_text(
+        dc.break_even(meta["train_time_s"], row[dc.ONLINE], scip[dc.ONLINE])
+    )
+    assert table.loc["SCIP (gap 1e-9)", dc.BREAK_EVEN] == "—" and table.loc["SCIP (gap 1e-9)", "training s"] == "—"
+    md = report.markdown.read_text()
+    for column in (dc.ONLINE, dc.RATIO, dc.OFFLINE, dc.BREAK_EVEN, "true-cost evaluations"):
+        assert column in md

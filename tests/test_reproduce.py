@@ -13,6 +13,7 @@ from dispatchbench.bench.harness import spec_label
 from dispatchbench.bench.model_cache import ModelCache, model_key
 from dispatchbench.bench.plugins import discover, make_solver
 from dispatchbench.bench.results_store import load_results
+from dispatchbench.report.matched_budgets import canonical
 from dispatchbench.report.reproduce import reproduce, run_shootout
 from dispatchbench.report.study_file import load_study
 
@@ -24,6 +25,9 @@ TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 BEFORE = json.loads((ROOT / "tests" / "data" / "reproduce-paper-quick-costs.json").read_text())["costs"]
 
 
+# The suite's longest test (~5 min on 2 busy cores) and the only end-to-end run of the paper
+# study's reproduce(): kept in CI, with a limit of its own above the default 600 s.
+@pytest.mark.timeout(1800)
 def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     out, cache, reports = tmp_path / "run", tmp_path / "cache", tmp_path / "reports"
     study = load_study("paper", quick=True)
@@ -68,6 +72,28 @@ def test_quick_reproduction_end_to_end_then_cached(tmp_path):
     md = (first.report.parent / "report.md").read_text()
     assert "## Unseen test days (protocol test seeds)" in md and "test seed 2000" in md
     assert "Table V — average cost per hour over a day (96 states of paper-4region-day.csv)" in md
+
+    # issue 18: every row says where its states come from; test seed 2000 is the development test
+    assert set(on_test["split"]) == {"test"} and set(on_test["replicate"]) == {0}
+    assert set(rows.loc[~rows.index.isin(on_test.index), "split"]) == {"reported"}
+    assert "## Unseen test days (protocol test seeds): development test" in md
+    # matched budgets: SCIP and SLSQP again at 1x, 10x, 100x TVC's online time, on every state
+    budgets = saved["budgets"]
+    assert {(b["method"], b["multiple"]) for b in budgets} == {
+        (m, k) for m in ("scip", "nlopt[algorithm=LD_SLSQP]") for k in (1.0, 10.0, 100.0)
+    }
+    tvc_online = rows[rows["solver"] == tvc[0]]["time_s"].median() if tvc else None
+    for b in budgets:
+        if tvc_online is None:
+            assert "reason" in b
+            continue
+        assert b["learner_s"] == pytest.approx(tvc_online) and b["seconds"] == pytest.approx(b["multiple"] * tvc_online)
+        mine = rows[[canonical(x) == canonical(b["spec"]) for x in rows["solver"]]]
+        assert len(mine) == len(rows[rows["solver"] == "scip"])  # every state, once
+        assert all(json.loads(i)["time_budget_s"] == pytest.approx(b["seconds"], rel=1e-3) for i in mine["info"])
+    if tvc:
+        assert "## Matched budgets" in md and "@100× MADRL-TVC" in md
+        assert (first.report.parent / "fig_budget_paper-4region.png").is_file()
 
     # second run: every model from the cache, nothing trained; shoot-out rows kept with --resume
     second = reproduce("paper", out, quick=True, cache_root=cache, report_root=reports, resume=True, progress=False)

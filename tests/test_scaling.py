@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import dispatchbench.report.scaling as scaling
+from dispatchbench.report import decision_cost as dc
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = """schema = 1
@@ -30,10 +31,14 @@ intervals = [40]
 timeout = 60
 [[methods]]
 spec = "scip"
+budgets = [1, 100]
+budget_of = "maddpg"
 [[methods]]
 spec = "scip[rel_gap=0.0001]"
 [[methods]]
 spec = "pso[iterations=5,particles=5]"
+budgets = [1, 100]
+budget_of = "maddpg"
 [[methods]]
 spec = "maddpg"
 train_steps = { 2 = 30 }
@@ -68,6 +73,16 @@ def test_every_size_and_method_is_summarised(study: tuple[Path, Path]) -> None:
     assert (certified["mean gap %"].abs() < 1e-9).all()
     learned = summary[summary["method"] == "MADDPG"].iloc[0]
     assert learned["training s"] > 0 and learned["messages per decision"] > 0
+    # online time with its ratio to the certified SCIP at the same size, in the same run
+    scip_2 = certified[certified["regions"] == 2].iloc[0]
+    assert scip_2[dc.RATIO] == pytest.approx(1.0)
+    assert learned[dc.RATIO] == pytest.approx(scip_2[dc.ONLINE] / learned[dc.ONLINE])
+    n = dc.break_even(learned["training s"], learned[dc.ONLINE], scip_2[dc.ONLINE])
+    assert str(learned[dc.BREAK_EVEN]) == dc.break_even_text(n)
+    assert (
+        pd.isna(summary.loc[summary["method"] == "PSO", dc.BREAK_EVEN]).all()
+        or (summary.loc[summary["method"] == "PSO", dc.BREAK_EVEN] == "—").all()
+    )
     assert all(g >= -1e-6 for g in summary["mean gap %"] if not math.isnan(g))  # nobody beats SCIP's best
 
 
@@ -75,6 +90,7 @@ def test_the_report_states_skips_and_budget(study: tuple[Path, Path]) -> None:
     _, report = study
     text = (report / "report.md").read_text()
     assert "tiny test budget: smallest size only" in text
+    assert dc.ONLINE in text and dc.RATIO in text and dc.BREAK_EVEN in text and dc.OFFLINE in text
     assert (report / "fig_scaling_gap.png").stat().st_size > 0 and (report / "fig_scaling_time.png").exists()
     assert "<script" not in (report / "report.html").read_text().lower()
 
@@ -177,6 +193,7 @@ def test_the_readme_study_runs_quick_from_an_empty_folder(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_the_readme_study_runs_from_an_empty_folder(tmp_path: Path) -> None:
     """The README's example as written (about two minutes on two cores)."""
     proc = run_readme_study(tmp_path / "empty")
@@ -187,3 +204,36 @@ def test_the_readme_study_runs_from_an_empty_folder(tmp_path: Path) -> None:
     assert "trained on the smallest instance only" in (report / "report.md").read_text()
     assert (summary["answers"] == "7/7").sum() == 5  # SCIP, NLopt, TVC at 4; SCIP, NLopt at 8 (PSO: 2 seeds)
     assert (summary.loc[summary["method"] == "PSO", "answers"] == "14/14").all()
+
+
+def test_matched_budgets_run_as_their_own_rows_with_the_learners_time(study: tuple[Path, Path]) -> None:
+    """Issue 18 item 2: SCIP and PSO again at 1x and 100x MADDPG's online time at 2 regions, each
+    answer within its budget, a figure and a best-per-budget table; at 3 regions no learner ran,
+    so no budget, with the reason."""
+    run, report = study
+    record = json.loads((run / scaling.SCALING_FILE).read_text())
+    plan = record["instances"]["2"]["budgets"]
+    assert [(b["method"], b["multiple"]) for b in plan] == [
+        ("scip", 1.0), ("scip", 100.0), ("pso[iterations=5,particles=5]", 1.0), ("pso[iterations=5,particles=5]", 100.0)
+    ]  # fmt: skip
+    summary = pd.read_csv(report / scaling.SUMMARY_FILE)
+    maddpg_s = summary.loc[(summary["regions"] == 2) & (summary["method"] == "MADDPG"), dc.ONLINE].iloc[0]
+    for b in plan:
+        assert b["learner_s"] == pytest.approx(maddpg_s) and b["seconds"] == pytest.approx(b["multiple"] * maddpg_s)
+    line = summary[summary["method"] == "SCIP (gap 1e-9) @100× MADDPG"].iloc[0]
+    assert line["budget_s"] == pytest.approx(100 * maddpg_s)
+    rows = scaling.load_study(run)[1]
+    budgeted = rows[rows["budget_multiple"].notna()]
+    assert set(budgeted["regions"]) == {2} and len(budgeted) == 4 * 5  # 4 specs x 5 states, seed 0
+    for _, r in budgeted.iterrows():
+        info = json.loads(r["info"])
+        assert info["time_budget_s"] == pytest.approx(r["budget_s"], rel=1e-3)  # the plugin had that budget
+        assert r["status"] in {"optimal", "feasible", "timeout"}, r["reason"]
+    assert any(s["reason"].startswith("no online decision time of maddpg") for s in record["skipped"])
+    text = (report / "report.md").read_text()
+    assert "## Matched budgets" in text and [p.name for p in report.glob("fig_budget_*.png")] == [
+        "fig_budget_generated-2r.png"
+    ]
+    section = text.split("## Matched budgets")[1].split("\n## ")[0]
+    levels = [ln for ln in section.splitlines() if ln.startswith("| generated-2r |")]
+    assert len(levels) == 2 and "1× maddpg" in levels[0] and "100× maddpg" in levels[1]

@@ -189,7 +189,7 @@ def test_time_limit_gives_the_incumbent_as_feasible_or_a_timeout_never_a_claim_o
     [answer] = make_solver("scip").solve(problem, states, time_limit=0.05)
     assert answer.status in ("feasible", "timeout"), (answer.status, answer.message)
     if answer.status == "timeout":
-        assert answer.dispatch is None and "without a feasible solution" in answer.message
+        assert answer.dispatch is None and "without an incumbent" in answer.message
     else:
         assert answer.info["time_limit_reached"] and "dual bound" in answer.info["note"]
         assert answer.info["dual_bound"] <= answer.info["primal_bound"] + 1e-6

@@ -226,6 +226,21 @@ def test_a_good_user_study_loads(tmp_path):
         (PAPER.replace("paper-4region.toml", "nosuch.toml"), "[problem] file", "relative to the study file"),
         (PAPER + "[generate]\nregions = [4]\n", "[generate]", "not part of a paper study"),
         (PAPER.replace("seeds = [0, 1]", "train_steps = { 4 = 10 }"), "#2 train_steps", "one number"),
+        (SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [1]'), "#1 budgets", "need budget_of"),
+        (SCALING.replace('spec = "scip"', 'spec = "scip"\nbudget_of = "maddpg"'), "#1 budget_of", "without budgets"),
+        (
+            SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [0]\nbudget_of = "maddpg"'),
+            "#1 budgets",
+            "positive",
+        ),
+        (
+            SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [1, 1]\nbudget_of = "maddpg"'),
+            "#1 budgets",
+            "twice",
+        ),
+        (SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [1]\nbudget_of = "tvc"'), "#1 budget_of", "maddpg"),
+        (SCALING.replace("{ 2 = 30 }", '{ 2 = 30 }\nbudgets = [1]\nbudget_of = "maddpg"'), "#2 budgets", "classical"),
+        (PAPER.replace("[test_states]", "") + "[test_states]\nreplicate = 1000\n", "[test_states] replicate", "0..999"),
     ],
 )
 def test_a_bad_study_file_is_one_line_naming_file_key_and_fix(tmp_path, text, entry, words):
@@ -305,3 +320,16 @@ def test_a_study_of_the_other_kind_is_refused_by_each_driver(tmp_path):
         reproduce(_write(tmp_path, SCALING), tmp_path / "out")
     with pytest.raises(InputError, match=r"\[study\] kind: is 'paper'"):
         reproduce_scaling(tmp_path / "out", _write(tmp_path, PAPER))
+
+
+def test_budgets_of_a_learner_per_classical_method(tmp_path):
+    text = SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [100, 1, 10]\nbudget_of = "maddpg"')
+    study = load_study(_write(tmp_path, text))
+    scip = study.methods[0]
+    assert scip.budgets == (1.0, 10.0, 100.0) and scip.budget_of == "maddpg"
+    assert study.record()["methods"][0]["budgets"] == [1.0, 10.0, 100.0]
+    bundled = load_study("scaling")
+    budgeted = {m.spec: (m.budgets, m.budget_of) for m in bundled.methods if m.budgets}
+    assert budgeted == {
+        s: ((1.0, 10.0, 100.0), "madrl_tvc") for s in ("scip", "nlopt[algorithm=LD_SLSQP]", "pso[iterations=60]")
+    }

@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from types import FrameType
 from typing import Any
 
 
@@ -98,7 +99,7 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _exit_on_sigterm(signum, frame) -> None:
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM ends the child through normal interpreter shutdown, so the semaphores that libraries
     (pyomo) create at import are released instead of reported as leaked."""
     raise SystemExit(128 + signum)

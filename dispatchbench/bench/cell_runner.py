@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -125,6 +125,7 @@ class ChildProcess:
             start_new_session=True,
             close_fds=True,
         )
+        assert self.proc.stdout is not None and self.proc.stdin is not None  # both are PIPEs
         self.fd = self.proc.stdout.fileno()
         self.buffer = bytearray()
         self.eof = False
@@ -197,7 +198,8 @@ class ChildProcess:
 
     def close(self) -> None:
         self.kill()
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 # ---- the parent side: one cell under a hard limit ---------------------------------------------------
@@ -255,7 +257,7 @@ def cell_outcomes(
     job: CellJob,
     cancel: threading.Event | None = None,
     built: Callable[[dict[str, Any]], None] | None = None,
-) -> Iterator[tuple[int, Outcome]]:
+) -> Generator[tuple[int, Outcome], None, None]:
     """Run one cell in a child process and yield ``(state_index, outcome)`` for every state of
     ``job.todo``, whatever happens to the child (answers, or timeout/error outcomes). If ``cancel``
     is set, the child is killed and the generator stops without outcomes for the rest.

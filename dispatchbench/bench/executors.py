@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -72,13 +72,13 @@ class Executor(ABC):
     workers = 1  # how many units of work run at once
 
     @abstractmethod
-    def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
+    def run(self, jobs: Sequence[CellJob]) -> Generator[Event, None, None]:
         """Every state of every job once, then a finishing event per job, in completion order."""
 
     def call_all(
         self,
         fn: Callable[..., Any],
-        calls: Sequence[tuple],
+        calls: Sequence[tuple[Any, ...]],
         tick: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, Any, BaseException | None]]:
         """Run ``fn(*args)`` for each args tuple (a training, say), ``workers`` at a time, each in
@@ -89,7 +89,7 @@ class Executor(ABC):
 
         if not calls:
             return
-        running: list[subprocess.Popen] = []
+        running: list[subprocess.Popen[bytes]] = []
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(calls)))
         try:
             futures = {pool.submit(_call_in_child, fn, args, running): k for k, args in enumerate(calls)}
@@ -118,7 +118,7 @@ class Executor(ABC):
         self.close()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -126,7 +126,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _call_in_child(fn: Callable[..., Any], args: tuple, running: list[subprocess.Popen]) -> Any:
+def _call_in_child(fn: Callable[..., Any], args: tuple[Any, ...], running: list[subprocess.Popen[bytes]]) -> Any:
     """``fn(*args)`` in a :mod:`call_child` process (in a session of its own, so the kill
     reaches whatever it started); its exception is raised here."""
     proc = subprocess.Popen(
@@ -150,7 +150,7 @@ def _call_in_child(fn: Callable[..., Any], args: tuple, running: list[subprocess
 
 
 class SerialExecutor(Executor):
-    def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
+    def run(self, jobs: Sequence[CellJob]) -> Generator[Event, None, None]:
         for k, job in enumerate(jobs):
             with closing(cell_outcomes(job)) as outcomes:  # closing kills the child on Ctrl-C
                 for index, outcome in outcomes:
@@ -166,8 +166,8 @@ class PoolExecutor(Executor):
         self.cancel = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
-        events: queue.Queue = queue.Queue()
+    def run(self, jobs: Sequence[CellJob]) -> Generator[Event, None, None]:
+        events: queue.Queue[Event | BaseException | None] = queue.Queue()
         next_job = iter(range(len(jobs)))
         take = threading.Lock()
 
@@ -253,7 +253,7 @@ def _split_address(text: str) -> tuple[str, str, int]:
     return scheme, host, int(port_text)
 
 
-def _resolve(host: str, port: int, timeout: float) -> list:
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
     """``getaddrinfo`` with a limit (a broken DNS can block it for minutes)."""
     result: dict[str, Any] = {}
 
@@ -268,16 +268,18 @@ def _resolve(host: str, port: int, timeout: float) -> list:
     thread.join(timeout)
     if "infos" not in result:
         raise TimeoutError if thread.is_alive() else result["error"]
-    return result["infos"]
+    infos: list[Any] = result["infos"]
+    return infos
 
 
 async def _identity(address: str, timeout: float) -> dict[str, Any]:
-    from distributed.comm import connect
+    from distributed.comm.core import connect
 
     comm = await connect(address, timeout=timeout)
     try:
         await comm.write({"op": "identity", "reply": True})
-        return await comm.read()
+        reply: dict[str, Any] = await comm.read()
+        return reply
     finally:
         await comm.close()
 
@@ -382,7 +384,7 @@ class DaskExecutor(Executor):
 
         self.workers = jobs
         self.cluster = None
-        self.futures: list = []
+        self.futures: list[Any] = []
         if scheduler:
             address = check_scheduler(scheduler, connect_timeout)
             try:
@@ -407,13 +409,13 @@ class DaskExecutor(Executor):
             )
             self.client = Client(self.cluster)
 
-    def run(self, jobs: Sequence[CellJob]) -> Iterator[Event]:
+    def run(self, jobs: Sequence[CellJob]) -> Generator[Event, None, None]:
         from distributed import as_completed
 
         batch = uuid.uuid4().hex[:8]
         numbers = {}
         sent: dict[int, Any] = {}  # the harness shares one object per input among its jobs
-        cells: list = []
+        cells: list[Any] = []
 
         def once(value: Any) -> Any:
             """The input as a Dask future, scattered once: a model folder is not re-sent per cell."""
@@ -427,7 +429,7 @@ class DaskExecutor(Executor):
         for k, job in enumerate(jobs):
             future = self.client.submit(
                 run_cell_parts,
-                dataclasses.replace(job, problem=None, states=None, paths=(), plugin=None),
+                dataclasses.replace(job, problem=_SENT_APART, states=_SENT_APART, paths=(), plugin=None),
                 once(job.problem),
                 once(job.states),
                 tuple((param, once(payload)) for param, payload in job.paths),
@@ -452,7 +454,7 @@ class DaskExecutor(Executor):
     def call_all(
         self,
         fn: Callable[..., Any],
-        calls: Sequence[tuple],
+        calls: Sequence[tuple[Any, ...]],
         tick: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, Any, BaseException | None]]:
         """As :meth:`Executor.call_all`, one Dask task per call (on the cluster's workers)."""
@@ -480,6 +482,10 @@ class DaskExecutor(Executor):
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+
+
+# The job's own input fields when its inputs travel as separate (scattered) Dask arguments.
+_SENT_APART = Blob(name="(sent apart)", data=b"", sha256="")
 
 
 def run_cell_parts(

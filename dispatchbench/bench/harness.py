@@ -56,12 +56,13 @@ from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
 from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
 from dispatchbench.bench.job_payload import Blob, PathPayload
 from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import PlannedCell, ResultsStore
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey
 from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Capabilities
 from dispatchbench.contract.status import SUCCESS, Status
+from dispatchbench.instances.provenance import Provenance, read_sidecar
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -162,6 +163,7 @@ class InputFile:
 class StatesPlan:
     file: InputFile
     labels: tuple[str, ...]
+    provenance: Provenance = Provenance()  # split and replicate its states come from (every row says)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class RunSummary:
     cells: int = 0
     rows_written: int = 0
     rows_skipped: int = 0  # already in the directory (--resume)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
 
@@ -199,7 +201,7 @@ def plan_solvers(
     that cannot be created is appended to it (spec, reason) instead of stopping everything."""
     texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
-        raise SolverNotFound('no solver given; write e.g. --solvers "scip,pso[particles=40]"')
+        raise SolverNotFound('no solver given — fix: write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
 
     def refuse(text: str, why: str) -> None:
@@ -211,7 +213,8 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            refuse(text, f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+            available = ", ".join(sorted(origins)) or "(none)"
+            refuse(text, f"no solver named {name!r}; available: {available} — fix: use one of those names")
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
@@ -270,7 +273,11 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
 
 
 def plan_cells(
-    solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan], problem: InputFile, done: set
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+    done: set[RowKey],
 ) -> tuple[list[Cell], int]:
     """Cells with the states not yet done, and how many (spec, seed, state) were skipped as done."""
     cells, skipped = [], 0
@@ -354,6 +361,8 @@ def make_row(
         "states_count": len(cell.states.labels),
         "state_index": index,
         "state": cell.states.labels[index],
+        "split": cell.states.provenance.split,
+        "replicate": cell.states.provenance.replicate,
         "solver": cell.solver.spec,
         "solver_name": cell.solver.name,
         "label": cell.solver.label,
@@ -373,6 +382,10 @@ def make_row(
 def check_out_dir(out_dir: str | Path) -> Path:
     """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
     out = Path(out_dir)
+    if out.is_symlink():  # the rows would land wherever the link points
+        raise InputError(
+            out, "--out", "is a symbolic link", "give a real folder for the results (links are not followed)"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "is an existing file, not a folder", "give a folder for the results")
     for parent in out.absolute().parents:
@@ -381,6 +394,23 @@ def check_out_dir(out_dir: str | Path) -> Path:
                 raise InputError(out, "--out", f"{parent} is a file, not a folder", "give a folder for the results")
             break
     return out
+
+
+# one provenance for every states file, or one per path (as given or resolved); Mapping is
+# invariant in its key type, so both key types are spelled out
+ProvenanceArg = Mapping[str, Provenance] | Mapping[Path, Provenance] | Provenance | None
+
+
+def _given_provenance(given: ProvenanceArg, path: str | Path) -> Provenance | None:
+    """The caller's provenance for ``path``: one for every file, or looked up by the path as given
+    or resolved."""
+    if given is None or isinstance(given, Provenance):
+        return given
+    resolved = Path(path).resolve()
+    for key, value in given.items():
+        if str(key) == str(path) or Path(key).resolve() == resolved:
+            return value
+    return None
 
 
 def run_benchmark(
@@ -400,6 +430,7 @@ def run_benchmark(
     startup_timeout: float = STARTUP_LIMIT_S,
     seeds_for: Mapping[str, Sequence[int]] | None = None,
     skip_bad_specs: bool = False,
+    provenance: ProvenanceArg = None,
 ) -> RunSummary:
     """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
 
@@ -407,12 +438,19 @@ def run_benchmark(
     ``LocalCluster`` of ``jobs`` workers, or the cluster at ``scheduler``). ``seeds_for`` gives
     some specs (by the text passed in ``solvers``) their own seeds. With ``skip_bad_specs`` a spec
     that cannot be created is left out and listed in ``summary.refused`` instead of stopping the run.
+    ``provenance`` says where the states come from (split, replicate), for every states file or
+    per path; a file it does not cover is described by its ``.provenance.json`` sidecar, if any
+    (:mod:`dispatchbench.instances.provenance`), and every row records it.
 
     Raises :class:`InputError` / :class:`SolverNotFound` for bad input before any work starts
     (including another run holding ``out_dir``). On Ctrl-C running cells are stopped, the Parquet
     table is written, and the summary comes back with ``interrupted=True`` (everything finished
     so far is on disk; ``--resume`` continues).
     """
+    if resume and force:
+        raise InputError(
+            "--resume", "--force", "both given", "give --resume to continue the folder or --force to start over"
+        )
     timeout = check_timeout(timeout)
     startup_timeout = check_timeout(startup_timeout, "--startup-timeout")
     seeds = check_seeds(seeds)
@@ -420,9 +458,9 @@ def run_benchmark(
         raise InputError("--jobs", repr(jobs), "is not a number of parallel cells in 1..1024", "give e.g. --jobs 2")
     if executor not in EXECUTORS:
         raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
-    if scheduler and executor != "dask":
+    if scheduler is not None and executor != "dask":
         raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
-    if scheduler:
+    if scheduler is not None:  # an empty address is an error, not "start a local cluster"
         scheduler = check_scheduler(scheduler)  # a malformed or unreachable address fails here, in seconds
     out_dir = check_out_dir(out_dir)
     problem_path = Path(problem_path).resolve()
@@ -436,12 +474,14 @@ def run_benchmark(
     states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
     loaded: dict[str, list[State]] = {}  # the harness's own copy, which every answer is scored against
     for path in states_paths:
+        given = _given_provenance(provenance, path)
         path = Path(path).resolve()
         sts = load_states(path, problem)
+        origin = given or read_sidecar(path) or Provenance()
         blob = Blob.of_file(path)
         file = InputFile(path, blob.sha256)
         blobs.setdefault(blob.sha256, blob)
-        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts)))
+        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts), origin))
         loaded.setdefault(file.sha256, sts)
     refused: list[tuple[str, str]] | None = [] if skip_bad_specs else None
     plans = plan_solvers(solvers, startup_timeout=startup_timeout, seeds_for=seeds_for, refused=refused)
@@ -578,6 +618,7 @@ def _run_cells(
                     if event.index is None:
                         finish(k)
                     else:
+                        assert event.outcome is not None  # a state's event carries its outcome
                         sts = loaded[cells[k].states.file.sha256]
                         result = score_outcome(problem, sts[event.index], cells[k].solver, event.outcome)
                         emit(k, event.index, result, event.outcome)
@@ -605,7 +646,7 @@ class Progress:
     def __init__(self, cells: Sequence[Cell], enabled: bool) -> None:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
-        self.counts: dict[int, Counter] = defaultdict(Counter)
+        self.counts: dict[int, Counter[str]] = defaultdict(Counter)
         self.bar = tqdm(
             total=sum(len(c.todo) for c in cells),
             unit="state",

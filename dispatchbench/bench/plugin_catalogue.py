@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, describe_origins
+from dispatchbench.bench.cell_runner import describe_origins
 from dispatchbench.bench.plugins import BrokenPlugin, plugin_sources
+from dispatchbench.contract.limits import STARTUP_LIMIT_S
 
 
 @dataclass

@@ -14,8 +14,10 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint
+from importlib.metadata import entry_points as entry_points  # re-exported: the CLI reads it here (tests replace it)
 from pathlib import Path
+from types import ModuleType
 
 from dispatchbench.contract.class_checks import contract_problems
 from dispatchbench.contract.solver import Solver, label_of
@@ -109,7 +111,7 @@ def checked(cls: type[Solver]) -> type[Solver]:
     return cls
 
 
-def _solver_classes(module) -> list[type[Solver]]:
+def _solver_classes(module: ModuleType) -> list[type[Solver]]:
     """The plugin classes a module defines (those with a ``name``), each checked: one that misses
     a method of the contract is reported, not silently passed over."""
     return [
@@ -130,6 +132,8 @@ def _load_file(path: Path) -> list[type[Solver]]:
     if module_name.startswith(BUNDLED_PACKAGE + "."):
         return _solver_classes(importlib.import_module(module_name))
     spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:  # only for a name without a .py loader; files here end in .py
+        raise ImportError(f"{path}: not an importable Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # pickling and dataclasses need the module registered
     try:
@@ -144,13 +148,13 @@ def _plugin_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
 
 
-def _is_bundled_entry_point(ep) -> bool:
+def _is_bundled_entry_point(ep: EntryPoint) -> bool:
     """The package registers its own plugins as entry points too; where the bundled folder is
     there, it is the one source of them (scanned, or reported broken, from the folder)."""
     return ep.value.startswith(BUNDLED_PACKAGE + ".") and bundled_dir() is not None
 
 
-def _load_entry_point(ep) -> type[Solver]:
+def _load_entry_point(ep: EntryPoint) -> type[Solver]:
     cls = ep.load()
     if not (inspect.isclass(cls) and issubclass(cls, Solver)):
         raise TypeError(f"{ep.value} is not a dispatchbench Solver subclass")

@@ -182,7 +182,7 @@ def rescore(stored: StoredRows, inputs: InputFiles, json_text: bool = True) -> p
     violation: list[float | None] = [None] * len(rows)
     reason = [r.get("reason") for r in rows]
     checks = [CHECK_NO_DISPATCH] * len(rows)
-    batches: dict[str, list[tuple[int, State, tuple[list, list, list]]]] = {}
+    batches: dict[str, list[tuple[int, State, tuple[list[Any], list[Any], list[Any]]]]] = {}
     for i, row in enumerate(rows):
         problem = inputs.problem(stored, i)
         states = inputs.states(stored, i)

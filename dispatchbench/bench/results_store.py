@@ -75,6 +75,8 @@ ROW_COLUMNS: tuple[str, ...] = (
     "states_count",
     "state_index",
     "state",
+    "split",  # where the states come from: training/validation/test/reported/none; null: not stated
+    "replicate",  # the split's replicate (seed offset: test 2000 = 0); null for reported/none/unstated
     "solver",
     "solver_name",
     "label",  # the plugin's display name for this spec (Solver.label); null in rows written before it
@@ -96,7 +98,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 JSON_COLUMNS = ("params", "info", "dispatch")
 FLOAT_COLUMNS = ("cost", "max_violation", "time_s", "timeout_s", "ram_gb")
-INT_COLUMNS = ("schema_version", "states_count", "state_index", "seed", "cpu_cores")
+INT_COLUMNS = ("schema_version", "states_count", "state_index", "replicate", "seed", "cpu_cores")
 BOOL_COLUMNS = ("exact", "stochastic", "learns", "git_dirty")
 
 # What a row must hold to be scored and tabled, and the type each must have.
@@ -312,7 +314,7 @@ class ResultsStore:
                 break
             try:
                 row = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's digit limit
                 raise InputError(self.rows_path, f"line {number}", f"is not a JSON row ({exc})", FIX_BROKEN) from None
             if not isinstance(row, dict):
                 raise InputError(self.rows_path, f"line {number}", "is not a JSON object", FIX_BROKEN)
@@ -577,7 +579,7 @@ def check_row_shape(stored: StoredRows, i: int, row: Mapping[str, Any]) -> None:
         or "" in values[: len(REQUIRED_TEXT)]
         or min(values[len(REQUIRED_TEXT) : len(REQUIRED_TEXT) + len(REQUIRED_INT)]) < 0
         or not set(map(type, numbers)) <= _NUMBER_TYPES
-        or not all(map(math.isfinite, [v for v in numbers if v is not None]))
+        or not all(map(_finite, [v for v in numbers if v is not None]))
         or not set(map(type, objects)) <= _OBJECT_TYPES
         or not _CONTAINERS.isdisjoint(map(type, map(row.get, _PLAIN)))
     ):
@@ -601,6 +603,14 @@ def check_row_shape(stored: StoredRows, i: int, row: Mapping[str, Any]) -> None:
         )
 
 
+def _finite(value: float) -> bool:
+    """``math.isfinite`` that says no, rather than raising, for a JSON integer past any float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _explain_shape(stored: StoredRows, i: int, row: Mapping[str, Any]) -> None:
     """Raise the error that says which column of row ``i`` is missing or of the wrong type."""
     missing = [c for c in (*_REQUIRED, "cost", "dispatch") if c not in row]
@@ -621,7 +631,7 @@ def _explain_shape(stored: StoredRows, i: int, row: Mapping[str, Any]) -> None:
             raise bad(c, "true or false")
     for c in NUMBER_OR_NULL:
         v = row.get(c)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)):
             raise bad(c, "a finite number or null")
     for c in OBJECT_OR_NULL:
         if row.get(c) is not None and not isinstance(row[c], dict):

@@ -104,6 +104,9 @@ def open_file(root: Path, rel: str | Path, flags: int, mode: int = 0o644, *, cre
 def read_bytes(root: Path, rel: str | Path) -> bytes:
     """The bytes of ``root/rel``, refusing a link (``FileNotFoundError`` if it does not exist)."""
     fd = open_file(root, rel, os.O_RDONLY)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder (or a FIFO) where a results file belongs
+        os.close(fd)
+        raise InputError(Path(root, rel), "file", "is not a regular file", "restore the file from a copy of the folder")
     with os.fdopen(fd, "rb") as fh:
         return fh.read()
 

@@ -111,7 +111,23 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
     ``exact`` is the plugin's declared capability: only an exact method's ``optimal`` claim is
     kept (after the evaluator agrees the dispatch is feasible); anything else is ``feasible``.
     """
-    base = dict(state=state.label, solver=spec, time_s=answer.time_s, info=dict(answer.info))
+    info = dict(answer.info)
+
+    def record(
+        status: Status, cost: float | None, max_violation: float | None, reason: str, dispatch: Dispatch | None = None
+    ) -> Record:
+        return Record(
+            state=state.label,
+            solver=spec,
+            status=status,
+            cost=cost,
+            max_violation=max_violation,
+            time_s=answer.time_s,
+            reason=reason,
+            dispatch=dispatch,
+            info=info,
+        )
+
     if answer.dispatch is None:
         status = answer.status if answer.status in {Status.INFEASIBLE, Status.TIMEOUT, Status.ERROR} else Status.ERROR
         reason = answer.message or ("no dispatch returned" if status == Status.ERROR else "")
@@ -122,29 +138,19 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
                 if why
                 else f"solver reported infeasible, but the state is feasible ({reason})"
             )
-        return Record(status=status, cost=None, max_violation=None, reason=reason, **base)
+        return record(status, None, None, reason)
     try:
         ev = _evaluate(problem, state, answer.dispatch)
     except ValueError as exc:
-        return Record(status=Status.ERROR, cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
-    base["info"]["evaluated_cost"] = ev.cost
+        return record(Status.ERROR, None, None, f"unusable dispatch: {exc}")
+    info["evaluated_cost"] = ev.cost
     if not ev.feasible:
         reason = violation_reason(ev.worst, ev.max_violation, ev.tolerance)
         if answer.status == Status.TIMEOUT:
             reason = f"time limit reached; {reason}"
-        return Record(
-            status=Status.INFEASIBLE,
-            cost=None,
-            max_violation=ev.max_violation,
-            reason=reason,
-            dispatch=answer.dispatch,
-            **base,
-        )
-    status = success_status(answer.status, exact)
+        return record(Status.INFEASIBLE, None, ev.max_violation, reason, answer.dispatch)
     reason = answer.message if answer.status == Status.TIMEOUT else ""
-    return Record(
-        status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason, dispatch=answer.dispatch, **base
-    )
+    return record(success_status(answer.status, exact), ev.cost, ev.max_violation, reason, answer.dispatch)
 
 
 def crash_answer(exc: BaseException, elapsed: float) -> Answer:
@@ -244,7 +250,8 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
         raise ValueError(f"status {status!r} is not one of {', '.join(s.value for s in Status)}")
     time_s = raw.get("time_s", 0.0)
     time_s = float(time_s) if isinstance(time_s, (int, float)) and math.isfinite(time_s) else 0.0
-    info = raw.get("info") if isinstance(raw.get("info"), dict) else {}
+    raw_info = raw.get("info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     dispatch = None
     if raw.get("power") is not None or raw.get("on") is not None or raw.get("imports") is not None:
         n_groups, n_regions = len(problem.groups), len(problem.regions)
@@ -256,4 +263,6 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
             power=_floats(raw.get("power"), n_groups, "power"),
             imports=_floats(raw.get("imports"), n_regions, "imports"),
         )
-    return Answer(dispatch=dispatch, status=status, message=str(raw.get("message") or ""), time_s=time_s, info=info)
+    return Answer(
+        dispatch=dispatch, status=Status(status), message=str(raw.get("message") or ""), time_s=time_s, info=info
+    )

@@ -26,11 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatchbench.bench.cell_runner import STARTUP_LIMIT_S, CellJob, cell_outcomes, probe_specs
+from dispatchbench.bench.cell_runner import CellJob, cell_outcomes, probe_specs
 from dispatchbench.bench.job_payload import Blob
 from dispatchbench.bench.plugins import parse_spec, plugin_origins
 from dispatchbench.bench.scoring import Record, answer_from_raw, precheck, score_answer
+from dispatchbench.contract.limits import STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Label
+from dispatchbench.contract.status import Status
 from dispatchbench.model.errors import SolverNotFound
 from dispatchbench.model.problem import Problem, State
 
@@ -46,13 +48,13 @@ class Solved:
 
 def _record(problem: Problem, state: State, label: str, exact: bool, outcome: dict[str, Any]) -> Record:
     if "skip" in outcome:
-        return Record(state.label, label, "error", None, None, 0.0, f"skipped: {outcome['skip']}")
+        return Record(state.label, label, Status.ERROR, None, None, 0.0, f"skipped: {outcome['skip']}")
     if "answer" not in outcome:
         time_s = outcome.get("time_s")
         return Record(
             state.label,
             label,
-            str(outcome.get("status", "error")),
+            Status(str(outcome.get("status", "error"))),
             None,
             None,
             float(time_s) if isinstance(time_s, int | float) else 0.0,
@@ -61,7 +63,7 @@ def _record(problem: Problem, state: State, label: str, exact: bool, outcome: di
     try:
         answer = answer_from_raw(problem, outcome["answer"])
     except ValueError as exc:
-        return Record(state.label, label, "error", None, None, float(outcome["time_s"]), f"unusable answer: {exc}")
+        return Record(state.label, label, Status.ERROR, None, None, float(outcome["time_s"]), f"unusable answer: {exc}")
     answer.time_s = float(outcome["time_s"])
     return score_answer(problem, state, answer, label, exact)
 

@@ -31,6 +31,8 @@ class AnswerInfo(TypedDict, total=False):
     decision_s: float  # time of one decision, all agents and the search (learned methods)
     decision_s_batched: float  # the same when a batch of states is decided at once, per state
     time_limit_reached: bool  # the answer is the best one found when the limit struck
+    time_budget_s: float | None  # the per-state time the method was given (None: no limit)
+    stopped_at_budget: bool  # the method stopped because its budget ran out (anytime answer or timeout)
     note: str  # why a feasible answer is only that (a limit, a gap): kept where ``reason`` is not
     commitment_repaired: int  # commitment changes a repair made after the policy (learned methods)
     moved_mean_kw: float  # mean power the balancing search moved away from the policy's proposal

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.instances.generate_problem import DRAW_STREAM, SEED_MAX, kind_of
+from dispatchbench.contract.limits import SEED_MAX
+from dispatchbench.instances.generate_problem import DRAW_STREAM, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State

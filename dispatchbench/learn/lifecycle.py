@@ -46,13 +46,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
 
 from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_duration
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 from dispatchbench.learn.checkpoints import (
     ANY_SIZE,
     CHECKPOINT_FILE,
@@ -69,7 +72,7 @@ from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
 
 T = TypeVar("T")
-H = TypeVar("H")
+H = TypeVar("H", bound="DataclassInstance")  # a hyper-parameter dataclass
 __all__ = ["TrainingBudget", "TrainingSet", "parse_duration"]  # re-exported for learners (the rest: module API)
 
 # Fig. 5: one penalty per kW of violation for every learner (the environment's default)
@@ -183,7 +186,9 @@ def problem_fingerprint(problem: Problem) -> str:
     """Hash of what a trained policy depends on structurally: groups, types, regions, ranges, CS
     limits. Costs are left out on purpose — learners never read them — and so is the order the
     file lists groups and regions in (sorted by name): agents are keyed by group name."""
-    parts = sorted((g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups)
+    parts: list[tuple[object, ...]] = sorted(
+        (g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups
+    )
     parts += sorted((r.name, r.cs_max) for r in problem.regions) + [("commitment", problem.commitment)]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 

@@ -178,8 +178,12 @@ def _state_arrays(problem: Problem, states: Sequence[State]) -> tuple[np.ndarray
     tolerance, each distinct state worked out once."""
     if len(states) == 1:  # evaluate(): one state, no bookkeeping
         s = states[0]
-        available = [s.v2g_available.get(g.name, np.inf) for g in problem.groups]
-        return problem.demand_vector(s)[None, :], np.array([available], dtype=float), np.array([problem.tolerance(s)])
+        one_available = [s.v2g_available.get(g.name, np.inf) for g in problem.groups]
+        return (
+            problem.demand_vector(s)[None, :],
+            np.array([one_available], dtype=float),
+            np.array([problem.tolerance(s)]),
+        )
     first: dict[int, int] = {}
     rows = np.array([first.setdefault(id(s), len(first)) for s in states], dtype=int)
     unique = list({id(s): s for s in states}.values())

@@ -27,6 +27,8 @@ def _shown(path: str | Path) -> str:
 
 def check_path(path: str | Path, option: str = "file") -> Path:
     """``path`` as a :class:`Path` when its length and its names' lengths are ones the system takes."""
+    if not isinstance(path, (str, os.PathLike)):  # the Python API: load_problem(5) is one line too
+        raise InputError(option, _shown(path), "is not a path", "give the path as a str or pathlib.Path")
     text = os.fsencode(str(path))
     if not text:
         raise InputError(option, "path", "is empty", "give the path of a file")
@@ -107,6 +109,10 @@ def output_file(path: str | Path, option: str = "--out") -> Path:
     in an existing folder. A directory, FIFO, device (``/dev/null`` included: the command
     would report success for a file that is not there) or socket is refused, before any work."""
     path = check_path(path, option)
+    if path.is_symlink():  # writing through it would change whatever file the link names
+        raise InputError(
+            option, _shown(path), "is a symbolic link", "give the path of a regular file (links are not followed)"
+        )
     info = _stat(path, option)
     if info is not None and not stat.S_ISREG(info.st_mode):
         example = f" such as {path / 'out.txt'}" if stat.S_ISDIR(info.st_mode) else ""

@@ -50,6 +50,8 @@ def load_states(path: str | Path, problem: Problem) -> list[State]:
     one message naming the line or column. Streaming also refuses a file past the limits
     (:data:`MAX_STATES`, :data:`MAX_CELLS`, :data:`MAX_STATE_BYTES`) at the row that crosses them.
     """
+    if not isinstance(problem, Problem):  # the Python API: the states are read against a Problem
+        raise InputError("problem", repr(problem)[:80], "is not a Problem", "give the Problem load_problem returned")
     path = check_path(path)
     if not exists(path):
         raise InputError(path, "file", "not found", "give the path of an existing .csv state file")

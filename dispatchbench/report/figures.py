@@ -32,6 +32,12 @@ TYPE_COLORS = {"FDC": "#1f77b4", "ASC": "#2ca02c", "V2G": "#9467bd", "import": "
 V2G_COLORS = {"fed back (F)": "#9467bd", "losses (L)": "#d62728", "unused availability": "#c7c7c7"}
 
 
+def _tab10() -> list[tuple[float, float, float]]:
+    """The ten colours of matplotlib's ``tab10``, as RGB tuples."""
+    cmap = plt.get_cmap("tab10")
+    return [(float(r), float(g), float(b)) for r, g, b, _ in (cmap(i) for i in range(cmap.N))]
+
+
 def _edges(n_intervals: int) -> np.ndarray:
     """Interval edges (n + 1 values): a step drawn ``where="post"`` then covers the last interval too."""
     return np.arange(n_intervals + 1) * HOURS_PER_INTERVAL
@@ -263,7 +269,7 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
     """
     fig, ax = plt.subplots(figsize=(10, 3.8))
     x = _edges(len(supply))
-    colors = plt.get_cmap("tab10").colors
+    colors = _tab10()
     ax.stackplot(
         x,
         *(_held(supply[c]) for c in supply.columns),
@@ -291,7 +297,7 @@ def _legend_below(ax: plt.Axes) -> None:
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
-    palette = plt.get_cmap("tab10").colors
+    palette = _tab10()
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(methods))}
 
 
@@ -357,6 +363,47 @@ def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("charger groups (agents)")
     ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax)
+    return _finish(fig, path)
+
+
+def gap_against_time(points: pd.DataFrame, path: Path, title: str, floor: float = 1e-6) -> Path:
+    """Mean gap (%) against online decision time (s), both logarithmic, for one instance size: a
+    curve per classical method over its matched budgets (``budget_base`` names the method), a
+    point per learner and per unbudgeted method. Zero gaps sit on the floor; methods without a
+    gap (nothing answered) are left out of the plot and stay in the tables."""
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    budgeted = points[points["budget_base"].notna()] if "budget_base" in points else points.iloc[0:0]
+    single = points.drop(budgeted.index)
+    names = list(dict.fromkeys([*single["method"], *budgeted["budget_base"]]))
+    colors = method_colors(names)
+    online = "s per decision (online)"
+    for base, part in budgeted.groupby("budget_base", sort=False):
+        part = part.sort_values("budget_multiple")
+        x = pd.to_numeric(part[online], errors="coerce")
+        y = pd.to_numeric(part["mean gap %"], errors="coerce").clip(lower=floor)
+        ax.plot(x, y, marker="o", color=colors[base], label=f"{base} at 1x/10x/100x budgets")
+        for xi, yi, m in zip(x, y, part["budget_multiple"]):
+            if pd.notna(xi) and pd.notna(yi):
+                ax.annotate(f"{m:g}x", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for _, row in single.iterrows():
+        x, y = pd.to_numeric(row[online], errors="coerce"), pd.to_numeric(row["mean gap %"], errors="coerce")
+        if pd.isna(x) or pd.isna(y):
+            continue
+        learned = bool(row.get("learns")) if pd.notna(row.get("learns")) else False
+        ax.scatter([x], [max(y, floor)], marker="*" if learned else "s", s=120 if learned else 50,
+                   color=colors[row["method"]], label=row["method"], zorder=3)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # raw TeX otherwise (mathtext is off)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("seconds per decision, online (median)")
+    ax.set_ylabel("mean gap to the best known solution (%)")
+    ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     _legend_below(ax)
     return _finish(fig, path)

@@ -42,13 +42,14 @@ from dispatchbench.bench import safe_files
 from dispatchbench.bench.rescore import CHECK_NO_DISPATCH, CHECK_OK, rescore_folders
 from dispatchbench.bench.results_store import REPRODUCE_FILE, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
-from dispatchbench.contract.status import FAILURES, SUCCESS, Status
+from dispatchbench.contract.status import FAILURES, SUCCESS
+from dispatchbench.instances.provenance import Provenance, describe
 from dispatchbench.model.bundled import problems_dir
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import GroupType, Problem, State
-from dispatchbench.report import figures, tables
+from dispatchbench.report import decision_cost, figures, matched_budgets, tables
 from dispatchbench.report.document import (
     Block,
     Figure,
@@ -127,13 +128,9 @@ def day_states_sha(scored: ScoredResults, exclude: tuple[str, ...] = ()) -> str 
 
 
 def reference_method(frame: pd.DataFrame) -> str | None:
-    """The certified optimum: the exact method with the most optimal rows (an exact method run at
-    a practical gap certifies fewer), ties by spec."""
-    exact = frame[frame["exact"].fillna(False).astype(bool) & (frame["status"] == Status.OPTIMAL)]
-    if exact.empty:
-        return None
-    counts = exact.groupby("method").size()
-    return min(counts.index, key=lambda m: (-counts[m], m))
+    """The certified optimum among the report's methods (labels): see
+    :func:`decision_cost.certified_reference`."""
+    return decision_cost.certified_reference(frame, "method")
 
 
 def day_costs(frame: pd.DataFrame, day_sha: str) -> pd.DataFrame:
@@ -375,21 +372,26 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
     frame = scored.frame[scored.frame["status"].isin(SUCCESS)]
     order = method_order(scored.frame)
     labels = method_labels(scored.frame, order)
+    every = scored.frame  # online time counts every answered state, a timeout's time included
+    scip_online = decision_cost.online_seconds(every[decision_cost.reference_mask(every)])
     rows = []
     for method in order:
         part = frame[frame["method"] == method]
         if part.empty:
             continue
+        models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
         day = part[part["states_sha256"] == day_sha] if day_sha else part.iloc[0:0]
         single = part[~part["states_sha256"].isin([day_sha, test_sha])]
         test = part[part["states_sha256"] == test_sha] if test_sha else None
-        models = [scored.models.get(d, {}) for d in part["model_dir"].dropna().unique()]
-        train = [m["train_time_s"] for m in models if isinstance(m, dict) and _is_number(m.get("train_time_s"))]
         steps = sorted({str(m["steps"]) for m in models if isinstance(m, dict) and m.get("steps") is not None})
+        learned = bool(part["learns"].fillna(False).astype(bool).any())
         rows.append(
             {
                 "method": labels[method],
                 "seeds": ", ".join(str(s) for s in sorted(part["run_seed"].unique())),
+                **decision_cost.decision_columns(
+                    every[every["method"] == method], scip_online, models, learned=learned
+                ),
                 "s per decision, day median": day["time_s"].median() if len(day) else math.nan,
                 "s per decision, day p95": day["time_s"].quantile(0.95) if len(day) else math.nan,
                 "s per decision, Table IV": single["time_s"].median() if len(single) else math.nan,
@@ -398,11 +400,10 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
                     if test is not None
                     else {}
                 ),
-                "training s per model": float(np.mean(train)) if train else math.nan,
                 "steps": ", ".join(steps),
             }
         )
-    return pd.DataFrame(rows)
+    return decision_cost.shown(pd.DataFrame(rows))
 
 
 def _is_number(v: Any) -> bool:
@@ -537,7 +538,8 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
                 else f"{r['best']:,.2f} / {r['worst']:,.2f}",
                 f"vs {base_label}": _pct(r["improvement"]),
                 "gap to exact": _pct(r["gap_to_exact"]),
-                "s / state": cell_text(float(r["time_per_state_s"]), 4),
+                decision_cost.ONLINE: cell_text(float(r["online_s"]), 4),
+                decision_cost.RATIO: cell_text(float(r["online_ratio_to_scip"]), 1),
                 "failed": failed or "0",
             }
         )
@@ -563,14 +565,27 @@ def _paper_table(pt: Any, labels: dict[str, str], order: list[str], base_label: 
     recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
     blocks: list[Block] = [
         Heading(3, title),
-        Table(shown, numeric=("seeds", "cost", "best / worst seed", f"vs {base_label}", "gap to exact", "s / state")),
+        Table(
+            shown,
+            numeric=(
+                "seeds",
+                "cost",
+                "best / worst seed",
+                f"vs {base_label}",
+                "gap to exact",
+                decision_cost.ONLINE,
+                decision_cost.RATIO,
+            ),
+        ),
         Para(legend),
         Para(
             [
                 plain(
                     f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
                     f"(Student t). vs {base_label}: improvement over the baseline, (C_baseline − C) / C_baseline, "
-                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method."
+                    "the paper's column. Gap: (C − C_exact) / C_exact against the lowest cost of an exact method. "
+                    f"{decision_cost.ONLINE}: median wall time per state, one state per call; {decision_cost.RATIO}: "
+                    "the SCIP reference's median online time in the same rows divided by the method's."
                 )
             ]
         ),
@@ -605,11 +620,20 @@ def test_states_record(repro: dict[str, Any], scored: ScoredResults) -> dict[str
 
 def _gap_cell(line: pd.Series) -> str:
     """``mean (worst)`` to the reference, with every answer that has no cost counted beside it."""
-    failed = ", ".join(f"{int(line[s])} {s}" for s in (*tables.FAILURES, "missing") if line[s])
+    failed = ", ".join(f"{int(line[s])} {s}" for s in (*FAILURES, "missing") if line[s])
     if math.isnan(line["mean_gap"]):
         return f"n/a ({failed})" if failed else "n/a"
     text = f"{_pct(line['mean_gap'])} ({_pct(line['worst_gap'])})"
     return f"{text}; {failed}" if failed else text
+
+
+def test_replicate_label(rows: pd.DataFrame, seed: Any) -> str:
+    """How the tables name the test states: from the rows' ``split``/``replicate`` when they record
+    them, else from the generator seed reproduce recorded ("development test" for seed 2000)."""
+    if "split" in rows and rows["split"].notna().any():
+        pairs = rows[["split", "replicate"]].drop_duplicates()
+        return ", ".join(describe(sp, rep) for sp, rep in pairs.itertuples(index=False))
+    return Provenance.of_seed(int(seed)).describe() if isinstance(seed, int) else "—"
 
 
 def _test_states_section(
@@ -627,7 +651,18 @@ def _test_states_section(
         f"{record.get('stride', '?')} ({per_day} states per family), plus {record.get('random_count', '?')} "
         f"random states (file {record.get('file', '?')})."
     )
-    blocks: list[Block] = [Heading(2, "Unseen test days (protocol test seeds)"), Para([plain(intro)])]
+    kind = test_replicate_label(rows, seed)
+    if kind == "development test":
+        intro += (
+            " They are the development test replicate (seed 2000): looked at during development, so not a "
+            "fresh test (docs/protocol.md, rule 6 and 'What was looked at')."
+        )
+    elif kind.startswith("test replicate"):
+        intro += f" They are {kind}: evaluated once for this model version (docs/protocol.md)."
+    blocks: list[Block] = [
+        Heading(2, f"Unseen test days (protocol test seeds): {kind}"),
+        Para([plain(intro)]),
+    ]
     if reference is None:
         return blocks + [Para([plain("No exact method solved these states to optimality: no gaps to show.")])]
     gaps = tables.family_gaps(rows, reference)
@@ -684,7 +719,7 @@ def _test_states_section(
 
         def reach(m: str) -> str:
             line = overall.loc[m]
-            failed = sum(int(line[s]) for s in (*tables.FAILURES, "missing"))
+            failed = sum(int(line[s]) for s in (*FAILURES, "missing"))
             answers = f"{failed} of {int(line['solved']) + failed} answers without a cost"
             if math.isnan(line["mean_gap"]):
                 return f"{labels[m]} has no answer with a cost ({answers})"
@@ -756,7 +791,9 @@ def build_report(
     check_report_name(report_dir_name)
     scored = load_scored(results_dir)
     order = method_order(scored.frame)
-    labels = method_labels(scored.frame, order)
+    repro = _reproduce_record(results_dir)
+    budgets = [b for b in repro.get("budgets") or [] if isinstance(b, dict)]
+    labels = matched_budgets.relabelled(method_labels(scored.frame, order), own_labels(scored.frame), budgets)
     method = _checked_method(scored, labels, method)
     table_rows = as_table_input(scored)
     reference = reference_method(scored.frame)
@@ -767,7 +804,6 @@ def build_report(
         raise safe_files.link_error(planted[0])
     for old in sorted(out.glob("fig*.png")):
         old.unlink()
-    repro = _reproduce_record(results_dir)
     test_record = test_states_record(repro, scored)
     ctx = ReportContext(
         scored=scored,
@@ -791,6 +827,7 @@ def build_report(
         *dispatch_section(ctx, method),
         *cost_over_day_section(ctx),
         *runtime_section(ctx),
+        *budgets_section(ctx, budgets),
         *failures_section(ctx),
         *metadata_section(ctx),
     ]
@@ -1013,15 +1050,20 @@ def runtime_section(ctx: ReportContext) -> list[Block]:
     runtime = runtime_table(ctx.scored, ctx.day_sha, ctx.test_sha)
     blocks: list[Block] = [
         Heading(2, "Run time"),
-        Table(runtime, numeric=tuple(c for c in runtime.columns if c.startswith(("s per", "training")))),
+        Table(
+            runtime,
+            numeric=tuple(c for c in runtime.columns if c.startswith("s per") or c in decision_cost.NUMERIC_COLUMNS),
+        ),
         Para(
             [
                 plain(
-                    "Time per decision: wall time the harness measured around each state's solve (all agents "
-                    "and the balancing search for learned methods). Training time: wall time of "
+                    "Time per decision: wall time the harness measured around each state's solve, one state "
+                    "per call (all agents and the balancing search for learned methods). "
+                    + decision_cost.DEFINITIONS
+                    + " Training time: wall time of "
                 ),
                 code("fit"),
-                plain(" per trained model."),
+                plain(" per trained model (mean over the method's models)."),
             ]
         ),
     ]
@@ -1036,6 +1078,73 @@ def runtime_section(ctx: ReportContext) -> list[Block]:
             Para([plain("Budget: "), code(json.dumps(ctx.repro.get("budget", {}), sort_keys=True, default=str))]),
         ]
     return blocks
+
+
+def budget_summary(ctx: ReportContext, budgets: list[dict[str, Any]]) -> pd.DataFrame:
+    """One line per method on the test states (all states without them): mean gap to the certified
+    optimum per state, answers, online time and, for a budgeted spec, its budget — the input of
+    :func:`matched_budgets.best_per_budget` and the gap-vs-time figure."""
+    frame = ctx.scored.frame
+    if ctx.test_sha:
+        frame = frame[frame["states_sha256"] == ctx.test_sha]
+    ok = frame["status"].isin(SUCCESS) & frame["cost"].notna()
+    ref = frame[ok & (frame["method"] == ctx.reference)].groupby(["states_sha256", "state"])["cost"].min()
+    by_spec = {matched_budgets.canonical(b["spec"]): b for b in budgets if "spec" in b}
+    problem = ctx.scored.problem
+    lines = []
+    for method in ctx.order:
+        part = frame[frame["method"] == method]
+        if part.empty or method == ctx.reference:
+            continue
+        solved = part[ok.loc[part.index]]
+        base = ref.reindex(pd.MultiIndex.from_frame(solved[["states_sha256", "state"]])).to_numpy(float)
+        gaps = 100 * (solved["cost"].to_numpy(float) - base) / base
+        b = by_spec.get(matched_budgets.canonical(method), {})
+        lines.append(
+            {
+                "instance": problem.name,
+                "regions": len(problem.regions),
+                "groups": len(problem.groups),
+                "method": ctx.labels[method],
+                "answers": f"{len(solved)}/{len(part)}",
+                "mean gap %": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else math.nan,
+                decision_cost.ONLINE: decision_cost.online_seconds(part),
+                "learns": bool(part["learns"].fillna(False).astype(bool).any()),
+                "budget_multiple": b.get("multiple", math.nan),
+                "budget_s": b.get("seconds", math.nan),
+                "budget_of": b.get("of"),
+                "budget_base": own_labels(part).get(method) if b else None,
+            }
+        )
+    return pd.DataFrame(lines)
+
+
+def budgets_section(ctx: ReportContext, budgets: list[dict[str, Any]]) -> list[Block]:
+    """Matched budgets at the paper's size: the best method per budget level and the figure."""
+    if not any("spec" in b for b in budgets) or ctx.reference is None:
+        return []
+    summary = budget_summary(ctx, budgets)
+    best = matched_budgets.best_per_budget(summary)
+    drawn = matched_budgets.figures_per_size(summary, ctx.out, figures.gap_against_time)
+    ctx.pngs += [p for p, _ in drawn]
+    where = "the unseen test states" if ctx.test_sha else "every state of the run"
+    return [
+        Heading(2, "Matched budgets: what each method reaches in the learner's time"),
+        Para(
+            [
+                plain(
+                    f"On {where}: each classical method with budgets ran again with a per-state time limit of "
+                    "1×, 10× and 100× the learner's median online decision time in this run (one state per "
+                    "call). Gap: mean over answered states of (C − C_opt) / C_opt against the certified "
+                    f"optimum ({ctx.labels[ctx.reference]}). Best: the lowest mean gap among the budgeted "
+                    "methods at that multiple and the learners whose own online time is within it; only "
+                    "methods that answered every state are ranked, the others are listed with their answers."
+                )
+            ]
+        ),
+        Table(best, digits=4, numeric=("regions", "seconds", "mean gap %")),
+        *[Figure(p, caption) for p, caption in drawn],
+    ]
 
 
 def failures_section(ctx: ReportContext) -> list[Block]:

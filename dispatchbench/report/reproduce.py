@@ -32,9 +32,11 @@ from dispatchbench.bench.executors import make_executor
 from dispatchbench.bench.model_cache import ModelCache
 from dispatchbench.bench.results_store import REPRODUCE_FILE, ResultsStore, file_sha256
 from dispatchbench.bench.run_metadata import utc_timestamp
+from dispatchbench.instances.provenance import Provenance, write_sidecar
 from dispatchbench.instances.state_families import FAMILIES, RANDOM, write_states
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem_file import load_problem
+from dispatchbench.report import matched_budgets
 from dispatchbench.report.html_report import build_report
 from dispatchbench.report.study_file import Study, TestStates, load_study
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
@@ -55,6 +57,7 @@ class Outcome:
     workers: int = 1
     executor: str = "local"
     test_states: dict[str, Any] = field(default_factory=dict)  # what write_test_states wrote, for the report
+    budgets: list[dict[str, Any]] = field(default_factory=list)  # matched budgets (report/matched_budgets.py)
 
     @property
     def quick(self) -> bool:
@@ -77,6 +80,7 @@ class Outcome:
             "workers": self.workers,
             "executor": self.executor,
             "test_states": self.test_states,
+            "budgets": self.budgets,
         }
         safe_files.write_text(self.out_dir, REPRODUCE_FILE, json.dumps(data, indent=2, default=str))  # no links
         return path
@@ -96,6 +100,7 @@ def write_test_states(problem_file: Path, out_dir: Path, tests: TestStates) -> t
     states = tests.draw(problem)
     path = out_dir / TEST_STATES_FILE.format(seed=tests.seed)
     write_states(path, problem, states)
+    write_sidecar(path, tests.seed)  # the harness reads it: every row records split and replicate
     drawn = {state_family(s.label) for s in states}
     families = [f for f in (*FAMILIES, RANDOM) if f in drawn]
     return path, {
@@ -103,6 +108,7 @@ def write_test_states(problem_file: Path, out_dir: Path, tests: TestStates) -> t
         "sha256": file_sha256(path),
         "split": tests.split,
         "seed": tests.seed,
+        "replicate": tests.replicate,
         "days": 1,
         "stride": tests.stride,
         "intervals": list(tests.intervals),
@@ -126,9 +132,11 @@ def run_shootout(
     jobs: int,
     executor: str,
     scheduler: str | None,
+    provenance: dict[Path, Provenance] | None = None,
 ) -> None:
     """One harness run of every spec into ``out_dir`` (each with its own seeds); specs that
-    cannot be created are appended to ``failures`` and left out, the rest runs."""
+    cannot be created are appended to ``failures`` and left out, the rest runs. ``provenance``
+    names the split of state files without a sidecar (the reported cases)."""
     from dispatchbench.bench.harness import run_benchmark
 
     summary = run_benchmark(
@@ -146,6 +154,7 @@ def run_shootout(
         scheduler=scheduler,
         seeds_for=seeds_for,
         skip_bad_specs=True,
+        provenance=provenance,
     )
     for spec, why in summary.refused:
         failures.append({"method": spec, "stage": "run", "reason": why})
@@ -227,6 +236,17 @@ def reproduce(
         jobs=workers,
         executor=executor,
         scheduler=scheduler,
+        provenance={Path(case): Provenance("reported") for case in study.problem.cases},
+    )
+    outcome.budgets = matched_budgets.run_budgets(
+        methods.plain,
+        problem_file,
+        states,
+        out_dir,
+        timeout_s=study.run.timeout_s,
+        progress=progress,
+        jobs=workers,
+        provenance={Path(case): Provenance("reported") for case in study.problem.cases},
     )
     outcome.rows = len(ResultsStore(out_dir).read_rows())
     outcome.wall_s["run"] = time.perf_counter() - t0

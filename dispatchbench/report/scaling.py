@@ -40,17 +40,19 @@ from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
 from dispatchbench.contract.info import read_info
 from dispatchbench.contract.status import SUCCESS, Status
 from dispatchbench.instances.generate_problem import write_problem
+from dispatchbench.instances.provenance import describe, write_sidecar
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import states_to_frame
-from dispatchbench.report import figures
+from dispatchbench.report import decision_cost, figures, matched_budgets
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
 from dispatchbench.report.study_file import INSTANCE_FILES, Study, TestStates
 from dispatchbench.report.study_file import load_study as read_study_file
 from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
-from dispatchbench.report.tables import method_name
+from dispatchbench.report.tables import method_name, read_model_meta
 
+HIDDEN_COLUMNS = ("learns", "budget_multiple", "budget_s", "budget_of", "budget_base")  # in summary.csv only
 SCALING_FILE = "scaling.json"
 SUMMARY_FILE = "summary.csv"
 
@@ -113,6 +115,7 @@ def write_test_states(path: Path, problem: Problem, tests: TestStates) -> Path:
     text = states_to_frame(tests.draw(problem), problem).to_csv(index=False)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+    write_sidecar(path, tests.seed)  # every row of these states records their split and replicate
     return path
 
 
@@ -130,10 +133,10 @@ def study_instances(study: Study, folder: Path) -> list[SizeInputs]:
             out.append(SizeInputs(str(regions), f"n{regions}", problem_path, (states,), problem, seed))
     for inst in study.instances:
         problem = load_problem(inst.problem)
-        states = list(inst.states)
+        state_files = list(inst.states)
         if study.test_states is not None:
-            states.append(write_test_states(folder / f"{inst.name}-test.csv", problem, study.test_states))
-        out.append(SizeInputs(inst.name, inst.name, inst.problem, tuple(states), problem))
+            state_files.append(write_test_states(folder / f"{inst.name}-test.csv", problem, study.test_states))
+        out.append(SizeInputs(inst.name, inst.name, inst.problem, tuple(state_files), problem))
     return out
 
 
@@ -197,7 +200,13 @@ def reproduce_scaling(
             ex.workers = workers
             trained = train_models(size.problem_path, trainings, cache, ex, progress)
         for model in trained.models:
-            outcome.models.append({**model, "regions": regions, "instance": size.key, "path": Path(model["path"]).name})
+            # the training cost the learner recorded travels with the record: the report finds the
+            # model folder by name only (the cache is the machine's, not the study's)
+            meta = read_model_meta(str(model["path"]))
+            cost = {k: meta[k] for k in decision_cost.TRAINING_KEYS if k in meta and k != "train_time_s"}
+            outcome.models.append(
+                {**cost, **model, "regions": regions, "instance": size.key, "path": Path(model["path"]).name}
+            )
         outcome.failures += [{**f, "regions": str(regions)} for f in trained.failures]
         specs, seeds_for = shootout_specs(methods, trained)
         summary = run_benchmark(
@@ -218,6 +227,20 @@ def reproduce_scaling(
         )
         for spec, why in summary.refused:
             outcome.failures.append({"method": spec, "stage": "run", "reason": why, "regions": str(regions)})
+        budgets = matched_budgets.run_budgets(
+            methods.plain,
+            size.problem_path,
+            size.states_paths,
+            out_dir / size.results,
+            timeout_s=study.run.timeout_s,
+            progress=progress,
+            jobs=workers,
+        )
+        outcome.instances[size.key]["budgets"] = budgets
+        for b in budgets:
+            if "reason" in b:
+                outcome.skipped.append({"method": f"{b['method']} @{b['multiple']:g}x", "regions": regions,
+                                        "reason": b["reason"]})  # fmt: skip
         outcome.wall_s[f"{regions} regions" if size.seed is not None else size.key] = time.perf_counter() - t0
         outcome.save()
     outcome.wall_s["total"] = time.perf_counter() - start
@@ -230,7 +253,9 @@ def reproduce_scaling(
 # ---- analysis ----------------------------------------------------------------------------------
 
 
-def size_rows(results_dir: Path, regions: int, groups: int, instance: str = "") -> pd.DataFrame:
+def size_rows(
+    results_dir: Path, regions: int, groups: int, instance: str = "", budgets: list[dict[str, Any]] | None = None
+) -> pd.DataFrame:
     """One row per (method, state, seed) with its gap to the best solution of the exact methods
     (their plugins' ``exact`` capability, stored in every row) and to their best dual bound.
     ``method`` is the plugin's label (the spec without a model path for rows written before
@@ -238,6 +263,7 @@ def size_rows(results_dir: Path, regions: int, groups: int, instance: str = "") 
     frame = load_results(results_dir).copy()
     frame["info_d"] = frame["info"].map(read_info)
     frame["method"] = frame["label"].fillna(frame["solver"].map(method_name)).astype(str)
+    frame = matched_budgets.relabel(frame, budgets or [], matched_budgets.learner_labels(frame))
     ref = frame[frame["exact"].fillna(False).astype(bool)]
     best = ref[ref["status"].isin(SUCCESS)].groupby("state")["cost"].min()
     bound = ref.assign(bound=ref["info_d"].map(lambda i: i.get("dual_bound"))).groupby("state")["bound"].max()
@@ -266,20 +292,33 @@ def _model_methods(rows: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     return out
 
 
+def _training_records(m: dict[str, Any]) -> dict[str, Any]:
+    """A trained model's cost fields: its ``model.json`` (every key the learner recorded), with the
+    study's own record of the training time where the model file does not say it."""
+    meta = read_model_meta(str(m.get("path", "")))
+    return {**m, **{k: v for k, v in meta.items() if v is not None}}
+
+
 def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
-    """One line per (instance, method): the numbers of the README's scaling table."""
+    """One line per (instance, method): the numbers of the README's scaling table, with the
+    decision-time and training-cost columns of :mod:`decision_cost` (online time, its ratio to
+    SCIP's online time at the same size in the same run, offline batched time, training cost and
+    break-even against that SCIP)."""
     methods = _model_methods(rows)
-    train_s: dict[tuple[str, str], list[float]] = {}
+    trained: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for m in models:
         instance = str(m.get("instance", m["regions"]))
         method = methods.get((instance, method_name(m["method"]), Path(m["path"]).name), m["method"])
-        train_s.setdefault((instance, method), []).append(float(m["train_time_s"] or 0))
+        trained.setdefault((instance, method), []).append(_training_records(m))
+    reference = rows[decision_cost.reference_mask(rows)]
+    scip_online = {str(i): decision_cost.online_seconds(g) for i, g in reference.groupby("instance")}
     out = []
     for (regions, instance, method), g in rows.groupby(["regions", "instance", "method"], sort=True):
         ok = g["status"].isin(SUCCESS)
         skipped = g["reason"].fillna("").astype(str).str.startswith("skipped")
         failed = g.loc[~ok & ~skipped, "status"].value_counts()
         messages = pd.to_numeric(g["messages"], errors="coerce")
+        learned = bool(g["learns"].fillna(False).astype(bool).any()) if "learns" in g else False
         out.append(
             {
                 "instance": g["instance_name"].iloc[0],
@@ -290,11 +329,18 @@ def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
                 "mean gap %": g["gap_pct"].mean(),
                 "worst gap %": g["gap_pct"].max(),
                 "gap to bound %": g["bound_gap_pct"].mean() if g["bound_gap_pct"].notna().any() else math.nan,
-                "s per decision": g.loc[~skipped, "time_s"].median() if (~skipped).any() else math.nan,
-                "training s": float(np.mean(train_s[(instance, method)]))
-                if (instance, method) in train_s
-                else math.nan,
+                **decision_cost.decision_columns(
+                    g,
+                    scip_online.get(str(instance), math.nan),
+                    trained.get((str(instance), method), []),
+                    learned=learned,
+                ),
                 "messages per decision": messages.mean() if messages.notna().any() else math.nan,
+                "learns": learned,
+                "budget_multiple": g["budget_multiple"].iloc[0],
+                "budget_s": g["budget_s"].iloc[0],
+                "budget_of": g["budget_of"].iloc[0],
+                "budget_base": g["budget_base"].iloc[0],
                 "failures": ", ".join(
                     [f"{n} {s}" for s, n in failed.items()]
                     + ([f"{int(skipped.sum())} skipped"] if skipped.any() else [])
@@ -323,7 +369,7 @@ def load_study(out_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFram
     for key, inst in record["instances"].items():
         results = out_dir / inst.get("results", f"n{key}")
         if (results / "rows.jsonl").exists() or any(results.glob("*.parquet")):
-            rows = size_rows(results, int(inst["regions"]), int(inst["groups"]), key)
+            rows = size_rows(results, int(inst["regions"]), int(inst["groups"]), key, inst.get("budgets"))
             frames.append(rows.assign(instance_name=Path(str(inst["problem"])).stem))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return record, rows, summarise(rows, record["models"]) if len(rows) else pd.DataFrame()
@@ -363,11 +409,40 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         figs.append(
             Figure(
                 figures.scaling_panel(
-                    summary, "s per decision", "seconds per decision (median)", folder / "fig_scaling_time.png"
+                    summary,
+                    decision_cost.ONLINE,
+                    "seconds per decision, online (median)",
+                    folder / "fig_scaling_time.png",
                 ),
-                "Time against groups: median wall time per decision, log scale",
+                "Time against groups: median wall time per decision, one state per call (online), log scale",
             )
         )
+    budget_blocks: list[Any] = []
+    if len(summary) and summary["budget_multiple"].notna().any():
+        best = matched_budgets.best_per_budget(summary)
+        budget_blocks = [
+            Heading(2, "Matched budgets: what each method reaches in the learner's time"),
+            Para(
+                [
+                    plain(
+                        "Each classical method with budgets ran again as its own spec with a per-state time limit "
+                        "of 1×, 10× and 100× the learner's median online decision time on the same instance "
+                        "(measured in this run, one state per call); SCIP answers with its incumbent or times out "
+                        "without one, PSO with its best particle, NLopt with its best feasible point. The "
+                        "unbudgeted SCIP rows are the references. Best at each budget: the lowest mean gap among "
+                        "the budgeted methods at that multiple and the learners whose own online time is within "
+                        "it; only methods that answered every state are ranked, the others are listed with their "
+                        "answers."
+                    )
+                ]
+            ),
+            Table(best, digits=4, numeric=("regions", "seconds", "mean gap %")),
+            *[
+                Figure(p, caption)
+                for p, caption in matched_budgets.figures_per_size(summary, folder, figures.gap_against_time)
+            ],
+        ]
+    shown_summary = decision_cost.shown(summary.drop(columns=[c for c in HIDDEN_COLUMNS if c in summary]))
     machine = record.get("machine", {})
     study = record.get("budget", {})
     sizes = sorted(int(i["regions"]) for i in record["instances"].values()) or [0]
@@ -382,14 +457,15 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         else [plain("The study's own problem files")]
     )
     tests = study.get("test_states") or {}
-    blocks = [
+    blocks: list[Heading | Para | Table | Figure] = [
         Heading(1, f"Scaling study {record.get('study', name)}: every method from {sizes[0]} to {sizes[-1]} regions"),
         Para(
             [
                 *where,
                 plain(
                     (
-                        f", states from every day family ({tests.get('split')} seeds only)"
+                        f", states from every day family ({tests.get('split')} seeds only: "
+                        f"{describe(tests.get('split'), tests.get('replicate', 0))})"
                         if tests
                         else ", with their state files"
                     )
@@ -404,18 +480,19 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
             ]
         ),
         Table(
-            summary,
+            shown_summary,
             digits=4,
             numeric=(
                 "mean gap %",
                 "worst gap %",
                 "gap to bound %",
-                "s per decision",
-                "training s",
+                *decision_cost.NUMERIC_COLUMNS,
                 "messages per decision",
             ),
         ),
+        Para([plain(decision_cost.DEFINITIONS)]),
         *figs,
+        *budget_blocks,
         Heading(2, "Skipped, with the reason"),
         Table(skipped_table(record, rows), digits=3),
         Heading(2, "Failures"),

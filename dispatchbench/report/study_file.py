@@ -70,6 +70,10 @@ class Method:
     skip_reason: str = ""
     variants: tuple[str, ...] = ()
     where: str = ""  # the entry's name in messages, e.g. "[[methods]] #5"
+    # matched budgets (issue 18 item 2): run this classical method again at each multiple of the
+    # median online decision time of the learner ``budget_of`` (its spec), per instance size
+    budgets: tuple[float, ...] = ()
+    budget_of: str = ""
 
     @property
     def trains(self) -> bool:
@@ -112,18 +116,23 @@ class TestStates:
     stride: int = 1
     intervals: tuple[int, ...] = ()
     random: int = 0
+    # the split's replicate (seed offset): test replicate 0 (seed 2000) was looked at during
+    # development, a fresh replicate (1 = seed 2001) is evaluated once per released model version
+    replicate: int = 0
 
     @property
     def seed(self) -> int:
         from dispatchbench.instances.protocol import SPLITS
 
-        return SPLITS[self.split].seed(0)
+        return SPLITS[self.split].seed(self.replicate)
 
     def draw(self, problem: Any) -> list[Any]:
         """The states, in the protocol's order (families, then random)."""
         from dispatchbench.instances.protocol import split_states
 
-        states = split_states(problem, self.split, stride=self.stride, random_count=self.random)
+        states = split_states(
+            problem, self.split, stride=self.stride, random_count=self.random, replicate=self.replicate
+        )
         if not self.intervals:
             return states
         wanted = {f"_t{k:02d}" for k in self.intervals}
@@ -528,9 +537,44 @@ def _methods(top: _Reader, kind: str) -> tuple[Method, ...]:
                 raise entry.fail("variants", f"{v!r} sets a parameter the spec sets", "give each parameter once")
         if variants and steps is None:
             raise entry.fail("variants", "need train_steps", "variants rerun a trained model: give train_steps")
-        entry.done(("spec", "seeds", "train_steps", "skip_reason", "variants"))
-        out.append(Method(spec, seeds, steps, skip_reason, tuple(v.strip() for v in variants), entry.name()))
+        budgets = _budgets(entry, steps is not None)
+        budget_of = entry.text("budget_of", '"madrl_tvc"', "").strip() if budgets else ""
+        entry.done(("spec", "seeds", "train_steps", "skip_reason", "variants", "budgets", "budget_of"))
+        out.append(
+            Method(
+                spec, seeds, steps, skip_reason, tuple(v.strip() for v in variants), entry.name(), budgets, budget_of
+            )
+        )
+    learners = {m.spec for m in out if m.trains}
+    for m, entry in zip(out, top.tables("methods", example)):
+        if m.budgets and m.budget_of not in learners:
+            raise entry.fail(
+                "budget_of",
+                f"{m.budget_of!r} is not a trained method of this study",
+                f"name one of: {', '.join(sorted(learners)) or '(none: add a learner with train_steps)'}",
+            )
     return tuple(out)
+
+
+def _budgets(entry: _Reader, trains: bool) -> tuple[float, ...]:
+    """``budgets = [1, 10, 100]``: multiples of a learner's online decision time, for a method
+    that does not learn, with ``budget_of`` naming the learner."""
+    if not entry.has("budgets"):
+        if entry.has("budget_of"):
+            raise entry.fail("budget_of", "without budgets", "add budgets = [1, 10, 100] or remove budget_of")
+        return ()
+    if trains:
+        raise entry.fail("budgets", "are for classical methods", "remove budgets from a trained method")
+    values = entry.get("budgets", list, "a list of multiples", "[1, 10, 100]")
+    if not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1e6 and math.isfinite(v) for v in values
+    ):
+        raise entry.fail("budgets", f"is {_shown(values)}, not positive multiples", "write e.g. budgets = [1, 10, 100]")
+    if len(set(values)) != len(values):
+        raise entry.fail("budgets", "lists a multiple twice", "give each multiple once")
+    if not entry.has("budget_of"):
+        raise entry.fail("budgets", "need budget_of", 'name the learner, e.g. budget_of = "madrl_tvc"')
+    return tuple(float(v) for v in sorted(values))
 
 
 def _train_steps(entry: _Reader, kind: str) -> int | dict[int, int] | None:
@@ -586,8 +630,10 @@ def _test_states(table: _Reader | None) -> TestStates | None:
     if intervals and table.has("stride"):
         raise table.fail("intervals", "and stride both pick intervals", "keep one of them")
     random = table.integer("random", 0, 100_000, "30", 0)
-    table.done(("split", "stride", "intervals", "random"))
-    return TestStates(split, stride, tuple(intervals), random)
+    split_seeds = SPLITS[split]
+    replicate = table.integer("replicate", 0, split_seeds.last - split_seeds.first, "1", 0)
+    table.done(("split", "stride", "intervals", "random", "replicate"))
+    return TestStates(split, stride, tuple(intervals), random, replicate)
 
 
 def _input_file(table: _Reader, key: str, value: str, folder: Path) -> Path:

@@ -13,8 +13,11 @@ Rules, so that no number flatters a method:
   mean (Student t, ``n − 1`` degrees of freedom), plus the best and worst seed.
 * Improvement over the baseline is the paper's column, ``(C_baseline − C) / C_baseline``;
   gap to exact is ``(C − C_exact) / C_exact`` with ``C_exact`` the lowest cost among exact methods.
-* Time per state is the mean wall time the harness measured per state, over every row that has
-  one (failed states included: a timeout costs its time).
+* Time per state is the wall time the harness measured per state, one state per call, over every
+  row that has one (failed states included: a timeout costs its time): the mean
+  (``time_per_state_s``) and the median as the online decision time with its ratio to the SCIP
+  reference in the same rows, and a learner's batched time labelled offline
+  (:mod:`dispatchbench.report.decision_cost`).
 * Stored costs are **checked, not trusted**: the rows are read through the one re-scoring policy
   (:mod:`dispatchbench.bench.rescore`, the same as ``report`` and ``load_results``): every stored
   dispatch is re-scored by the evaluator against the run's problem and state files (found by
@@ -47,6 +50,7 @@ from dispatchbench.contract.solver import Capabilities, default_family
 from dispatchbench.contract.status import FAILURES, SUCCESS, Status
 from dispatchbench.instances.state_families import FAMILIES, RANDOM
 from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.report import decision_cost
 
 INTERVALS_PER_HOUR = 4
 DEFAULT_STATE = "tableIV"
@@ -84,6 +88,9 @@ COLUMNS = (
     "improvement",
     "gap_to_exact",
     "time_per_state_s",
+    "online_s",
+    "online_ratio_to_scip",
+    "offline_batched_s",
     "states",
     *(status.value for status in FAILURES),
     "missing",
@@ -161,7 +168,7 @@ def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
 # ---- per-seed values and the per-method table ---------------------------------------------------
 
 
-def cost_per_hour(costs: Sequence[float]) -> float:
+def cost_per_hour(costs: Sequence[float] | np.ndarray) -> float:
     """Average cost per hour of a day of 15-minute intervals: ``mean(C_t) × 4`` (``Σ C_t / 24`` for
     96 intervals, and still an hourly figure for a day of another length)."""
     return float(np.mean(costs)) * INTERVALS_PER_HOUR
@@ -195,6 +202,7 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
 def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFrame:
     """One line per method (spec) with cost, CI, improvement, gap, time and failure counts."""
     values = seed_values(rows, per_hour)
+    scip_online = decision_cost.online_seconds(rows[decision_cost.reference_mask(rows)])
     lines = []
     for spec, group in rows.groupby("solver", sort=False):
         first = group.iloc[0]
@@ -206,6 +214,9 @@ def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFr
             "seeds": len(seeds),
             "states": int(group["state"].nunique()),
             "time_per_state_s": float(group["time_s"].mean()) if group["time_s"].notna().any() else math.nan,
+            "online_s": decision_cost.online_seconds(group),
+            "online_ratio_to_scip": decision_cost.speed_ratio(scip_online, decision_cost.online_seconds(group)),
+            "offline_batched_s": decision_cost.offline_seconds(group),
             **{status.value: int((group["status"] == status).sum()) for status in FAILURES},
             "missing": int(seeds["missing"].sum()),
             "cost": math.nan,
@@ -333,7 +344,12 @@ def markdown(pt: PaperTable) -> str:
             ],
             f"improvement over {pt.baseline}": [_pct(r["improvement"]) for r in lines],
             "gap to best exact": [_pct(r["gap_to_exact"]) for r in lines],
-            "time per state (s)": [_num(r["time_per_state_s"], 4) for r in lines],
+            decision_cost.ONLINE: [_num(r["online_s"], 4) for r in lines],
+            decision_cost.RATIO: [_num(r["online_ratio_to_scip"], 1) for r in lines],
+            decision_cost.OFFLINE: [
+                decision_cost.MISSING if math.isnan(r["offline_batched_s"]) else _num(r["offline_batched_s"], 5)
+                for r in lines
+            ],
             "failed states": [_failures(r) or "0" for r in lines],
         }
     )
@@ -359,7 +375,7 @@ def markdown(pt: PaperTable) -> str:
             "",
             f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
             "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
-            "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.",
+            "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method. " + decision_cost.DEFINITIONS,
             "",
             f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
             f"{quoted}. "

@@ -86,13 +86,13 @@ def repair_batch(
     Returns the plans, their clearing and the flips per state."""
     on = on.copy()
     flips = np.zeros(len(states), dtype=np.int64)
-    for j in np.flatnonzero(~result.feasible) if team.problem.commitment else ():
+    for j in (int(i) for i in np.flatnonzero(~result.feasible)) if team.problem.commitment else ():
         on[j], flips[j] = repair(team.problem, states[j], on[j], preference[j])
     if not flips.any():
         return on, result, flips
     result = clear_again(team, states, on, result, flips > 0, ledger)
-    for j in np.flatnonzero(flips):
-        ledger.send(j, team.repair_messages(int(flips[j])))
+    for flipped in np.flatnonzero(flips):
+        ledger.send(int(flipped), team.repair_messages(int(flips[flipped])))
     return on, result, flips
 
 

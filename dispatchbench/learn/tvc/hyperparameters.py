@@ -16,7 +16,11 @@ from dispatchbench.learn.lifecycle import BISECTIONS, COUNT, FRACTION, NON_NEGAT
 @dataclass
 class Hyperparameters:
     # policy networks
-    share: str = "type"  # "type": one commitment and one move network per group type (any size); "agent": per agent
+    # "type": one commitment and one move network per group type, a central copy (CTDE-like; any
+    # size); "agent": every agent its own (fully distributed); "auto": "agent" when trained on one
+    # problem, "type" for any size (the paper size's 580 validation states, seed 0, 1500 steps:
+    # agent 0.0072 % mean, worst 0.98 %; type 0.015 %, worst 1.8 %)
+    share: str = "auto"
     q_hidden: int = 64
     q_lr: float = 1e-3
     rounds: int = 2  # policy rounds per decision, each one clearing (after the trial clearing)
@@ -78,7 +82,7 @@ HYPERPARAMETER_RANGES = {
     "checkpoint_every": COUNT,
 }
 HYPERPARAMETER_CHOICES = {
-    "share": ("type", "agent"),
+    "share": ("auto", "type", "agent"),
     "drop": ("", "flip_workable", "cover", "flip_workable+cover"),
 }
 

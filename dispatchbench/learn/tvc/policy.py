@@ -36,6 +36,13 @@ TYPES = ("FDC", "ASC", "V2G")  # the slices of share="type", in this order
 SHARES = ("type", "agent")
 
 
+def resolved_share(hp_share: str, *, any_size: bool) -> str:
+    """``share=auto`` made concrete when training starts (what model.json then records)."""
+    if hp_share != "auto":
+        return hp_share
+    return "type" if any_size else "agent"
+
+
 def slice_index(problem: Problem, share: str) -> np.ndarray:
     """``(G,)`` which network slice each agent runs: its type's, or its own."""
     if share == "type":
@@ -151,9 +158,9 @@ class Experience:
     def __init__(self, slices: int, hp: Hyperparameters, seed: int) -> None:
         self.hp = hp
         self.shared = hp.share == "type"  # one central copy per type: every row is sent to the learner
-        fields = {"features": (N_FEATURES,), "targets": (2,), "mask": (2,)}
+        fields: dict[str, tuple[int, ...]] = {"features": (N_FEATURES,), "targets": (2,), "mask": (2,)}
         self.plans = [ReplayBuffer(hp.buffer_size, fields, seed + 2 * s) for s in range(slices)]
-        move_fields = {"features": (N_FEATURES,), "gain": (2,), "mask": (2,)}
+        move_fields: dict[str, tuple[int, ...]] = {"features": (N_FEATURES,), "gain": (2,), "mask": (2,)}
         self.moves = [ReplayBuffer(hp.buffer_size, move_fields, seed + 2 * s + 1) for s in range(slices)]
 
     def add(self, kind: str, index: np.ndarray, features: np.ndarray, values: np.ndarray, mask: np.ndarray) -> int:

@@ -175,10 +175,10 @@ def move_rounds(
     whole = np.arange(n)[None]
     open_zones = np.ones((batch, len(blocks)), dtype=bool)  # zones whose moves are not over
     for _ in range(team.hp.moves if team.problem.commitment else 0):
-        active = open_zones.any(1)
+        active = np.asarray(open_zones.any(1))
         if not active.any():  # every state is done
             break
-        system = ~result.feasible | (len(blocks) == 1)  # (B,) one zone: the system
+        system: np.ndarray = ~result.feasible | (len(blocks) == 1)  # (B,) one zone: the system
         feats = team.features(states, obs, on, result)
         points.append(Round(feats, on.copy()))
         gain = team.gains(feats)
@@ -200,7 +200,7 @@ def move_rounds(
         )
         open_zones &= moving | system[:, None]  # a zone where nobody expects a gain is done
         open_zones[system & ~moving.any(1)] = False  # an unworkable plan nobody can fix: done
-        rows = moving.any(1)
+        rows = np.asarray(moving.any(1))
         if not rows.any():  # nobody expects a gain: every plan stands
             break
         on = on.copy()
@@ -262,6 +262,6 @@ def clear_again(
     """Clear the plans of the states in mask ``rows`` only (the others keep their clearing: a
     state's search never depends on another's) and charge those states for it."""
     index = np.flatnonzero(rows)
-    fresh = team.clear([states[j] for j in index], on[index], exact_sums=exact_sums)
+    fresh = team.clear([states[int(j)] for j in index], on[index], exact_sums=exact_sums)
     ledger.cleared(index, fresh.messages)
     return result.with_rows(index, fresh)

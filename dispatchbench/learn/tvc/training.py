@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from dispatchbench.learn.tvc.decision import decide
 from dispatchbench.learn.tvc.features import HANDOVER, SOLO
 from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
 from dispatchbench.learn.tvc.model import generated_instances
-from dispatchbench.learn.tvc.policy import Experience, PolicyNets, slice_count
+from dispatchbench.learn.tvc.policy import Experience, PolicyNets, resolved_share, slice_count
 from dispatchbench.learn.tvc.repair import repair
 from dispatchbench.learn.tvc.rounds import PolicyRun, policy_rounds
 from dispatchbench.learn.tvc.team import Team
@@ -291,6 +291,7 @@ def fit(
     model for any size) within ``budget``, or resume ``ckpt``; the model goes to ``out_dir``."""
     t0 = time.perf_counter()
     lifecycle.seed_everything(seed)
+    hp = replace(hp, share=resolved_share(hp.share, any_size=problem is None))
     slices = slice_count(problem, hp.share)
     nets = PolicyNets(slices, hp)
     experience = Experience(slices, hp, seed=seed * 1000 + 7)
@@ -303,6 +304,7 @@ def fit(
         instances = [make_instance(problem, hp, nets, sampler_seed=seed, counts=fresh, curves=saved)]
         monitor = instances[0]
     else:
+        assert training_set is not None, "train on a problem or a training set"
         specs = generated_instances(training_set.sizes, hp.instances_per_size, seed)
         instances = [
             make_instance(
