@@ -1,12 +1,14 @@
-"""MADRL-TVC: fully distributed multi-agent RL with target-value competition (the plugin).
+"""MADRL-TVC: multi-agent RL with target-value competition (the plugin).
 
-Every charger group is one agent with its own cost network (its learned offers, cleared by the
-distributed price search) and its own commitment and move networks (on/off from what it hears
-after a clearing). A decision is a trial clearing, ``rounds`` simultaneous policy rounds and up
-to ``moves`` move rounds, with a repair by ratings when a plan cannot meet the balances;
-``madrl_tvc[refine=3]`` ("TVC + local search", a row of its own) adds decision-time flip tests
-priced on the learned costs. Training sets every agent's targets by a competition of the plans
-tried at each state, scored by the team's cost (no agent reads a cost coefficient).
+Every charger group is one agent with its own convex cost curve (fitted to the bills it metered;
+its offers, cleared by the distributed price search) and commitment and move networks (on/off
+from what it hears after a clearing), shared by the agents of a type for a model of any size or
+each agent's own on one problem (``share``). A decision is a trial clearing, ``rounds``
+simultaneous policy rounds and up to ``moves`` move rounds, with a repair by ratings when a plan
+cannot meet the balances; ``madrl_tvc[refine=3]`` ("TVC + local search", a row of its own) adds
+decision-time flip tests priced on the learned curves. Training sets every agent's targets by a
+competition of the plans tried at each state, scored by the team's cost (no agent reads a cost
+coefficient).
 
 This file only binds the method to the plugin interface; its parts live in
 ``dispatchbench/learn/tvc/`` (the package docstring lists them) and the design is explained in
@@ -35,16 +37,17 @@ from dispatchbench.learn.tvc.team import Team
 from dispatchbench.model.problem import Problem, State
 
 TRAINING_NOTE = (
-    "decentralised execution; training: one central copy of each type's networks (CTDE-like), "
-    "counterfactual plans cleared by the distributed search and scored by tree sums of the agents' own bills (counted)"
+    "decentralised execution; training: counterfactual plans cleared by the distributed search and scored by "
+    "tree sums of the agents' own bills (counted); networks per agent on one problem (fully distributed) or one "
+    "central copy per type for any size (CTDE-like) — share=auto|agent|type"
 )
 
 
 class MadrlTvc(lifecycle.LearnerPlugin):
     name = "madrl_tvc"
     description = (
-        "MADRL-TVC: learned offers + learned commitment on cleared prices, one policy per group type "
-        "(any size); " + TRAINING_NOTE
+        "MADRL-TVC: learned offers + learned commitment on cleared prices, per-agent networks on one problem, "
+        "one policy per group type for any size; " + TRAINING_NOTE
     )
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
@@ -77,7 +80,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
         family = {
             "agent": "learned, fully distributed",
             "type": "learned, CTDE-like training",
-        }.get(params.get("share", "auto"), "learned, distributed per instance, CTDE-like any-size")
+        }.get(params.get("share", "auto"), "learned, distributed (one problem) or CTDE-like (any size)")
         if params.get("drop"):
             return Label(f"MADRL-TVC without {params['drop'].replace('+', ' and ')}", family)
         return Label("MADRL-TVC", family)

@@ -4,16 +4,18 @@
 team gains when the agent alone changes its mind (a solo flip) or starts so that another can
 stop (a hand-over). Both read an agent's features after a clearing (``features.py``), whose
 every column is a ratio — of the agent's own ratings, its own curve, its region — so nothing in
-them grows with the number of regions, and their targets are in the agent's own unit (its bill
-at full output, ``competition.py``), so a flip is worth as much at 512 regions as at 4.
+them grows with the number of regions, and their targets are per agent's share of the state's
+cost (the best plan's team cost over the number of agents, ``competition.state_unit``), so a flip
+is worth as much at 512 regions as at 4.
 
-``share="type"`` (the default): one Q-network and one move network per group type (FDC, ASC,
-V2G), every agent of the type running the same policy on its own features — one model for any
-instance of any size. Training keeps **one central copy** of each type's networks, updated from
-every agent's experience (a parameter server: the training is CTDE-like, and the model says so;
-execution stays decentralised, each agent running its copy on what it hears).
-``share="agent"``: one pair of networks per agent, trained only on that agent's own data (the
-fully distributed per-instance mode of the first design, kept for comparison).
+``share="type"``: one Q-network and one move network per group type (FDC, ASC, V2G), every agent
+of the type running the same policy on its own features — one model for any instance of any
+size. Training keeps **one central copy** of each type's networks, updated from every agent's
+experience (a parameter server: the training is CTDE-like, and the model says so; execution
+stays decentralised, each agent running its copy on what it hears).
+``share="agent"``: one pair of networks per agent, trained only on that agent's own data (fully
+distributed; better at the paper's size on validation states). ``share="auto"`` (the default,
+:func:`resolved_share`): per agent on one problem, per type for any size.
 
 A slice of stacked weights per network (``S`` slices: the types, or the agents); rows are routed
 to their slice by an index, so one batched product serves every agent of every type.
