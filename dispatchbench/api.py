@@ -298,7 +298,8 @@ def _shown(value: Any) -> str:
 def list_solvers(startup_timeout: float = STARTUP_LIMIT_S) -> list[dict[str, Any]]:
     """Every solver plugin found: name, label and family (how a report names it with its
     defaults), description, parameters (defaults), their ranges and choices, capabilities, a
-    learner's ``default_train_steps``, and where it comes from.
+    learner's ``default_train_steps``, ``default_train_seconds`` (the wall-time cap of that
+    default) and ``any_size`` (trains one model for any size), and where it comes from.
 
     ``source`` is ``bundled`` (shipped with dispatchbench), ``solver path`` (a folder on
     ``$DISPATCHBENCH_SOLVER_PATH``) or ``entry point`` (an installed package); ``origin`` is the

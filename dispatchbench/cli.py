@@ -443,14 +443,33 @@ def table(
 
 @app.command()
 def train(
-    problem: ProblemOpt,
     solver: Annotated[str, typer.Option("--solver", help="Learning solver spec, e.g. madrl_tvc or maddpg.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
+    problem: Annotated[
+        Path | None, typer.Option("--problem", "-p", help="Problem file (TOML): a model for this instance.")
+    ] = None,
+    generated: Annotated[
+        str | None,
+        typer.Option(
+            "--generated",
+            help="Instead of -p: one model for any size, trained on generated instances of these sizes "
+            "(regions, e.g. 4,8,16,32; training generator seeds).",
+        ),
+    ] = None,
     steps: Annotated[
         int | None,
         typer.Option(
             help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
-            "budget, the one the tables report (default_train_steps in `dispatchbench solvers --json`)."
+            "budget, the one the tables report (default_train_steps in `dispatchbench solvers --json`), capped by "
+            "its default wall time (default_train_seconds)."
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Wall-time budget (15m, 900s, 1h): training stops before it and records the steps done "
+            "(--steps N with that number reproduces the model).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
@@ -459,7 +478,13 @@ def train(
 ) -> None:
     """Train a learning solver on sampled states (never the evaluation states); then solve with the spec
     NAME\\[model=OUT]."""
-    prob = load_problem(input_file(problem))
+    import inspect
+
+    from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_duration
+
+    if (problem is None) == (generated is None):
+        fail("train: give either --problem FILE (a model for that instance) or --generated SIZES (any size)")
+    prob = load_problem(input_file(problem)) if problem is not None else None
     _probe_plugin(solver)  # its import first in a child, under the start-up limit
     with contextlib.redirect_stdout(sys.stderr):  # a plugin's prints must not mix with the command's output
         learner = make_solver(solver)
@@ -471,20 +496,40 @@ def train(
             f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
             f"({', '.join(learners) or 'none installed'})"
         )
-    if steps is None:  # the documented default budget of the method (the contract's class attribute)
-        steps = learner.default_train_steps
-    if not 1 <= steps <= MAX_TRAIN_STEPS:  # 10**20 steps would train until the machine is switched off
+    try:
+        training_set = TrainingSet.parse(generated) if generated is not None else None
+        seconds = parse_duration(budget) if budget is not None else None
+    except ValueError as exc:
+        fail(str(exc))
+    if training_set is not None and not learner.any_size:
+        fail(f"--generated: {learner.name} trains one model per instance — fix: give --problem FILE")
+    if steps is None and seconds is None:  # the documented default budget of the method
+        steps = learner.default_train_steps if training_set is None else None
+        seconds = learner.default_train_seconds
+        if steps is None and seconds is None:
+            fail(f"--generated: {learner.name} has no default wall time — fix: give --budget (e.g. 15m) or --steps")
+    if steps is not None and not 1 <= steps <= MAX_TRAIN_STEPS:  # 10**20: a typo, not a budget
         fail(f"--steps {steps}: not in 1..{MAX_TRAIN_STEPS} — fix: give the number of training steps")
+    if (seconds is not None or training_set is not None) and "budget" not in inspect.signature(learner.fit).parameters:
+        fail(f"--budget: {learner.name} does not take a wall-time budget — fix: give --steps N")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
 
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file, not a folder — fix: give a new or existing folder for the model")
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
+    options: dict[str, Any] = {}
+    if seconds is not None or training_set is not None:
+        options["budget"] = TrainingBudget(steps=steps, seconds=seconds)
+    if training_set is not None:
+        options["training_set"] = training_set
     with contextlib.redirect_stdout(sys.stderr):
-        report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
+        report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress, **options)
+    stopped = report.info.get("stopped_by")
     typer.echo(
-        f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
+        f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s"
+        + (f" (stopped by the {'wall-time budget' if stopped == 'time' else 'step budget'})" if stopped else "")
+        + f"; model: {report.model_path} "
         f'(use --solver "{learner.name}[model={report.model_path}]")'
     )
 

@@ -177,7 +177,10 @@ def _cli(capsys, monkeypatch, *args: str) -> str:
 def test_solvers_json_shows_default_labels_and_budgets(capsys, monkeypatch):
     listed = {s["name"]: s for s in json.loads(_cli(capsys, monkeypatch, "solvers", "--json"))["solvers"]}
     assert (listed["scip"]["label"], listed["scip"]["family"]) == ("SCIP (gap 1e-9)", "exact")
-    assert (listed["madrl_tvc"]["label"], listed["madrl_tvc"]["family"]) == ("MADRL-TVC", "learned, fully distributed")
+    assert (listed["madrl_tvc"]["label"], listed["madrl_tvc"]["family"]) == (
+        "MADRL-TVC",
+        "learned, distributed (one problem) or CTDE-like (any size)",
+    )
     assert listed["madrl_tvc"]["default_train_steps"] == 1500 and listed["pso"]["default_train_steps"] is None
 
 

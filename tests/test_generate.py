@@ -298,3 +298,18 @@ def test_an_overlong_path_is_one_line_on_every_command(tmp_path, capsys, monkeyp
     code, out, err = run_main(capsys, monkeypatch, *(a.format(**fill) for a in args))
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "fix" in err
+
+
+def test_one_interval_is_the_state_a_whole_day_makes_there():
+    """The training sampler draws one interval at a time; it must be the day's own state (same
+    draw, same repair), only without repairing the other intervals."""
+    from dispatchbench.instances.state_families import generate_interval
+
+    problem = generate_problem(16, 3)
+    for family in ("skewed", "cs_binding", "night_heavy"):
+        day = generate_days(problem, family, 1, 7, first_day=2).states
+        for t in (0, 37, 95):
+            one = generate_interval(problem, family, 7, 2, t)
+            assert (one.label, one.demand, one.v2g_available) == (day[t].label, day[t].demand, day[t].v2g_available)
+    with pytest.raises(ValueError, match="interval 96"):
+        generate_interval(problem, "skewed", 7, 2, 96)

@@ -32,8 +32,8 @@ CONVEX = ROOT / "problems" / "paper-4region-convex.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 TINY = {
     "maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
-    "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-    "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
+    "madrl_tvc": "madrl_tvc[states_per_step=1,search_rounds=1,max_flips=8,max_swaps=4,"
+    "batch_size=4,updates_per_step=1,log_every=2,table_points=65]",
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.plugins import discover, make_solver
 from dispatchbench.cli import main
 from dispatchbench.learn.checkpoints import CHECKPOINT_FILE, META_FILE
 from dispatchbench.model.errors import SolverNotFound
@@ -25,11 +25,8 @@ from dispatchbench.model.errors import SolverNotFound
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "problems" / "paper-4region.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
-TINY = {
-    "maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
-    "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-    "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
-}
+# each learner's own tiny settings (the contract's test_settings), so the fixture follows them
+TINY = {name: discover()[name](**discover()[name].test_settings).spec for name in ("maddpg", "madrl_tvc")}
 # a hyper-parameter of each kind, per learner: (a width, a count that may be 0, a float, a choice)
 WIDTH = {"madrl_tvc": "q_hidden", "maddpg": "actor_hidden"}
 MAY_BE_ZERO = {"madrl_tvc": "moves", "maddpg": "learning_starts"}

@@ -344,7 +344,9 @@ def test_bundled_plugins_label_their_specs():
     )
     assert label("scip") == ("SCIP (gap 1e-9)", "exact") and label("scip[rel_gap=1e-4]")[0] == "SCIP (gap 1e-4)"
     assert label("pso[particles=40]") == ("PSO", "swarm") and label("pso[decode=price]")[0] == "PSO (price decode)"
-    assert label("madrl_tvc[refine=0]") == ("MADRL-TVC", "learned, fully distributed")
+    assert label("madrl_tvc[refine=0]") == ("MADRL-TVC", "learned, distributed (one problem) or CTDE-like (any size)")
+    assert label("madrl_tvc[share=type]") == ("MADRL-TVC", "learned, CTDE-like training")
+    assert label("madrl_tvc[share=agent]") == ("MADRL-TVC", "learned, fully distributed")
     assert label("madrl_tvc[refine=3]") == ("MADRL-TVC + local search", "learned + search")
     assert label("maddpg") == ("MADDPG", "learned, CTDE")
 

@@ -176,6 +176,8 @@ def describe_class(cls: Any) -> dict[str, Any]:
         "label": label.name if label else None,  # how a report names it with its defaults
         "family": label.family if label else None,
         "default_train_steps": cls.default_train_steps if issubclass(cls, Learner) else None,
+        "default_train_seconds": cls.default_train_seconds if issubclass(cls, Learner) else None,
+        "any_size": bool(cls.any_size) if issubclass(cls, Learner) else None,
         "description": cls.description,
         "parameters": dict(cls.parameters),
         "parameter_ranges": {k: list(v) for k, v in cls.parameter_ranges.items()},

@@ -284,6 +284,18 @@ def generate_days(problem: Problem, family: str, days: int, seed: int, first_day
     return out
 
 
+def generate_interval(problem: Problem, family: str, seed: int, day: int, interval: int) -> State:
+    """Interval ``interval`` of day ``day`` of a family: the very state ``generate_days`` makes there
+    (same draw, same repair), without repairing the other 95 — what a sampler drawing one
+    interval at a time needs (the repair's feasibility check is most of a day's cost)."""
+    if family not in FAMILIES:
+        raise ValueError(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])}")
+    if not 0 <= interval < INTERVALS:
+        raise ValueError(f"interval {interval}: out of range — fix: give 0 to {INTERVALS - 1}")
+    draw = FAMILIES[family].draw(problem, _rng(seed, family, day))
+    return repair(problem, f"{family}_d{day}_t{interval:02d}", draw.demand[interval], draw.v2g[interval])[0]
+
+
 def generate_random(problem: Problem, count: int, seed: int, first: int = 0) -> Generated:
     """``count`` independent random states ``random_<k>``, all feasible."""
     if not 1 <= count <= MAX_RANDOM:

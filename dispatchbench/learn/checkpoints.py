@@ -96,6 +96,7 @@ MAX_STEPS = 10**9  # training steps a model.json may claim (a decade of these st
 MAX_TEXT = 4096  # characters of a text field (solver, spec, problem name, a version)
 MAX_NAMES = 100_000  # entries of group_order / region_order (generated problems stop near 1,300)
 FINGERPRINT_CHARS = 16  # lifecycle.problem_fingerprint: the first 16 hex digits of a SHA-256
+ANY_SIZE = "any-size"  # the "scope" (and "problem_fingerprint") of a model trained on generated instances
 
 
 def _refuse_constant(name: str) -> Any:
@@ -157,7 +158,9 @@ def check_meta_fields(meta: dict[str, Any]) -> str | None:
         if key in meta and not (isinstance(meta[key], str) and 0 < len(meta[key]) <= MAX_TEXT):
             return f"{key} must be text of 1 to {MAX_TEXT} characters"
     fingerprint = meta["problem_fingerprint"]
-    if len(fingerprint) != FINGERPRINT_CHARS or any(ch not in "0123456789abcdef" for ch in fingerprint):
+    if meta.get("scope") == ANY_SIZE and fingerprint == ANY_SIZE:
+        pass  # one model for any size: no instance to fingerprint
+    elif len(fingerprint) != FINGERPRINT_CHARS or any(ch not in "0123456789abcdef" for ch in fingerprint):
         return f"problem_fingerprint {fingerprint[:40]!r} is not {FINGERPRINT_CHARS} hexadecimal digits"
     if not 0 <= meta["seed"] <= SEED_MAX:
         return f"seed {meta['seed']} is outside 0 to {SEED_MAX}"
@@ -183,11 +186,59 @@ def check_meta_fields(meta: dict[str, Any]) -> str | None:
             if name in seen:
                 return f"{key} names {name[:40]!r} twice"
             seen.add(name)
+    if meta.get("scope") == ANY_SIZE or meta["problem_fingerprint"] == ANY_SIZE:
+        problem = _any_size_fields(meta)
+        if problem:
+            return problem
     versions = meta.get("versions", {})
     if not isinstance(versions, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and len(k) + len(v) <= MAX_TEXT for k, v in versions.items()
     ):
         return "versions must map library names to version text"
+    return None
+
+
+def _finite_range(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        and value[0] <= value[1]
+    )
+
+
+def _any_size_fields(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields an any-size model decides by (its scope, the ratings it saw,
+    the sizes it trained on), or None: they gate which problems it accepts, so a tampered one must
+    be one line here, not a KeyError when a problem is checked against it."""
+    if meta.get("scope") != ANY_SIZE or meta["problem_fingerprint"] != ANY_SIZE:
+        return f"scope and problem_fingerprint must both be {ANY_SIZE!r} for a model of any size"
+    coverage = meta.get("coverage")
+    if not isinstance(coverage, dict):
+        return "coverage must be an object (the group types and rating ranges the model saw)"
+    types = coverage.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) and len(t) <= MAX_TEXT for t in types):
+        return "coverage.types must be a non-empty list of group types"
+    ratings = coverage.get("ratings")
+    if not isinstance(ratings, dict) or set(ratings) != set(types):
+        return "coverage.ratings must give the rating ranges of exactly the types in coverage.types"
+    for kind, ranges in ratings.items():
+        if not isinstance(ranges, dict) or not {"p_max", "turndown"} <= set(ranges):
+            return f"coverage.ratings.{kind[:40]} must give the p_max and turndown ranges"
+        for key, bounds in ranges.items():
+            if not (isinstance(key, str) and len(key) <= MAX_TEXT and _finite_range(bounds)):
+                return f"coverage.ratings.{kind[:40]}.{str(key)[:40]} must be [low, high], finite, low <= high"
+    if not _finite_range(coverage.get("cs_max")):
+        return "coverage.cs_max must be [low, high], finite, low <= high"
+    commitment = coverage.get("commitment")
+    if not isinstance(commitment, list) or not commitment or not all(isinstance(c, bool) for c in commitment):
+        return "coverage.commitment must be a non-empty list of true/false"
+    tolerance = coverage.get("tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 10:
+        return "coverage.tolerance must be a number from 0 to 10"
+    sizes = meta.get("training_set", {}).get("sizes") if isinstance(meta.get("training_set"), dict) else None
+    if not isinstance(sizes, list) or not sizes or not all(isinstance(n, int) and 0 < n <= MAX_NAMES for n in sizes):
+        return "training_set.sizes must be a non-empty list of region counts"
     return None
 
 

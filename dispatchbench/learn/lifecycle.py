@@ -14,6 +14,13 @@ learners cannot drift apart on it:
   ``checkpoint.pt`` loaded as data only;
 - **resume and load**: the same checks (folder, format, solver, problem fingerprint) with the
   same one-line errors, and a trained model read once per (folder, problem fingerprint);
+- **budgets**: :class:`TrainingBudget` (steps, wall time or both; ``exhausted`` between steps)
+  and :class:`TrainingSet` (generated instances for a model of any size), the contract's own
+  objects, re-exported here for learner code;
+- **any-size models**: a model trained on generated instances records the group types and the
+  rating ranges it saw (:func:`rating_coverage`); ``solve`` on a problem outside them is refused
+  in one line naming the group, the rating and the range (:func:`uncovered`), where a model of
+  one instance is refused by its problem fingerprint;
 - **group order**: the fingerprint ignores the order groups and regions are listed in, and a
   model records the order it was trained in (``group_order``, ``region_order``); a learner
   executes on the problem re-listed in that order (:func:`in_trained_order`) and hands the
@@ -35,7 +42,7 @@ import math
 import platform
 import random
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -45,10 +52,12 @@ import numpy as np
 import torch
 
 from dispatchbench.contract.learner import Learner
+from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_duration
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 from dispatchbench.learn.checkpoints import (
+    ANY_SIZE,
     CHECKPOINT_FILE,
     META_FILE,
     Checkpoint,
@@ -64,6 +73,7 @@ from dispatchbench.model.problem import Problem, State
 
 T = TypeVar("T")
 H = TypeVar("H", bound="DataclassInstance")  # a hyper-parameter dataclass
+__all__ = ["TrainingBudget", "TrainingSet", "parse_duration"]  # re-exported for learners (the rest: module API)
 
 # Fig. 5: one penalty per kW of violation for every learner (the environment's default)
 PROBE_PENALTY_PER_KW = RewardConfig().penalty_per_kw
@@ -183,6 +193,73 @@ def problem_fingerprint(problem: Problem) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
+COVERAGE_TOLERANCE = 0.2  # a rating may lie this share of a seen range's ends beyond them (samples miss the extremes)
+
+
+def group_ratings(group: Any) -> dict[str, float]:
+    """What an agent knows of itself besides its type: its size, its turndown (least output over
+    its size) and, for V2G, its efficiency. Never a cost coefficient."""
+    ratings = {"p_max": float(group.p_max), "turndown": float(group.p_min / group.p_max) if group.p_max else 0.0}
+    if group.is_v2g:
+        ratings["efficiency"] = float(group.efficiency)
+    return ratings
+
+
+def rating_coverage(problems: Sequence[Problem]) -> dict[str, Any]:
+    """The group types, the ranges of their ratings and of the CS limits seen in ``problems``:
+    what an any-size model records so it can refuse a problem it never saw the like of."""
+    ratings: dict[str, dict[str, list[float]]] = {}
+    cs = [float(r.cs_max) for p in problems for r in p.regions]
+    for problem in problems:
+        for group in problem.groups:
+            seen = ratings.setdefault(group.type.value, {})
+            for key, value in group_ratings(group).items():
+                lo, hi = seen.get(key, [value, value])
+                seen[key] = [min(lo, value), max(hi, value)]
+    return {
+        "types": sorted(ratings),
+        "ratings": {t: ratings[t] for t in sorted(ratings)},
+        "cs_max": [min(cs), max(cs)] if cs else [0.0, 0.0],
+        "commitment": sorted({bool(p.commitment) for p in problems}),
+        "tolerance": COVERAGE_TOLERANCE,
+    }
+
+
+def _widened(bounds: Sequence[float], tolerance: float) -> tuple[float, float]:
+    lo, hi = bounds
+    return lo - tolerance * abs(lo), hi + tolerance * abs(hi)
+
+
+def uncovered(coverage: Mapping[str, Any], problem: Problem) -> str | None:
+    """Why an any-size model that saw ``coverage`` cannot decide ``problem`` (``None``: it can):
+    a commitment setting, a group type, a group's rating or a CS limit outside what it was
+    trained on (ranges widened by their ``tolerance``), named with the range."""
+    tol = float(coverage.get("tolerance", 0.0))
+    if bool(problem.commitment) not in coverage["commitment"]:
+        return (
+            f"problem {problem.name!r} has commitment={problem.commitment}, the model only saw {coverage['commitment']}"
+        )
+    for group in problem.groups:
+        kind = group.type.value
+        if kind not in coverage["types"]:
+            seen = ", ".join(coverage["types"])
+            return f"group {group.name} is of type {kind}, which the model never saw (it saw {seen})"
+        for key, value in group_ratings(group).items():
+            lo, hi = _widened(coverage["ratings"][kind][key], tol)
+            if not lo - 1e-9 <= value <= hi + 1e-9:
+                return (
+                    f"group {group.name} ({kind}) has {key} {value:g}, outside the range the model saw "
+                    f"for {kind} groups ({lo:g} to {hi:g}, with a {tol:.0%} margin)"
+                )
+    lo, hi = _widened(coverage["cs_max"], tol)
+    for region in problem.regions:
+        if not lo - 1e-9 <= region.cs_max <= hi + 1e-9:
+            return (
+                f"region {region.name} has cs_max {region.cs_max:g}, outside the range the model saw ({lo:g} to {hi:g})"
+            )
+    return None
+
+
 def in_trained_order(problem: Problem, meta: Mapping[str, Any]) -> Problem:
     """``problem`` with its groups and regions listed in the order the model was trained in
     (``problem`` itself when it already is, or for a model that recorded no order). Call only
@@ -292,6 +369,8 @@ def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, fol
 def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | None:
     if meta["solver"] != solver:
         return f"the model was trained by {meta['solver']!r}, not {solver!r}"
+    if meta.get("scope") == ANY_SIZE:
+        return uncovered(meta["coverage"], problem)
     if meta["problem_fingerprint"] != problem_fingerprint(problem):
         return (
             f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
@@ -333,7 +412,10 @@ def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str
         raise ModelFileError(folder / CHECKPOINT_FILE, "not found: the folder holds no trained model")
     why = _mismatch(meta, problem, solver)
     if why:
-        raise ModelFileError(folder / META_FILE, why, f"train {solver} on {problem.name!r} with `dispatchbench train`")
+        fix = f"train {solver} on {problem.name!r} with `dispatchbench train`"
+        if meta.get("scope") == ANY_SIZE:
+            fix = f"train {solver} on instances like {problem.name!r} (`dispatchbench train -p` or --generated)"
+        raise ModelFileError(folder / META_FILE, why, fix)
     return meta
 
 
