@@ -207,13 +207,13 @@ def switch_off_pass(
             candidates: list[int] = []
             while queue and len(candidates) < batch:
                 g = queue.pop(0)
-                tally.picked()
                 if not on[g] or not stays[g]:
                     continue
                 if bound[g] <= margin:
                     skipped += 1
                     continue
                 candidates.append(g)
+            tally.picked(max(len(candidates), 1))  # the root learns the next candidates, one tree minimum each
             if not candidates:
                 continue
             trial_on = np.repeat(on[None, :], len(candidates), axis=0)
