@@ -85,6 +85,8 @@ class Lagrangian(Solver):
             "messages": result.messages,
             "iterations": result.iterations,
             "repairs": result.repairs,
+            "clearings": result.clearings,
+            "picks": result.picks,
             "dual_bound": result.dual_bound,
             "primal_bound": upper,
             "gap": (upper - result.dual_bound) / max(abs(upper), 1e-10) if upper is not None else None,

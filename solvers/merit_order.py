@@ -60,6 +60,7 @@ class MeritOrder(Solver):
             "messages": result.messages,
             "iterations": result.clearings,
             "clearings": result.clearings,
+            "picks": result.picks,
             "switched_off": result.switched_off,
             "skipped_by_bound": result.skipped_by_bound,
             "passes": result.passes,

@@ -104,6 +104,8 @@ class LagrangianResult:
     iterations: int
     repairs: int
     messages: int
+    clearings: int  # the starting clearing and every repair's (counted as merit_order.Tally does)
+    picks: int  # workability steps of the repairs
     stopped_at_budget: bool
     converged: bool  # the stopping rule's gap test was met
 
@@ -191,4 +193,6 @@ def lagrangian(
         mu = mu + length * s_system
     repair(on, term)
     final = best if best is not None else clear(problem, state, on)
-    return LagrangianResult(final, float(lower), done, len(tried), tally.messages, stopped, converged)
+    return LagrangianResult(
+        final, float(lower), done, len(tried), tally.messages, tally.clearings, tally.picks, stopped, converged
+    )

@@ -105,6 +105,7 @@ class Tally:
     iterations: int = 60
     messages: int = 0
     clearings: int = 0
+    picks: int = 0
     clearing_messages: int = field(init=False)
     tree: int = field(init=False)
 
@@ -122,6 +123,7 @@ class Tally:
     def picked(self, count: int = 1) -> None:
         """``count`` choices of a next group (tree minimum) with a workability check (3 tree sums)."""
         self.messages += count * 4 * self.tree
+        self.picks += count
 
 
 def make_workable(
@@ -168,6 +170,7 @@ class MeritOrderResult:
     order: np.ndarray
     messages: int
     clearings: int
+    picks: int
     switched_off: int  # groups the switch-off pass stopped
     skipped_by_bound: int  # trials the saving bound ruled out without a clearing
     passes: int
@@ -249,8 +252,10 @@ def merit_order(
     first = clear(problem, state, on, iterations)
     tally.cleared()
     if not first.workable[0] or not problem.commitment:
-        return MeritOrderResult(first, order, tally.messages, tally.clearings, 0, 0, 0, False)
+        return MeritOrderResult(first, order, tally.messages, tally.clearings, tally.picks, 0, 0, 0, False)
     best, switched, skipped, passes_run, stopped = switch_off_pass(
         problem, state, first, order, tally, batch=batch, passes=passes, deadline=deadline
     )
-    return MeritOrderResult(best, order, tally.messages, tally.clearings, switched, skipped, passes_run, stopped)
+    return MeritOrderResult(
+        best, order, tally.messages, tally.clearings, tally.picks, switched, skipped, passes_run, stopped
+    )
