@@ -33,8 +33,8 @@ class Admm(Solver):
     name = "admm"
     description = "consensus ADMM on the balances, each group's on/off in its own prox step, relax-and-fix"
     parameters = {
-        "rho": 0.01,
-        "growth": 1.02,
+        "rho": 0.03,
+        "growth": 1.0,
         "iterations": 200,
         "repair_every": 10,
         "tol": 1e-4,
