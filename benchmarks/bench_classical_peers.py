@@ -6,8 +6,8 @@ each family, plus random states) and generated validation instances ``generate_p
 at 32 and 128 regions (one or two intervals of each family). SCIP's optimum of each state (gap
 1e-9) is computed once and cached in ``benchmarks/results/classical-peers-scip-<size>.json``.
 
-    python benchmarks/bench_classical_peers.py [--sizes 4 32 128] [--methods merit_order lagrangian admm]
-        [--spec 'admm[rho=0.05]'] [--out benchmarks/results/classical-peers.json]
+    python benchmarks/bench_classical_peers.py [--sizes 4 32 128] [--specs merit_order 'admm[rho=0.1]' ...]
+        [--first N] [--out benchmarks/results/classical-peers-<sizes>.json]
 
 Writes per size and method: mean and worst gap to SCIP, infeasible count, median and max seconds
 per state, mean messages per state, and the rows themselves.
@@ -101,12 +101,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 32, 128])
     parser.add_argument("--specs", nargs="+", default=["merit_order", "lagrangian", "admm"])
-    parser.add_argument("--out", type=Path, default=RESULTS / "classical-peers.json")
+    parser.add_argument("--first", type=int, default=0, help="only the first N states of each size (0: all)")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/classical-peers-<sizes>.json")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS / ("classical-peers-" + "-".join(map(str, args.sizes)) + ".json")
     out: dict = {"note": "validation states only (seed 1000); gaps to SCIP gap 1e-9", "sizes": {}}
     for size in args.sizes:
         problem, states = instance(size)
         optimum = scip_reference(size, problem, states)
+        states = states[: args.first] if args.first else states
         out["sizes"][str(size)] = {}
         for spec in args.specs:
             result = measure(spec, problem, states, optimum)

@@ -40,6 +40,7 @@ class Lagrangian(Solver):
         "patience": 10,
         "repair_every": 5,
         "tol": 1e-4,
+        "decommit": False,
         "time_limit": 0.0,
     }
     parameter_ranges = {
@@ -76,6 +77,7 @@ class Lagrangian(Solver):
             patience=p["patience"],
             repair_every=p["repair_every"],
             tol=p["tol"],
+            decommit=p["decommit"],
             deadline=start + time_limit if time_limit else float("inf"),
         )
         elapsed = time.perf_counter() - start

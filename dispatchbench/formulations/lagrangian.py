@@ -31,6 +31,10 @@ commitment is made workable (:func:`~dispatchbench.formulations.merit_order.make
 ranking groups by their Lagrangian profit at the current prices, most profitable first) and
 cleared at equal incremental cost (:func:`~dispatchbench.formulations.merit_order.clear`); the
 cheapest repaired dispatch is the answer. A commitment already repaired is not cleared again.
+With ``decommit`` each repaired dispatch then goes through the unit-decommitment pass of Tseng,
+Li & Oren ("Solving the unit commitment problem by a unit decommitment method", 2000): running
+groups are tried off, least profitable at the current prices first, while the cost falls
+(:func:`~dispatchbench.formulations.merit_order.switch_off_pass`, the same pass as merit order's).
 
 **Stopping rule.** Stop when ``(UB − LB) / UB ≤ tol`` (the dual bound proves the answer within
 ``tol``), after ``iterations`` price updates, or at the time limit (anytime: the best repaired
@@ -52,7 +56,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatchbench.formulations.balancing import balance, state_bounds
-from dispatchbench.formulations.merit_order import Clearing, Tally, clear, make_workable, priority_order
+from dispatchbench.formulations.merit_order import (
+    Clearing,
+    Tally,
+    clear,
+    make_workable,
+    priority_order,
+    switch_off_pass,
+)
 from dispatchbench.model.problem import Problem, State
 
 
@@ -119,6 +130,7 @@ def lagrangian(
     patience: int = 10,
     repair_every: int = 5,
     tol: float = 1e-4,
+    decommit: bool = False,
     deadline: float = np.inf,
 ) -> LagrangianResult:
     """Lagrangian relaxation with subgradient prices and repair, for one state (module docstring)."""
@@ -152,6 +164,8 @@ def lagrangian(
         tried.add(key)
         trial = clear(problem, state, fixed)
         tally.cleared()
+        if decommit and trial.workable[0] and problem.commitment:  # least profitable first
+            trial = switch_off_pass(problem, state, trial, ranked[usable[ranked]], tally, deadline=deadline)[0]
         if trial.workable[0] and (best is None or trial.cost[0] < best.cost[0]):
             best = trial
 

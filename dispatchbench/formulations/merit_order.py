@@ -186,10 +186,13 @@ def switch_off_pass(
     *,
     batch: int = 8,
     passes: int = 3,
+    use_bound: bool = True,
     deadline: float = np.inf,
 ) -> tuple[Clearing, int, int, int, bool]:
     """Step 4 of the module docstring from the one-row clearing ``incumbent``: (best clearing,
-    groups switched off, trials skipped by the bound, passes run, stopped at the deadline)."""
+    groups switched off, trials skipped by the bound, passes run, stopped at the deadline).
+    ``use_bound=False, batch=1`` is the naive pass (one clearing per trial), kept to measure
+    what the bound and the batches save."""
     tol = problem.tolerance(state)
     demand = problem.demand_vector(state)[None, :]
     ub = problem.upper_bounds(state)[None, :]
@@ -212,7 +215,7 @@ def switch_off_pass(
                 g = queue.pop(0)
                 if not on[g] or not stays[g]:
                     continue
-                if bound[g] <= margin:
+                if use_bound and bound[g] <= margin:
                     skipped += 1
                     continue
                 candidates.append(g)
@@ -241,6 +244,7 @@ def merit_order(
     *,
     batch: int = 8,
     passes: int = 3,
+    use_bound: bool = True,
     iterations: int = 60,
     deadline: float = np.inf,
 ) -> MeritOrderResult:
@@ -254,7 +258,7 @@ def merit_order(
     if not first.workable[0] or not problem.commitment:
         return MeritOrderResult(first, order, tally.messages, tally.clearings, tally.picks, 0, 0, 0, False)
     best, switched, skipped, passes_run, stopped = switch_off_pass(
-        problem, state, first, order, tally, batch=batch, passes=passes, deadline=deadline
+        problem, state, first, order, tally, batch=batch, passes=passes, use_bound=use_bound, deadline=deadline
     )
     return MeritOrderResult(
         best, order, tally.messages, tally.clearings, tally.picks, switched, skipped, passes_run, stopped
