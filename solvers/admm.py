@@ -84,6 +84,7 @@ class Admm(Solver):
             "repairs": result.repairs,
             "clearings": result.clearings,
             "picks": result.picks,
+            "checks": result.checks,
             "primal_residual_kw": result.primal_residual,
             "converged": result.converged,
             "time_budget_s": time_limit,

@@ -89,6 +89,7 @@ class Lagrangian(Solver):
             "repairs": result.repairs,
             "clearings": result.clearings,
             "picks": result.picks,
+            "checks": result.checks,
             "dual_bound": result.dual_bound,
             "primal_bound": upper,
             "gap": (upper - result.dual_bound) / max(abs(upper), 1e-10) if upper is not None else None,

@@ -32,7 +32,8 @@ class MeritOrder(Solver):
     name = "merit_order"
     description = "priority list: commit in merit order, clear at equal incremental cost, switch off while cheaper"
     # use_bound=false with batch=1 is the naive pass (one clearing per trial): same answers, slower
-    parameters = {"batch": 8, "passes": 3, "use_bound": True, "time_limit": 0.0}
+    # switch_on=true adds switch-on passes (a variant, not the textbook heuristic)
+    parameters = {"batch": 8, "passes": 3, "use_bound": True, "switch_on": False, "time_limit": 0.0}
     parameter_ranges = {"batch": (1, 10_000), "passes": (0, 100), "time_limit": (0.0, 1e9)}
     capabilities = Capabilities(exact=False, stochastic=False, learns=False, handles_commitment=True)
     test_settings: dict[str, Any] = {}  # already fast: milliseconds per state at the paper's size
@@ -59,6 +60,7 @@ class MeritOrder(Solver):
             batch=self.params["batch"],
             passes=self.params["passes"],
             use_bound=self.params["use_bound"],
+            switch_on=self.params["switch_on"],
             deadline=deadline,
         )
         elapsed = time.perf_counter() - start
@@ -67,6 +69,7 @@ class MeritOrder(Solver):
             "iterations": result.clearings,
             "clearings": result.clearings,
             "picks": result.picks,
+            "checks": result.checks,
             "switched_off": result.switched_off,
             "skipped_by_bound": result.skipped_by_bound,
             "passes": result.passes,

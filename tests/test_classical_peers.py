@@ -82,11 +82,13 @@ def test_lagrangian_dual_bound_never_above_scip(paper, table_iv, validation, sci
 
 def _documented_messages(problem, info, per_iteration):
     """The count each module's docstring states: bids once, a clearing plus its cost's tree sum
-    per clearing, a tree minimum and three tree sums per pick, and the per-iteration messages."""
+    per clearing, a tree minimum and three tree sums per pick, three tree sums per workability
+    check, and the per-iteration messages."""
     search = DistributedSearch(problem)
     groups, tree = len(problem.groups), 2 * (len(problem.regions) - 1)
     clearing = search.messages_per_decision() - 2 * groups + tree
-    return 2 * groups + info["clearings"] * clearing + info["picks"] * 4 * tree + per_iteration
+    picks, checks = info["picks"] * 4 * tree, info["checks"] * 3 * tree
+    return 2 * groups + info["clearings"] * clearing + picks + checks + per_iteration
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -96,7 +98,7 @@ def test_messages_are_counted_as_documented(spec, paper, validation):
     info = answer.info
     per_step = {"merit_order": 0, "lagrangian": 2 * groups + 4 * tree, "admm": 2 * groups + 3 * tree}[spec]
     steps = 0 if spec == "merit_order" else info["iterations"]
-    assert info["clearings"] >= 1 and info["picks"] >= 1
+    assert info["clearings"] >= 1 and info["checks"] >= 1
     assert info["messages"] == _documented_messages(paper, info, steps * per_step)
 
 
@@ -135,3 +137,11 @@ def test_capabilities_say_classical_and_deterministic(spec):
     assert (caps.exact, caps.stochastic, caps.learns, caps.handles_commitment) == (False, False, False, True)
     family = solver.label(solver.params).family
     assert family == ("heuristic" if spec == "merit_order" else "distributed, classical")
+
+
+def test_switch_on_variant_never_costs_more_and_keeps_the_commitment_workable(paper, validation):
+    for state in validation:
+        plain = merit_order(paper, state)
+        both = merit_order(paper, state, switch_on=True)
+        assert both.best.workable[0] and shortfall(paper, state, both.best.on)[0] == 0
+        assert both.best.cost[0] <= plain.best.cost[0] + 1e-9

@@ -64,6 +64,7 @@ class AdmmResult:
     messages: int
     clearings: int  # the starting clearing and every repair's (counted as merit_order.Tally does)
     picks: int  # workability steps of the repairs
+    checks: int  # workability checks of the repairs
     primal_residual: float  # kW, at the last iteration
     converged: bool
     stopped_at_budget: bool
@@ -171,4 +172,6 @@ def admm(
             rho = rho_next
     repair(on, prefer)
     final = best if best is not None else clear(problem, state, on)
-    return AdmmResult(final, done, len(tried), tally.messages, tally.clearings, tally.picks, r_norm, converged, stopped)
+    return AdmmResult(
+        final, done, len(tried), tally.messages, tally.clearings, tally.picks, tally.checks, r_norm, converged, stopped
+    )

@@ -117,6 +117,7 @@ class LagrangianResult:
     messages: int
     clearings: int  # the starting clearing and every repair's (counted as merit_order.Tally does)
     picks: int  # workability steps of the repairs
+    checks: int  # workability checks of the repairs
     stopped_at_budget: bool
     converged: bool  # the stopping rule's gap test was met
 
@@ -208,5 +209,14 @@ def lagrangian(
     repair(on, term)
     final = best if best is not None else clear(problem, state, on)
     return LagrangianResult(
-        final, float(lower), done, len(tried), tally.messages, tally.clearings, tally.picks, stopped, converged
+        final,
+        float(lower),
+        done,
+        len(tried),
+        tally.messages,
+        tally.clearings,
+        tally.picks,
+        tally.checks,
+        stopped,
+        converged,
     )

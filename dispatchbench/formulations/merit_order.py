@@ -34,7 +34,8 @@ neighbour is one message, a tree sum over ``n`` CS nodes ``2(n − 1)``), for a 
 per region connected by the CS tree: every agent sends its bid once and hears its setpoint
 (``2G``); every clearing costs the distributed search's messages beyond the bids; choosing the
 next group of the list is a tree minimum (``2(R − 1)``) and checking a commitment's workability
-a tree sum of three window terms per region (``6(R − 1)``); comparing a trial's cost with the
+three tree sums of the regions' window terms (``6(R − 1)``), so a choice with its check costs
+``8(R − 1)``; comparing a trial's cost with the
 incumbent's a tree sum (``2(R − 1)``). :class:`Tally` keeps the count.
 """
 
@@ -106,6 +107,7 @@ class Tally:
     messages: int = 0
     clearings: int = 0
     picks: int = 0
+    checks: int = 0
     clearing_messages: int = field(init=False)
     tree: int = field(init=False)
 
@@ -124,6 +126,11 @@ class Tally:
         """``count`` choices of a next group (tree minimum) with a workability check (3 tree sums)."""
         self.messages += count * 4 * self.tree
         self.picks += count
+
+    def checked(self) -> None:
+        """One workability check of a commitment: three tree sums of the regions' window terms."""
+        self.messages += 3 * self.tree
+        self.checks += 1
 
 
 def make_workable(
@@ -144,6 +151,8 @@ def make_workable(
     rank = np.empty(len(on), dtype=int)
     rank[order] = np.arange(len(order))
     now = float(shortfall(problem, state, on)[0])
+    if tally is not None:
+        tally.checked()
     for _ in range(2 * len(on)):
         if now <= tol:
             break
@@ -171,6 +180,7 @@ class MeritOrderResult:
     messages: int
     clearings: int
     picks: int
+    checks: int
     switched_off: int  # groups the switch-off pass stopped
     skipped_by_bound: int  # trials the saving bound ruled out without a clearing
     passes: int
@@ -187,33 +197,42 @@ def switch_off_pass(
     batch: int = 8,
     passes: int = 3,
     use_bound: bool = True,
+    start: bool = False,
     deadline: float = np.inf,
 ) -> tuple[Clearing, int, int, int, bool]:
     """Step 4 of the module docstring from the one-row clearing ``incumbent``: (best clearing,
-    groups switched off, trials skipped by the bound, passes run, stopped at the deadline).
+    groups switched, trials skipped by the bound, passes run, stopped at the deadline).
     ``use_bound=False, batch=1`` is the naive pass (one clearing per trial), kept to measure
-    what the bound and the batches save."""
+    what the bound and the batches save. ``start=True`` is the mirror pass: groups that are off
+    tried *on* in merit order while the cost falls, skipped when their best profit at their
+    region's price, ``max_P λ_I δ P − C_g(P)``, is not positive (by the same convexity, starting
+    a group saves at most that)."""
     tol = problem.tolerance(state)
     demand = problem.demand_vector(state)[None, :]
     ub = problem.upper_bounds(state)[None, :]
     region = problem.group_region
+    usable = np.zeros(len(problem.groups), dtype=bool)
+    usable[order] = True
     switched = skipped = done = 0
     for _ in range(passes):
         done += 1
         changed = False
-        queue = [int(g) for g in order[::-1] if incumbent.on[0, g]]
+        queue = [int(g) for g in (order if start else order[::-1]) if incumbent.on[0, g] != start]
         while queue:
             if time.perf_counter() > deadline:
                 return incumbent, switched, skipped, done, True
             on, power, price = incumbent.on[0], incumbent.power[0], incumbent.price[0]
             stays = flip_shortfalls(problem, demand, on[None, :], ub)[0] <= tol
-            own = problem.a * power**2 + problem.b * power + problem.c
-            bound = own - price[region] * problem.delivery * power  # saving can be at most this
+            if start:
+                bound = _best_profit(problem, price[region], ub[0])
+            else:
+                own = problem.a * power**2 + problem.b * power + problem.c
+                bound = own - price[region] * problem.delivery * power  # saving can be at most this
             margin = 1e-9 * max(1.0, float(incumbent.cost[0]))
             candidates: list[int] = []
             while queue and len(candidates) < batch:
                 g = queue.pop(0)
-                if not on[g] or not stays[g]:
+                if on[g] == start or not stays[g] or not usable[g]:
                     continue
                 if use_bound and bound[g] <= margin:
                     skipped += 1
@@ -223,7 +242,7 @@ def switch_off_pass(
             if not candidates:
                 continue
             trial_on = np.repeat(on[None, :], len(candidates), axis=0)
-            trial_on[np.arange(len(candidates)), candidates] = False
+            trial_on[np.arange(len(candidates)), candidates] = start
             trials = clear(problem, state, trial_on, tally.iterations)
             tally.cleared(len(candidates))
             better = np.flatnonzero(trials.cost < incumbent.cost[0] - margin)
@@ -238,6 +257,15 @@ def switch_off_pass(
     return incumbent, switched, skipped, done, False
 
 
+def _best_profit(problem: Problem, price: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """``max_{lb ≤ P ≤ ub} price·δ·P − (a P² + b P + c)`` per group."""
+    lb, a, b, d = problem.lower_bounds(), problem.a, problem.b, problem.delivery
+    value = price * d - b
+    vertex = np.divide(value, 2 * a, out=np.where(value > 0, ub, lb), where=a > 0)
+    p = np.clip(vertex, lb, np.maximum(ub, lb))
+    return price * d * p - (a * p**2 + b * p + problem.c)
+
+
 def merit_order(
     problem: Problem,
     state: State,
@@ -245,21 +273,40 @@ def merit_order(
     batch: int = 8,
     passes: int = 3,
     use_bound: bool = True,
+    switch_on: bool = False,
     iterations: int = 60,
     deadline: float = np.inf,
 ) -> MeritOrderResult:
-    """Steps 1–4 of the module docstring for one state."""
+    """Steps 1–4 of the module docstring for one state. ``switch_on`` then alternates a
+    switch-on pass (merit order) and a switch-off pass while either changes the commitment (at
+    most ``passes`` rounds): not part of the textbook heuristic, kept as a variant."""
     tally = Tally(problem, iterations)
     order = priority_order(problem, state)
-    start = np.zeros(len(problem.groups), dtype=bool)
-    on = make_workable(problem, state, start, order, tally)
+    all_off = np.zeros(len(problem.groups), dtype=bool)
+    on = make_workable(problem, state, all_off, order, tally)
     first = clear(problem, state, on, iterations)
     tally.cleared()
     if not first.workable[0] or not problem.commitment:
-        return MeritOrderResult(first, order, tally.messages, tally.clearings, tally.picks, 0, 0, 0, False)
-    best, switched, skipped, passes_run, stopped = switch_off_pass(
-        problem, state, first, order, tally, batch=batch, passes=passes, use_bound=use_bound, deadline=deadline
-    )
+        return MeritOrderResult(
+            first, order, tally.messages, tally.clearings, tally.picks, tally.checks, 0, 0, 0, False
+        )
+
+    def run(incumbent: Clearing, start: bool = False) -> tuple[Clearing, int, int, int, bool]:
+        return switch_off_pass(
+            problem, state, incumbent, order, tally,
+            batch=batch, passes=passes, use_bound=use_bound, start=start, deadline=deadline,
+        )  # fmt: skip
+
+    best, switched, skipped, passes_run, stopped = run(first)
+    for _ in range(passes if switch_on else 0):
+        if stopped:
+            break
+        best, started, more, runs, stopped = run(best, start=True)
+        switched, skipped, passes_run = switched + started, skipped + more, passes_run + runs
+        if not started or stopped:
+            break
+        best, stopped_now, more, runs, stopped = run(best)
+        switched, skipped, passes_run = switched + stopped_now, skipped + more, passes_run + runs
     return MeritOrderResult(
-        best, order, tally.messages, tally.clearings, tally.picks, switched, skipped, passes_run, stopped
+        best, order, tally.messages, tally.clearings, tally.picks, tally.checks, switched, skipped, passes_run, stopped
     )
