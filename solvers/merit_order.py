@@ -9,7 +9,8 @@ commitments. The algorithm, its message count and why it is fast are in
 Defaults (``batch=8``, ``passes=3``) were set on validation states only
 (``benchmarks/bench_classical_peers.py``: the paper problem's validation day and generated
 validation instances at 32 and 128 regions): ``batch`` only trades clearings per batch against
-wasted trials after an accepted one, and a third pass never changed an answer there.
+wasted trials after an accepted one; a second pass never switched a group off there (so a third
+never ran), and the cap only bounds the worst case.
 
 Under a time limit the pass stops at the budget and returns the best workable commitment found
 (it has one from the first clearing on), with ``info["stopped_at_budget"]``.
