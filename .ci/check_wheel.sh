@@ -6,7 +6,7 @@
 #   2. check the wheel holds every module of every subpackage, the bundled plugins and every
 #      bundled problem and study file;
 #   3. install it with its [all] extra into a fresh venv (no --system-site-packages);
-#   4. from an empty folder outside the checkout: `--version`, `solvers --json` (all five
+#   4. from an empty folder outside the checkout: `--version`, `solvers --json` (all eight
 #      plugins), `solve` of the Table IV state with SCIP by bundled names (cost 4903.9687), and
 #      the same through the Python API;
 #   5. the README's example study (section "Studies"), copied into another empty folder and run
@@ -106,7 +106,7 @@ EOF
 import json, sys
 doc = json.load(open("solvers.json"))
 names = {s["name"] for s in doc["solvers"]}
-want = {"scip", "nlopt", "pso", "madrl_tvc", "maddpg"}
+want = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "madrl_tvc", "maddpg"}
 if not want <= names or doc["broken"]:
     sys.exit(f"check_wheel: FAILED: solvers {sorted(names)} (want {sorted(want)}); broken: {doc['broken']}")
 print("solvers:", ", ".join(sorted(names)), "(" + ", ".join(sorted({s["source"] for s in doc["solvers"]})) + ")")

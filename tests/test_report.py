@@ -22,6 +22,7 @@ from hand_results import copy_results, write_planned
 
 from dispatchbench.bench.harness import run_benchmark
 from dispatchbench.bench.model_cache import ModelCache
+from dispatchbench.contract.info import read_info
 from dispatchbench.model.errors import InputError
 from dispatchbench.report.html_report import (
     build_report,
@@ -536,6 +537,11 @@ def test_run_time_table_is_online_with_the_ratio_to_scip_and_training_cost(resul
         dc.break_even(meta["train_time_s"], row[dc.ONLINE], scip[dc.ONLINE])
     )
     assert table.loc["SCIP (gap 1e-9)", dc.BREAK_EVEN] == "—" and table.loc["SCIP (gap 1e-9)", "training s"] == "—"
+    # messages per decision (issue 21): the learned row's own count, — for the central solver
+    answered = every[every["method"].str.startswith("maddpg") & every["status"].isin(["optimal", "feasible"])]
+    sent = [read_info(i).get("messages") for i in answered["info"]]
+    assert row["messages per decision"] == pytest.approx(np.mean(sent)) and np.mean(sent) > 0
+    assert table.loc["SCIP (gap 1e-9)", "messages per decision"] == "—"
     md = report.markdown.read_text()
-    for column in (dc.ONLINE, dc.RATIO, dc.OFFLINE, dc.BREAK_EVEN, "true-cost evaluations"):
+    for column in (dc.ONLINE, dc.RATIO, dc.OFFLINE, dc.BREAK_EVEN, "true-cost evaluations", "messages per decision"):
         assert column in md

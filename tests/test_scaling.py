@@ -40,6 +40,8 @@ spec = "pso[iterations=5,particles=5]"
 budgets = [1, 100]
 budget_of = "maddpg"
 [[methods]]
+spec = "merit_order"
+[[methods]]
 spec = "maddpg"
 train_steps = { 2 = 30 }
 skip_reason = "tiny test budget: smallest size only"
@@ -84,6 +86,11 @@ def test_every_size_and_method_is_summarised(study: tuple[Path, Path]) -> None:
         or (summary.loc[summary["method"] == "PSO", dc.BREAK_EVEN] == "—").all()
     )
     assert all(g >= -1e-6 for g in summary["mean gap %"] if not math.isnan(g))  # nobody beats SCIP's best
+    # issue 21: every row is compared with the priority-list heuristic on the same states
+    heuristic = summary[summary["method"] == "Merit order"]
+    assert len(heuristic) == 2 and (heuristic[scaling.BASELINE_COLUMN].abs() < 1e-9).all()
+    assert (heuristic["messages per decision"] > 0).all()
+    assert (certified[scaling.BASELINE_COLUMN] <= 1e-9).all()  # the optimum is never dearer than the heuristic
 
 
 def test_the_report_states_skips_and_budget(study: tuple[Path, Path]) -> None:

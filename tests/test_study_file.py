@@ -22,6 +22,7 @@ from dispatchbench.report.study_file import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NLOPT_GLOBAL = "nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=30,maxeval=1000]"
+PEERS = (Method("merit_order"), Method("lagrangian"), Method("admm"))  # issue 21's classical peers, one seed each
 
 # The budgets of the Python constants the study files replaced (report/reproduce.py and
 # report/scaling.py FULL/QUICK before the move), field by field: the files must keep them.
@@ -31,6 +32,7 @@ PAPER_FULL = dict(
         Method("nlopt[algorithm=LD_SLSQP]"),
         Method(NLOPT_GLOBAL),
         Method("pso[iterations=60]", seeds=(0, 1, 2, 3, 4)),
+        *PEERS,
         Method("madrl_tvc", seeds=(0, 1, 2), train_steps=1500, variants=("refine=3",)),
         Method("maddpg", seeds=(0, 1, 2), train_steps=24000),
     ),
@@ -43,6 +45,7 @@ PAPER_QUICK = dict(
         Method("nlopt[algorithm=LD_SLSQP]"),
         Method(NLOPT_GLOBAL),
         Method("pso[iterations=30,particles=20]", seeds=(0, 1)),
+        *PEERS,
         Method("madrl_tvc", train_steps=100, variants=("refine=3",)),
         Method("maddpg", train_steps=600),
     ),
@@ -60,6 +63,7 @@ SCALING_FULL = dict(
     methods=(
         *SCALING_CLASSICAL,
         Method("pso[iterations=60]", seeds=(0, 1)),
+        *PEERS,
         Method("madrl_tvc", train_steps={4: 1500, 8: 600, 16: 300, 32: 150, 64: 120, 128: 30}),
         Method("maddpg", train_steps={4: 24000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}),
     ),
@@ -71,6 +75,7 @@ SCALING_QUICK = dict(
     methods=(
         *SCALING_CLASSICAL,
         Method("pso[iterations=60]"),
+        *PEERS,
         Method("madrl_tvc", train_steps={4: 100}, skip_reason=QUICK_SKIP),
         Method("maddpg", train_steps={4: 300}, skip_reason=QUICK_SKIP),
     ),

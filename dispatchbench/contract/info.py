@@ -22,6 +22,7 @@ class AnswerInfo(TypedDict, total=False):
 
     # written by a plugin
     messages: int  # scalars the distributed search sent for this decision (scaling report)
+    iterations: int  # rounds an iterative method ran for this decision (price updates, ADMM steps, clearings)
     dual_bound: float | None  # an exact method's lower bound on the cost (scaling report: gap to bound)
     primal_bound: float | None  # the method's own objective of its incumbent (never shown as a cost)
     gap: float | None  # relative primal-dual gap the method reached

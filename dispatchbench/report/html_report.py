@@ -44,6 +44,7 @@ from dispatchbench.bench.plugins import PluginProvenance, parse_spec
 from dispatchbench.bench.rescore import CHECK_NO_DISPATCH, CHECK_OK, rescore_folders
 from dispatchbench.bench.results_store import REPRODUCE_FILE, parse_json_cell
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
+from dispatchbench.contract.info import read_info
 from dispatchbench.contract.status import FAILURES, SUCCESS
 from dispatchbench.instances.provenance import Provenance, describe
 from dispatchbench.model.bundled import problems_dir
@@ -417,9 +418,19 @@ def runtime_table(scored: ScoredResults, day_sha: str | None, test_sha: str | No
                     else {}
                 ),
                 "steps": ", ".join(steps),
+                MESSAGES: _mean_messages(part),
             }
         )
     return decision_cost.shown(pd.DataFrame(rows))
+
+
+MESSAGES = "messages per decision"  # the distributed methods' own count (info["messages"]), as the scaling report
+
+
+def _mean_messages(rows: pd.DataFrame) -> float | str:
+    """Mean scalars sent per decision over ``rows`` (—: the method counts none, e.g. a central solver)."""
+    counts = pd.to_numeric(rows["info"].map(lambda i: read_info(i).get("messages")), errors="coerce")
+    return float(counts.mean()) if counts.notna().any() else decision_cost.MISSING
 
 
 def _is_number(v: Any) -> bool:
@@ -1087,7 +1098,9 @@ def runtime_section(ctx: ReportContext) -> list[Block]:
         Heading(2, "Run time"),
         Table(
             runtime,
-            numeric=tuple(c for c in runtime.columns if c.startswith("s per") or c in decision_cost.NUMERIC_COLUMNS),
+            numeric=tuple(
+                c for c in runtime.columns if c.startswith("s per") or c in (*decision_cost.NUMERIC_COLUMNS, MESSAGES)
+            ),
         ),
         Para(
             [
@@ -1098,7 +1111,12 @@ def runtime_section(ctx: ReportContext) -> list[Block]:
                     + " Training time: wall time of "
                 ),
                 code("fit"),
-                plain(" per trained model (mean over the method's models)."),
+                plain(
+                    " per trained model (mean over the method's models). Messages per decision: scalars the "
+                    "method's agents sent to decide one state, by the counting rules of the distributed search "
+                    "(a scalar to a neighbour is one message, a tree sum over n CS nodes 2(n − 1)); — for a "
+                    "method that decides centrally."
+                ),
             ]
         ),
     ]
