@@ -106,7 +106,7 @@ EOF
 import json, sys
 doc = json.load(open("solvers.json"))
 names = {s["name"] for s in doc["solvers"]}
-want = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "madrl_tvc", "maddpg"}
+want = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"}
 if not want <= names or doc["broken"]:
     sys.exit(f"check_wheel: FAILED: solvers {sorted(names)} (want {sorted(want)}); broken: {doc['broken']}")
 print("solvers:", ", ".join(sorted(names)), "(" + ", ".join(sorted({s["source"] for s in doc["solvers"]})) + ")")

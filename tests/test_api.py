@@ -23,7 +23,7 @@ from dispatchbench.model.errors import InputError, SolverNotFound
 
 TABLE_IV_COST = "4903.9687"
 HEADER = "state,d_A,d_B,d_C,d_D,v_V2G5,v_V2G6"
-SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "madrl_tvc", "maddpg"}
+SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"}
 
 
 def cli_json(capsys, monkeypatch, *args: str) -> list[dict]:

@@ -26,7 +26,7 @@ from dispatchbench.bench import plugins
 from dispatchbench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "madrl_tvc", "maddpg"}
+SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"}
 MARKER = "EVIL_PLUGIN_RAN"
 
 # A plugin that announces itself by writing a file when imported: if the file appears, the
@@ -264,6 +264,6 @@ def test_the_wheel_installed_in_a_fresh_venv_lists_and_solves_from_outside_the_c
     (about a minute, most of it pip); the same script runs in .ci/run."""
     proc = subprocess.run(["bash", str(ROOT / ".ci" / "check_wheel.sh")], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "solvers: admm, lagrangian, maddpg, madrl_tvc, merit_order, nlopt, pso, scip" in proc.stdout
+    assert "solvers: admm, flip_search, lagrangian, maddpg, madrl_tvc, merit_order, nlopt, pso, scip" in proc.stdout
     assert "solve (CLI): tableIV optimal cost 4903.9687" in proc.stdout
     assert "solve (Python API): cost 4903.9687" in proc.stdout

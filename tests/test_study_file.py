@@ -22,7 +22,8 @@ from dispatchbench.report.study_file import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NLOPT_GLOBAL = "nlopt[algorithm=AUGLAG,commitment=greedy,inner_algorithm=GN_DIRECT_L,inner_maxeval=30,maxeval=1000]"
-PEERS = (Method("merit_order"), Method("lagrangian"), Method("admm"))  # issue 21's classical peers, one seed each
+# issue 21's classical peers and issue 18's teacher (flip_search), one seed each
+PEERS = (Method("merit_order"), Method("lagrangian"), Method("admm"), Method("flip_search"))
 
 # The budgets of the Python constants the study files replaced (report/reproduce.py and
 # report/scaling.py FULL/QUICK before the move), field by field: the files must keep them.
