@@ -3,6 +3,20 @@ regional balances and CS limits.
 
 State data (demand, V2G availability) are mutable ``Param``s, so one model is built per problem
 and a persistent solver re-solves it state after state without rebuilding it.
+
+Formulations of the on/off cost ``a·P² + b·P + c·u`` over ``P ∈ {0} ∪ [p_min, p_max]``
+(``benchmarks/bench_scip_best.py`` measures them; docs/classical-backends.md, "SCIP at its best"):
+
+- ``bigm``: the textbook model, ``p_min·u ≤ P ≤ upper·u`` and the quadratic cost in the objective
+  (Pyomo hands SCIP one epigraph row ``z ≥ Σ cost``);
+- ``perspective``: each quadratic group's cost through its own epigraph ``s_g`` with the rotated
+  cone ``P² ≤ s·u`` (the perspective of ``a·P²``: exact at ``u ∈ {0, 1}``, and its continuous
+  relaxation is the convex hull of the on/off set, so the root bound is much tighter).
+
+``bounds="state"`` writes the state's V2G availability as a variable bound of ``P`` and keeps the
+commitment rows' coefficients constant (``P ≤ p_max·u``); ``bounds="param"`` (today's) multiplies
+the mutable parameter into the row, which Pyomo's persistent SCIP interface passes as a product
+of two variables (a bilinear row) that SCIP's presolve must first linearise.
 """
 
 from __future__ import annotations
@@ -13,9 +27,14 @@ import pyomo.environ as pyo
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem, State
 
+FORMULATIONS = ("bigm", "perspective")
+BOUNDS = ("param", "state")
 
-def build_model(problem: Problem) -> pyo.ConcreteModel:
+
+def build_model(problem: Problem, formulation: str = "bigm", bounds: str = "param") -> pyo.ConcreteModel:
     """Pyomo model of one interval; call :func:`set_state` before solving."""
+    if formulation not in FORMULATIONS or bounds not in BOUNDS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS} and bounds one of {BOUNDS}")
     m = pyo.ConcreteModel(name=problem.name)
     m.G = pyo.Set(initialize=problem.group_names, ordered=True)
     m.R = pyo.Set(initialize=problem.region_names, ordered=True)
@@ -25,7 +44,10 @@ def build_model(problem: Problem) -> pyo.ConcreteModel:
     m.demand = pyo.Param(m.R, mutable=True, initialize=0.0)
     m.upper = pyo.Param(m.G, mutable=True, initialize={g: groups[g].p_max for g in problem.group_names})
 
-    m.P = pyo.Var(m.G, domain=pyo.NonNegativeReals, bounds=lambda _, g: (0.0, groups[g].p_max))
+    if bounds == "state":
+        m.P = pyo.Var(m.G, domain=pyo.NonNegativeReals, bounds=lambda m, g: (0.0, m.upper[g]))
+    else:
+        m.P = pyo.Var(m.G, domain=pyo.NonNegativeReals, bounds=lambda _, g: (0.0, groups[g].p_max))
     m.u = pyo.Var(m.G, domain=pyo.Binary)
     m.T = pyo.Var(m.R, bounds=lambda _, r: (-regions[r].cs_max, regions[r].cs_max))
     if not problem.commitment:
@@ -33,7 +55,10 @@ def build_model(problem: Problem) -> pyo.ConcreteModel:
             m.u[g].fix(1)
 
     m.running_min = pyo.Constraint(m.G, rule=lambda m, g: m.P[g] >= groups[g].p_min * m.u[g])
-    m.running_max = pyo.Constraint(m.G, rule=lambda m, g: m.P[g] <= m.upper[g] * m.u[g])
+    if bounds == "state":
+        m.running_max = pyo.Constraint(m.G, rule=lambda m, g: m.P[g] <= groups[g].p_max * m.u[g])
+    else:
+        m.running_max = pyo.Constraint(m.G, rule=lambda m, g: m.P[g] <= m.upper[g] * m.u[g])
     m.regional_balance = pyo.Constraint(
         m.R,
         rule=lambda m, r: (
@@ -42,13 +67,24 @@ def build_model(problem: Problem) -> pyo.ConcreteModel:
         ),
     )
     m.grid_conservation = pyo.Constraint(expr=sum(m.T[r] for r in m.R) == 0)
-    m.cost = pyo.Objective(
-        expr=sum(
-            groups[g].quadratic_cost * m.P[g] ** 2 + groups[g].linear_cost * m.P[g] + groups[g].fixed_cost * m.u[g]
-            for g in m.G
-        ),
-        sense=pyo.minimize,
-    )
+    if formulation == "perspective":
+        quadratic = [g for g in problem.group_names if groups[g].quadratic_cost > 0]
+        m.Q = pyo.Set(initialize=quadratic, ordered=True)
+        m.s = pyo.Var(m.Q, bounds=lambda _, g: (0.0, groups[g].p_max ** 2))
+        m.perspective = pyo.Constraint(m.Q, rule=lambda m, g: m.P[g] ** 2 <= m.s[g] * m.u[g])
+        m.cost = pyo.Objective(
+            expr=sum(groups[g].quadratic_cost * m.s[g] for g in m.Q)
+            + sum(groups[g].linear_cost * m.P[g] + groups[g].fixed_cost * m.u[g] for g in m.G),
+            sense=pyo.minimize,
+        )
+    else:
+        m.cost = pyo.Objective(
+            expr=sum(
+                groups[g].quadratic_cost * m.P[g] ** 2 + groups[g].linear_cost * m.P[g] + groups[g].fixed_cost * m.u[g]
+                for g in m.G
+            ),
+            sense=pyo.minimize,
+        )
     return m
 
 
@@ -58,6 +94,13 @@ def set_state(model: pyo.ConcreteModel, problem: Problem, state: State) -> None:
         model.demand[r] = state.demand[r]
     for g, ub in zip(problem.group_names, problem.upper_bounds(state)):
         model.upper[g] = float(ub)
+
+
+def set_commitment(model: pyo.ConcreteModel, problem: Problem, on: np.ndarray) -> None:
+    """Write a commitment into ``u``'s values: what ``warmstart_discrete_vars`` hands SCIP."""
+    for g, value in zip(problem.group_names, on):
+        if not model.u[g].fixed:
+            model.u[g].set_value(1 if value else 0)
 
 
 def read_dispatch(model: pyo.ConcreteModel, problem: Problem) -> Dispatch:
