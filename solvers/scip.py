@@ -16,6 +16,20 @@ small budget. A state's time limit then covers updating the state's parameters a
 ``prepare`` (the Python API's ``solve``) the first state builds the model inside its own limit.
 Every answer records its budget (``time_budget_s``) and whether it stopped there
 (``stopped_at_budget``).
+
+SCIP at its best (issue 21; ``benchmarks/bench_scip_best.py``, docs/classical-backends.md):
+
+- ``formulation``: ``perspective`` (default) writes each on/off quadratic cost through the rotated
+  cone ``P² ≤ s·u``, whose relaxation is the convex hull of the on/off set; ``bigm`` is the textbook
+  model SCIP used before (same optima, weaker bound).
+- ``warm_start``: ``heuristic`` (default) hands SCIP the commitment of a price-clearing merit-order
+  dispatch (``formulations/price_commitment.py``, tens of ms, inside the state's clock) through
+  Pyomo's ``warmstart_discrete_vars``; SCIP completes it and starts from it. ``previous`` hands over
+  the commitment of this solver's previous answer (the previous interval when states come in
+  order); ``none`` starts cold. When SCIP stops at its budget with no incumbent of its own, the
+  heuristic dispatch is the answer (``feasible``, ``info["answer_from"] = "warm start"``).
+- ``emphasis``: ``none`` (default); ``heuristics`` (pyscipopt's aggressive primal heuristics) and
+  ``feasibility`` (SCIP's feasibility emphasis), passed as the parameters those presets change.
 """
 
 from __future__ import annotations
@@ -29,7 +43,16 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 
 from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver, short_number
 from dispatchbench.contract.status import Status
-from dispatchbench.formulations.compile_pyomo import build_model, read_dispatch, set_state
+from dispatchbench.formulations.compile_pyomo import (
+    FORMULATIONS,
+    build_model,
+    read_dispatch,
+    set_commitment,
+    set_state,
+)
+from dispatchbench.formulations.price_commitment import price_commitment
+from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
 
 _SUCCESS = {TerminationCondition.convergenceCriteriaSatisfied}
@@ -43,6 +66,25 @@ _LIMITS = {TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimi
 CERTIFIED_GAP = 1e-6  # relative primal-dual gap at or below which an answer is reported "optimal"
 
 
+WARM_STARTS = ("heuristic", "previous", "none")
+EMPHASES = ("none", "heuristics", "feasibility")
+
+
+def emphasis_options(emphasis: str) -> dict[str, Any]:
+    """The SCIP parameters a pyscipopt preset changes: Pyomo passes parameters, not presets."""
+    if emphasis == "none":
+        return {}
+    import pyscipopt
+
+    scratch = pyscipopt.Model()
+    base = scratch.getParams()
+    if emphasis == "heuristics":
+        scratch.setHeuristics(pyscipopt.SCIP_PARAMSETTING.AGGRESSIVE)
+    else:
+        scratch.setEmphasis(pyscipopt.SCIP_PARAMEMPHASIS.FEASIBILITY)
+    return {k: v for k, v in scratch.getParams().items() if base[k] != v}
+
+
 def _fmt(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.6g}"
 
@@ -50,7 +92,15 @@ def _fmt(value: float | None) -> str:
 class Scip(Solver):
     name = "scip"
     description = "SCIP (via pyscipopt) on the Pyomo MIQP: global optimum with certified gap"
-    parameters = {"rel_gap": 1e-9, "time_limit": 60.0, "persistent": True}
+    parameters = {
+        "rel_gap": 1e-9,
+        "time_limit": 60.0,
+        "persistent": True,
+        "formulation": "perspective",
+        "warm_start": "heuristic",
+        "emphasis": "none",
+    }
+    parameter_choices = {"formulation": FORMULATIONS, "warm_start": WARM_STARTS, "emphasis": EMPHASES}
     # rel_gap: a fraction below 1; time_limit: positive and below SCIP's own infinity (1e20),
     # past which SCIP rejects the setting after the model is built.
     parameter_ranges = {"rel_gap": (0.0, 0.999999), "time_limit": (1e-3, 1e9)}
@@ -63,12 +113,13 @@ class Scip(Solver):
         return Label(f"SCIP (gap {short_number(params.get('rel_gap', cls.parameters['rel_gap']))})", "exact")
 
     _prepared: tuple[Problem, Any, Any] | None = None  # (problem, model, persistent solver) from prepare
+    _previous_on: Any = None  # commitment of the last answer, for warm_start=previous
 
     def prepare(self, problem: Problem) -> None:
         """Build the model once and hand it to SCIP, outside every state's clock (see the module)."""
         if not self.params["persistent"]:
             return
-        model = build_model(problem)
+        model = build_model(problem, self.params["formulation"])
         solver = SolverFactory("scip_persistent")
         solver.set_instance(model)
         self._prepared = (problem, model, solver)
@@ -83,11 +134,17 @@ class Scip(Solver):
             _, model, solver = self._prepared
         else:
             solver = SolverFactory(factory)
+        options = {
+            "randomization/randomseedshift": int(seed) % _SCIP_INT_MAX,
+            **emphasis_options(self.params["emphasis"]),
+        }
         for state in states:
             start = time.perf_counter()
             if model is None or not self.params["persistent"]:
-                model = build_model(problem)
+                model = build_model(problem, self.params["formulation"])
             set_state(model, problem, state)
+            loaded = time.perf_counter()
+            heuristic, warm = self._warm_start(model, problem, state)
             built = time.perf_counter()
             # the limit is per state and counts the model build: at 128 regions Pyomo's build and
             # the hand-over to SCIP take seconds, which a caller's deadline must include
@@ -98,13 +155,42 @@ class Scip(Solver):
                 time_limit=remaining,
                 raise_exception_on_nonoptimal_result=False,
                 load_solutions=False,
-                solver_options={"randomization/randomseedshift": int(seed) % _SCIP_INT_MAX},
+                warmstart_discrete_vars=warm,
+                solver_options=options,
             )
             solved = time.perf_counter()
-            answers.append(self._answer(result, model, problem, built - start, solved - built, limit))
+            answer = self._answer(result, model, problem, built - start, solved - built, limit, (state, heuristic))
+            answer.info["warm_start_s"] = built - loaded  # inside build_s: the state's own clock
+            if problem.commitment and answer.dispatch is not None:
+                self._previous_on = answer.dispatch.on
+            answers.append(answer)
         return answers
 
-    def _answer(self, result, model, problem: Problem, build_s: float, solve_s: float, limit: float) -> Answer:
+    def _warm_start(self, model, problem: Problem, state: State) -> tuple[Dispatch | None, bool]:
+        """Write the start's commitment into ``u`` (SCIP completes the continuous part itself)."""
+        if not problem.commitment or self.params["warm_start"] == "none":
+            return None, False
+        if self.params["warm_start"] == "previous":
+            if self._previous_on is None or len(self._previous_on) != len(problem.groups):
+                return None, False
+            set_commitment(model, problem, self._previous_on)
+            return None, True
+        heuristic = price_commitment(problem, state)
+        if heuristic is None:
+            return None, False
+        set_commitment(model, problem, heuristic.on)
+        return heuristic, True
+
+    def _answer(
+        self,
+        result,
+        model,
+        problem: Problem,
+        build_s: float,
+        solve_s: float,
+        limit: float,
+        warm: tuple[State, Dispatch | None] | None = None,
+    ) -> Answer:
         tc = result.termination_condition
         primal, dual = result.incumbent_objective, result.objective_bound
         gap = None
@@ -143,6 +229,15 @@ class Scip(Solver):
             if msg:
                 info["note"] = msg  # scoring keeps info for every row, the message only for some statuses
             return Answer(read_dispatch(model, problem), status, msg, total, info)
+        if tc in _LIMITS and warm is not None and warm[1] is not None:
+            state, heuristic = warm
+            msg = (
+                f"time limit reached before SCIP's own first incumbent: the warm start's dispatch "
+                f"(budget {limit:g} s), dual bound {_fmt(dual)}"
+            )
+            primal = evaluate(problem, state, heuristic).cost
+            info.update(note=msg, time_limit_reached=True, answer_from="warm start", primal_bound=primal)
+            return Answer(heuristic, Status.FEASIBLE, msg, total, info)
         if tc in _LIMITS:
             return Answer(
                 None,

@@ -11,7 +11,9 @@ Formulations of the on/off cost ``a·P² + b·P + c·u`` over ``P ∈ {0} ∪ [p
   (Pyomo hands SCIP one epigraph row ``z ≥ Σ cost``);
 - ``perspective``: each quadratic group's cost through its own epigraph ``s_g`` with the rotated
   cone ``P² ≤ s·u`` (the perspective of ``a·P²``: exact at ``u ∈ {0, 1}``, and its continuous
-  relaxation is the convex hull of the on/off set, so the root bound is much tighter).
+  relaxation is the convex hull of the on/off set, so the root bound is much tighter);
+- ``epigraph``: the same per-group epigraphs without the perspective, ``P² ≤ s`` (it separates what
+  splitting the cost row buys from what the cone buys).
 
 ``bounds="state"`` writes the state's V2G availability as a variable bound of ``P`` and keeps the
 commitment rows' coefficients constant (``P ≤ p_max·u``); ``bounds="param"`` (today's) multiplies
@@ -27,7 +29,7 @@ import pyomo.environ as pyo
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem, State
 
-FORMULATIONS = ("bigm", "perspective")
+FORMULATIONS = ("bigm", "perspective", "epigraph")
 BOUNDS = ("param", "state")
 
 
@@ -67,11 +69,14 @@ def build_model(problem: Problem, formulation: str = "bigm", bounds: str = "para
         ),
     )
     m.grid_conservation = pyo.Constraint(expr=sum(m.T[r] for r in m.R) == 0)
-    if formulation == "perspective":
+    if formulation in ("perspective", "epigraph"):
         quadratic = [g for g in problem.group_names if groups[g].quadratic_cost > 0]
         m.Q = pyo.Set(initialize=quadratic, ordered=True)
         m.s = pyo.Var(m.Q, bounds=lambda _, g: (0.0, groups[g].p_max ** 2))
-        m.perspective = pyo.Constraint(m.Q, rule=lambda m, g: m.P[g] ** 2 <= m.s[g] * m.u[g])
+        if formulation == "perspective":
+            m.perspective = pyo.Constraint(m.Q, rule=lambda m, g: m.P[g] ** 2 <= m.s[g] * m.u[g])
+        else:
+            m.perspective = pyo.Constraint(m.Q, rule=lambda m, g: m.P[g] ** 2 <= m.s[g])
         m.cost = pyo.Objective(
             expr=sum(groups[g].quadratic_cost * m.s[g] for g in m.Q)
             + sum(groups[g].linear_cost * m.P[g] + groups[g].fixed_cost * m.u[g] for g in m.G),
