@@ -45,12 +45,12 @@ from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver, s
 from dispatchbench.contract.status import Status
 from dispatchbench.formulations.compile_pyomo import (
     FORMULATIONS,
+    add_start,
     build_model,
     read_dispatch,
-    set_commitment,
     set_state,
 )
-from dispatchbench.formulations.price_commitment import price_commitment
+from dispatchbench.formulations.price_commitment import clear_commitment, price_commitment
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
@@ -142,9 +142,14 @@ class Scip(Solver):
             start = time.perf_counter()
             if model is None or not self.params["persistent"]:
                 model = build_model(problem, self.params["formulation"])
+                if self.params["persistent"]:
+                    solver.set_instance(model)  # a start needs SCIP's model before the solve
             set_state(model, problem, state)
             loaded = time.perf_counter()
-            heuristic, warm = self._warm_start(model, problem, state)
+            # a rebuilt model's SCIP model is made inside the solve: no start can be handed over
+            heuristic = self._warm_start(problem, state) if self.params["persistent"] else None
+            if heuristic is not None:
+                add_start(solver, model, problem, heuristic)
             built = time.perf_counter()
             # the limit is per state and counts the model build: at 128 regions Pyomo's build and
             # the hand-over to SCIP take seconds, which a caller's deadline must include
@@ -155,7 +160,6 @@ class Scip(Solver):
                 time_limit=remaining,
                 raise_exception_on_nonoptimal_result=False,
                 load_solutions=False,
-                warmstart_discrete_vars=warm,
                 solver_options=options,
             )
             solved = time.perf_counter()
@@ -166,20 +170,16 @@ class Scip(Solver):
             answers.append(answer)
         return answers
 
-    def _warm_start(self, model, problem: Problem, state: State) -> tuple[Dispatch | None, bool]:
-        """Write the start's commitment into ``u`` (SCIP completes the continuous part itself)."""
-        if not problem.commitment or self.params["warm_start"] == "none":
-            return None, False
+    def _warm_start(self, problem: Problem, state: State) -> Dispatch | None:
+        """The start's complete dispatch: a price-cleared merit order, or the previous answer's
+        commitment re-cleared for this state (``None`` when it cannot serve this state)."""
+        if self.params["warm_start"] == "none":
+            return None
         if self.params["warm_start"] == "previous":
             if self._previous_on is None or len(self._previous_on) != len(problem.groups):
-                return None, False
-            set_commitment(model, problem, self._previous_on)
-            return None, True
-        heuristic = price_commitment(problem, state)
-        if heuristic is None:
-            return None, False
-        set_commitment(model, problem, heuristic.on)
-        return heuristic, True
+                return None
+            return clear_commitment(problem, state, self._previous_on)
+        return price_commitment(problem, state)
 
     def _answer(
         self,

@@ -3,6 +3,7 @@ cross-check of the convex QP against HiGHS, and persistent vs rebuilt models agr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,43 @@ def test_time_limit_gives_the_incumbent_as_feasible_or_a_timeout_never_a_claim_o
         assert dual is None or dual <= answer.info["primal_bound"] + 1e-6
         # the warm start's dispatch stands in when SCIP had no incumbent of its own yet
         assert answer.info["primal_bound"] == pytest.approx(evaluate(problem, states[0], answer.dispatch).cost)
+
+
+# ---- SCIP at its best (issue 21): formulations and warm starts keep the optimum ---------------
+
+
+def test_every_formulation_and_warm_start_reaches_the_default_optimum(paper, table_iv):
+    states = [table_iv, *random_feasible_states(paper, 1, seed=5)]
+    default = solve_and_score(paper, states, make_solver("scip"))
+    assert default[0].cost == pytest.approx(4903.9687, rel=1e-6)
+    for spec in (
+        "scip[formulation=bigm,warm_start=none]",  # the model SCIP used before issue 21
+        "scip[formulation=epigraph,warm_start=previous,emphasis=heuristics]",
+    ):
+        other = solve_and_score(paper, states, make_solver(spec))
+        for d, o in zip(default, other):
+            assert d.status == o.status == "optimal", (spec, o.state, o.reason)
+            assert o.cost == pytest.approx(d.cost, rel=1e-6), (spec, o.state)
+
+
+def test_price_commitment_is_a_feasible_near_optimal_start_in_milliseconds():
+    from dispatchbench.formulations.price_commitment import price_commitment
+
+    problem, states = _generated(8, (16, 76))
+    answers = make_solver("scip[warm_start=none]").solve(problem, states)
+    for state, answer in zip(states, answers):
+        start = time.perf_counter()
+        dispatch = price_commitment(problem, state)
+        assert time.perf_counter() - start < 1.0
+        verdict = evaluate(problem, state, dispatch)
+        assert verdict.feasible, verdict
+        optimum = evaluate(problem, state, answer.dispatch).cost
+        # a start, not an answer: feasible, never below the optimum, and close to it here
+        assert optimum * (1 - 1e-9) <= verdict.cost <= optimum * 1.05, (state.label, verdict.cost, optimum)
+
+
+def test_heuristic_warm_start_is_timed_and_the_default_stays_certified():
+    problem, states = _generated(8, (40,))
+    [answer] = make_solver("scip").solve(problem, states)
+    assert answer.status == "optimal" and answer.info["gap"] <= 1e-6
+    assert 0 < answer.info["warm_start_s"] <= answer.info["build_s"]

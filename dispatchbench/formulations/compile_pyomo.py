@@ -23,6 +23,8 @@ of two variables (a bilinear row) that SCIP's presolve must first linearise.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyomo.environ as pyo
 
@@ -101,11 +103,40 @@ def set_state(model: pyo.ConcreteModel, problem: Problem, state: State) -> None:
         model.upper[g] = float(ub)
 
 
-def set_commitment(model: pyo.ConcreteModel, problem: Problem, on: np.ndarray) -> None:
-    """Write a commitment into ``u``'s values: what ``warmstart_discrete_vars`` hands SCIP."""
-    for g, value in zip(problem.group_names, on):
+def add_start(solver: Any, model: pyo.ConcreteModel, problem: Problem, dispatch: Dispatch) -> None:
+    """Hand SCIP a complete starting solution on Pyomo's persistent model.
+
+    Why not Pyomo's ``warmstart_discrete_vars``: it adds a *partial* solution (the binaries only),
+    and SCIP keeps partial solutions in its original-problem storage across re-solves of a
+    persistent model, so after ``limits/maxorigsol`` (10) states every solve fails ("Cannot add
+    partial solution to storage"). A complete solution has no such limit and needs no completion
+    sub-MIP. It must give every SCIP variable a value, including those Pyomo adds behind the
+    model's back: the mutable parameters (SCIP variables fixed to their value) and the objective's
+    epigraph variable; those live in the interface's private maps, which is why this reaches in.
+    The transformed problem is freed first: Pyomo frees it only when a parameter changed. A
+    rebuilt model (``persistent=false``) gets no start: ``scip_direct`` makes SCIP's model inside
+    its solve.
+    """
+    solver.update()  # Pyomo's pending parameter changes first: they free the transformed problem
+    scip = solver._solver_model
+    if scip.getStage() > 1:  # SCIP_STAGE_PROBLEM = 1: a start can only be added before transforming
+        scip.freeTransform()
+    for k, g in enumerate(problem.group_names):
         if not model.u[g].fixed:
-            model.u[g].set_value(1 if value else 0)
+            model.u[g].set_value(1 if dispatch.on[k] else 0)
+        model.P[g].set_value(float(dispatch.power[k]))
+        if hasattr(model, "s") and g in model.s:
+            model.s[g].set_value(float(dispatch.power[k]) ** 2)
+    for k, r in enumerate(problem.region_names):
+        model.T[r].set_value(float(dispatch.imports[k]))
+    sol = scip.createOrigSol()
+    for var, scip_var in solver._pyomo_var_to_solver_var_map.items():
+        scip.setSolVal(sol, scip_var, var.value)
+    for param, scip_var in solver._pyomo_param_to_solver_param_map.items():
+        scip.setSolVal(sol, scip_var, param.value)
+    if getattr(solver, "_obj_var", None) is not None:
+        scip.setSolVal(sol, solver._obj_var, pyo.value(model.cost))
+    scip.addSol(sol, free=True)
 
 
 def read_dispatch(model: pyo.ConcreteModel, problem: Problem) -> Dispatch:

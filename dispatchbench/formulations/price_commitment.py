@@ -52,6 +52,14 @@ def _priority(problem: Problem, state: State) -> list[int]:
     return must + [g for g in order if g not in set(must)]
 
 
+def clear_commitment(problem: Problem, state: State, on: np.ndarray) -> Dispatch | None:
+    """The economic dispatch of a given commitment (e.g. the previous interval's), or ``None``
+    when that commitment cannot meet this state's balances."""
+    on = np.asarray(on, dtype=bool) if problem.commitment else np.ones(len(problem.groups), dtype=bool)
+    power, imports, cost, _ = _clear(problem, state, on[None])
+    return Dispatch(on.copy(), power[0], imports[0]) if np.isfinite(cost[0]) else None
+
+
 def price_commitment(problem: Problem, state: State, rounds: int = 8) -> Dispatch | None:
     """The cheapest feasible dispatch found, or ``None`` when no commitment tried was feasible."""
     n = len(problem.groups)
