@@ -25,6 +25,10 @@ table is rewritten to ``benchmarks/results/scip-best.md``.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads spinning would count as CPU time
+
 import argparse
 import json
 import statistics
@@ -270,6 +274,24 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(files: list[Path], out: Path) -> None:
+    """Runs of different sizes and variants, made in parallel processes, into one result."""
+    result: dict[str, Any] = {"sizes": {}}
+    for path in files:
+        part = json.loads(path.read_text())
+        result["metadata"] = part.get("metadata")
+        for regions, size in part["sizes"].items():
+            into = result["sizes"].setdefault(regions, {**size, "variants": {}})
+            into["variants"].update(size["variants"])
+    for size in result["sizes"].values():
+        order = [name for name in VARIANTS if name in size["variants"]]
+        size["variants"] = {name: size["variants"][name] for name in order}
+        summarise(size)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text(table(result))
+    print(table(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regions", type=int, required=True)
@@ -277,7 +299,16 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=120.0, help="CPU seconds per state")
     parser.add_argument("--states", type=int, default=len(PICKS))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="instead of running: merge these result files into --out (later files win per variant)",
+    )
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     problem = generate_problem(args.regions, 1000)
     pairs = pick_states(problem)[: args.states]

@@ -12,6 +12,10 @@ only check the chosen default.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads spinning would count as CPU time
+
 import argparse
 import json
 import time

@@ -103,6 +103,13 @@ def set_state(model: pyo.ConcreteModel, problem: Problem, state: State) -> None:
         model.upper[g] = float(ub)
 
 
+def _within(var: Any, value: float) -> float:
+    """``value`` clipped to the variable's bounds: a balanced dispatch may sit a round-off past a
+    CS limit (-140.00000000000003), which Pyomo warns about and SCIP only tolerates."""
+    lb, ub = var.bounds
+    return float(min(max(value, -np.inf if lb is None else lb), np.inf if ub is None else ub))
+
+
 def add_start(solver: Any, model: pyo.ConcreteModel, problem: Problem, dispatch: Dispatch) -> None:
     """Hand SCIP a complete starting solution on Pyomo's persistent model.
 
@@ -124,11 +131,11 @@ def add_start(solver: Any, model: pyo.ConcreteModel, problem: Problem, dispatch:
     for k, g in enumerate(problem.group_names):
         if not model.u[g].fixed:
             model.u[g].set_value(1 if dispatch.on[k] else 0)
-        model.P[g].set_value(float(dispatch.power[k]))
+        model.P[g].set_value(_within(model.P[g], dispatch.power[k]))
         if hasattr(model, "s") and g in model.s:
             model.s[g].set_value(float(dispatch.power[k]) ** 2)
     for k, r in enumerate(problem.region_names):
-        model.T[r].set_value(float(dispatch.imports[k]))
+        model.T[r].set_value(_within(model.T[r], dispatch.imports[k]))
     sol = scip.createOrigSol()
     for var, scip_var in solver._pyomo_var_to_solver_var_map.items():
         scip.setSolVal(sol, scip_var, var.value)
