@@ -19,17 +19,21 @@ Every answer records its budget (``time_budget_s``) and whether it stopped there
 
 SCIP at its best (issue 21; ``benchmarks/bench_scip_best.py``, docs/classical-backends.md):
 
-- ``formulation``: ``perspective`` (default) writes each on/off quadratic cost through the rotated
-  cone ``P² ≤ s·u``, whose relaxation is the convex hull of the on/off set; ``bigm`` is the textbook
-  model SCIP used before (same optima, weaker bound).
-- ``warm_start``: ``heuristic`` (default) hands SCIP the commitment of a price-clearing merit-order
-  dispatch (``formulations/price_commitment.py``, tens of ms, inside the state's clock) through
-  Pyomo's ``warmstart_discrete_vars``; SCIP completes it and starts from it. ``previous`` hands over
-  the commitment of this solver's previous answer (the previous interval when states come in
-  order); ``none`` starts cold. When SCIP stops at its budget with no incumbent of its own, the
-  heuristic dispatch is the answer (``feasible``, ``info["answer_from"] = "warm start"``).
+- ``formulation``: ``perspective`` writes each on/off quadratic cost through the rotated cone
+  ``P² ≤ s·u``, whose relaxation is the convex hull of the on/off set; ``bigm`` is the textbook
+  model (SCIP's only model before); ``epigraph`` splits the cost row per group without the cone.
+  All give the same optima. ``auto`` (default): ``perspective`` above ``AUTO_GROUPS`` groups,
+  ``bigm`` at or below, where the cone measured slower.
+- ``warm_start``: ``heuristic`` hands SCIP a complete start, a price-cleared merit-order dispatch
+  (``formulations/price_commitment.py``, 0.2-0.5 s CPU at 128-256 regions, inside the state's
+  clock, within ~0.1 % of the optimum on the measured states); ``previous`` re-clears this solver's
+  previous answer's commitment for the new state (the previous interval when states come in order);
+  ``none`` starts cold. ``auto`` (default): ``heuristic`` above ``AUTO_GROUPS`` groups, else
+  ``none``. When SCIP stops at its budget with no incumbent of its own, the start is the answer
+  (``feasible``, ``info["answer_from"] = "warm start"``). Only a persistent model takes a start.
 - ``emphasis``: ``none`` (default); ``heuristics`` (pyscipopt's aggressive primal heuristics) and
-  ``feasibility`` (SCIP's feasibility emphasis), passed as the parameters those presets change.
+  ``feasibility`` (SCIP's feasibility emphasis), passed as the parameters those presets change
+  (Pyomo passes parameters, not presets). Neither helped at 32 regions.
 """
 
 from __future__ import annotations
@@ -66,7 +70,12 @@ _LIMITS = {TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimi
 CERTIFIED_GAP = 1e-6  # relative primal-dual gap at or below which an answer is reported "optimal"
 
 
-WARM_STARTS = ("heuristic", "previous", "none")
+WARM_STARTS = ("auto", "heuristic", "previous", "none")
+# "auto": the perspective cone and the heuristic start above this many groups, today's big-M model
+# with a cold start at or below it. Measured (benchmarks/results/scip-best.md): at 80 groups the
+# strong settings cost 1.1-1.4x the CPU time to optimality, at 319 groups (128 regions) the
+# perspective alone saved ~20 % and its incumbent after 10 s was optimal where big-M's was 10 % off.
+AUTO_GROUPS = 200
 EMPHASES = ("none", "heuristics", "feasibility")
 
 
@@ -96,11 +105,24 @@ class Scip(Solver):
         "rel_gap": 1e-9,
         "time_limit": 60.0,
         "persistent": True,
-        "formulation": "perspective",
-        "warm_start": "heuristic",
+        "formulation": "auto",
+        "warm_start": "auto",
         "emphasis": "none",
     }
-    parameter_choices = {"formulation": FORMULATIONS, "warm_start": WARM_STARTS, "emphasis": EMPHASES}
+    parameter_choices = {"formulation": ("auto", *FORMULATIONS), "warm_start": WARM_STARTS, "emphasis": EMPHASES}
+
+    def _formulation(self, problem: Problem) -> str:
+        chosen = self.params["formulation"]
+        if chosen == "auto":
+            return "perspective" if len(problem.groups) > AUTO_GROUPS else "bigm"
+        return chosen
+
+    def _start_kind(self, problem: Problem) -> str:
+        chosen = self.params["warm_start"]
+        if chosen == "auto":
+            return "heuristic" if len(problem.groups) > AUTO_GROUPS else "none"
+        return chosen
+
     # rel_gap: a fraction below 1; time_limit: positive and below SCIP's own infinity (1e20),
     # past which SCIP rejects the setting after the model is built.
     parameter_ranges = {"rel_gap": (0.0, 0.999999), "time_limit": (1e-3, 1e9)}
@@ -119,7 +141,7 @@ class Scip(Solver):
         """Build the model once and hand it to SCIP, outside every state's clock (see the module)."""
         if not self.params["persistent"]:
             return
-        model = build_model(problem, self.params["formulation"])
+        model = build_model(problem, self._formulation(problem))
         solver = SolverFactory("scip_persistent")
         solver.set_instance(model)
         self._prepared = (problem, model, solver)
@@ -141,7 +163,7 @@ class Scip(Solver):
         for state in states:
             start = time.perf_counter()
             if model is None or not self.params["persistent"]:
-                model = build_model(problem, self.params["formulation"])
+                model = build_model(problem, self._formulation(problem))
                 if self.params["persistent"]:
                     solver.set_instance(model)  # a start needs SCIP's model before the solve
             set_state(model, problem, state)
@@ -173,9 +195,10 @@ class Scip(Solver):
     def _warm_start(self, problem: Problem, state: State) -> Dispatch | None:
         """The start's complete dispatch: a price-cleared merit order, or the previous answer's
         commitment re-cleared for this state (``None`` when it cannot serve this state)."""
-        if self.params["warm_start"] == "none":
+        kind = self._start_kind(problem)
+        if kind == "none":
             return None
-        if self.params["warm_start"] == "previous":
+        if kind == "previous":
             if self._previous_on is None or len(self._previous_on) != len(problem.groups):
                 return None
             return clear_commitment(problem, state, self._previous_on)

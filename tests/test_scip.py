@@ -210,7 +210,7 @@ def test_every_formulation_and_warm_start_reaches_the_default_optimum(paper, tab
     before = solve_and_score(paper, states, make_solver("scip[formulation=bigm,warm_start=none]"))
     assert before[0].cost == pytest.approx(4903.9687, rel=1e-6)
     for spec, some in (
-        ("scip", states),
+        ("scip[formulation=perspective,warm_start=heuristic]", states),
         ("scip[warm_start=previous]", states[:3]),
         ("scip[formulation=epigraph]", states[:3]),
     ):
@@ -236,8 +236,20 @@ def test_price_commitment_is_a_feasible_near_optimal_start_in_milliseconds():
         assert optimum * (1 - 1e-9) <= verdict.cost <= optimum * 1.05, (state.label, verdict.cost, optimum)
 
 
-def test_heuristic_warm_start_is_timed_and_the_default_stays_certified():
+def test_heuristic_warm_start_is_timed_and_stays_certified():
     problem, states = _generated(8, (40,))
-    [answer] = make_solver("scip").solve(problem, states)
+    [answer] = make_solver("scip[warm_start=heuristic]").solve(problem, states)
     assert answer.status == "optimal" and answer.info["gap"] <= 1e-6
     assert 0 < answer.info["warm_start_s"] <= answer.info["build_s"]
+
+
+def test_auto_defaults_keep_the_big_m_model_on_small_instances_and_the_cone_on_large(paper):
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    scip = make_solver("scip")
+    large = generate_problem(128, 3000)
+    assert len(large.groups) > 200 >= len(paper.groups)
+    assert (scip._formulation(paper), scip._start_kind(paper)) == ("bigm", "none")
+    assert (scip._formulation(large), scip._start_kind(large)) == ("perspective", "heuristic")
+    chosen = make_solver("scip[formulation=epigraph,warm_start=previous]")
+    assert (chosen._formulation(large), chosen._start_kind(large)) == ("epigraph", "previous")
