@@ -247,7 +247,8 @@ def table(result: dict[str, Any]) -> str:
         + " of validation day 0. Time to optimality: `rel_gap=1e-9`, CPU seconds of the process from loading "
         "the state (SCIP runs single-threaded in it; a heuristic warm start's time included, the model build "
         "not); mean · max over the states, (mean wall seconds) beside it: the machine (2 cores) was shared with "
-        "other jobs, so wall time ran 1.5-3x the CPU time and is noisy. "
+        "other jobs (load average 4-15), so wall time ran 1.5-19x the CPU time and is noisy; SCIP's time "
+        "limit (120 s) was on its CPU clock. "
         "Gap after t CPU s: the best incumbent found by then (evaluator cost) against the best known optimum; "
         "mean (max) over states, `none` when a state had no incumbent yet. *same optimum*: the certified "
         "optimum equals today's within 1e-6 relative on every state.",

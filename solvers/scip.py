@@ -72,10 +72,10 @@ CERTIFIED_GAP = 1e-6  # relative primal-dual gap at or below which an answer is 
 
 WARM_STARTS = ("auto", "heuristic", "previous", "none")
 # "auto": the perspective cone and the heuristic start above this many groups, today's big-M model
-# with a cold start at or below it. Measured (benchmarks/results/scip-best.md): at 80 groups the
-# strong settings cost 1.1-1.4x the CPU time to optimality, at 319 groups (128 regions) the
-# perspective alone saved ~20 % and its incumbent after 10 s was optimal where big-M's was 10 % off.
-AUTO_GROUPS = 200
+# with a cold start at or below it. Measured (benchmarks/results/scip-best.md and
+# scip-default-check.json): at 37-80 groups the strong settings took 1.05-1.6x the CPU time to
+# optimality of big-M; at 166 groups 0.78x, at 319 0.83x, at 645 0.29x, with far better incumbents.
+AUTO_GROUPS = 120
 EMPHASES = ("none", "heuristics", "feasibility")
 
 

@@ -248,7 +248,7 @@ def test_auto_defaults_keep_the_big_m_model_on_small_instances_and_the_cone_on_l
 
     scip = make_solver("scip")
     large = generate_problem(128, 3000)
-    assert len(large.groups) > 200 >= len(paper.groups)
+    assert len(large.groups) > 120 >= len(paper.groups)
     assert (scip._formulation(paper), scip._start_kind(paper)) == ("bigm", "none")
     assert (scip._formulation(large), scip._start_kind(large)) == ("perspective", "heuristic")
     chosen = make_solver("scip[formulation=epigraph,warm_start=previous]")
