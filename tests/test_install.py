@@ -218,7 +218,13 @@ def test_no_solver_at_all_is_an_error_that_says_where_it_looked(capsys, monkeypa
     ):
         assert text in line, text
     if "--json" in args:
-        assert json.loads(out) == {"dispatchbench_version": __version__, "solvers": [], "broken": []}
+        assert json.loads(out) == {
+            "dispatchbench_version": __version__,
+            "solvers": [],
+            "broken": [],
+            "shadowed": [],
+            "solver_path_problems": [],
+        }
 
 
 # ---- naming bundled problem files ------------------------------------------------------------------

@@ -492,7 +492,7 @@ def test_toml_numbers_follow_the_toml_spec_underscores_included(tmp_path):
 
 @pytest.mark.parametrize("path", [5, None, 1.5, ["a.toml"]])
 def test_a_path_that_is_not_a_path_is_one_line(path):
-    with pytest.raises(InputError, match="is not a path — fix: give the path as a str or pathlib.Path"):
+    with pytest.raises(InputError, match="is not a path — fix: give .* as a str or pathlib.Path"):
         load_problem(path)
 
 

@@ -39,7 +39,7 @@ from dispatchbench import Answer, Dispatch, Solver, Status
 
 
 class MeritOrder(Solver):
-    name = "merit_order"
+    name = "priority_list"
     description = "cheapest groups first (test plugin of tests/test_plugin_author_errors.py)"
     parameters = {"mistake": "ok"}
 
@@ -69,7 +69,7 @@ class MeritOrder(Solver):
 def plugin_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "plugins"
     folder.mkdir()
-    (folder / "merit_order.py").write_text(MERIT_ORDER)
+    (folder / "priority_list.py").write_text(MERIT_ORDER)
     monkeypatch.setenv(SOLVER_PATH_ENV, str(folder))
     return folder
 
@@ -87,7 +87,7 @@ def table_iv(problem):
 class Returns(Solver):
     """A plugin object whose ``solve`` returns whatever the test hands it (built per state)."""
 
-    name = "merit_order"
+    name = "priority_list"
     parameters: dict = {}
 
     def __init__(self, make, **params) -> None:
@@ -114,19 +114,19 @@ def full(problem, state) -> Dispatch:
 def test_a_dispatch_returned_for_an_answer_is_named(problem, table_iv):
     why = reason_of(problem, table_iv, lambda p, s: [full(p, s[0])])
     assert why == (
-        "merit_order.solve: state 'tableIV': returned a Dispatch, not an Answer — fix: wrap it: "
+        "priority_list.solve: state 'tableIV': returned a Dispatch, not an Answer — fix: wrap it: "
         "Answer(dispatch, Status.FEASIBLE)"
     )
 
 
 def test_a_bare_dispatch_instead_of_a_list_is_named(problem, table_iv):
     why = reason_of(problem, table_iv, lambda p, s: full(p, s[0]))
-    assert why.startswith("merit_order.solve returned a Dispatch, not a list of Answer — fix: return [Answer(")
+    assert why.startswith("priority_list.solve returned a Dispatch, not a list of Answer — fix: return [Answer(")
 
 
 def test_power_for_7_groups_of_9_is_named_with_the_groups(problem, table_iv):
     why = reason_of(problem, table_iv, lambda p, s: [Answer(Dispatch.from_power(p, s[0], np.zeros(7)), "feasible")])
-    assert why.startswith(f"merit_order.solve: state 'tableIV': Dispatch.from_power: power has 7 entries, {NINE}")
+    assert why.startswith(f"priority_list.solve: state 'tableIV': Dispatch.from_power: power has 7 entries, {NINE}")
     assert "matmul" not in why and "core dimension" not in why
     assert f"(at {__file__}:" in why  # the plugin's line, not the package's
 
@@ -138,7 +138,7 @@ def test_a_dispatch_built_by_hand_with_short_vectors_is_named(problem, table_iv)
 
     assert (
         reason_of(problem, table_iv, make)
-        == "merit_order.solve: state 'tableIV': imports has 3 entries, expected 4 (A … D)"
+        == "priority_list.solve: state 'tableIV': imports has 3 entries, expected 4 (A … D)"
     )
 
 
@@ -149,36 +149,38 @@ def test_non_finite_power_and_a_status_without_dispatch_are_named(problem, table
         power[8] = np.nan
         return [Answer(Dispatch(d.on, power, d.imports), Status.FEASIBLE)]
 
-    assert reason_of(problem, table_iv, nan).startswith("merit_order.solve: state 'tableIV': power[8] (ASC9) is nan")
+    assert reason_of(problem, table_iv, nan).startswith("priority_list.solve: state 'tableIV': power[8] (ASC9) is nan")
     why = reason_of(problem, table_iv, lambda p, s: [Answer(None, Status.FEASIBLE)])
-    assert why.startswith("merit_order.solve: state 'tableIV': status 'feasible' without a dispatch — fix:")
+    assert why.startswith("priority_list.solve: state 'tableIV': status 'feasible' without a dispatch — fix:")
 
 
 def test_two_answers_for_one_state_are_named(problem, table_iv):
     why = reason_of(problem, table_iv, lambda p, s: [Answer(None, "error"), Answer(None, "error")])
-    assert why.startswith("merit_order.solve returned 2 answers for 1 state — fix:")
+    assert why.startswith("priority_list.solve returned 2 answers for 1 state — fix:")
 
 
 def test_a_parameter_default_of_none_breaks_the_contract_at_load(plugin_dir):
     capped = plugin_dir / "capped.py"
     capped.write_text(
-        MERIT_ORDER.replace('"merit_order"', '"capped"').replace('{"mistake": "ok"}', '{"mistake": "ok", "cap": None}')
+        MERIT_ORDER.replace('"priority_list"', '"capped"').replace(
+            '{"mistake": "ok"}', '{"mistake": "ok", "cap": None}'
+        )
     )
     # what `solvers` does with each plugin file: import it in a child and describe its classes
-    described = describe_origins([str(capped), str(plugin_dir / "merit_order.py")], 120)
+    described = describe_origins([str(capped), str(plugin_dir / "priority_list.py")], 120)
     assert described[str(capped)] == (
         None,
         "TypeError: MeritOrder: parameter 'cap' defaults to None, which a spec's text cannot be cast to (the plugin "
         "would get a str) — fix: a str, int, float or bool default (0.0, '' or False for 'not given')",
     )
-    classes, _ = described[str(plugin_dir / "merit_order.py")]  # the same class with castable defaults
-    assert classes is not None and [c["name"] for c in classes] == ["merit_order"]
+    classes, _ = described[str(plugin_dir / "priority_list.py")]  # the same class with castable defaults
+    assert classes is not None and [c["name"] for c in classes] == ["priority_list"]
     assert contract_problems(Returns) == []
 
 
 def test_run_rows_say_each_mistake_in_the_plugins_terms(plugin_dir, tmp_path):
     """Through the cell's child: the one place both ``solve`` and ``run`` pass."""
-    specs = "merit_order[mistake=dispatch],merit_order[mistake=short],merit_order"
+    specs = "priority_list[mistake=dispatch],priority_list[mistake=short],priority_list"
     summary = run_benchmark(
         ROOT / "problems" / "paper-4region.toml",
         [ROOT / "problems" / "paper-4region-tableIV.csv"],
@@ -190,29 +192,32 @@ def test_run_rows_say_each_mistake_in_the_plugins_terms(plugin_dir, tmp_path):
         jobs=2,
     )
     rows = {r["solver"]: r for r in map(json.loads, (tmp_path / "out" / "rows.jsonl").read_text().splitlines())}
-    assert rows["merit_order[mistake=dispatch]"]["reason"].startswith(
-        "merit_order.solve: state 'tableIV': returned a Dispatch, not an Answer"
+    assert rows["priority_list[mistake=dispatch]"]["reason"].startswith(
+        "priority_list.solve: state 'tableIV': returned a Dispatch, not an Answer"
     )
-    short = rows["merit_order[mistake=short]"]["reason"]
-    assert short.startswith(f"merit_order.solve: state 'tableIV': Dispatch.from_power: power has 7 entries, {NINE}")
-    assert "/plugins/merit_order.py:" in short and "scoring.py" not in short
-    assert "Traceback (most recent call last)" in rows["merit_order[mistake=short]"]["info"]["traceback"]
-    ok = rows["merit_order"]  # the same plugin without the mistake: its answer reaches the evaluator
-    assert ok["status"] in ("feasible", "infeasible") and "merit_order.solve" not in ok["reason"]
-    assert sorted(s for s, _ in summary.all_error()) == ["merit_order[mistake=dispatch]", "merit_order[mistake=short]"]
+    short = rows["priority_list[mistake=short]"]["reason"]
+    assert short.startswith(f"priority_list.solve: state 'tableIV': Dispatch.from_power: power has 7 entries, {NINE}")
+    assert "/plugins/priority_list.py:" in short and "scoring.py" not in short
+    assert "Traceback (most recent call last)" in rows["priority_list[mistake=short]"]["info"]["traceback"]
+    ok = rows["priority_list"]  # the same plugin without the mistake: its answer reaches the evaluator
+    assert ok["status"] in ("feasible", "infeasible") and "priority_list.solve" not in ok["reason"]
+    assert sorted(s for s, _ in summary.all_error()) == [
+        "priority_list[mistake=dispatch]",
+        "priority_list[mistake=short]",
+    ]
 
 
 def test_solve_exits_1_when_every_row_is_error_and_traceback_shows_the_plugins(plugin_dir):
     proc = subprocess.run(
         [sys.executable, "-P", "-m", "dispatchbench", "solve", "-p", "paper-4region.toml", "-s",
-         "paper-4region-tableIV.csv", "--solver", "merit_order[mistake=raise]", "--json", "--traceback"],
+         "paper-4region-tableIV.csv", "--solver", "priority_list[mistake=raise]", "--json", "--traceback"],
         capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     [row] = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert row["reason"].startswith("merit_order.solve: state 'tableIV': raised KeyError: 'no price for FDC1' (at ")
+    assert row["reason"].startswith("priority_list.solve: state 'tableIV': raised KeyError: 'no price for FDC1' (at ")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "every row of merit_order[mistake=raise] is error" in errors[0]
+    assert len(errors) == 1 and "every row of priority_list[mistake=raise] is error" in errors[0]
     assert 'raise KeyError("no price for FDC1")' in proc.stderr  # the plugin's own line, in its traceback
 
 
@@ -225,7 +230,7 @@ def test_a_script_without_a_main_guard_runs_on_the_local_dask_cluster(plugin_dir
         textwrap.dedent(f"""
         import dispatchbench as db
         print("script body ran")
-        out = db.run("paper-4region.toml", "paper-4region-tableIV.csv", "merit_order", out={str(tmp_path / "out")!r},
+        out = db.run("paper-4region.toml", "paper-4region-tableIV.csv", "priority_list", out={str(tmp_path / "out")!r},
                      timeout=120, progress=False, executor="dask", jobs=1)
         print("rows in", out)
         """)
@@ -253,7 +258,7 @@ def test_load_problem_and_load_states_take_bundled_names(tmp_path, monkeypatch):
 
 
 def test_a_solver_path_scip_shadowed_by_the_bundled_one_is_reported(plugin_dir, monkeypatch):
-    (plugin_dir / "scip.py").write_text(MERIT_ORDER.replace('"merit_order"', '"scip"'))
+    (plugin_dir / "scip.py").write_text(MERIT_ORDER.replace('"priority_list"', '"scip"'))
     [hidden] = shadowed_plugins()
     assert (hidden.name, hidden.source, hidden.winner_source) == ("scip", "solver path", "bundled")
     # `solvers` / `solvers --json`: the catalogue, limited to the two scip files (importing every
@@ -267,13 +272,13 @@ def test_a_solver_path_scip_shadowed_by_the_bundled_one_is_reported(plugin_dir, 
 
 
 def test_missing_and_file_solver_path_entries_are_reported_and_the_search_is_listed(tmp_path, monkeypatch):
-    plugin = tmp_path / "merit_order.py"
+    plugin = tmp_path / "priority_list.py"
     plugin.write_text(MERIT_ORDER)
     monkeypatch.setenv(SOLVER_PATH_ENV, os.pathsep.join([str(tmp_path / "missing"), str(plugin)]))
     with pytest.raises(SolverNotFound) as info:
-        plan_solvers("merit_order")
+        plan_solvers("priority_list")
     said = str(info.value)
-    assert said.startswith("no solver named 'merit_order'; available: ")
+    assert said.startswith("no solver named 'priority_list'; available: ")
     assert f"folder {tmp_path / 'missing'} (missing: skipped)" in said
     assert f"folder {plugin} (a file, not a folder: skipped)" in said and "bundled plugins (" in said
     from dispatchbench.bench.plugins import discovery_warnings

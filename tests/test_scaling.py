@@ -23,6 +23,7 @@ TINY = """schema = 1
 [study]
 name = "tiny"
 kind = "scaling"
+baseline = "merit_order"
 [generate]
 regions = [2, 3]
 [test_states]

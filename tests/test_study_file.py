@@ -114,6 +114,7 @@ def test_the_scaling_study_holds_the_old_budgets(quick, expected):
     study = load_study("scaling", quick=quick)
     assert study.kind == "scaling" and study.report_name == ("scaling-quick" if quick else "scaling")
     assert study.generate.regions == expected["regions"] and study.generate.seed == 2000
+    assert study.baseline == "merit_order"  # issue 21: every row also compared with the priority-list heuristic
     assert _plain(study.methods) == expected["methods"]
     assert study.test_states == expected["test_states"] and study.run == expected["run"]
     maddpg = study.methods[-1]
@@ -222,7 +223,7 @@ def test_a_good_user_study_loads(tmp_path):
         (SCALING + '[[instances]]\nproblem = "x.toml"\n', "[[instances]]", "keep one of them"),
         (SCALING.replace("[generate]\nregions = [2, 3]\n", ""), "study file", "[generate]"),
         (SCALING.replace("regions = [2, 3]", "regions = [0]"), "[generate] regions", "outside 1..512"),
-        (SCALING.replace('name = "mine"', 'name = "mine"\nbaseline = "scip"'), "[study] baseline", "paper study"),
+        (SCALING.replace('name = "mine"', 'name = "mine"\nbaseline = "nosuch"'), "[study] baseline", "use one of"),
         (SCALING + "[quick]\n[quick.test_states]\nstrid = 3\n", "[quick.test_states] strid", "not a key"),
         (SCALING + "[quick]\nstudy = { name = 'x' }\n", "[quick] study", "not a key"),
         (SCALING + "[[quick.methods]]\nspec = 'pso[a=1,a=2]'\n", "[[quick.methods]] #1 spec", "given twice"),

@@ -186,7 +186,7 @@ class Study:
     quick: bool
     run: RunSettings
     methods: tuple[Method, ...]
-    baseline: str | None = None  # paper: the improvement column's method
+    baseline: str | None = None  # paper: the improvement column's method; scaling: the 'vs baseline %' method
     problem: ProblemCases | None = None  # paper
     test_states: TestStates | None = None
     generate: Generated | None = None  # scaling, generated instances
@@ -439,10 +439,8 @@ def _study(file: Path, folder: Path, sha: str, data: dict[str, Any], quick_paths
     else:
         if top.has("problem"):
             raise top.fail("problem", "is not part of a scaling study", "use [generate] or [[instances]] instead")
-        if baseline is not None:
-            raise head.fail(
-                "baseline", "is only read by a paper study", "remove it (scaling gaps are to exact methods)"
-            )
+        if baseline is not None:  # optional: the method every row is also compared with ('vs baseline %')
+            baseline = _check_baseline(head, baseline, methods)
         if top.has("generate") and top.has("instances"):
             raise top.fail("instances", "and [generate] both give the instances", "keep one of them")
         if not top.has("generate") and not top.has("instances"):
@@ -601,17 +599,18 @@ def _train_steps(entry: _Reader, kind: str) -> int | dict[int, int] | None:
     return out
 
 
-def _check_baseline(head: _Reader, baseline: str, methods: tuple[Method, ...]) -> None:
+def _check_baseline(head: _Reader, baseline: str, methods: tuple[Method, ...]) -> str:
     """The improvement column needs one method that runs as one spec: a listed spec, or the solver
-    name of exactly one listed method that does not train (a trained method is one spec per model)."""
+    name of exactly one listed method that does not train (a trained method is one spec per model).
+    Returns that method's spec."""
     from dispatchbench.bench.plugins import parse_spec
 
     plain = [m for m in methods if not m.trains]
     if any(m.spec == baseline for m in plain):
-        return
+        return baseline
     named = [m for m in plain if parse_spec(m.spec)[0] == baseline]
     if len(named) == 1:
-        return
+        return named[0].spec
     listed = ", ".join(repr(m.spec) for m in plain) or "(none)"
     problem = "matches several methods" if named else "is not a method of the study that runs as one spec"
     raise head.fail("baseline", f"{baseline!r} {problem}", f"use one of: {listed}")
