@@ -70,9 +70,7 @@ class FlipSearch(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
-        own = self.params["time_limit"]
-        if own > 0:
-            time_limit = min(time_limit, own) if time_limit else own
+        time_limit = self.state_time_limit(time_limit)
         search = DistributedSearch(problem, iterations=self.params["iterations"])
         rng = np.random.default_rng(seed)
         return [self._one(problem, state, search, rng, time_limit) for state in states]

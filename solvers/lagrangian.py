@@ -26,9 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
-from dispatchbench.contract.status import Status
 from dispatchbench.formulations.lagrangian import lagrangian
-from dispatchbench.formulations.vector_form import shortfall
 from dispatchbench.model.problem import Problem, State
 
 
@@ -64,9 +62,7 @@ class Lagrangian(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
-        own = self.params["time_limit"]
-        if own > 0:
-            time_limit = min(time_limit, own) if time_limit else own
+        time_limit = self.state_time_limit(time_limit)
         return [self._one(problem, state, time_limit) for state in states]
 
     def _one(self, problem: Problem, state: State, time_limit: float | None) -> Answer:
@@ -100,18 +96,11 @@ class Lagrangian(Solver):
             "time_budget_s": time_limit,
             "stopped_at_budget": result.stopped_at_budget,
         }
-        if not best.workable[0]:
-            short = float(shortfall(problem, state, best.on)[0])
-            return Answer(
-                best.dispatch(),
-                Status.INFEASIBLE,
-                f"no repaired commitment serves the state (short by {short:.3g} kW)",
-                elapsed,
-                info,
-            )
-        message = ""
-        if result.stopped_at_budget:
-            message = f"time limit {time_limit:g} s reached after {result.iterations} price updates; best repair so far"
-            info["time_limit_reached"] = True
-            info["note"] = message
-        return Answer(best.dispatch(), Status.FEASIBLE, message, elapsed, info)
+        return best.answer(
+            problem,
+            state,
+            elapsed,
+            info,
+            unserved="no repaired commitment serves the state",
+            stopped="after the price updates it had time for; best repair so far",
+        )

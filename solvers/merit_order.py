@@ -23,9 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
-from dispatchbench.contract.status import Status
 from dispatchbench.formulations.merit_order import merit_order
-from dispatchbench.formulations.vector_form import shortfall
 from dispatchbench.model.problem import Problem, State
 
 
@@ -47,9 +45,7 @@ class MeritOrder(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
-        own = self.params["time_limit"]
-        if own > 0:
-            time_limit = min(time_limit, own) if time_limit else own
+        time_limit = self.state_time_limit(time_limit)
         return [self._one(problem, state, time_limit) for state in states]
 
     def _one(self, problem: Problem, state: State, time_limit: float | None) -> Answer:
@@ -78,18 +74,11 @@ class MeritOrder(Solver):
             "stopped_at_budget": result.stopped_at_budget,
         }
         best = result.best
-        if not best.workable[0]:
-            short = float(shortfall(problem, state, best.on)[0])
-            return Answer(
-                best.dispatch(),
-                Status.INFEASIBLE,
-                f"merit order found no commitment that serves the state (short by {short:.3g} kW)",
-                elapsed,
-                info,
-            )
-        message = ""
-        if result.stopped_at_budget:
-            message = f"time limit {time_limit:g} s reached in the switch-off pass; best commitment so far"
-            info["time_limit_reached"] = True
-            info["note"] = message
-        return Answer(best.dispatch(), Status.FEASIBLE, message, elapsed, info)
+        return best.answer(
+            problem,
+            state,
+            elapsed,
+            info,
+            unserved="merit order found no commitment that serves the state",
+            stopped="in the switch-off pass; best commitment so far",
+        )

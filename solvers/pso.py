@@ -99,9 +99,7 @@ class Pso(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
-        own = self.params["time_limit"]
-        if own > 0:
-            time_limit = min(time_limit, own) if time_limit else own
+        time_limit = self.state_time_limit(time_limit)
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     # ---- a particle as a dispatch ------------------------------------------------------------

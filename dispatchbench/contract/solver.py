@@ -142,6 +142,15 @@ class Solver(ABC):
         """Reason this solver cannot handle ``problem``, or ``None``."""
         return None
 
+    def state_time_limit(self, time_limit: float | None) -> float | None:
+        """The time budget of one state: the harness's ``time_limit``, or the plugin's own
+        ``time_limit`` parameter when it has one set above 0 and it is tighter (an anytime plugin
+        run at a matched budget: ``pso[time_limit=0.05]``)."""
+        own = float(self.params.get("time_limit", 0.0) or 0.0)
+        if own > 0:
+            return min(time_limit, own) if time_limit else own
+        return time_limit
+
     def prepare(self, problem: Problem) -> None:
         """One-off set-up before the first state (e.g. loading a trained model).
 

@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from dispatchbench.contract.solver import Answer
+from dispatchbench.contract.status import Status
 from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.formulations.vector_form import flip_shortfalls, shortfall
@@ -71,6 +74,23 @@ class Clearing:
 
     def dispatch(self) -> Dispatch:
         return Dispatch(on=self.on[0].copy(), power=self.power[0].copy(), imports=self.imports[0].copy())
+
+    def answer(
+        self, problem: Problem, state: State, elapsed: float, info: dict[str, Any], *, unserved: str, stopped: str
+    ) -> Answer:
+        """The plugins' answer from their best clearing: ``infeasible`` with the shortfall when the
+        commitment cannot serve the state (``unserved`` says what found none), else ``feasible``,
+        noting ``stopped`` (what was cut short) when the time budget ended the search."""
+        if not self.workable[0]:
+            short = float(shortfall(problem, state, self.on)[0])
+            message = f"{unserved} (short by {short:.3g} kW)"
+            return Answer(self.dispatch(), Status.INFEASIBLE, message, elapsed, info)
+        message = ""
+        if info.get("stopped_at_budget"):
+            message = f"time limit {info.get('time_budget_s'):g} s reached {stopped}"
+            info["time_limit_reached"] = True
+            info["note"] = message
+        return Answer(self.dispatch(), Status.FEASIBLE, message, elapsed, info)
 
 
 def clear(problem: Problem, state: State, on: np.ndarray, iterations: int = 60) -> Clearing:
