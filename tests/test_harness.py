@@ -15,7 +15,7 @@ import pytest
 
 from dispatchbench import evaluate, load_problem, load_states
 from dispatchbench.bench.harness import parse_seeds, plan_solvers, run_benchmark
-from dispatchbench.bench.plugins import discover
+from dispatchbench.bench.plugins import discover, make_solver
 from dispatchbench.bench.results_store import ROW_COLUMNS, ResultsStore
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.model.dispatch import Dispatch
@@ -70,7 +70,7 @@ def test_spec_labels_keep_what_the_user_wrote():
         "scip, scip[time_limit=30, rel_gap=1e-6], scip[rel_gap=1e-6,time_limit=30], scip[persistent=true]"
     )
     assert [p.spec for p in plans] == ["scip", "scip[rel_gap=1e-06,time_limit=30.0]", "scip[persistent=True]"]
-    assert plans[1].params == {"rel_gap": 1e-6, "time_limit": 30.0, "persistent": True}
+    assert plans[1].params == {**make_solver("scip").params, "rel_gap": 1e-6, "time_limit": 30.0}  # defaults filled
 
 
 def test_scip_on_table_iv_state_row_content(tmp_path):
