@@ -289,9 +289,10 @@ def size_rows(
     )
     frame["messages"] = frame["info_d"].map(lambda i: i.get("messages"))
     # the study's baseline method (a spec it lists), every row compared with it per state
+    specs = frame["solver"].astype(str)
     target = matched_budgets.canonical(baseline) if baseline else None
-    chosen = frame["solver"].astype(str).map(lambda spec: matched_budgets.canonical(spec) == target)
-    reference = frame[chosen.astype(bool) & ok]
+    same = [spec for spec in specs.unique() if matched_budgets.canonical(spec) == target]  # each spec parsed once
+    reference = frame[specs.isin(same) & ok]
     base = frame["state"].map(reference.groupby("state")["cost"].min())
     frame["vs_baseline_pct"] = np.where(ok & base.notna(), 100 * (frame["cost"] - base) / base, np.nan)
     frame["regions"], frame["groups"], frame["instance"] = regions, groups, instance
