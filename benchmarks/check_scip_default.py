@@ -51,9 +51,15 @@ def main() -> None:
     parser.add_argument("--regions", default="4,8,16,32,64,128")
     parser.add_argument("--new", default="scip")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scip-default-check.json")
+    parser.add_argument("--replicate", type=int, default=0, help="the study's test replicate (instances and states)")
     args = parser.parse_args()
-    tests = TestStates(split="test", intervals=(8, 72))
+    tests = TestStates(split="test", intervals=(8, 72), replicate=args.replicate)
     out: dict[str, Any] = {"created": utc_timestamp(), "old": OLD, "new": args.new, "sizes": {}}
+    if args.out.exists():  # sizes checked by an earlier call (one size per call at 128+ regions) are kept
+        before = json.loads(args.out.read_text())
+        if (before.get("old"), before.get("new"), before.get("replicate", 0)) == (OLD, args.new, args.replicate):
+            out["sizes"] = before.get("sizes", {})
+    out["replicate"] = args.replicate
     for regions in (int(r) for r in args.regions.split(",")):
         problem = generate_problem(regions, tests.seed)
         states = tests.draw(problem)

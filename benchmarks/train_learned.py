@@ -108,12 +108,20 @@ def main() -> None:
         help="extra spec parameters at decision time, e.g. refine=3 (TVC + local search; with --skip-fit)",
     )
     ap.add_argument("--skip-fit", action="store_true", help="evaluate the models already in --runs")
+    ap.add_argument(
+        "--split-only",
+        action="store_true",
+        help="score only the --split states (choosing a setting: the Table IV state and the day are reported "
+        "states, docs/protocol.md)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
 
     problem = load_problem(args.problem)
-    sets = {"tableIV": load_states(args.table_iv, problem)}
-    if args.day.exists():
+    sets = {} if args.split_only else {"tableIV": load_states(args.table_iv, problem)}
+    if args.split_only and args.split == "none":
+        ap.error("--split-only needs --split validation (or test)")
+    if args.day.exists() and not args.split_only:
         sets["day"] = load_states(args.day, problem)
     if args.split != "none":
         for state in split_states(problem, args.split, random_count=args.random, stride=args.stride):

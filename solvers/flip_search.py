@@ -11,7 +11,11 @@ reads the cost coefficients, so it is a classical method (``learns=False``).
 A decision, per state:
 
 1. **starts**: everyone on (the trial clearing), and the margin rule on it — every group whose
-   bill exceeds what its regional price pays for its output stops;
+   bill exceeds what its regional price pays for its output stops; when neither can meet the
+   balances (a quiet night at 512 regions: everyone's minimum output exceeds the demand), the
+   commitment made workable one group at a time in merit order (``merit_order.make_workable``,
+   its tree sums counted), so a feasible state never gets an "infeasible" answer for want of a
+   start;
 2. **search**: up to ``search_rounds`` rounds around the best plan so far, each trying up to
    ``max_flips`` solo flips and ``max_swaps`` hand-overs (sampled, local partners first, when
    there are more: the seed matters on large instances) and one plan joining the improving moves
@@ -35,6 +39,7 @@ import numpy as np
 from dispatchbench.contract.solver import Answer, Capabilities, Label, Solver
 from dispatchbench.contract.status import Status
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
+from dispatchbench.formulations.merit_order import Tally, make_workable, priority_order
 from dispatchbench.formulations.plan_search import TriedPlans, compete
 from dispatchbench.model.evaluate import group_costs
 from dispatchbench.model.problem import Problem, State
@@ -99,6 +104,12 @@ class FlipSearch(Solver):
         tried.record([0], everyone, trial)
         if problem.commitment:
             tried.score_fresh([0], self._margin_plan(problem, everyone, trial)[None])
+            if not np.isfinite(tried.best(0)[1]):  # neither start meets the balances
+                tally = Tally(problem, iterations=self.params["iterations"])
+                bids = tally.messages  # the bids are already counted in the clearings above
+                workable = make_workable(problem, state, everyone[0], priority_order(problem, state), tally)
+                messages += tally.messages - bids
+                tried.score_fresh([0], workable[None])
         budget = _Budget(self.params["max_flips"], self.params["max_swaps"])
         rounds = 0
         stopped_at_budget = False

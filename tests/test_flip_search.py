@@ -43,3 +43,21 @@ def test_without_commitment_the_trial_clearing_is_the_answer(convex):
     answer = make_solver("flip_search").solve(convex, [state])[0]
     assert answer.info["plans_scored"] == 1 and answer.info["search_rounds_run"] == 0
     assert evaluate(convex, state, answer.dispatch).feasible
+
+
+def test_a_state_no_start_can_serve_gets_the_workable_start_not_infeasible():
+    """A quiet night on a small generated instance: with everyone on, the minimum outputs exceed
+    the demand, and the margin rule's stops do not fix it. Without search rounds the answer must
+    still be feasible (the commitment made workable in merit order), not a false "infeasible"."""
+    import numpy as np
+
+    from dispatchbench.formulations.merit_order import clear
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import split_states
+
+    problem = generate_problem(2, 1000)
+    (state,) = split_states(problem, "validation", families=("base_load",), intervals=(0,))
+    assert not clear(problem, state, np.ones((1, len(problem.groups)), dtype=bool)).workable[0]
+    (answer,) = make_solver("flip_search[search_rounds=0]").solve(problem, [state])
+    assert answer.status == "feasible" and evaluate(problem, state, answer.dispatch).feasible
+    assert answer.info["messages"] > 0

@@ -30,6 +30,7 @@ from dispatchbench.instances.protocol import (
     VALIDATION,
     require_split,
     split_of,
+    split_states,
     test_states,
     training_states,
     validation_states,
@@ -232,6 +233,9 @@ def test_protocol_splits_are_disjoint_and_guarded(paper):
     sparse = test_states(paper, stride=8)  # every 2 hours: the same states as in the full days
     assert len(sparse) == len(FAMILIES) * 12 and sparse == [s for s in test[:-5] if int(s.label[-2:]) % 8 == 0]
     assert test_states(paper, replicate=1, families=("skewed",))[0].demand != test[2 * INTERVALS].demand
+    # a few intervals drawn one by one are the very states of the full days (a study's test states)
+    few = split_states(paper, "test", intervals=(8, 72), stride=4, random_count=5)
+    assert few == [s for s in test[:-5] if s.label[-3:] in ("t08", "t72")] + test[-5:]
 
 
 # ---- bad input ------------------------------------------------------------------------------

@@ -110,15 +110,15 @@ def test_the_study_files_test_replicate(tmp_path, paper):
     from dispatchbench.report.study_file import find_study, load_study
 
     bundled = find_study("paper")
-    tests = load_study(bundled).test_states
-    assert tests.replicate == 0 and tests.seed == 2000  # the development test, until the lead moves it
-    text = bundled.read_text().replace("replicate = 0", "replicate = 1")
-    (tmp_path / "paper.toml").write_text(text)
-    fresh = load_study(tmp_path / "paper.toml").test_states
-    assert fresh.seed == 2001
+    fresh = load_study(bundled).test_states
+    assert fresh.replicate == 1 and fresh.seed == 2001  # the released models' fresh test replicate
+    assert load_study(bundled, quick=True).test_states.seed == 2000  # a smoke run reads the development test
+    text = bundled.read_text()
     drawn = fresh.draw(paper)
     assert drawn == split_states(paper, "test", stride=fresh.stride, random_count=fresh.random, replicate=1)
-    assert drawn != tests.draw(paper)
-    (tmp_path / "bad.toml").write_text(text.replace("replicate = 1", "replicate = -1"))
+    (tmp_path / "dev.toml").write_text(text.replace("replicate = 1\n", "replicate = 0\n"))
+    development = load_study(tmp_path / "dev.toml").test_states
+    assert development.seed == 2000 and drawn != development.draw(paper)
+    (tmp_path / "bad.toml").write_text(text.replace("replicate = 1\n", "replicate = -1\n"))
     with pytest.raises(InputError, match="replicate"):
         load_study(tmp_path / "bad.toml")

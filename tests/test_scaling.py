@@ -46,7 +46,12 @@ spec = "merit_order"
 spec = "maddpg"
 train_steps = { 2 = 30 }
 skip_reason = "tiny test budget: smallest size only"
+[[methods]]
+spec = "madrl_tvc[batch_size=4,log_every=2,max_flips=8,max_swaps=4,search_rounds=1,share=type,\
+states_per_step=1,table_points=65,updates_per_step=1]"
+train = { generated = [2], steps = 3, budget = "10m" }
 """
+ANY_SIZE = "MADRL-TVC (any size)"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +99,22 @@ def test_every_size_and_method_is_summarised(study: tuple[Path, Path]) -> None:
     assert (certified[scaling.BASELINE_COLUMN] <= 1e-9).all()  # the optimum is never dearer than the heuristic
 
 
+def test_one_model_for_any_size_decides_every_instance(study: tuple[Path, Path]) -> None:
+    """``train = { generated = [...] }``: one model per seed, trained once on generated sizes,
+    decides both instances (sizes it never trained on included) as its own row, with its
+    training cost and break-even at each size."""
+    run, report = study
+    summary = pd.read_csv(report / scaling.SUMMARY_FILE)
+    anywhere = summary[summary["method"] == ANY_SIZE]
+    assert set(anywhere["regions"]) == {2, 3}
+    assert (anywhere["answers"] == "5/5").all() and (anywhere["training s"] > 0).all()
+    record = json.loads((run / scaling.SCALING_FILE).read_text())
+    models = [m for m in record["models"] if m.get("any_size")]
+    assert {m["regions"] for m in models} == {2, 3} and len({m["path"] for m in models}) == 1  # trained once
+    assert models[0]["any_size"] == [2] and models[0]["steps"] == 3
+    assert "trained once per seed on generated instances of [2] regions" in (report / "report.md").read_text()
+
+
 def test_the_report_states_skips_and_budget(study: tuple[Path, Path]) -> None:
     _, report = study
     text = (report / "report.md").read_text()
@@ -118,7 +139,7 @@ def test_the_record_names_the_study_file(study: tuple[Path, Path]) -> None:
         record["study"] == "tiny" and record["study_file"].endswith("tiny.toml") and len(record["study_sha256"]) == 64
     )
     assert record["instances"]["2"] == {**record["instances"]["2"], "results": "n2", "seed": 2000, "regions": 2}
-    assert [m["spec"] for m in record["budget"]["methods"]][-1] == "maddpg"
+    assert [m["spec"] for m in record["budget"]["methods"]][-2] == "maddpg"
     assert "tiny.toml" in (report / "report.md").read_text()
 
 

@@ -11,6 +11,7 @@ import pytest
 from dispatchbench.cli import main
 from dispatchbench.model.errors import InputError
 from dispatchbench.report.study_file import (
+    AnySize,
     Method,
     RunSettings,
     TestStates,
@@ -37,7 +38,7 @@ PAPER_FULL = dict(
         Method("madrl_tvc", seeds=(0, 1, 2), train_steps=1500, variants=("refine=3",)),
         Method("maddpg", seeds=(0, 1, 2), train_steps=24000),
     ),
-    test_states=TestStates("test", stride=4, random=30),
+    test_states=TestStates("test", stride=4, random=30, replicate=1),
     run=RunSettings(timeout_s=60.0),
 )
 PAPER_QUICK = dict(
@@ -58,17 +59,21 @@ SCALING_CLASSICAL = (
     Method("scip[rel_gap=0.0001]"),
     Method("nlopt[algorithm=LD_SLSQP]"),
 )
-QUICK_SKIP = "--quick trains learners on the smallest instance only"
+QUICK_SKIP = "--quick trains per-instance learners on the smallest instance only"
+SIZES_SKIP = "the study's 90-minute budget trains per instance at {} only; the any-size model decides every size"
+ANY_SIZE = AnySize((4, 8, 16, 32), 900.0)
 SCALING_FULL = dict(
-    regions=(4, 8, 16, 32, 64, 128),
+    regions=(4, 8, 16, 32, 64, 128, 256, 512),
     methods=(
         *SCALING_CLASSICAL,
         Method("pso[iterations=60]", seeds=(0, 1)),
         *PEERS,
-        Method("madrl_tvc", train_steps={4: 1500, 8: 600, 16: 300, 32: 150, 64: 120, 128: 30}),
-        Method("maddpg", train_steps={4: 24000, 8: 3000, 16: 1500, 32: 750, 64: 750, 128: 600}),
+        Method("madrl_tvc[share=type]", seeds=(0, 1, 2), variants=("refine=3",), any_size=ANY_SIZE),
+        Method("maddpg[sharing=type]", any_size=AnySize((4, 8, 16, 32), 600.0)),
+        Method("madrl_tvc", train_steps={4: 1500, 32: 150}, skip_reason=SIZES_SKIP.format("4 and 32 regions")),
+        Method("maddpg", train_steps={4: 24000}, skip_reason=SIZES_SKIP.format("4 regions")),
     ),
-    test_states=TestStates("test", intervals=(8, 72)),
+    test_states=TestStates("test", intervals=(8, 72), replicate=1),
     run=RunSettings(timeout_s=30.0),
 )
 SCALING_QUICK = dict(
@@ -77,7 +82,7 @@ SCALING_QUICK = dict(
         *SCALING_CLASSICAL,
         Method("pso[iterations=60]"),
         *PEERS,
-        Method("madrl_tvc", train_steps={4: 100}, skip_reason=QUICK_SKIP),
+        Method("madrl_tvc[share=type]", any_size=AnySize((4, 8), 120.0)),
         Method("maddpg", train_steps={4: 300}, skip_reason=QUICK_SKIP),
     ),
     test_states=TestStates("test", intervals=(40,)),
@@ -87,11 +92,13 @@ SCALING_QUICK = dict(
 
 def _plain(methods):
     """Methods without where they came from in the file (compared by value)."""
-    return tuple(Method(m.spec, m.seeds, m.train_steps, m.skip_reason, m.variants) for m in methods)
+    return tuple(
+        Method(m.spec, m.seeds, m.train_steps, m.skip_reason, m.variants, any_size=m.any_size) for m in methods
+    )
 
 
 @pytest.mark.parametrize("quick, expected", [(False, PAPER_FULL), (True, PAPER_QUICK)])
-def test_the_paper_study_holds_the_old_budgets(quick, expected):
+def test_the_paper_study_holds_its_budgets(quick, expected):
     study = load_study("paper", quick=quick)
     assert (study.name, study.kind, study.quick, study.report_name) == (
         "paper",
@@ -100,9 +107,9 @@ def test_the_paper_study_holds_the_old_budgets(quick, expected):
         "paper-quick" if quick else "paper",
     )
     assert _plain(study.methods) == expected["methods"]
-    assert study.test_states == expected["test_states"] and study.test_states.seed == 2000
+    assert study.test_states == expected["test_states"] and study.test_states.seed == (2000 if quick else 2001)
     assert study.run == expected["run"]
-    assert study.baseline == "pso" and study.problem.state == "tableIV"
+    assert study.baseline == "merit_order" and study.problem.state == "tableIV"
     assert study.problem.file.name == "paper-4region.toml"
     assert [p.name for p in study.problem.cases] == ["paper-4region-tableIV.csv", "paper-4region-day.csv"]
     tvc = next(m for m in study.methods if m.variants)  # the "+ local search" row: same models, refine=3 first
@@ -110,10 +117,13 @@ def test_the_paper_study_holds_the_old_budgets(quick, expected):
 
 
 @pytest.mark.parametrize("quick, expected", [(False, SCALING_FULL), (True, SCALING_QUICK)])
-def test_the_scaling_study_holds_the_old_budgets(quick, expected):
+def test_the_scaling_study_holds_its_budgets(quick, expected):
+    """Issue 19's study: 4 to 512 regions on test replicate 1 (instances and states), the any-size
+    learners beside per-instance ones; --quick a smoke run on the development test replicate."""
     study = load_study("scaling", quick=quick)
     assert study.kind == "scaling" and study.report_name == ("scaling-quick" if quick else "scaling")
-    assert study.generate.regions == expected["regions"] and study.generate.seed == 2000
+    assert study.generate.regions == expected["regions"] and study.generate.seed == (2000 if quick else 2001)
+    assert study.test_states.seed == study.generate.seed
     assert study.baseline == "merit_order"  # issue 21: every row also compared with the priority-list heuristic
     assert _plain(study.methods) == expected["methods"]
     assert study.test_states == expected["test_states"] and study.run == expected["run"]
@@ -248,6 +258,14 @@ def test_a_good_user_study_loads(tmp_path):
         (SCALING.replace('spec = "scip"', 'spec = "scip"\nbudgets = [1]\nbudget_of = "tvc"'), "#1 budget_of", "maddpg"),
         (SCALING.replace("{ 2 = 30 }", '{ 2 = 30 }\nbudgets = [1]\nbudget_of = "maddpg"'), "#2 budgets", "classical"),
         (PAPER.replace("[test_states]", "") + "[test_states]\nreplicate = 1000\n", "[test_states] replicate", "0..999"),
+        # one model for any size (issue 19): train = { generated = [...], budget / steps }
+        (SCALING.replace("train_steps = { 2 = 30 }", "train = { generated = [2] }"), "#2 train", "budget or steps"),
+        (SCALING.replace("train_steps = { 2 = 30 }", "train = { generated = [] }"), "#2 train.generated", "empty"),
+        (SCALING.replace("train_steps = { 2 = 30 }", "train = { generated = [600], steps = 3 }"), "gene", "1..512"),
+        (SCALING.replace("train_steps = { 2 = 30 }", 'train = { generated = [2], budget = "soon" }'), "budget", "15m"),
+        (SCALING.replace("train_steps = { 2 = 30 }", "train = { generated = [2], step = 3 }"), "step", "not a key"),
+        (SCALING.replace("{ 2 = 30 }", "{ 2 = 30 }\ntrain = { generated = [2], steps = 3 }"), "#2 train", "keep one"),
+        (PAPER.replace("seeds = [0, 1]", "train = { generated = [4], steps = 3 }"), "#2 train", "scaling studies"),
     ],
 )
 def test_a_bad_study_file_is_one_line_naming_file_key_and_fix(tmp_path, text, entry, words):
@@ -258,6 +276,13 @@ def test_a_bad_study_file_is_one_line_naming_file_key_and_fix(tmp_path, text, en
     message = str(info.value)
     assert message.startswith(f"{path}: ") and entry in message and words in message, message
     assert "\n" not in message and " — fix: " in message
+
+
+def test_one_model_for_any_size_is_a_learner_of_the_study(tmp_path):
+    text = SCALING.replace("train_steps = { 2 = 30 }", 'train = { generated = [2, 4], budget = "15m", steps = 900 }')
+    method = load_study(_write(tmp_path, text)).methods[1]
+    assert method.trains and method.train_steps is None
+    assert method.any_size == AnySize((2, 4), 900.0, 900)
 
 
 def test_quick_without_a_quick_table_is_refused(tmp_path):
@@ -338,5 +363,6 @@ def test_budgets_of_a_learner_per_classical_method(tmp_path):
     bundled = load_study("scaling")
     budgeted = {m.spec: (m.budgets, m.budget_of) for m in bundled.methods if m.budgets}
     assert budgeted == {
-        s: ((1.0, 10.0, 100.0), "madrl_tvc") for s in ("scip", "nlopt[algorithm=LD_SLSQP]", "pso[iterations=60]")
+        spec: ((1.0, 10.0, 100.0), "madrl_tvc[share=type]")
+        for spec in ("scip", "nlopt[algorithm=LD_SLSQP]", "pso[iterations=60]")
     }

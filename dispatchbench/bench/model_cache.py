@@ -1,7 +1,8 @@
 """Trained models cached by what determines them, so a second ``reproduce`` skips training.
 
-A model is fully determined by the problem file's content, the learning solver and its
-parameters, the seed, the number of steps — and the code that trains it. The cache key is the
+A model is fully determined by the problem file's content (or, for one model for any size, the
+generated sizes it trains on and its wall-time budget), the learning solver and its parameters,
+the seed, the number of steps — and the code that trains it. The cache key is the
 SHA-256 of exactly these. "The code" is the plugin's source file *and* every ``dispatchbench``
 module it imports, followed transitively (read with ``ast``, nothing executed): a change to the
 environment, the distributed search or the lifecycle trains a different model, so it must miss
@@ -53,24 +54,47 @@ class ModelKey:
     seed: int
     steps: int
     code_sha256: str  # the plugin's source file and every dispatchbench module it imports (transitively)
+    # one model for any size (``TrainingSet``): the generated sizes and the wall-time budget; empty
+    # for a model of one problem file, and then left out of the digest (keys written before stay valid)
+    generated: tuple[int, ...] = ()
+    seconds: float | None = None
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()
+        fields = asdict(self)
+        if not self.generated:
+            fields.pop("generated")
+            fields.pop("seconds")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
     def folder_name(self) -> str:
         return f"{self.solver}-seed{self.seed}-{self.digest[:16]}"
 
 
-def model_key(problem_file: str | Path, spec: str, seed: int, steps: int) -> ModelKey:
-    """The key of training ``spec`` on ``problem_file`` with ``seed`` for ``steps`` steps."""
+def model_key(
+    problem_file: str | Path | None,
+    spec: str,
+    seed: int,
+    steps: int,
+    *,
+    generated: tuple[int, ...] = (),
+    seconds: float | None = None,
+) -> ModelKey:
+    """The key of training ``spec`` on ``problem_file`` with ``seed`` for ``steps`` steps — or,
+    with ``problem_file`` None, on generated instances of the sizes ``generated`` for at most
+    ``steps`` steps (0: no step limit) and ``seconds`` of wall time."""
     solver = make_solver(spec)
     if not isinstance(solver, Learner):
         raise ValueError(f"solver {solver.name!r} does not learn: nothing to cache")
     params = {k: v for k, v in solver.params.items() if k != "model"}
     source = inspect.getsourcefile(type(solver))
     code = code_sha256(code_closure(Path(source), type(solver).__module__)) if source else ""
+    if problem_file is None:
+        if not generated:
+            raise ValueError("a model key needs a problem file or generated sizes")
+        problem_sha = hashlib.sha256(f"generated:{','.join(map(str, generated))}".encode()).hexdigest()
+        return ModelKey(problem_sha, solver.name, params, int(seed), int(steps), code, tuple(generated), seconds)
     problem_sha = hashlib.sha256(Path(problem_file).read_bytes()).hexdigest()
     return ModelKey(problem_sha, solver.name, params, int(seed), int(steps), code)
 
@@ -173,10 +197,22 @@ class ModelCache:
         return CachedModel(self.folder(key), key, float(data.get("train_time_s", 0.0)), hit=True)
 
     def train(
-        self, problem_file: str | Path, spec: str, seed: int, steps: int, *, progress: bool = False
+        self,
+        problem_file: str | Path | None,
+        spec: str,
+        seed: int,
+        steps: int,
+        *,
+        progress: bool = False,
+        generated: tuple[int, ...] = (),
+        seconds: float | None = None,
     ) -> CachedModel:
-        """Return the cached model, training it first if it is not there (resuming an interrupted one)."""
-        key = model_key(problem_file, spec, seed, steps)
+        """Return the cached model, training it first if it is not there (resuming an interrupted
+        one). ``problem_file`` None: one model for any size, on generated instances of the sizes
+        ``generated``, within ``steps`` (0: none) and ``seconds``."""
+        from dispatchbench.contract.training import TrainingBudget, TrainingSet
+
+        key = model_key(problem_file, spec, seed, steps, generated=generated, seconds=seconds)
         found = self.lookup(key)
         if found:
             return found
@@ -186,9 +222,23 @@ class ModelCache:
         if not isinstance(solver, Learner):
             raise ValueError(f"solver {solver.name!r} does not learn: nothing to train")
         resume = (folder / "checkpoint.pt").is_file()
-        report = solver.fit(
-            load_problem(problem_file), seed=seed, steps=steps, out_dir=folder, resume=resume, progress=progress
-        )
+        if problem_file is None:
+            if not solver.any_size:
+                raise ValueError(f"solver {solver.name!r} trains one model per instance, not for any size")
+            report = solver.fit(
+                None,
+                seed=seed,
+                steps=None,
+                out_dir=folder,
+                resume=resume,
+                progress=progress,
+                budget=TrainingBudget(steps=steps or None, seconds=seconds),
+                training_set=TrainingSet(tuple(generated)),
+            )
+        else:
+            report = solver.fit(
+                load_problem(problem_file), seed=seed, steps=steps, out_dir=folder, resume=resume, progress=progress
+            )
         marker = {
             "digest": key.digest,
             "key": asdict(key),
@@ -202,9 +252,17 @@ class ModelCache:
         return CachedModel(folder, key, report.time_s, hit=False)
 
 
-def train_cached(root: str, problem_file: str, spec: str, seed: int, steps: int) -> CachedModel:
+def train_cached(
+    root: str,
+    problem_file: str | None,
+    spec: str,
+    seed: int,
+    steps: int,
+    generated: tuple[int, ...] = (),
+    seconds: float | None = None,
+) -> CachedModel:
     """Module-level entry point for worker processes (pickles by name): one model into the cache."""
     import torch
 
     torch.set_num_threads(1)  # two trainings share the two cores
-    return ModelCache(root).train(problem_file, spec, seed, steps)
+    return ModelCache(root).train(problem_file, spec, seed, steps, generated=tuple(generated), seconds=seconds)

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatchbench.instances.state_families import FAMILIES, RANDOM, generate_days, generate_random
+from dispatchbench.instances.state_families import (
+    FAMILIES,
+    INTERVALS,
+    RANDOM,
+    generate_days,
+    generate_interval,
+    generate_random,
+)
 from dispatchbench.model.problem import Problem, State
 
 
@@ -67,12 +74,15 @@ def split_states(
     replicate: int = 0,
     families: tuple[str, ...] | None = None,
     stride: int = 1,
+    intervals: tuple[int, ...] = (),
 ) -> list[State]:
     """``days`` days of every family (or of ``families``) and ``random_count`` random states,
     all drawn with the split's ``replicate``-th seed. Labels say family, day and interval, so a
     table can group them by family. ``stride`` keeps every stride-th interval of each day
     (``stride=8``: 00:00, 02:00, ...), for studies where 96 exact solves per day cost too much;
-    the states kept are the same ones a full day has."""
+    the states kept are the same ones a full day has. ``intervals`` keeps only those intervals
+    of each day (after ``stride``), drawn one by one: the same states, without repairing the
+    rest of the day (at 512 regions, a day's repair is minutes)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if stride < 1:
@@ -82,7 +92,11 @@ def split_states(
     for family in families if families is not None else tuple(FAMILIES):
         if family == RANDOM:
             continue
-        states += generate_days(problem, family, days, seed).states[::stride]
+        if intervals:
+            kept = [t for t in range(0, INTERVALS, stride) if t in set(intervals)]
+            states += [generate_interval(problem, family, seed, d, t) for d in range(days) for t in kept]
+        else:
+            states += generate_days(problem, family, days, seed).states[::stride]
     if random_count:
         states += generate_random(problem, random_count, seed).states
     return states

@@ -60,13 +60,17 @@ def learner_online_s(rows: pd.DataFrame, learner_spec: str) -> float:
     without its model path equals ``learner_spec``), over every state it answered or timed out on."""
     if rows.empty:
         return math.nan
-    own = rows[[method_name(str(s)) == learner_spec for s in rows["solver"]]]
+    target = canonical(learner_spec)
+    mine = {s for s in rows["solver"].astype(str).unique() if canonical(method_name(s)) == target}
+    own = rows[rows["solver"].astype(str).isin(mine)]
     return decision_cost.online_seconds(own)
 
 
-def plan_budgets(methods: Sequence[Any], rows: pd.DataFrame) -> list[dict[str, Any]]:
+def plan_budgets(methods: Sequence[Any], rows: pd.DataFrame, timeout_s: float = math.inf) -> list[dict[str, Any]]:
     """One entry per (budgeted method, multiple) on one instance: its spec, the learner's measured
-    time and the seconds; a learner without rows gives no budget (the entry says why)."""
+    time and the seconds; a learner without rows gives no budget, and a budget at or above the
+    study's per-state limit ``timeout_s`` is not run again (the method's unbudgeted row already
+    ran under that limit: plugins take the harness's limit as their own); the entry says why."""
     out: list[dict[str, Any]] = []
     for m in methods:
         if not getattr(m, "budgets", ()):
@@ -74,7 +78,13 @@ def plan_budgets(methods: Sequence[Any], rows: pd.DataFrame) -> list[dict[str, A
         t = learner_online_s(rows, m.budget_of)
         for multiple in m.budgets:
             entry = {"method": m.spec, "multiple": multiple, "of": m.budget_of, "learner_s": t}
-            if math.isfinite(t):
+            if math.isfinite(t) and multiple * t >= timeout_s:
+                entry["seconds"] = multiple * t
+                entry["reason"] = (
+                    f"{multiple * t:.3g} s is at or above the per-state limit of {timeout_s:g} s: "
+                    f"the unbudgeted row ran under that limit"
+                )
+            elif math.isfinite(t):
                 entry["seconds"] = multiple * t
                 entry["spec"] = budget_spec(m.spec, multiple * t)
             else:
@@ -104,7 +114,7 @@ def run_budgets(
     budgeted = [m for m in methods if getattr(m, "budgets", ())]
     if not budgeted:
         return []
-    plan = plan_budgets(budgeted, load_results(results_dir))
+    plan = plan_budgets(budgeted, load_results(results_dir), timeout_s)
     specs = [b["spec"] for b in plan if "spec" in b]
     if specs:
         seeds = {b["spec"]: list(m.seeds) for m in budgeted for b in plan if b["method"] == m.spec and "spec" in b}
@@ -189,7 +199,8 @@ def size_points(summary: pd.DataFrame) -> pd.DataFrame:
 def best_per_budget(summary: pd.DataFrame) -> pd.DataFrame:
     """Per instance size and budget level (each multiple of the learner's online time): the method
     with the lowest mean gap among those that ran within that budget — the budgeted classical
-    lines at that multiple, and every learner whose own online time is within it. Only methods
+    lines at that multiple, and every other method (learned, or classical without a budget: a
+    heuristic, a distributed method) whose own median online time is within it. Only methods
     that answered every state are ranked; the others are listed with their answers. Ties (equal
     mean gap to 1e-9 %) name every tied method."""
     if "budget_multiple" not in summary or summary["budget_multiple"].isna().all():
@@ -197,10 +208,11 @@ def best_per_budget(summary: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (instance, regions), part in summary.groupby(["instance", "regions"], sort=True):
         budgeted = part[part["budget_multiple"].notna()]
-        learners = part[part["learns"].fillna(False).astype(bool) & part["budget_multiple"].isna()]
+        unbudgeted = part[part["budget_multiple"].isna()]
         for multiple, level in budgeted.groupby("budget_multiple", sort=True):
             seconds = float(level["budget_s"].median())
-            within = learners[pd.to_numeric(learners[decision_cost.ONLINE], errors="coerce") <= seconds * 1.000001]
+            online = pd.to_numeric(unbudgeted[decision_cost.ONLINE], errors="coerce")
+            within = unbudgeted[online <= seconds * 1.000001]
             pool = pd.concat([level, within])
             complete = pool[[_all_answered(a) for a in pool["answers"]]]
             incomplete = pool[[not _all_answered(a) for a in pool["answers"]]]

@@ -47,9 +47,16 @@ from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import states_to_frame
 from dispatchbench.report import decision_cost, figures, matched_budgets
 from dispatchbench.report.document import Figure, Heading, Para, Table, code, plain, report_dir, to_html, to_markdown
-from dispatchbench.report.study_file import INSTANCE_FILES, Study, TestStates
+from dispatchbench.report.study_file import INSTANCE_FILES, Method, Study, TestStates
 from dispatchbench.report.study_file import load_study as read_study_file
-from dispatchbench.report.study_methods import Training, probe_methods, shootout_specs, train_models, workers_default
+from dispatchbench.report.study_methods import (
+    Trained,
+    Training,
+    probe_methods,
+    shootout_specs,
+    train_models,
+    workers_default,
+)
 from dispatchbench.report.tables import method_name, read_model_meta
 
 HIDDEN_COLUMNS = ("learns", "budget_multiple", "budget_s", "budget_of", "budget_base")  # in summary.csv only
@@ -177,6 +184,14 @@ def reproduce_scaling(
     start = time.perf_counter()
     methods = probe_methods(study, say=say)
     outcome.failures += methods.failures
+    anywhere = [m for m in methods.learners if m.any_size is not None]
+    any_size = Trained()
+    if anywhere:  # one model per seed for every instance, trained once, before any instance runs
+        say(f"{study.name}: training {', '.join(m.spec for m in anywhere)} once for any size")
+        with make_executor(executor, workers, scheduler) as ex:
+            ex.workers = workers
+            any_size = train_models(None, [_any_size_training(m) for m in anywhere], cache, ex, progress)
+        outcome.failures += any_size.failures
     for size in study_instances(study, out_dir / INSTANCE_FILES):
         t0 = time.perf_counter()
         problem, regions = size.problem, len(size.problem.regions)
@@ -192,6 +207,8 @@ def reproduce_scaling(
         say(f"{study.name}: {size.key if size.seed is None else f'{regions} regions'}, {len(problem.groups)} groups")
         trainings = []
         for m in methods.learners:
+            if m.any_size is not None:
+                continue
             steps = m.steps_at(regions)
             if steps is None:
                 outcome.skipped.append({"method": m.spec, "regions": regions, "reason": m.skip_text(regions)})
@@ -200,6 +217,8 @@ def reproduce_scaling(
         with make_executor(executor, workers, scheduler) as ex:
             ex.workers = workers
             trained = train_models(size.problem_path, trainings, cache, ex, progress)
+        trained.specs.update(any_size.specs)
+        trained.models += any_size.models
         for model in trained.models:
             # the training cost the learner recorded travels with the record: the report finds the
             # model folder by name only (the cache is the machine's, not the study's)
@@ -251,12 +270,18 @@ def reproduce_scaling(
     return outcome
 
 
+def _any_size_training(m: Method) -> Training:
+    assert m.any_size is not None
+    return Training(m.spec, m.seeds, m.any_size.steps or 0, m.any_size.sizes, m.any_size.seconds)
+
+
 # ---- analysis ----------------------------------------------------------------------------------
 
 
 # mean over states of (cost − the baseline's cost) / the baseline's cost; the baseline is the study
 # file's ``baseline`` spec (the bundled study: the priority-list heuristic, issue 21)
 BASELINE_COLUMN = "vs baseline %"
+ANY_SIZE_SUFFIX = " (any size)"  # the label of a model trained once on generated sizes (``train = {...}``)
 
 
 def size_rows(
@@ -266,6 +291,7 @@ def size_rows(
     instance: str = "",
     budgets: list[dict[str, Any]] | None = None,
     baseline: str | None = None,
+    any_size: set[str] | frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """One row per (method, state, seed) with its gap to the best solution of the exact methods
     (their plugins' ``exact`` capability, stored in every row) and to their best dual bound.
@@ -274,6 +300,9 @@ def size_rows(
     frame = load_results(results_dir).copy()
     frame["info_d"] = frame["info"].map(read_info)
     frame["method"] = frame["label"].fillna(frame["solver"].map(method_name)).astype(str)
+    if any_size:  # a model trained once for every size: its rows stand beside the per-instance ones
+        folder = frame["params"].map(lambda p: Path(str((parse_json_cell(p) or {}).get("model") or "")).name)
+        frame.loc[folder.isin(any_size), "method"] += ANY_SIZE_SUFFIX
     frame = matched_budgets.relabel(frame, budgets or [], matched_budgets.learner_labels(frame))
     ref = frame[frame["exact"].fillna(False).astype(bool)]
     best = ref[ref["status"].isin(SUCCESS)].groupby("state")["cost"].min()
@@ -389,7 +418,13 @@ def load_study(out_dir: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFram
         results = out_dir / inst.get("results", f"n{key}")
         if (results / "rows.jsonl").exists() or any(results.glob("*.parquet")):
             rows = size_rows(
-                results, int(inst["regions"]), int(inst["groups"]), key, inst.get("budgets"), record.get("baseline")
+                results,
+                int(inst["regions"]),
+                int(inst["groups"]),
+                key,
+                inst.get("budgets"),
+                record.get("baseline"),
+                {Path(str(m["path"])).name for m in record["models"] if m.get("any_size")},
             )
             frames.append(rows.assign(instance_name=Path(str(inst["problem"])).stem))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -404,6 +439,14 @@ def _method_budget(method: dict[str, Any]) -> str:
     text = f"{method.get('spec')} seeds {method.get('seeds')}"
     if method.get("train_steps") is not None:
         text += f", trained once per instance and seed with steps {method['train_steps']}"
+    if method.get("any_size"):
+        recipe = method["any_size"]
+        limits = [f"{recipe['steps']} steps"] if recipe.get("steps") else []
+        limits += [f"{recipe['seconds']:g} s of wall time"] if recipe.get("seconds") else []
+        text += (
+            f", trained once per seed on generated instances of {recipe['sizes']} regions (training generator "
+            f"seeds) within {' or '.join(limits)}, then deciding every instance zero-shot"
+        )
     if method.get("variants"):
         text += f", variants {method['variants']}"
     return text

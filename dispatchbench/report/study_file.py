@@ -17,11 +17,11 @@ comes from its plugin's capabilities when the study runs, and what the study com
 comes from the file (``baseline``).
 
 Growing the schema: each table is a frozen dataclass and a reader function that lists its keys,
-so a new key is a field and a line. Planned ones: per-state time budgets of a method relative
-to a learner's decision time (``budgets = [1, 10, 100]``) and a training recipe across sizes
-(``train = { generated = [4, 8], budget = "15m" }``) belong to :class:`Method`; a test replicate
-(``replicate = 2001``) to :class:`TestStates` (``split_states`` already takes one). A change that
-old files cannot mean the same under raises ``SCHEMA``.
+so a new key is a field and a line: per-state time budgets relative to a learner's decision
+time (``budgets = [1, 10, 100]``) and a training recipe across sizes (``train = { generated =
+[4, 8, 16, 32], budget = "15m" }``: one model deciding every instance) belong to
+:class:`Method`, a test replicate (``replicate = 1``) to :class:`TestStates`. A change that old
+files cannot mean the same under raises ``SCHEMA``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,23 @@ QUICK_KEYS = ("problem", "generate", "instances", "test_states", "run", "methods
 
 
 @dataclass(frozen=True)
+class AnySize:
+    """``train = { generated = [4, 8, 16, 32], budget = "15m" }`` of a scaling study's learner:
+    one model per seed, trained once on generated instances of these sizes (training generator
+    seeds, never the study's), deciding every instance of the study zero-shot. Its rows stand
+    beside a per-instance learner's, so the table shows what training once for any size costs
+    and gives up. ``budget`` (wall time) and ``steps`` bound the training; at least one."""
+
+    sizes: tuple[int, ...]
+    seconds: float | None = None
+    steps: int | None = None
+
+    def describe(self) -> str:
+        limits = ([f"{self.steps} steps"] if self.steps else []) + ([f"{self.seconds:g} s"] if self.seconds else [])
+        return f"trained once on generated {','.join(map(str, self.sizes))} regions ({' or '.join(limits)})"
+
+
+@dataclass(frozen=True)
 class Method:
     """One ``[[methods]]`` entry: a solver spec and how the study runs it.
 
@@ -74,10 +91,11 @@ class Method:
     # median online decision time of the learner ``budget_of`` (its spec), per instance size
     budgets: tuple[float, ...] = ()
     budget_of: str = ""
+    any_size: AnySize | None = None  # ``train = {...}``: one model for every instance (scaling studies)
 
     @property
     def trains(self) -> bool:
-        return self.train_steps is not None
+        return self.train_steps is not None or self.any_size is not None
 
     def steps_at(self, regions: int) -> int | None:
         """Training steps on an instance of ``regions`` regions; None: skipped there."""
@@ -130,13 +148,14 @@ class TestStates:
         """The states, in the protocol's order (families, then random)."""
         from dispatchbench.instances.protocol import split_states
 
-        states = split_states(
-            problem, self.split, stride=self.stride, random_count=self.random, replicate=self.replicate
+        return split_states(
+            problem,
+            self.split,
+            stride=self.stride,
+            random_count=self.random,
+            replicate=self.replicate,
+            intervals=self.intervals,
         )
-        if not self.intervals:
-            return states
-        wanted = {f"_t{k:02d}" for k in self.intervals}
-        return [s for s in states if s.label.startswith("random_") or s.label[-4:] in wanted]
 
 
 @dataclass(frozen=True)
@@ -146,12 +165,15 @@ class Generated:
     regions: tuple[int, ...]
     split: str = "test"
     commitment: bool = True
+    # the generator seed's replicate within the split, like [test_states]' (1: seed 2001, instances
+    # nobody has looked at; the instances of replicate 0 were looked at during development)
+    replicate: int = 0
 
     @property
     def seed(self) -> int:
         from dispatchbench.instances.protocol import SPLITS
 
-        return SPLITS[self.split].seed(0)
+        return SPLITS[self.split].seed(self.replicate)
 
 
 @dataclass(frozen=True)
@@ -520,6 +542,9 @@ def _methods(top: _Reader, kind: str) -> tuple[Method, ...]:
         seen[spec] = entry.name()
         seeds = entry.integers("seeds", 0, SEED_MAX, "[0, 1, 2]", (0,))
         steps = _train_steps(entry, kind)
+        any_size = _any_size(entry, kind)
+        if any_size is not None and steps is not None:
+            raise entry.fail("train", "and train_steps both say how to train", "keep one of them")
         skip_reason = entry.text("skip_reason", '"too large to train in the budget"', "")
         if skip_reason and not isinstance(steps, Mapping):
             raise entry.fail("skip_reason", "needs train_steps per size", "give train_steps = { 4 = 1500, ... }")
@@ -533,14 +558,22 @@ def _methods(top: _Reader, kind: str) -> tuple[Method, ...]:
                 raise entry.fail("variants", str(exc), 'write key=value[,key=value], e.g. "refine=3"') from None
             if set(extra) & set(params) or "model" in extra:
                 raise entry.fail("variants", f"{v!r} sets a parameter the spec sets", "give each parameter once")
-        if variants and steps is None:
+        if variants and steps is None and any_size is None:
             raise entry.fail("variants", "need train_steps", "variants rerun a trained model: give train_steps")
-        budgets = _budgets(entry, steps is not None)
+        budgets = _budgets(entry, steps is not None or any_size is not None)
         budget_of = entry.text("budget_of", '"madrl_tvc"', "").strip() if budgets else ""
-        entry.done(("spec", "seeds", "train_steps", "skip_reason", "variants", "budgets", "budget_of"))
+        entry.done(("spec", "seeds", "train_steps", "train", "skip_reason", "variants", "budgets", "budget_of"))
         out.append(
             Method(
-                spec, seeds, steps, skip_reason, tuple(v.strip() for v in variants), entry.name(), budgets, budget_of
+                spec,
+                seeds,
+                steps,
+                skip_reason,
+                tuple(v.strip() for v in variants),
+                entry.name(),
+                budgets,
+                budget_of,
+                any_size,
             )
         )
     learners = {m.spec for m in out if m.trains}
@@ -597,6 +630,32 @@ def _train_steps(entry: _Reader, kind: str) -> int | dict[int, int] | None:
             raise entry.fail("train_steps", f"{size} = {_shown(steps)} is not a number of steps", "e.g. { 4 = 1500 }")
         out[int(size)] = steps
     return out
+
+
+def _any_size(entry: _Reader, kind: str) -> AnySize | None:
+    """``train = { generated = [4, 8, 16, 32], budget = "15m", steps = 5000 }``."""
+    from dispatchbench.contract.training import parse_duration
+    from dispatchbench.instances.generate_problem import MAX_REGIONS
+
+    table = entry.table("train", default=None)
+    if table is None:
+        return None
+    if kind != "scaling":
+        raise entry.fail("train", "(one model for any size) is for scaling studies", "give train_steps = N")
+    example = '{ generated = [4, 8, 16, 32], budget = "15m" }'
+    sizes = table.integers("generated", 1, MAX_REGIONS, "[4, 8, 16, 32]")
+    seconds = None
+    if table.has("budget"):
+        text = table.get("budget", (str, int, float), "a wall time", '"15m"')
+        try:
+            seconds = parse_duration(str(text))
+        except ValueError as exc:
+            raise table.fail("budget", str(exc).split(" — fix: ")[0], 'give e.g. budget = "15m"') from None
+    steps = table.integer("steps", 1, 10**9, "5000", None)
+    table.done(("generated", "budget", "steps"))
+    if seconds is None and steps is None:
+        raise entry.fail("train", "needs budget or steps", f"write train = {example}")
+    return AnySize(tuple(sizes), seconds, steps)
 
 
 def _check_baseline(head: _Reader, baseline: str, methods: tuple[Method, ...]) -> str:
@@ -688,8 +747,10 @@ def _generated(table: _Reader) -> Generated:
     if split not in SPLITS:
         raise table.fail("split", f"is {split!r}, not a split of the protocol", f"use one of: {', '.join(SPLITS)}")
     commitment = table.get("commitment", bool, "true or false", "true", True)
-    table.done(("regions", "split", "commitment"))
-    return Generated(tuple(regions), split, commitment)
+    seeds = SPLITS[split]
+    replicate = table.integer("replicate", 0, seeds.last - seeds.first, "1", 0)
+    table.done(("regions", "split", "commitment", "replicate"))
+    return Generated(tuple(regions), split, commitment, replicate)
 
 
 def _instances(top: _Reader, folder: Path, *, with_test_states: bool) -> tuple[Instance, ...]:

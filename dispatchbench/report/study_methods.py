@@ -109,11 +109,18 @@ def probe_methods(study: Study, *, say: Callable[[str], None] | None = None) -> 
 
 @dataclass(frozen=True)
 class Training:
-    """One learner's models on one problem: a model per seed, each ``steps`` steps."""
+    """One learner's models on one problem: a model per seed, each ``steps`` steps — or, with
+    ``generated`` sizes, one model per seed for any size, within ``steps`` (0: no step limit)
+    and ``seconds`` of wall time (the study file's ``train = {...}``)."""
 
     spec: str
     seeds: tuple[int, ...]
     steps: int
+    generated: tuple[int, ...] = ()
+    seconds: float | None = None
+
+    def key(self, problem_file: Path | None, seed: int) -> Any:
+        return model_key(problem_file, self.spec, seed, self.steps, generated=self.generated, seconds=self.seconds)
 
 
 @dataclass
@@ -138,24 +145,25 @@ def _last_step(folder: Path) -> int:
 
 
 def train_models(
-    problem_file: Path, trainings: list[Training], cache: ModelCache, executor: Executor, progress: bool
+    problem_file: Path | None, trainings: list[Training], cache: ModelCache, executor: Executor, progress: bool
 ) -> Trained:
     """Train (or find in the cache) every model through ``executor``; a failed training is
-    recorded and the others go on."""
+    recorded and the others go on. ``problem_file`` None: the trainings are for any size."""
     done = Trained()
-    jobs: list[tuple[str, int, int]] = []
+    queued: list[tuple[Training, int]] = []
     for t in trainings:
         done.specs[t.spec] = []
         for seed in t.seeds:
-            hit = cache.lookup(model_key(problem_file, t.spec, seed, t.steps))
+            hit = cache.lookup(t.key(problem_file, seed))
             if hit:
                 done.specs[t.spec].append(hit.spec(t.spec))
-                done.models.append(_model_record(t.spec, seed, t.steps, hit.path, True, hit.train_time_s))
+                done.models.append(_model_record(t, seed, hit.path, True, hit.train_time_s))
             else:
-                jobs.append((t.spec, seed, t.steps))
-    if not jobs:
+                queued.append((t, seed))
+    if not queued:
         return done
-    jobs.sort(key=lambda job: -job[2])  # longest first: the workers finish closer together
+    queued.sort(key=lambda job: -(job[0].seconds or job[0].steps))  # longest first: workers finish closer together
+    jobs = [(t.spec, seed, t.steps) for t, seed in queued]
     total = sum(steps for _, _, steps in jobs)
     bar = tqdm(
         total=total,
@@ -166,14 +174,15 @@ def train_models(
         dynamic_ncols=True,
         mininterval=1.0,
     )
-    folders = [cache.folder(model_key(problem_file, *job)) for job in jobs]
+    folders = [cache.folder(t.key(problem_file, seed)) for t, seed in queued]
     finished: set[int] = set()
 
     def tick() -> None:
         running = sum(jobs[k][2] if k in finished else _last_step(folders[k]) for k in range(len(jobs)))
         bar.update(max(0, running - bar.n))
 
-    calls = [(str(cache.root), str(problem_file), spec, seed, steps) for spec, seed, steps in jobs]
+    where = None if problem_file is None else str(problem_file)
+    calls = [(str(cache.root), where, t.spec, seed, t.steps, t.generated, t.seconds) for t, seed in queued]
     for k, model, error in executor.call_all(train_cached, calls, tick):
         spec, seed, steps = jobs[k]
         finished.add(k)
@@ -184,23 +193,36 @@ def train_models(
             tqdm.write(f"training {spec} seed {seed} failed: {error}", file=sys.stderr)
             continue
         done.specs[spec].append(model.spec(spec))
-        done.models.append(_model_record(spec, seed, steps, model.path, False, model.train_time_s))
+        done.models.append(_model_record(queued[k][0], seed, model.path, False, model.train_time_s))
         if progress:
-            tqdm.write(f"trained {spec} seed {seed}: {steps} steps in {model.train_time_s:.0f} s", file=sys.stderr)
+            tqdm.write(f"trained {spec} seed {seed} in {model.train_time_s:.0f} s", file=sys.stderr)
     bar.update(total - bar.n)
     bar.close()
     return done
 
 
-def _model_record(spec: str, seed: int, steps: int, path: Path, cached: bool, train_s: float | None) -> dict[str, Any]:
-    return {
-        "method": spec,
+def _model_record(t: Training, seed: int, path: Path, cached: bool, train_s: float | None) -> dict[str, Any]:
+    record = {
+        "method": t.spec,
         "seed": seed,
-        "steps": steps,
+        "steps": t.steps,
         "path": str(path),
         "cached": cached,
         "train_time_s": train_s,
     }
+    if t.generated:  # one model for any size: the steps it did are in its model.json
+        record.update(any_size=list(t.generated), budget_s=t.seconds, steps=_steps_done(path) or t.steps)
+    return record
+
+
+def _steps_done(folder: Path) -> int | None:
+    from dispatchbench.learn.checkpoints import read_meta
+
+    try:
+        steps = read_meta(folder).get("steps")
+    except Exception:  # noqa: BLE001  (a model.json the learner did not write: its budget is the record)
+        return None
+    return int(steps) if isinstance(steps, int) else None
 
 
 def shootout_specs(methods: Methods, trained: Trained) -> tuple[list[str], dict[str, list[int]]]:
