@@ -565,7 +565,7 @@ class Maddpg(lifecycle.LearnerPlugin):
         start = time.perf_counter()
         if isinstance(model, shared.SharedModel):
             raw, margin = shared.act(model, trained, states)  # every actor on every state at once
-            heard = 2 * search.system_sum_messages + len(trained.groups)  # two system sums, one message per agent
+            heard = shared.observation_messages(search, trained)
         else:
             margin, u, on = model.policy(observation_matrix(trained, states))
             raw = raw_actions(on, u, trained.commitment)

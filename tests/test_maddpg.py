@@ -191,8 +191,12 @@ def test_batched_decisions_equal_one_by_one(paper_model):
     batch = assert_batched_equals_one_by_one(make_solver(f"maddpg[model={model}]"), paper, states)
     plain = {a.info["messages"] for a in batch if a.info["commitment_repaired"] == 0}
     from dispatchbench.formulations.distributed_search import DistributedSearch
+    from dispatchbench.learn.maddpg.shared import observation_messages
 
-    assert plain <= {DistributedSearch(paper).messages_per_decision()}  # one search (the default graph)
+    search = DistributedSearch(paper)
+    # one search (the default graph) and the shared actors' inputs: two system sums, one message per agent
+    assert plain <= {search.messages_per_decision() + observation_messages(search, paper)}
+    assert observation_messages(search, paper) == 2 * 2 * (4 - 1) + 9
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -295,3 +299,207 @@ def test_alternative_options_train_and_reload(tmp_path):
     assert solver.load(paper).shift == "range"
     records = solve_and_score(paper, _states(paper)[:5], solver)
     assert all(r.status == "feasible" for r in records), [r.reason for r in records]
+
+
+# ---- one model for any size (issue 19, item 4) -------------------------------------------------
+TINY_SHARED = "maddpg[learning_starts=20,batch_size=16,log_every=20,checkpoint_every=1000,explore_steps=40]"
+
+
+def _doubled(problem):
+    """The same problem with every region copied once (groups and CS limits alike): twice the size,
+    the same ratios everywhere."""
+    import dataclasses
+
+    from dispatchbench.model.problem import Problem, Region
+
+    regions = tuple(problem.regions) + tuple(Region(f"{r.name}x", r.cs_max) for r in problem.regions)
+    groups = tuple(problem.groups) + tuple(
+        dataclasses.replace(g, name=f"{g.name}x", region=f"{g.region}x") for g in problem.groups
+    )
+    return Problem(f"{problem.name}-doubled", regions, groups, problem.commitment)
+
+
+def _doubled_state(state):
+    from dispatchbench.model.problem import State
+
+    return State(
+        state.label,
+        {**state.demand, **{f"{r}x": d for r, d in state.demand.items()}},
+        {**state.v2g_available, **{f"{g}x": v for g, v in state.v2g_available.items()}},
+    )
+
+
+def test_shared_inputs_do_not_depend_on_the_number_of_regions():
+    """An instance and the same instance twice over (every region copied, demands copied) give
+    every agent the same actor inputs and the same mean-field summaries of the others' actions."""
+    from dispatchbench.learn.maddpg.features import agent_features, mean_field, upper_rows
+
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    double = _doubled(paper)
+    states = _states(paper)[:5]
+    twice = [_doubled_state(s) for s in states]
+    g = len(paper.groups)
+    one, two = agent_features(paper, states), agent_features(double, twice)
+    assert one.shape == (5, g, len(one[0, 0])) and two.shape == (5, 2 * g, one.shape[2])
+    assert np.allclose(two[:, :g], one, atol=1e-6) and np.allclose(two[:, g:], one, atol=1e-6)
+    rng = np.random.default_rng(0)
+    on = rng.random((5, g)) < 0.6
+    ub, lb = upper_rows(paper, states), paper.lower_bounds()[None].repeat(5, 0)
+    power = np.where(on, lb + rng.random((5, g)) * (ub - lb), 0.0)
+    mf_one = mean_field(paper, on, power, lb, ub)
+    mf_two = mean_field(double, np.tile(on, 2), np.tile(power, 2), np.tile(lb, 2), np.tile(ub, 2))
+    assert np.allclose(mf_two[:, :g, 3:], mf_one[:, :, 3:], atol=1e-6)  # the agent's region: the same
+    # over the system, "the others" of a doubled instance hold the agent's own twin as well
+    twin = np.stack([on * paper.delivery * ub, on * paper.delivery * lb, on * paper.delivery * power], -1)
+    expected = (2 * mf_one[:, :, :3] * paper.delivery.dot(paper.p_max) + twin) / (2 * paper.delivery.dot(paper.p_max))
+    assert np.allclose(mf_two[:, :g, :3], expected, atol=1e-5)
+
+
+def test_one_model_trained_on_small_instances_decides_a_larger_one(tmp_path):
+    """``fit_instances`` on generated instances of 2 and 4 regions (training seeds) gives one model
+    that decides an unseen 8-region instance of a validation seed: an answer for every state,
+    every answer feasible by the evaluator; its model.json records the training cost."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.maddpg.training_states import TrainingBudget, generated_instances
+
+    instances = generated_instances([2, 4], seed=0, per_size=3)
+    report = make_solver(TINY_SHARED).fit_instances(
+        instances, seed=0, budget=TrainingBudget(steps=60), out_dir=tmp_path
+    )
+    assert report.steps == 60
+    info = report.info
+    assert info["env_steps"] == 60 and info["train_steps"] == 60
+    assert info["true_cost_evaluations"] > 60  # the played plans and every counterfactual "off"
+    assert info["training_messages"] > 0 and info["parameter_sharing"].startswith("per type")
+    assert info["training_kind"].startswith("CTDE: centralised critic")
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["problem_fingerprint"] == "any-size" and meta["training_cost"]["env_steps"] == 60
+    assert meta["trained_on"] == [p.name for p in instances]
+    solver = make_solver(f"maddpg[model={tmp_path}]")
+    # the first validation instance whose ratings lie within those of the six training instances
+    big = next(p for p in (generate_problem(8, s) for s in range(1000, 1100)) if solver.skip(p) is None)
+    families = ("base_load", "night_heavy", "high_demand")  # (cs_binding days hold states on the very boundary)
+    records = solve_and_score(big, validation_states(big, families=families, stride=24, random_count=4), solver)
+    assert len(records) == 16 and all(r.status == "feasible" for r in records), [r.reason for r in records]
+
+
+def test_a_shared_model_refuses_groups_it_never_saw(tiny, tmp_path):
+    """A model trained on a problem without V2G refuses one with V2G, and one whose fast charger is
+    larger than any it trained on, in one line naming the group and the rating."""
+    import dataclasses
+
+    from dispatchbench.learn.maddpg.training_states import TrainingBudget
+    from dispatchbench.model.problem import Problem
+
+    no_v2g = dataclasses.replace(tiny, groups=tuple(g for g in tiny.groups if not g.is_v2g), name="tiny-no-v2g")
+    make_solver(TINY_SHARED).fit_instances([no_v2g, no_v2g], seed=0, budget=TrainingBudget(steps=4), out_dir=tmp_path)
+    solver = make_solver(f"maddpg[model={tmp_path}]")
+    assert solver.skip(no_v2g) is None
+    why = solver.skip(tiny)
+    assert "group V2G" in why and "type V2G was never in training" in why and "\n" not in why
+    big = dataclasses.replace(
+        no_v2g, groups=tuple(dataclasses.replace(g, p_max=900.0) if g.name == "CHEAP" else g for g in no_v2g.groups)
+    )
+    assert isinstance(big, Problem)
+    why = solver.skip(big)
+    assert "group CHEAP (FDC): p_max 900 is outside the range" in why and "\n" not in why
+
+
+def test_a_run_stopped_by_the_clock_is_reproduced_by_its_steps(tiny, tmp_path):
+    """A wall-time budget stops between steps and records the steps done; training the same spec
+    and seed for that many steps gives the same networks (the schedule never reads the clock)."""
+    import torch
+
+    from dispatchbench.learn.checkpoints import load_checkpoint
+    from dispatchbench.learn.maddpg.training_states import TrainingBudget
+
+    timed = make_solver(TINY_SHARED).fit_instances(
+        [tiny], seed=3, budget=TrainingBudget(seconds=4.0), out_dir=tmp_path / "timed"
+    )
+    assert timed.steps >= 1 and timed.info["train_steps"] == timed.steps
+    again = make_solver(TINY_SHARED).fit_instances(
+        [tiny], seed=3, budget=TrainingBudget(steps=timed.steps), out_dir=tmp_path / "steps"
+    )
+    assert again.steps == timed.steps
+    a, b = load_checkpoint(tmp_path / "timed"), load_checkpoint(tmp_path / "steps")
+    for net in a.networks:
+        for key, value in a.networks[net].items():
+            assert torch.equal(value, b.networks[net][key]), (net, key)
+    with pytest.raises(ValueError, match="needs steps, seconds or both"):
+        TrainingBudget()
+
+
+def test_generated_training_instances_use_training_seeds_only():
+    from dispatchbench.learn.maddpg.training_states import generated_instances
+
+    names = [p.name for p in generated_instances([4, 8], seed=998, per_size=3)]
+    assert names == ["gen-4r-s998", "gen-4r-s999", "gen-4r-s0", "gen-8r-s998", "gen-8r-s999", "gen-8r-s0"]
+    with pytest.raises(ValueError, match="training"):
+        generated_instances([4], seed=1000)
+
+
+def test_the_per_agent_mode_stays_available(tiny, eval_states, tmp_path):
+    out = tmp_path / "agent"
+    report = make_solver(f"maddpg[{FAST},sharing=agent]").fit(tiny, seed=0, steps=250, out_dir=out)
+    assert report.info["parameter_sharing"] == "none" and report.info["true_cost_evaluations"] == 250
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["hyperparameters"]["sharing"] == "agent" and "observation" in meta
+    records = solve_and_score(tiny, eval_states, make_solver(f"maddpg[model={out}]"))
+    assert all(r.status == "feasible" for r in records)
+    assert make_solver("maddpg[sharing=agent]").label(make_solver("maddpg[sharing=agent]").params).name == (
+        "MADDPG (per agent)"
+    )
+
+
+# ---- the repair: a workable commitment for every feasible state ---------------------------------
+def test_repair_finds_a_workable_commitment_for_every_feasible_state():
+    """From all off, all on and random commitments, on validation states of a generated 16-region
+    instance, the repair's commitment is one the search balances and the evaluator accepts; it
+    tests candidates without running the search."""
+    from dispatchbench.formulations.distributed_search import DistributedSearch
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.maddpg.commitment_repair import repair_commitment
+    from dispatchbench.model.evaluate import evaluate
+    from dispatchbench.model.feasibility import infeasibility_reason
+
+    problem = generate_problem(16, 1000)
+    search = DistributedSearch(problem)
+    rng = np.random.default_rng(0)
+    g = len(problem.groups)
+    tried = 0
+    for state in validation_states(problem, stride=24, random_count=6):
+        if infeasibility_reason(problem, state) is not None:
+            continue
+        for on in (np.zeros(g, bool), np.ones(g, bool), rng.random(g) < 0.3):
+            fix = repair_commitment(problem, state, on, rng.normal(size=g))
+            assert fix.on is not None, state.label
+            result = search.project(state, fix.on, problem.lower_bounds())
+            assert result.feasible[0], state.label
+            assert evaluate(problem, state, result.dispatch(problem, fix.on)).feasible, state.label
+            tried += 1
+    assert tried >= 60
+
+
+def test_exact_repair_pass_meets_the_total_where_the_greedy_one_cannot():
+    """The exact pass (one subset per region, a backward pass over reachable totals) finds a
+    commitment on every feasible state, from any start, and none on an infeasible one."""
+    from dispatchbench.learn.maddpg.commitment_repair import SupplyWindows, _exact_commitment
+    from dispatchbench.model.feasibility import infeasibility_reason
+    from dispatchbench.model.problem import State
+
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    rng = np.random.default_rng(1)
+    g = len(paper.groups)
+    found = refused = 0
+    for state in StateSampler(paper, seed=5).sample_many(20):
+        windows = SupplyWindows(paper, state)
+        on = _exact_commitment(windows, rng.random(g) < 0.5, rng.normal(size=g))
+        assert on is not None and windows.workable(on), state.label
+        found += 1
+    too_much = State("too_much", {r: 5000.0 for r in paper.region_names}, {v: 90.0 for v in paper.v2g_names})
+    assert infeasibility_reason(paper, too_much) is not None
+    assert _exact_commitment(SupplyWindows(paper, too_much), np.ones(g, bool), np.zeros(g)) is None
+    refused += 1
+    assert found == 20 and refused == 1

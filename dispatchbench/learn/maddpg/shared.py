@@ -278,3 +278,10 @@ def act(model: SharedModel, problem: Problem, states: Sequence[State]) -> tuple[
     """Deterministic raw actions ``(B, G)`` and the on/off margins (the repair's eagerness)."""
     margin, u, on = model.policy(agent_features(problem, states), layout(problem).type_index)
     return raw_actions(on, u, problem.commitment), margin
+
+
+def observation_messages(search: DistributedSearch, problem: Problem) -> int:
+    """Messages of the shared actors' inputs per decision: the two system totals (demand, available
+    capacity) are one CS-to-CS tree sum each, and every CS node sends each of its agents its
+    region's and the system's numbers in one message (an agent measures its own)."""
+    return 2 * search.system_sum_messages + len(problem.groups)
