@@ -8,7 +8,7 @@ decision times are the batched per-state times the plugin reports, SCIP's are it
 
     nice python benchmarks/bench_tvc_scale.py --regions 32,128 --out benchmarks/results/tvc-scale.json
 
-Instances are ``generate_problem(R, INSTANCE_SEED)`` (the scaling study's); states are the
+Instances are ``generate_problem(R, seed)`` with the seed of ``studies/scaling.toml``; states are the
 study's test states (intervals 02:00 and 18:00 of every family's test day, test seed 2000).
 ``--split validation`` is how settings and budgets are chosen: a validation-seed instance
 (``generate_problem(R, 1000)``) and its validation states, never the study's.
@@ -29,11 +29,12 @@ from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.instances.generate_problem import generate_problem
-from dispatchbench.instances.protocol import VALIDATION, split_states
-from dispatchbench.report.scaling import FULL, INSTANCE_SEED, pick_states
+from dispatchbench.instances.protocol import VALIDATION
+from dispatchbench.report.study_file import TestStates, load_study
 from dispatchbench.report.tables import state_family
 
 ROOT = Path(__file__).resolve().parent.parent
+STUDY = load_study("scaling")  # studies/scaling.toml: its instances, states and budgets
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--intervals",
-        default=",".join(map(str, FULL.intervals)),
+        default=",".join(map(str, STUDY.test_states.intervals)),
         help="intervals of each family's day to decide (default: the study's)",
     )
     ap.add_argument(
@@ -63,15 +64,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tvc-scale.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or FULL.learned.get(
-        args.spec, {}
+    steps = {int(k): int(v) for k, v in (p.split(":") for p in args.steps.split(",") if p)} or next(
+        (dict(m.train_steps) for m in STUDY.methods if m.spec == args.spec and isinstance(m.train_steps, dict)), {}
     )
     intervals = tuple(int(i) for i in args.intervals.split(","))
-    instance_seed = INSTANCE_SEED if args.split == "test" else VALIDATION.seed(0)
+    instance_seed = STUDY.generate.seed if args.split == "test" else VALIDATION.seed(0)
     rows = []
     for regions in [int(r) for r in args.regions.split(",")]:
         problem = generate_problem(regions, instance_seed)
-        states = pick_states(split_states(problem, args.split), intervals)
+        states = TestStates(args.split, intervals=intervals).draw(problem)
         budget = steps.get(regions)
         if budget is None:
             raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")

@@ -43,8 +43,8 @@ _EXPORTS: dict[str, str] = {
     "Problem": "dispatchbench.model.problem",
     "Region": "dispatchbench.model.problem",
     "State": "dispatchbench.model.problem",
-    "load_problem": "dispatchbench.model.problem_file",
-    "load_states": "dispatchbench.model.state_file",
+    "load_problem": "dispatchbench.api",  # bundled names too, as the CLI (model.problem_file: paths only)
+    "load_states": "dispatchbench.api",
     "solve": "dispatchbench.api",
     "run": "dispatchbench.api",
     "load_results": "dispatchbench.api",

@@ -6,13 +6,16 @@ Input mistakes exit with status 2 and one line (file, entry, fix), never a trace
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import platform
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,13 +23,13 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatchbench import __version__
-from dispatchbench.bench.plugins import broken_plugins, discover, make_solver
-from dispatchbench.bench.scoring import Record, solve_and_score
-from dispatchbench.contract.defaults import DEFAULT_BASELINE, DEFAULT_SOLVER
+from dispatchbench.bench.plugins import BrokenPlugin, make_solver
+from dispatchbench.bench.scoring import Record
 from dispatchbench.contract.learner import Learner
-from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
+from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_TRAIN_STEPS, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.model.bundled import find_input
 from dispatchbench.model.errors import InputError, SolverNotFound, one_line
+from dispatchbench.model.paths import exists, output_file
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
@@ -40,19 +43,31 @@ console = Console()
 
 ProblemOpt = Annotated[Path, typer.Option("--problem", "-p", help="Problem file (TOML).")]
 StatesOpt = Annotated[Path, typer.Option("--states", "-s", help="State file (CSV).")]
+TracebackOpt = Annotated[
+    bool, typer.Option("--traceback", help="Print a plugin's full traceback (stderr) for each row it raised on.")
+]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit: the only way the CLI reports bad input."""
     typer.echo(f"error: {one_line(message)}", err=True)  # a spec or path may carry a newline
     raise typer.Exit(code)
+
+
+def warn_discovery() -> None:
+    """What plugin discovery skipped or hid (a missing solver-path folder, a plugin shadowed by an
+    earlier one of its name), one warning line each on stderr; nothing is imported for it."""
+    from dispatchbench.bench.plugins import discovery_warnings
+
+    for line in discovery_warnings():
+        typer.echo(f"warning: {one_line(line)}", err=True)
 
 
 def input_file(path: Path) -> Path:
     """The problem or state file as given when it exists (messages then name it as the user wrote
     it), else the bundled file of that name (``paper-4region.toml``, ``problems/paper-4region.toml``),
     so the README's commands work from any folder, not only from a checkout."""
-    return path if path.exists() else find_input(path)
+    return path if exists(path) else find_input(path)
 
 
 def _print_version(value: bool) -> None:
@@ -76,35 +91,87 @@ def solve(
     problem: ProblemOpt,
     states: StatesOpt,
     solver: Annotated[
-        str, typer.Option("--solver", help="Solver spec, e.g. scip or pso[particles=40].")
-    ] = DEFAULT_SOLVER,
+        str | None, typer.Option("--solver", help="Solver spec (required), e.g. scip or pso[particles=40].")
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for stochastic solvers (0..2**32-1).")] = 0,
-    time_limit: Annotated[float | None, typer.Option(help="Time limit per call, seconds.")] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(help="Hard limit per state, seconds, as run's --timeout (default: none, the solver's own)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per state, one per line.")] = False,
+    startup_timeout: Annotated[
+        float, typer.Option(help="Limit on the plugin's import and set-up, seconds.")
+    ] = STARTUP_LIMIT_S,
+    show_traceback: TracebackOpt = False,
 ) -> None:
-    """Solve every state of a state file with one solver; costs come from the evaluator."""
-    if time_limit is not None and not (math.isfinite(time_limit) and 0 < time_limit <= MAX_TIMEOUT_S):
-        fail(
-            f"--time-limit {time_limit:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] "
-            "— fix: give e.g. --time-limit 60"
-        )
-    prob = load_problem(input_file(problem))
-    sts = load_states(input_file(states), prob)
+    """Solve every state of a state file with one solver; costs come from the evaluator.
+
+    The solver runs in a child process (its import under --startup-timeout, its prints on
+    stderr); with --time-limit S it is killed at S seconds on a state, which becomes timeout."""
+    for option, value in (("--time-limit", time_limit), ("--startup-timeout", startup_timeout)):
+        if value is not None and not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+            fail(f"{option} {value:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] — fix: give e.g. {option} 60")
+    from dispatchbench.bench.job_payload import Blob
+    from dispatchbench.bench.solve_in_child import solve_in_child
+
+    problem_path, states_path = input_file(problem), input_file(states)
+    prob = load_problem(problem_path)
+    sts = load_states(states_path, prob)
+    if solver is None:  # no default: the package names no plugin (tests/test_contract_names.py)
+        fail("--solver: missing — fix: give --solver, e.g. --solver scip (dispatchbench solvers lists them)")
+    warn_discovery()
     try:
-        backend = make_solver(solver)
+        solved = solve_in_child(
+            prob,
+            Blob.of_file(problem_path),
+            sts,
+            Blob.of_file(states_path),
+            solver,
+            seed=seed,
+            time_limit=time_limit,
+            startup_timeout=startup_timeout,
+        )
     except SolverNotFound as exc:  # a message that carries its own fix (a model folder's) keeps it
         fail(
             f"--solver {solver}: {exc}"
             + ("" if " — fix: " in str(exc) else " — fix: run 'dispatchbench solvers' to see names and parameters")
         )
-    if isinstance(backend, Learner) and (unusable := backend.skip(prob)):  # no model for this problem: refuse
-        fail(f"--solver {solver}: {unusable}")
-    records = solve_and_score(prob, sts, backend, seed=seed, time_limit=time_limit)
+    if solved.skipped and solved.solver["capabilities"].get("learns"):  # no model for this problem: refuse
+        fail(f"--solver {solver}: {solved.skipped}")
+    records = solved.records
     if as_json:
         for rec in records:
             typer.echo(json.dumps(rec.to_json(prob)))
-        return
-    _print_records(prob, records)
+    else:
+        _print_records(prob, records)
+    _plugin_failures(
+        [(solver, records[0].reason)] if _every_row_error([(r.status, r.reason) for r in records]) else [],
+        [(r.solver, r.state, r.info.get("traceback")) for r in records],
+        show_traceback,
+    )
+
+
+def _every_row_error(rows: list[tuple[str, str]]) -> bool:
+    """Every row ``error`` (a plugin that declined the problem, ``skipped: ...``, is no failure)."""
+    return bool(rows) and all(s == "error" and not str(why).startswith("skipped: ") for s, why in rows)
+
+
+def _plugin_failures(failed: list[tuple[str, str]], traces: list[tuple[str, str, Any]], show_traceback: bool) -> None:
+    """With ``--traceback``, each plugin traceback on stderr; then exit 1 when every row of a
+    solver is ``error`` — a script or CI job must not read a plugin that never answered as success."""
+    if show_traceback:
+        for spec, state, trace in traces:
+            if isinstance(trace, str):
+                typer.echo(f"--- traceback of {spec} on state {state!r}:\n{trace.rstrip()}", err=True)
+    if failed:
+        spec, reason = failed[0]
+        others = f" (and {len(failed) - 1} other solver(s))" if len(failed) > 1 else ""
+        fail(
+            f"every row of {spec}{others} is error, the first: {reason}"
+            + ("" if " — fix: " in reason else " — fix: correct the plugin as that says")
+            + ("" if show_traceback else " (--traceback prints its traceback)"),
+            code=1,
+        )
 
 
 def _print_records(prob, records: list[Record]) -> None:
@@ -161,46 +228,59 @@ def solvers(
             "capabilities, origin) and plugins that failed to load.",
         ),
     ] = False,
+    startup_timeout: Annotated[
+        float, typer.Option(help="Limit on each plugin's import, seconds (each imports in its own process).")
+    ] = STARTUP_LIMIT_S,
 ) -> None:
-    """List solver plugins, their capabilities and default parameters (exit 1 when there is none)."""
-    if as_json:
-        from dispatchbench.api import solver_catalogue
+    """List solver plugins, their capabilities and default parameters (exit 1 when there is none).
 
-        found, broken = solver_catalogue()
-        typer.echo(
-            json.dumps(
-                {"dispatchbench_version": __version__, "solvers": found, "broken": broken}, indent=2, default=str
-            )
+    Each plugin is imported in a process of its own under --startup-timeout: one that fails,
+    exits or hangs at import is listed as broken with the reason, and prints nothing on stdout."""
+    if not (math.isfinite(startup_timeout) and 0 < startup_timeout <= MAX_TIMEOUT_S):
+        fail(
+            f"--startup-timeout {startup_timeout:g}: not a number of seconds in (0, {MAX_TIMEOUT_S:g}] "
+            "— fix: give e.g. --startup-timeout 60"
         )
-        if not found:
-            fail(_why_no_solvers(), code=1)
+    from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+    catalogue = plugin_catalogue(startup_timeout)
+    for line in catalogue.warnings():  # on stderr in both forms: --json keeps stdout for the JSON
+        typer.echo(f"warning: {one_line(line)}", err=True)
+    if as_json:
+        broken = [{"origin": b.origin, "error": b.error} for b in catalogue.broken]
+        document = {"dispatchbench_version": __version__, "solvers": catalogue.solvers, "broken": broken}
+        document["shadowed"] = [asdict(s) for s in catalogue.shadowed]
+        document["solver_path_problems"] = catalogue.path_problems
+        typer.echo(json.dumps(document, indent=2, default=str))
+        if not catalogue.solvers:
+            fail(_why_no_solvers(catalogue.broken), code=1)
         return
-    if not discover():
-        fail(_why_no_solvers(), code=1)
+    if not catalogue.solvers:
+        fail(_why_no_solvers(catalogue.broken), code=1)
     table = Table(title="solver plugins (capabilities: the flags a plugin sets)")
     for col in ("name", "capabilities", "parameters", "description"):
         # parameters one per line and never cut with "…": a half-shown default is useless
         table.add_column(col, overflow="fold", no_wrap=col in {"name", "parameters"}, min_width=12)
-    for name, cls in sorted(discover().items()):
-        caps = cls.capabilities
+    for entry in catalogue.solvers:
+        caps = entry["capabilities"]
         flags = [
             flag
-            for flag, on in (
-                ("exact", caps.exact),
-                ("stochastic", caps.stochastic),
-                ("learns", caps.learns),
-                ("commitment", caps.handles_commitment),
+            for flag, key in (
+                ("exact", "exact"),
+                ("stochastic", "stochastic"),
+                ("learns", "learns"),
+                ("commitment", "handles_commitment"),
             )
-            if on
+            if caps.get(key)
         ]
-        params = "\n".join(f"{k}={v}" for k, v in cls.parameters.items())
-        table.add_row(name, "\n".join(flags) or "-", params, cls.description)
+        params = "\n".join(f"{k}={v}" for k, v in entry["parameters"].items())
+        table.add_row(*map(Text, (entry["name"], "\n".join(flags) or "-", params, str(entry["description"]))))
     console.print(table)
-    for b in broken_plugins():
-        typer.echo(f"warning: plugin {b.origin} failed to load: {b.error}", err=True)
+    for b in catalogue.broken:
+        typer.echo(f"warning: plugin {b.origin} failed to load: {one_line(b.error)}", err=True)
 
 
-def _why_no_solvers() -> str:
+def _why_no_solvers(broken: list[BrokenPlugin]) -> str:
     """Why discovery found nothing, place by place: an empty table with exit 0 hid a broken install."""
     from dispatchbench.bench import plugins
 
@@ -220,7 +300,6 @@ def _why_no_solvers() -> str:
         if not registered
         else f"{len(registered)} entry point(s) of '{plugins.ENTRY_POINT_GROUP}' gave none"
     )
-    broken = plugins.broken_plugins()
     if broken:
         places.append(f"{len(broken)} plugin(s) failed to load, first {broken[0].origin}: {broken[0].error}")
     return one_line(
@@ -275,10 +354,24 @@ def run(
     startup_timeout: Annotated[
         float, typer.Option(help="Limit on a plugin's import and set-up per cell, seconds.")
     ] = STARTUP_LIMIT_S,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Where every --states file's states come from: training, validation, test, reported or none "
+            "(default: each file's .provenance.json from `generate states`, else not stated)."
+        ),
+    ] = None,
+    replicate: Annotated[
+        int | None, typer.Option(help="With --split training/validation/test: the replicate (seed offset).")
+    ] = None,
+    show_traceback: TracebackOpt = False,
 ) -> None:
-    """Run solvers x seeds x states, each cell in its own process under a hard time limit."""
+    """Run solvers x seeds x states, each cell in its own process under a hard time limit.
+
+    Exits 1 when every row a solver got in this run is error (a plugin that never answered)."""
     from dispatchbench.bench.harness import parse_seeds, run_benchmark
 
+    warn_discovery()
     summary = run_benchmark(
         input_file(problem),
         [input_file(s) for s in states],
@@ -293,6 +386,7 @@ def run(
         executor=executor,
         scheduler=scheduler,
         startup_timeout=startup_timeout,
+        provenance=_run_provenance(split, replicate),
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     typer.echo(
@@ -302,6 +396,24 @@ def run(
     if summary.interrupted:
         typer.echo("interrupted: every finished row is kept; continue with the same command and --resume", err=True)
         raise typer.Exit(130)
+    _plugin_failures(summary.all_error(), summary.tracebacks, show_traceback)
+
+
+def _run_provenance(split: str | None, replicate: int | None):
+    """``--split/--replicate`` as one provenance for every states file, checked; None: not given."""
+    from dispatchbench.instances.provenance import SPLIT_NAMES, Provenance
+
+    if split is None:
+        if replicate is not None:
+            fail(f"--replicate {replicate}: needs --split — fix: add e.g. --split test")
+        return None
+    try:
+        return Provenance(split, replicate)
+    except ValueError as exc:
+        fail(
+            f"--split {split} --replicate {replicate}: {exc} — fix: a split of {', '.join(SPLIT_NAMES)}, "
+            "and a replicate only for training/validation/test"
+        )
 
 
 @app.command()
@@ -318,6 +430,8 @@ def table(
     from dispatchbench.report.tables import make_tables
 
     target = out if out is not None else dirs[0] / "tables"
+    if target.is_symlink():  # the tables would be written wherever the link points
+        fail(f"--out {target}: is a symbolic link — fix: give a real folder for the tables (links are not followed)")
     if target.exists() and not target.is_dir():
         fail(f"--out {target}: is a file, not a folder — fix: give a folder for the tables (it is created if missing)")
     written = make_tables(dirs, baseline, state=state, day=day, solvers=solvers, problem=problem, out_dir=out)
@@ -329,14 +443,33 @@ def table(
 
 @app.command()
 def train(
-    problem: ProblemOpt,
     solver: Annotated[str, typer.Option("--solver", help="Learning solver spec, e.g. madrl_tvc or maddpg.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model, checkpoints and training logs.")],
+    problem: Annotated[
+        Path | None, typer.Option("--problem", "-p", help="Problem file (TOML): a model for this instance.")
+    ] = None,
+    generated: Annotated[
+        str | None,
+        typer.Option(
+            "--generated",
+            help="Instead of -p: one model for any size, trained on generated instances of these sizes "
+            "(regions, e.g. 4,8,16,32; training generator seeds).",
+        ),
+    ] = None,
     steps: Annotated[
         int | None,
         typer.Option(
             help="Total training steps (with --resume: continue up to this many). Default: the solver's documented "
-            "budget, the one the tables report (default_train_steps in `dispatchbench solvers --json`)."
+            "budget, the one the tables report (default_train_steps in `dispatchbench solvers --json`), capped by "
+            "its default wall time (default_train_seconds)."
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Wall-time budget (15m, 900s, 1h): training stops before it and records the steps done "
+            "(--steps N with that number reproduces the model).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the training run (0..2**32-1).")] = 0,
@@ -345,28 +478,77 @@ def train(
 ) -> None:
     """Train a learning solver on sampled states (never the evaluation states); then solve with the spec
     NAME\\[model=OUT]."""
-    prob = load_problem(input_file(problem))
-    learner = make_solver(solver)
+    import inspect
+
+    from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_duration
+
+    if (problem is None) == (generated is None):
+        fail("train: give either --problem FILE (a model for that instance) or --generated SIZES (any size)")
+    prob = load_problem(input_file(problem)) if problem is not None else None
+    _probe_plugin(solver)  # its import first in a child, under the start-up limit
+    with contextlib.redirect_stdout(sys.stderr):  # a plugin's prints must not mix with the command's output
+        learner = make_solver(solver)
     if not isinstance(learner, Learner):
+        from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+        learners = sorted(s["name"] for s in plugin_catalogue().solvers if s["capabilities"].get("learns"))
         fail(
             f"--solver {solver}: {learner.name!r} does not learn — fix: choose a learning solver "
-            f"({', '.join(sorted(n for n, c in discover().items() if issubclass(c, Learner))) or 'none installed'})"
+            f"({', '.join(learners) or 'none installed'})"
         )
-    if steps is None:  # the documented default budget of the method (the contract's class attribute)
-        steps = learner.default_train_steps
-    if steps < 1:
-        fail(f"--steps {steps}: must be at least 1 — fix: give the number of training steps")
+    try:
+        training_set = TrainingSet.parse(generated) if generated is not None else None
+        seconds = parse_duration(budget) if budget is not None else None
+    except ValueError as exc:
+        fail(str(exc))
+    if training_set is not None and not learner.any_size:
+        fail(f"--generated: {learner.name} trains one model per instance — fix: give --problem FILE")
+    if steps is None and seconds is None:  # the documented default budget of the method
+        steps = learner.default_train_steps if training_set is None else None
+        seconds = learner.default_train_seconds
+        if steps is None and seconds is None:
+            fail(f"--generated: {learner.name} has no default wall time — fix: give --budget (e.g. 15m) or --steps")
+    if steps is not None and not 1 <= steps <= MAX_TRAIN_STEPS:  # 10**20: a typo, not a budget
+        fail(f"--steps {steps}: not in 1..{MAX_TRAIN_STEPS} — fix: give the number of training steps")
+    if (seconds is not None or training_set is not None) and "budget" not in inspect.signature(learner.fit).parameters:
+        fail(f"--budget: {learner.name} does not take a wall-time budget — fix: give --steps N")
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE
 
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file, not a folder — fix: give a new or existing folder for the model")
     if resume and not (out / CHECKPOINT_FILE).exists():
         fail(f"{out}: no {CHECKPOINT_FILE} to resume from — fix: drop --resume or point --out at a training run")
-    report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress)
+    options: dict[str, Any] = {}
+    if seconds is not None or training_set is not None:
+        options["budget"] = TrainingBudget(steps=steps, seconds=seconds)
+    if training_set is not None:
+        options["training_set"] = training_set
+    with contextlib.redirect_stdout(sys.stderr):
+        report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress, **options)
+    stopped = report.info.get("stopped_by")
     typer.echo(
-        f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s; model: {report.model_path} "
+        f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s"
+        + (f" (stopped by the {'wall-time budget' if stopped == 'time' else 'step budget'})" if stopped else "")
+        + f"; model: {report.model_path} "
         f'(use --solver "{learner.name}[model={report.model_path}]")'
     )
+
+
+def _probe_plugin(spec: str) -> None:
+    """Build ``spec`` once in a child process under the start-up limit before this process
+    imports the plugin: a plugin that hangs, exits or fails at import is one line (exit 2) here
+    instead of a hung or silently ended command."""
+    from dispatchbench.bench.cell_runner import probe_specs
+    from dispatchbench.bench.plugins import no_solver_named, parse_spec, plugin_origins
+
+    name, _ = parse_spec(spec)
+    origins = plugin_origins()
+    if name not in origins:
+        fail(f"--solver {spec}: {no_solver_named(name, origins)}")
+    entry = probe_specs({origins[name]: [spec]}, STARTUP_LIMIT_S)[spec]
+    if "error" in entry or "timeout" in entry:
+        why = str(entry.get("error") or entry.get("timeout"))
+        fail(f"--solver {spec}: {why}" + ("" if " — fix: " in why else " — fix: run 'dispatchbench solvers'"))
 
 
 @app.command()
@@ -377,7 +559,10 @@ def report(
         str | None,
         typer.Option(help="Method whose dispatches Figs. 6-8 show (default: best learned by day-average cost)."),
     ] = None,
-    baseline: Annotated[str, typer.Option(help="Method the improvement column is relative to.")] = DEFAULT_BASELINE,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Method the improvement column is relative to (default: the certified optimum's)."),
+    ] = None,
     state: Annotated[str, typer.Option(help="State label of Table IV.")] = "tableIV",
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"
@@ -386,6 +571,8 @@ def report(
     """Turn a results directory into reports/<name>/report.html (self-contained) and report.md + PNGs."""
     from dispatchbench.report.html_report import build_report
 
+    if reports.is_symlink():  # the report would be written wherever the link points
+        fail(f"--reports {reports}: is a symbolic link — fix: give a real folder (links are not followed)")
     files = build_report(results, out_root=reports, name=name, method=method, baseline=baseline, state=state)
     for note in files.notes:
         typer.echo(f"note: {note}", err=True)
@@ -396,14 +583,31 @@ def report(
     )
 
 
+def _bundled_studies() -> str:
+    from dispatchbench.report.study_file import bundled_studies
+
+    return ", ".join(bundled_studies()) or "none installed"
+
+
 @app.command()
 def reproduce(
-    target: Annotated[str, typer.Argument(help="Experiment to reproduce: paper, or scaling (4 to 128 regions).")],
-    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: 1 seed per learner, tiny budgets.")] = False,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help=f"A bundled study ({_bundled_studies()}) or your own study file (.toml; see the README, "
+            "'Studies'). paper: the paper's comparison; scaling: every method from 4 to 128 regions.",
+        ),
+    ],
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: the study's \\[quick] overrides.")] = False,
+    print_file: Annotated[
+        bool, typer.Option("--print", help="Print the study file (to copy and edit) and exit; nothing runs.")
+    ] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Results directory (default runs/<target>[-quick]).")
+        Path | None, typer.Option("--out", "-o", help="Results directory (default runs/<study name>[-quick]).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Report folder under --reports (default: --out's name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Report folder under --reports (default: the study's report name[-quick]).")
+    ] = None,
     reports: Annotated[Path, typer.Option("--reports", help="Folder the report folder is created in.")] = Path(
         "reports"
     ),
@@ -412,61 +616,59 @@ def reproduce(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", "--workers", help="Trainings and cells at once (default: up to 2 cores)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            "--workers",
+            help="Trainings and cells at once (default: the study's \\[run], else 2 cores).",
+        ),
     ] = None,
-    executor: Annotated[str, typer.Option(help="Where cells and trainings run: local or dask.")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="Where cells and trainings run: local or dask (default: the study's \\[run]).")
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster of --jobs workers).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep shoot-out rows already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train the learned methods (cached), run every method on the Table IV state, the day and the
-    protocol's test states, write the report.
+    """Run a study file: train the learned methods (cached), run every method, write the report.
 
-    ``scaling`` instead generates an instance per size (4 to 128 regions), trains the learners on
-    each within a stated budget, runs every method on the sizes' test states and writes
-    reports/scaling."""
-    from dispatchbench.report.reproduce import reproduce as run_reproduce
+    A study of kind ``paper`` runs one problem's reported cases and the protocol's test states
+    (Tables IV and V); kind ``scaling`` runs every method on instances of several sizes, generated
+    or your own, and writes the scaling table and plots."""
+    from dispatchbench.report.study_file import QUICK_SUFFIX, find_study, load_study
 
-    out = out or Path("runs") / (target + ("-quick" if quick else ""))
-    if target == "scaling":
-        from dispatchbench.report.scaling import reproduce_scaling
-
-        study = reproduce_scaling(
-            out,
-            quick=quick,
-            cache_root=cache,
-            workers=workers,
-            report_root=reports,
-            report_name=name or "scaling" + ("-quick" if quick else ""),
-            resume=resume,
-            progress=progress,
-            executor=executor,
-            scheduler=scheduler,
-        )
-        times = ", ".join(f"{k} {v:.0f} s" for k, v in study.wall_s.items())
-        typer.echo(f"scaling study in {study.out_dir}; wall time: {times}")
-        for f in study.failures:
-            typer.echo(
-                f"failed: {f['method']} at {f.get('stage', 'run')} ({f.get('regions')} regions): {f['reason']}",
-                err=True,
-            )
-        typer.echo(f"report: {reports / (name or 'scaling' + ('-quick' if quick else ''))}/report.html")
+    if print_file:
+        typer.echo(find_study(target).read_text(encoding="utf-8"), nl=False)
         return
-    outcome = run_reproduce(
-        target,
-        out,
-        quick=quick,
+    study = load_study(target, quick=quick)
+    out = out or Path("runs") / (study.name + (QUICK_SUFFIX if study.quick else ""))
+    report_name = name or study.report_name
+    options: dict[str, Any] = dict(
         cache_root=cache,
         workers=workers,
         report_root=reports,
-        report_name=name,
+        report_name=report_name,
         resume=resume,
         progress=progress,
         executor=executor,
         scheduler=scheduler,
     )
+    if study.kind == "scaling":
+        from dispatchbench.report.scaling import reproduce_scaling
+
+        result = reproduce_scaling(out, study, **options)
+        times = ", ".join(f"{k} {v:.0f} s" for k, v in result.wall_s.items())
+        typer.echo(f"{study.name} study in {result.out_dir}; wall time: {times}")
+        for f in result.failures:
+            where = f" ({f['regions']} regions)" if f.get("regions") else ""
+            typer.echo(f"failed: {f['method']} at {f.get('stage', 'run')}{where}: {f['reason']}", err=True)
+        typer.echo(f"report: {reports / report_name}/report.html")
+        return
+    from dispatchbench.report.reproduce import reproduce as run_reproduce
+
+    outcome = run_reproduce(study, out, **options)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.wall_s.items())
     cached = sum(m["cached"] for m in outcome.models)
     typer.echo(
@@ -483,11 +685,9 @@ app.add_typer(generate_app, name="generate")
 
 
 def _out_file(out: Path) -> None:
-    """Refuse an --out that cannot become a file, before any work."""
-    if out.is_dir():
-        fail(f"--out {out}: is a directory — fix: give a file path such as {out / 'instance.toml'}")
-    if not out.parent.is_dir():
-        fail(f"--out {out}: folder {out.parent} does not exist — fix: create it or choose another path")
+    """Refuse an --out that cannot become a regular file (a folder, a FIFO, a device such as
+    /dev/null, a missing folder, an overlong path), before any work."""
+    output_file(out, "--out")
 
 
 @generate_app.command("problem")
@@ -553,13 +753,17 @@ def generate_states_cmd(
     _out_file(out)
     prob = load_problem(input_file(problem))
     try:
-        made = generate_random(prob, count, seed) if family == RANDOM else generate_days(prob, family, days, seed)
+        made = generate_random(prob, count, seed) if count is not None else generate_days(prob, family, days, seed)
     except ValueError as exc:
         fail(str(exc))
+    from dispatchbench.instances.provenance import Provenance, write_sidecar
+
     write_states(out, prob, made.states)
+    sidecar = write_sidecar(out, seed)  # `run` reads it: every row then says which split drew the states
     typer.echo(
-        f"{out}: {len(made.states)} states ({family}, seed {seed}) for problem {prob.name!r}; "
-        f"repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled"
+        f"{out}: {len(made.states)} states ({family}, seed {seed}: {Provenance.of_seed(seed).describe()}) "
+        f"for problem {prob.name!r}; repaired to be feasible: {made.clipped} clipped, {made.scaled} scaled; "
+        f"provenance in {sidecar.name}"
     )
 
 
@@ -573,6 +777,15 @@ def main() -> None:
         code = app(standalone_mode=False, prog_name="dispatchbench")
     except (InputError, SolverNotFound) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a path the system refuses wherever a command touches it (model/paths.py)
+        if exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP):
+            raise
+        where = str(exc.filename or "a path")
+        where = where if len(where) <= 120 else f"{where[:60]}...{where[-40:]} ({len(where)} characters)"
+        typer.echo(
+            f"error: {one_line(where)}: {exc.strerror} — fix: use a shorter path without symlink loops", err=True
+        )
         sys.exit(2)
     except typer.TyperException as exc:  # click's ClickException/UsageError derive from it
         ctx = getattr(exc, "ctx", None)

@@ -32,7 +32,7 @@ from dispatchbench.contract.learner import FitReport
 from dispatchbench.contract.solver import Answer, Capabilities, Label
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import META_FILE, Checkpoint, ModelFileError, load_checkpoint, read_meta
-from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE
+from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
 from dispatchbench.learn.maddpg import per_agent, shared
 from dispatchbench.learn.maddpg.decision import decide_batch, raw_actions
 from dispatchbench.learn.maddpg.features import FEATURES, MEAN_FIELD, RatingRanges, agent_features, layout
@@ -99,8 +99,8 @@ class Hyperparameters:
 
 # Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
 HYPERPARAMETER_RANGES = {
-    "actor_hidden": COUNT,
-    "critic_hidden": COUNT,
+    "actor_hidden": WIDTH,
+    "critic_hidden": WIDTH,
     "actor_lr": POSITIVE,
     "critic_lr": POSITIVE,
     "gamma": FRACTION,

@@ -14,7 +14,9 @@ NLopt has no integer variables, so the on/off decisions are chosen outside it (`
 
 Problems with more than ``max_groups`` groups are skipped with the reason (one SLSQP solve grows
 as n³). Under a time limit the deadline is checked before every solve and the best feasible
-answer so far is returned as ``feasible``, or ``timeout`` if there is none.
+answer so far is returned as ``feasible``, or ``timeout`` if there is none; each NLopt run gets
+the time left (``set_maxtime``). ``info`` records the budget (``time_budget_s``) and whether it
+struck (``stopped_at_budget``).
 
 For one commitment the problem is compiled to NLopt's vector form
 (:class:`dispatchbench.formulations.vector_form.VectorForm`) in one of two encodings:
@@ -131,6 +133,9 @@ class NloptSolver(Solver):
         "ftol_rel": 1e-12,
         "maxeval": 3000,  # evaluations per NLopt run
         "max_groups": 100,  # skip larger problems: one SLSQP solve took 6 s of CPU at 163 groups (docs)
+        # per-state budget in seconds (0: none of its own, only the harness's limit): a study gives
+        # it as a multiple of a learner's decision time (scip has the same parameter)
+        "time_limit": 0.0,
     }
     parameter_ranges = {
         "inner_maxeval": (1, _C_INT_MAX),
@@ -139,6 +144,7 @@ class NloptSolver(Solver):
         "xtol_rel": (0.0, 1.0),
         "ftol_rel": (0.0, 1.0),
         "maxeval": (1, _C_INT_MAX),
+        "time_limit": (0.0, 1e9),
     }
     parameter_choices = {
         "algorithm": _ALGORITHMS,
@@ -205,6 +211,7 @@ class NloptSolver(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
+        time_limit = self.state_time_limit(time_limit)
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     @property
@@ -232,7 +239,7 @@ class NloptSolver(Solver):
                 solved[key] = self._solve_commitment(problem, state, on, rng, deadline)
             return solved[key]
 
-        info: dict[str, Any] = {"strategy": strategy, "encoding": self.encoding}
+        info: dict[str, Any] = {"strategy": strategy, "encoding": self.encoding, "time_budget_s": time_limit}
         n_groups = len(problem.groups)
         if strategy == "enumerate":
             if n_groups > _MAX_ENUMERATED_GROUPS:
@@ -256,7 +263,8 @@ class NloptSolver(Solver):
         )
         elapsed = time.perf_counter() - start
         ev = best.evaluation
-        if time.perf_counter() > deadline:
+        info["stopped_at_budget"] = time.perf_counter() > deadline or best.nlopt_result == "maxtime reached"
+        if info["stopped_at_budget"]:
             info["time_limit_reached"] = True
             if not ev.feasible:  # nothing usable yet: a timeout, not an "infeasible" claim
                 return Answer(

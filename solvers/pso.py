@@ -18,8 +18,10 @@ the commitment scores only — a PSO/λ-iteration hybrid, stronger but no longer
 over the dispatch. ``shift`` is the default because it searches the same decisions as the
 paper's PSO baseline and the learned agents (commitment and powers), with the same mapping.
 
-Under a time limit the cost function stops the swarm; the best particle seen so far is returned
-as ``feasible`` if its commitment is workable, else the state is ``timeout`` (no dispatch). At
+Under a time limit (the harness's per-state limit, or a budget matched to a learner's decision
+time) the cost function stops the swarm before the next iteration; the best particle seen so far
+is returned as ``feasible`` if its commitment is workable, else the state is ``timeout`` (no
+dispatch). ``info`` records the budget (``time_budget_s``) and whether it struck (``stopped_at_budget``). At
 128 regions the random start rarely finds a workable commitment on high-demand states
 (docs/classical-backends.md, "Measured at scale").
 """
@@ -63,6 +65,9 @@ class Pso(Solver):
         "c1": 1.49,  # cognitive: pull to each particle's own best
         "c2": 1.49,  # social: pull to the swarm's best
         "decode": "shift",  # shift | price
+        # per-state budget in seconds (0: none of its own, only the harness's limit): a study gives
+        # it as a multiple of a learner's decision time (scip has the same parameter)
+        "time_limit": 0.0,
     }
     # Inertia above 1 or acceleration coefficients above 4 make the swarm diverge (Clerc and
     # Kennedy 2002); the sizes are capped where one state's swarm would no longer fit in memory/time.
@@ -72,6 +77,7 @@ class Pso(Solver):
         "w": (0.0, 1.0),
         "c1": (0.0, 4.0),
         "c2": (0.0, 4.0),
+        "time_limit": (0.0, 1e9),
     }
     parameter_choices = {"decode": _DECODERS}
     capabilities = Capabilities(exact=False, stochastic=True, learns=False, handles_commitment=True)
@@ -93,6 +99,7 @@ class Pso(Solver):
     def solve(
         self, problem: Problem, states: Sequence[State], *, seed: int = 0, time_limit: float | None = None
     ) -> list[Answer]:
+        time_limit = self.state_time_limit(time_limit)
         return [self._solve_state(problem, state, seed, time_limit) for state in states]
 
     # ---- a particle as a dispatch ------------------------------------------------------------
@@ -131,7 +138,7 @@ class Pso(Solver):
         start = time.perf_counter()
         deadline = start + time_limit if time_limit else np.inf
         dims = self.dimensions(problem)
-        info: dict[str, Any] = {"decode": self.params["decode"], "dimensions": dims}
+        info: dict[str, Any] = {"decode": self.params["decode"], "dimensions": dims, "time_budget_s": time_limit}
         timed_out = False
         if dims == 0:  # price decode without commitment: nothing left for a swarm to choose
             best = np.zeros((1, 0))
@@ -167,6 +174,7 @@ class Pso(Solver):
             finally:
                 np.random.set_state(saved)
             info["iterations_run"] = best_seen["calls"]
+        info["stopped_at_budget"] = timed_out
         elapsed = time.perf_counter() - start
         if best is None:
             return Answer(

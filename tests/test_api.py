@@ -23,7 +23,7 @@ from dispatchbench.model.errors import InputError, SolverNotFound
 
 TABLE_IV_COST = "4903.9687"
 HEADER = "state,d_A,d_B,d_C,d_D,v_V2G5,v_V2G6"
-SOLVERS = {"scip", "nlopt", "pso", "madrl_tvc", "maddpg"}
+SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"}
 
 
 def cli_json(capsys, monkeypatch, *args: str) -> list[dict]:
@@ -63,7 +63,7 @@ def test_solve_takes_problem_and_state_objects(tmp_path):
     problem = dispatchbench.load_problem(problems_dir() / "paper-4region.toml")
     states = dispatchbench.load_states(problems_dir() / "paper-4region-tableIV.csv", problem)
     one = dispatchbench.solve(problem, states[0], solver="scip[rel_gap=1e-9]")
-    many = dispatchbench.solve(problem, states)
+    many = dispatchbench.solve(problem, states, solver="scip")
     assert f"{one.loc[0, 'cost']:.4f}" == f"{many.loc[0, 'cost']:.4f}" == TABLE_IV_COST
     assert one.loc[0, "solver"] == "scip"  # rel_gap=1e-9 is the default, so the spec is the bare name
 
@@ -71,7 +71,7 @@ def test_solve_takes_problem_and_state_objects(tmp_path):
 def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
     states = tmp_path / "two.csv"
     states.write_text(f"{HEADER}\ntableIV,100,120,50,530,70,150\nshort,100,120,50,1000,70,150\n")
-    frame = dispatchbench.solve("paper-4region.toml", states)
+    frame = dispatchbench.solve("paper-4region.toml", states, solver="scip")
     assert list(frame["status"]) == ["optimal", "infeasible"]
     assert math.isnan(frame.loc[1, "cost"]) and "region D" in frame.loc[1, "reason"]
 
@@ -81,6 +81,7 @@ def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
     [
         ({"solver": "cplex"}, SolverNotFound, "no solver named 'cplex'"),
         ({"solver": "scip[gap=1]"}, SolverNotFound, "no parameter 'gap'"),
+        ({"solver": None}, InputError, 'solver: missing: no solver given — fix: give solver=, e.g. solver="scip"'),
         ({"time_limit": 0}, InputError, "time_limit"),
         ({"time_limit": float("nan")}, InputError, "time_limit"),
         ({"seed": -1}, InputError, "seed"),
@@ -88,7 +89,89 @@ def test_solve_keeps_an_infeasible_state_as_a_row_with_its_reason(tmp_path):
 )
 def test_solve_bad_arguments_raise_the_cli_errors(kwargs, error, text):
     with pytest.raises(error, match=text):
-        dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **kwargs)
+        dispatchbench.solve("paper-4region.toml", "paper-4region-tableIV.csv", **{"solver": "scip", **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"seed": 2**70}, "is not a seed in 0..4294967295"),
+        ({"seed": True}, "seed: True"),
+        ({"seed": 1.5}, "seed: 1.5"),
+        ({"seed": "0"}, "seed: '0'"),
+        ({"time_limit": 1e300}, "time_limit"),
+        ({"time_limit": True}, "time_limit: True"),
+        ({"time_limit": "60"}, "time_limit: '60'"),
+        ({"time_limit": 8 * 24 * 3600}, "time_limit"),
+        ({"states": []}, "states: []: is empty"),
+        ({"states": [1, 2]}, "states: 1: is not a State"),
+        ({"states": 5}, "states: 5: is not a list"),
+        ({"solver": 5}, "solver: 5: is not a solver spec"),
+        ({"problem": 5}, "problem: 5: is not a path"),
+        ({"problem": "x" * 5000}, "over 4095"),
+    ],
+    ids=lambda v: str(v)[:40] if isinstance(v, dict) else None,
+)
+def test_solve_validates_every_argument_like_the_cli(kwargs, text):
+    """Issue 20: seed=2**70, time_limit=1e300 or True, an empty state list were accepted."""
+    args = {"problem": "paper-4region.toml", "states": "paper-4region-tableIV.csv", "solver": "scip", **kwargs}
+    with pytest.raises(InputError) as info:
+        dispatchbench.solve(**args)
+    assert text in str(info.value) and "fix:" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"timeout": "60"}, "--timeout: '60'"),
+        ({"timeout": True}, "--timeout: True"),
+        ({"timeout": 1e300}, "--timeout"),
+        ({"timeout": float("inf")}, "--timeout"),
+        ({"states": []}, "states: []: is empty"),
+        ({"states": [5]}, "states: 5: is not a path"),
+        ({"solvers": []}, "solvers: []"),
+        ({"solvers": ""}, "solvers: '': is empty"),
+        ({"solvers": [5]}, "solvers: [5]"),
+        ({"seeds": [2**70]}, "is not a seed"),
+        ({"seeds": [True]}, "seeds: True"),
+        ({"seeds": 1.5}, "seeds: 1.5: is not a list"),
+        ({"resume": "yes"}, "resume: 'yes': is not True or False"),
+        ({"jobz": 2}, "jobz: option: is not an option of run"),
+        ({"jobs": 0}, "--jobs"),
+        ({"jobs": True}, "--jobs"),
+        ({"executor": "mpi"}, "--executor"),
+        ({"startup_timeout": "9"}, "--startup-timeout"),
+        ({"out": 5}, "out: 5: is not a path"),
+        ({"out": "o" * 300}, "over 255"),
+    ],
+    ids=lambda v: str(v)[:40] if isinstance(v, dict) else None,
+)
+def test_run_validates_every_argument_before_any_work(tmp_path, kwargs, text):
+    args = {
+        "problem": "paper-4region.toml",
+        "states": "paper-4region-tableIV.csv",
+        "solvers": "scip",
+        "out": tmp_path / "x",
+        "progress": False,
+        **kwargs,
+    }
+    with pytest.raises(InputError) as info:
+        dispatchbench.run(**args)
+    assert text in str(info.value) and "fix:" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_takes_a_problem_object_and_records_the_file_it_wrote(paper, tmp_path):
+    out = dispatchbench.run(paper, "paper-4region-tableIV.csv", "scip", out=tmp_path / "x", progress=False)
+    rows = dispatchbench.load_results(out)
+    [written] = (out / "inputs").glob("*.toml")
+    assert Path(rows["problem_file"].iloc[0]) == written.resolve() and rows["status"].iloc[0] == "optimal"
+
+
+@pytest.mark.parametrize("folder, text", [(5, "folder: 5: is not a path"), ("/no/such/run", "not found")])
+def test_load_results_validates_its_folder(folder, text):
+    with pytest.raises(InputError, match=text):
+        dispatchbench.load_results(folder)
 
 
 def test_solve_missing_file_names_it():

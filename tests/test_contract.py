@@ -150,11 +150,14 @@ def test_tables_and_report_name_methods_by_label_and_fall_back_to_the_spec(label
     types = make_tables([labelled_run], "scip", out_dir=tmp_path / "t").tables[0].table.set_index("method")["type"]
     assert types.to_dict() == {"scip": "exact", "labelled[flavour=mild]": "exact, third party"}
 
-    old = tmp_path / "old"  # the same rows as an older version wrote them: no label, no family
+    old = tmp_path / "old"  # the same rows as an older version wrote them: no label, no family, no manifest
     old.mkdir()
     rows = [json.loads(line) for line in (labelled_run / "rows.jsonl").read_text().splitlines()]
     (old / "rows.jsonl").write_text(
-        "".join(json.dumps({k: v for k, v in r.items() if k not in ("label", "family")}) + "\n" for r in rows)
+        "".join(
+            json.dumps({**{k: v for k, v in r.items() if k not in ("label", "family")}, "schema_version": 2}) + "\n"
+            for r in rows
+        )
     )
     assert set(method_labels(load_scored(old).frame).values()) == {"scip", "labelled[flavour=mild]"}
     types = make_tables([old], "scip", out_dir=tmp_path / "t2").tables[0].table.set_index("method")["type"]
@@ -174,7 +177,10 @@ def _cli(capsys, monkeypatch, *args: str) -> str:
 def test_solvers_json_shows_default_labels_and_budgets(capsys, monkeypatch):
     listed = {s["name"]: s for s in json.loads(_cli(capsys, monkeypatch, "solvers", "--json"))["solvers"]}
     assert (listed["scip"]["label"], listed["scip"]["family"]) == ("SCIP (gap 1e-9)", "exact")
-    assert (listed["madrl_tvc"]["label"], listed["madrl_tvc"]["family"]) == ("MADRL-TVC", "learned, fully distributed")
+    assert (listed["madrl_tvc"]["label"], listed["madrl_tvc"]["family"]) == (
+        "MADRL-TVC",
+        "learned, distributed (one problem) or CTDE-like (any size)",
+    )
     assert listed["madrl_tvc"]["default_train_steps"] == 1500 and listed["pso"]["default_train_steps"] is None
 
 
@@ -184,7 +190,7 @@ def test_solve_json_and_the_api_carry_the_label(capsys, monkeypatch):
     )
     [line] = [json.loads(text) for text in out.splitlines()]
     assert (line["label"], line["family"]) == ("SCIP (gap 1e-4)", "exact")
-    frame = dispatchbench.solve(str(PAPER), str(TABLE_IV))  # the default solver
+    frame = dispatchbench.solve(str(PAPER), str(TABLE_IV), solver="scip")
     assert (frame.loc[0, "solver"], frame.loc[0, "label"], frame.loc[0, "status"]) == (
         "scip",
         "SCIP (gap 1e-9)",

@@ -7,10 +7,7 @@ bundled plugin's spec (``"scip"``, ``"pso[iterations=60]"``, ``"madrl_tvc"``): t
 every module with ``ast`` and fails on such a string constant. Docstrings, comments and prose
 (a help text's ``e.g. scip or pso[particles=40]``) are words, not specs, and pass.
 
-Allowed: ``contract/defaults.py``, the one place that names the defaults a user gets without
-naming a solver. Pending: the paper and scaling study budgets in ``report/reproduce.py`` and
-``report/scaling.py`` move to study files (TOML) in another change; until then they are the only
-offenders left, and the test that covers them is an expected failure.
+No module is exempt: ``solve`` (CLI and API) has no default solver; the user names it.
 """
 
 from __future__ import annotations
@@ -19,17 +16,13 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from dispatchbench.bench.plugins import bundled_dir, declared_names, split_specs
 from dispatchbench.model.errors import SolverNotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dispatchbench"
-ALLOWED = {"contract/defaults.py"}
 # (module, string) that are not plugin specs although they spell one
 NOT_SPECS = {("bench/run_metadata.py", "nlopt")}  # the NLopt library's distribution name (its version column)
-PENDING = {"report/reproduce.py", "report/scaling.py"}  # study budgets, on their way into study files
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\[(.*)\])?\s*$")
 
 
@@ -86,14 +79,7 @@ def test_the_bundled_plugins_are_known():
 
 def test_no_module_names_a_bundled_plugin():
     found = offenders(PACKAGE, bundled_names())
-    rest = {path: lines for path, lines in found.items() if path not in ALLOWED | PENDING}
-    assert rest == {}, "name the method through its plugin (label, capabilities, Learner), not its spec"
-
-
-@pytest.mark.xfail(reason="the study budgets move to study files in another change", strict=False)
-def test_the_study_modules_name_no_bundled_plugin():
-    found = offenders(PACKAGE, bundled_names())
-    assert {path: lines for path, lines in found.items() if path in PENDING} == {}
+    assert found == {}, "name the method through its plugin (label, capabilities, Learner), not its spec"
 
 
 def test_the_check_can_fail(tmp_path):

@@ -117,12 +117,11 @@ def test_default_graph_is_bids_and_the_exact_tree():
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 32, 128])
-def test_tree_sums_and_maxima_are_exact(n):
+def test_tree_sums_are_exact(n):
     tree = TreeSum.on(n)
     rng = np.random.default_rng(n)
     values = rng.integers(-(10**6), 10**6, size=(5, n)).astype(float)  # integers: float sums are exact
     assert np.array_equal(tree.run(values), values.sum(-1))
-    assert np.array_equal(tree.run_max(values), values.max(-1))
     assert tree.messages == 2 * (n - 1)
     assert len(graph_edges(n, "tree")) == n - 1  # a spanning tree: n − 1 edges, each used twice
     assert all(p < c for p, c in graph_edges(n, "tree"))

@@ -16,6 +16,7 @@ from dispatchbench.contract.solver import Answer, Solver
 from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import parse_problem
+from dispatchbench.model.tolerance import feasibility_tolerance
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 PAPER = load_problem(PROBLEMS / "paper-4region.toml")
@@ -122,6 +123,36 @@ def test_boundary_states_are_feasible_within_tolerance():
     # Exactly at D's limit (500 + 200) is feasible; 1 kW more is not.
     assert infeasibility_reason(PAPER, paper_state("s", 100, 120, 50, 700)) is None
     assert infeasibility_reason(PAPER, paper_state("s", 100, 120, 50, 701)) is not None
+
+
+def test_the_tolerance_is_applied_once_to_the_grid_balance_not_to_every_region():
+    """Issue 20: the pre-check loosened each region's CS window and the total by the tolerance,
+    so it accepted states no exact dispatch serves and SCIP proved infeasible."""
+    state = paper_state("s", 100, 120, 50, 700)
+    tol = PAPER.tolerance(state)
+    assert tol == feasibility_tolerance(state.total_demand) == evaluate_tolerance(state)
+    inside = paper_state("s", 100, 120, 50, 700 + 0.5 * tol)  # D past its exact limit by half a tolerance
+    assert "region D" in infeasibility_reason(PAPER, inside)
+    (record,) = solve_and_score(PAPER, [inside], make_solver("scip"))
+    assert record.status == "infeasible" and record.reason.startswith("state infeasible:")
+
+
+def test_the_generators_margin_is_stricter_than_the_tolerance():
+    at_limit = paper_state("s", 100, 120, 50, 700)  # D imports exactly its CS limit
+    assert infeasibility_reason(PAPER, at_limit) is None
+    why = infeasibility_reason(PAPER, at_limit, margin=True)
+    assert why is not None and "less the generator's margin 0.02 kW" in why
+    assert infeasibility_reason(PAPER, paper_state("s", 100, 120, 50, 699.98), margin=True) is None
+    night = paper_state("night", 0, 0, 0, 0)  # nothing asked, nothing running: exact, no margin needed
+    assert infeasibility_reason(PAPER, night, margin=True) is None
+
+
+def evaluate_tolerance(state: State) -> float:
+    from dispatchbench.model.dispatch import Dispatch
+    from dispatchbench.model.evaluate import evaluate
+
+    n, r = len(PAPER.groups), len(PAPER.regions)
+    return evaluate(PAPER, state, Dispatch(np.zeros(n, bool), np.zeros(n), np.zeros(r))).tolerance
 
 
 SHORT_D = paper_state("short", 100, 120, 50, 1000)

@@ -8,6 +8,7 @@ and every bad input is one line with exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from dispatchbench.instances.protocol import (
 )
 from dispatchbench.instances.state_families import FAMILIES, INTERVALS, generate_days, generate_random, write_states
 from dispatchbench.instances.state_repair import repair
-from dispatchbench.model.feasibility import infeasibility_reason
+from dispatchbench.model.feasibility import import_margin, infeasibility_reason
 from dispatchbench.model.problem_file import load_problem
 from dispatchbench.model.state_file import load_states
 
@@ -172,7 +173,7 @@ def test_a_thousand_generated_states_pass_the_pre_check(tmp_path, paper, convex)
             # through the file, as a user gets them: what was checked is what was written
             path = tmp_path / f"{prob.name}-{states[0].label}.csv"
             for state in write_states(path, prob, states):
-                assert infeasibility_reason(prob, state) is None, (prob.name, state.label)
+                assert infeasibility_reason(prob, state, margin=True) is None, (prob.name, state.label)
                 checked += 1
     assert checked >= 1000
 
@@ -183,7 +184,8 @@ def test_repair_clips_and_scales_only_when_needed(paper, convex):
     assert step == "" and fine.demand["D"] == 530.0
     clipped, step = repair(paper, "x", np.array([100.0, 120.0, 50.0, 5000.0]), v2g)
     assert step == "clip" and infeasibility_reason(paper, clipped) is None
-    assert clipped.demand["D"] == pytest.approx(300 + 200 + 200)  # FDC3 + FDC4 + CS limit
+    # FDC3 + FDC4 + the CS limit less the generator's margin (0.01 % of 200 kW, at least 0.01 kW)
+    assert clipped.demand["D"] == pytest.approx(300 + 200 + 200 - import_margin(200.0)) == 699.98
     scaled, step = repair(convex, "x", np.zeros(4), v2g)  # forced minimum outputs need a use
     assert step == "scale" and infeasibility_reason(convex, scaled) is None
 
@@ -252,11 +254,62 @@ def test_protocol_splits_are_disjoint_and_guarded(paper):
         ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/no/such/x.csv"),
         ("states", "--problem", "{tmp}/missing.toml", "--family", "skewed", "--out", "{tmp}/x.csv"),
         ("states", "--family", "skewed"),
+        # issue 20: special output files and seeds past the bound every other command keeps
+        ("problem", "--regions", "4", "--out", "/dev/null"),
+        ("problem", "--regions", "4", "--out", "{tmp}/fifo"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "/dev/null"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--out", "{tmp}/fifo"),
+        ("problem", "--regions", "4", "--out", "{tmp}/" + "n" * 300 + ".toml"),
+        ("problem", "--regions", "4", "--seed", str(2**70), "--out", "{tmp}/x.toml"),
+        ("states", "--problem", "{paper}", "--family", "skewed", "--seed", str(2**32), "--out", "{tmp}/x.csv"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args):
     fill = {"tmp": str(tmp_path), "paper": str(PROBLEMS / "paper-4region.toml")}
+    os.mkfifo(tmp_path / "fifo")  # writing to it would block until a reader came
     code, out, err = run_main(capsys, monkeypatch, "generate", *(a.format(**fill) for a in args))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "fix" in err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.toml").exists()
+
+
+def test_a_request_past_the_state_file_limits_is_refused_before_generating():
+    big = generate_problem(512, 0)
+    with pytest.raises(ValueError, match="exceed the state-file limit"):
+        generate_random(big, 100_000, 1000)
+    with pytest.raises(ValueError, match="exceed the state-file limit"):
+        generate_days(big, "base_load", 366, 1000)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("train", "-p", "{paper}", "--solver", "madrl_tvc", "--steps", "2", "--out", "{long}"),
+        ("run", "-p", "{paper}", "-s", "{day}", "--solvers", "scip", "--out", "{long}"),
+        ("table", "{long}", "--baseline", "scip"),
+        ("solve", "-p", "{paper}", "-s", "{long}.csv"),
+        ("validate", "{long}.toml"),
+    ],
+    ids=["train", "run", "table", "solve", "validate"],
+)
+def test_an_overlong_path_is_one_line_on_every_command(tmp_path, capsys, monkeypatch, args):
+    fill = {"paper": str(PROBLEMS / "paper-4region.toml"), "day": str(PROBLEMS / "paper-4region-tableIV.csv")}
+    fill["long"] = str(tmp_path / ("n" * 300))
+    code, out, err = run_main(capsys, monkeypatch, *(a.format(**fill) for a in args))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "fix" in err
+
+
+def test_one_interval_is_the_state_a_whole_day_makes_there():
+    """The training sampler draws one interval at a time; it must be the day's own state (same
+    draw, same repair), only without repairing the other intervals."""
+    from dispatchbench.instances.state_families import generate_interval
+
+    problem = generate_problem(16, 3)
+    for family in ("skewed", "cs_binding", "night_heavy"):
+        day = generate_days(problem, family, 1, 7, first_day=2).states
+        for t in (0, 37, 95):
+            one = generate_interval(problem, family, 7, 2, t)
+            assert (one.label, one.demand, one.v2g_available) == (day[t].label, day[t].demand, day[t].v2g_available)
+    with pytest.raises(ValueError, match="interval 96"):
+        generate_interval(problem, "skewed", 7, 2, 96)

@@ -15,7 +15,7 @@ import pytest
 
 from dispatchbench import evaluate, load_problem, load_states
 from dispatchbench.bench.harness import parse_seeds, plan_solvers, run_benchmark
-from dispatchbench.bench.plugins import discover
+from dispatchbench.bench.plugins import discover, make_solver
 from dispatchbench.bench.results_store import ROW_COLUMNS, ResultsStore
 from dispatchbench.bench.run_metadata import METADATA_COLUMNS
 from dispatchbench.model.dispatch import Dispatch
@@ -70,7 +70,7 @@ def test_spec_labels_keep_what_the_user_wrote():
         "scip, scip[time_limit=30, rel_gap=1e-6], scip[rel_gap=1e-6,time_limit=30], scip[persistent=true]"
     )
     assert [p.spec for p in plans] == ["scip", "scip[rel_gap=1e-06,time_limit=30.0]", "scip[persistent=True]"]
-    assert plans[1].params == {"rel_gap": 1e-6, "time_limit": 30.0, "persistent": True}
+    assert plans[1].params == {**make_solver("scip").params, "rel_gap": 1e-6, "time_limit": 30.0}  # defaults filled
 
 
 def test_scip_on_table_iv_state_row_content(tmp_path):
@@ -213,7 +213,9 @@ def _wait_for(path: Path, proc: subprocess.Popen) -> None:
 
 def _table_without_times(out: Path) -> pd.DataFrame:
     tables = make_tables([out], "scip", out_dir=out / "tables")
-    return tables.tables[0].table.drop(columns=["time_per_state_s"])
+    return tables.tables[0].table.drop(
+        columns=["time_per_state_s", "online_s", "online_ratio_to_scip", "offline_batched_s"]
+    )
 
 
 def _blocked_run(multi: Path, out: Path, release: Path, *extra: str) -> subprocess.Popen:
@@ -241,7 +243,7 @@ def test_ctrl_c_keeps_finished_rows_and_the_table(tmp_path, multi):
     proc = _blocked_run(multi, out, release)
     _wait_for(Path(f"{release}.waiting"), proc)
     proc.send_signal(signal.SIGINT)
-    stderr = proc.communicate(timeout=60)[1]
+    stderr = proc.communicate(timeout=180)[1]
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     assert _rows_on_disk(out) == 6  # SCIP's six; the blocked state was never answered
@@ -319,13 +321,14 @@ def test_solve_scores_a_copy_the_plugin_cannot_touch(tmp_path):
 
 def test_a_plugin_whose_import_hangs_costs_only_its_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("DISPATCHBENCH_SOLVER_PATH", str(TEST_PLUGINS / "hanging"))
+    # the limit covers SCIP's own import (pyomo: 1-4 s in a fresh interpreter on a busy machine)
     summary = run_benchmark(
-        PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=2, progress=False
+        PROBLEM, [TABLE_IV], "import_hang,scip", [0], tmp_path / "out", startup_timeout=10, progress=False
     )
     assert not summary.interrupted
     frame = results(tmp_path / "out").set_index("solver")
     assert frame.loc["import_hang", "status"] == "error"
-    assert "did not finish within 2 s" in frame.loc["import_hang", "reason"]
+    assert "did not finish within 10 s" in frame.loc["import_hang", "reason"]
     assert frame.loc["scip", "status"] == "optimal"
     assert "dispatchbench_plugin_import_hang" not in sys.modules  # never imported here
 

@@ -26,7 +26,7 @@ from dispatchbench.bench import plugins
 from dispatchbench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLVERS = {"scip", "nlopt", "pso", "madrl_tvc", "maddpg"}
+SOLVERS = {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"}
 MARKER = "EVIL_PLUGIN_RAN"
 
 # A plugin that announces itself by writing a file when imported: if the file appears, the
@@ -96,7 +96,7 @@ def test_pyproject_packages_every_subpackage_and_data_file():
         if "__pycache__" not in p.parts
     }
     assert on_disk <= packages, f"subpackages missing from [tool.setuptools] packages: {sorted(on_disk - packages)}"
-    for package in ("dispatchbench.solvers", "dispatchbench.problems"):
+    for package in ("dispatchbench.solvers", "dispatchbench.problems", "dispatchbench.studies"):
         folder = ROOT / dirs[package]
         assert (folder / "__init__.py").is_file()
         unpackaged = [
@@ -218,7 +218,13 @@ def test_no_solver_at_all_is_an_error_that_says_where_it_looked(capsys, monkeypa
     ):
         assert text in line, text
     if "--json" in args:
-        assert json.loads(out) == {"dispatchbench_version": __version__, "solvers": [], "broken": []}
+        assert json.loads(out) == {
+            "dispatchbench_version": __version__,
+            "solvers": [],
+            "broken": [],
+            "shadowed": [],
+            "solver_path_problems": [],
+        }
 
 
 # ---- naming bundled problem files ------------------------------------------------------------------
@@ -258,11 +264,12 @@ def test_an_unknown_file_name_says_where_bundled_files_are(capsys, monkeypatch, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # builds and installs a wheel with torch into a fresh venv
 def test_the_wheel_installed_in_a_fresh_venv_lists_and_solves_from_outside_the_checkout():
     """Builds the wheel, installs it with [all] into a new venv and uses it from an empty folder
     (about a minute, most of it pip); the same script runs in .ci/run."""
     proc = subprocess.run(["bash", str(ROOT / ".ci" / "check_wheel.sh")], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "solvers: maddpg, madrl_tvc, nlopt, pso, scip" in proc.stdout
+    assert "solvers: admm, flip_search, lagrangian, maddpg, madrl_tvc, merit_order, nlopt, pso, scip" in proc.stdout
     assert "solve (CLI): tableIV optimal cost 4903.9687" in proc.stdout
     assert "solve (Python API): cost 4903.9687" in proc.stdout

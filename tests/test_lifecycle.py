@@ -32,8 +32,8 @@ CONVEX = ROOT / "problems" / "paper-4region-convex.toml"
 TABLE_IV = ROOT / "problems" / "paper-4region-tableIV.csv"
 TINY = {
     "maddpg": "maddpg[learning_starts=2,batch_size=4,log_every=2,checkpoint_every=2]",
-    "madrl_tvc": "madrl_tvc[warmup_states=4,warmup_actions=2,states_per_step=1,search_rounds=1,"
-    "batch_size=4,updates_per_step=1,cost_every=2,log_every=2,table_points=65]",
+    "madrl_tvc": "madrl_tvc[states_per_step=1,search_rounds=1,max_flips=8,max_swaps=4,"
+    "batch_size=4,updates_per_step=1,log_every=2,table_points=65]",
 }
 
 
@@ -88,7 +88,9 @@ def test_model_json_records_the_shared_fields(trained):
         "versions",
     } <= set(meta)
     assert meta["solver"] == name and meta["problem"] == "paper-4region" and meta["steps"] == 3
-    assert meta["spec"] == make_solver(TINY[name]).spec  # the trained hyper-parameters, as a spec
+    # the trained hyper-parameters, as a spec (TVC's share=auto recorded as what it resolved to: per agent)
+    expected = TINY[name] if name != "madrl_tvc" else TINY[name][:-1] + ",share=agent]"
+    assert meta["spec"] == make_solver(expected).spec
     assert make_solver(meta["spec"]).spec == meta["spec"]
 
 
@@ -106,7 +108,7 @@ def test_rng_states_round_trip(tmp_path):
     random.seed(1), torch.manual_seed(2), generator.random(3)
     net = torch.nn.Linear(2, 1)
     state = {"rng": lifecycle.capture_rng({"g": generator}), "buffer": np.arange(6.0).reshape(3, 2)}
-    meta = {"solver": "x", "problem": "p", "problem_fingerprint": "f", "hyperparameters": {}, "seed": 0}
+    meta = {"solver": "x", "problem": "p", "problem_fingerprint": "0123456789abcdef", "hyperparameters": {}, "seed": 0}
     lifecycle.save(tmp_path, step=7, networks={"net": net}, optimizers={}, state=state, meta=meta)
     expected = (random.random(), torch.rand(2), generator.random())
     random.seed(99), torch.manual_seed(99), generator.random(9)

@@ -271,7 +271,7 @@ def test_missing_problem_file(tmp_path):
 
 
 def test_problem_path_is_a_directory(tmp_path):
-    expect_error(lambda: load_problem(tmp_path), tmp_path, "file", "not found")
+    expect_error(lambda: load_problem(tmp_path), tmp_path, "file", "is a directory")
 
 
 def test_problem_file_not_utf8(tmp_path):
@@ -328,6 +328,15 @@ BAD_STATES = {
     "tab in a label": (HEADER + '\n"a\tb",1,1,1\n', "line 2, column 'state'", "contains '\\t'"),
     "newline in a label": (HEADER + '\n"a\nb",1,1,1\n', "column 'state'", "contains '\\n'"),
     "label too long": (HEADER + "\n" + "L" * 65 + ",1,1,1\n", "line 2, column 'state'", "longer than 64"),
+    # issue 20: Python's float() takes all of these; the file format does not (docs/model.md)
+    "full-width digits": (HEADER + "\ns1,\uff11\uff12,1,1\n", "column 'd_A'", "is not a number >= 0 in the file's"),
+    "Arabic-Indic digits": (HEADER + "\ns1,1,\u0661\u0662,1\n", "column 'd_B'", "number format"),
+    "underscore in a number": (HEADER + "\ns1,1_000,1,1\n", "column 'd_A'", "'1_000' is not a number"),
+    "space inside a number": (HEADER + "\ns1,1 000,1,1\n", "column 'd_A'", "'1 000' is not a number"),
+    "hexadecimal": (HEADER + "\ns1,0x10,1,1\n", "column 'd_A'", "'0x10' is not a number"),
+    "quoted thousands separator": (HEADER + '\ns1,"1,000",1,1\n', "column 'd_A'", "'1,000' is not a number"),
+    "quoted separator and digits": (HEADER + '\ns1,"1,2",1,1\n', "column 'd_A'", "'1,2' is not a number"),
+    "exponent overflowing to inf": (HEADER + "\ns1,1e999,1,1\n", "column 'd_A'", "is not a number >= 0"),
 }
 
 
@@ -388,3 +397,117 @@ def test_docs_example_files_load_and_the_example_error_is_what_the_loader_says(t
     with pytest.raises(InputError) as info:
         load_problem(bad)
     assert str(info.value) == example.replace("two-regions.toml", str(bad), 1)
+
+
+# ---- input edges (issue 20): sizes, paths, special files ------------------------------------------
+
+
+def test_plain_numbers_in_every_ascii_form_load(tmp_path, tiny):
+    text = HEADER + "\ns1,+5,.5,5.\ns2,1E2, 2e-1 ,0\n"
+    states = load_states(write(tmp_path, text, "states.csv"), tiny)
+    assert states[0].demand == {"A": 5.0, "B": 0.5} and states[0].v2g_available == {"V1": 5.0}
+    assert states[1].demand == {"A": 100.0, "B": 0.2}
+
+
+def test_a_state_file_past_the_row_limit_is_refused_at_the_row_that_crosses_it(tmp_path, tiny, monkeypatch):
+    import dispatchbench.model.state_file as state_file
+
+    monkeypatch.setattr(state_file, "MAX_STATES", 3)
+    rows = "".join(f"s{i},1,1,1\n" for i in range(3))
+    assert len(load_states(write(tmp_path, HEADER + "\n" + rows, "ok.csv"), tiny)) == 3
+    path = write(tmp_path, HEADER + "\n" + rows + "s3,1,1,1\n" + "garbage\n" * 10, "big.csv")
+    expect_error(lambda: load_states(path, tiny), path, "line 5", "more than 3 states")
+
+
+def test_a_state_file_past_the_cell_limit_is_refused(tmp_path, tiny, monkeypatch):
+    import dispatchbench.model.state_file as state_file
+
+    monkeypatch.setattr(state_file, "MAX_CELLS", 9)  # 4 columns: two rows fit, the third does not
+    path = write(tmp_path, HEADER + "\ns0,1,1,1\ns1,1,1,1\ns2,1,1,1\n", "cells.csv")
+    expect_error(lambda: load_states(path, tiny), path, "line 4", "more than 2 states")
+
+
+def test_a_file_past_the_byte_limit_is_refused_without_reading_it(tmp_path, tiny):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as handle:
+        handle.truncate(600 * 2**20)  # sparse: nothing is written, st_size says 600 MiB
+    expect_error(lambda: load_states(path, tiny), path, "file", "over the 512 MiB limit")
+    toml = tmp_path / "huge.toml"
+    with toml.open("wb") as handle:
+        handle.truncate(20 * 2**20)
+    expect_error(lambda: load_problem(toml), toml, "file", "over the 16 MiB limit")
+
+
+def test_a_fifo_or_a_device_is_refused_before_it_is_opened(tmp_path, tiny):
+    import os
+
+    fifo = tmp_path / "states.csv"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    expect_error(lambda: load_states(fifo, tiny), fifo, "file", "is a FIFO")
+    expect_error(lambda: load_problem(fifo), fifo, "file", "is a FIFO")
+    expect_error(lambda: load_problem(Path("/dev/zero")), Path("/dev/zero"), "file", "is a device")
+
+
+@pytest.mark.parametrize(
+    "make, what",
+    [
+        (lambda tmp: tmp / ("n" * 300 + ".toml"), "name in the path is 305 bytes long, over 255"),
+        (lambda tmp: tmp / "/".join(["d" * 200] * 25) / "p.toml", "over 4095"),
+        (lambda tmp: tmp / "missing" / "p.toml", "not found"),
+    ],
+    ids=["a 300-byte name", "a 5000-byte path", "a missing folder"],
+)
+def test_overlong_paths_are_one_line(tmp_path, tiny, make, what):
+    path = make(tmp_path)
+    for load in (lambda: load_problem(path), lambda: load_states(path, tiny)):
+        with pytest.raises(InputError, match=what) as info:
+            load()
+        assert "\n" not in str(info.value) and " — fix: " in str(info.value)
+
+
+def test_a_symlink_loop_is_one_line(tmp_path):
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="loops through symbolic links"):
+        load_problem(loop)
+
+
+def test_toml_nesting_and_huge_integers_are_one_line(tmp_path):
+    deep = write(tmp_path, "x = " + "[" * 50_000 + "]" * 50_000 + "\n" + BASE, "deep.toml")
+    expect_error(lambda: load_problem(deep), deep, "TOML", "nested too deeply")
+    huge = write(tmp_path, BASE.replace("cs_max = 50.0", "cs_max = 1" + "0" * 5000, 1), "huge.toml")
+    expect_error(lambda: load_problem(huge), huge, "TOML", "integer of thousands of digits")
+
+
+def test_toml_numbers_follow_the_toml_spec_underscores_included(tmp_path):
+    """TOML allows 1_000 (its spec's digit separator); tomllib refuses non-ASCII digits itself."""
+    problem = load_problem(write(tmp_path, BASE.replace("cs_max = 50.0", "cs_max = 1_000.5", 1)))
+    assert problem.regions[0].cs_max == 1000.5
+    bad = write(tmp_path, BASE.replace("cs_max = 50.0", "cs_max = \uff15\uff10", 1), "fw.toml")
+    expect_error(lambda: load_problem(bad), bad, "TOML syntax", "")
+
+
+# ---- found by the bad-input campaign (tests/campaign) ------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [5, None, 1.5, ["a.toml"]])
+def test_a_path_that_is_not_a_path_is_one_line(path):
+    with pytest.raises(InputError, match="is not a path — fix: give .* as a str or pathlib.Path"):
+        load_problem(path)
+
+
+def test_states_read_against_something_that_is_not_a_problem_is_one_line():
+    with pytest.raises(InputError, match="problem: None: is not a Problem"):
+        load_states(PROBLEMS / "paper-4region-tableIV.csv", None)
+
+
+def test_an_output_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    from dispatchbench.model.paths import output_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "out.toml").symlink_to(victim)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        output_file(tmp_path / "out.toml")
+    assert victim.read_text() == "keep me\n"
+    assert output_file(tmp_path / "new.toml") == tmp_path / "new.toml"  # a plain new file is fine

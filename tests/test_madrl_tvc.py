@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,13 +20,23 @@ from dispatchbench import State, evaluate, load_problem, load_states
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
 from dispatchbench.learn.marl_env import observation_matrix
-from dispatchbench.learn.tvc.commitment import CommitmentLearners, gossip_ring
-from dispatchbench.learn.tvc.competition import TriedPlans, compete, score_fresh
+from dispatchbench.learn.tvc.competition import (
+    TriedPlans,
+    apply_swaps,
+    commitment_targets,
+    compete,
+    flip_rows,
+    move_gains,
+    sample_flips,
+    sample_swaps,
+)
+from dispatchbench.learn.tvc.curves import calibrate, meter
 from dispatchbench.learn.tvc.decision import decide, decide_batch
 from dispatchbench.learn.tvc.features import HANDOVER, N_FEATURES, SOLO
 from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
 from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
-from dispatchbench.learn.tvc.plans import handovers_of, neighbours, solo_flips
+from dispatchbench.learn.tvc.plans import neighbours
+from dispatchbench.learn.tvc.policy import TYPES, PolicyNets, resolved_share, slice_count, slice_index
 from dispatchbench.learn.tvc.repair import repair
 from dispatchbench.learn.tvc.rounds import move_rounds
 from dispatchbench.learn.tvc.team import Team
@@ -78,14 +89,22 @@ p_max = 60.0
 """
 
 FAST = dict(
-    warmup_states=60,
+    share="type",  # the tests below were written for one policy per type; share=auto is tested on its own
     states_per_step=2,
     search_rounds=3,
     batch_size=128,
     log_every=50,
     checkpoint_every=1000,
-    cost_every=20,
 )
+
+
+def new_team(problem: Problem, hp: Hyperparameters | None = None, seed: int = 0) -> Team:
+    """An untrained team: calibrated curves, fresh networks."""
+    hp = hp or Hyperparameters(**FAST)
+    hp = dataclasses.replace(hp, share=resolved_share(hp.share, any_size=False))
+    torch.manual_seed(seed)
+    nets = PolicyNets(slice_count(problem, hp.share), hp)
+    return Team(problem, hp, nets, calibrate(problem, hp.calibration_points, hp.cost_knots))
 
 
 def fast(**more) -> str:
@@ -133,19 +152,20 @@ def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
     returns the known optimum at the Table IV state for the optimal commitment."""
     paper = load_problem(PROBLEMS / "paper-4region.toml")
     state = load_states(PROBLEMS / "paper-4region-tableIV.csv", paper)[0]
-    tables = []
-    for g in paper.groups:
-        p = np.linspace(g.p_min, g.p_max, 2049)
-        tables.append((p, (g.linear_cost + 2 * g.quadratic_cost * p) / g.delivery + 1e-9 * np.arange(len(p))))
+    power = np.stack([np.linspace(g.p_min, g.p_max, 2049) for g in paper.groups])
+    price = np.stack(
+        [
+            (g.linear_cost + 2 * g.quadratic_cost * p) / g.delivery + 1e-9 * np.arange(len(p))
+            for g, p in zip(paper.groups, power)
+        ]
+    )
+    book = OfferBook.build(power, price)
     on = np.array([[g not in {"FDC1", "FDC2", "ASC7"} for g in paper.group_names]])
     lb, ub = state_bounds(paper, state)
-    response = LearnedPriceResponse(OfferBook.build(tables), lb, ub, on)
+    response = LearnedPriceResponse(book, lb, ub, on)
     s = np.linspace(-5, 20, 101)[:, None].repeat(len(paper.groups), 1)
     steps = np.diff(
-        LearnedPriceResponse(OfferBook.build(tables), *state_bounds(paper, state, 101), np.ones((101, 9), bool)).power(
-            s
-        ),
-        axis=0,
+        LearnedPriceResponse(book, *state_bounds(paper, state, 101), np.ones((101, 9), bool)).power(s), axis=0
     )
     assert (steps >= -1e-12).all()  # offers never decrease with the price
     bal = balance(paper, state, response)
@@ -155,11 +175,28 @@ def test_learned_offers_from_true_marginals_reach_the_reference_optimum():
     assert ev.cost == pytest.approx(4903.9687, abs=2e-3)
 
 
+def test_each_agent_calibrates_its_own_curve_from_its_own_bills():
+    """A calibration meters each agent's bill at outputs across its own range and fits a convex
+    curve to them: exact for the paper's quadratic and linear costs (its marginal cost, hence its
+    offers, to ~1e-7 per kW), at any size, in one vectorised fit."""
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    for problem in (load_problem(PROBLEMS / "paper-4region.toml"), generate_problem(32, 1000)):
+        curves = calibrate(problem, 17, 8)
+        rng = np.random.default_rng(0)
+        power = rng.uniform(problem.lower_bounds(), problem.p_max, size=(20, len(problem.groups)))
+        assert np.allclose(curves.cost(power), meter(problem, power.T).T, rtol=1e-9, atol=1e-7)
+        grid, price = curves.price_table(65)
+        true = (problem.b[:, None] + 2 * problem.a[:, None] * grid) / problem.delivery[:, None]
+        assert np.abs(price - true).max() < 1e-5
+        assert (np.diff(price, axis=1) > 0).all()  # strictly increasing: offers invert it
+        assert np.allclose(curves.scale, meter(problem, problem.p_max[:, None])[:, 0].clip(min=1.0))
+
+
 def test_short_training_reduces_cost_and_learns_to_switch_off(toy, trained):
     states = [_state(toy, d) for d in (120.0, 280.0, 450.0, 600.0)]
     obs = observation_matrix(toy, states)
-    torch.manual_seed(0)
-    untrained = Team(toy, Hyperparameters(**FAST), seed=0)  # same networks before any update
+    untrained = new_team(toy)  # the same curves, networks before any update
     before = [evaluate(toy, s, decide(untrained, s, obs[j]).dispatch) for j, s in enumerate(states)]
     solver = make_solver(f"madrl_tvc[model={trained},refine=0]")  # the learned commitment alone
     after = [evaluate(toy, s, solver.solve(toy, [s])[0].dispatch) for s in states]
@@ -187,8 +224,8 @@ def test_save_load_round_trip_gives_identical_decisions(toy, trained):
 
 
 def test_a_model_whose_networks_do_not_fit_is_refused_as_a_model_file_error(toy, trained, tmp_path):
-    """A checkpoint written by another version of the plugin (here: one feature fewer, as before
-    ``flip_workable``) is refused naming the file and the network, not with a torch traceback."""
+    """A checkpoint written by another version of the plugin (here: one feature fewer) is refused
+    naming the file and the network, not with a torch traceback."""
     import shutil
 
     from dispatchbench.learn.checkpoints import CHECKPOINT_FILE, ModelFileError
@@ -196,10 +233,10 @@ def test_a_model_whose_networks_do_not_fit_is_refused_as_a_model_file_error(toy,
     old = tmp_path / "old-model"
     shutil.copytree(trained, old)
     payload = torch.load(old / CHECKPOINT_FILE, weights_only=True)
-    weights = payload["networks"]["commitment"]
-    weights["q.0.weight"] = weights["q.0.weight"][:, :-1]  # (agents, features, hidden): one input fewer
+    weights = payload["networks"]["policy"]
+    weights["q.layers.0.weight"] = weights["q.layers.0.weight"][:, :-1]  # (slices, features, hidden): one input fewer
     torch.save(payload, old / CHECKPOINT_FILE)
-    with pytest.raises(ModelFileError, match=r"checkpoint\.pt.*network 'commitment' does not fit"):
+    with pytest.raises(ModelFileError, match=r"checkpoint\.pt.*network 'policy' does not fit"):
         make_solver(f"madrl_tvc[model={old}]").solve(toy, [_state(toy, 300.0)])
 
 
@@ -228,7 +265,7 @@ def test_hyperparameters_are_spec_parameters_recorded_in_the_model(toy, tmp_path
     assert set(Hyperparameters.__dataclass_fields__) <= set(_module().MadrlTvc.parameters)
     make_solver(fast(q_lr=5e-4)).fit(toy, seed=0, steps=2, out_dir=tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
-    assert meta["hyperparameters"]["q_lr"] == 5e-4 and meta["hyperparameters"]["warmup_states"] == 60
+    assert meta["hyperparameters"]["q_lr"] == 5e-4 and meta["hyperparameters"]["states_per_step"] == 2
     assert "q_lr=0.0005" in meta["spec"] and meta["steps"] == 2 and meta["seed"] == 0
     assert {"torch", "numpy", "python", "dispatchbench"} <= set(meta["versions"])
     with pytest.raises(ValueError, match="keeps the hyper-parameters"):  # resume reads model.json, only
@@ -245,40 +282,60 @@ def test_hyperparameters_are_spec_parameters_recorded_in_the_model(toy, tmp_path
         "madrl_tvc[flip_prob=2]",
         "madrl_tvc[q_lr=nan]",
         "madrl_tvc[batch_size=0]",
+        "madrl_tvc[share=group]",
+        "madrl_tvc[zone_regions=0]",
+        "madrl_tvc[drop=status]",
     ],
 )
 def test_out_of_range_parameters_fail_when_the_spec_is_parsed(spec):
-    with pytest.raises(SolverNotFound, match="outside|finite"):
+    with pytest.raises(SolverNotFound, match="outside|finite|not one of"):
         make_solver(spec)
 
 
-def test_agents_own_their_parameters(toy):
-    team = Team(toy, Hyperparameters(**FAST), seed=0)
-    ids = [{id(p) for p in a.cost.parameters()} for a in team.agents]
-    assert all(not (ids[i] & ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)))
-    assert len({id(a.bills) for a in team.agents}) == len(team.agents)
-    assert len({id(a.rng) for a in team.agents}) == len(team.agents)
+def test_agents_of_a_type_share_one_policy_or_each_its_own(toy):
+    """share=type: one network slice per group type, every agent of the type routed to it (what
+    decides any size); share=agent: one slice per agent. Each agent keeps its own curve."""
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    kinds = [g.type.value for g in paper.groups]
+    assert list(slice_index(paper, "type")) == [TYPES.index(k) for k in kinds]
+    assert list(slice_index(paper, "agent")) == list(range(9))
+    assert slice_count(paper, "type") == 3 and slice_count(paper, "agent") == 9
+    team = new_team(paper)
+    assert team.nets.q.layers[0].weight.shape[0] == 3
+    assert len(np.unique(team.curves.coef, axis=0)) == 9  # every agent its own measured curve
 
 
-def test_commitment_update_of_one_agent_uses_only_its_own_data(toy):
-    """Changing agent 0's mini-batch changes agent 0's network only: each agent's slice of the
-    stacked layers is trained on its own data, exactly as a separate network would be."""
+def test_an_update_of_one_slice_uses_only_that_slices_data():
+    """Changing the FDC slice's mini-batch changes the FDC networks only: each slice is trained on
+    the experience of its own agents (its type's, or its own), exactly as a separate network
+    would be; a target without a mask bit does not train."""
     hp = Hyperparameters(**FAST)
-    g, b = len(toy.groups), 32
+    b = 32
     rng = np.random.default_rng(0)
-    features = torch.as_tensor(rng.random((g, b, N_FEATURES)), dtype=torch.float32)
-    targets = torch.as_tensor(-rng.random((g, b, 2)), dtype=torch.float32)
+
+    def batch(shift: float = 0.0, mask_off: bool = False) -> dict:
+        out = {}
+        for s in range(3):
+            mask = np.ones((b, 2), dtype=np.float32)
+            if mask_off and s == 1:
+                mask[:, 0] = 0.0
+            out[s] = {
+                "features": rng.random((b, N_FEATURES)).astype(np.float32),
+                "targets": (-rng.random((b, 2)) + (shift if s == 0 else 0.0)).astype(np.float32),
+                "mask": mask,
+            }
+        return out
+
     torch.manual_seed(1)
-    one = CommitmentLearners(g, hp)
-    two = CommitmentLearners(g, hp)
+    one, two = PolicyNets(3, hp), PolicyNets(3, hp)
     two.load_state_dict(one.state_dict())
-    one.update(features, targets)
-    changed = targets.clone()
-    changed[0] -= 5.0
-    two.update(features, changed)
-    for (name, p1), (_, p2) in zip(one.named_parameters(), two.named_parameters()):
-        assert torch.equal(p1[1:], p2[1:]), name  # every other agent: bit-identical
-    assert any(not torch.equal(p1[0], p2[0]) for p1, p2 in zip(one.parameters(), two.parameters()))
+    rng = np.random.default_rng(0)
+    one.update(batch(), {})
+    rng = np.random.default_rng(0)
+    two.update(batch(shift=-5.0), {})
+    for (name, p1), (_, p2) in zip(one.q.named_parameters(), two.q.named_parameters()):
+        assert torch.equal(p1[1:], p2[1:]), name  # the other slices: bit-identical
+    assert any(not torch.equal(p1[0], p2[0]) for p1, p2 in zip(one.q.parameters(), two.q.parameters()))
 
 
 def test_repair_by_ratings_makes_any_plan_workable(paper_model):
@@ -295,74 +352,80 @@ def test_repair_by_ratings_makes_any_plan_workable(paper_model):
         assert team.clear(state, on).feasible[0]
 
 
-def test_gossip_averages_parameters_only_within_a_type():
-    """gossip=1: after an update each agent holds the average of itself and its ring neighbours of
-    the same type (the paper's three ASC groups form a complete ring: identical afterwards); agents
-    of other types are never mixed in."""
-    paper = load_problem(PROBLEMS / "paper-4region.toml")
-    mixing = gossip_ring(paper)
-    assert np.allclose(mixing.sum(0), 1) and np.allclose(mixing.sum(1), 1) and np.allclose(mixing, mixing.T)
-    kinds = np.array([g.type for g in paper.groups])
-    assert np.all(mixing[kinds[:, None] != kinds[None, :]] == 0)
-    torch.manual_seed(0)
-    learners = CommitmentLearners(9, Hyperparameters(gossip=1), mixing)
-    rng = np.random.default_rng(0)
-    learners.update(
-        torch.as_tensor(rng.random((9, 16, N_FEATURES)), dtype=torch.float32),
-        torch.as_tensor(-rng.random((9, 16, 2)), dtype=torch.float32),
-    )
-    asc = [paper.group_names.index(n) for n in ("ASC7", "ASC8", "ASC9")]
-    for param in learners.q.parameters():
-        assert torch.allclose(param[asc[0]], param[asc[1]]) and torch.allclose(param[asc[0]], param[asc[2]])
-        assert not torch.allclose(param[paper.group_names.index("FDC1")], param[paper.group_names.index("V2G5")])
-
-
 def test_the_best_tried_plan_sets_every_agents_targets(toy):
     """Target-value competition at one state: the plans tried compete; the best one's actions get
-    advantage 0, the other action of each agent the best plan that played it (≤ 0, in % of cost),
-    and the compression keeps the order (so the preference keeps its sign)."""
-    team = Team(toy, Hyperparameters(**FAST), seed=0)
+    advantage 0, the other action of each agent the best plan that played it (≤ 0, per agent's
+    share of the state's best cost), and the compression keeps the order (so the preference keeps
+    its sign)."""
+    team = new_team(toy)
     state = _state(toy, 250.0)
     start = np.ones((1, len(toy.groups)), bool)
     tried = compete(TriedPlans(toy, [state], team.clear_for_training), [start], np.random.default_rng(0), team.hp)
     assert len(tried.costs[0]) >= 1 + len(toy.groups)  # the start and at least its solo flips
+    assert tried.scored == len(tried.costs[0])  # every tried plan is one true-cost evaluation
     best, cost = tried.best(0)
     assert cost == min(tried.costs[0].values()) and np.isfinite(cost)
-    targets = tried.targets(0, 20.0)
-    assert np.all(targets <= 0) and np.all(targets >= -20.0)
+    targets, mask = commitment_targets(tried, 0, 2.0)
+    unit = cost / len(toy.groups)  # the state's best team cost per agent
+    assert mask.all()  # three agents: every flip of the best plan was tried
+    assert np.all(targets <= 0) and np.all(targets >= -2.0)
     assert np.all(targets[np.arange(len(best)), best.astype(int)] == 0)
-    squashed = team.commitment.compress(targets)
+    plans, costs = tried.table(0)
+    for i in range(3):
+        other = costs[plans[:, i] != best[i]].min()
+        assert targets[i, 1 - int(best[i])] == pytest.approx(max(-(other - cost) / unit, -2.0))
+    squashed = team.nets.compress(targets)
     assert np.array_equal(np.sign(squashed[:, 1] - squashed[:, 0]), np.sign(targets[:, 1] - targets[:, 0]))
-    plan = np.array([True, False, True])
-    moves = neighbours(plan, max_flips=10, max_swaps=10, rng=np.random.default_rng(0))
-    assert len(moves) == 3 + 2  # every solo flip, and each running agent handing over to the stopped one
-    assert all(m.sum() == plan.sum() for m in moves[3:])
+    assert np.allclose(team.nets.decompress(squashed), targets)
 
 
 def test_move_targets_are_the_team_gains_of_solo_flips_and_hand_overs(toy):
     """The move network's targets at a plan: per agent, the team advantage of the plan with its
-    status flipped minus the plan's own (in % of the state's best cost; an infeasible plan counts
-    at the clip), and for a stopped agent the best hand-over it starts (another agent stops)."""
-    team = Team(toy, Hyperparameters(**FAST), seed=0)
+    status flipped minus the plan's own (per agent's share of the state's best cost; an infeasible
+    plan counts at the clip), and for a stopped agent the best hand-over it starts (another agent stops); a flip
+    that was not tried has no target (mask 0)."""
+    team = new_team(toy)
     state = _state(toy, 250.0)
     tried = TriedPlans(toy, [state], team.clear_for_training)
     plan = np.array([True, False, True])
-    swaps = handovers_of(plan, 10, np.random.default_rng(0))
+    pairs = sample_swaps(plan, 10, toy.group_region, np.random.default_rng(0))
+    swaps = apply_swaps(plan, pairs)
     assert len(swaps) == 2 and all(s[1] and s.sum() == 2 for s in swaps)  # agent 1 starts, one of 0 / 2 stops
-    everything = np.concatenate([plan[None], solo_flips(plan), swaps])
-    score_fresh(tried, [0] * len(everything), everything)
+    flips = flip_rows(plan, np.array([0, 1]))  # agent 2's flip is not tried
+    everything = np.concatenate([plan[None], flips, swaps])
+    tried.score_fresh([0] * len(everything), list(everything))
     costs = tried.costs[0]
     best = min(costs.values())
 
     def advantage(p):
-        return max(-(costs[p.tobytes()] - best) / best * 100.0, -20.0)
+        return max(-(costs[p.tobytes()] - best) / (best / 3), -2.0)  # per agent's share of the best cost
 
-    gains = tried.move_gains(0, plan, swaps, 20.0)
-    for i, flipped in enumerate(solo_flips(plan)):
-        assert flipped[i] != plan[i] and (flipped ^ plan).sum() == 1
-        assert gains[i, SOLO] == pytest.approx(advantage(flipped) - advantage(plan))
-    assert gains[1, HANDOVER] == pytest.approx(max(advantage(s) for s in swaps) - advantage(plan))
-    assert gains[0, HANDOVER] == gains[2, HANDOVER] == -20.0  # running agents start no hand-over
+    gains, mask = move_gains(tried, 0, plan, 2.0)
+    for i, flipped in enumerate(flips):
+        assert gains[i, SOLO] == pytest.approx(advantage(flipped) - advantage(plan)) and mask[i, SOLO]
+    assert not mask[2, SOLO]
+    assert gains[1, HANDOVER] == pytest.approx(max(advantage(s) for s in swaps) - advantage(plan)) and mask[1, HANDOVER]
+    assert gains[0, HANDOVER] == gains[2, HANDOVER] == -2.0 and mask[0, HANDOVER]  # running agents start no hand-over
+
+
+def test_counterfactuals_are_sampled_on_large_instances():
+    """Beyond ``max_flips`` agents a plan tries a sample of solo flips (the ones asked for first,
+    then a random fill) and local hand-overs first: what keeps a step's cost flat in size."""
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    big = generate_problem(32, 1000)
+    rng = np.random.default_rng(0)
+    plan = rng.random(len(big.groups)) < 0.6
+    agents = sample_flips(plan, 12, rng, first=np.array([5, 3]))
+    assert len(agents) == 12 == len(set(agents)) and {3, 5} <= set(agents)
+    assert list(sample_flips(plan[:10], 12, rng)) == list(range(10))
+    pairs = sample_swaps(plan, 20, big.group_region, rng)
+    assert len(pairs) == 20 and all(plan[i] and not plan[j] for i, j in pairs)
+    local = np.mean([big.group_region[i] == big.group_region[j] for i, j in pairs])
+    assert local >= 0.4  # half of them inside the starter's region (where it has a running partner)
+    small = np.array([True, False, True])  # the decision-time search's neighbourhood: all of it
+    moves = neighbours(small, max_flips=10, max_swaps=10, rng=np.random.default_rng(0))
+    assert len(moves) == 3 + 2 and all(m.sum() == small.sum() for m in moves[3:])
 
 
 def test_the_plan_search_scored_by_true_cost_needs_no_learned_part(toy):
@@ -386,11 +449,11 @@ def test_the_plan_search_scored_by_true_cost_needs_no_learned_part(toy):
 
 def test_features_are_built_and_read_by_name(toy):
     """Every module reads a feature by its name: the columns after a clearing hold what their names
-    say (the observation, the plan's status, whether it cleared), and a set of columns that is
-    missing one or has one too many is refused."""
+    say (the observation, the plan's status, whether it cleared, the agent's ratings), and a set
+    of columns that is missing one or has one too many is refused; an ablation reads 0."""
     from dispatchbench.learn.tvc.features import FEATURE_NAMES, Features
 
-    team = Team(toy, Hyperparameters(**FAST), seed=0)
+    team = new_team(toy)
     states = [_state(toy, d) for d in (150.0, 450.0)]
     obs = observation_matrix(toy, states)
     plan = np.array([[True, False, True], [True, True, False]])
@@ -401,12 +464,21 @@ def test_features_are_built_and_read_by_name(toy):
     assert np.array_equal(features.column("cleared"), np.repeat(result.feasible[:, None], 3, 1).astype(float))
     for k, name in enumerate(("total_demand", "own_demand_or_v2g", "third_observation")):
         assert np.array_equal(features.column(name), obs[..., k].astype(float))
+    assert np.allclose(features.column("turndown")[0], [30 / 400, 50 / 300, 0.0])
+    assert np.allclose(features.column("capacity")[1], [0.4, 0.3, 0.06])
     assert np.array_equal(features.by_agent()[1], features.values[:, 1])
     columns = {name: features.column(name) for name in FEATURE_NAMES}
     with pytest.raises(ValueError, match="missing \\['margin'\\]"):
         Features.from_columns({k: v for k, v in columns.items() if k != "margin"})
     with pytest.raises(ValueError, match="unknown \\['extra'\\]"):
         Features.from_columns({**columns, "extra": columns["margin"]})
+    ablated = new_team(toy, Hyperparameters(**FAST, drop="flip_workable+cover"))
+    cut = ablated.features(states, obs, plan, result)
+    assert not cut.column("flip_workable").any() and not cut.column("cover").any()
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    tree = 2 * (len(paper.regions) - 1)
+    assert new_team(paper).feature_messages == 2 * tree  # the regions' spare output and ranges: two tree sums
+    assert new_team(paper, Hyperparameters(**FAST, drop="cover")).feature_messages == tree
 
 
 def test_the_message_ledger_charges_only_the_states_that_ran():
@@ -436,9 +508,11 @@ def _move_team(paper_model, solo, handover):
     return team, move_rounds(team, states, obs, on, team.clear(states, on)), on
 
 
-def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_model):
-    """One mover per round (the tree maximum), only for a positive gain, and the rounds stop once
-    nobody expects one: here agent 2 gains by stopping (agent 5 less), and nobody after that."""
+def test_a_move_round_moves_each_zones_best_positive_gain_at_once(paper_model):
+    """One mover per zone and round, only for a positive gain, and the rounds stop once nobody
+    expects one: here agent 2 (FDC3, region D) and agent 5 (V2G6, region B) gain by stopping
+    while FDC3 runs. At the paper's size the system is one zone (a tree maximum): agent 2
+    alone. With a zone per region (``zone_regions=1``) both regions move at once."""
 
     def solo(running):
         out = np.full(running.shape, -1.0)
@@ -451,12 +525,43 @@ def test_a_move_round_flips_only_the_agent_with_the_largest_positive_gain(paper_
     expected[:, 2] = False
     assert np.array_equal(run.on, expected) and list(run.moves) == [1] * 3 and list(run.ledger.hearings) == [2] * 3
     assert len(run.points) == 2 and np.array_equal(run.points[1].plan, expected)  # the second round found no mover
+    team.hp = dataclasses.replace(team.hp, zone_regions=1)
+    states = _day(paper_model[0])[:3]
+    run = move_rounds(team, states, observation_matrix(team.problem, states), on, team.clear(states, on))
+    expected[:, 5] = False
+    assert np.array_equal(run.on, expected) and list(run.moves) == [1] * 3
+
+
+def test_while_a_plan_does_not_clear_one_mover_serves_the_system(paper_model):
+    """Every start adds capacity to the same short system: zones moving at once would all start.
+    So while the plan does not clear, the whole system is one zone (a tree maximum), and the
+    zones' movers return once it clears (here a zone per region)."""
+
+    def solo(running):
+        out = np.where(running, -1.0, -2.0)
+        out[:, [0, 1, 2]] = np.where(running[:, [0, 1, 2]], -1.0, [5.0, 4.0, 3.0])  # A, C, D would start
+        return out
+
+    paper, model = paper_model
+    team = make_solver(f"madrl_tvc[model={model}]").load(paper)
+    team.hp = dataclasses.replace(team.hp, zone_regions=1)
+    team.gains = lambda f: np.stack([solo(f.column("status") > 0.5), np.full(f.column("status").shape, -5.0)], -1)
+    states = _day(paper)[:3]
+    start = np.zeros((3, 9), bool)
+    start[:, [3, 7]] = True  # FDC4 and ASC8 alone cannot serve these states
+    first = team.clear(states, start)
+    assert not first.feasible.any()
+    run = move_rounds(team, states, observation_matrix(paper, states), start, first)
+    second = run.points[1].plan
+    assert np.array_equal(second ^ start, np.repeat(np.eye(9, dtype=bool)[[0]], 3, 0))  # agent 0 alone
 
 
 def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
-    """Agent 4 starts for a hand-over; then the running agent with the largest positive solo gain
-    (agent 0) stops. Without a partner that expects a gain, or when the starter itself expects
-    the most from stopping again, the starter stops again and the state's moves end."""
+    """Agent 4 (V2G5, region A) starts for a hand-over; then each region's running agent with the
+    largest positive solo gain stops: agent 0 (FDC1, region A; not agent 6, its second choice), or
+    agent 2 (FDC3, region D: a hand-over between regions). Without a partner that expects a gain,
+    or when the starter itself expects the most from stopping again, the starter stops again and
+    its region's moves end."""
 
     def handover(running):
         out = np.full(running.shape, -5.0)
@@ -466,7 +571,12 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
     def solo_with_partner(running):
         out = np.full(running.shape, -1.0)
         out[:, 0] = np.where(running[:, 4] & running[:, 0], 2.0, -2.0)  # agent 0 stops once 4 runs
-        out[:, 1] = np.where(running[:, 4] & running[:, 1] & running[:, 0], 1.0, -2.0)  # the second choice
+        out[:, 6] = np.where(running[:, 4] & running[:, 6] & running[:, 0], 1.0, -2.0)  # the second choice
+        return out
+
+    def partner_elsewhere(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 2] = np.where(running[:, 4] & running[:, 2], 2.0, -2.0)  # region D's FDC3 once V2G5 runs
         return out
 
     paper, _ = paper_model
@@ -481,7 +591,13 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
         out[:, 4] = np.where(running[:, 4], 3.0, -3.0)  # more than agent 0's 2.0
         return out
 
-    for solo, stopper in ((solo_with_partner, 0), (lambda r: np.full(r.shape, -1.0), 4), (starter_regrets, 4)):
+    cases = (
+        (solo_with_partner, 0),
+        (partner_elsewhere, 2),
+        (lambda r: np.full(r.shape, -1.0), 4),
+        (starter_regrets, 4),
+    )
+    for solo, stopper in cases:
         team.gains = lambda f, solo=solo: np.stack(
             [solo(f.column("status") > 0.5), handover(f.column("status") > 0.5)], -1
         )
@@ -512,7 +628,7 @@ def test_commitment_off_problem_trains_offers_only(tmp_path):
     convex optimum (the price search is exact, so only the learned slopes can cost anything)."""
     convex = load_problem(PROBLEMS / "paper-4region-convex.toml")
     state = load_states(PROBLEMS / "paper-4region-tableIV.csv", convex)[0]
-    make_solver(fast(warmup_states=120)).fit(convex, seed=0, steps=20, out_dir=tmp_path)
+    make_solver(fast()).fit(convex, seed=0, steps=20, out_dir=tmp_path)
     answer = make_solver(f"madrl_tvc[model={tmp_path}]").solve(convex, [state])[0]
     ev = evaluate(convex, state, answer.dispatch)
     assert ev.feasible
@@ -529,7 +645,7 @@ def paper_model(tmp_path_factory) -> tuple[Problem, Path]:
     """A tiny TVC model of the paper instance (a few steps: enough for non-trivial networks)."""
     paper = load_problem(PROBLEMS / "paper-4region.toml")
     out = tmp_path_factory.mktemp("tvc-paper")
-    make_solver(fast(warmup_states=40, cost_every=5)).fit(paper, seed=0, steps=12, out_dir=out)
+    make_solver(fast()).fit(paper, seed=0, steps=12, out_dir=out)
     return paper, out
 
 
@@ -555,22 +671,22 @@ def test_batched_decisions_equal_one_by_one(paper_model, refine):
 
 def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
     """refine=0 and no repair: the trial clearing and two policy rounds, each clearing 2G bids and
-    setpoints + (40 + 4)·2(R − 1) tree messages, plus three tree reductions per round for the
-    features (882); then per move decision point the features' three tree reductions, the gain
-    maximum (G reports + the tree) and the mover told (34), and a clearing (282) per move — at
-    most 882 + 3·(2·34 + 2·282) = 2,778 with the default three move rounds (each a hand-over at
-    most); the paper's size target ≤ 3,000."""
+    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree sums per round for the features
+    (870); then per move decision point the features' two tree sums, every agent's gain to its
+    CS node, the tree maximum (one zone at the paper's size) and a word to the mover (28), and a
+    clearing (282) per half-round of moves: at most 870 + 3·2·(28 + 282) = 2,730 with the
+    default three move rounds, the paper's size target ≤ 3,000."""
     paper, model = paper_model
     answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
-    clearing, hearing = 2 * 9 + (40 + 4) * 2 * 3, 3 * 2 * 3 + (9 + 2 * 3) + 1
-    policy = 3 * clearing + 2 * 3 * 2 * 3
-    assert policy == 882 and hearing == 34
+    clearing, tree = 2 * 9 + (40 + 4) * 2 * 3, 2 * 3
+    policy, hearing = 3 * clearing + 2 * 2 * tree, 2 * tree + 9 + tree + 1
+    assert (policy, hearing) == (870, 28)
     moves = Hyperparameters().moves
     plain = [a.info for a in answers if a.info["commitment_repaired"] == 0]
     assert plain and all(0 <= i["moves"] <= 2 * moves and 1 <= i["move_hearings"] <= 2 * moves for i in plain)
     assert all(i["messages"] == policy + hearing * i["move_hearings"] + clearing * i["moves"] for i in plain)
     assert all(i["searches"] == 3 + i["moves"] for i in plain)
-    assert policy + moves * 2 * (hearing + clearing) == 2778 <= 3000
+    assert policy + moves * 2 * (hearing + clearing) == 2730 <= 3000
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -596,16 +712,18 @@ def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_mode
 
 
 def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp_path):
-    """`dispatchbench train` without --steps trains for the method's default budget (the tables')."""
+    """`dispatchbench train` without --steps or --budget trains for the method's default budget
+    (the tables' 1,500 steps), capped by its default wall time (14 minutes: `train` ends within
+    15 at any size)."""
     from dispatchbench.cli import main
     from dispatchbench.contract.learner import FitReport
 
     mod = _module()
     seen = {}
 
-    def record(self, problem, *, seed, steps, out_dir, **kw):  # the CLI's wiring, not the training
-        seen["steps"] = steps
-        return FitReport(model_path=out_dir, steps=steps, time_s=0.0, info={})
+    def record(self, problem, *, seed, steps, out_dir, budget=None, **kw):  # the CLI's wiring, not the training
+        seen["steps"], seen["budget"] = steps, budget
+        return FitReport(model_path=out_dir, steps=steps, time_s=0.0, info={"stopped_by": "steps"})
 
     monkeypatch.setattr(mod.MadrlTvc, "fit", record)
     monkeypatch.setattr(
@@ -628,26 +746,216 @@ def test_train_without_steps_uses_the_documented_budget(monkeypatch, capsys, tmp
     assert exc.value.code in (0, None), capsys.readouterr().err
     assert "for 1500 steps" in capsys.readouterr().out
     assert seen["steps"] == mod.MadrlTvc.default_train_steps == 1500
+    assert seen["budget"].steps == 1500 and seen["budget"].seconds == mod.MadrlTvc.default_train_seconds == 840
 
 
 def test_messages_of_a_decision_at_32_regions_follow_the_formula():
-    """The protocol, not the policy, sets the count: an untrained team at 32 regions, refine=0."""
+    """The protocol, not the policy, sets the count: an untrained team at 32 and at 64 regions,
+    refine=0 — linear in groups + regions (clearings, tree sums, one report per agent per
+    hearing, a maximum over each block of regions and one word to its mover)."""
     from dispatchbench.instances.generate_problem import generate_problem
     from dispatchbench.learn.marl_env import StateSampler
 
-    big = generate_problem(32, 0)
-    team = Team(big, Hyperparameters(), seed=0)
-    states = StateSampler(big, seed=1).sample_many(3)
-    rounds = team.hp.rounds
-    for decision in decide_batch(team, states, observation_matrix(big, states)):
-        info = decision.info
-        flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
-        assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
-        tree = team.search.system_sum_messages
-        assert info["messages"] == (
-            info["searches"] * team.search.messages_per_decision()
-            + rounds * 3 * tree
-            + info["move_hearings"] * (3 * tree + team.search.sum_messages + 1)
-            + flips * (2 * tree + 2)
-        )
-        assert info["messages"] <= 50_000 and info["balanced"]
+    for regions in (32, 64):
+        big = generate_problem(regions, 0)
+        team = new_team(big, Hyperparameters())
+        states = StateSampler(big, seed=1).sample_many(3)
+        rounds = team.hp.rounds
+        g, r, tree = len(big.groups), len(big.regions), team.search.system_sum_messages
+        assert tree == 2 * (r - 1) and team.search.messages_per_decision() == 2 * g + 44 * tree
+        zones = -(-r // team.hp.zone_regions)  # blocks of regions, one mover each
+        regional, system = 2 * tree + g + 2 * (r - zones) + zones, 2 * tree + g + tree + 1
+        for decision in decide_batch(team, states, observation_matrix(big, states)):
+            info = decision.info
+            flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
+            assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
+            rest = info["messages"] - (
+                info["searches"] * team.search.messages_per_decision()
+                + rounds * 2 * tree
+                + info["move_hearings"] * regional
+                + flips * (2 * tree + 2)
+            )
+            assert rest % (system - regional) == 0 and 0 <= rest // (system - regional) <= info["move_hearings"]
+            assert info["messages"] <= 1000 * (g + r) and info["balanced"]
+
+
+# ---- one model for any size, budgets, training cost (issues 18 and 19) -----------------------
+TINY_ANY = dict(states_per_step=2, search_rounds=2, max_flips=16, max_swaps=8, batch_size=64, instances_per_size=2)
+
+
+def tiny_any(**more) -> str:
+    return "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in {**TINY_ANY, **more}.items()) + "]"
+
+
+@pytest.fixture(scope="module")
+def any_size_model(tmp_path_factory) -> tuple[Path, object]:
+    """A tiny model trained on generated instances of 4 and 8 regions (training seeds)."""
+    from dispatchbench.contract.training import TrainingSet
+
+    out = tmp_path_factory.mktemp("tvc-any")
+    report = make_solver(tiny_any()).fit(None, seed=0, steps=6, out_dir=out, training_set=TrainingSet((4, 8)))
+    return out, report
+
+
+def test_a_model_trained_on_small_generated_instances_decides_an_unseen_larger_one(any_size_model):
+    """Trained on instances of 4 and 8 regions drawn with training generator seeds, one model
+    decides a 24-region validation instance it never saw: its agents first meter their own bills
+    and fit their curves (counted in every answer), then the shared policy decides."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import TRAINING, validation_states
+
+    model, report = any_size_model
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["scope"] == "any-size" and meta["training_set"]["sizes"] == [4, 8]
+    instances = meta["training_set"]["instances"]
+    assert len(instances) == 4 and all(seed in TRAINING for _, seed in instances)
+    assert [r for r, _ in instances] == [4, 8, 4, 8]  # the sizes take turns
+    assert set(meta["coverage"]["types"]) == {"FDC", "ASC", "V2G"}
+    assert report.steps == meta["train_steps"] == 6 and report.info["stopped_by"] == "steps"
+    unseen = generate_problem(24, 1000)
+    states = validation_states(unseen, families=("skewed", "night_heavy"), stride=24)
+    answers = make_solver(f"madrl_tvc[model={model}]").solve(unseen, states)
+    assert all(a.status == "feasible" and evaluate(unseen, s, a.dispatch).feasible for s, a in zip(states, answers))
+    g = len(unseen.groups)
+    info = answers[0].info
+    assert info["calibration_bills"] == g * Hyperparameters().calibration_points
+    assert info["offer_publication_messages"] == g and info["calibration_s"] >= 0
+
+
+def test_an_any_size_model_refuses_a_problem_outside_what_it_saw(any_size_model, tmp_path):
+    """A group of a type the model never saw, or rated outside the ranges it saw (with a 20 %
+    margin), is refused in one line naming the group, the rating and the range."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.learn.checkpoints import ModelFileError
+
+    model, _ = any_size_model
+    problem = generate_problem(8, 1001)
+    big = dataclasses.replace(problem.groups[0], p_max=5000.0, p_min=min(problem.groups[0].p_min, 5000.0))
+    odd = dataclasses.replace(problem, groups=(big, *problem.groups[1:]))
+    solver = make_solver(f"madrl_tvc[model={model}]")
+    why = solver.skip(odd)
+    assert why and f"group {big.name}" in why and "p_max 5000" in why and "outside the range" in why
+    assert "\n" not in why
+    with pytest.raises(ModelFileError, match="p_max 5000"):
+        solver.solve(odd, validation_states_of(problem)[:1])
+    assert solver.skip(problem) is None
+
+
+@pytest.mark.parametrize(
+    "field, value, expect",
+    [
+        ("coverage", "all", "coverage must be an object"),
+        ("coverage.types", [], "coverage.types"),
+        ("coverage.ratings", {}, "coverage.ratings"),
+        ("coverage.cs_max", [5.0, float("nan")], "NaN"),
+        ("coverage.cs_max", [9.0, 1.0], "coverage.cs_max"),
+        ("coverage.commitment", [1], "coverage.commitment"),
+        ("coverage.tolerance", 1e300, "coverage.tolerance"),
+        ("training_set", None, "training_set.sizes"),
+        ("scope", "per-instance", "problem_fingerprint 'any-size'"),
+    ],
+)
+def test_a_tampered_any_size_model_json_is_one_line(any_size_model, tmp_path, field, value, expect):
+    """The fields an any-size model is gated by come from a file: each is checked before any
+    problem is compared with them (a KeyError there would be a traceback)."""
+    import shutil
+
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.model.errors import InputError, SolverNotFound
+
+    model, _ = any_size_model
+    copy = tmp_path / "m"
+    shutil.copytree(model, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    target, *rest = field.split(".")
+    if rest:
+        meta[target][rest[0]] = value
+    else:
+        meta[target] = value
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises((SolverNotFound, InputError), match=re.escape(expect)) as caught:  # at the spec, or at load
+        make_solver(f"madrl_tvc[model={copy}]").load(generate_problem(8, 1001))
+    assert "\n" not in str(caught.value)
+
+
+def validation_states_of(problem: Problem) -> list[State]:
+    from dispatchbench.instances.protocol import validation_states
+
+    return validation_states(problem, families=("base_load",), stride=48)
+
+
+def test_an_any_size_model_decides_without_reading_costs_once_calibrated(any_size_model):
+    """The calibration is the only place an any-size model's agents touch their costs (their own
+    meters); the decisions after it read the curves, never a coefficient."""
+    from dispatchbench.instances.generate_problem import generate_problem
+
+    model, _ = any_size_model
+    problem = generate_problem(16, 1002)
+    team = make_solver(f"madrl_tvc[model={model}]").load(problem)
+    blind = dataclasses.replace(
+        problem,
+        groups=tuple(dataclasses.replace(g, a=np.nan, b=np.nan, c=np.nan, g=np.nan, h=np.nan) for g in problem.groups),
+    )
+    blind_team = Team(blind, team.hp, team.nets, team.curves)
+    states = validation_states_of(problem)
+    obs = observation_matrix(problem, states)
+    for a, b in zip(decide_batch(team, states, obs), decide_batch(blind_team, states, obs)):
+        assert np.array_equal(a.dispatch.on, b.dispatch.on) and np.array_equal(a.dispatch.power, b.dispatch.power)
+
+
+def test_a_time_budget_stops_training_and_its_steps_reproduce_the_model(toy, tmp_path):
+    """--budget stops the loop between steps and records the steps done; training again for that
+    many steps (no time limit) gives the same model bit for bit: the loop never reads the clock
+    for anything but stopping."""
+    from dispatchbench.contract.training import TrainingBudget
+
+    timed, counted = tmp_path / "timed", tmp_path / "counted"
+    report = make_solver(fast()).fit(toy, seed=4, steps=None, out_dir=timed, budget=TrainingBudget(seconds=4.0))
+    meta = json.loads((timed / "model.json").read_text())
+    assert report.info["stopped_by"] == meta["stopped_by"] == "time" and report.steps == meta["train_steps"] >= 1
+    assert meta["budget"] == "4 s"
+    make_solver(fast()).fit(toy, seed=4, steps=report.steps, out_dir=counted)
+    a = torch.load(timed / "checkpoint.pt", weights_only=True)
+    b = torch.load(counted / "checkpoint.pt", weights_only=True)
+    for name, tensor in a["networks"]["policy"].items():
+        assert torch.equal(tensor, b["networks"]["policy"][name]), name
+    assert a["state"] == b["state"]  # buffers, counts, random states: one JSON text, the same
+
+
+def test_training_cost_is_counted_and_recorded(toy, trained, tmp_path):
+    """Every trained model says what training took (``contract.learner.TrainingInfo``): states
+    visited, true-cost evaluations, the messages counterfactuals and the central copy would send,
+    the offer publication and the calibration; and what kind of training it was."""
+    meta = json.loads((trained / "model.json").read_text())
+    assert meta["train_steps"] == 250 and meta["env_steps"] == 250 * FAST["states_per_step"]
+    assert meta["true_cost_evaluations"] > meta["env_steps"]  # counterfactual plans included
+    by_kind = meta["training_messages_by_kind"]
+    assert meta["training_messages"] == sum(by_kind.values()) + meta["offer_publication_messages"]
+    assert by_kind["counterfactual_clearings"] > 0 and by_kind["sample_uploads"] > 0
+    assert meta["offer_publication_messages"] == 3 and meta["calibration_bills"] == 3 * 17
+    assert meta["parameter_sharing"] == "central copy" and meta["training_kind"].startswith("CTDE-like")
+    report = make_solver(fast(share="agent")).fit(toy, seed=0, steps=2, out_dir=tmp_path)
+    assert report.info["parameter_sharing"] == "none" and report.info["training_kind"].startswith("distributed")
+    assert report.info["training_messages_by_kind"]["sample_uploads"] == 0
+    assert {"train_time_s", "env_steps", "true_cost_evaluations", "training_messages", "stopped_by"} <= set(report.info)
+
+
+def test_share_auto_is_per_agent_on_one_problem_and_per_type_for_any_size(toy, tmp_path, any_size_model):
+    """The default: every agent its own networks when the model is for one problem (fully
+    distributed; better at the paper size on validation), one per type for any size; model.json
+    records the choice made."""
+    spec = "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in FAST.items() if k != "share") + "]"
+    make_solver(spec).fit(toy, seed=0, steps=2, out_dir=tmp_path / "one")
+    assert json.loads((tmp_path / "one" / "model.json").read_text())["hyperparameters"]["share"] == "agent"
+    assert json.loads((any_size_model[0] / "model.json").read_text())["hyperparameters"]["share"] == "type"
+
+
+def test_the_plugin_says_what_its_training_is_and_names_its_ablations():
+    from dispatchbench.contract.solver import label_of
+
+    cls = _module().MadrlTvc
+    assert "decentralised execution" in cls.description and "CTDE-like" in cls.description
+    assert label_of(make_solver("madrl_tvc")).name == "MADRL-TVC"
+    assert label_of(make_solver("madrl_tvc[drop=flip_workable]")).name == "MADRL-TVC without flip_workable"
+    assert label_of(make_solver("madrl_tvc[refine=3]")).name == "MADRL-TVC + local search"
+    assert cls.any_size and cls.default_train_seconds <= 900

@@ -115,7 +115,9 @@ def solvers(paper, tmp_path_factory) -> dict[str, str]:
 
 
 def test_discovery_finds_bundled_and_test_plugins():
-    assert {"scip", "nlopt", "pso", "madrl_tvc", "maddpg"} <= set(NAMES)
+    assert {"scip", "nlopt", "pso", "merit_order", "lagrangian", "admm", "flip_search", "madrl_tvc", "maddpg"} <= set(
+        NAMES
+    )
     assert {"raiser", "slow_scip"} <= set(NAMES)
     print(
         f"\nplugin contract: {len(NAMES)} plugins, {len(SOLVING)} of them solve; "

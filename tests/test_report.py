@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hand_results import copy_results, write_planned
 
 from dispatchbench.bench.harness import run_benchmark
 from dispatchbench.bench.model_cache import ModelCache
+from dispatchbench.contract.info import read_info
 from dispatchbench.model.errors import InputError
 from dispatchbench.report.html_report import (
     build_report,
@@ -118,8 +120,7 @@ def test_figure_data_is_the_evaluators(results):
 
 
 def test_tampered_stored_cost_is_caught_and_not_used(results, tmp_path):
-    copy = tmp_path / "results"
-    copy.mkdir()
+    copy = copy_results(results, tmp_path / "results")
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     target = next(r for r in rows if r["solver"] == "scip" and r["state"] == "tableIV")
     true_cost = target["cost"]
@@ -134,13 +135,17 @@ def test_tampered_stored_cost_is_caught_and_not_used(results, tmp_path):
 
 
 def test_input_file_changed_since_the_run_is_refused(results, tmp_path):
-    copy = tmp_path / "results"
-    copy.mkdir()
+    copy = copy_results(results, tmp_path / "results")
+    edited = tmp_path / "edited-problem.toml"  # the run's problem file, edited after the run
+    edited.write_text(PROBLEM.read_text().replace("cs_max = ", "cs_max = 1 + ", 1))
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     for r in rows:
-        r["problem_sha256"] = "0" * 64
+        r["problem_file"] = str(edited)
     (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(InputError, match="changed since the run"):
+        load_scored(copy)
+    edited.unlink()
+    with pytest.raises(InputError, match="named by the results but not found"):
         load_scored(copy)
 
 
@@ -215,9 +220,9 @@ LONG_NLOPT = (
 
 def _hostile_copy(results: Path, tmp_path: Path) -> Path:
     """The results with user-supplied strings an attacker controls: a plugin's error message, a
-    solver spec, run metadata, a reproduce failure reason; NLopt renamed to a long spec."""
+    solver spec (one no spec syntax reads), run metadata, a reproduce failure reason; NLopt
+    renamed to a long spec. The manifest plans these rows, as a run of such plugins would."""
     copy = tmp_path / "hostile"
-    copy.mkdir()
     rows = [json.loads(line) for line in (results / "rows.jsonl").read_text().splitlines()]
     for r in rows:
         r["hostname"] = PAYLOADS[0]
@@ -241,7 +246,11 @@ def _hostile_copy(results: Path, tmp_path: Path) -> Path:
         reason=f"plugin said {PAYLOADS[0]} and {PAYLOADS[1]} " + "x" * 300,
     )
     rows.append(failed)
-    (copy / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    day_row = next(r for r in rows if r["solver"] == "scip" and r["state"] != "tableIV")
+    unreadable = dict(day_row, solver=f"{PAYLOADS[0]} & co", solver_name="x", status="error", cost=None, dispatch=None)
+    unreadable.update(exact=False, reason="& <b>why</b>")
+    rows.append(unreadable)  # a spec parse_spec refuses: the report must show it, not fail on it
+    write_planned(copy, rows)
     (copy / "reproduce.json").write_text(
         json.dumps(
             {
@@ -292,9 +301,12 @@ def test_tables_use_short_labels_in_kind_order_with_the_full_spec_in_a_legend(ho
     table_iv = md.split("### Table IV")[1].split("###")[0]
     methods = [line.split("|")[1].strip() for line in table_iv.splitlines() if line.startswith("| ")][1:]
     # exact (SCIP, and the failed hostile SCIP spec), then classical, then learned
-    assert methods == ["SCIP (gap 1e-9)", "SCIP (gap 1e-9) (2)", "NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    # two specs with one label: told apart by the parameters each spec writes (issue 22), not "(2)"
+    assert methods[0] == "SCIP (gap 1e-9) [defaults]", methods
+    assert methods[2:] == ["NLopt AUGLAG+DIRECT-L", "MADDPG"], methods
+    assert methods[1].startswith("SCIP (gap 1e-9) [rel_gap=") and "<img" not in methods[1], methods
     assert LONG_NLOPT in table_iv and "maddpg[batch_size=32" in table_iv  # the legend
-    assert not any("[" in m for m in methods)
+    assert not any("[" in m for m in methods[2:])
 
 
 def test_labels_come_from_the_rows_and_fall_back_to_the_spec():
@@ -311,8 +323,9 @@ def test_labels_come_from_the_rows_and_fall_back_to_the_spec():
     )
     assert method_labels(frame) == {
         "old[x=2]": "old[x=2]",  # no label: the spec
-        "pso": "PSO",
-        "pso[particles=40]": "PSO (2)",  # one row without a label does not hide the other's
+        # one row without a label does not hide the other's; two specs of one label show their parameters
+        "pso": "PSO [defaults]",
+        "pso[particles=40]": "PSO [particles=40]",
         "mine[k=1]": "My method",  # a third-party plugin by its own name, learned last
     }
 
@@ -332,7 +345,9 @@ def test_bundled_plugins_label_their_specs():
     )
     assert label("scip") == ("SCIP (gap 1e-9)", "exact") and label("scip[rel_gap=1e-4]")[0] == "SCIP (gap 1e-4)"
     assert label("pso[particles=40]") == ("PSO", "swarm") and label("pso[decode=price]")[0] == "PSO (price decode)"
-    assert label("madrl_tvc[refine=0]") == ("MADRL-TVC", "learned, fully distributed")
+    assert label("madrl_tvc[refine=0]") == ("MADRL-TVC", "learned, distributed (one problem) or CTDE-like (any size)")
+    assert label("madrl_tvc[share=type]") == ("MADRL-TVC", "learned, CTDE-like training")
+    assert label("madrl_tvc[share=agent]") == ("MADRL-TVC", "learned, fully distributed")
     assert label("madrl_tvc[refine=3]") == ("MADRL-TVC + local search", "learned + search")
     assert label("maddpg") == ("MADDPG", "learned, CTDE")
 
@@ -357,16 +372,16 @@ def test_report_name_must_be_a_plain_folder_name(results, tmp_path, name):
     assert not reports.exists() or not any(reports.iterdir())
 
 
-def test_report_replaces_a_planted_link_instead_of_writing_through_it(results, tmp_path):
+@pytest.mark.parametrize("planted", ["report.html", "report.md", "fig5a_training_reward.png"])
+def test_report_refuses_a_planted_link_instead_of_writing_through_it(results, tmp_path, planted):
     outside = tmp_path / "outside.html"
     outside.write_text("untouched")
     folder = tmp_path / "reports" / "linked"
     folder.mkdir(parents=True)
-    (folder / "report.html").symlink_to(outside)
-    (folder / "fig5a_training_reward.png").symlink_to(outside)
-    build_report(results, out_root=tmp_path / "reports", name="linked")
-    assert outside.read_text() == "untouched"
-    assert not (folder / "report.html").is_symlink()
+    (folder / planted).symlink_to(outside)
+    with pytest.raises(InputError, match=f"{planted}: file: is a symbolic link"):
+        build_report(results, out_root=tmp_path / "reports", name="linked")
+    assert outside.read_text() == "untouched" and (folder / planted).is_symlink()
 
 
 WIDTH_PROBE = """<script>
@@ -418,9 +433,7 @@ def test_days(results, tmp_path_factory) -> Path:
     from dispatchbench.instances.state_families import write_states
     from dispatchbench.model.problem_file import load_problem
 
-    copy = tmp_path_factory.mktemp("testdays") / "results"
-    copy.mkdir()
-    (copy / "rows.jsonl").write_text((results / "rows.jsonl").read_text())
+    copy = copy_results(results, tmp_path_factory.mktemp("testdays") / "results")
     problem = load_problem(PROBLEM)
     states = test_states(problem, stride=48, random_count=2)  # 5 families x 2 intervals + 2 random
     test_file = copy / "test-states-seed2000.csv"
@@ -497,8 +510,38 @@ def test_unseen_test_days_section(test_days, tmp_path):
 def test_test_states_without_reproduce_record_are_no_day_and_no_test_section(test_days, tmp_path):
     """Only reproduce's record says which seed drew the states (a validation set has the same
     labels), so without it there is no "unseen" claim; and the set is still not taken for the day."""
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    (bare / "rows.jsonl").write_text((test_days / "rows.jsonl").read_text())
+    bare = copy_results(test_days, tmp_path / "bare")
     md = build_report(bare, out_root=tmp_path / "reports", name="bare").markdown.read_text()
     assert "Unseen test days" not in md and "8 states of day8.csv" in md
+
+
+def test_run_time_table_is_online_with_the_ratio_to_scip_and_training_cost(results, report):
+    """Issue 18 items 1 and 3: one state per call is the headline, with the ratio to SCIP in the
+    same run; the learned row shows its recorded training cost and break-even."""
+    from dispatchbench.report import decision_cost as dc
+    from dispatchbench.report.html_report import runtime_table
+
+    scored = load_scored(results)
+    table = runtime_table(scored, day_states_sha(scored)).set_index("method")
+    scip = table.loc["SCIP (gap 1e-9)"]
+    assert scip[dc.RATIO] == pytest.approx(1.0)
+    assert scip["seeds"] == "1"  # a count, as in Tables IV and V (issue 22: the seed id "0" read as no seeds)
+    every = scored.frame
+    assert scip[dc.ONLINE] == pytest.approx(every.loc[every["method"] == "scip", "time_s"].median())
+    (learned,) = [m for m in table.index if m.startswith("MADDPG")]
+    row = table.loc[learned]
+    assert row[dc.RATIO] == pytest.approx(scip[dc.ONLINE] / row[dc.ONLINE])
+    (meta,) = [m for m in scored.models.values() if m]
+    assert row["training s"] == pytest.approx(meta["train_time_s"])
+    assert row[dc.BREAK_EVEN] == dc.break_even_text(
+        dc.break_even(meta["train_time_s"], row[dc.ONLINE], scip[dc.ONLINE])
+    )
+    assert table.loc["SCIP (gap 1e-9)", dc.BREAK_EVEN] == "—" and table.loc["SCIP (gap 1e-9)", "training s"] == "—"
+    # messages per decision (issue 21): the learned row's own count, — for the central solver
+    answered = every[every["method"].str.startswith("maddpg") & every["status"].isin(["optimal", "feasible"])]
+    sent = [read_info(i).get("messages") for i in answered["info"]]
+    assert row["messages per decision"] == pytest.approx(np.mean(sent)) and np.mean(sent) > 0
+    assert table.loc["SCIP (gap 1e-9)", "messages per decision"] == "—"
+    md = report.markdown.read_text()
+    for column in (dc.ONLINE, dc.RATIO, dc.OFFLINE, dc.BREAK_EVEN, "true-cost evaluations", "messages per decision"):
+        assert column in md

@@ -2,9 +2,10 @@
 and training state, and the trained model decides the saved states exactly as before (on/off,
 power, imports, messages and clearings), with and without the decision-time search.
 
-The reference (``tests/data/tvc_reference.json``) was written by ``tests/tvc_reference.py`` with
-the code before MADRL-TVC was split into ``dispatchbench/learn/tvc/``; any change to what the
-learner computes shows here. A change that is *meant* to change the numbers regenerates it (and
+The reference (``tests/data/tvc_reference.json``) is written by ``tests/tvc_reference.py`` (first
+with the code before MADRL-TVC was split into ``dispatchbench/learn/tvc/``; regenerated when the
+method became one policy per type for any size); any change to what the learner computes shows
+here. A change that is *meant* to change the numbers regenerates it (and
 says so in its commit)."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_the_reference_covers_moves_repairs_and_the_decision_time_search():
     move rounds, repairs by ratings, refined flips, and plans with groups switched off."""
     rows = [r for case in SAVED["cases"].values() for r in case["decisions"]["0"]]
     refined = [r for case in SAVED["cases"].values() for r in case["decisions"]["3"]]
-    assert sum(r["info"]["moves"] > 0 for r in rows) >= 50
+    assert sum(r["info"]["moves"] > 0 for r in rows) >= 40
     assert sum(r["info"]["commitment_repaired"] > 0 for r in rows) >= 3
     assert sum(r["info"]["refined_flips"] > 0 for r in refined) >= 50
     assert sum(not on for r in rows for on in r["on"]) >= 100

@@ -8,7 +8,9 @@ optimiser moments, random states), and the decisions at saved states (on/off, po
 the message accounting) with ``refine=0`` and ``refine=3``. ``tests/test_tvc_reference.py`` runs
 the same cases again and compares.
 
-Written once with the code before the split into ``dispatchbench/learn/tvc/``:
+Written with the code before the split into ``dispatchbench/learn/tvc/``, and regenerated (a
+change meant to change the numbers) when the method became one policy per group type for any
+size (shared networks, calibrated curves, sampled counterfactuals, zones of movers):
 
     python tests/tvc_reference.py          # writes tests/data/tvc_reference.json
 
@@ -73,16 +75,18 @@ def _spec(**params: Any) -> str:
     return "madrl_tvc[" + ",".join(f"{k}={v}" for k, v in params.items()) + "]"
 
 
-FAST = dict(warmup_states=40, states_per_step=2, search_rounds=3, batch_size=128, log_every=50, cost_every=5)
+# share=type written out: the reference was recorded when it was the default (now ``auto``: per
+# agent on one problem, which the gen8 case covers)
+FAST = dict(share="type", states_per_step=2, search_rounds=3, batch_size=128, log_every=50)
 CASES = (
     # the paper's instance, as tests/test_madrl_tvc.py's paper_model trains it
     Case("paper", ROOT / "problems" / "paper-4region.toml", _spec(**FAST), seed=0, steps=12),
-    # a generated 8-region instance (19 groups), with gossip between same-type agents and more
-    # exploration of moves, so the mixing and the move rounds' training paths are covered too
+    # a generated 8-region instance (19 groups), one network per agent, a mover per block of two
+    # regions, more exploration of moves and sampled counterfactuals, so those paths are covered too
     Case(
         "gen8",
         DATA / "gen8-seed7.toml",
-        _spec(**FAST, gossip=1, move_explore=0.5, max_flips=8, max_swaps=16),
+        _spec(**{**FAST, "share": "agent"}, zone_regions=2, move_explore=0.5, max_flips=8, max_swaps=16),
         seed=1,
         steps=6,
     ),

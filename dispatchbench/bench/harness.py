@@ -53,14 +53,23 @@ import numpy as np
 from tqdm import tqdm
 
 from dispatchbench.bench.cell_runner import CellJob, Outcome, probe_specs
-from dispatchbench.bench.executors import EXECUTORS, make_executor
-from dispatchbench.bench.plugins import parse_spec, plugin_origins, split_specs
-from dispatchbench.bench.results_store import ResultsStore, file_sha256
-from dispatchbench.bench.run_metadata import run_metadata, utc_timestamp
+from dispatchbench.bench.executors import EXECUTORS, check_scheduler, make_executor
+from dispatchbench.bench.job_payload import Blob, PathPayload
+from dispatchbench.bench.plugins import (
+    PluginProvenance,
+    no_solver_named,
+    parse_spec,
+    plugin_origins,
+    plugin_provenance,
+    split_specs,
+)
+from dispatchbench.bench.results_store import PlannedCell, ResultsStore, RowKey, row_key
+from dispatchbench.bench.run_metadata import WORKER_COLUMNS, run_metadata, utc_timestamp
 from dispatchbench.bench.scoring import answer_from_raw, precheck, score_answer
 from dispatchbench.contract.limits import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, SEED_MAX, STARTUP_LIMIT_S
 from dispatchbench.contract.solver import Capabilities
 from dispatchbench.contract.status import SUCCESS, Status
+from dispatchbench.instances.provenance import Provenance, read_sidecar
 from dispatchbench.model.errors import InputError, SolverNotFound
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.model.problem_file import load_problem
@@ -105,10 +114,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_timeout(value: float, option: str = "--timeout") -> float:
-    """A per-state limit must be a finite positive number of seconds, at most a week."""
+    """A per-state limit must be a finite positive number of seconds, at most a week (a number:
+    not ``True``, not the text ``"60"``, which Python callers could otherwise slip through)."""
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
+        seconds = math.nan if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError, OverflowError):
         seconds = math.nan
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
         raise InputError(
@@ -145,6 +155,8 @@ class SolverPlan:
     seeds: tuple[int, ...] | None = None  # the run's seeds unless set (reproduce: one seed per model)
     label: str | None = None  # Solver.label(params).name; None when the probe could not finish
     family: str | None = None  # Solver.label(params).family
+    path_parameters: tuple[str, ...] = ()  # parameters naming a file or folder (sent by content)
+    provenance: PluginProvenance | None = None  # which plugin code answers (stored on every row)
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,7 @@ class InputFile:
 class StatesPlan:
     file: InputFile
     labels: tuple[str, ...]
+    provenance: Provenance = Provenance()  # split and replicate its states come from (every row says)
 
 
 @dataclass(frozen=True)
@@ -178,9 +191,23 @@ class RunSummary:
     cells: int = 0
     rows_written: int = 0
     rows_skipped: int = 0  # already in the directory (--resume)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     refused: list[tuple[str, str]] = field(default_factory=list)  # (spec, why) left out by skip_bad_specs
+    notes: list[str] = field(default_factory=list)  # what --resume did beyond skipping (also on stderr)
+    rows_recomputed: int = 0  # stored rows superseded because their plugin changed (--resume)
+    by_solver: dict[str, Counter[str]] = field(default_factory=dict)  # spec -> statuses of the rows written
+    tracebacks: list[tuple[str, str, str]] = field(default_factory=list)  # (spec, state, a plugin's traceback)
+
+    first_error: dict[str, str] = field(default_factory=dict)  # spec -> reason of its first error row
+
+    def all_error(self) -> list[tuple[str, str]]:
+        """(spec, first reason) of the specs every row of which, in this run, is ``error``."""
+        return [
+            (spec, self.first_error.get(spec, ""))
+            for spec, counts in self.by_solver.items()
+            if counts and set(counts) == {Status.ERROR.value}
+        ]
 
 
 def plan_solvers(
@@ -196,8 +223,9 @@ def plan_solvers(
     that cannot be created is appended to it (spec, reason) instead of stopping everything."""
     texts = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs if s.strip()]
     if not texts:
-        raise SolverNotFound('no solver given; write e.g. --solvers "scip,pso[particles=40]"')
+        raise SolverNotFound('no solver given — fix: write e.g. --solvers "scip,pso[particles=40]"')
     origins = plugin_origins()
+    provenance = {origin: plugin_provenance(origin) for origin in set(origins.values())}
 
     def refuse(text: str, why: str) -> None:
         if refused is None:
@@ -208,7 +236,7 @@ def plan_solvers(
     for text in list(texts):
         name, _ = parse_spec(text)
         if name not in origins:
-            refuse(text, f"no solver named {name!r}; available: {', '.join(sorted(origins)) or '(none)'}")
+            refuse(text, str(no_solver_named(name, origins)))
             texts.remove(text)
         elif text not in by_origin[origins[name]]:
             by_origin[origins[name]].append(text)
@@ -223,7 +251,17 @@ def plan_solvers(
             continue
         if "timeout" in entry:
             plans.setdefault(
-                text, SolverPlan(text, name, {}, Capabilities(), origins[name], entry["timeout"], own_seeds)
+                text,
+                SolverPlan(
+                    text,
+                    name,
+                    {},
+                    Capabilities(),
+                    origins[name],
+                    entry["timeout"],
+                    own_seeds,
+                    provenance=provenance[origins[name]],
+                ),
             )
             continue
         params = dict(entry["params"])
@@ -240,9 +278,23 @@ def plan_solvers(
                 own_seeds,
                 label=str(entry["label"]),
                 family=str(entry["family"]),
+                path_parameters=tuple(entry.get("path_parameters") or ()),
+                provenance=provenance[origins[name]],
             ),
         )
     return list(plans.values())
+
+
+def path_payloads(plan: SolverPlan) -> tuple[tuple[str, PathPayload], ...]:
+    """The files and folders ``plan``'s path parameters name (a model folder), read here by
+    content so that they travel with every cell; an empty value names nothing. Relative paths
+    mean what they mean here, in the folder the run was started from. Raises InputError."""
+    out = []
+    for param in plan.path_parameters:
+        value = plan.params.get(param)
+        if isinstance(value, str | os.PathLike) and str(value) and Path(value).exists():
+            out.append((param, PathPayload.of_path(Path(value).absolute(), f"{plan.spec}: parameter {param}")))
+    return tuple(out)
 
 
 def spec_label(text: str, params: dict[str, Any]) -> str:
@@ -254,7 +306,11 @@ def spec_label(text: str, params: dict[str, Any]) -> str:
 
 
 def plan_cells(
-    solvers: Sequence[SolverPlan], seeds: Sequence[int], states: Sequence[StatesPlan], problem: InputFile, done: set
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+    done: set[RowKey],
 ) -> tuple[list[Cell], int]:
     """Cells with the states not yet done, and how many (spec, seed, state) were skipped as done."""
     cells, skipped = [], 0
@@ -271,6 +327,66 @@ def plan_cells(
                 if todo:
                     cells.append(Cell(solver, seed, sp, todo))
     return cells, skipped
+
+
+def changed_plugins(
+    store: ResultsStore,
+    solvers: Sequence[SolverPlan],
+    seeds: Sequence[int],
+    states: Sequence[StatesPlan],
+    problem: InputFile,
+) -> tuple[list[str], set[RowKey]]:
+    """The stored rows this run would skip as done but whose plugin changed since they were
+    written (another file hash, package or version), and one line per plugin saying so.
+
+    A row's git revision names the toolkit, not the plugin, so without this a plugin edited
+    between ``run`` and ``run --resume`` would keep its old rows beside new ones. Rows written
+    before provenance was recorded cannot be compared: they are kept, and a line says so."""
+    if not store.has_rows():
+        return [], set()
+    wanted = {
+        (problem.sha256, sp.file.sha256, label, solver.spec, seed): solver
+        for sp in states
+        for solver in solvers
+        for seed in ((solver.seeds if solver.seeds is not None else seeds) if solver.capabilities.stochastic else [0])
+        for label in sp.labels
+    }
+    stale: dict[str, set[RowKey]] = defaultdict(set)
+    was: dict[str, dict[str, None]] = defaultdict(dict)
+    cells: dict[str, set[tuple[str, int, str]]] = defaultdict(set)
+    unknown: Counter[str] = Counter()
+    for row in store.read_checked().rows:
+        key = row_key(row)
+        plan = wanted.get(key)
+        if plan is None or plan.provenance is None:
+            continue
+        stored = PluginProvenance.from_row(row)
+        if stored is None:
+            unknown[plan.name] += 1
+        elif stored.identity != plan.provenance.identity:
+            stale[plan.name].add(key)
+            was[plan.name][stored.describe()] = None
+            cells[plan.name].add((row["solver"], key[4], key[1]))
+    current = {plan.name: plan.provenance for plan in solvers if plan.provenance is not None}
+    notes = [
+        f"plugin {name} changed since these rows ({' / '.join(was[name])} → {current[name].describe()}): "
+        f"recomputing its {len(cells[name])} cell{'s' * (len(cells[name]) != 1)} ({len(stale[name])} rows)"
+        for name in sorted(stale)
+    ]
+    notes += [
+        f"plugin {name}: {n} rows were written before plugin provenance was recorded and are kept as they are "
+        "(--force recomputes everything)"
+        for name, n in sorted(unknown.items())
+    ]
+    return notes, set().union(*stale.values()) if stale else set()
+
+
+def planned_cell(cell: Cell) -> PlannedCell:
+    """A cell as the manifest records it: the rows it may write and the flags they carry."""
+    caps = cell.solver.capabilities
+    return PlannedCell(
+        cell.solver.spec, cell.seed, cell.states.file.sha256, cell.todo, caps.exact, caps.stochastic, caps.learns
+    )
 
 
 # ---- from an outcome to a row ------------------------------------------------------------------
@@ -315,17 +431,23 @@ def score_outcome(problem: Problem, state: State, plan: SolverPlan, outcome: Out
     }
 
 
-def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any]) -> dict[str, Any]:
-    """One results row: run and machine fields, what was solved, and the scored result."""
+def make_row(
+    meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any], outcome: Outcome | None = None
+) -> dict[str, Any]:
+    """One results row: run and machine fields, where the cell ran (the ``outcome``'s worker;
+    null when no plugin ran for the row), what was solved, and the scored result."""
     caps = cell.solver.capabilities
     return {
         **meta,
+        **{column: (outcome or {}).get(column) for column in WORKER_COLUMNS},
         "timestamp": utc_timestamp(),
         "states_file": str(cell.states.file.path),
         "states_sha256": cell.states.file.sha256,
         "states_count": len(cell.states.labels),
         "state_index": index,
         "state": cell.states.labels[index],
+        "split": cell.states.provenance.split,
+        "replicate": cell.states.provenance.replicate,
         "solver": cell.solver.spec,
         "solver_name": cell.solver.name,
         "label": cell.solver.label,
@@ -335,6 +457,7 @@ def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any
         "stochastic": caps.stochastic,
         "learns": caps.learns,
         "seed": cell.seed,
+        **(cell.solver.provenance.columns() if cell.solver.provenance else {}),
         **result,
     }
 
@@ -345,6 +468,10 @@ def make_row(meta: dict[str, Any], cell: Cell, index: int, result: dict[str, Any
 def check_out_dir(out_dir: str | Path) -> Path:
     """``--out`` must be a folder or not exist yet (its parent a folder we can create it in)."""
     out = Path(out_dir)
+    if out.is_symlink():  # the rows would land wherever the link points
+        raise InputError(
+            out, "--out", "is a symbolic link", "give a real folder for the results (links are not followed)"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out", "is an existing file, not a folder", "give a folder for the results")
     for parent in out.absolute().parents:
@@ -353,6 +480,23 @@ def check_out_dir(out_dir: str | Path) -> Path:
                 raise InputError(out, "--out", f"{parent} is a file, not a folder", "give a folder for the results")
             break
     return out
+
+
+# one provenance for every states file, or one per path (as given or resolved); Mapping is
+# invariant in its key type, so both key types are spelled out
+ProvenanceArg = Mapping[str, Provenance] | Mapping[Path, Provenance] | Provenance | None
+
+
+def _given_provenance(given: ProvenanceArg, path: str | Path) -> Provenance | None:
+    """The caller's provenance for ``path``: one for every file, or looked up by the path as given
+    or resolved."""
+    if given is None or isinstance(given, Provenance):
+        return given
+    resolved = Path(path).resolve()
+    for key, value in given.items():
+        if str(key) == str(path) or Path(key).resolve() == resolved:
+            return value
+    return None
 
 
 def run_benchmark(
@@ -372,6 +516,7 @@ def run_benchmark(
     startup_timeout: float = STARTUP_LIMIT_S,
     seeds_for: Mapping[str, Sequence[int]] | None = None,
     skip_bad_specs: bool = False,
+    provenance: ProvenanceArg = None,
 ) -> RunSummary:
     """Run every cell not yet done into ``out_dir``; see the module docstring for the rules.
 
@@ -379,12 +524,19 @@ def run_benchmark(
     ``LocalCluster`` of ``jobs`` workers, or the cluster at ``scheduler``). ``seeds_for`` gives
     some specs (by the text passed in ``solvers``) their own seeds. With ``skip_bad_specs`` a spec
     that cannot be created is left out and listed in ``summary.refused`` instead of stopping the run.
+    ``provenance`` says where the states come from (split, replicate), for every states file or
+    per path; a file it does not cover is described by its ``.provenance.json`` sidecar, if any
+    (:mod:`dispatchbench.instances.provenance`), and every row records it.
 
     Raises :class:`InputError` / :class:`SolverNotFound` for bad input before any work starts
     (including another run holding ``out_dir``). On Ctrl-C running cells are stopped, the Parquet
     table is written, and the summary comes back with ``interrupted=True`` (everything finished
     so far is on disk; ``--resume`` continues).
     """
+    if resume and force:
+        raise InputError(
+            "--resume", "--force", "both given", "give --resume to continue the folder or --force to start over"
+        )
     timeout = check_timeout(timeout)
     startup_timeout = check_timeout(startup_timeout, "--startup-timeout")
     seeds = check_seeds(seeds)
@@ -392,24 +544,34 @@ def run_benchmark(
         raise InputError("--jobs", repr(jobs), "is not a number of parallel cells in 1..1024", "give e.g. --jobs 2")
     if executor not in EXECUTORS:
         raise InputError("--executor", repr(executor), "is not an executor", f"use one of: {', '.join(EXECUTORS)}")
-    if scheduler and executor != "dask":
+    if scheduler is not None and executor != "dask":
         raise InputError("--scheduler", repr(scheduler), "needs the Dask executor", "add --executor dask")
+    if scheduler is not None:  # an empty address is an error, not "start a local cluster"
+        scheduler = check_scheduler(scheduler)  # a malformed or unreachable address fails here, in seconds
     out_dir = check_out_dir(out_dir)
     problem_path = Path(problem_path).resolve()
     problem = load_problem(problem_path)
-    problem_file = InputFile(problem_path, file_sha256(problem_path))
+    blobs: dict[str, Blob] = {}  # every input's bytes by hash: what the cells carry to their workers
+    problem_blob = Blob.of_file(problem_path)
+    blobs[problem_blob.sha256] = problem_blob
+    problem_file = InputFile(problem_path, problem_blob.sha256)
     if not states_paths:
         raise InputError("--states", "option", "missing", "give at least one state file (CSV)")
     states: dict[str, StatesPlan] = {}  # by content: a file given twice runs once
     loaded: dict[str, list[State]] = {}  # the harness's own copy, which every answer is scored against
     for path in states_paths:
+        given = _given_provenance(provenance, path)
         path = Path(path).resolve()
         sts = load_states(path, problem)
-        file = InputFile(path, file_sha256(path))
-        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts)))
+        origin = given or read_sidecar(path) or Provenance()
+        blob = Blob.of_file(path)
+        file = InputFile(path, blob.sha256)
+        blobs.setdefault(blob.sha256, blob)
+        states.setdefault(file.sha256, StatesPlan(file, tuple(s.label for s in sts), origin))
         loaded.setdefault(file.sha256, sts)
     refused: list[tuple[str, str]] | None = [] if skip_bad_specs else None
     plans = plan_solvers(solvers, startup_timeout=startup_timeout, seeds_for=seeds_for, refused=refused)
+    paths = {plan.spec: path_payloads(plan) for plan in plans}  # a model folder is read once, here
 
     store = ResultsStore(out_dir)
     with store.locked():
@@ -418,15 +580,30 @@ def run_benchmark(
                 raise InputError(
                     store.out_dir,
                     "results",
-                    f"holds an earlier run ({len(store.read_rows())} rows)",
+                    f"holds an earlier run ({store.row_count()} rows)",
                     "add --resume to continue it, --force to overwrite it, or choose another --out",
                 )
             store.clear()
         store.repair_tail()
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         store.repair_parts(run_id)
+        notes, stale = changed_plugins(store, plans, seeds, [*states.values()], problem_file) if resume else ([], set())
+        for note in notes:
+            print(note, file=sys.stderr)
+        recomputed = store.supersede(stale)
         cells, skipped = plan_cells(plans, seeds, list(states.values()), problem_file, store.done_keys())
-        summary = RunSummary(store.out_dir, run_id, cells=len(cells), rows_skipped=skipped, refused=refused or [])
+        if cells:  # the plan goes on disk before any row: a row it does not list was not written here
+            labels = {sha: plan.labels for sha, plan in states.items()}
+            store.record_run(run_id, problem_file.sha256, labels, [planned_cell(c) for c in cells])
+        summary = RunSummary(
+            store.out_dir,
+            run_id,
+            cells=len(cells),
+            rows_skipped=skipped,
+            refused=refused or [],
+            notes=notes,
+            rows_recomputed=recomputed,
+        )
         meta = {
             "run_id": run_id,
             "problem": problem.name,
@@ -442,6 +619,8 @@ def run_benchmark(
             meta,
             store,
             summary,
+            blobs=blobs,
+            paths=paths,
             timeout=timeout,
             startup_timeout=startup_timeout,
             progress=progress,
@@ -460,6 +639,8 @@ def _run_cells(
     store: ResultsStore,
     summary: RunSummary,
     *,
+    blobs: dict[str, Blob],
+    paths: dict[str, tuple[tuple[str, PathPayload], ...]],
     timeout: float,
     startup_timeout: float,
     progress: bool,
@@ -476,11 +657,18 @@ def _run_cells(
     )
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)  # rows of a cell not yet in a Parquet part
 
-    def emit(k: int, index: int, result: dict[str, Any]) -> None:
-        row = make_row(meta, cells[k], index, result)
+    def emit(k: int, index: int, result: dict[str, Any], outcome: Outcome | None = None) -> None:
+        row = make_row(meta, cells[k], index, result, outcome)
         store.append(row)
         pending[k].append(row)
         summary.statuses[row["status"]] += 1
+        declined = str(row.get("reason") or "").startswith("skipped: ")  # the plugin's own choice, not a failure
+        summary.by_solver.setdefault(row["solver"], Counter())["skipped" if declined else str(row["status"])] += 1
+        if row["status"] == Status.ERROR:
+            summary.first_error.setdefault(row["solver"], str(row.get("reason") or ""))
+        trace = row["info"].get("traceback") if isinstance(row.get("info"), dict) else None
+        if isinstance(trace, str):
+            summary.tracebacks.append((row["solver"], row["state"], trace))
         summary.rows_written += 1
         bar.row(k, row["status"])
 
@@ -488,6 +676,11 @@ def _run_cells(
         store.write_part(pending.pop(k, []), _cell_key(cells[k], meta["run_id"]))
         bar.finish(k, cells[k])
 
+    plugin_files = {  # a plugin from a solver-path folder travels too: a worker may not have the folder
+        plan.origin: Blob.of_file(plan.origin)
+        for plan in {c.solver.origin: c.solver for c in cells}.values()
+        if plan.origin.endswith(".py") and not plan.failure
+    }
     jobs_list: list[CellJob] = []
     job_cell: list[int] = []
     try:
@@ -511,14 +704,15 @@ def _run_cells(
             jobs_list.append(
                 CellJob(
                     cell.solver.origin,
-                    os.getcwd(),
-                    meta["problem_file"],
-                    str(cell.states.file.path),
+                    blobs[meta["problem_sha256"]],
+                    blobs[cell.states.file.sha256],
                     cell.solver.spec,
                     cell.seed,
                     tuple(todo),
                     timeout,
                     startup_timeout,
+                    paths.get(cell.solver.spec, ()),
+                    plugin_files.get(cell.solver.origin),
                 )
             )
             job_cell.append(k)
@@ -529,8 +723,10 @@ def _run_cells(
                     if event.index is None:
                         finish(k)
                     else:
+                        assert event.outcome is not None  # a state's event carries its outcome
                         sts = loaded[cells[k].states.file.sha256]
-                        emit(k, event.index, score_outcome(problem, sts[event.index], cells[k].solver, event.outcome))
+                        result = score_outcome(problem, sts[event.index], cells[k].solver, event.outcome)
+                        emit(k, event.index, result, event.outcome)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -555,7 +751,7 @@ class Progress:
     def __init__(self, cells: Sequence[Cell], enabled: bool) -> None:
         self.cells, self.enabled = len(cells), enabled
         self.done = self.failed = 0
-        self.counts: dict[int, Counter] = defaultdict(Counter)
+        self.counts: dict[int, Counter[str]] = defaultdict(Counter)
         self.bar = tqdm(
             total=sum(len(c.todo) for c in cells),
             unit="state",

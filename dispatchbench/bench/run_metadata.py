@@ -32,6 +32,11 @@ LIBRARIES: dict[str, str] = {
 # the checkout this package runs from, when it runs from one (editable install or source tree)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
+# Where the row's cell ran: the machine of the worker that started the solver's process (on a
+# Dask cluster not the driver's, whose machine the columns above describe). Null when no plugin
+# ran for the row (a state the pre-check found infeasible, a plugin that could not be probed).
+WORKER_COLUMNS: tuple[str, ...] = ("worker_host", "worker_cpu")
+
 METADATA_COLUMNS: tuple[str, ...] = (
     "python_version",
     *LIBRARIES,
@@ -40,6 +45,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "ram_gb",
     "os",
     "hostname",
+    *WORKER_COLUMNS,
     "git_revision",
     "git_dirty",
     "install_source",
@@ -146,6 +152,12 @@ def run_metadata() -> dict[str, Any]:
         "git_dirty": dirty,
         "install_source": install_source(),
     }
+
+
+@lru_cache(maxsize=1)
+def worker_metadata() -> dict[str, Any]:
+    """The :data:`WORKER_COLUMNS` of the machine this process runs on (a cell's worker)."""
+    return {"worker_host": socket.gethostname(), "worker_cpu": cpu_model()}
 
 
 def utc_timestamp() -> str:

@@ -25,20 +25,32 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dispatchbench.bench.results_store import json_default
+from dispatchbench.bench.json_values import json_default
+from dispatchbench.contract.answer_checks import PluginAnswerError, checked_answers
 from dispatchbench.contract.solver import Answer, Label, Solver, label_of
 from dispatchbench.contract.status import Status
-from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.dispatch import Dispatch, DispatchShapeError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
 from dispatchbench.model.problem import Problem, State
 
 _evaluate = evaluate  # see the module docstring
 _infeasibility_reason = infeasibility_reason
+
+
+def success_status(claimed: str, exact: bool) -> Status:
+    """The status of an answer whose dispatch the evaluator found feasible: ``optimal`` only when
+    the plugin claimed it and declares itself exact (a heuristic cannot know it is optimal)."""
+    return Status.OPTIMAL if claimed == Status.OPTIMAL and exact else Status.FEASIBLE
+
+
+def violation_reason(worst: str, max_violation: float, tolerance: float) -> str:
+    return f"answer violates {worst} by {max_violation:.6g} kW (tolerance {tolerance:.3g} kW)"
 
 
 @dataclass
@@ -101,7 +113,23 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
     ``exact`` is the plugin's declared capability: only an exact method's ``optimal`` claim is
     kept (after the evaluator agrees the dispatch is feasible); anything else is ``feasible``.
     """
-    base = dict(state=state.label, solver=spec, time_s=answer.time_s, info=dict(answer.info))
+    info = dict(answer.info)
+
+    def record(
+        status: Status, cost: float | None, max_violation: float | None, reason: str, dispatch: Dispatch | None = None
+    ) -> Record:
+        return Record(
+            state=state.label,
+            solver=spec,
+            status=status,
+            cost=cost,
+            max_violation=max_violation,
+            time_s=answer.time_s,
+            reason=reason,
+            dispatch=dispatch,
+            info=info,
+        )
+
     if answer.dispatch is None:
         status = answer.status if answer.status in {Status.INFEASIBLE, Status.TIMEOUT, Status.ERROR} else Status.ERROR
         reason = answer.message or ("no dispatch returned" if status == Status.ERROR else "")
@@ -112,37 +140,51 @@ def score_answer(problem: Problem, state: State, answer: Answer, spec: str, exac
                 if why
                 else f"solver reported infeasible, but the state is feasible ({reason})"
             )
-        return Record(status=status, cost=None, max_violation=None, reason=reason, **base)
+        return record(status, None, None, reason)
     try:
         ev = _evaluate(problem, state, answer.dispatch)
     except ValueError as exc:
-        return Record(status=Status.ERROR, cost=None, max_violation=None, reason=f"unusable dispatch: {exc}", **base)
-    base["info"]["evaluated_cost"] = ev.cost
+        return record(Status.ERROR, None, None, f"unusable dispatch: {exc}")
+    info["evaluated_cost"] = ev.cost
     if not ev.feasible:
-        reason = f"answer violates {ev.worst} by {ev.max_violation:.6g} kW (tolerance {ev.tolerance:.3g} kW)"
+        reason = violation_reason(ev.worst, ev.max_violation, ev.tolerance)
         if answer.status == Status.TIMEOUT:
             reason = f"time limit reached; {reason}"
-        return Record(
-            status=Status.INFEASIBLE,
-            cost=None,
-            max_violation=ev.max_violation,
-            reason=reason,
-            dispatch=answer.dispatch,
-            **base,
-        )
-    status = Status.OPTIMAL if (answer.status == Status.OPTIMAL and exact) else Status.FEASIBLE
+        return record(Status.INFEASIBLE, None, ev.max_violation, reason, answer.dispatch)
     reason = answer.message if answer.status == Status.TIMEOUT else ""
-    return Record(
-        status=status, cost=ev.cost, max_violation=ev.max_violation, reason=reason, dispatch=answer.dispatch, **base
-    )
+    return record(success_status(answer.status, exact), ev.cost, ev.max_violation, reason, answer.dispatch)
 
 
-def crash_answer(exc: BaseException, elapsed: float) -> Answer:
-    """An ``error`` answer naming the exception and the line it came from."""
-    msg = f"{type(exc).__name__}: {exc}".strip()
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return Answer(dispatch=None, status=Status.ERROR, message=msg + where, time_s=elapsed)
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _plugin_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback in the plugin's own code (not in this package, whose
+    line — a check in ``Dispatch.from_power``, say — tells the plugin's author nothing); the
+    innermost frame of all when every frame is the package's."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    for frame in reversed(frames):
+        path = Path(frame.filename).resolve()
+        if not path.is_relative_to(_PACKAGE_DIR) or path.is_relative_to(_PACKAGE_DIR / "solvers"):
+            return frame
+    return frames[-1] if frames else None
+
+
+def crash_answer(exc: BaseException, elapsed: float, where: str = "") -> Answer:
+    """An ``error`` answer naming the exception and the plugin's line it came from, prefixed with
+    ``where`` (``merit_order.solve: state 'tableIV': ``); the full traceback is kept in
+    ``info["traceback"]`` (``--traceback`` prints it)."""
+    if isinstance(exc, PluginAnswerError):  # names the plugin and what it returned already
+        where, msg = "", str(exc)
+    elif isinstance(exc, DispatchShapeError):  # already in the plugin's terms
+        msg = str(exc)
+    else:
+        msg = f"raised {type(exc).__name__}: {exc}".strip() if where else f"{type(exc).__name__}: {exc}".strip()
+    frame = _plugin_frame(exc)
+    at = f" (at {frame.filename}:{frame.lineno})" if frame and not isinstance(exc, PluginAnswerError) else ""
+    what, fix, how = msg.partition(" — fix: ")
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Answer(None, Status.ERROR, where + what + at + fix + how, elapsed, {"traceback": text})
 
 
 def solve_and_score(
@@ -179,11 +221,17 @@ def solve_and_score(
         start = time.perf_counter()
         try:
             handed = copy.deepcopy((problem, [states[i] for i in todo]))
-            answers = solver.solve(handed[0], handed[1], seed=seed, time_limit=time_limit)
-            if len(answers) != len(todo):
-                raise RuntimeError(f"returned {len(answers)} answers for {len(todo)} states")
+            given = [states[i] for i in todo]
+            answers = checked_answers(
+                solver.name, problem, given, solver.solve(handed[0], handed[1], seed=seed, time_limit=time_limit)
+            )
         except Exception as exc:  # a crashing backend is a result, not a crash of the run
-            answers = [crash_answer(exc, (time.perf_counter() - start) / len(todo)) for _ in todo]
+            answers = [
+                crash_answer(
+                    exc, (time.perf_counter() - start) / len(todo), f"{solver.name}.solve: state {states[i].label!r}: "
+                )
+                for i in todo
+            ]
         for i, answer in zip(todo, answers):
             try:
                 answer = answer_from_raw(problem, json.loads(json.dumps(raw_answer(answer))))
@@ -234,7 +282,8 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
         raise ValueError(f"status {status!r} is not one of {', '.join(s.value for s in Status)}")
     time_s = raw.get("time_s", 0.0)
     time_s = float(time_s) if isinstance(time_s, (int, float)) and math.isfinite(time_s) else 0.0
-    info = raw.get("info") if isinstance(raw.get("info"), dict) else {}
+    raw_info = raw.get("info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     dispatch = None
     if raw.get("power") is not None or raw.get("on") is not None or raw.get("imports") is not None:
         n_groups, n_regions = len(problem.groups), len(problem.regions)
@@ -246,4 +295,6 @@ def answer_from_raw(problem: Problem, raw: Any) -> Answer:
             power=_floats(raw.get("power"), n_groups, "power"),
             imports=_floats(raw.get("imports"), n_regions, "imports"),
         )
-    return Answer(dispatch=dispatch, status=status, message=str(raw.get("message") or ""), time_s=time_s, info=info)
+    return Answer(
+        dispatch=dispatch, status=Status(status), message=str(raw.get("message") or ""), time_s=time_s, info=info
+    )

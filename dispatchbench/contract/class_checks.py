@@ -14,6 +14,8 @@ from typing import Any
 from dispatchbench.contract.learner import Learner
 from dispatchbench.contract.solver import SPEC_NAME, Capabilities
 
+CASTABLE = (str, int, float)  # bool is an int: the types ``contract.solver._cast`` turns spec text into
+
 
 def contract_problems(cls: type[Any]) -> list[str]:
     """Every way ``cls`` breaks the plugin contract, each as ``what — fix: how``; empty when none."""
@@ -27,6 +29,13 @@ def contract_problems(cls: type[Any]) -> list[str]:
     if not isinstance(getattr(cls, "capabilities", None), Capabilities):
         found.append("capabilities is not a Capabilities — fix: capabilities = Capabilities(...)")
         return found
+    for key, default in cls.parameters.items():
+        if not isinstance(default, CASTABLE):
+            found.append(
+                f"parameter {key!r} defaults to {default!r}, which a spec's text cannot be cast to (the plugin "
+                "would get a str) — fix: a str, int, float or bool default (0.0, '' or False for 'not given')"
+            )
+            break
     settings = getattr(cls, "test_settings", None)
     if not isinstance(settings, dict):
         found.append("test_settings is not a dict — fix: a dict of spec parameters, or leave it out")

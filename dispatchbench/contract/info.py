@@ -22,6 +22,7 @@ class AnswerInfo(TypedDict, total=False):
 
     # written by a plugin
     messages: int  # scalars the distributed search sent for this decision (scaling report)
+    iterations: int  # rounds an iterative method ran for this decision (price updates, ADMM steps, clearings)
     dual_bound: float | None  # an exact method's lower bound on the cost (scaling report: gap to bound)
     primal_bound: float | None  # the method's own objective of its incumbent (never shown as a cost)
     gap: float | None  # relative primal-dual gap the method reached
@@ -31,6 +32,8 @@ class AnswerInfo(TypedDict, total=False):
     decision_s: float  # time of one decision, all agents and the search (learned methods)
     decision_s_batched: float  # the same when a batch of states is decided at once, per state
     time_limit_reached: bool  # the answer is the best one found when the limit struck
+    time_budget_s: float | None  # the per-state time the method was given (None: no limit)
+    stopped_at_budget: bool  # the method stopped because its budget ran out (anytime answer or timeout)
     note: str  # why a feasible answer is only that (a limit, a gap): kept where ``reason`` is not
     commitment_repaired: int  # commitment changes a repair made after the policy (learned methods)
     moved_mean_kw: float  # mean power the balancing search moved away from the policy's proposal

@@ -99,6 +99,11 @@ class Solver(ABC):
     # Spec parameters that make a solve (for a learner: a fit) take seconds, for the contract
     # test (tests/test_plugin_contract.py) and anyone smoke-testing a plugin; not a benchmark budget.
     test_settings: ClassVar[dict[str, Any]] = {}
+    # Parameters whose values name a file or folder the solver reads (a learner's ``model``).
+    # On a cluster such a path means nothing on the worker, so the harness sends the file's or
+    # folder's content with the cell and points the parameter at the worker's local copy; the
+    # results keep the path as written. Other parameters are passed through as text.
+    path_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))
@@ -136,6 +141,15 @@ class Solver(ABC):
     def skip(self, problem: Problem) -> str | None:
         """Reason this solver cannot handle ``problem``, or ``None``."""
         return None
+
+    def state_time_limit(self, time_limit: float | None) -> float | None:
+        """The time budget of one state: the harness's ``time_limit``, or the plugin's own
+        ``time_limit`` parameter when it has one set above 0 and it is tighter (an anytime plugin
+        run at a matched budget: ``pso[time_limit=0.05]``)."""
+        own = float(self.params.get("time_limit", 0.0) or 0.0)
+        if own > 0:
+            return min(time_limit, own) if time_limit else own
+        return time_limit
 
     def prepare(self, problem: Problem) -> None:
         """One-off set-up before the first state (e.g. loading a trained model).

@@ -38,6 +38,16 @@ import numpy as np
 from dispatchbench.model.problem import Problem, State
 
 
+class Response(Protocol):
+    """What the balancing search asks of the groups: their total answer to a signal, and a
+    signal bracket that holds the solution. Shift and price responses, and a learner's offers
+    (MADRL-TVC's ``LearnedPriceResponse``), all answer it."""
+
+    def power(self, s: np.ndarray) -> np.ndarray: ...
+
+    def bracket(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclass(frozen=True)
 class ShiftResponse:
     """``P_i(s) = clip(center_i + s·width_i, lb_i, ub_i)`` for running groups, 0 for others."""
@@ -152,7 +162,7 @@ def state_bounds(problem: Problem, state: States, batch: int = 1) -> tuple[np.nd
 def balance(
     problem: Problem,
     state: States,
-    response: ShiftResponse | PriceResponse,
+    response: Response,
     *,
     iterations: int = 60,
     reducer: Reducer | None = None,

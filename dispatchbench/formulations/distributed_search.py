@@ -50,7 +50,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dispatchbench.formulations.balancing import Balanced, PriceResponse, ShiftResponse, States, balance, state_bounds
+from dispatchbench.formulations.balancing import (
+    Balanced,
+    PriceResponse,
+    Response,
+    ShiftResponse,
+    States,
+    balance,
+    state_bounds,
+)
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem
 
@@ -149,14 +157,6 @@ class TreeSum:
             partial[..., self.parent[child - 1]] += partial[..., child]
         return partial[..., 0]
 
-    def run_max(self, values: np.ndarray) -> np.ndarray:
-        """``(B, n)`` -> ``(B,)`` the maximum, by the same convergecast and broadcast."""
-        partial = np.array(values, dtype=float, copy=True)
-        for child in range(self.n - 1, 0, -1):
-            p = self.parent[child - 1]
-            partial[..., p] = np.maximum(partial[..., p], partial[..., child])
-        return partial[..., 0]
-
 
 def region_slots(problem: Problem) -> np.ndarray:
     """``(R, K)``: each region's group indices, padded with ``G`` (an index one past the last
@@ -230,6 +230,7 @@ class ConsensusReducer:
             return padded[..., self._slots].sum(-1)
         out = np.empty(delivered.shape[:-1] + (len(self._regions),))
         for r, (idx, cons) in enumerate(zip(self._regions, self._region_consensus)):
+            assert cons is not None  # ring within regions (no slots): every region has its consensus
             # ring: the CS node (value 0) reads the sum off its own average estimate
             values = np.concatenate([delivered[..., idx], np.zeros(delivered.shape[:-1] + (1,))], axis=-1)
             out[..., r] = cons.run(values)[..., -1] * cons.n
@@ -344,7 +345,7 @@ class DistributedSearch:
         """Messages for one CS-to-CS sum or maximum of one number per CS node (the tree)."""
         return self._system_messages
 
-    def run(self, state: States, response: ShiftResponse | PriceResponse) -> SearchResult:
+    def run(self, state: States, response: Response) -> SearchResult:
         reducer = ConsensusReducer(self.problem, self.graph)
         balanced = balance(self.problem, state, response, iterations=self.iterations, reducer=reducer)
         return SearchResult(

@@ -51,7 +51,9 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
     return regional + system
 
 
-def _window_terms(lo: np.ndarray, hi: np.ndarray, floor: np.ndarray, ceiling: np.ndarray):
+def _window_terms(
+    lo: np.ndarray, hi: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per region: how far its running range ``[lo, hi]`` misses its CS window ``[floor,
     ceiling]`` (kW), and the nearest workable low and high totals (summed for the system term)."""
     regional = np.maximum(np.maximum(lo - ceiling, floor - hi), 0.0)

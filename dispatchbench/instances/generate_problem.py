@@ -17,10 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from dispatchbench.contract.limits import SEED_MAX
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem, parse_problem
 
-GENERATOR_VERSION = 1  # bump when the same arguments would give a different file
+GENERATOR_VERSION = 2  # bump when the same arguments would give a different file
+# v2 (issue 20): states keep a margin inside every upper limit, so the repair moves a few states
+# (docs/generator.md). What is drawn did not change: the random streams stay those of v1, so a
+# version bump that changes only how draws are repaired leaves every other state as it was.
+DRAW_STREAM = 1
 MIN_REGIONS, MAX_REGIONS = 1, 512
 CS_RANGE = (120.0, 260.0)  # kW, drawn in 10 kW steps; the paper's own choice is 200 kW
 COST_SPREAD = 0.15  # a, b, c, g, h scaled by U(1 - spread, 1 + spread)
@@ -117,12 +123,14 @@ def check_arguments(regions: int, seed: int) -> None:
         raise ValueError(f"--regions {regions}: out of range — fix: give {MIN_REGIONS} to {MAX_REGIONS} regions")
     if seed < 0:
         raise ValueError(f"--seed {seed}: negative — fix: give a seed >= 0")
+    if seed > SEED_MAX:
+        raise ValueError(f"--seed {seed}: above the largest seed {SEED_MAX} — fix: give a seed in 0..{SEED_MAX}")
 
 
 def generate_problem_toml(regions: int, seed: int, commitment: bool = True) -> str:
     """The problem file's text. Same arguments, same bytes (fixed decimals, one seeded Generator)."""
     check_arguments(regions, seed)
-    rng = np.random.default_rng([GENERATOR_VERSION, seed, regions])
+    rng = np.random.default_rng([DRAW_STREAM, seed, regions])
     names = region_names(regions)
     kinds = [REGION_KINDS[i % len(REGION_KINDS)] for i in range(regions)]
     kinds = [kinds[i] for i in rng.permutation(regions)]
@@ -178,7 +186,13 @@ def kind_of(problem: Problem, region: str) -> RegionKind:
 def write_problem(path: Path, regions: int, seed: int, commitment: bool = True) -> Problem:
     """Write the file, then load it back with ``load_problem``: a file we cannot read is never left."""
     text = generate_problem_toml(regions, seed, commitment)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a half-written file left
+        path.unlink(missing_ok=True)
+        raise InputError(
+            path, "--out", f"cannot be written ({exc.strerror or exc})", "check the folder's permissions and free space"
+        ) from None
     try:
         return load_problem(path)
     except Exception:

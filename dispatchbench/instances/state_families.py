@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.instances.generate_problem import GENERATOR_VERSION, kind_of
+from dispatchbench.contract.limits import SEED_MAX
+from dispatchbench.instances.generate_problem import DRAW_STREAM, kind_of
 from dispatchbench.instances.state_repair import DECIMALS, repair
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
-from dispatchbench.model.state_file import expected_columns, load_states
+from dispatchbench.model.state_file import MAX_CELLS, expected_columns, load_states
 
 INTERVALS = 96
 HOURS = np.arange(INTERVALS) / 4.0  # interval start, hours after midnight
@@ -233,7 +235,7 @@ def family_lines() -> list[str]:
 
 def _rng(seed: int, family: str, index: int) -> np.random.Generator:
     """One stream per (seed, family, day or state index): prefixes of longer runs are identical."""
-    return np.random.default_rng([GENERATOR_VERSION, seed, zlib.crc32(family.encode()), index])
+    return np.random.default_rng([DRAW_STREAM, seed, zlib.crc32(family.encode()), index])
 
 
 @dataclass
@@ -251,12 +253,29 @@ def _collect(out: Generated, state: State, step: str) -> None:
     out.scaled += step == "scale"
 
 
+def _check_file_size(problem: Problem, rows: int, option: str) -> None:
+    """Refuse a request whose file the state loader would refuse (docs/model.md, limits)."""
+    columns = len(expected_columns(problem))
+    if rows * columns > MAX_CELLS:
+        raise ValueError(
+            f"{option}: {rows:,} states of {columns} columns exceed the state-file limit of {MAX_CELLS:,} cells "
+            f"— fix: ask for at most {MAX_CELLS // columns:,} states per file"
+        )
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"--seed {seed}: not a seed in 0..{SEED_MAX} — fix: give e.g. --seed 1000")
+
+
 def generate_days(problem: Problem, family: str, days: int, seed: int, first_day: int = 0) -> Generated:
     """Days ``first_day .. first_day + days - 1`` of a family, 96 states each, all feasible."""
     if family not in FAMILIES:
         raise ValueError(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])}")
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"--days {days}: out of range — fix: give 1 to {MAX_DAYS} days")
+    _check_seed(seed)
+    _check_file_size(problem, days * INTERVALS, "--days")
     out = Generated([])
     for k in range(first_day, first_day + days):
         draw = FAMILIES[family].draw(problem, _rng(seed, family, k))
@@ -265,10 +284,24 @@ def generate_days(problem: Problem, family: str, days: int, seed: int, first_day
     return out
 
 
+def generate_interval(problem: Problem, family: str, seed: int, day: int, interval: int) -> State:
+    """Interval ``interval`` of day ``day`` of a family: the very state ``generate_days`` makes there
+    (same draw, same repair), without repairing the other 95 — what a sampler drawing one
+    interval at a time needs (the repair's feasibility check is most of a day's cost)."""
+    if family not in FAMILIES:
+        raise ValueError(f"--family {family}: unknown — fix: use one of {', '.join([*FAMILIES, RANDOM])}")
+    if not 0 <= interval < INTERVALS:
+        raise ValueError(f"interval {interval}: out of range — fix: give 0 to {INTERVALS - 1}")
+    draw = FAMILIES[family].draw(problem, _rng(seed, family, day))
+    return repair(problem, f"{family}_d{day}_t{interval:02d}", draw.demand[interval], draw.v2g[interval])[0]
+
+
 def generate_random(problem: Problem, count: int, seed: int, first: int = 0) -> Generated:
     """``count`` independent random states ``random_<k>``, all feasible."""
     if not 1 <= count <= MAX_RANDOM:
         raise ValueError(f"--count {count}: out of range — fix: give 1 to {MAX_RANDOM} states")
+    _check_seed(seed)
+    _check_file_size(problem, count, "--count")
     cap, pmax = _capacity(problem), _v2g_pmax(problem)
     out = Generated([])
     for k in range(first, first + count):
@@ -290,7 +323,13 @@ def states_csv(problem: Problem, states: list[State]) -> str:
 
 def write_states(path: Path, problem: Problem, states: list[State]) -> list[State]:
     """Write the file and load it back with the project's loader (a file it rejects is removed)."""
-    path.write_text(states_csv(problem, states), encoding="utf-8")
+    try:
+        path.write_text(states_csv(problem, states), encoding="utf-8")
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a half-written file left
+        path.unlink(missing_ok=True)
+        raise InputError(
+            path, "--out", f"cannot be written ({exc.strerror or exc})", "check the folder's permissions and free space"
+        ) from None
     try:
         return load_states(path, problem)
     except Exception:

@@ -4,10 +4,12 @@ A family draws demand and V2G availability from smooth profiles; near the edges 
 evening, a region asked to import right up to its CS limit, a convex problem whose forced
 minimum outputs exceed a quiet night) a draw can be one no dispatch serves. The generator never
 writes such a state. It repairs in two steps, each checked with the exact pre-check
-(:func:`dispatchbench.model.feasibility.infeasibility_reason`):
+(:func:`dispatchbench.model.feasibility.infeasibility_reason` with ``margin=True``: served with
+every region importing at least 0.01 % of its CS limit below it and the total 0.01 % below the most
+the regions can deliver, so no solver's tolerance decides whether the state is served):
 
 1. **clip**: each region's demand is moved to the nearest value its own groups plus its CS link
-   can serve (local supply set ⊕ [−cs_max, +cs_max]); other regions are untouched.
+   can serve (local supply set ⊕ [−cs_max, +cs_max − margin]); other regions are untouched.
 2. **scale**: if the regions together still cannot be balanced, the demands are moved toward an
    anchor that is always feasible (all demand 0 with commitment; every region's forced minimum
    output without it) by bisection on the fraction kept, keeping the largest feasible fraction
@@ -23,7 +25,7 @@ import math
 
 import numpy as np
 
-from dispatchbench.model.feasibility import infeasibility_reason, local_supply_set
+from dispatchbench.model.feasibility import import_margin, infeasibility_reason, local_supply_set
 from dispatchbench.model.problem import Problem, State
 
 DECIMALS = 2
@@ -67,7 +69,8 @@ def clip_regions(problem: Problem, state: State) -> np.ndarray:
     out = problem.demand_vector(state)
     for i, region in enumerate(problem.regions):
         supply = local_supply_set(problem, state, region.name)
-        servable = [(max(lo - region.cs_max, 0.0), hi + region.cs_max) for lo, hi in supply]
+        top = region.cs_max - import_margin(region.cs_max)
+        servable = [(max(lo - region.cs_max, 0.0), hi + top) for lo, hi in supply]
         out[i] = _nearest(out[i], servable)
     return out
 
@@ -76,22 +79,22 @@ def repair(problem: Problem, label: str, demand: np.ndarray, v2g: np.ndarray) ->
     """A feasible state as close to the draw as the two steps get, and which step was needed:
     ``""`` (none), ``"clip"`` or ``"scale"``."""
     state = make_state(problem, label, demand, v2g)
-    if infeasibility_reason(problem, state) is None:
+    if infeasibility_reason(problem, state, margin=True) is None:
         return state, ""
     clipped = make_state(problem, label, clip_regions(problem, state), v2g)
-    if infeasibility_reason(problem, clipped) is None:
+    if infeasibility_reason(problem, clipped, margin=True) is None:
         return clipped, "clip"
     anchor = anchor_demand(problem)
     target = problem.demand_vector(clipped)
     best = make_state(problem, label, anchor, v2g)
-    reason = infeasibility_reason(problem, best)
+    reason = infeasibility_reason(problem, best, margin=True)
     if reason is not None:  # cannot happen for a valid problem; say so rather than write it
         raise RuntimeError(f"state {label}: the repair anchor is infeasible ({reason})")
     lo, hi = 0.0, 1.0
     for _ in range(_BISECTIONS):
         mid = 0.5 * (lo + hi)
         trial = make_state(problem, label, anchor + mid * (target - anchor), v2g)
-        if infeasibility_reason(problem, trial) is None:
+        if infeasibility_reason(problem, trial, margin=True) is None:
             lo, best = mid, trial
         else:
             hi = mid

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dispatchbench.contract.limits import SEED_MAX
 from dispatchbench.model.errors import InputError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -90,19 +91,45 @@ def save_checkpoint(
     os.replace(tmp_meta, out_dir / META_FILE)
 
 
+MAX_META_BYTES = 16 * 2**20  # a model.json of 328 agents is ~0.2 MB; a 1-GB one is not a model's
+MAX_STEPS = 10**9  # training steps a model.json may claim (a decade of these steps' wall time)
+MAX_TEXT = 4096  # characters of a text field (solver, spec, problem name, a version)
+MAX_NAMES = 100_000  # entries of group_order / region_order (generated problems stop near 1,300)
+FINGERPRINT_CHARS = 16  # lifecycle.problem_fingerprint: the first 16 hex digits of a SHA-256
+ANY_SIZE = "any-size"  # the "scope" (and "problem_fingerprint") of a model trained on generated instances
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"holds {name}, which is not a number JSON allows")
+
+
 def read_meta(out_dir: str | Path) -> dict[str, Any]:
-    """``model.json`` of ``out_dir``, checked: a JSON object with every required key, this format."""
+    """``model.json`` of ``out_dir``, checked as data: a JSON object of bounded size and nesting,
+    no NaN or infinity, every required key with the right type and range (``docs/learning.md``).
+    Hyper-parameters are checked against the learner's declared ranges by ``lifecycle``, and the
+    group and region orders against the problem once it is known."""
     path = Path(out_dir) / META_FILE
     try:
-        meta = json.loads(path.read_bytes().decode("utf-8"))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_META_BYTES + 1)
     except FileNotFoundError:
         raise ModelFileError(path, "not found: the folder holds no trained model") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > MAX_META_BYTES:
+        raise ModelFileError(
+            path, f"is larger than {MAX_META_BYTES // 2**20} MiB (not a model.json dispatchbench wrote)"
+        )
+    try:
+        meta = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise ModelFileError(path, "is not text (not a model.json written by dispatchbench)") from None
     except json.JSONDecodeError as exc:
         raise ModelFileError(path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise ModelFileError(path, "is nested too deeply to be a model.json") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of thousands of digits
+        raise ModelFileError(path, f"is not a model.json dispatchbench wrote: {str(exc)[:120]}") from None
     if not isinstance(meta, dict):
         raise ModelFileError(path, f"holds a JSON {type(meta).__name__}, not an object with the model's description")
     if meta.get("format") == 1:
@@ -119,7 +146,100 @@ def read_meta(out_dir: str | Path) -> dict[str, Any]:
             raise ModelFileError(path, f"{key} is a {type(meta[key]).__name__}, not a {kind.__name__}")
     if meta["format"] != FORMAT:
         raise ModelFileError(path, f"has format {meta['format']}; this dispatchbench reads format {FORMAT}")
+    problem = check_meta_fields(meta)
+    if problem:
+        raise ModelFileError(path, problem)
     return meta
+
+
+def check_meta_fields(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the shared fields of a ``model.json`` (types already checked), or None."""
+    for key in ("solver", "problem", "spec"):
+        if key in meta and not (isinstance(meta[key], str) and 0 < len(meta[key]) <= MAX_TEXT):
+            return f"{key} must be text of 1 to {MAX_TEXT} characters"
+    fingerprint = meta["problem_fingerprint"]
+    if meta.get("scope") == ANY_SIZE and fingerprint == ANY_SIZE:
+        pass  # one model for any size: no instance to fingerprint
+    elif len(fingerprint) != FINGERPRINT_CHARS or any(ch not in "0123456789abcdef" for ch in fingerprint):
+        return f"problem_fingerprint {fingerprint[:40]!r} is not {FINGERPRINT_CHARS} hexadecimal digits"
+    if not 0 <= meta["seed"] <= SEED_MAX:
+        return f"seed {meta['seed']} is outside 0 to {SEED_MAX}"
+    if not 0 <= meta["steps"] <= MAX_STEPS:
+        return f"steps {meta['steps']} is outside 0 to {MAX_STEPS}"
+    if "train_time_s" in meta:
+        value = meta["train_time_s"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            return f"train_time_s {value!r} is not a number of seconds >= 0"
+    if not all(isinstance(k, str) and len(k) <= MAX_TEXT for k in meta["hyperparameters"]):
+        return "hyperparameters has a key that is not a short name"
+    for key in ("group_order", "region_order"):
+        if meta.get(key) is None:  # models written before the order was recorded
+            continue
+        names = meta[key]
+        if not isinstance(names, list) or len(names) > MAX_NAMES:
+            return f"{key} must be a list of at most {MAX_NAMES} names"
+        if not all(isinstance(n, str) and 0 < len(n) <= MAX_TEXT for n in names):
+            bad = next(n for n in names if not (isinstance(n, str) and 0 < len(n) <= MAX_TEXT))
+            return f"{key} holds {str(bad)[:40]!r}, not a name"
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                return f"{key} names {name[:40]!r} twice"
+            seen.add(name)
+    if meta.get("scope") == ANY_SIZE or meta["problem_fingerprint"] == ANY_SIZE:
+        problem = _any_size_fields(meta)
+        if problem:
+            return problem
+    versions = meta.get("versions", {})
+    if not isinstance(versions, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) + len(v) <= MAX_TEXT for k, v in versions.items()
+    ):
+        return "versions must map library names to version text"
+    return None
+
+
+def _finite_range(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        and value[0] <= value[1]
+    )
+
+
+def _any_size_fields(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields an any-size model decides by (its scope, the ratings it saw,
+    the sizes it trained on), or None: they gate which problems it accepts, so a tampered one must
+    be one line here, not a KeyError when a problem is checked against it."""
+    if meta.get("scope") != ANY_SIZE or meta["problem_fingerprint"] != ANY_SIZE:
+        return f"scope and problem_fingerprint must both be {ANY_SIZE!r} for a model of any size"
+    coverage = meta.get("coverage")
+    if not isinstance(coverage, dict):
+        return "coverage must be an object (the group types and rating ranges the model saw)"
+    types = coverage.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) and len(t) <= MAX_TEXT for t in types):
+        return "coverage.types must be a non-empty list of group types"
+    ratings = coverage.get("ratings")
+    if not isinstance(ratings, dict) or set(ratings) != set(types):
+        return "coverage.ratings must give the rating ranges of exactly the types in coverage.types"
+    for kind, ranges in ratings.items():
+        if not isinstance(ranges, dict) or not {"p_max", "turndown"} <= set(ranges):
+            return f"coverage.ratings.{kind[:40]} must give the p_max and turndown ranges"
+        for key, bounds in ranges.items():
+            if not (isinstance(key, str) and len(key) <= MAX_TEXT and _finite_range(bounds)):
+                return f"coverage.ratings.{kind[:40]}.{str(key)[:40]} must be [low, high], finite, low <= high"
+    if not _finite_range(coverage.get("cs_max")):
+        return "coverage.cs_max must be [low, high], finite, low <= high"
+    commitment = coverage.get("commitment")
+    if not isinstance(commitment, list) or not commitment or not all(isinstance(c, bool) for c in commitment):
+        return "coverage.commitment must be a non-empty list of true/false"
+    tolerance = coverage.get("tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 10:
+        return "coverage.tolerance must be a number from 0 to 10"
+    sizes = meta.get("training_set", {}).get("sizes") if isinstance(meta.get("training_set"), dict) else None
+    if not isinstance(sizes, list) or not sizes or not all(isinstance(n, int) and 0 < n <= MAX_NAMES for n in sizes):
+        return "training_set.sizes must be a non-empty list of region counts"
+    return None
 
 
 def load_checkpoint(out_dir: str | Path) -> Checkpoint:

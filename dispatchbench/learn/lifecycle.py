@@ -14,6 +14,13 @@ learners cannot drift apart on it:
   ``checkpoint.pt`` loaded as data only;
 - **resume and load**: the same checks (folder, format, solver, problem fingerprint) with the
   same one-line errors, and a trained model read once per (folder, problem fingerprint);
+- **budgets**: :class:`TrainingBudget` (steps, wall time or both; ``exhausted`` between steps)
+  and :class:`TrainingSet` (generated instances for a model of any size), the contract's own
+  objects, re-exported here for learner code;
+- **any-size models**: a model trained on generated instances records the group types and the
+  rating ranges it saw (:func:`rating_coverage`); ``solve`` on a problem outside them is refused
+  in one line naming the group, the rating and the range (:func:`uncovered`), where a model of
+  one instance is refused by its problem fingerprint;
 - **group order**: the fingerprint ignores the order groups and regions are listed in, and a
   model records the order it was trained in (``group_order``, ``region_order``); a learner
   executes on the problem re-listed in that order (:func:`in_trained_order`) and hands the
@@ -31,20 +38,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import platform
 import random
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
 
 from dispatchbench.contract.learner import Learner
+from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_duration
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 from dispatchbench.learn.checkpoints import (
+    ANY_SIZE,
     CHECKPOINT_FILE,
     META_FILE,
     Checkpoint,
@@ -59,7 +72,8 @@ from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
 
 T = TypeVar("T")
-H = TypeVar("H")
+H = TypeVar("H", bound="DataclassInstance")  # a hyper-parameter dataclass
+__all__ = ["TrainingBudget", "TrainingSet", "parse_duration"]  # re-exported for learners (the rest: module API)
 
 # Fig. 5: one penalty per kW of violation for every learner (the environment's default)
 PROBE_PENALTY_PER_KW = RewardConfig().penalty_per_kw
@@ -79,15 +93,57 @@ def from_params(hyperparameters: type[H], params: Mapping[str, Any]) -> H:
     return hyperparameters(**{f.name: params[f.name] for f in fields(hyperparameters)})
 
 
-def from_meta(hyperparameters: type[H], meta: Mapping[str, Any], folder: str | Path) -> H:
-    """The hyper-parameters a model was trained with, as recorded in its ``model.json``."""
+def from_meta(
+    hyperparameters: type[H],
+    meta: Mapping[str, Any],
+    folder: str | Path,
+    ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+    choices: Mapping[str, tuple[str, ...]] | None = None,
+) -> H:
+    """The hyper-parameters a model was trained with, as recorded in its ``model.json``, checked
+    as data before any tensor is built from them: each has its default's type (an int is not a
+    bool or a float), is finite, and lies in the learner's declared ``ranges`` and ``choices``
+    (the plugin's ``parameter_ranges``/``parameter_choices``, the lists a spec is checked with)."""
+    path = Path(folder) / META_FILE
     saved = meta["hyperparameters"]
     names = {f.name for f in fields(hyperparameters)}
     unknown, missing = sorted(set(saved) - names), sorted(names - set(saved))
     if unknown or missing:
         what = f"unknown {', '.join(unknown)}" if unknown else f"no {', '.join(missing)}"
-        raise ModelFileError(Path(folder) / META_FILE, f"hyperparameters: {what} (written by other code)")
-    return hyperparameters(**saved)
+        raise ModelFileError(path, f"hyperparameters: {what} (written by other code)")
+    values = {}
+    for f in fields(hyperparameters):
+        why = _hyperparameter_problem(saved[f.name], f.default, (ranges or {}).get(f.name), (choices or {}).get(f.name))
+        if why:
+            raise ModelFileError(path, f"hyperparameters.{f.name}: {repr(saved[f.name])[:60]} {why}")
+        values[f.name] = float(saved[f.name]) if isinstance(f.default, float) else saved[f.name]
+    return hyperparameters(**values)
+
+
+def _hyperparameter_problem(
+    value: Any, default: Any, bounds: tuple[float | None, float | None] | None, choices: tuple[str, ...] | None
+) -> str | None:
+    """Why ``value`` cannot stand where the dataclass has ``default`` (None if it can)."""
+    kind = type(default)
+    if kind is bool:
+        return None if isinstance(value, bool) else "is not true or false"
+    if kind is str:
+        if not isinstance(value, str) or len(value) > 256:
+            return "is not a short text"
+        return None if choices is None or value in choices else f"is not one of {', '.join(choices)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"is not a number ({kind.__name__} expected)"
+    if kind is int and not isinstance(value, int):
+        return "is not a whole number"
+    if isinstance(value, float) and not math.isfinite(value):  # ints are finite (and may exceed a float)
+        return "is not a finite number"
+    if kind is float and abs(value) > 1e300:  # 10**400 would overflow float() when the dataclass is built
+        return "is not a finite number"
+    if bounds is not None:
+        low, high = bounds
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"is outside [{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    return None
 
 
 def conflicts(hp: Any, given: Mapping[str, Any]) -> list[str]:
@@ -130,9 +186,78 @@ def problem_fingerprint(problem: Problem) -> str:
     """Hash of what a trained policy depends on structurally: groups, types, regions, ranges, CS
     limits. Costs are left out on purpose — learners never read them — and so is the order the
     file lists groups and regions in (sorted by name): agents are keyed by group name."""
-    parts = sorted((g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups)
+    parts: list[tuple[object, ...]] = sorted(
+        (g.name, g.type.value, g.region, g.p_min, g.p_max, g.efficiency) for g in problem.groups
+    )
     parts += sorted((r.name, r.cs_max) for r in problem.regions) + [("commitment", problem.commitment)]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+COVERAGE_TOLERANCE = 0.2  # a rating may lie this share of a seen range's ends beyond them (samples miss the extremes)
+
+
+def group_ratings(group: Any) -> dict[str, float]:
+    """What an agent knows of itself besides its type: its size, its turndown (least output over
+    its size) and, for V2G, its efficiency. Never a cost coefficient."""
+    ratings = {"p_max": float(group.p_max), "turndown": float(group.p_min / group.p_max) if group.p_max else 0.0}
+    if group.is_v2g:
+        ratings["efficiency"] = float(group.efficiency)
+    return ratings
+
+
+def rating_coverage(problems: Sequence[Problem]) -> dict[str, Any]:
+    """The group types, the ranges of their ratings and of the CS limits seen in ``problems``:
+    what an any-size model records so it can refuse a problem it never saw the like of."""
+    ratings: dict[str, dict[str, list[float]]] = {}
+    cs = [float(r.cs_max) for p in problems for r in p.regions]
+    for problem in problems:
+        for group in problem.groups:
+            seen = ratings.setdefault(group.type.value, {})
+            for key, value in group_ratings(group).items():
+                lo, hi = seen.get(key, [value, value])
+                seen[key] = [min(lo, value), max(hi, value)]
+    return {
+        "types": sorted(ratings),
+        "ratings": {t: ratings[t] for t in sorted(ratings)},
+        "cs_max": [min(cs), max(cs)] if cs else [0.0, 0.0],
+        "commitment": sorted({bool(p.commitment) for p in problems}),
+        "tolerance": COVERAGE_TOLERANCE,
+    }
+
+
+def _widened(bounds: Sequence[float], tolerance: float) -> tuple[float, float]:
+    lo, hi = bounds
+    return lo - tolerance * abs(lo), hi + tolerance * abs(hi)
+
+
+def uncovered(coverage: Mapping[str, Any], problem: Problem) -> str | None:
+    """Why an any-size model that saw ``coverage`` cannot decide ``problem`` (``None``: it can):
+    a commitment setting, a group type, a group's rating or a CS limit outside what it was
+    trained on (ranges widened by their ``tolerance``), named with the range."""
+    tol = float(coverage.get("tolerance", 0.0))
+    if bool(problem.commitment) not in coverage["commitment"]:
+        return (
+            f"problem {problem.name!r} has commitment={problem.commitment}, the model only saw {coverage['commitment']}"
+        )
+    for group in problem.groups:
+        kind = group.type.value
+        if kind not in coverage["types"]:
+            seen = ", ".join(coverage["types"])
+            return f"group {group.name} is of type {kind}, which the model never saw (it saw {seen})"
+        for key, value in group_ratings(group).items():
+            lo, hi = _widened(coverage["ratings"][kind][key], tol)
+            if not lo - 1e-9 <= value <= hi + 1e-9:
+                return (
+                    f"group {group.name} ({kind}) has {key} {value:g}, outside the range the model saw "
+                    f"for {kind} groups ({lo:g} to {hi:g}, with a {tol:.0%} margin)"
+                )
+    lo, hi = _widened(coverage["cs_max"], tol)
+    for region in problem.regions:
+        if not lo - 1e-9 <= region.cs_max <= hi + 1e-9:
+            return (
+                f"region {region.name} has cs_max {region.cs_max:g}, outside the range the model saw ({lo:g} to {hi:g})"
+            )
+    return None
 
 
 def in_trained_order(problem: Problem, meta: Mapping[str, Any]) -> Problem:
@@ -244,15 +369,21 @@ def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, fol
 def _mismatch(meta: Mapping[str, Any], problem: Problem, solver: str) -> str | None:
     if meta["solver"] != solver:
         return f"the model was trained by {meta['solver']!r}, not {solver!r}"
+    if meta.get("scope") == ANY_SIZE:
+        return uncovered(meta["coverage"], problem)
     if meta["problem_fingerprint"] != problem_fingerprint(problem):
         return (
             f"the model was trained for problem {meta['problem']!r} (fingerprint {meta['problem_fingerprint']}), "
             f"not {problem.name!r} (fingerprint {problem_fingerprint(problem)}): other groups, ranges or CS limits"
         )
+    for key, names in (("group_order", problem.group_names), ("region_order", problem.region_names)):
+        order = meta.get(key)
+        if order is not None and sorted(order) != sorted(names):  # the fingerprint matched: names must too
+            return f"{key} does not list the problem's {len(names)} {key.split('_')[0]}s (it lists {len(order)})"
     return None
 
 
-def check_folder(folder: str | Path, solver: str) -> None:
+def check_folder(folder: str | Path, solver: str) -> dict[str, Any]:
     """What can be checked when a spec is parsed, before the problem is known: the folder exists
     and holds a readable ``model.json`` written by this solver. Raises :class:`ModelFileError`."""
     folder = Path(folder)
@@ -269,6 +400,7 @@ def check_folder(folder: str | Path, solver: str) -> None:
             f"the model was trained by {meta['solver']!r}, not {solver!r}",
             f"use {meta['solver']}[model={folder}] or a model trained by {solver}",
         )
+    return meta
 
 
 def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str, Any]:
@@ -280,7 +412,10 @@ def require_model(folder: str | Path, problem: Problem, solver: str) -> dict[str
         raise ModelFileError(folder / CHECKPOINT_FILE, "not found: the folder holds no trained model")
     why = _mismatch(meta, problem, solver)
     if why:
-        raise ModelFileError(folder / META_FILE, why, f"train {solver} on {problem.name!r} with `dispatchbench train`")
+        fix = f"train {solver} on {problem.name!r} with `dispatchbench train`"
+        if meta.get("scope") == ANY_SIZE:
+            fix = f"train {solver} on instances like {problem.name!r} (`dispatchbench train -p` or --generated)"
+        raise ModelFileError(folder / META_FILE, why, fix)
     return meta
 
 
@@ -344,17 +479,23 @@ class LearnerPlugin(Learner):
     """
 
     hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
+    path_parameters: ClassVar[tuple[str, ...]] = ("model",)  # the model folder travels with a cell
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)  # Solver.__init__: cast and range-check
         names = {f.name for f in fields(self.hyperparameter_class)}
         self._given = {k: self.params[k] for k in params if k in names}  # set in the spec, not defaulted
-        if self.params["model"]:
-            check_folder(self.params["model"], self.name)
+        if self.params["model"]:  # the whole model.json, hyper-parameters too, before any work
+            self._from_meta(check_folder(self.params["model"], self.name), self.params["model"])
         self._model: LoadedModel[Any] = LoadedModel()
 
     def hyperparameters(self) -> Any:
         return from_params(self.hyperparameter_class, self.params)
+
+    def _from_meta(self, meta: Mapping[str, Any], folder: str | Path) -> Any:
+        """A model's recorded hyper-parameters, checked against this plugin's declared ranges."""
+        ranges = getattr(self, "parameter_ranges", {})
+        return from_meta(self.hyperparameter_class, meta, folder, ranges, getattr(self, "parameter_choices", {}))
 
     @abstractmethod
     def load(self, problem: Problem) -> Any:
@@ -384,7 +525,7 @@ class LearnerPlugin(Learner):
         if ckpt is None:
             return problem, None, self.hyperparameters()
         problem = in_trained_order(problem, ckpt.meta)  # agents are keyed by group name
-        hp = from_meta(self.hyperparameter_class, ckpt.meta, out_dir)
+        hp = self._from_meta(ckpt.meta, out_dir)
         if conflicts(hp, self._given):
             raise ModelFileError(
                 out_dir / META_FILE,
@@ -396,7 +537,7 @@ class LearnerPlugin(Learner):
 
     def trained_hyperparameters(self, ckpt: Checkpoint, folder: Path) -> Any:
         """The hyper-parameters a loaded model was trained with; a spec that contradicts them is refused."""
-        hp = from_meta(self.hyperparameter_class, ckpt.meta, folder)
+        hp = self._from_meta(ckpt.meta, folder)
         if conflicts(hp, self._given):
             raise ModelFileError(
                 folder / META_FILE,
@@ -416,10 +557,16 @@ def probe_reward(problem: Problem, state: State, dispatch: Dispatch) -> float:
 
 
 # ---- parameter ranges ------------------------------------------------------------------------
-POSITIVE = (1e-12, None)  # learning rates, temperatures: inclusive bounds, so "> 0" is a tiny floor
-COUNT = (1, None)  # sizes, steps, periods
-NON_NEGATIVE = (0, None)
+# Inclusive bounds, checked on a spec and on a model.json alike. Every one is finite: a value a
+# spec or a downloaded model.json sets must not allocate without end or loop for days (issue 20:
+# q_hidden=10^9, refine=10^9).
+POSITIVE = (1e-12, 1e6)  # learning rates, temperatures, clips: "> 0" is a tiny floor
+COUNT = (1, 1_000_000)  # sizes, periods, batches, buffers (rows), warm-up states
+NON_NEGATIVE = (0, 1_000_000)  # counts that may be 0, weights and penalties
 FRACTION = (0.0, 1.0)
+WIDTH = (1, 4096)  # hidden widths, curve knots: one agent's 4,096-wide layer is ~64 MB of weights
+ROUNDS = (0, 100)  # rounds per decision or state (refine, moves, gossip, search): each one is a clearing
+BISECTIONS = (1, 64)  # bisection steps: a double has 53 bits, halving further changes nothing
 
 
 def training_spec(solver: str, hp: Any) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.instances.protocol import TRAINING
-from dispatchbench.instances.state_families import FAMILIES, INTERVALS, MAX_DAYS, generate_days
+from dispatchbench.instances.state_families import FAMILIES, INTERVALS, MAX_DAYS, generate_interval
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.evaluate import Evaluation, evaluate
 from dispatchbench.model.feasibility import infeasibility_reason
@@ -318,7 +318,7 @@ class StateSampler:
             family = str(self.rng.choice(sorted(FAMILIES)))
             seed = int(self.rng.integers(TRAINING.first, TRAINING.last + 1))
             day, t = int(self.rng.integers(MAX_DAYS)), int(self.rng.integers(INTERVALS))
-            state = generate_days(self.problem, family, 1, seed, first_day=day).states[t]
+            state = generate_interval(self.problem, family, seed, day, t)
             if self.is_excluded(_state_vector(self.problem, state)):
                 continue
             self._count += 1

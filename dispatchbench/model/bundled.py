@@ -11,6 +11,7 @@ import importlib.resources
 from pathlib import Path
 
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.paths import check_path, exists
 
 PACKAGE = "dispatchbench.problems"
 
@@ -31,8 +32,8 @@ def problems_dir() -> Path:
 def find_input(path: str | Path) -> Path:
     """A problem or state file named as given (relative to the working directory), else a bundled
     one of that name (``problems/paper-4region.toml`` or ``paper-4region.toml``)."""
-    given = Path(path)
-    if given.is_file():
+    given = check_path(path)
+    if exists(given) and given.is_file():
         return given.resolve()
     bundled = problems_dir() / given.name
     if given.parent.name in ("", "problems") and bundled.is_file():

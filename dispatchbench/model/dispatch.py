@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dispatchbench.model.problem import Problem, State
+
+
+def name_span(names: Sequence[str]) -> str:
+    """``FDC1 … ASC9`` for a long list, every name for a short one: enough for a plugin author
+    to see which order a vector follows without a wall of names in a one-line error."""
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+
+
+class DispatchShapeError(ValueError):
+    """A vector handed to :meth:`Dispatch.from_power` has the wrong length: said in the plugin's
+    terms (which vector, how many entries, which names it should follow) instead of NumPy's
+    ``matmul`` complaint about core dimensions."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,16 @@ class Dispatch:
         then checks whether those imports respect the CS limits and sum to zero.
         """
         power = np.asarray(power, dtype=float)
+        names = problem.group_names
+        for what, vector in (("power", power), ("on", on)):
+            if vector is None:
+                continue
+            size = len(vector) if np.ndim(vector) == 1 else np.size(vector)
+            if np.ndim(vector) != 1 or size != len(names):
+                raise DispatchShapeError(
+                    f"Dispatch.from_power: {what} has {size} entries, expected {len(names)} ({name_span(names)})"
+                    " — fix: one value per group, in problem.group_names order"
+                )
         if on is None:
             on = power > 0
         if not problem.commitment:

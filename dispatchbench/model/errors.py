@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from os import PathLike
+
 
 def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters shown escaped.
@@ -15,8 +17,8 @@ def one_line(text: str) -> str:
 class InputError(ValueError):
     """Bad problem or state input. The CLI prints ``str(err)`` as one line and exits 2."""
 
-    def __init__(self, file: str, entry: str, problem: str, fix: str) -> None:
-        self.file, self.entry, self.problem, self.fix = str(file), entry, problem, fix
+    def __init__(self, file: str | PathLike[str], entry: str, problem: str, fix: str) -> None:
+        self.file, self.entry, self.problem, self.fix = str(file), entry, problem, fix  # a path names its file
         super().__init__(one_line(f"{self.file}: {entry}: {problem} — fix: {fix}"))
 
 
@@ -24,4 +26,7 @@ class SolverNotFound(LookupError):
     """A solver name or spec that no plugin answers to."""
 
     def __init__(self, message: str = "") -> None:
-        super().__init__(one_line(str(message)))
+        text = str(message)
+        if " — fix: " not in text:  # every user error says how to fix it
+            text += " — fix: run 'dispatchbench solvers' to see names and parameters (list_solvers() in Python)"
+        super().__init__(one_line(text))

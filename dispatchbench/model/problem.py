@@ -14,6 +14,8 @@ from functools import cached_property
 
 import numpy as np
 
+from dispatchbench.model.tolerance import feasibility_tolerance
+
 
 class GroupType(str, Enum):  # noqa: UP042 (str() of a StrEnum member differs; files and rows keep the value)
     """Charger-group types of the paper: fast DC, AC slow, bidirectional V2G."""
@@ -182,5 +184,5 @@ class Problem:
         return self.p_min.copy()
 
     def tolerance(self, state: State) -> float:
-        """Feasibility tolerance of the spec, in kW."""
-        return 1e-6 * max(1.0, state.total_demand)
+        """Feasibility tolerance of the spec, in kW (:func:`~dispatchbench.model.tolerance.feasibility_tolerance`)."""
+        return feasibility_tolerance(state.total_demand)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatchbench.model.errors import InputError
+from dispatchbench.model.paths import check_path, exists, regular_input
 from dispatchbench.model.problem import Group, GroupType, Problem, Region
 
 _PROBLEM_KEYS = {"name": str, "commitment": bool}
@@ -41,17 +42,27 @@ MAX_POWER_KW = 1e12
 MAX_COST = 1e15
 
 
+MAX_PROBLEM_BYTES = 16 * 2**20  # a generated 512-region problem is ~0.3 MB
+
+
 def load_problem(path: str | Path) -> Problem:
     """Load and validate a problem file; raise :class:`InputError` on any defect."""
-    path = Path(path)
-    if not path.is_file():
+    path = check_path(path)
+    if not exists(path):
         raise InputError(path, "file", "not found", "give the path of an existing .toml problem file")
+    regular_input(path, "file", MAX_PROBLEM_BYTES)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a BOM, as CSV accepts
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, "TOML syntax", str(exc), "correct the TOML syntax at that line") from None
+    except RecursionError:
+        raise InputError(path, "TOML", "arrays or tables are nested too deeply", "write a flat problem file") from None
     except UnicodeDecodeError:
         raise InputError(path, "file", "is not UTF-8 text", "save the problem file as UTF-8 TOML") from None
+    except ValueError:  # an integer of thousands of digits (int's own limit), before any check of ours
+        raise InputError(
+            path, "TOML", "holds an integer of thousands of digits", "write every number in at most 20 digits"
+        ) from None
     except OSError as exc:
         raise InputError(
             path, "file", f"cannot be read ({exc.strerror})", "check the path and its permissions"
@@ -96,7 +107,7 @@ def parse_problem(data: dict[str, Any], source: str = "<problem>") -> Problem:
     return Problem(name=name, regions=tuple(regions), groups=tuple(groups), commitment=commitment, source=source)
 
 
-def _array(source: str, data: dict, key: str) -> list[dict]:
+def _array(source: str, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = data.get(key)
     if items is not None and not isinstance(items, list):
         raise InputError(
@@ -113,7 +124,7 @@ def _array(source: str, data: dict, key: str) -> list[dict]:
     return items
 
 
-def _unknown(source: str, entry: str, table: dict, allowed: set[str]) -> None:
+def _unknown(source: str, entry: str, table: dict[str, Any], allowed: set[str]) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
         raise InputError(
@@ -132,7 +143,7 @@ def _unique(source: str, entry: str, names: list[str]) -> None:
 def _number(
     source: str,
     entry: str,
-    table: dict,
+    table: dict[str, Any],
     key: str,
     *,
     minimum: float = 0.0,
@@ -171,11 +182,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _power(source: str, entry: str, table: dict, key: str, **kw: Any) -> float:
+def _power(source: str, entry: str, table: dict[str, Any], key: str, **kw: Any) -> float:
     return _number(source, entry, table, key, maximum=MAX_POWER_KW, **kw)
 
 
-def _name(source: str, entry: str, table: dict) -> str:
+def _name(source: str, entry: str, table: dict[str, Any]) -> str:
     name = table.get("name")
     if name is None or (isinstance(name, str) and not name.strip()):
         raise InputError(source, f"{entry}.name", "missing or empty", 'add name = "..."')
@@ -193,7 +204,7 @@ def check_name(source: str, entry: str, name: str) -> None:
         raise InputError(source, entry, f"{_show(name)} {what}", NAME_RULE)
 
 
-def _region(source: str, i: int, table: dict) -> Region:
+def _region(source: str, i: int, table: dict[str, Any]) -> Region:
     entry = f"[[regions]] #{i + 1}"
     name = _name(source, entry, table)
     entry = f"region {name!r}"
@@ -201,7 +212,7 @@ def _region(source: str, i: int, table: dict) -> Region:
     return Region(name=name, cs_max=_power(source, entry, table, "cs_max"))
 
 
-def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
+def _group(source: str, i: int, table: dict[str, Any], region_names: set[str]) -> Group:
     name = _name(source, f"[[groups]] #{i + 1}", table)
     entry = f"group {name!r}"
     raw_type = table.get("type")
@@ -233,7 +244,10 @@ def _group(source: str, i: int, table: dict, region_names: set[str]) -> Group:
             f"{_show(region)} is not a region of this problem",
             f"use one of {sorted(region_names)} or add a [[regions]] entry with that name",
         )
-    num = lambda key, **kw: _number(source, entry, table, key, **kw)  # noqa: E731
+
+    def num(key: str, **kw: Any) -> float:
+        return _number(source, entry, table, key, **kw)
+
     if gtype is GroupType.V2G:
         efficiency = num("efficiency", strict=True)
         if efficiency > 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -32,6 +33,12 @@ TYPE_COLORS = {"FDC": "#1f77b4", "ASC": "#2ca02c", "V2G": "#9467bd", "import": "
 V2G_COLORS = {"fed back (F)": "#9467bd", "losses (L)": "#d62728", "unused availability": "#c7c7c7"}
 
 
+def _tab10() -> list[tuple[float, float, float]]:
+    """The ten colours of matplotlib's ``tab10``, as RGB tuples."""
+    cmap = plt.get_cmap("tab10")
+    return [(float(r), float(g), float(b)) for r, g, b, _ in (cmap(i) for i in range(cmap.N))]
+
+
 def _edges(n_intervals: int) -> np.ndarray:
     """Interval edges (n + 1 values): a step drawn ``where="post"`` then covers the last interval too."""
     return np.arange(n_intervals + 1) * HOURS_PER_INTERVAL
@@ -41,6 +48,30 @@ def _held(values) -> np.ndarray:
     """Values per interval with the last one repeated, to pair with :func:`_edges`."""
     values = np.asarray(values, dtype=float)
     return np.append(values, values[-1:]) if len(values) else values
+
+
+def plain_log_ticks(ax: plt.Axes, *, x: bool = False, y: bool = True) -> None:
+    """Tick labels of a log or symlog axis as plain numbers (``0.001``, ``10``, ``-1``).
+
+    With mathtext off (above) matplotlib's default log labels print their raw TeX,
+    ``$\\mathdefault{10^{0}}$``; minor ticks keep their marks but lose their labels."""
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    for axis, wanted in ((ax.xaxis, x), (ax.yaxis, y)):
+        if wanted:
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+LINE_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)))
+
+
+def line_style(rank: int, count: int) -> dict[str, Any]:
+    """How the ``rank``-th of ``count`` method lines is drawn, so that lines which coincide stay
+    visible: the first drawn is the widest and each later one narrower and dashed differently,
+    so a line laid exactly over another leaves the one below showing at its edges and gaps
+    (a method equal to the optimum all day is the common case, not the exception)."""
+    width = 1.2 + 2.2 * (count - 1 - rank) / max(count - 1, 1)
+    return {"lw": width, "ls": LINE_STYLES[rank % len(LINE_STYLES)], "alpha": 0.9, "zorder": 2 + rank}
 
 
 def _finish(fig: plt.Figure, path: Path, *, layout: bool = True) -> Path:
@@ -132,6 +163,7 @@ def _training_panels(
             )
         if log and stacked.size and np.nanmin(stacked) > 0:
             ax.set_yscale("log")
+            plain_log_ticks(ax)
         ax.set_title(method, fontsize=10, loc="left")
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(True, alpha=0.3)
@@ -263,7 +295,7 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
     """
     fig, ax = plt.subplots(figsize=(10, 3.8))
     x = _edges(len(supply))
-    colors = plt.get_cmap("tab10").colors
+    colors = _tab10()
     ax.stackplot(
         x,
         *(_held(supply[c]) for c in supply.columns),
@@ -291,7 +323,7 @@ def _legend_below(ax: plt.Axes) -> None:
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
-    palette = plt.get_cmap("tab10").colors
+    palette = _tab10()
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(methods))}
 
 
@@ -299,8 +331,9 @@ def cost_per_interval(costs: pd.DataFrame, path: Path, colors: Mapping[str, tupl
     """Fig. 9a: operating cost of each interval over the day, one line per method (median over seeds)."""
     fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(costs.columns)))
     x = _edges(len(costs))
-    for method in costs.columns:
-        ax.step(x, _held(costs[method]), where="post", lw=1.3, color=colors.get(method), label=method)
+    for rank, method in enumerate(costs.columns):
+        style = line_style(rank, len(costs.columns))
+        ax.step(x, _held(costs[method]), where="post", color=colors.get(method), label=method, **style)
     ax.set_ylabel("operating cost per interval\n(cost units)")
     ax.set_xlabel("time of day (h)")
     _legend_below(ax)
@@ -315,11 +348,19 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
     A symmetric-log axis keeps gaps of 1e-4 % and of 10 % readable on one figure; a gap below 0
     can only be within the feasibility tolerance (or a reference that is not optimal).
     """
+    fig, _ = gap_axes(gaps, colors, reference)
+    return _finish(fig, path)
+
+
+def gap_axes(gaps: pd.DataFrame, colors: Mapping[str, tuple], reference: str) -> tuple[plt.Figure, plt.Axes]:
+    """Fig. 9b drawn, not yet written (its tick labels can be checked)."""
     fig, ax = plt.subplots(figsize=(10, 3.6 + 0.2 * len(gaps.columns)))
     x = _edges(len(gaps))
-    for method in gaps.columns:
-        ax.step(x, _held(gaps[method]), where="post", lw=1.3, color=colors.get(method), label=method)
+    for rank, method in enumerate(gaps.columns):
+        style = line_style(rank, len(gaps.columns))
+        ax.step(x, _held(gaps[method]), where="post", color=colors.get(method), label=method, **style)
     ax.set_yscale("symlog", linthresh=1e-3)
+    plain_log_ticks(ax)
     values = gaps.to_numpy(float)
     finite = values[np.isfinite(values)]
     lo = float(finite.min()) if finite.size else 0.0
@@ -332,7 +373,7 @@ def gap_to_optimum(gaps: pd.DataFrame, path: Path, colors: Mapping[str, tuple], 
         _legend_below(ax)
     _day_axis(ax)
     ax.set_title(f"Fig. 9b - gap to the certified optimum ({reference}) per interval", fontsize=11)
-    return _finish(fig, path)
+    return fig, ax
 
 
 def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -> Path:
@@ -342,10 +383,20 @@ def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -
     methods = list(dict.fromkeys(summary["method"]))
     colors = method_colors(methods)
     floor = 1e-6
-    for method in methods:
+    markers = "osD^vP*X"
+    for rank, method in enumerate(methods):
         part = summary[summary["method"] == method].sort_values("groups")
         values = pd.to_numeric(part[column], errors="coerce").clip(lower=floor)
-        ax.plot(part["groups"], values, marker="o", label=method, color=colors[method])
+        style = line_style(rank, len(methods))
+        ax.plot(
+            part["groups"],
+            values,
+            marker=markers[rank % len(markers)],
+            ms=4 + 6 * (len(methods) - 1 - rank) / max(len(methods) - 1, 1),  # a wider marker under a narrower
+            label=method,
+            color=colors[method],
+            **style,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     # plain tick labels: with mathtext off (above) matplotlib's default log labels print raw TeX
@@ -357,6 +408,47 @@ def scaling_panel(summary: pd.DataFrame, column: str, ylabel: str, path: Path) -
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("charger groups (agents)")
     ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax)
+    return _finish(fig, path)
+
+
+def gap_against_time(points: pd.DataFrame, path: Path, title: str, floor: float = 1e-6) -> Path:
+    """Mean gap (%) against online decision time (s), both logarithmic, for one instance size: a
+    curve per classical method over its matched budgets (``budget_base`` names the method), a
+    point per learner and per unbudgeted method. Zero gaps sit on the floor; methods without a
+    gap (nothing answered) are left out of the plot and stay in the tables."""
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    budgeted = points[points["budget_base"].notna()] if "budget_base" in points else points.iloc[0:0]
+    single = points.drop(budgeted.index)
+    names = list(dict.fromkeys([*single["method"], *budgeted["budget_base"]]))
+    colors = method_colors(names)
+    online = "s per decision (online)"
+    for base, part in budgeted.groupby("budget_base", sort=False):
+        part = part.sort_values("budget_multiple")
+        x = pd.to_numeric(part[online], errors="coerce")
+        y = pd.to_numeric(part["mean gap %"], errors="coerce").clip(lower=floor)
+        ax.plot(x, y, marker="o", color=colors[base], label=f"{base} at 1x/10x/100x budgets")
+        for xi, yi, m in zip(x, y, part["budget_multiple"]):
+            if pd.notna(xi) and pd.notna(yi):
+                ax.annotate(f"{m:g}x", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for _, row in single.iterrows():
+        x, y = pd.to_numeric(row[online], errors="coerce"), pd.to_numeric(row["mean gap %"], errors="coerce")
+        if pd.isna(x) or pd.isna(y):
+            continue
+        learned = bool(row.get("learns")) if pd.notna(row.get("learns")) else False
+        ax.scatter([x], [max(y, floor)], marker="*" if learned else "s", s=120 if learned else 50,
+                   color=colors[row["method"]], label=row["method"], zorder=3)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # raw TeX otherwise (mathtext is off)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("seconds per decision, online (median)")
+    ax.set_ylabel("mean gap to the best known solution (%)")
+    ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     _legend_below(ax)
     return _finish(fig, path)

@@ -13,12 +13,19 @@ Rules, so that no number flatters a method:
   mean (Student t, ``n − 1`` degrees of freedom), plus the best and worst seed.
 * Improvement over the baseline is the paper's column, ``(C_baseline − C) / C_baseline``;
   gap to exact is ``(C − C_exact) / C_exact`` with ``C_exact`` the lowest cost among exact methods.
-* Time per state is the mean wall time the harness measured per state, over every row that has
-  one (failed states included: a timeout costs its time).
-* Stored costs are **checked, not trusted**: every stored dispatch is re-scored by the evaluator
-  against the run's problem and state files (found by path, matched by SHA-256); a stored cost
+* Time per state is the wall time the harness measured per state, one state per call, over every
+  row that has one (failed states included: a timeout costs its time): the mean
+  (``time_per_state_s``) and the median as the online decision time with its ratio to the SCIP
+  reference in the same rows, and a learner's batched time labelled offline
+  (:mod:`dispatchbench.report.decision_cost`).
+* Stored costs are **checked, not trusted**: the rows are read through the one re-scoring policy
+  (:mod:`dispatchbench.bench.rescore`, the same as ``report`` and ``load_results``): every stored
+  dispatch is re-scored by the evaluator against the run's problem and state files (found by
+  path, matched by SHA-256, refused when missing or changed); a row that claims a cost without
+  a dispatch, that no run planned, or that repeats another is an error naming it; a stored cost
   or status the evaluator disagrees with is replaced by the evaluator's verdict and reported as
-  a ``WARNING`` note, and rows that could not be checked are counted in a note.
+  a ``WARNING`` note.
+* Output files are written by temporary file and rename, never through a link.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +42,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dispatchbench.bench import safe_files
 from dispatchbench.bench.plugins import parse_spec, split_specs
-from dispatchbench.bench.results_store import file_sha256, load_results, parse_json_cell
+from dispatchbench.bench.rescore import rescore_folders
+from dispatchbench.bench.results_store import TABLES_DIR, parse_json_cell
 from dispatchbench.contract.solver import Capabilities, default_family
 from dispatchbench.contract.status import FAILURES, SUCCESS, Status
 from dispatchbench.instances.state_families import FAMILIES, RANDOM
-from dispatchbench.model.dispatch import Dispatch
-from dispatchbench.model.errors import InputError
-from dispatchbench.model.evaluate import evaluate
+from dispatchbench.model.bundled import problems_dir
+from dispatchbench.model.errors import InputError, SolverNotFound
+from dispatchbench.model.problem import Problem
 from dispatchbench.model.problem_file import load_problem
-from dispatchbench.model.state_file import load_states
+from dispatchbench.report import decision_cost
 
 INTERVALS_PER_HOUR = 4
+PAPER_PROBLEM_FILE = "paper-4region.toml"  # the bundled problem of the paper's Tables I-III
 DEFAULT_STATE = "tableIV"
 
 # The paper's own numbers (Tables IV and V), quoted beside ours, never mixed into our columns.
@@ -82,6 +92,9 @@ COLUMNS = (
     "improvement",
     "gap_to_exact",
     "time_per_state_s",
+    "online_s",
+    "online_ratio_to_scip",
+    "offline_batched_s",
     "states",
     *(status.value for status in FAILURES),
     "missing",
@@ -99,14 +112,6 @@ def solver_type(row: pd.Series) -> str:
 
 
 # ---- choosing rows ----------------------------------------------------------------------------
-
-
-def load_many(dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """Results of several run directories as one table; a (problem, states, state, spec, seed) seen
-    twice (the same run given twice) keeps the first directory's row."""
-    frames = [load_results(d) for d in dirs]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return frame.drop_duplicates(["problem_sha256", "states_sha256", "state", "solver", "seed"], keep="first")
 
 
 def filter_solvers(results: pd.DataFrame, solvers: str | None) -> pd.DataFrame:
@@ -167,7 +172,7 @@ def resolve_baseline(results: pd.DataFrame, baseline: str) -> str:
 # ---- per-seed values and the per-method table ---------------------------------------------------
 
 
-def cost_per_hour(costs: Sequence[float]) -> float:
+def cost_per_hour(costs: Sequence[float] | np.ndarray) -> float:
     """Average cost per hour of a day of 15-minute intervals: ``mean(C_t) × 4`` (``Σ C_t / 24`` for
     96 intervals, and still an hourly figure for a day of another length)."""
     return float(np.mean(costs)) * INTERVALS_PER_HOUR
@@ -201,6 +206,7 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
 def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFrame:
     """One line per method (spec) with cost, CI, improvement, gap, time and failure counts."""
     values = seed_values(rows, per_hour)
+    scip_online = decision_cost.online_seconds(rows[decision_cost.reference_mask(rows)])
     lines = []
     for spec, group in rows.groupby("solver", sort=False):
         first = group.iloc[0]
@@ -212,6 +218,9 @@ def method_table(rows: pd.DataFrame, baseline: str, per_hour: bool) -> pd.DataFr
             "seeds": len(seeds),
             "states": int(group["state"].nunique()),
             "time_per_state_s": float(group["time_s"].mean()) if group["time_s"].notna().any() else math.nan,
+            "online_s": decision_cost.online_seconds(group),
+            "online_ratio_to_scip": decision_cost.speed_ratio(scip_online, decision_cost.online_seconds(group)),
+            "offline_batched_s": decision_cost.offline_seconds(group),
             **{status.value: int((group["status"] == status).sum()) for status in FAILURES},
             "missing": int(seeds["missing"].sum()),
             "cost": math.nan,
@@ -245,6 +254,18 @@ class PaperTable:
     table: pd.DataFrame
     scope: str  # which state / which state file
     baseline: str
+    paper_problem: bool = True  # the paper's own numbers are quoted only beside the paper's problem
+
+
+def is_paper_problem(problem: Problem) -> bool:
+    """Whether ``problem`` is the paper's (the bundled ``paper-4region.toml``'s regions and groups,
+    by content, commitment on or off): only then do the paper's own Tables IV/V mean anything
+    beside ours. A generated or third-party problem gets our tables without them."""
+    try:
+        paper = load_problem(problems_dir() / PAPER_PROBLEM_FILE)
+    except InputError:
+        return False
+    return (problem.regions, problem.groups) == (paper.regions, paper.groups)
 
 
 def table_iv(results: pd.DataFrame, state: str, baseline: str) -> PaperTable:
@@ -339,14 +360,15 @@ def markdown(pt: PaperTable) -> str:
             ],
             f"improvement over {pt.baseline}": [_pct(r["improvement"]) for r in lines],
             "gap to best exact": [_pct(r["gap_to_exact"]) for r in lines],
-            "time per state (s)": [_num(r["time_per_state_s"], 4) for r in lines],
+            decision_cost.ONLINE: [_num(r["online_s"], 4) for r in lines],
+            decision_cost.RATIO: [_num(r["online_ratio_to_scip"], 1) for r in lines],
+            decision_cost.OFFLINE: [
+                decision_cost.MISSING if math.isnan(r["offline_batched_s"]) else _num(r["offline_batched_s"], 5)
+                for r in lines
+            ],
             "failed states": [_failures(r) or "0" for r in lines],
         }
     )
-    paper = PAPER_TABLE_IV if pt.number == "IV" else PAPER_TABLE_V
-    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
-    pso = paper["PSO"][0]
-    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
     if pt.number == "IV":
         title = f"Table IV — operating cost at one observation state ({pt.scope})"
         definition = "Cost: the evaluator's cost of each method's dispatch at this state."
@@ -365,13 +387,22 @@ def markdown(pt: PaperTable) -> str:
             "",
             f"{definition} Stochastic methods: mean over seeds ± half-width of the 95 % confidence interval "
             "(Student t). Improvement: (C_baseline − C) / C_baseline, the paper's column. "
-            "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method.",
+            "Gap: (C − C_exact) / C_exact against the lowest cost of an exact method. " + decision_cost.DEFINITIONS,
             "",
-            f"The paper's own Table {pt.number} (cost, and in brackets its printed improvement over its PSO): "
-            f"{quoted}. "
-            f"Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}",
-            "",
+            *([paper_numbers(pt.number), ""] if pt.paper_problem else []),
         ]
+    )
+
+
+def paper_numbers(number: str) -> str:
+    """The note quoting the paper's own Table IV or V beside ours (the paper's problem only)."""
+    paper = PAPER_TABLE_IV if number == "IV" else PAPER_TABLE_V
+    quoted = ", ".join(f"{name} {cost:,.2f} ({printed})" for name, (cost, printed) in paper.items())
+    pso = paper["PSO"][0]
+    recomputed = ", ".join(f"{name} {_pct((pso - cost) / pso)}" for name, (cost, _) in paper.items() if name != "PSO")
+    return (
+        f"The paper's own Table {number} (cost, and in brackets its printed improvement over its PSO): "
+        f"{quoted}. Recomputed from its costs, the improvements are {recomputed}. {PAPER_CAVEAT}"
     )
 
 
@@ -385,7 +416,10 @@ class TablesWritten:
 
 def method_name(spec: str) -> str:
     """A solver spec without its ``model=`` path: the algorithm and settings a reader compares."""
-    name, params = parse_spec(spec)
+    try:
+        name, params = parse_spec(spec)
+    except SolverNotFound:  # a spec no plugin syntax reads (an older or hand-made row): shown as it is
+        return spec
     params.pop("model", None)
     return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
 
@@ -424,90 +458,6 @@ def fold_learned_models(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, di
     return frame, models
 
 
-# ---- checking stored costs against the evaluator ---------------------------------------------------
-
-COST_MATCH_RTOL = 1e-9  # stored vs recomputed: the same formula, so only rounding may differ
-
-
-def _input_file(path_text: Any, sha: Any, dirs: Sequence[Path]) -> Path | None:
-    """The run's input file if it is still where the rows say (or beside / above a results
-    folder) with the same content, else None."""
-    if not isinstance(path_text, str) or not isinstance(sha, str):
-        return None
-    path = Path(path_text)
-    for candidate in [path] + [d / path for d in dirs] + [d.parent / path for d in dirs]:
-        try:
-            if candidate.is_file() and file_sha256(candidate) == sha:
-                return candidate
-        except OSError:
-            continue
-    return None
-
-
-def check_costs(results: pd.DataFrame, dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
-    """Re-score every stored dispatch with the evaluator; return the rows with the evaluator's
-    verdict wherever it disagrees with what was stored, and notes saying what was found."""
-    results = results.copy()
-    folders = [Path(d) for d in dirs]
-    problems: dict[str, Any] = {}
-    states: dict[tuple[str, str], dict[str, Any] | None] = {}
-    disagree: list[str] = []
-    unchecked = no_dispatch = checked = 0
-    for idx, row in results.iterrows():
-        if row["status"] not in SUCCESS and row["status"] != Status.INFEASIBLE:
-            continue
-        data = parse_json_cell(row.get("dispatch"))
-        if not data or data.get("dispatch") is None:
-            no_dispatch += row["status"] in SUCCESS
-            continue
-        psha = row.get("problem_sha256")
-        if psha not in problems:
-            path = _input_file(row.get("problem_file"), psha, folders)
-            problems[psha] = load_problem(path) if path else None
-        problem = problems[psha]
-        skey = (psha, row.get("states_sha256"))
-        if skey not in states:
-            path = _input_file(row.get("states_file"), row.get("states_sha256"), folders)
-            states[skey] = {s.label: s for s in load_states(path, problem)} if (path and problem) else None
-        state = (states[skey] or {}).get(row["state"])
-        if problem is None or state is None:
-            unchecked += 1
-            continue
-        checked += 1
-        try:
-            ev = evaluate(problem, state, Dispatch.from_json(problem, data))
-        except (ValueError, KeyError, TypeError) as exc:
-            disagree.append(f"{row['solver']} at {row['state']}: stored dispatch unusable ({exc})")
-            results.loc[idx, ["status", "cost"]] = [Status.ERROR.value, math.nan]
-            continue
-        stored = None if pd.isna(row["cost"]) else float(row["cost"])
-        where = f"{row['solver']} seed {row['seed']} at {row['state']}"
-        if row["status"] in SUCCESS and not ev.feasible:
-            disagree.append(f"{where}: stored {row['status']} {stored}, evaluator: violates {ev.worst}")
-            results.loc[idx, ["status", "cost"]] = [Status.INFEASIBLE.value, math.nan]
-        elif row["status"] in SUCCESS and (
-            stored is None or abs(stored - ev.cost) > COST_MATCH_RTOL * max(1.0, abs(ev.cost))
-        ):
-            disagree.append(f"{where}: stored cost {stored}, evaluator {ev.cost:.6f}")
-            results.loc[idx, "cost"] = ev.cost
-        elif row["status"] == Status.INFEASIBLE and ev.feasible:
-            disagree.append(f"{where}: stored infeasible, evaluator: feasible at cost {ev.cost:.6f} (left out)")
-    notes = []
-    if disagree:
-        notes.append(
-            f"WARNING: {len(disagree)} stored result(s) disagree with the evaluator; the tables use the "
-            f"evaluator's verdict: " + "; ".join(disagree[:5]) + (" ..." if len(disagree) > 5 else "")
-        )
-    if unchecked:
-        notes.append(
-            f"{unchecked} stored dispatch(es) could not be re-scored: the run's problem or state file is "
-            "missing or changed (their stored costs are used unchecked)"
-        )
-    if no_dispatch:
-        notes.append(f"{no_dispatch} row(s) with a cost carry no dispatch: their costs could not be checked")
-    return results, notes
-
-
 def make_tables(
     dirs: Sequence[str | Path],
     baseline: str,
@@ -524,7 +474,8 @@ def make_tables(
     file. A table whose data is absent is left out with a note; if neither can be built, that
     is an input error.
     """
-    results, notes = check_costs(one_problem(filter_solvers(load_many(dirs), solvers), problem), dirs)
+    scored = rescore_folders(dirs)
+    results, notes = one_problem(filter_solvers(scored.frame, solvers), problem), list(scored.notes)
     results, _ = fold_learned_models(results)
     results = results.assign(solver=results["method"], seed=results["run_seed"])
     built: list[PaperTable] = []
@@ -551,15 +502,16 @@ def make_tables(
             "hold neither the Table IV state nor a day",
             "pass --state LABEL, or run a state file with several states",
         )
-    out = Path(out_dir) if out_dir else Path(dirs[0]) / "tables"
-    out.mkdir(parents=True, exist_ok=True)
+    paper_problem = all(is_paper_problem(scored.problems[sha]) for sha in set(results["problem_sha256"]))
+    built = [replace(pt, paper_problem=paper_problem) for pt in built]
+    root, sub = (Path(out_dir), "") if out_dir else (Path(dirs[0]), TABLES_DIR)
+    root.mkdir(parents=True, exist_ok=True)
     files, texts = [], []
     for pt in built:
         stem = "table4" if pt.number == "IV" else "table5"
         text = markdown(pt)
-        (out / f"{stem}.md").write_text(text, encoding="utf-8")
-        pt.table.to_csv(out / f"{stem}.csv", index=False)
-        files += [out / f"{stem}.md", out / f"{stem}.csv"]
+        files.append(safe_files.write_text(root, Path(sub, f"{stem}.md"), text))
+        files.append(safe_files.write_text(root, Path(sub, f"{stem}.csv"), pt.table.to_csv(index=False)))
         texts.append(text)
     return TablesWritten(built, files, notes, "\n".join(texts))
 

@@ -24,6 +24,8 @@ from dispatchbench.learn.tvc.team import Team
 from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import State
 
+REFINE_SWAPS = 64  # hand-overs a decision-time search tests per round (a fixed sample when there are more)
+
 
 @dataclass
 class Decision:
@@ -84,13 +86,13 @@ def repair_batch(
     Returns the plans, their clearing and the flips per state."""
     on = on.copy()
     flips = np.zeros(len(states), dtype=np.int64)
-    for j in np.flatnonzero(~result.feasible) if team.problem.commitment else ():
+    for j in (int(i) for i in np.flatnonzero(~result.feasible)) if team.problem.commitment else ():
         on[j], flips[j] = repair(team.problem, states[j], on[j], preference[j])
     if not flips.any():
         return on, result, flips
     result = clear_again(team, states, on, result, flips > 0, ledger)
-    for j in np.flatnonzero(flips):
-        ledger.send(j, team.repair_messages(int(flips[j])))
+    for flipped in np.flatnonzero(flips):
+        ledger.send(int(flipped), team.repair_messages(int(flips[flipped])))
     return on, result, flips
 
 
@@ -104,22 +106,19 @@ def flip_test(
     row: int,
 ) -> tuple[np.ndarray, SearchResult] | None:
     """Decision-time search (``refine``): the agents test their solo flips and hand-overs (one
-    stops, one starts; up to ``max_swaps``, a fixed sample when there are more) against the
+    stops, one starts; up to ``REFINE_SWAPS``, a fixed sample when there are more) against the
     plan with their *learned* costs: each candidate is cleared, each agent prices its own
     output on its own cost network, the team sums the estimates over the tree, and the best
     candidate that lowers the estimate is taken (``None``: none does). Hand-overs get a plan out
     of the states where every solo flip is worse (a repaired plan with the wrong group of a
     region running). ``row``: the state's row in ``ledger``."""
-    trials = neighbours(on, len(team.agents), team.hp.max_swaps, np.random.default_rng(0))
+    trials = neighbours(on, team.size, REFINE_SWAPS, np.random.default_rng(0))
     result = team.clear(state, trials)
     ledger.cleared(row, result.messages * len(trials), clearings=len(trials))
     plans = np.concatenate([on[None], trials])
     power = np.concatenate([current.balanced.power, result.balanced.power])
     feasible = np.concatenate([current.feasible, result.feasible])
-    estimate = np.zeros(len(plans))
-    for i, agent in enumerate(team.agents):  # each agent's own estimate of its own bill
-        own = agent.learned_cost(np.repeat(obs[i][None], len(plans), 0), power[:, i])
-        estimate += np.where(plans[:, i], own, 0.0)
+    estimate = np.where(plans, team.curves.cost(power), 0.0).sum(-1)  # each agent prices its own output
     ledger.send(row, len(plans) * team.sum_messages)
     estimate = np.where(feasible, estimate, np.inf)
     k = int(np.argmin(estimate))

@@ -1,4 +1,4 @@
-"""What an agent hears after a clearing: its commitment features, as named columns.
+"""What an agent hears after a clearing: its features, as named columns.
 
 The commitment and move networks read one row of numbers per agent; which number sits in which
 column is decided here, once (``FEATURE_NAMES``), and every other module reads a column by its
@@ -6,14 +6,17 @@ name (:meth:`Features.column`), so no module depends on a position another one c
 networks' two outputs are named here too (``OFF``/``ON`` of the Q-network, ``SOLO``/``HANDOVER``
 of the move network), without importing torch: the plan competition uses them as well.
 
-Each agent computes its own row from its observation, its own learned curves and what its CS node
-announces after the clearing (prices, the link's loading, whether the plan cleared); the
+Each agent computes its own row from its observation, its own ratings and curve and what its CS
+node announces after the clearing (prices, the link's loading, whether the plan cleared); the
 arithmetic is vectorised over agents, but no agent's row uses another agent's private numbers.
+**Every column is a ratio** — of the agent's own ratings or curve, of its region's capacity, of
+the system's — so the same network reads an agent of a 4-region instance and of a 512-region one
+alike (``share="type"``): nothing here grows with the number of regions or groups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,26 +29,29 @@ from dispatchbench.learn.tvc.offers import OfferBook
 from dispatchbench.model.problem import Problem
 
 if TYPE_CHECKING:
-    from dispatchbench.learn.tvc.agent import Agent
+    from dispatchbench.learn.tvc.curves import CostCurves
 
 OFF, ON = 0, 1  # the Q-network's outputs: the value of playing off, of playing on
 SOLO, HANDOVER = 0, 1  # the move network's outputs: the team gain of a solo flip, of starting a hand-over
 
 FEATURE_NAMES = (
-    "total_demand",
-    "own_demand_or_v2g",
-    "third_observation",  # the agent's observation (marl_env)
+    "total_demand",  # total demand / system capacity
+    "own_demand_or_v2g",  # region demand / (region capacity + CS limit); V2G: own availability / p_max
+    "third_observation",  # region V2G availability / its V2G p_max; V2G: region demand ratio (marl_env)
     "status",  # 1 if the agent runs in the plan just cleared (all run in the trial clearing)
-    "region_price",  # the cleared regional price, placed in the agent's own learned marginal-cost range
+    "region_price",  # the cleared regional price, placed in the agent's own marginal-cost range
     "system_price",  # the same for the system price (differs when the CS link binds)
     "offer",  # the output it would offer at its regional price, / p_max
-    "margin",  # λ_I·delivered − learned cost at that output, / its own bill scale
+    "margin",  # λ_I·delivered − own cost at that output, / its own bill at full output
     "cs_loading",  # its region's import / CS limit (−1 export limit … 1 import limit)
     "cover",  # could the rest replace its output (region's spare + what its CS link brings in)? 10·(ratio − 1)
-    "peak_price",  # the highest regional price in the system (a tree maximum), placed like region_price
     "cleared",  # 1 if the plan met every balance
     "flip_workable",  # 1 if the plan with its own status flipped could still serve the demand (ratings only)
+    "turndown",  # rating: least output / p_max
+    "size",  # rating: its delivered p_max / its region's capacity (local + CS limit)
+    "capacity",  # rating: p_max / 1000 kW
 )
+ABLATABLE = ("flip_workable", "cover")  # features an ablation may switch off (``drop=``: the column reads 0)
 N_FEATURES = len(FEATURE_NAMES)
 COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
 OBSERVATION_COLUMNS = FEATURE_NAMES[:3]  # the agent's observation, in marl_env's order
@@ -75,18 +81,35 @@ class Features:
         return np.swapaxes(self.values, 0, 1)
 
 
+def ratings(problem: Problem) -> np.ndarray:
+    """``(G, 3)`` what each agent knows of itself (``turndown``, ``size``, ``capacity``): ratings only."""
+    delivered = problem.delivery * problem.p_max
+    region_cap = np.bincount(problem.group_region, weights=delivered, minlength=len(problem.regions)) + problem.cs_max
+    return np.stack(
+        [
+            problem.lower_bounds() / np.maximum(problem.p_max, 1e-9),
+            delivered / np.maximum(region_cap[problem.group_region], 1e-9),
+            problem.p_max / 1000.0,
+        ],
+        -1,
+    )
+
+
 def after_clearing(
     problem: Problem,
     book: OfferBook,
-    agents: Sequence[Agent],
+    curves: CostCurves,
+    own: np.ndarray,
     slots: np.ndarray,
     states: States,
     obs: np.ndarray,
     on: np.ndarray,
     result: SearchResult,
+    drop: frozenset[str] = frozenset(),
 ) -> Features:
     """Every agent's features after the clearing ``result`` of plan ``on`` (``obs``: ``(B, G, 3)``;
-    ``slots``: each region's agents, ``distributed_search.region_slots``)."""
+    ``own``: :func:`ratings`; ``slots``: each region's agents, ``distributed_search.region_slots``;
+    ``drop``: columns an ablation switches off, read as 0)."""
     b = result.balanced
     region_of = problem.group_region
     lb, ub = state_bounds(problem, states, len(on))
@@ -94,10 +117,7 @@ def after_clearing(
     system_price = np.broadcast_to(b.system_signal[:, None], region_price.shape)
     span = np.maximum(book.price_hi - book.price_lo, 1e-6)
     offer = np.clip(book.power_at(region_price), lb, ub)
-    margin = np.empty_like(offer)
-    for i, agent in enumerate(agents):  # each agent's own learned bill at its own offer
-        bill = agent.learned_cost(obs[:, i], offer[:, i])
-        margin[:, i] = (region_price[:, i] * agent.delivery * offer[:, i] - bill) / max(agent.bill_scale, 1e-9)
+    margin = (region_price * curves.delivery * offer - curves.cost(offer)) / curves.scale  # its own bill, its own unit
     cs = np.where(problem.cs_max > 0, problem.cs_max, 1.0)
     # what the CS nodes add: their region's spare output and how much of it could leave the
     # region (a tree sum), so an agent hears whether the others could replace its output
@@ -108,24 +128,25 @@ def after_clearing(
     elsewhere = movable.sum(-1, keepdims=True) - movable  # (B, R): what other regions could send
     replace = region_spare[:, region_of] - spare + np.minimum(problem.cs_max - b.imports, elsewhere)[:, region_of]
     cover = replace / np.maximum(offer * delivery, 1e-6)
-    peak = np.broadcast_to(b.region_signal.max(-1, keepdims=True), offer.shape)
     # whether its own start or stop keeps the plan workable by ratings: its CS node works it
     # out from one tree sum of the regions' ranges (a knife edge a few kW wide on busy
     # evenings, where a V2G group's last kW decide whether an FDC group must run)
     flip_ok = flip_shortfalls(problem, demand_rows(problem, states), on, ub) <= 1e-9
     observed = obs.astype(float)
-    return Features.from_columns(
-        {
-            **{name: observed[..., k] for k, name in enumerate(OBSERVATION_COLUMNS)},
-            "status": on.astype(float),
-            "region_price": np.clip((region_price - book.price_lo) / span, -3.0, 3.0),
-            "system_price": np.clip((system_price - book.price_lo) / span, -3.0, 3.0),
-            "offer": offer / np.maximum(problem.p_max, 1e-9),
-            "margin": np.clip(margin, -5.0, 5.0),
-            "cs_loading": np.clip(b.imports / cs, -1.0, 1.0)[:, region_of],
-            "cover": np.clip(10.0 * (cover - 1.0), -5.0, 5.0),  # sharp where it matters: at ratio 1
-            "peak_price": np.clip((peak - book.price_lo) / span, -3.0, 3.0),
-            "cleared": np.broadcast_to(b.feasible[:, None], offer.shape).astype(float),
-            "flip_workable": flip_ok.astype(float),
-        }
-    )
+    shape = offer.shape
+    columns = {
+        **{name: observed[..., k] for k, name in enumerate(OBSERVATION_COLUMNS)},
+        "status": on.astype(float),
+        "region_price": np.clip((region_price - book.price_lo) / span, -3.0, 3.0),
+        "system_price": np.clip((system_price - book.price_lo) / span, -3.0, 3.0),
+        "offer": offer / np.maximum(problem.p_max, 1e-9),
+        "margin": np.clip(margin, -5.0, 5.0),
+        "cs_loading": np.clip(b.imports / cs, -1.0, 1.0)[:, region_of],
+        "cover": np.clip(10.0 * (cover - 1.0), -5.0, 5.0),  # sharp where it matters: at ratio 1
+        "cleared": np.broadcast_to(b.feasible[:, None], shape).astype(float),
+        "flip_workable": flip_ok.astype(float),
+        **{name: np.broadcast_to(own[:, k], shape) for k, name in enumerate(("turndown", "size", "capacity"))},
+    }
+    for name in drop:
+        columns[name] = np.zeros(shape)
+    return Features.from_columns(columns)

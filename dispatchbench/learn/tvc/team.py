@@ -1,85 +1,84 @@
 """The team: the agents of one problem and what they do together around one clearing.
 
-Offers at a shared price are cleared by the hierarchical distributed binary search; after a
-clearing every agent hears its features and reads its own networks (a preference between off
-and on, the gains of a move). The loops over agents are each agent's own step, vectorised; the
-rounds that string clearings into a decision are in ``rounds.py`` and ``decision.py``.
+Each agent owns its cost curve (``curves.py``, its own measurement) and runs the policy networks
+of its slice (its type's, or its own: ``policy.py``). Offers at a shared price are cleared by the
+hierarchical distributed binary search; after a clearing every agent hears its features and reads
+its networks (a preference between off and on, the gains of a move). The arithmetic is
+vectorised over agents, each agent's row its own; the rounds that string clearings into a
+decision are in ``rounds.py`` and ``decision.py``. A team of another instance shares the same
+networks (``share="type"``): that is what makes one model decide any size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from dispatchbench.formulations.balancing import States, balance, state_bounds
 from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult, region_slots
-from dispatchbench.learn.tvc.agent import Agent
-from dispatchbench.learn.tvc.commitment import CommitmentLearners, gossip_ring
-from dispatchbench.learn.tvc.features import OFF, ON, Features, after_clearing
-from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
+from dispatchbench.learn.tvc.curves import CostCurves
+from dispatchbench.learn.tvc.features import OFF, ON, Features, after_clearing, ratings
+from dispatchbench.learn.tvc.hyperparameters import Hyperparameters, dropped
 from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
+from dispatchbench.learn.tvc.policy import PolicyNets, slice_index
 from dispatchbench.learn.tvc.repair import repair_messages
 from dispatchbench.model.problem import Problem, State
 
 
+class SlotSums:
+    """Exact sums for training's plain-sum clearings: each region's delivered supply added over its
+    own agents (a padded gather, ``distributed_search.region_slots``) — at 128 regions the dense
+    ``(B, G) @ (G, R)`` product of ``balancing.ExactSums`` was most of a clearing's time."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.delivery = problem.delivery
+        self.slots = region_slots(problem)
+
+    def regional(self, power: np.ndarray) -> np.ndarray:
+        delivered = power * self.delivery
+        padded = np.concatenate([delivered, np.zeros(delivered.shape[:-1] + (1,))], -1)
+        return padded[..., self.slots].sum(-1)
+
+    def system(self, per_region: np.ndarray) -> np.ndarray:
+        return per_region.sum(-1)
+
+
 class Team:
-    """The agents of one problem, their commitment networks, their offers and their clearing."""
+    """The agents of one problem: their curves and offers, their clearing, their networks' slices."""
 
-    def __init__(self, problem: Problem, hp: Hyperparameters, seed: int) -> None:
-        self.problem, self.hp = problem, hp
-        self.agents = [Agent(problem, i, hp, seed=seed * 1000 + 17 * i + 1) for i in range(len(problem.groups))]
-        self.commitment = CommitmentLearners(len(self.agents), hp, gossip_ring(problem))
+    def __init__(self, problem: Problem, hp: Hyperparameters, nets: PolicyNets, curves: CostCurves) -> None:
+        self.problem, self.hp, self.nets, self.curves = problem, hp, nets, curves
+        self.slices = slice_index(problem, hp.share)  # which network slice each agent runs
         self.search = DistributedSearch(problem, iterations=hp.search_iterations)
-        self._book: OfferBook | None = None
+        self.book = OfferBook.build(*curves.price_table(hp.table_points))  # every agent's offer curve
+        self.drop = dropped(hp)
         self._slots = region_slots(problem)  # each region's agents, for its CS node's sums
+        self._sums = SlotSums(problem)
+        self._own = ratings(problem)
+        self.calibration: Any = None  # an any-size model's calibration on this instance (model.Calibration)
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {"commitment": self.commitment, **{f"{a.name}/cost": a.cost for a in self.agents}}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"commitment_q": self.commitment.q_opt}
-
-    def update_commitment(self) -> float:
-        """Every agent updates its commitment network from a mini-batch of its own buffer."""
-        batches = [a.plans.sample(self.hp.batch_size) for a in self.agents]
-        stack = {k: torch.as_tensor(np.stack([b[k] for b in batches])) for k in batches[0]}
-        if not len(self.agents[0].moves):
-            return self.commitment.update(stack["features"], stack["targets"])
-        moves = [a.moves.sample(self.hp.batch_size) for a in self.agents]
-        return self.commitment.update(
-            stack["features"],
-            stack["targets"],
-            torch.as_tensor(np.stack([b["features"] for b in moves])),
-            torch.as_tensor(np.stack([b["gain"] for b in moves])),
-        )
-
-    # ---- offers and clearing ---------------------------------------------------------------
     @property
-    def book(self) -> OfferBook:
-        """Every agent's current offer curve (built on first use)."""
-        if self._book is None:
-            self.refresh_offers()
-        return self._book  # type: ignore[return-value]
+    def size(self) -> int:
+        return len(self.problem.groups)
 
-    def refresh_offers(self) -> None:
-        """Each agent rebuilds its offer table from its current cost network."""
-        self._book = OfferBook.build([a.offer_table() for a in self.agents])
-
+    # ---- clearing ---------------------------------------------------------------------------
     def clear(self, state: States, on: np.ndarray, *, exact_sums: bool = False) -> SearchResult:
         """Offers at a shared price, cleared by the hierarchical distributed binary search.
         ``state`` is one state for every row of ``on`` or one state per row (a batch of decisions).
 
         ``exact_sums`` (training only) runs the same search with plain sums instead of simulated
         message passing, and ``train_search_iterations`` bisection steps: prices to ~1e-7 of the
-        bracket, plenty to rank plans, at a fraction of the time."""
+        bracket, plenty to rank plans, at a fraction of the time (its messages are counted by the
+        training's own ledger, ``accounting.py``)."""
         on = np.atleast_2d(on).astype(bool)
         lb, ub = state_bounds(self.problem, state, len(on))
         response = LearnedPriceResponse(self.book, lb, ub, on)
         if exact_sums:
-            balanced = balance(self.problem, state, response, iterations=self.hp.train_search_iterations)
+            balanced = balance(
+                self.problem, state, response, iterations=self.hp.train_search_iterations, reducer=self._sums
+            )
             return SearchResult(balanced=balanced, messages=0, consensus_rounds=0, sign_disagreements=0)
         return self.search.run(state, response)
 
@@ -90,23 +89,28 @@ class Team:
     # ---- what the agents hear and read ---------------------------------------------------------
     def features(self, states: States, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> Features:
         """Every agent's features after the clearing ``result`` of plan ``on`` (``features.py``)."""
-        return after_clearing(self.problem, self.book, self.agents, self._slots, states, obs, on, result)
+        return after_clearing(
+            self.problem, self.book, self.curves, self._own, self._slots, states, obs, on, result, self.drop
+        )
 
     def preferences(self, features: Features) -> np.ndarray:
-        """``(B, G)`` each agent's ``Q(on) − Q(off)`` from its own network on its own features."""
-        values = self.commitment.values(features.by_agent())  # (G, B, 2): each agent its own row
+        """``(B, G)`` each agent's ``Q(on) − Q(off)`` from its network on its own features."""
+        values = self.nets.values(features.by_agent(), self.slices)  # (G, B, 2): each agent its own row
         return (values[..., ON] - values[..., OFF]).T
 
     def gains(self, features: Features) -> np.ndarray:
-        """``(B, G, 2)`` each agent's learned team gains of a solo move and of a hand-over."""
-        return np.swapaxes(self.commitment.gains(features.by_agent()), 0, 1)
+        """``(B, G, 2)`` each agent's learned team gains of a solo move and of a hand-over, as the
+        network gives them (compressed, monotone): every agent of a state reads its gain in the
+        same unit (``competition.state_unit``), so a CS node compares them as they come."""
+        return np.swapaxes(self.nets.gains(features.by_agent(), self.slices), 0, 1)
 
     # ---- what hearing costs ------------------------------------------------------------------
     @property
     def feature_messages(self) -> int:
-        """What hearing the features costs beyond the clearing: three tree sums or maxima between
-        the CS nodes (the regions' spare output, the peak price, the regions' ranges)."""
-        return 3 * self.search.system_sum_messages
+        """What hearing the features costs beyond the clearing: a tree sum between the CS nodes
+        for each of the regions' spare output (``cover``) and the regions' ranges
+        (``flip_workable``) — fewer when an ablation drops the feature."""
+        return (2 - len(self.drop)) * self.search.system_sum_messages
 
     @property
     def sum_messages(self) -> int:

@@ -1,130 +1,256 @@
-"""Training MADRL-TVC: warm-up offers, then rounds with exploration, the competition, the updates.
+"""Training MADRL-TVC: calibrated curves, then steps of rounds with exploration, the competition, updates.
 
-Each step visits ``states_per_step`` states: the team runs its rounds with exploration (plain
-sums, fewer bisection steps), every running agent stores its own bill, and — with commitment —
-the plans tried at each state compete (``competition.py``): the best sets every agent's
-commitment targets, and the solo flips and hand-overs of the plans the move rounds started from
-set the move networks' targets. Cost networks are refitted every ``cost_every`` steps; the
-commitment networks are updated every step from each agent's own buffer.
+Training runs on one problem (a model for that instance) or on generated instances of several
+sizes (one model for any size, ``share="type"``). Each instance's agents first meter their own
+bills and fit their cost curves (``curves.calibrate``: counted). Each step then visits
+``states_per_step`` states of one instance (the instances take turns): the team runs its rounds
+with exploration (plain sums, fewer bisection steps), and — with commitment — the plans tried at
+each state compete (``competition.py``): sampled solo flips and hand-overs of every plan a move
+round started from, the policy's plans, a margin rule's, and the local search around the best.
+The best sets every sampled agent's commitment targets and the move points set its move gains,
+all per agent's share of the state's cost; the networks (one central copy per type, or one per agent) are
+updated every step. The loop stops when its :class:`TrainingBudget` is spent (steps or wall
+time); it never reads the clock for anything else, so a rerun with the steps done reproduces the
+model. What it cost is counted as it goes (``accounting.py``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from dispatchbench.formulations.distributed_search import SearchResult
+from dispatchbench.contract.training import TrainingSet
+from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import Checkpoint
-from dispatchbench.learn.marl_env import StateSampler, map_actions, monitor_states, observation_matrix
+from dispatchbench.learn.marl_env import StateSampler, monitor_states, observation_matrix
 from dispatchbench.learn.training_log import TrainingLog
 from dispatchbench.learn.tvc import model
-from dispatchbench.learn.tvc.competition import TriedPlans, compete, score_fresh
+from dispatchbench.learn.tvc.accounting import InstanceCosts, TrainingCounts
+from dispatchbench.learn.tvc.competition import (
+    TriedPlans,
+    apply_swaps,
+    commitment_targets,
+    compete,
+    flip_rows,
+    move_gains,
+    sample_flips,
+    sample_swaps,
+)
+from dispatchbench.learn.tvc.curves import CostCurves, calibrate
 from dispatchbench.learn.tvc.decision import decide
+from dispatchbench.learn.tvc.features import HANDOVER, SOLO
 from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
-from dispatchbench.learn.tvc.plans import handovers_of, solo_flips
+from dispatchbench.learn.tvc.model import generated_instances
+from dispatchbench.learn.tvc.policy import Experience, PolicyNets, resolved_share, slice_count
 from dispatchbench.learn.tvc.repair import repair
 from dispatchbench.learn.tvc.rounds import PolicyRun, policy_rounds
 from dispatchbench.learn.tvc.team import Team
-from dispatchbench.model.evaluate import group_costs
 from dispatchbench.model.problem import Problem, State
 
 
-def train(
+@dataclass
+class Instance:
+    """One problem training visits: its team (sharing the networks), its sampler, its prices."""
+
+    name: str
+    team: Team
+    sampler: StateSampler
+    costs: InstanceCosts
+    generator_seed: int | None = None  # a generated instance's generator seed (training split)
+
+    @property
+    def problem(self) -> Problem:
+        return self.team.problem
+
+
+def make_instance(
     problem: Problem,
-    team: Team,
-    sampler: StateSampler,
-    rng: np.random.Generator,
+    hp: Hyperparameters,
+    nets: PolicyNets,
+    *,
+    sampler_seed: int,
+    counts: TrainingCounts | None,
+    curves: CostCurves | None = None,
+    generator_seed: int | None = None,
+) -> Instance:
+    """A training instance: its agents calibrate their curves (unless ``curves`` are given, from a
+    checkpoint) and publish their offers — both counted in ``counts`` when given."""
+    if curves is None:
+        curves = calibrate(problem, hp.calibration_points, hp.cost_knots)
+    if counts is not None:
+        counts.calibration_bills += len(problem.groups) * hp.calibration_points
+        counts.offer_publication_messages += len(problem.groups)  # each agent's curve to its CS node, once
+    return Instance(
+        name=problem.name,
+        team=Team(problem, hp, nets, curves),
+        sampler=StateSampler(problem, seed=sampler_seed, generated_share=hp.generated_share),
+        costs=InstanceCosts.of(problem, hp.train_search_iterations),
+        generator_seed=generator_seed,
+    )
+
+
+@dataclass
+class Loop:
+    """What the training loop carries from step to step (all of it saved in a checkpoint)."""
+
+    instances: list[Instance]
+    nets: PolicyNets
+    experience: Experience
+    rng: np.random.Generator
+    counts: TrainingCounts
+    monitor: Instance  # the instance whose Fig. 5 rewards are logged
+
+    @property
+    def hp(self) -> Hyperparameters:
+        return self.nets.hp
+
+    def instance_at(self, step: int) -> Instance:
+        """The instances take turns, one per step (sizes interleaved: see ``model.generated_instances``)."""
+        return self.instances[(step - 1) % len(self.instances)]
+
+
+def train(
+    loop: Loop,
     start: int,
-    steps: int,
+    budget: lifecycle.TrainingBudget,
     log: TrainingLog,
-    save: Callable[[int], None],
-) -> None:
-    """The loop from step ``start + 1`` to ``steps`` (a warm-up first when ``start`` is 0);
-    ``save(step)`` writes a checkpoint every ``checkpoint_every`` steps and at the end."""
-    hp = team.hp
-    monitor = monitor_states(problem)
-    monitor_obs = observation_matrix(problem, monitor)
-    if start == 0:
-        warm_up(problem, team, sampler, rng)
-    team.refresh_offers()
-    for step in range(start + 1, steps + 1):
-        states = sampler.sample_many(hp.states_per_step)
-        obs = observation_matrix(problem, states)
-        run = policy_rounds(team, states, obs, exact_sums=True, explore=True)
-        remember_bills(problem, team, obs, np.ones_like(run.on), run.trial)
-        remember_bills(problem, team, obs, run.on, run.result)
-        if problem.commitment:
-            store_targets(team, states, run, rng)
-        if step % hp.cost_every == 0:
-            for agent in team.agents:
-                agent.cost_loss = agent.update_cost()
-            team.refresh_offers()
-        loss = sum(a.cost_loss for a in team.agents)
-        if problem.commitment and len(team.agents[0].plans):
-            loss += sum(team.update_commitment() for _ in range(hp.updates_per_step)) / hp.updates_per_step
+    save: Callable[[int, str], None],
+    elapsed: Callable[[], float],
+) -> tuple[int, str]:
+    """Steps from ``start + 1`` while ``budget`` lasts (at least one); ``save(step, stopped_by)``
+    writes a checkpoint every ``checkpoint_every`` steps and at the end. Returns ``(steps done,
+    "steps" | "time")``."""
+    hp = loop.hp
+    monitor_set = monitor_states(loop.monitor.problem)
+    monitor_obs = observation_matrix(loop.monitor.problem, monitor_set)
+    step, last_s = start, 0.0
+
+    def more() -> bool:  # a time budget still gets one step: a model of no steps decides nothing
+        if budget.steps is not None and step >= budget.steps:
+            return False
+        return step == start or not budget.exhausted(step, elapsed(), last_s)
+
+    while more():
+        t0 = time.perf_counter()
+        step += 1
+        loss = train_step(loop, loop.instance_at(step))
         log.loss(step, loss)
-        if log.due(step) or step == steps:
-            log.rewards(step, [monitor_reward(problem, team, s, monitor_obs[j]) for j, s in enumerate(monitor)])
-        if step % hp.checkpoint_every == 0 or step == steps:
-            save(step)
+        if log.due(step) or (budget.steps is not None and step == budget.steps):
+            team = loop.monitor.team
+            log.rewards(step, [monitor_reward(team, s, monitor_obs[j]) for j, s in enumerate(monitor_set)])
+        if step % hp.checkpoint_every == 0:
+            save(step, "")
+        last_s = time.perf_counter() - t0
+    stopped = "steps" if budget.steps is not None and step >= budget.steps else "time"
+    save(step, stopped)
+    return step, stopped
 
 
-def warm_up(problem: Problem, team: Team, sampler: StateSampler, rng: np.random.Generator) -> None:
-    """Uniform random actions, mapped and projected by the environment's own search, give every
-    agent bills across its range; then a few fits of every cost network."""
-    hp, n = team.hp, len(team.agents)
-    for state in sampler.sample_many(hp.warmup_states):
-        raw = rng.uniform(-0.3, 1.0, size=(hp.warmup_actions, n))
-        mapped = map_actions(problem, [state] * hp.warmup_actions, raw)
-        result = team.search.project(state, mapped.on, mapped.power)  # the environment's own closing
-        obs = np.repeat(observation_matrix(problem, [state]), hp.warmup_actions, 0)
-        remember_bills(problem, team, obs, mapped.on, result)
-    for _ in range(5):
-        for agent in team.agents:
-            agent.cost_loss = agent.update_cost()
+def train_step(loop: Loop, instance: Instance) -> float:
+    """One step on one instance: states, the team's rounds with exploration, the competition
+    and the targets, the network updates. Returns the step's loss."""
+    hp, team, counts = loop.hp, instance.team, loop.counts
+    states = instance.sampler.sample_many(hp.states_per_step)
+    obs = observation_matrix(team.problem, states)
+    run = policy_rounds(team, states, obs, exact_sums=True, explore=loop.rng)
+    counts.env_steps += len(states)
+    counts.add("policy_clearings", int(run.ledger.clearings.sum()) * instance.costs.clearing)
+    counts.add("hearings", int(run.ledger.messages.sum()))  # exact sums: the ledger holds the hearings only
+    if not team.problem.commitment:
+        return 0.0
+    stored = store_targets(team, states, run, loop.rng, loop.experience, counts, instance.costs)
+    if loop.experience.shared:
+        counts.add("sample_uploads", stored)
+        counts.add("parameter_downloads", team.size)
+    if not len(loop.experience):
+        return 0.0
+    losses = [
+        loop.nets.update(loop.experience.sample("plans"), loop.experience.sample("moves"))
+        for _ in range(hp.updates_per_step)
+    ]
+    return float(np.mean(losses))
 
 
-def store_targets(team: Team, states: Sequence[State], run: PolicyRun, rng: np.random.Generator) -> None:
-    """The target-value competition of one step: every solo flip and (sampled) hand-over of each
-    plan a move round started from is scored, then the starts — everyone on, the policy rounds'
-    plans, the margin plans — compete with the local search around the best. Every agent stores
-    its targets at every policy round and its move gains at every move decision point."""
-    hp, n = team.hp, len(team.agents)
-    tried = TriedPlans(team.problem, states, team.clear_for_training)
-    handovers = [
-        [handovers_of(point.plan[k], hp.max_swaps, rng) for k in range(len(states))] for point in run.move_points
-    ]  # (sampled when there are more) per decision point
-    for point, swaps in zip(run.move_points, handovers):  # every solo flip and those hand-overs
-        score_fresh(
-            tried,
-            [k for k in range(len(states)) for _ in range(n + len(swaps[k]))],
-            np.concatenate([np.concatenate([solo_flips(point.plan[k]), swaps[k]]) for k in range(len(states))]),
-        )
-    starts = [np.ones_like(run.on), *[r.plan for r in run.rounds], margin_plans(team, states, run)]
-    tried = compete(tried, starts, rng, hp)
-    for k in range(len(states)):
-        targets = tried.targets(k, hp.advantage_clip)
-        if targets is None:
+def point_samples(team: Team, bid: np.ndarray, plan: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The agents whose solo flip of a move point's plan is tried: the quarter with the highest
+    learned gains ``bid`` (the moves a decision would make: their targets must be right) and a
+    random fill."""
+    hp = team.hp
+    first = np.argsort(-bid)[: max(hp.max_flips // 4, 1)]
+    return sample_flips(plan, hp.max_flips, rng, first)
+
+
+def store_targets(
+    team: Team,
+    states: Sequence[State],
+    run: PolicyRun,
+    rng: np.random.Generator,
+    experience: Experience,
+    counts: TrainingCounts,
+    costs: InstanceCosts,
+) -> int:
+    """The target-value competition of one step; returns the experience rows stored.
+
+    Sampled solo flips and hand-overs of each plan a move round started from are scored, then
+    the starts — everyone on, the policy rounds' plans, the last plan, the margin plans — compete
+    with the local search around the best; a sample of the best plan's own flips is scored too.
+    Every agent whose counterfactual was tried stores its targets at every policy round and its
+    move gains at every move decision point (per agent's share of the state's cost, compressed)."""
+    hp, problem = team.hp, team.problem
+    region, batch = problem.group_region, len(states)
+    tried = TriedPlans(problem, states, team.clear_for_training)
+    rows: list[int] = []
+    plans: list[np.ndarray] = []
+    for point in run.move_points:
+        gains = team.gains(point.features) if team.size > hp.max_flips else None  # (B, G, 2)
+        for k in range(batch):
+            plan = point.plan[k]
+            if gains is None:  # every flip is tried
+                agents = np.arange(team.size)
+            else:
+                bid = np.maximum(gains[k, :, SOLO], np.where(plan, -np.inf, gains[k, :, HANDOVER]))
+                agents = point_samples(team, bid, plan, rng)
+            pairs = sample_swaps(plan, hp.max_swaps, region, rng, starters=agents[~plan[agents]])
+            moves = np.concatenate([flip_rows(plan, agents), apply_swaps(plan, pairs)])
+            rows += [k] * len(moves)
+            plans += list(moves)
+    tried.score_fresh(rows, plans)
+    starts = [np.ones_like(run.on), *[r.plan for r in run.rounds], run.on, margin_plans(team, states, run)]
+    compete(tried, starts, rng, hp)
+    stars = [tried.best(k)[0] for k in range(batch)]  # the best plan's own flips: every agent's target
+    tried.score_fresh(
+        [k for k in range(batch) for _ in range(min(hp.max_flips, team.size))],
+        [p for k in range(batch) for p in flip_rows(stars[k], sample_flips(stars[k], hp.max_flips, rng))],
+    )
+    counts.true_cost_evaluations += tried.scored
+    counts.add("counterfactual_clearings", tried.scored * costs.clearing)
+    counts.add("team_cost_sums", tried.scored * costs.team_sum)
+    stored = 0
+    for k in range(batch):
+        found = commitment_targets(tried, k, hp.advantage_clip)
+        if found is None:
             continue
-        targets = team.commitment.compress(targets)
-        gains = [
-            team.commitment.compress(tried.move_gains(k, point.plan[k], swaps[k], hp.advantage_clip))
-            for point, swaps in zip(run.move_points, handovers)
-        ]
-        for i, agent in enumerate(team.agents):
-            agent.plans.add(
-                features=np.stack([r.features.values[k, i] for r in run.rounds]),
-                targets=np.repeat(targets[i][None], len(run.rounds), 0),
+        targets, mask = found
+        keep = mask.all(1)  # an agent whose other action was tried
+        targets = team.nets.compress(targets)
+        for r in run.rounds:
+            stored += experience.add("plans", team.slices[keep], r.features.values[k][keep], targets[keep], mask[keep])
+        for point in run.move_points:
+            gains, gain_mask = move_gains(tried, k, point.plan[k], hp.advantage_clip)
+            known = gain_mask[:, SOLO]
+            stored += experience.add(
+                "moves",
+                team.slices[known],
+                point.features.values[k][known],
+                team.nets.compress(gains)[known],
+                gain_mask[known],
             )
-            if gains:
-                agent.moves.add(
-                    features=np.stack([p.features.values[k, i] for p in run.move_points]),
-                    gain=np.stack([g[i] for g in gains]),
-                )
+    return stored
 
 
 def margin_plans(team: Team, states: Sequence[State], run: PolicyRun) -> np.ndarray:
@@ -135,64 +261,119 @@ def margin_plans(team: Team, states: Sequence[State], run: PolicyRun) -> np.ndar
     return np.array([repair(team.problem, state, margin[k] > 0, margin[k])[0] for k, state in enumerate(states)])
 
 
-def remember_bills(problem: Problem, team: Team, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> None:
-    """Each running agent stores its own bill at the output it was cleared at (``obs``: the
-    states' observations, ``(B, G, 3)``, one row per cleared plan)."""
-    bills = group_costs(problem, on, result.balanced.power)  # each agent's own meter reading
-    for i, agent in enumerate(team.agents):
-        running = on[:, i]
-        agent.remember_bills(obs[running, i].astype(np.float64), result.balanced.power[running, i], bills[running, i])
-
-
-def monitor_reward(problem: Problem, team: Team, state: State, obs: np.ndarray) -> float:
+def monitor_reward(team: Team, state: State, obs: np.ndarray) -> float:
     """Fig. 5 quantity: the shared probe reward of the current greedy decision at a fixed state."""
-    return lifecycle.probe_reward(problem, state, decide(team, state, obs).dispatch)
+    return lifecycle.probe_reward(team.problem, state, decide(team, state, obs).dispatch)
+
+
+@dataclass
+class FitOutcome:
+    steps: int
+    stopped_by: str
+    time_s: float
+    meta: dict
 
 
 def fit(
-    problem: Problem,
+    problem: Problem | None,
+    training_set: TrainingSet | None,
     hp: Hyperparameters,
     ckpt: Checkpoint | None,
     *,
     solver: str,
     seed: int,
-    steps: int,
+    budget: lifecycle.TrainingBudget,
     out_dir: Path,
     resume: bool,
     progress: bool,
-) -> float:
-    """Train a new team (or resume ``ckpt``) for ``steps`` steps into ``out_dir``; returns the
-    training time in seconds, the resumed run's earlier time included."""
+) -> FitOutcome:
+    """Train on ``problem`` (a model for it) or on ``training_set`` (generated instances: one
+    model for any size) within ``budget``, or resume ``ckpt``; the model goes to ``out_dir``."""
+    t0 = time.perf_counter()
     lifecycle.seed_everything(seed)
-    team = Team(problem, hp, seed)
-    sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
+    hp = replace(hp, share=resolved_share(hp.share, any_size=problem is None))
+    slices = slice_count(problem, hp.share)
+    nets = PolicyNets(slices, hp)
+    experience = Experience(slices, hp, seed=seed * 1000 + 7)
+    counts = TrainingCounts() if ckpt is None else TrainingCounts.from_json(ckpt.state["counts"])
     rng = np.random.default_rng(seed)
-    start, elapsed = 0, 0.0
-    if ckpt:
-        start, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-        model.restore(team, ckpt, out_dir, solver=solver, with_optimizers=True)
-        sampler.rng.bit_generator.state = ckpt.state["sampler_rng"]
+    fresh = counts if ckpt is None else None  # a resumed run has counted its calibration already
+    if problem is not None:
+        specs: list[tuple[int, int]] = []
+        saved = CostCurves.from_json(ckpt.state["curves"]) if ckpt is not None else None
+        instances = [make_instance(problem, hp, nets, sampler_seed=seed, counts=fresh, curves=saved)]
+        monitor = instances[0]
+    else:
+        assert training_set is not None, "train on a problem or a training set"
+        specs = generated_instances(training_set.sizes, hp.instances_per_size, seed)
+        instances = [
+            make_instance(
+                generate_problem(regions, gen_seed),
+                hp,
+                nets,
+                sampler_seed=seed * 100_003 + j,
+                counts=fresh,
+                generator_seed=gen_seed,
+            )
+            for j, (regions, gen_seed) in enumerate(specs)
+        ]
+        monitor = instances[int(np.argmax([len(i.problem.groups) for i in instances]))]
+    loop = Loop(instances, nets, experience, rng, counts, monitor)
+    start, earlier = 0, 0.0
+    if ckpt is not None:
+        start, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+        model.load_policy(nets, ckpt, out_dir, solver=solver)
+        nets.opt.load_state_dict(ckpt.optimizers["policy"])
+        experience.load_state_dict(ckpt.state["experience"])
         lifecycle.restore_rng(ckpt.state["rng"], {"loop": rng})
+        for instance, state in zip(instances, ckpt.state["samplers"], strict=True):
+            instance.sampler.rng.bit_generator.state = state
     log = TrainingLog(
         out_dir,
-        problem=problem,
-        monitor=monitor_states(problem),
-        total_steps=steps,
+        problem=monitor.problem,
+        monitor=monitor_states(monitor.problem),
+        total_steps=budget.steps or 0,
         every=hp.log_every,
         resume=resume,
         progress=progress,
         start_step=start,
-        elapsed_s=elapsed,
+        elapsed_s=earlier,
     )
-    t0 = time.perf_counter()
 
-    def save(step: int) -> None:
-        train_time_s = elapsed + time.perf_counter() - t0
-        model.save(out_dir, step, team, sampler, rng, solver=solver, seed=seed, train_time_s=train_time_s)
+    def elapsed() -> float:
+        return earlier + time.perf_counter() - t0
+
+    meta: dict = {}
+
+    def save(step: int, stopped_by: str) -> None:
+        state = {
+            "rng": lifecycle.capture_rng({"loop": rng}),
+            "samplers": [i.sampler.rng.bit_generator.state for i in instances],
+            "experience": experience.state_dict(),
+            "counts": counts.to_json(),
+            **({"curves": instances[0].team.curves.to_json()} if problem is not None else {}),
+        }
+        meta.clear()
+        meta.update(
+            model.training_meta(
+                solver=solver,
+                hp=hp,
+                seed=seed,
+                train_time_s=elapsed(),
+                problem=problem,
+                training_set=training_set,
+                problems=[i.problem for i in instances],
+                instances=specs,
+                counts=counts,
+                step=step,
+                budget=budget,
+                stopped_by=stopped_by,
+            )
+        )
+        model.save(out_dir, step, nets, state, meta)
 
     try:
-        if start < steps:
-            train(problem, team, sampler, rng, start, steps, log, save)
+        steps, stopped = train(loop, start, budget, log, save, elapsed)
     finally:
         log.close()
-    return elapsed + time.perf_counter() - t0
+    return FitOutcome(steps=steps, stopped_by=stopped, time_s=elapsed(), meta=dict(meta))

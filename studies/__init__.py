@@ -1,0 +1,1 @@
+"""Bundled study files (TOML) for ``dispatchbench reproduce``, read through importlib.resources."""

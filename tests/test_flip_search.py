@@ -1,0 +1,45 @@
+"""``flip_search``: TVC's teacher as a classical method (issue 18, item 4).
+
+The plan search TVC's training imitates, run with the true price response: it must answer on the
+paper's instance, count its messages the documented way (each plan scored = one distributed price
+clearing + one tree sum of bills), stop at a time budget with its best plan so far, and run on a
+problem without commitment decisions (nothing to search: the trial clearing is the answer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatchbench import evaluate, load_states
+from dispatchbench.bench.plugins import make_solver
+from dispatchbench.formulations.distributed_search import DistributedSearch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_teacher_reaches_scip_on_table_iv_and_counts_its_messages(paper):
+    state = load_states(ROOT / "problems" / "paper-4region-tableIV.csv", paper)[0]
+    answer = make_solver("flip_search").solve(paper, [state])[0]
+    reference = make_solver("scip").solve(paper, [state])[0]
+    cost, best = evaluate(paper, state, answer.dispatch).cost, evaluate(paper, state, reference.dispatch).cost
+    assert answer.status == "feasible" and cost == pytest.approx(best, rel=1e-6)
+    search = DistributedSearch(paper, iterations=40)
+    per_plan = search.price(state, answer.dispatch.on[None]).messages + search.sum_messages
+    assert answer.info["messages"] == answer.info["plans_scored"] * per_plan > 0
+    assert answer.info["search_rounds_run"] >= 1 and answer.info["stopped_at_budget"] is False
+
+
+def test_a_budget_stops_the_search_with_its_best_plan(paper):
+    state = load_states(ROOT / "problems" / "paper-4region-tableIV.csv", paper)[0]
+    answer = make_solver("flip_search").solve(paper, [state], time_limit=1e-9)[0]
+    assert answer.info["stopped_at_budget"] is True and answer.info["search_rounds_run"] == 0
+    assert answer.status == "feasible" and evaluate(paper, state, answer.dispatch).feasible
+
+
+def test_without_commitment_the_trial_clearing_is_the_answer(convex):
+    state = load_states(ROOT / "problems" / "paper-4region-tableIV.csv", convex)[0]
+    answer = make_solver("flip_search").solve(convex, [state])[0]
+    assert answer.info["plans_scored"] == 1 and answer.info["search_rounds_run"] == 0
+    assert evaluate(convex, state, answer.dispatch).feasible
