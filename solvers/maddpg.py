@@ -4,12 +4,21 @@ Two modes (``sharing``), both with an actor that outputs an on/off choice (Gumbe
 power fraction, the environment pieces of ``dispatchbench.learn.marl_env`` (mapping, distributed
 search, reward) at training and at execution, and no cost coefficient read by any agent:
 
-- ``sharing="type"`` (default): one actor and one critic per group type (FDC, ASC, V2G) on
-  size-independent inputs, a mean-field critic and difference rewards
-  (``dispatchbench/learn/maddpg/shared.py``, ``features.py``). One model decides at any size: trained
-  on one problem (``fit``) or on generated instances of several sizes (``fit_instances``);
+- ``sharing="type"``: one actor and one critic per group type (FDC, ASC, V2G) on size-independent
+  inputs, a mean-field critic and difference rewards (``dispatchbench/learn/maddpg/shared.py``,
+  ``features.py``). Trained on generated instances of several sizes (``fit(None,
+  training_set=...)``, ``dispatchbench train --generated 4,8,16,32``), one model decides any
+  problem whose group types and ratings it saw (``lifecycle.uncovered`` refuses the rest);
 - ``sharing="agent"``: a network per agent with a critic on every agent's observation and action
-  (``dispatchbench/learn/maddpg/per_agent.py``), a model per instance.
+  (``dispatchbench/learn/maddpg/per_agent.py``), a model per instance;
+- ``sharing="auto"`` (default): per agent when trained on one problem (the paper-size rows keep
+  the per-agent MADDPG their defaults were chosen for), per type for generated instances. The
+  resolved choice is what ``model.json`` records (``hyperparameters.sharing``,
+  ``parameter_sharing``, ``training_kind``).
+
+Training stops at the step budget or before the wall-time budget (``contract.training.TrainingBudget``);
+the steps never read the clock, so a run stopped by time at step N is reproduced by ``steps=N``
+with the spec the model records.
 
 Execution decides a call's states in one batch (every actor on all observations at once, one
 vectorised search, ``learn/maddpg/decision.py``) with answers equal to one-by-one decisions; a
@@ -20,8 +29,8 @@ learned commitment that cannot meet the balances is repaired without costs
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +39,17 @@ import torch
 
 from dispatchbench.contract.learner import FitReport
 from dispatchbench.contract.solver import Answer, Capabilities, Label
+from dispatchbench.contract.training import TrainingBudget, TrainingSet
+from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.learn import lifecycle
-from dispatchbench.learn.checkpoints import META_FILE, Checkpoint, ModelFileError, load_checkpoint, read_meta
+from dispatchbench.learn.checkpoints import ANY_SIZE, META_FILE, Checkpoint, ModelFileError, read_meta
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
 from dispatchbench.learn.maddpg import per_agent, shared
 from dispatchbench.learn.maddpg.decision import decide_batch, raw_actions
-from dispatchbench.learn.maddpg.features import FEATURES, MEAN_FIELD, RatingRanges, agent_features, layout
+from dispatchbench.learn.maddpg.features import FEATURES, MEAN_FIELD, agent_features, layout
 from dispatchbench.learn.maddpg.shift_search import ShiftSearch
 from dispatchbench.learn.maddpg.training_cost import TrainingCost
-from dispatchbench.learn.maddpg.training_states import PooledSampler, TrainingBudget
+from dispatchbench.learn.maddpg.training_states import PooledSampler
 from dispatchbench.learn.marl_env import (
     OBS_DIM,
     RewardConfig,
@@ -52,12 +63,14 @@ from dispatchbench.learn.replay_buffer import ReplayBuffer
 from dispatchbench.learn.training_log import TrainingLog
 from dispatchbench.model.problem import Problem, State
 
-__all__ = ["Hyperparameters", "Maddpg", "ShiftSearch", "TrainingBudget", "decide_batch", "raw_actions"]
+__all__ = ["Hyperparameters", "Maddpg", "ShiftSearch", "decide_batch", "raw_actions"]
 
 
 @dataclass
 class Hyperparameters:
-    sharing: str = "type"  # one network per group type ("type") or per agent ("agent"): docs/learning.md
+    # one network per group type ("type") or per agent ("agent"); "auto": per agent when trained on
+    # one problem (the paper-size rows: today's per-agent MADDPG), per type for generated instances
+    sharing: str = "auto"
     team_reward: str = "difference"  # type sharing: difference rewards, or the environment's reward ("system")
     actor_hidden: int = 64
     critic_hidden: int = 64
@@ -70,8 +83,8 @@ class Hyperparameters:
     learning_starts: int = 500  # uniform random actions before the first update
     noise_start: float = 0.3  # Gaussian exploration noise on the power fraction u ∈ [0, 1], decayed linearly ...
     noise_end: float = 0.02  # ... to this value ...
-    noise_fraction: float = 0.6  # ... over this fraction of the steps (agent sharing; the flip rate decays alike)
-    explore_steps: int = 10_000  # ... over this many steps (type sharing: a schedule in steps, for time budgets)
+    noise_fraction: float = 0.6  # ... over explore_steps (the flip rate decays alike); 0 resolves at fit to ...
+    explore_steps: int = 0  # ... noise_fraction x the step budget (agent) or 10,000 (type, or a budget of time only)
     flip_start: float = 0.1  # probability that an agent's sampled on/off choice is flipped, decayed ...
     flip_end: float = 0.0  # ... to this value
     gumbel_temperature: float = 1.0  # Gumbel-softmax temperature of the on/off head in the actor update
@@ -86,6 +99,7 @@ class Hyperparameters:
     move_weight: float = 2.0  # per kW the search moved an agent's own proposal: docs/learning.md, "Power split"
     generated_share: float = 0.5  # share of training states drawn from the day generator (training seeds 0-999)
     pool_days: int = 8  # type sharing: generated training days per family, built once and reused
+    instances_per_size: int = 2  # --generated: training instances per size (generator seeds: training split)
     shift: str = "kw"  # how the search moves running groups: the same kW ("kw") or kW ∝ their range ("range")
     power_head: str = (
         "sigmoid"  # u = sigmoid(x), or "clip": u = clip(x, 0, 1) with the gradient passed straight through
@@ -98,7 +112,7 @@ class Hyperparameters:
 
 
 # Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
-HYPERPARAMETER_RANGES = {
+HYPERPARAMETER_RANGES: dict[str, tuple[float | None, float | None]] = {
     "actor_hidden": WIDTH,
     "critic_hidden": WIDTH,
     "actor_lr": POSITIVE,
@@ -111,7 +125,7 @@ HYPERPARAMETER_RANGES = {
     "noise_start": NON_NEGATIVE,
     "noise_end": NON_NEGATIVE,
     "noise_fraction": NON_NEGATIVE,
-    "explore_steps": COUNT,
+    "explore_steps": NON_NEGATIVE,
     "flip_start": FRACTION,
     "flip_end": FRACTION,
     "gumbel_temperature": POSITIVE,
@@ -125,11 +139,12 @@ HYPERPARAMETER_RANGES = {
     "move_weight": NON_NEGATIVE,
     "generated_share": FRACTION,
     "pool_days": NON_NEGATIVE,
+    "instances_per_size": COUNT,
     "power_reg": NON_NEGATIVE,
     "updates_per_step": COUNT,
 }
 HYPERPARAMETER_CHOICES = {
-    "sharing": ("type", "agent"),
+    "sharing": ("auto", "type", "agent"),
     "team_reward": ("difference", "system"),
     "onoff_update": ("gumbel", "expected"),
     "shift": ("kw", "range"),
@@ -137,86 +152,131 @@ HYPERPARAMETER_CHOICES = {
 }
 
 ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
-ANY_SIZE = "any-size"  # problem_fingerprint of a model trained on several instances (it checks ratings instead)
-KIND = "CTDE: centralised critic"
-KIND_DIFFERENCE = "CTDE: centralised critic; difference rewards from a central evaluator of counterfactual plans"
+INSTANCE = "instance"  # model.json scope of a model of one problem (ANY_SIZE: trained on generated instances)
+EXPLORE_STEPS = 10_000  # explore_steps=0 with type sharing, or under a budget of wall time alone
 
 
-def sharing_label(hp: Hyperparameters) -> str:
-    return "per type (central copy)" if hp.sharing == "type" else "none"
-
-
-def training_kind(hp: Hyperparameters) -> str:
-    return KIND_DIFFERENCE if hp.sharing == "type" and hp.team_reward == "difference" else KIND
+def resolved(hp: Hyperparameters, *, any_size: bool, budget: TrainingBudget) -> Hyperparameters:
+    """``sharing=auto`` and ``explore_steps=0`` made concrete when training starts (what
+    model.json then records, so the recorded spec and ``steps`` reproduce the model): per agent
+    on one problem, per type for any size; the per-agent schedule spans ``noise_fraction`` of the
+    step budget, as it always has (14,400 of the 24,000 default steps)."""
+    sharing = hp.sharing if hp.sharing != "auto" else ("type" if any_size else "agent")
+    explore = hp.explore_steps
+    if explore == 0:
+        if sharing == "agent" and budget.steps is not None:
+            explore = max(1, round(hp.noise_fraction * budget.steps))
+        else:
+            explore = EXPLORE_STEPS
+    return replace(hp, sharing=sharing, explore_steps=int(explore))
 
 
 # ---- the plugin ---------------------------------------------------------------------------
 class Maddpg(lifecycle.LearnerPlugin):
     name = "maddpg"
     description = (
-        "MADDPG (CTDE): actors on local observations (one per group type by default), centralised critics; "
-        "balances closed by the distributed search"
+        "MADDPG (CTDE): actors on local observations, centralised critics (per agent on one problem, one "
+        "per group type for any size: sharing=auto|agent|type); balances closed by the distributed search"
     )
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
     default_train_steps = 24000  # the budget the tables report (docs/learning.md, "MADDPG")
+    default_train_seconds = 840.0  # ... capped by 14 minutes of training: `train` ends within 15 at any size
+    any_size = True
     parameter_ranges = HYPERPARAMETER_RANGES
     parameter_choices = HYPERPARAMETER_CHOICES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
-    # a fit of test_steps steps in seconds: learning from the second step, tiny batches
-    test_settings = {"learning_starts": 2, "batch_size": 4, "log_every": 2, "checkpoint_every": 2}
+    # a fit of test_steps steps in seconds: learning from the second step, tiny batches, one
+    # generated instance per size and no generated days to build
+    test_settings = {
+        "learning_starts": 2,
+        "batch_size": 4,
+        "log_every": 2,
+        "checkpoint_every": 2,
+        "instances_per_size": 1,
+        "pool_days": 0,
+    }
     test_steps = 4
 
     @classmethod
     def label(cls, params) -> Label:
-        if params.get("sharing", "type") == "agent":
+        """One row per sharing mode; the family says how the networks are shared (MADDPG trains
+        with centralised critics either way: CTDE)."""
+        sharing = params.get("sharing", "auto")
+        if sharing == "agent":
             return Label("MADDPG (per agent)", "learned, CTDE")
-        return Label("MADDPG", "learned, CTDE")
+        if sharing == "type":
+            return Label("MADDPG (per type)", "learned, CTDE, networks shared per type")
+        return Label("MADDPG", "learned, CTDE (per agent on one problem, shared per type for any size)")
 
     # ---- training -------------------------------------------------------------------------
     def fit(
         self,
-        problem: Problem,
+        problem: Problem | None,
         *,
         seed: int,
-        steps: int,
+        steps: int | None = None,
         out_dir: Path,
         resume: bool = False,
         progress: bool = False,
+        budget: TrainingBudget | None = None,
+        training_set: TrainingSet | None = None,
         **options,
     ) -> FitReport:
         out_dir = Path(out_dir)
-        problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
-        if hp.sharing == "agent":
-            return self._fit_agents(problem, hp, ckpt, seed=seed, steps=steps, out_dir=out_dir, progress=progress)
+        budget = TrainingBudget.of(steps, budget)
+        if (problem is None) == (training_set is None):
+            raise ValueError(f"{self.name}: fit() takes a problem or a training_set (generated instances), not both")
+        if problem is not None:
+            problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
+            hp = resolved(hp, any_size=False, budget=budget)
+            if hp.sharing == "agent":
+                return self._fit_agents(problem, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress)
+            return self._fit_shared(
+                [problem], [], None, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress
+            )
+        assert training_set is not None
+        ckpt, hp = self.begin_generated_fit(training_set, out_dir, resume=resume, options=options)
+        hp = resolved(hp, any_size=True, budget=budget)
+        specs = (
+            [(int(r), int(s)) for r, s in ckpt.meta["training_set"]["instances"]]
+            if ckpt is not None
+            else lifecycle.generated_instances(training_set.sizes, hp.instances_per_size, seed)
+        )
+        problems = [generate_problem(regions, gen_seed) for regions, gen_seed in specs]
         return self._fit_shared(
-            [problem], hp, ckpt, seed=seed, budget=TrainingBudget(steps=steps), out_dir=out_dir, progress=progress
+            problems, specs, training_set, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress
         )
 
-    def fit_instances(
-        self,
-        problems: Sequence[Problem],
-        *,
-        seed: int,
-        budget: TrainingBudget,
-        out_dir: Path,
-        progress: bool = False,
-    ) -> FitReport:
-        """Train one shared model on several problems (e.g. ``training_states.generated_instances``),
-        cycling through them one state per step, until ``budget`` is spent. The model decides any
-        problem whose group types and ratings lie within those it was trained on."""
-        hp = self.hyperparameters()
-        if hp.sharing != "type":
-            raise ValueError(f"{self.name}: training on several instances needs sharing=type (got {hp.sharing!r})")
-        if not problems:
-            raise ValueError(f"{self.name}: fit_instances needs at least one problem")
-        return self._fit_shared(
-            list(problems), hp, None, seed=seed, budget=budget, out_dir=Path(out_dir), progress=progress
-        )
+    def begin_generated_fit(
+        self, training_set: TrainingSet, out_dir: Path, *, resume: bool, options: dict
+    ) -> tuple[Checkpoint | None, Hyperparameters]:
+        """The prologue of an any-size training: networks per type (what decides any size), and a
+        resumed run continues its own training instances with its own hyper-parameters."""
+        if options:
+            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
+        if not resume:
+            hp = self.hyperparameters()
+            if hp.sharing not in ("type", "auto"):
+                raise ValueError(f"{self.name}[sharing={hp.sharing}]: a model for any size needs sharing=type or auto")
+            return None, hp
+        meta = read_meta(out_dir)
+        if meta.get("solver") != self.name or meta.get("scope") != ANY_SIZE:
+            raise ModelFileError(out_dir / META_FILE, "not an any-size model of this solver: cannot resume it")
+        if tuple(meta["training_set"]["sizes"]) != training_set.sizes:
+            raise ModelFileError(
+                out_dir / META_FILE,
+                f"trained on sizes {meta['training_set']['sizes']}, not {list(training_set.sizes)}",
+                "resume with the same --generated sizes, or drop --resume",
+            )
+        ckpt = lifecycle.load_checkpoint(out_dir)
+        return ckpt, self.trained_hyperparameters(ckpt, out_dir)
 
     def _fit_shared(
         self,
         problems: list[Problem],
+        specs: list[tuple[int, int]],
+        training_set: TrainingSet | None,
         hp: Hyperparameters,
         ckpt: Checkpoint | None,
         *,
@@ -225,6 +285,9 @@ class Maddpg(lifecycle.LearnerPlugin):
         out_dir: Path,
         progress: bool,
     ) -> FitReport:
+        """Networks per type on ``problems`` (one, or generated instances: ``training_set``), one
+        state of one instance per step, the instances taking turns."""
+        t0 = time.perf_counter()
         lifecycle.seed_everything(seed)
         model = shared.SharedModel.new(hp)
         actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
@@ -237,59 +300,63 @@ class Maddpg(lifecycle.LearnerPlugin):
         noise_rng = np.random.default_rng(seed + 1)
         buffers = shared.new_buffers(hp.buffer_size, seed + 2)
         reward = hp.reward()
-        monitor = monitor_states(problems[0])
+        watched = int(np.argmax([len(p.groups) for p in problems]))  # Fig. 5 on the largest instance
+        monitor = monitor_states(problems[watched])
         cost = TrainingCost()
         generators = {"noise": noise_rng, **{f"sampler{k}": s.rng for k, s in enumerate(samplers)}}
-        start_step, elapsed = 0, 0.0
+        start_step, earlier = 0, 0.0
         if ckpt:
             lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
             critic_opt.load_state_dict(ckpt.optimizers["critic"])
-            for buffer, state in zip(buffers, ckpt.state["buffers"]):
+            for buffer, state in zip(buffers, ckpt.state["buffers"], strict=True):
                 buffer.load_state_dict(state)
             lifecycle.restore_rng(ckpt.state["rng"], generators)
-            start_step, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
             cost = TrainingCost.restore(ckpt.state.get("cost"))
         log = TrainingLog(
             out_dir,
-            problem=problems[0],
+            problem=problems[watched],
             monitor=monitor,
             total_steps=budget.steps or 0,
             every=hp.log_every,
             resume=ckpt is not None,
             progress=progress,
             start_step=start_step,
-            elapsed_s=elapsed,
+            elapsed_s=earlier,
         )
-        ranges = RatingRanges.of(problems)
         deployed = sum(len(p.groups) for p in problems)
 
-        def save(step: int) -> None:
-            info = cost.info(
-                train_time_s=log.wall_s,
-                train_steps=step,
-                deployed_agents=deployed,
-                sharing=sharing_label(hp),
-                kind=training_kind(hp),
-            )
-            meta = lifecycle.model_meta(
-                solver=self.name,
-                spec=lifecycle.training_spec(self.name, hp),
-                problem=problems[0],
-                hyperparameters=hp,
-                seed=seed,
-                train_time_s=log.wall_s,
-                action_format=ACTION_FORMAT,
-                features=list(FEATURES),
-                mean_field=list(MEAN_FIELD),
-                rating_ranges=ranges.to_json(),
-                trained_on=[p.name for p in problems],
-                sampler={"generated_share": hp.generated_share, "pool_days": hp.pool_days, "seeds": "training"},
-                training_cost=info,
-            )
-            if len(problems) > 1:  # decides by ratings, not by one problem's fingerprint
-                meta.update(problem=f"generated: {', '.join(p.name for p in problems)}")
-                meta.update(problem_fingerprint=ANY_SIZE, group_order=[], region_order=[])
+        def elapsed() -> float:
+            return earlier + time.perf_counter() - t0
+
+        def info(step: int, stopped_by: str) -> dict[str, Any]:
+            return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=deployed, stopped_by=stopped_by)
+
+        def save(step: int, stopped_by: str) -> None:
+            own = {
+                "action_format": ACTION_FORMAT,
+                "features": list(FEATURES),
+                "mean_field": list(MEAN_FIELD),
+                "sampler": {"generated_share": hp.generated_share, "pool_days": hp.pool_days, "seeds": "training"},
+                **info(step, stopped_by),
+            }
+            if training_set is None:
+                meta = instance_meta(self.name, problems[0], hp, seed, elapsed(), own)
+            else:
+                meta = {
+                    "solver": self.name,
+                    "spec": lifecycle.training_spec(self.name, hp),
+                    "problem": training_set.describe(),
+                    "problem_fingerprint": ANY_SIZE,
+                    "scope": ANY_SIZE,
+                    "training_set": {"sizes": list(training_set.sizes), "instances": [list(i) for i in specs]},
+                    "coverage": lifecycle.rating_coverage(problems),
+                    "hyperparameters": asdict(hp),
+                    "seed": int(seed),
+                    "versions": lifecycle.versions(),
+                    **own,
+                }
             state = {
                 "buffers": [b.state_dict() for b in buffers],
                 "rng": lifecycle.capture_rng(generators),
@@ -304,58 +371,51 @@ class Maddpg(lifecycle.LearnerPlugin):
                 meta=meta,
             )
 
-        step, updates = start_step, 0
-        logged = saved = start_step
+        updates = 0
+
+        def one_step(step: int) -> None:
+            nonlocal updates
+            k = (step - 1) % len(problems)
+            problem, search = problems[k], searches[k]
+            state = samplers[k].sample()
+            features = agent_features(problem, [state])
+            types = layout(problem).type_index
+            on, u = shared.explore(model, features, types, step, hp, noise_rng)
+            if not problem.commitment:
+                on = np.ones(len(on))
+            result = shared.step_rewards(
+                problem, state, raw_actions(on, u, problem.commitment), reward, search, hp.team_reward
+            )
+            shared.remember(buffers, problem, state, features, result, u)
+            cost.add_step(
+                agents=len(problem.groups),
+                evaluations=result.evaluations,
+                search_messages=result.outcome.messages,
+                scalars_per_agent=len(FEATURES) + 3,
+            )
+            loss = float("nan")
+            if step > hp.learning_starts:
+                for _ in range(hp.updates_per_step):
+                    loss = shared.update(
+                        model, actor_opt, critic_opt, buffers, hp, update_policy=updates % hp.policy_every == 0
+                    )
+                    updates += 1
+            log.loss(step, loss)
+            if log.due(step):
+                self._log_monitor(log, step, model, problems[watched], monitor, reward, searches[watched], cost)
+            if step % hp.checkpoint_every == 0:
+                save(step, "")
+
         try:
-            while not budget.exhausted(step, log.wall_s):
-                step += 1
-                k = (step - 1) % len(problems)
-                problem, search = problems[k], searches[k]
-                state = samplers[k].sample()
-                features = agent_features(problem, [state])
-                types = layout(problem).type_index
-                on, u = shared.explore(model, features, types, step, hp, noise_rng)
-                if not problem.commitment:
-                    on = np.ones(len(on))
-                result = shared.step_rewards(
-                    problem, state, raw_actions(on, u, problem.commitment), reward, search, hp.team_reward
-                )
-                shared.remember(buffers, problem, state, features, result, u)
-                cost.add_step(
-                    agents=len(problem.groups),
-                    evaluations=result.evaluations,
-                    search_messages=result.outcome.messages,
-                    scalars_per_agent=len(FEATURES) + 3,
-                )
-                loss = float("nan")
-                if step > hp.learning_starts:
-                    for _ in range(hp.updates_per_step):
-                        loss = shared.update(
-                            model, actor_opt, critic_opt, buffers, hp, update_policy=updates % hp.policy_every == 0
-                        )
-                        updates += 1
-                log.loss(step, loss)
-                if log.due(step):
-                    self._log_monitor(log, step, model, problems[0], monitor, reward, searches[0], cost)
-                    logged = step
-                if step % hp.checkpoint_every == 0:
-                    save(step)
-                    saved = step
-            if logged != step:
-                self._log_monitor(log, step, model, problems[0], monitor, reward, searches[0], cost)
-            if saved != step:
-                save(step)
+            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            if not log.due(step):
+                self._log_monitor(log, step, model, problems[watched], monitor, reward, searches[watched], cost)
+            save(step, stopped)
         finally:
             log.close()
-        info = cost.info(
-            train_time_s=log.wall_s,
-            train_steps=step,
-            deployed_agents=deployed,
-            sharing=sharing_label(hp),
-            kind=training_kind(hp),
-        )
-        info.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss)
-        return FitReport(model_path=out_dir, steps=step, time_s=log.wall_s, info=info)
+        out = info(step, stopped)
+        out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss, seed=seed, hyperparameters=asdict(hp))
+        return FitReport(model_path=out_dir, steps=step, time_s=elapsed(), info=out)
 
     @staticmethod
     def _log_monitor(log, step, model, problem, monitor, reward, search, cost: TrainingCost) -> None:
@@ -377,10 +437,12 @@ class Maddpg(lifecycle.LearnerPlugin):
         ckpt: Checkpoint | None,
         *,
         seed: int,
-        steps: int,
+        budget: TrainingBudget,
         out_dir: Path,
         progress: bool,
     ) -> FitReport:
+        """A network per agent on one problem (the paper-size rows' MADDPG)."""
+        t0 = time.perf_counter()
         n = len(problem.groups)
         lifecycle.seed_everything(seed)
         model = per_agent.Model.new(n, hp)
@@ -396,49 +458,44 @@ class Maddpg(lifecycle.LearnerPlugin):
         monitor = monitor_states(problem)
         monitor_obs = observation_matrix(problem, monitor)
         cost = TrainingCost()
-        start_step, elapsed = 0, 0.0
+        start_step, earlier = 0, 0.0
         if ckpt:
             lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
             critic_opt.load_state_dict(ckpt.optimizers["critic"])
             buffer.load_state_dict(ckpt.state["buffer"])
             lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
-            start_step, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
             cost = TrainingCost.restore(ckpt.state.get("cost"))
         log = TrainingLog(
             out_dir,
             problem=problem,
             monitor=monitor,
-            total_steps=steps,
+            total_steps=budget.steps or 0,
             every=hp.log_every,
             resume=ckpt is not None,
             progress=progress,
             start_step=start_step,
-            elapsed_s=elapsed,
+            elapsed_s=earlier,
         )
 
-        def info(step: int) -> dict[str, Any]:
-            return cost.info(
-                train_time_s=log.wall_s, train_steps=step, deployed_agents=n, sharing="none", kind=training_kind(hp)
-            )
+        def elapsed() -> float:
+            return earlier + time.perf_counter() - t0
 
-        def save(step: int) -> None:
-            meta = lifecycle.model_meta(
-                solver=self.name,
-                spec=lifecycle.training_spec(self.name, hp),
-                problem=problem,
-                hyperparameters=hp,
-                seed=seed,
-                train_time_s=log.wall_s,
-                action_format=ACTION_FORMAT,
-                observation={a: list(observation_names(problem, a)) for a in problem.group_names},
-                sampler={
+        def info(step: int, stopped_by: str) -> dict[str, Any]:
+            return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=n, stopped_by=stopped_by)
+
+        def save(step: int, stopped_by: str) -> None:
+            own = {
+                "action_format": ACTION_FORMAT,
+                "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
+                "sampler": {
                     "box": sampler.box.to_json(problem),
                     "excluded_states": len(sampler.excluded),
                     "exclusion_radius_kw": sampler.exclusion_radius_kw,
                 },
-                training_cost=info(step),
-            )
+                **info(step, stopped_by),
+            }
             state = {
                 "buffer": buffer.state_dict(),
                 "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
@@ -450,96 +507,81 @@ class Maddpg(lifecycle.LearnerPlugin):
                 networks=model.networks(),
                 optimizers={"actor": actor_opt, "critic": critic_opt},
                 state=state,
-                meta=meta,
+                meta=instance_meta(self.name, problem, hp, seed, elapsed(), own),
             )
 
-        updates = 0
-        try:
-            for step in range(start_step + 1, steps + 1):
-                state = sampler.sample()
-                obs = observation_matrix(problem, [state])  # (1, G, 3)
-                on, u = per_agent.explore(model, obs, step, steps, hp, noise_rng)
-                if not problem.commitment:
-                    on = np.ones(n)
-                result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward, search=search)
-                buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.float32(1.0))
-                cost.add_step(agents=n, evaluations=1, search_messages=result.messages, scalars_per_agent=OBS_DIM + 3)
-
-                loss = float("nan")
-                if step > hp.learning_starts:
-                    for _ in range(hp.updates_per_step):
-                        loss = per_agent.update(
-                            model,
-                            actor_opt,
-                            critic_opt,
-                            buffer.sample(hp.batch_size),
-                            hp,
-                            update_policy=updates % hp.policy_every == 0,
-                        )
-                        updates += 1
-                log.loss(step, loss)
-                if log.due(step) or step == steps:
-                    raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
-                    log.rewards(
-                        step,
-                        [
-                            lifecycle.probe_reward(
-                                problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch
-                            )
-                            for i, s in enumerate(monitor)
-                        ],
+        def log_monitor(step: int) -> None:
+            raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
+            log.rewards(
+                step,
+                [
+                    lifecycle.probe_reward(
+                        problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch
                     )
-                    cost.monitor_evaluations += len(monitor)
-                if step % hp.checkpoint_every == 0 or step == steps:
-                    save(step)
+                    for i, s in enumerate(monitor)
+                ],
+            )
+            cost.monitor_evaluations += len(monitor)
+
+        updates = 0
+
+        def one_step(step: int) -> None:
+            nonlocal updates
+            state = sampler.sample()
+            obs = observation_matrix(problem, [state])  # (1, G, 3)
+            on, u = per_agent.explore(model, obs, step, hp, noise_rng)
+            if not problem.commitment:
+                on = np.ones(n)
+            result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward, search=search)
+            buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.asarray(1.0, dtype=np.float32))
+            cost.add_step(agents=n, evaluations=1, search_messages=result.messages, scalars_per_agent=OBS_DIM + 3)
+            loss = float("nan")
+            if step > hp.learning_starts:
+                for _ in range(hp.updates_per_step):
+                    loss = per_agent.update(
+                        model,
+                        actor_opt,
+                        critic_opt,
+                        buffer.sample(hp.batch_size),
+                        hp,
+                        update_policy=updates % hp.policy_every == 0,
+                    )
+                    updates += 1
+            log.loss(step, loss)
+            if log.due(step):
+                log_monitor(step)
+            if step % hp.checkpoint_every == 0:
+                save(step, "")
+
+        try:
+            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            if not log.due(step):
+                log_monitor(step)
+            save(step, stopped)
         finally:
             log.close()
-        out = info(steps)
-        out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss)
-        return FitReport(model_path=out_dir, steps=steps, time_s=log.wall_s, info=out)
+        out = info(step, stopped)
+        out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss, seed=seed, hyperparameters=asdict(hp))
+        return FitReport(model_path=out_dir, steps=step, time_s=elapsed(), info=out)
 
     # ---- execution ------------------------------------------------------------------------
-    def _any_size_meta(self) -> dict[str, Any] | None:
-        folder = self.params["model"]
-        if not str(folder):
-            return None
-        meta = read_meta(folder)
-        return meta if meta.get("problem_fingerprint") == ANY_SIZE else None
-
-    def skip(self, problem: Problem) -> str | None:
-        try:
-            if self._any_size_meta() is None:
-                return super().skip(problem)
-            self.load(problem)
-        except ModelFileError as exc:
-            return str(exc)
-        return None
-
     def load(self, problem: Problem) -> per_agent.Model | shared.SharedModel:
         """The trained actors, read from disk once per (model folder, problem) and then reused.
-        A model trained on several instances is checked against the problem's group types and
-        ratings instead of one problem's fingerprint."""
+        A model trained on generated instances is checked against the group types and ratings
+        it saw (``lifecycle.uncovered``), a model of one problem against its fingerprint."""
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
-        any_size = self._any_size_meta()
-        if any_size is not None:
-            why = RatingRanges.from_json(any_size.get("rating_ranges", {})).outside(problem)
-            if why:
-                raise ModelFileError(
-                    folder / META_FILE, why, "train a model on instances with such groups (or use this one within them)"
-                )
-            key = (str(folder.resolve()), ANY_SIZE)
-            cached = getattr(self, "_any_size_model", None)
-            if cached is None or cached[0] != key:
-                self._any_size_model = (key, self._build(load_checkpoint(folder), folder, len(problem.groups)))
-            return self._any_size_model[1]
         problem = lifecycle.trained_problem(self.params["model"], problem, self.name)  # agents keyed by name
         return self._model.get(folder, problem, self.name, lambda ckpt: self._build(ckpt, folder, len(problem.groups)))
 
     def _build(self, ckpt: Checkpoint, folder: Path, n_groups: int) -> per_agent.Model | shared.SharedModel:
         if ckpt.meta.get("action_format") != ACTION_FORMAT:
-            raise ModelFileError(folder / "model.json", "trained by an older MADDPG (other action format)")
+            raise ModelFileError(folder / META_FILE, "trained by an older MADDPG (other action format)")
         hp = self.trained_hyperparameters(ckpt, folder)
+        if hp.sharing not in ("type", "agent"):
+            raise ModelFileError(folder / META_FILE, f"hyperparameters.sharing is {hp.sharing!r}, not type or agent")
+        if ckpt.meta.get("scope") == ANY_SIZE and hp.sharing != "type":
+            raise ModelFileError(folder / META_FILE, f"an any-size model needs sharing=type, not {hp.sharing!r}")
         model = shared.SharedModel.new(hp) if hp.sharing == "type" else per_agent.Model.new(n_groups, hp)
         lifecycle.load_networks(model.networks(), ckpt, folder, self.name)
         # Execution in double precision: float32 matrix products round differently with the
@@ -555,10 +597,7 @@ class Maddpg(lifecycle.LearnerPlugin):
     ) -> list[Answer]:
         torch.set_num_threads(1)
         model = self.load(problem)
-        if self._any_size_meta() is not None:
-            trained = problem  # agents are keyed by type and ratings: any order, any size
-        else:
-            trained = lifecycle.trained_problem(self.params["model"], problem, self.name)  # listed as at training
+        trained = lifecycle.trained_problem(self.params["model"], problem, self.name)  # listed as at training
         search = ShiftSearch(trained, model.shift)
         if not states:
             return []
@@ -572,5 +611,58 @@ class Maddpg(lifecycle.LearnerPlugin):
             heard = 0  # counted as before: the search's messages only
         answers = decide_batch(trained, states, raw, search, start, eagerness=margin, extra_messages=heard)
         for a in answers:
-            a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
+            if a.dispatch is not None:
+                a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
         return answers
+
+
+def run_steps(start: int, budget: TrainingBudget, elapsed: Callable[[], float], one_step: Callable[[int], None]):
+    """Steps from ``start + 1`` while ``budget`` lasts (a time budget still gets one step: a model
+    of no steps decides nothing); never a step expected to end past the budget's seconds (the
+    last step's duration is the estimate). The steps themselves never read the clock, so a run
+    stopped by time at step N is the run of ``steps=N``. Returns ``(steps done, "steps" | "time")``."""
+    step, last_s = start, 0.0
+    while not (budget.steps is not None and step >= budget.steps) and (
+        step == start or not budget.exhausted(step, elapsed(), last_s)
+    ):
+        began = time.perf_counter()
+        step += 1
+        one_step(step)
+        last_s = time.perf_counter() - began
+    return step, "steps" if budget.steps is not None and step >= budget.steps else "time"
+
+
+def training_info(
+    cost: TrainingCost,
+    hp: Hyperparameters,
+    budget: TrainingBudget,
+    *,
+    step: int,
+    time_s: float,
+    agents: int,
+    stopped_by: str,
+) -> dict[str, Any]:
+    """The ``TrainingInfo`` keys (``contract/learner.py``) as model.json and ``FitReport.info`` carry them."""
+    return {
+        "train_time_s": float(time_s),
+        "train_steps": int(step),
+        **cost.info(deployed_agents=agents, sharing=hp.sharing, team_reward=hp.team_reward),
+        "budget": budget.describe(),
+        "stopped_by": stopped_by,
+    }
+
+
+def instance_meta(
+    solver: str, problem: Problem, hp: Hyperparameters, seed: int, train_time_s: float, own: dict[str, Any]
+) -> dict[str, Any]:
+    """``model.json`` of a model of one problem: the shared fields, the scope and the learner's own."""
+    meta = lifecycle.model_meta(
+        solver=solver,
+        spec=lifecycle.training_spec(solver, hp),
+        problem=problem,
+        hyperparameters=hp,
+        seed=seed,
+        train_time_s=train_time_s,
+        **{k: v for k, v in own.items() if k != "train_time_s"},
+    )
+    return {**meta, "scope": INSTANCE}

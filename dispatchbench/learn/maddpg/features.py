@@ -23,16 +23,15 @@ the agent itself, so a critic trained with 10 agents reads 300 (``MEAN_FIELD``):
 have switched on, their running minimum and the power they propose, delivered kW, over the system
 (divided by the system capacity) and over the agent's region (divided by the region capacity).
 
-``RatingRanges`` records the ratings a model was trained on, per type, and names the first group
-of a problem outside them: a shared model refuses a problem it never saw the like of.
+Which problems a shared model may decide (the group types and ratings it trained on) is every
+any-size learner's check: ``lifecycle.rating_coverage`` and ``lifecycle.uncovered``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -136,7 +135,7 @@ def mean_field(problem: Problem, on: np.ndarray, power: np.ndarray, lb: np.ndarr
     parts = np.stack([on * d * ub, on * d * lb, on * d * power], axis=-1)  # (B, G, 3)
     system = parts.sum(1, keepdims=True) - parts  # (B, G, 3): everyone but the agent
     region = np.zeros((parts.shape[0], lay.n_regions, 3))
-    np.add.at(region, (slice(None), lay.region_of), parts)
+    np.add.at(region, (slice(None), lay.region_of), parts)  # type: ignore[arg-type]
     region = region[:, lay.region_of] - parts
     out = np.concatenate([system / lay.system_capacity, region / lay.region_capacity[None, :, None]], axis=-1)
     return out.astype(np.float32)
@@ -144,60 +143,5 @@ def mean_field(problem: Problem, on: np.ndarray, power: np.ndarray, lb: np.ndarr
 
 def _region_sum(lay: Layout, values: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0], lay.n_regions))
-    np.add.at(out, (slice(None), lay.region_of), values)
+    np.add.at(out, (slice(None), lay.region_of), values)  # type: ignore[arg-type]
     return out
-
-
-# ---- what a model has seen -----------------------------------------------------------------------
-RATINGS = ("p_max", "p_min/p_max", "efficiency")
-RATING_MARGIN = 0.05  # a shared model also decides groups up to 5 % beyond the ratings it trained on
-
-
-def group_ratings(problem: Problem) -> np.ndarray:
-    """``(G, len(RATINGS))`` each group's own ratings."""
-    return np.stack([problem.p_max, problem.p_min / np.maximum(problem.p_max, 1e-9), problem.delivery], axis=-1)
-
-
-@dataclass(frozen=True)
-class RatingRanges:
-    """Per type, the least and largest of each rating the training instances held."""
-
-    ranges: Mapping[str, Mapping[str, tuple[float, float]]]  # type -> rating -> (low, high)
-
-    @classmethod
-    def of(cls, problems: Sequence[Problem]) -> RatingRanges:
-        seen: dict[str, dict[str, tuple[float, float]]] = {}
-        for problem in problems:
-            values = group_ratings(problem)
-            for g, row in zip(problem.groups, values):
-                kind = seen.setdefault(g.type.value, {})
-                for name, v in zip(RATINGS, row):
-                    low, high = kind.get(name, (float(v), float(v)))
-                    kind[name] = (min(low, float(v)), max(high, float(v)))
-        return cls(seen)
-
-    def to_json(self) -> dict[str, Any]:
-        return {t: {r: [lo, hi] for r, (lo, hi) in rs.items()} for t, rs in sorted(self.ranges.items())}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RatingRanges:
-        return cls({t: {r: (float(v[0]), float(v[1])) for r, v in rs.items()} for t, rs in data.items()})
-
-    def outside(self, problem: Problem, margin: float = RATING_MARGIN) -> str | None:
-        """Why ``problem`` holds a group this model never saw the like of (``None`` if it does not):
-        a type it never trained, or a rating outside the range it saw widened by ``margin``
-        (relative), so that a group 0.1 kW larger than the largest in training is not refused."""
-        values = group_ratings(problem)
-        for g, row in zip(problem.groups, values):
-            kind = self.ranges.get(g.type.value)
-            if kind is None:
-                seen = ", ".join(sorted(self.ranges)) or "none"
-                return f"group {g.name}: type {g.type.value} was never in training (trained on {seen})"
-            for name, v in zip(RATINGS, row):
-                low, high = kind[name]
-                if not low * (1 - margin) - 1e-9 <= v <= high * (1 + margin) + 1e-9:
-                    return (
-                        f"group {g.name} ({g.type.value}): {name} {v:g} is outside the range the model was "
-                        f"trained on ({low:g} to {high:g}, ±{margin:.0%})"
-                    )
-        return None

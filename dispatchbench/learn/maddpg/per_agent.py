@@ -104,14 +104,16 @@ class Model:
 
 
 def explore(
-    model: Model, obs: np.ndarray, step: int, steps: int, hp: Any, rng: np.random.Generator
+    model: Model, obs: np.ndarray, step: int, hp: Any, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exploration: uniform random actions first; then on/off sampled from the actor's
-    categorical (plus a decaying flip rate) and Gaussian noise on the power fraction."""
+    categorical (plus a decaying flip rate) and Gaussian noise on the power fraction, both
+    decaying linearly over ``hp.explore_steps`` (resolved at fit: ``noise_fraction`` of the step
+    budget, as before) — a schedule in steps, so the clock never changes a run."""
     n = obs.shape[1]
     if step <= hp.learning_starts:
-        return (rng.random(n) < 0.5).astype(float), rng.uniform(0.0, 1.0, n)
-    frac = min(1.0, step / max(1.0, hp.noise_fraction * steps))
+        return np.asarray(rng.random(n) < 0.5, dtype=float), np.asarray(rng.uniform(0.0, 1.0, n))
+    frac = min(1.0, step / max(1.0, float(hp.explore_steps)))
     sigma = hp.noise_start + frac * (hp.noise_end - hp.noise_start)
     flip = hp.flip_start + frac * (hp.flip_end - hp.flip_start)
     margin, u, _ = model.policy(obs)

@@ -149,6 +149,7 @@ def step_rewards(
         team_costs[k] = ev.cost + reward.penalty_per_kw * float(sum(ev.violations.values()))
         if k == 0:
             played = (dispatch, ev)
+    assert played is not None  # row 0 is the played plan
     dispatch, ev = played
     moved = np.abs(power - dispatch.power)
     difference = np.zeros(len(on))
@@ -191,7 +192,7 @@ def explore(
     reproduced by the same number of steps."""
     n = features.shape[1]
     if step <= hp.learning_starts:
-        return (rng.random(n) < 0.5).astype(float), rng.uniform(0.0, 1.0, n)
+        return np.asarray(rng.random(n) < 0.5, dtype=float), np.asarray(rng.uniform(0.0, 1.0, n))
     frac = min(1.0, step / max(1.0, float(hp.explore_steps)))
     sigma = hp.noise_start + frac * (hp.noise_end - hp.noise_start)
     flip = hp.flip_start + frac * (hp.flip_end - hp.flip_start)

@@ -1,13 +1,15 @@
 """What a MADDPG training run cost, in the keys every learner reports (issue 18, item 3).
 
-``FitReport.info`` and ``model.json`` carry, for TVC and MADDPG alike: ``train_time_s`` (wall time),
-``train_steps`` (steps done), ``env_steps`` (states visited: one per step), ``true_cost_evaluations``
-(every team cost the environment computed for learning: the played plan of each step and every
-counterfactual plan of the difference reward), ``training_messages`` (what training would need on
-the stations' network, counted like decision messages: one message is one report from one node to
-another), ``parameter_sharing`` and ``training_kind``.
+``FitReport.info`` and ``model.json`` carry, for TVC and MADDPG alike (``contract.learner.TrainingInfo``,
+the keys ``report/decision_cost.py`` reads): ``train_time_s`` (wall time), ``train_steps`` (steps
+done), ``env_steps`` (states visited: one per step), ``true_cost_evaluations`` (every team cost the
+environment computed for learning: the played plan of each step and every counterfactual plan of
+the difference reward), ``training_messages`` (what training would need on the stations' network,
+counted like decision messages: one message is one report from one node to another),
+``parameter_sharing`` ("none" per agent, "central copy" per type: TVC's words) and
+``training_kind``.
 
-How MADDPG's ``training_messages`` are counted (``training_messages_detail``):
+How MADDPG's ``training_messages`` are counted (``training_messages_by_kind``, as TVC names its breakdown):
 
 - ``played_plans``: each step's plan is cleared on the network by the distributed search, like a
   decision (``DistributedSearch`` messages: bids, setpoints, CS-to-CS sums);
@@ -27,7 +29,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KEYS = ("env_steps", "true_cost_evaluations", "monitor_evaluations", "played_plan_messages", "to_learner_messages")
+NONE = "none"  # parameter_sharing: every agent its own networks
+CENTRAL = "central copy"  # ... one copy of each type's networks, trained centrally
+KIND = "CTDE: centralised critic"
+KIND_TYPE = "CTDE: centralised critic per type"
+KIND_DIFFERENCE = (
+    "CTDE: centralised critic per type; difference rewards from a central evaluator of counterfactual plans"
+)
 
 
 @dataclass
@@ -53,21 +61,20 @@ class TrainingCost:
     def restore(cls, saved: dict[str, Any] | None) -> TrainingCost:
         return cls(**{k: int(v) for k, v in (saved or {}).items() if k in cls.__dataclass_fields__})
 
-    def info(self, *, train_time_s: float, train_steps: int, deployed_agents: int, sharing: str, kind: str) -> dict:
-        """The documented keys (module docstring)."""
+    def info(self, *, deployed_agents: int, sharing: str, team_reward: str) -> dict[str, Any]:
+        """The documented counts (module docstring); ``sharing`` is the resolved "agent" or "type"."""
+        kind = KIND if sharing != "type" else (KIND_DIFFERENCE if team_reward == "difference" else KIND_TYPE)
         return {
-            "train_time_s": float(train_time_s),
-            "train_steps": int(train_steps),
             "env_steps": self.env_steps,
             "true_cost_evaluations": self.true_cost_evaluations,
             "monitor_evaluations": self.monitor_evaluations,
             "training_messages": self.played_plan_messages + self.to_learner_messages + deployed_agents,
-            "training_messages_detail": {
+            "training_messages_by_kind": {
                 "played_plans": self.played_plan_messages,
                 "to_learner": self.to_learner_messages,
                 "parameters": deployed_agents,
             },
             "training_scalars_to_learner": self.scalars_to_learner,
-            "parameter_sharing": sharing,
+            "parameter_sharing": CENTRAL if sharing == "type" else NONE,
             "training_kind": kind,
         }
