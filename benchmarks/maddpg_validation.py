@@ -42,10 +42,10 @@ from dispatchbench import load_problem
 from dispatchbench.bench.plugins import make_solver
 from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import Record, solve_and_score
+from dispatchbench.contract.training import TrainingBudget, TrainingSet
 from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.instances.protocol import SPLITS, split_states
 from dispatchbench.learn.checkpoints import read_meta
-from dispatchbench.learn.maddpg.training_states import TrainingBudget, generated_instances
 from dispatchbench.model.errors import InputError
 from dispatchbench.model.problem import Problem, State
 from dispatchbench.report.tables import state_family
@@ -129,7 +129,6 @@ def main() -> None:
     ap.add_argument("--spec", default="maddpg", help="the learner's spec (hyper-parameters in brackets)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--train-sizes", default="", help="train one model on generated instances of these sizes")
-    ap.add_argument("--per-size", type=int, default=1, help="training instances per size")
     ap.add_argument("--problem", type=Path, action="append", default=[], help="train on / also score this file")
     ap.add_argument("--steps", type=int, default=None, help="training steps (per-instance default: the solver's)")
     ap.add_argument("--budget-s", type=float, default=None, help="training wall-time budget, seconds")
@@ -159,9 +158,10 @@ def main() -> None:
     if not args.skip_fit:
         t0 = time.perf_counter()
         if sizes:
-            budget = TrainingBudget(steps=args.steps, seconds=args.budget_s)
-            instances = generated_instances(sizes, args.seed, args.per_size)
-            report = learner.fit_instances(instances, seed=args.seed, budget=budget, out_dir=args.model)
+            budget = TrainingBudget(steps=args.steps, seconds=args.budget_s)  # instances: the spec's instances_per_size
+            report = learner.fit(
+                None, seed=args.seed, out_dir=args.model, budget=budget, training_set=TrainingSet(tuple(sizes))
+            )
         else:
             if len(files) != 1:
                 ap.error("give --train-sizes, or exactly one --problem to train on")
@@ -204,7 +204,10 @@ def main() -> None:
         "train_problems": [p.name for p in files] if not sizes else [],
         "split": args.split,
         "replicate": args.replicate,
-        "model": {k: meta.get(k) for k in ("spec", "steps", "train_time_s", "trained_on", "training_cost")},
+        "model": {
+            k: meta.get(k)
+            for k in ("spec", "steps", "train_time_s", "training_set", "env_steps", "training_messages", "stopped_by")
+        },
         "fit": fit_info,
         "results": results,
         "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()},

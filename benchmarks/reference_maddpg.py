@@ -338,7 +338,7 @@ def main() -> None:
     ap.add_argument("--reported", action="store_true", help="also score the Table IV state and the real-data day")
     ap.add_argument(
         "--project-specs",
-        default="maddpg[sharing=agent],maddpg",
+        default="maddpg[sharing=agent],maddpg[sharing=type]",
         help="project MADDPG specs trained beside it on the same states ('' for none)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reference-maddpg-validation.json")
