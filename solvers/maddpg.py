@@ -1,53 +1,59 @@
 """MADDPG (Lowe et al., 2017): centralised training, decentralised execution.
 
-One file, read top to bottom: hyper-parameters, networks, the training loop (``fit``), and
-execution (``solve``: a call's states decided in one batch — every actor on all observations at
-once, one vectorised search — with answers equal to one-by-one decisions). Per agent (charger
-group): an actor on its own 3-number observation and a critic on every agent's observation and
-action, each with a target copy updated softly.
-The environment pieces — observations, the action-space mapping, the distributed search that
-closes the balances, the reward — come from ``dispatchbench.learn.marl_env``, the same code at
-training and at execution. The agents learn from rewards only; no cost coefficient is read here.
-Besides its share of the team cost, each agent's reward charges every kW the search had to move
-its own proposal (``move_weight``): without it the actors learn to propose their least power and
-let the search's uniform shift fill the gap, which splits the power badly (docs/learning.md,
-"Power split").
+Two modes (``sharing``), both with an actor that outputs an on/off choice (Gumbel-softmax) and a
+power fraction, the environment pieces of ``dispatchbench.learn.marl_env`` (mapping, distributed
+search, reward) at training and at execution, and no cost coefficient read by any agent:
 
-Every decision is one static step (the episode ends after it), so the critic's target is the
-reward itself: ``y = r + γ (1 − done) Q'(o', μ'(o'))`` with ``done = 1``. The target networks
-are kept and updated as in the paper's algorithm so the code stays MADDPG for non-static use,
-but with one-step episodes they never enter a target.
+- ``sharing="type"``: one actor and one critic per group type (FDC, ASC, V2G) on size-independent
+  inputs, a mean-field critic and difference rewards (``dispatchbench/learn/maddpg/shared.py``,
+  ``features.py``). Trained on generated instances of several sizes (``fit(None,
+  training_set=...)``, ``dispatchbench train --generated 4,8,16,32``), one model decides any
+  problem whose group types and ratings it saw (``lifecycle.uncovered`` refuses the rest);
+- ``sharing="agent"``: a network per agent with a critic on every agent's observation and action
+  (``dispatchbench/learn/maddpg/per_agent.py``), a model per instance;
+- ``sharing="auto"`` (default): per agent when trained on one problem (the paper-size rows keep
+  the per-agent MADDPG their defaults were chosen for), per type for generated instances. The
+  resolved choice is what ``model.json`` records (``hyperparameters.sharing``,
+  ``parameter_sharing``, ``training_kind``).
 
-Each agent's networks are slices of one batched layer (``dispatchbench.learn.agent_nets.AgentLinear``):
-agents keep their own parameters (nothing is shared) while one matrix product serves all of them,
-which is what makes nine actors and nine critics affordable on two CPU cores.
+Training stops at the step budget or before the wall-time budget (``contract.training.TrainingBudget``);
+the steps never read the clock, so a run stopped by time at step N is reproduced by ``steps=N``
+with the spec the model records.
+
+Execution decides a call's states in one batch (every actor on all observations at once, one
+vectorised search, ``learn/maddpg/decision.py``) with answers equal to one-by-one decisions; a
+learned commitment that cannot meet the balances is repaired without costs
+(``learn/maddpg/commitment_repair.py``). The training loops are here, top to bottom.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from dispatchbench.contract.learner import FitReport
 from dispatchbench.contract.solver import Answer, Capabilities, Label
-from dispatchbench.contract.status import Status
-from dispatchbench.formulations.balancing import ShiftResponse, state_bounds
-from dispatchbench.formulations.distributed_search import DistributedSearch, SearchResult
+from dispatchbench.contract.training import TrainingBudget, TrainingSet
+from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.learn import lifecycle
-from dispatchbench.learn.agent_nets import agent_mlp
-from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
+from dispatchbench.learn.checkpoints import ANY_SIZE, META_FILE, Checkpoint, ModelFileError, read_meta
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
+from dispatchbench.learn.maddpg import per_agent, shared
+from dispatchbench.learn.maddpg.decision import decide_batch, raw_actions
+from dispatchbench.learn.maddpg.features import FEATURES, MEAN_FIELD, agent_features, layout
+from dispatchbench.learn.maddpg.shift_search import ShiftSearch
+from dispatchbench.learn.maddpg.training_cost import TrainingCost
+from dispatchbench.learn.maddpg.training_states import PooledSampler
 from dispatchbench.learn.marl_env import (
     OBS_DIM,
     RewardConfig,
     StateSampler,
-    map_actions,
     monitor_states,
     observation_matrix,
     observation_names,
@@ -55,36 +61,45 @@ from dispatchbench.learn.marl_env import (
 )
 from dispatchbench.learn.replay_buffer import ReplayBuffer
 from dispatchbench.learn.training_log import TrainingLog
-from dispatchbench.model.dispatch import Dispatch
 from dispatchbench.model.problem import Problem, State
+
+__all__ = ["Hyperparameters", "Maddpg", "ShiftSearch", "decide_batch", "raw_actions"]
 
 
 @dataclass
 class Hyperparameters:
+    # one network per group type ("type") or per agent ("agent"); "auto": per agent when trained on
+    # one problem (the paper-size rows: today's per-agent MADDPG), per type for generated instances
+    sharing: str = "auto"
+    team_reward: str = "difference"  # type sharing: difference rewards, or the environment's reward ("system")
     actor_hidden: int = 64
     critic_hidden: int = 64
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
     gamma: float = 0.95  # irrelevant for one-step episodes (done = 1), kept for the general update
     tau: float = 0.01  # soft-update rate of the target networks
-    batch_size: int = 128
-    buffer_size: int = 100_000
+    batch_size: int = 128  # per type with type sharing
+    buffer_size: int = 100_000  # transitions (agent) or agent rows per type (type)
     learning_starts: int = 500  # uniform random actions before the first update
     noise_start: float = 0.3  # Gaussian exploration noise on the power fraction u ∈ [0, 1], decayed linearly ...
     noise_end: float = 0.02  # ... to this value ...
-    noise_fraction: float = 0.6  # ... over this fraction of the steps (the flip rate below decays alike)
+    noise_fraction: float = 0.6  # ... over explore_steps (the flip rate decays alike); 0 resolves at fit to ...
+    explore_steps: int = 0  # ... noise_fraction x the step budget (agent) or 10,000 (type, or a budget of time only)
     flip_start: float = 0.1  # probability that an agent's sampled on/off choice is flipped, decayed ...
     flip_end: float = 0.0  # ... to this value
     gumbel_temperature: float = 1.0  # Gumbel-softmax temperature of the on/off head in the actor update
+    onoff_update: str = "gumbel"  # type sharing: on/off head trained by Gumbel-softmax, or by its exact "expected" Q
     action_reg: float = 1e-3  # weight of the squared actor outputs (logits, pre-activation) in the actor loss
     policy_every: int = 2  # actor and target updates every this many critic updates
     checkpoint_every: int = 2000
     log_every: int = 100
-    own_weight: float = 0.1  # reward weights (marl_env.RewardConfig)
+    own_weight: float = 0.1  # reward weights (marl_env.RewardConfig; the difference reward uses move and penalty)
     team_weight: float = 1.0
     penalty_per_kw: float = 12.0  # per kW of violation (env default 50): see docs/learning.md, "MADDPG"
     move_weight: float = 2.0  # per kW the search moved an agent's own proposal: docs/learning.md, "Power split"
     generated_share: float = 0.5  # share of training states drawn from the day generator (training seeds 0-999)
+    pool_days: int = 8  # type sharing: generated training days per family, built once and reused
+    instances_per_size: int = 2  # --generated: training instances per size (generator seeds: training split)
     shift: str = "kw"  # how the search moves running groups: the same kW ("kw") or kW ∝ their range ("range")
     power_head: str = (
         "sigmoid"  # u = sigmoid(x), or "clip": u = clip(x, 0, 1) with the gradient passed straight through
@@ -97,7 +112,7 @@ class Hyperparameters:
 
 
 # Checked when a spec is parsed (``maddpg[actor_lr=0]`` stops before any work).
-HYPERPARAMETER_RANGES = {
+HYPERPARAMETER_RANGES: dict[str, tuple[float | None, float | None]] = {
     "actor_hidden": WIDTH,
     "critic_hidden": WIDTH,
     "actor_lr": POSITIVE,
@@ -110,6 +125,7 @@ HYPERPARAMETER_RANGES = {
     "noise_start": NON_NEGATIVE,
     "noise_end": NON_NEGATIVE,
     "noise_fraction": NON_NEGATIVE,
+    "explore_steps": NON_NEGATIVE,
     "flip_start": FRACTION,
     "flip_end": FRACTION,
     "gumbel_temperature": POSITIVE,
@@ -122,219 +138,229 @@ HYPERPARAMETER_RANGES = {
     "penalty_per_kw": NON_NEGATIVE,
     "move_weight": NON_NEGATIVE,
     "generated_share": FRACTION,
+    "pool_days": NON_NEGATIVE,
+    "instances_per_size": COUNT,
     "power_reg": NON_NEGATIVE,
     "updates_per_step": COUNT,
 }
-HYPERPARAMETER_CHOICES = {"shift": ("kw", "range"), "power_head": ("sigmoid", "clip")}
-
+HYPERPARAMETER_CHOICES = {
+    "sharing": ("auto", "type", "agent"),
+    "team_reward": ("difference", "system"),
+    "onoff_update": ("gumbel", "expected"),
+    "shift": ("kw", "range"),
+    "power_head": ("sigmoid", "clip"),
+}
 
 ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
-ACT_DIM = 2  # per agent in the critic input: P(on), power fraction u
+INSTANCE = "instance"  # model.json scope of a model of one problem (ANY_SIZE: trained on generated instances)
+EXPLORE_STEPS = 10_000  # explore_steps=0 with type sharing, or under a budget of wall time alone
 
 
-# ---- networks -----------------------------------------------------------------------------
-class Actors(nn.Module):
-    """Per agent: on/off logits and a power fraction, ``(G, B, OBS_DIM) -> ((G, B, 2), (G, B), (G, B))``.
-
-    The on/off choice is discrete, so it gets the discrete-action treatment of MADDPG (a
-    categorical policy trained through the Gumbel-softmax, as in Lowe et al.'s discrete
-    environments) instead of a threshold on a continuous action: a thresholded tanh saturates
-    once the critic has learned that switching off near the threshold risks the violation
-    penalty, and then exploration noise never flips it again.
-    """
-
-    def __init__(self, n: int, hidden: int, power_head: str = "sigmoid") -> None:
-        super().__init__()
-        self.net = agent_mlp(n, OBS_DIM, hidden, 3)
-        self.power_head = power_head
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.net(obs)
-        logits, pre = out[..., :2], out[..., 2]
-        if self.power_head == "sigmoid":
-            return logits, torch.sigmoid(pre), pre
-        x = pre + 0.5  # starts mid-range
-        return logits, x + (x.clamp(0.0, 1.0) - x).detach(), x
-
-
-class Critics(nn.Module):
-    """Q_i(o_1..o_G, a_1..a_G): ``(G, B, G·OBS_DIM + G·ACT_DIM) -> (G, B)``."""
-
-    def __init__(self, n: int, hidden: int) -> None:
-        super().__init__()
-        self.n = n
-        self.net = agent_mlp(n, n * OBS_DIM + n * ACT_DIM, hidden, 1)
-
-    def forward(self, joint_obs: torch.Tensor, on: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``joint_obs (..., B, G·OBS_DIM)``, ``on`` and ``u`` ``(..., B, G)``."""
-        x = torch.cat([joint_obs, on, u], dim=-1)
-        if x.dim() == 2:  # the same input for every critic
-            x = x.expand(self.n, *x.shape)
-        return self.net(x).squeeze(-1)
-
-
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.mul_(1 - tau).add_(s, alpha=tau)
-
-
-def raw_actions(on: np.ndarray, u: np.ndarray, commitment: bool) -> np.ndarray:
-    """The environment's raw action in [-1, 1] (``marl_env.map_actions``) from the two parts:
-    off is ``-1``; on runs at ``lb + u·(ub − lb)``; without commitment every group runs."""
-    if not commitment:
-        return 2.0 * u - 1.0
-    return np.where(on > 0.5, u, -1.0)
-
-
-class ShiftSearch(DistributedSearch):
-    """The distributed search with the shift width MADDPG was trained with.
-
-    ``shift="kw"`` is ``DistributedSearch.project`` (every running group moves by the same kW);
-    ``shift="range"`` moves each group by the same *fraction of its own range* ``ub − lb`` — the
-    space the actors propose in (``lb + u·(ub − lb)``), so a small group (a V2G group with little
-    availability) is not pushed off its proposal by as many kW as a large one. Each agent knows
-    its own range, so the messages are those of the plain search.
-    """
-
-    def __init__(self, problem: Problem, shift: str = "kw") -> None:
-        super().__init__(problem)
-        self.shift = shift
-
-    def project(self, state: State | Sequence[State], on: np.ndarray, center: np.ndarray) -> SearchResult:
-        if self.shift == "kw":
-            return super().project(state, on, center)
-        on, center = self._rows(on, center)
-        lb, ub = state_bounds(self.problem, state, len(center))
-        if not self.problem.commitment:
-            on = np.ones_like(on)
-        response = ShiftResponse(center=np.clip(center, lb, ub), lb=lb, ub=ub, on=on, width=np.maximum(ub - lb, 1.0))
-        return self.run(state, response)
-
-
-@dataclass
-class Model:
-    actors: Actors
-    critics: Critics
-    target_actors: Actors
-    target_critics: Critics
-    shift: str = "kw"  # the search's shift the actors were trained with (not a network)
-
-    @classmethod
-    def new(cls, n: int, hp: Hyperparameters) -> Model:
-        actors, critics = Actors(n, hp.actor_hidden, hp.power_head), Critics(n, hp.critic_hidden)
-        targets = Actors(n, hp.actor_hidden, hp.power_head), Critics(n, hp.critic_hidden)
-        targets[0].load_state_dict(actors.state_dict())
-        targets[1].load_state_dict(critics.state_dict())
-        return cls(actors, critics, *targets, shift=hp.shift)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), nn.Module)}
-
-    def policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(B, G)`` on/off logit difference, power fraction ``u`` from observations ``(B, G, OBS_DIM)``."""
-        with torch.no_grad():  # in the actors' own precision (double once loaded for execution)
-            dtype = next(self.actors.parameters()).dtype
-            logits, u, _ = self.actors(torch.as_tensor(obs, dtype=dtype).transpose(0, 1))
-            margin = (logits[..., 1] - logits[..., 0]).T.numpy().astype(float)
-            return margin, u.clamp(0.0, 1.0).T.numpy().astype(float), (margin > 0).astype(float)
-
-    def act(self, obs: np.ndarray, commitment: bool = True) -> np.ndarray:
-        """Deterministic raw actions ``(B, G)``: the likelier on/off choice, the actor's power."""
-        _, u, on = self.policy(obs)
-        return raw_actions(on, u, commitment)
+def resolved(hp: Hyperparameters, *, any_size: bool, budget: TrainingBudget) -> Hyperparameters:
+    """``sharing=auto`` and ``explore_steps=0`` made concrete when training starts (what
+    model.json then records, so the recorded spec and ``steps`` reproduce the model): per agent
+    on one problem, per type for any size; the per-agent schedule spans ``noise_fraction`` of the
+    step budget, as it always has (14,400 of the 24,000 default steps)."""
+    sharing = hp.sharing if hp.sharing != "auto" else ("type" if any_size else "agent")
+    explore = hp.explore_steps
+    if explore == 0:
+        if sharing == "agent" and budget.steps is not None:
+            explore = max(1, round(hp.noise_fraction * budget.steps))
+        else:
+            explore = EXPLORE_STEPS
+    return replace(hp, sharing=sharing, explore_steps=int(explore))
 
 
 # ---- the plugin ---------------------------------------------------------------------------
 class Maddpg(lifecycle.LearnerPlugin):
     name = "maddpg"
     description = (
-        "MADDPG (CTDE): actors on local observations, centralised critics; balances closed by the distributed search"
+        "MADDPG (CTDE): actors on local observations, centralised critics (per agent on one problem, one "
+        "per group type for any size: sharing=auto|agent|type); balances closed by the distributed search"
     )
     hyperparameter_class = Hyperparameters
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
     default_train_steps = 24000  # the budget the tables report (docs/learning.md, "MADDPG")
+    default_train_seconds = 840.0  # ... capped by 14 minutes of training: `train` ends within 15 at any size
+    any_size = True
     parameter_ranges = HYPERPARAMETER_RANGES
     parameter_choices = HYPERPARAMETER_CHOICES
     capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
-    # a fit of test_steps steps in seconds: learning from the second step, tiny batches
-    test_settings = {"learning_starts": 2, "batch_size": 4, "log_every": 2, "checkpoint_every": 2}
+    # a fit of test_steps steps in seconds: learning from the second step, tiny batches, one
+    # generated instance per size and no generated days to build
+    test_settings = {
+        "learning_starts": 2,
+        "batch_size": 4,
+        "log_every": 2,
+        "checkpoint_every": 2,
+        "instances_per_size": 1,
+        "pool_days": 0,
+    }
     test_steps = 4
 
     @classmethod
     def label(cls, params) -> Label:
-        return Label("MADDPG", "learned, CTDE")
+        """One row per sharing mode; the family says how the networks are shared (MADDPG trains
+        with centralised critics either way: CTDE)."""
+        sharing = params.get("sharing", "auto")
+        if sharing == "agent":
+            return Label("MADDPG (per agent)", "learned, CTDE")
+        if sharing == "type":
+            return Label("MADDPG (per type)", "learned, CTDE, networks shared per type")
+        return Label("MADDPG", "learned, CTDE (per agent on one problem, shared per type for any size)")
 
     # ---- training -------------------------------------------------------------------------
     def fit(
         self,
-        problem: Problem,
+        problem: Problem | None,
         *,
         seed: int,
-        steps: int,
+        steps: int | None = None,
         out_dir: Path,
         resume: bool = False,
         progress: bool = False,
+        budget: TrainingBudget | None = None,
+        training_set: TrainingSet | None = None,
         **options,
     ) -> FitReport:
         out_dir = Path(out_dir)
-        problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
-        n = len(problem.groups)
+        budget = TrainingBudget.of(steps, budget)
+        if (problem is None) == (training_set is None):
+            raise ValueError(f"{self.name}: fit() takes a problem or a training_set (generated instances), not both")
+        if problem is not None:
+            problem, ckpt, hp = self.begin_fit(problem, out_dir, resume=resume, options=options)
+            hp = resolved(hp, any_size=False, budget=budget)
+            if hp.sharing == "agent":
+                return self._fit_agents(problem, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress)
+            return self._fit_shared(
+                [problem], [], None, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress
+            )
+        assert training_set is not None
+        ckpt, hp = self.begin_generated_fit(training_set, out_dir, resume=resume, options=options)
+        hp = resolved(hp, any_size=True, budget=budget)
+        specs = (
+            [(int(r), int(s)) for r, s in ckpt.meta["training_set"]["instances"]]
+            if ckpt is not None
+            else lifecycle.generated_instances(training_set.sizes, hp.instances_per_size, seed)
+        )
+        problems = [generate_problem(regions, gen_seed) for regions, gen_seed in specs]
+        return self._fit_shared(
+            problems, specs, training_set, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress
+        )
+
+    def begin_generated_fit(
+        self, training_set: TrainingSet, out_dir: Path, *, resume: bool, options: dict
+    ) -> tuple[Checkpoint | None, Hyperparameters]:
+        """The prologue of an any-size training: networks per type (what decides any size), and a
+        resumed run continues its own training instances with its own hyper-parameters."""
+        if options:
+            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
+        if not resume:
+            hp = self.hyperparameters()
+            if hp.sharing not in ("type", "auto"):
+                raise ValueError(f"{self.name}[sharing={hp.sharing}]: a model for any size needs sharing=type or auto")
+            return None, hp
+        meta = read_meta(out_dir)
+        if meta.get("solver") != self.name or meta.get("scope") != ANY_SIZE:
+            raise ModelFileError(out_dir / META_FILE, "not an any-size model of this solver: cannot resume it")
+        if tuple(meta["training_set"]["sizes"]) != training_set.sizes:
+            raise ModelFileError(
+                out_dir / META_FILE,
+                f"trained on sizes {meta['training_set']['sizes']}, not {list(training_set.sizes)}",
+                "resume with the same --generated sizes, or drop --resume",
+            )
+        ckpt = lifecycle.load_checkpoint(out_dir)
+        return ckpt, self.trained_hyperparameters(ckpt, out_dir)
+
+    def _fit_shared(
+        self,
+        problems: list[Problem],
+        specs: list[tuple[int, int]],
+        training_set: TrainingSet | None,
+        hp: Hyperparameters,
+        ckpt: Checkpoint | None,
+        *,
+        seed: int,
+        budget: TrainingBudget,
+        out_dir: Path,
+        progress: bool,
+    ) -> FitReport:
+        """Networks per type on ``problems`` (one, or generated instances: ``training_set``), one
+        state of one instance per step, the instances taking turns."""
+        t0 = time.perf_counter()
         lifecycle.seed_everything(seed)
-        model = Model.new(n, hp)
+        model = shared.SharedModel.new(hp)
         actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
         critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
-        sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
+        samplers = [
+            PooledSampler(p, seed=seed + 7919 * k, generated_share=hp.generated_share, pool_days=hp.pool_days)
+            for k, p in enumerate(problems)
+        ]
+        searches = [ShiftSearch(p, hp.shift) for p in problems]
         noise_rng = np.random.default_rng(seed + 1)
-        buffer = ReplayBuffer(
-            hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()}, seed=seed + 2
-        )
-        search = ShiftSearch(problem, hp.shift)
+        buffers = shared.new_buffers(hp.buffer_size, seed + 2)
         reward = hp.reward()
-        monitor = monitor_states(problem)
-        monitor_obs = observation_matrix(problem, monitor)
-        start_step, elapsed = 0, 0.0
+        watched = int(np.argmax([len(p.groups) for p in problems]))  # Fig. 5 on the largest instance
+        monitor = monitor_states(problems[watched])
+        cost = TrainingCost()
+        generators = {"noise": noise_rng, **{f"sampler{k}": s.rng for k, s in enumerate(samplers)}}
+        start_step, earlier = 0, 0.0
         if ckpt:
             lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
             actor_opt.load_state_dict(ckpt.optimizers["actor"])
             critic_opt.load_state_dict(ckpt.optimizers["critic"])
-            buffer.load_state_dict(ckpt.state["buffer"])
-            lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
-            start_step, elapsed = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            for buffer, state in zip(buffers, ckpt.state["buffers"], strict=True):
+                buffer.load_state_dict(state)
+            lifecycle.restore_rng(ckpt.state["rng"], generators)
+            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            cost = TrainingCost.restore(ckpt.state.get("cost"))
         log = TrainingLog(
             out_dir,
-            problem=problem,
+            problem=problems[watched],
             monitor=monitor,
-            total_steps=steps,
+            total_steps=budget.steps or 0,
             every=hp.log_every,
-            resume=resume,
+            resume=ckpt is not None,
             progress=progress,
             start_step=start_step,
-            elapsed_s=elapsed,
+            elapsed_s=earlier,
         )
-        learner_meta = {
-            "action_format": ACTION_FORMAT,
-            "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
-            "sampler": {
-                "box": sampler.box.to_json(problem),
-                "excluded_states": len(sampler.excluded),
-                "exclusion_radius_kw": sampler.exclusion_radius_kw,
-            },
-        }
+        deployed = sum(len(p.groups) for p in problems)
 
-        def save(step: int) -> None:
-            meta = lifecycle.model_meta(
-                solver=self.name,
-                spec=lifecycle.training_spec(self.name, hp),
-                problem=problem,
-                hyperparameters=hp,
-                seed=seed,
-                train_time_s=log.wall_s,
-                **learner_meta,
-            )
+        def elapsed() -> float:
+            return earlier + time.perf_counter() - t0
+
+        def info(step: int, stopped_by: str) -> dict[str, Any]:
+            return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=deployed, stopped_by=stopped_by)
+
+        def save(step: int, stopped_by: str) -> None:
+            own = {
+                "action_format": ACTION_FORMAT,
+                "features": list(FEATURES),
+                "mean_field": list(MEAN_FIELD),
+                "sampler": {"generated_share": hp.generated_share, "pool_days": hp.pool_days, "seeds": "training"},
+                **info(step, stopped_by),
+            }
+            if training_set is None:
+                meta = instance_meta(self.name, problems[0], hp, seed, elapsed(), own)
+            else:
+                meta = {
+                    "solver": self.name,
+                    "spec": lifecycle.training_spec(self.name, hp),
+                    "problem": training_set.describe(),
+                    "problem_fingerprint": ANY_SIZE,
+                    "scope": ANY_SIZE,
+                    "training_set": {"sizes": list(training_set.sizes), "instances": [list(i) for i in specs]},
+                    "coverage": lifecycle.rating_coverage(problems),
+                    "hyperparameters": asdict(hp),
+                    "seed": int(seed),
+                    "versions": lifecycle.versions(),
+                    **own,
+                }
             state = {
-                "buffer": buffer.state_dict(),
-                "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
+                "buffers": [b.state_dict() for b in buffers],
+                "rng": lifecycle.capture_rng(generators),
+                "cost": cost.state(),
             }
             lifecycle.save(
                 out_dir,
@@ -346,128 +372,222 @@ class Maddpg(lifecycle.LearnerPlugin):
             )
 
         updates = 0
-        try:
-            for step in range(start_step + 1, steps + 1):
-                state = sampler.sample()
-                obs = observation_matrix(problem, [state])  # (1, G, 3)
-                on, u = self._explore(model, obs, step, steps, hp, noise_rng)
-                if not problem.commitment:
-                    on = np.ones(n)
-                result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward, search=search)
-                buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.float32(1.0))
 
-                loss = float("nan")
-                if step > hp.learning_starts:
-                    for _ in range(hp.updates_per_step):
-                        loss = self._update(
-                            model,
-                            actor_opt,
-                            critic_opt,
-                            buffer.sample(hp.batch_size),
-                            hp,
-                            update_policy=updates % hp.policy_every == 0,
-                        )
-                        updates += 1
-                log.loss(step, loss)
-                if log.due(step) or step == steps:
-                    raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
-                    log.rewards(
-                        step,
-                        [
-                            lifecycle.probe_reward(
-                                problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch
-                            )
-                            for i, s in enumerate(monitor)
-                        ],
+        def one_step(step: int) -> None:
+            nonlocal updates
+            k = (step - 1) % len(problems)
+            problem, search = problems[k], searches[k]
+            state = samplers[k].sample()
+            features = agent_features(problem, [state])
+            types = layout(problem).type_index
+            on, u = shared.explore(model, features, types, step, hp, noise_rng)
+            if not problem.commitment:
+                on = np.ones(len(on))
+            result = shared.step_rewards(
+                problem, state, raw_actions(on, u, problem.commitment), reward, search, hp.team_reward
+            )
+            shared.remember(buffers, problem, state, features, result, u)
+            cost.add_step(
+                agents=len(problem.groups),
+                evaluations=result.evaluations,
+                search_messages=result.outcome.messages,
+                scalars_per_agent=len(FEATURES) + 3,
+            )
+            loss = float("nan")
+            if step > hp.learning_starts:
+                for _ in range(hp.updates_per_step):
+                    loss = shared.update(
+                        model, actor_opt, critic_opt, buffers, hp, update_policy=updates % hp.policy_every == 0
                     )
-                if step % hp.checkpoint_every == 0 or step == steps:
-                    save(step)
+                    updates += 1
+            log.loss(step, loss)
+            if log.due(step):
+                self._log_monitor(log, step, model, problems[watched], monitor, reward, searches[watched], cost)
+            if step % hp.checkpoint_every == 0:
+                save(step, "")
+
+        try:
+            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            if not log.due(step):
+                self._log_monitor(log, step, model, problems[watched], monitor, reward, searches[watched], cost)
+            save(step, stopped)
         finally:
             log.close()
-        return FitReport(
-            model_path=out_dir,
-            steps=steps,
-            time_s=log.wall_s,
-            info={"monitor_mean_reward": log.last_reward, "last_loss": log.last_loss},
+        out = info(step, stopped)
+        out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss, seed=seed, hyperparameters=asdict(hp))
+        return FitReport(model_path=out_dir, steps=step, time_s=elapsed(), info=out)
+
+    @staticmethod
+    def _log_monitor(log, step, model, problem, monitor, reward, search, cost: TrainingCost) -> None:
+        """Fig. 5: the shared probe reward of the deterministic policy at the monitor states."""
+        raw, _ = shared.act(model, problem, monitor)
+        log.rewards(
+            step,
+            [
+                lifecycle.probe_reward(problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch)
+                for i, s in enumerate(monitor)
+            ],
+        )
+        cost.monitor_evaluations += len(monitor)
+
+    def _fit_agents(
+        self,
+        problem: Problem,
+        hp: Hyperparameters,
+        ckpt: Checkpoint | None,
+        *,
+        seed: int,
+        budget: TrainingBudget,
+        out_dir: Path,
+        progress: bool,
+    ) -> FitReport:
+        """A network per agent on one problem (the paper-size rows' MADDPG)."""
+        t0 = time.perf_counter()
+        n = len(problem.groups)
+        lifecycle.seed_everything(seed)
+        model = per_agent.Model.new(n, hp)
+        actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
+        critic_opt = torch.optim.Adam(model.critics.parameters(), lr=hp.critic_lr)
+        sampler = StateSampler(problem, seed=seed, generated_share=hp.generated_share)
+        noise_rng = np.random.default_rng(seed + 1)
+        buffer = ReplayBuffer(
+            hp.buffer_size, {"obs": (n, OBS_DIM), "on": (n,), "u": (n,), "rew": (n,), "done": ()}, seed=seed + 2
+        )
+        search = ShiftSearch(problem, hp.shift)
+        reward = hp.reward()
+        monitor = monitor_states(problem)
+        monitor_obs = observation_matrix(problem, monitor)
+        cost = TrainingCost()
+        start_step, earlier = 0, 0.0
+        if ckpt:
+            lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
+            actor_opt.load_state_dict(ckpt.optimizers["actor"])
+            critic_opt.load_state_dict(ckpt.optimizers["critic"])
+            buffer.load_state_dict(ckpt.state["buffer"])
+            lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
+            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+            cost = TrainingCost.restore(ckpt.state.get("cost"))
+        log = TrainingLog(
+            out_dir,
+            problem=problem,
+            monitor=monitor,
+            total_steps=budget.steps or 0,
+            every=hp.log_every,
+            resume=ckpt is not None,
+            progress=progress,
+            start_step=start_step,
+            elapsed_s=earlier,
         )
 
-    @staticmethod
-    def _explore(
-        model: Model, obs: np.ndarray, step: int, steps: int, hp: Hyperparameters, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exploration: uniform random actions first; then on/off sampled from the actor's
-        categorical (plus a decaying flip rate) and Gaussian noise on the power fraction."""
-        n = obs.shape[1]
-        if step <= hp.learning_starts:
-            return (rng.random(n) < 0.5).astype(float), rng.uniform(0.0, 1.0, n)
-        frac = min(1.0, step / max(1.0, hp.noise_fraction * steps))
-        sigma = hp.noise_start + frac * (hp.noise_end - hp.noise_start)
-        flip = hp.flip_start + frac * (hp.flip_end - hp.flip_start)
-        margin, u, _ = model.policy(obs)
-        on = (rng.random(n) < 1.0 / (1.0 + np.exp(-margin[0]))).astype(float)  # a draw from softmax(logits)
-        on = np.where(rng.random(n) < flip, 1.0 - on, on)
-        return on, np.clip(u[0] + rng.normal(0.0, sigma, n), 0.0, 1.0)
+        def elapsed() -> float:
+            return earlier + time.perf_counter() - t0
 
-    @staticmethod
-    def _update(
-        model: Model, actor_opt, critic_opt, batch: dict[str, np.ndarray], hp: Hyperparameters, update_policy: bool
-    ) -> float:
-        obs = torch.as_tensor(batch["obs"])  # (B, G, 3)
-        on = torch.as_tensor(batch["on"])  # (B, G)
-        u = torch.as_tensor(batch["u"])  # (B, G)
-        rew = torch.as_tensor(batch["rew"]).T  # (G, B)
-        done = torch.as_tensor(batch["done"])  # (B,)
-        joint_obs = obs.flatten(1)  # (B, G·3)
-        local_obs = obs.transpose(0, 1)  # (G, B, 3)
-        with torch.no_grad():  # next state = this state, and done = 1: the bootstrap term vanishes
-            logits, next_u, _ = model.target_actors(local_obs)
-            next_on = (logits[..., 1] > logits[..., 0]).float()
-            target = rew + hp.gamma * (1 - done) * model.target_critics(joint_obs, next_on.T, next_u.T)
-        q = model.critics(joint_obs, on, u)
-        critic_loss = ((q - target) ** 2).mean(dim=1)  # per agent
-        critic_opt.zero_grad()
-        critic_loss.sum().backward()
-        critic_opt.step()
-        if update_policy:
-            n = on.shape[1]
-            eye = torch.eye(n).unsqueeze(1)  # (G, 1, G): agent i swaps in its own policy action
-            logits, mu_u, pre = model.actors(local_obs)  # (G, B, 2), (G, B), (G, B)
-            mu_on = torch.nn.functional.gumbel_softmax(logits, tau=hp.gumbel_temperature, hard=True)[..., 1]
-            joint_on = on.unsqueeze(0) * (1 - eye) + mu_on.T.unsqueeze(0) * eye  # (G, B, G)
-            joint_u = u.unsqueeze(0) * (1 - eye) + mu_u.T.unsqueeze(0) * eye
-            q_pi = model.critics(joint_obs.expand(n, *joint_obs.shape), joint_on, joint_u)
-            # keeps the outputs off saturation (as in Lowe et al.'s code)
-            if hp.power_head == "sigmoid":
-                power_loss = (pre**2).mean()
-            else:  # only the excess beyond [0, 1], where the clipped action no longer moves
-                power_loss = (torch.relu(pre - 1.0) ** 2 + torch.relu(-pre) ** 2).mean()
-            actor_loss = -q_pi.mean() + hp.action_reg * (logits**2).mean() + hp.power_reg * power_loss
-            actor_opt.zero_grad()
-            actor_loss.backward()
-            actor_opt.step()
-            soft_update(model.target_actors, model.actors, hp.tau)
-            soft_update(model.target_critics, model.critics, hp.tau)
-        return float(critic_loss.detach().sum())
+        def info(step: int, stopped_by: str) -> dict[str, Any]:
+            return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=n, stopped_by=stopped_by)
+
+        def save(step: int, stopped_by: str) -> None:
+            own = {
+                "action_format": ACTION_FORMAT,
+                "observation": {a: list(observation_names(problem, a)) for a in problem.group_names},
+                "sampler": {
+                    "box": sampler.box.to_json(problem),
+                    "excluded_states": len(sampler.excluded),
+                    "exclusion_radius_kw": sampler.exclusion_radius_kw,
+                },
+                **info(step, stopped_by),
+            }
+            state = {
+                "buffer": buffer.state_dict(),
+                "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
+                "cost": cost.state(),
+            }
+            lifecycle.save(
+                out_dir,
+                step=step,
+                networks=model.networks(),
+                optimizers={"actor": actor_opt, "critic": critic_opt},
+                state=state,
+                meta=instance_meta(self.name, problem, hp, seed, elapsed(), own),
+            )
+
+        def log_monitor(step: int) -> None:
+            raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
+            log.rewards(
+                step,
+                [
+                    lifecycle.probe_reward(
+                        problem, s, outcome(problem, s, raw[i], reward=reward, search=search).dispatch
+                    )
+                    for i, s in enumerate(monitor)
+                ],
+            )
+            cost.monitor_evaluations += len(monitor)
+
+        updates = 0
+
+        def one_step(step: int) -> None:
+            nonlocal updates
+            state = sampler.sample()
+            obs = observation_matrix(problem, [state])  # (1, G, 3)
+            on, u = per_agent.explore(model, obs, step, hp, noise_rng)
+            if not problem.commitment:
+                on = np.ones(n)
+            result = outcome(problem, state, raw_actions(on, u, problem.commitment), reward=reward, search=search)
+            buffer.add(obs=obs[0], on=on, u=u, rew=result.rewards, done=np.asarray(1.0, dtype=np.float32))
+            cost.add_step(agents=n, evaluations=1, search_messages=result.messages, scalars_per_agent=OBS_DIM + 3)
+            loss = float("nan")
+            if step > hp.learning_starts:
+                for _ in range(hp.updates_per_step):
+                    loss = per_agent.update(
+                        model,
+                        actor_opt,
+                        critic_opt,
+                        buffer.sample(hp.batch_size),
+                        hp,
+                        update_policy=updates % hp.policy_every == 0,
+                    )
+                    updates += 1
+            log.loss(step, loss)
+            if log.due(step):
+                log_monitor(step)
+            if step % hp.checkpoint_every == 0:
+                save(step, "")
+
+        try:
+            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            if not log.due(step):
+                log_monitor(step)
+            save(step, stopped)
+        finally:
+            log.close()
+        out = info(step, stopped)
+        out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss, seed=seed, hyperparameters=asdict(hp))
+        return FitReport(model_path=out_dir, steps=step, time_s=elapsed(), info=out)
 
     # ---- execution ------------------------------------------------------------------------
-    def load(self, problem: Problem) -> Model:
-        """The trained actors, read from disk once per (model folder, problem) and then reused."""
+    def load(self, problem: Problem) -> per_agent.Model | shared.SharedModel:
+        """The trained actors, read from disk once per (model folder, problem) and then reused.
+        A model trained on generated instances is checked against the group types and ratings
+        it saw (``lifecycle.uncovered``), a model of one problem against its fingerprint."""
         torch.set_num_threads(1)
         folder = Path(self.params["model"])
         problem = lifecycle.trained_problem(self.params["model"], problem, self.name)  # agents keyed by name
+        return self._model.get(folder, problem, self.name, lambda ckpt: self._build(ckpt, folder, len(problem.groups)))
 
-        def build(ckpt: Checkpoint) -> Model:
-            if ckpt.meta.get("action_format") != ACTION_FORMAT:
-                raise ModelFileError(folder / "model.json", "trained by an older MADDPG (other action format)")
-            hp = self.trained_hyperparameters(ckpt, folder)
-            model = Model.new(len(problem.groups), hp)
-            lifecycle.load_networks(model.networks(), ckpt, folder, self.name)
-            # Execution in double precision: float32 matrix products round differently with the
-            # batch size, and a day decided in one batch must equal the states decided one by one.
-            model.actors.double()
-            return model
-
-        return self._model.get(folder, problem, self.name, build)
+    def _build(self, ckpt: Checkpoint, folder: Path, n_groups: int) -> per_agent.Model | shared.SharedModel:
+        if ckpt.meta.get("action_format") != ACTION_FORMAT:
+            raise ModelFileError(folder / META_FILE, "trained by an older MADDPG (other action format)")
+        hp = self.trained_hyperparameters(ckpt, folder)
+        if hp.sharing not in ("type", "agent"):
+            raise ModelFileError(folder / META_FILE, f"hyperparameters.sharing is {hp.sharing!r}, not type or agent")
+        if ckpt.meta.get("scope") == ANY_SIZE and hp.sharing != "type":
+            raise ModelFileError(folder / META_FILE, f"an any-size model needs sharing=type, not {hp.sharing!r}")
+        model = shared.SharedModel.new(hp) if hp.sharing == "type" else per_agent.Model.new(n_groups, hp)
+        lifecycle.load_networks(model.networks(), ckpt, folder, self.name)
+        # Execution in double precision: float32 matrix products round differently with the
+        # batch size, and a day decided in one batch must equal the states decided one by one.
+        model.actors.double()
+        return model
 
     def prepare(self, problem: Problem) -> None:
         self.load(problem)
@@ -482,81 +602,67 @@ class Maddpg(lifecycle.LearnerPlugin):
         if not states:
             return []
         start = time.perf_counter()
-        margin, u, on = model.policy(observation_matrix(trained, states))  # every actor on every state at once
-        raw = raw_actions(on, u, trained.commitment)
-        answers = decide_batch(trained, states, raw, search, start, eagerness=margin)
+        if isinstance(model, shared.SharedModel):
+            raw, margin = shared.act(model, trained, states)  # every actor on every state at once
+            heard = shared.observation_messages(search, trained)
+        else:
+            margin, u, on = model.policy(observation_matrix(trained, states))
+            raw = raw_actions(on, u, trained.commitment)
+            heard = 0  # counted as before: the search's messages only
+        answers = decide_batch(trained, states, raw, search, start, eagerness=margin, extra_messages=heard)
         for a in answers:
-            a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
+            if a.dispatch is not None:
+                a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
         return answers
 
 
-def decide_batch(
-    problem: Problem,
-    states: Sequence[State],
-    raw: np.ndarray,
-    search: DistributedSearch,
-    start: float,
-    eagerness: np.ndarray | None = None,
-) -> list[Answer]:
-    """Actors' raw actions ``(B, G)`` -> mapping -> one distributed search over all states; where a
-    learned commitment cannot meet the balances, a cost-blind repair (that state alone) switches
-    groups in the order of their ``eagerness`` to run (default: the raw actions; MADDPG passes
-    its on/off logit margin) — most eager first on, least eager first off — until it can. Each
-    state's answer equals its one-by-one answer; messages are counted per state."""
-    eagerness = raw if eagerness is None else eagerness
-    mapped = map_actions(problem, states, raw)
-    batch = search.project(list(states), mapped.on, mapped.power)
-    answers = []
-    for j, state in enumerate(states):
-        on, result = mapped.on[j].copy(), batch.row(j)
-        messages, repaired = result.messages, 0
-        if not result.feasible[0]:
-            for candidate in _repairs(on, eagerness[j]):
-                repaired += 1
-                result = search.project(state, candidate, mapped.power[j])
-                messages += result.messages
-                if result.feasible[0]:
-                    on = candidate
-                    break
-        dispatch: Dispatch = result.dispatch(problem, on)
-        moved = np.abs(mapped.power[j] - dispatch.power)
-        answers.append(
-            (
-                dispatch,
-                result,
-                {
-                    "moved_mean_kw": float(moved.mean()),
-                    "moved_max_kw": float(moved.max()),
-                    "messages": int(messages),
-                    "commitment_repaired": repaired,
-                    "raw_actions": {g: float(a) for g, a in zip(problem.group_names, raw[j])},
-                },
-            )
-        )
-    elapsed = (time.perf_counter() - start) / len(states)  # all agents and the search, per state
-    out = []
-    for dispatch, result, info in answers:
-        info["decision_s"] = info["decision_s_batched"] = elapsed
-        if not result.feasible[0]:  # the claim must match the dispatch: the evaluator will find it infeasible
-            out.append(Answer(dispatch, Status.ERROR, "no repaired commitment met the balances", elapsed, info))
-        else:
-            out.append(Answer(dispatch, Status.FEASIBLE, "", elapsed, info))
-    return out
+def run_steps(start: int, budget: TrainingBudget, elapsed: Callable[[], float], one_step: Callable[[int], None]):
+    """Steps from ``start + 1`` while ``budget`` lasts (a time budget still gets one step: a model
+    of no steps decides nothing); never a step expected to end past the budget's seconds (the
+    last step's duration is the estimate). The steps themselves never read the clock, so a run
+    stopped by time at step N is the run of ``steps=N``. Returns ``(steps done, "steps" | "time")``."""
+    step, last_s = start, 0.0
+    while not (budget.steps is not None and step >= budget.steps) and (
+        step == start or not budget.exhausted(step, elapsed(), last_s)
+    ):
+        began = time.perf_counter()
+        step += 1
+        one_step(step)
+        last_s = time.perf_counter() - began
+    return step, "steps" if budget.steps is not None and step >= budget.steps else "time"
 
 
-def _repairs(on: np.ndarray, eagerness: np.ndarray):
-    """Commitments to try: switch on off-groups one by one (most eager first), then, from the
-    original, switch off running groups one by one (least eager first)."""
-    order = np.argsort(-eagerness)
-    more = on.copy()
-    for i in order:
-        if not more[i]:
-            more = more.copy()
-            more[i] = True
-            yield more
-    fewer = on.copy()
-    for i in order[::-1]:
-        if fewer[i]:
-            fewer = fewer.copy()
-            fewer[i] = False
-            yield fewer
+def training_info(
+    cost: TrainingCost,
+    hp: Hyperparameters,
+    budget: TrainingBudget,
+    *,
+    step: int,
+    time_s: float,
+    agents: int,
+    stopped_by: str,
+) -> dict[str, Any]:
+    """The ``TrainingInfo`` keys (``contract/learner.py``) as model.json and ``FitReport.info`` carry them."""
+    return {
+        "train_time_s": float(time_s),
+        "train_steps": int(step),
+        **cost.info(deployed_agents=agents, sharing=hp.sharing, team_reward=hp.team_reward),
+        "budget": budget.describe(),
+        "stopped_by": stopped_by,
+    }
+
+
+def instance_meta(
+    solver: str, problem: Problem, hp: Hyperparameters, seed: int, train_time_s: float, own: dict[str, Any]
+) -> dict[str, Any]:
+    """``model.json`` of a model of one problem: the shared fields, the scope and the learner's own."""
+    meta = lifecycle.model_meta(
+        solver=solver,
+        spec=lifecycle.training_spec(solver, hp),
+        problem=problem,
+        hyperparameters=hp,
+        seed=seed,
+        train_time_s=train_time_s,
+        **{k: v for k, v in own.items() if k != "train_time_s"},
+    )
+    return {**meta, "scope": INSTANCE}

@@ -88,8 +88,10 @@ def test_model_json_records_the_shared_fields(trained):
         "versions",
     } <= set(meta)
     assert meta["solver"] == name and meta["problem"] == "paper-4region" and meta["steps"] == 3
-    # the trained hyper-parameters, as a spec (TVC's share=auto recorded as what it resolved to: per agent)
-    expected = TINY[name] if name != "madrl_tvc" else TINY[name][:-1] + ",share=agent]"
+    # the trained hyper-parameters, as a spec (share=auto / sharing=auto recorded as what it resolved
+    # to: per agent; MADDPG's exploration schedule as the steps it spans: 0.6 of the 3-step budget)
+    resolved = {"madrl_tvc": ",share=agent]", "maddpg": ",sharing=agent,explore_steps=2]"}
+    expected = TINY[name][:-1] + resolved[name]
     assert meta["spec"] == make_solver(expected).spec
     assert make_solver(meta["spec"]).spec == meta["spec"]
 

@@ -185,14 +185,23 @@ def _states(paper):
     return validation_states(paper, families=("base_load", "high_demand"), stride=6)
 
 
-def test_batched_decisions_equal_one_by_one(paper_model):
+@pytest.mark.parametrize("sharing", ["auto", "type"])
+def test_batched_decisions_equal_one_by_one(paper_model, sharing, tmp_path):
+    from dispatchbench.formulations.distributed_search import DistributedSearch
+    from dispatchbench.learn.maddpg.shared import observation_messages
+
     paper, model = paper_model
+    if sharing == "type":  # networks per type on one problem
+        model = tmp_path / "type"
+        spec = "maddpg[learning_starts=20,batch_size=16,log_every=50,sharing=type]"
+        make_solver(spec).fit(paper, seed=0, steps=60, out_dir=model)
     states = _states(paper)
     batch = assert_batched_equals_one_by_one(make_solver(f"maddpg[model={model}]"), paper, states)
     plain = {a.info["messages"] for a in batch if a.info["commitment_repaired"] == 0}
-    from dispatchbench.formulations.distributed_search import DistributedSearch
-
-    assert plain <= {DistributedSearch(paper).messages_per_decision()}  # one search (the default graph)
+    search = DistributedSearch(paper)
+    # one search (the default graph); the shared actors' inputs add two system sums, one message per agent
+    heard = observation_messages(search, paper) if sharing == "type" else 0
+    assert plain <= {search.messages_per_decision() + heard}
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -295,3 +304,294 @@ def test_alternative_options_train_and_reload(tmp_path):
     assert solver.load(paper).shift == "range"
     records = solve_and_score(paper, _states(paper)[:5], solver)
     assert all(r.status == "feasible" for r in records), [r.reason for r in records]
+
+
+# ---- one model for any size (issue 19, item 4) -------------------------------------------------
+TINY_SHARED = "maddpg[learning_starts=20,batch_size=16,log_every=20,checkpoint_every=1000,explore_steps=40]"
+
+
+def _doubled(problem):
+    """The same problem with every region copied once (groups and CS limits alike): twice the size,
+    the same ratios everywhere."""
+    import dataclasses
+
+    from dispatchbench.model.problem import Problem, Region
+
+    regions = tuple(problem.regions) + tuple(Region(f"{r.name}x", r.cs_max) for r in problem.regions)
+    groups = tuple(problem.groups) + tuple(
+        dataclasses.replace(g, name=f"{g.name}x", region=f"{g.region}x") for g in problem.groups
+    )
+    return Problem(f"{problem.name}-doubled", regions, groups, problem.commitment)
+
+
+def _doubled_state(state):
+    from dispatchbench.model.problem import State
+
+    return State(
+        state.label,
+        {**state.demand, **{f"{r}x": d for r, d in state.demand.items()}},
+        {**state.v2g_available, **{f"{g}x": v for g, v in state.v2g_available.items()}},
+    )
+
+
+def test_shared_inputs_do_not_depend_on_the_number_of_regions():
+    """An instance and the same instance twice over (every region copied, demands copied) give
+    every agent the same actor inputs and the same mean-field summaries of the others' actions."""
+    from dispatchbench.learn.maddpg.features import agent_features, mean_field, upper_rows
+
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    double = _doubled(paper)
+    states = _states(paper)[:5]
+    twice = [_doubled_state(s) for s in states]
+    g = len(paper.groups)
+    one, two = agent_features(paper, states), agent_features(double, twice)
+    assert one.shape == (5, g, len(one[0, 0])) and two.shape == (5, 2 * g, one.shape[2])
+    assert np.allclose(two[:, :g], one, atol=1e-6) and np.allclose(two[:, g:], one, atol=1e-6)
+    rng = np.random.default_rng(0)
+    on = rng.random((5, g)) < 0.6
+    ub, lb = upper_rows(paper, states), paper.lower_bounds()[None].repeat(5, 0)
+    power = np.where(on, lb + rng.random((5, g)) * (ub - lb), 0.0)
+    mf_one = mean_field(paper, on, power, lb, ub)
+    mf_two = mean_field(double, np.tile(on, 2), np.tile(power, 2), np.tile(lb, 2), np.tile(ub, 2))
+    assert np.allclose(mf_two[:, :g, 3:], mf_one[:, :, 3:], atol=1e-6)  # the agent's region: the same
+    # over the system, "the others" of a doubled instance hold the agent's own twin as well
+    twin = np.stack([on * paper.delivery * ub, on * paper.delivery * lb, on * paper.delivery * power], -1)
+    expected = (2 * mf_one[:, :, :3] * paper.delivery.dot(paper.p_max) + twin) / (2 * paper.delivery.dot(paper.p_max))
+    assert np.allclose(mf_two[:, :g, :3], expected, atol=1e-5)
+
+
+def _any_size(out, sizes=(2, 4), **budget):
+    from dispatchbench.contract.training import TrainingBudget, TrainingSet
+
+    solver = make_solver(TINY_SHARED)
+    return solver.fit(None, seed=0, out_dir=out, training_set=TrainingSet(sizes), budget=TrainingBudget(**budget))
+
+
+def test_one_model_trained_on_small_instances_decides_a_larger_one(tmp_path):
+    """``fit(None, training_set=...)`` on generated instances of 2 and 4 regions (training seeds)
+    gives one model, shared per type by ``sharing=auto``, that decides an unseen 8-region
+    instance of a validation seed: an answer for every state, every answer feasible by the
+    evaluator; its model.json records the training cost in the keys the reports read."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import TRAINING, validation_states
+    from dispatchbench.report.decision_cost import TRAINING_KEYS
+
+    report = _any_size(tmp_path, steps=60)
+    assert report.steps == 60 and report.info["stopped_by"] == "steps"
+    info = report.info
+    assert info["env_steps"] == 60 and info["train_steps"] == 60
+    assert info["true_cost_evaluations"] > 60  # the played plans and every counterfactual "off"
+    assert info["training_messages"] > 0 and info["parameter_sharing"] == "central copy"
+    assert info["training_kind"].startswith("CTDE: centralised critic per type")
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["scope"] == meta["problem_fingerprint"] == "any-size" and meta["training_set"]["sizes"] == [2, 4]
+    assert meta["hyperparameters"]["sharing"] == "type" and meta["hyperparameters"]["explore_steps"] == 40
+    instances = meta["training_set"]["instances"]
+    assert [r for r, _ in instances] == [2, 4, 2, 4] and all(s in TRAINING for _, s in instances)
+    assert set(TRAINING_KEYS) <= set(meta) and meta["env_steps"] == 60
+    solver = make_solver(f"maddpg[model={tmp_path}]")
+    big = generate_problem(8, 1000)
+    assert solver.skip(big) is None
+    families = ("base_load", "night_heavy", "high_demand")  # (cs_binding days hold states on the very boundary)
+    records = solve_and_score(big, validation_states(big, families=families, stride=24, random_count=4), solver)
+    assert len(records) == 16 and all(r.status == "feasible" for r in records), [r.reason for r in records]
+
+
+def test_a_shared_model_refuses_groups_it_never_saw(tmp_path):
+    """A group rated outside what the model saw (with the shared 20 % margin) is refused in one
+    line naming the group and the rating, on skip and on solve; a model for any size cannot be
+    asked of per-agent networks."""
+    import dataclasses
+
+    from dispatchbench.contract.training import TrainingSet
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.learn.checkpoints import ModelFileError
+
+    _any_size(tmp_path, steps=4)
+    solver = make_solver(f"maddpg[model={tmp_path}]")
+    problem = generate_problem(4, 1001)
+    big = dataclasses.replace(problem.groups[0], p_max=5000.0, p_min=min(problem.groups[0].p_min, 5000.0))
+    odd = dataclasses.replace(problem, groups=(big, *problem.groups[1:]))
+    why = solver.skip(odd)
+    assert why and f"group {big.name}" in why and "p_max 5000" in why and "outside the range" in why
+    assert "\n" not in why
+    with pytest.raises(ModelFileError, match="p_max 5000"):
+        solver.solve(odd, _states(problem)[:1])
+    with pytest.raises(ValueError, match="needs sharing=type or auto"):
+        make_solver("maddpg[sharing=agent]").fit(
+            None, seed=0, steps=2, out_dir=tmp_path / "x", training_set=TrainingSet((2,))
+        )
+
+
+def test_a_run_stopped_by_the_clock_is_reproduced_by_its_steps(tmp_path):
+    """A wall-time budget stops between steps and records the steps done; training the same spec
+    and seed for that many steps gives the same networks (the schedule never reads the clock)."""
+    timed = _any_size(tmp_path / "timed", seconds=3.0)
+    assert timed.steps >= 1 and timed.info["train_steps"] == timed.steps and timed.info["stopped_by"] == "time"
+    assert timed.time_s < 3.0 + 2.0  # never a step expected to end past the budget
+    again = _any_size(tmp_path / "steps", steps=timed.steps)
+    assert again.steps == timed.steps and again.info["stopped_by"] == "steps"
+    _same_networks(tmp_path / "timed", tmp_path / "steps")
+
+
+def test_a_per_agent_run_stopped_by_the_clock_is_reproduced_by_its_spec_and_steps(tiny, tmp_path):
+    """Per agent, the exploration schedule spans a share of the step budget; it is resolved when
+    training starts and recorded in the model's spec, so that spec and the steps done reproduce a
+    run the clock stopped."""
+    from dispatchbench.contract.training import TrainingBudget
+
+    spec = f"maddpg[{FAST}]"
+    timed = make_solver(spec).fit(
+        tiny, seed=2, out_dir=tmp_path / "timed", budget=TrainingBudget(steps=100_000, seconds=3.0)
+    )
+    assert timed.info["stopped_by"] == "time" and 1 <= timed.steps < 100_000
+    meta = json.loads((tmp_path / "timed" / "model.json").read_text())
+    assert meta["hyperparameters"]["sharing"] == "agent" and meta["hyperparameters"]["explore_steps"] == 50_000
+    assert meta["parameter_sharing"] == "none" and meta["training_kind"] == "CTDE: centralised critic"
+    assert "explore_steps=50000" in meta["spec"] and "sharing=agent" in meta["spec"]
+    make_solver(meta["spec"]).fit(tiny, seed=2, steps=timed.steps, out_dir=tmp_path / "steps")
+    _same_networks(tmp_path / "timed", tmp_path / "steps")
+
+
+def _same_networks(first, second):
+    import torch
+
+    from dispatchbench.learn.checkpoints import load_checkpoint
+
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    assert a.step == b.step
+    for net in a.networks:
+        for key, value in a.networks[net].items():
+            assert torch.equal(value, b.networks[net][key]), (net, key)
+
+
+def test_sharing_auto_is_per_agent_on_one_problem_and_labelled(tiny, tmp_path):
+    """``sharing=auto`` (the default) trains per-agent networks on one problem — the MADDPG of the
+    paper-size rows — and the labels say which sharing a row is (CTDE either way)."""
+    from dispatchbench.contract.solver import Label
+    from dispatchbench.solvers.maddpg import Maddpg
+
+    out = tmp_path / "auto"
+    report = make_solver(f"maddpg[{FAST}]").fit(tiny, seed=0, steps=5, out_dir=out)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["hyperparameters"]["sharing"] == "agent" and meta["scope"] == "instance"
+    assert report.info["parameter_sharing"] == "none" and meta["stopped_by"] == "steps"
+    assert Maddpg.label({"sharing": "agent"}) == Label("MADDPG (per agent)", "learned, CTDE")
+    assert Maddpg.label({"sharing": "type"}).family == "learned, CTDE, networks shared per type"
+    assert Maddpg.label({}).name == "MADDPG" and "CTDE" in Maddpg.label({}).family
+    assert Maddpg.any_size and Maddpg.default_train_seconds == 840.0 and Maddpg.default_train_steps == 24000
+
+
+def test_train_generated_through_the_cli_decides_a_larger_instance(tmp_path):
+    """``dispatchbench train --generated 4,8 --steps 3`` writes one model (problem None) that
+    ``solve`` uses on a generated 16-region instance it never saw."""
+    import subprocess
+
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.solvers.maddpg import Maddpg
+
+    spec = "maddpg[" + ",".join(f"{k}={v}" for k, v in Maddpg.test_settings.items()) + "]"
+    done = subprocess.run(
+        [
+            "dispatchbench",
+            "train",
+            "--generated",
+            "4,8",
+            "--steps",
+            "3",
+            "--solver",
+            spec,
+            "--out",
+            "m",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trained maddpg for 3 steps" in done.stdout and "step budget" in done.stdout
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["scope"] == "any-size" and meta["training_set"]["sizes"] == [4, 8] and meta["steps"] == 3
+    unseen = generate_problem(16, 1000)
+    states = validation_states(unseen, families=("base_load",), stride=48)
+    records = solve_and_score(unseen, states, make_solver(f"maddpg[model={tmp_path / 'm'}]"))
+    assert len(records) == len(states) and any(r.status == "feasible" for r in records), [r.reason for r in records]
+    assert all(r.status == "feasible" or r.reason for r in records)  # an unbalanced answer says why
+
+
+def test_generated_training_instances_use_training_seeds_only():
+    from dispatchbench.instances.protocol import TRAINING
+    from dispatchbench.learn.lifecycle import generated_instances
+
+    specs = generated_instances((4, 8), 3, 998)
+    assert [r for r, _ in specs] == [4, 8, 4, 8, 4, 8] and all(s in TRAINING for _, s in specs)
+    assert specs == generated_instances((4, 8), 3, 998)  # the run's seed alone decides them
+
+
+def test_the_per_agent_mode_stays_available(tiny, eval_states, tmp_path):
+    out = tmp_path / "agent"
+    report = make_solver(f"maddpg[{FAST},sharing=agent]").fit(tiny, seed=0, steps=250, out_dir=out)
+    assert report.info["parameter_sharing"] == "none" and report.info["true_cost_evaluations"] == 250
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["hyperparameters"]["sharing"] == "agent" and "observation" in meta
+    records = solve_and_score(tiny, eval_states, make_solver(f"maddpg[model={out}]"))
+    assert all(r.status == "feasible" for r in records)
+    assert make_solver("maddpg[sharing=agent]").label(make_solver("maddpg[sharing=agent]").params).name == (
+        "MADDPG (per agent)"
+    )
+
+
+# ---- the repair: a workable commitment for every feasible state ---------------------------------
+def test_repair_finds_a_workable_commitment_for_every_feasible_state():
+    """From all off, all on and random commitments, on validation states of a generated 16-region
+    instance, the repair's commitment is one the search balances and the evaluator accepts; it
+    tests candidates without running the search."""
+    from dispatchbench.formulations.distributed_search import DistributedSearch
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.maddpg.commitment_repair import repair_commitment
+    from dispatchbench.model.evaluate import evaluate
+    from dispatchbench.model.feasibility import infeasibility_reason
+
+    problem = generate_problem(16, 1000)
+    search = DistributedSearch(problem)
+    rng = np.random.default_rng(0)
+    g = len(problem.groups)
+    tried = 0
+    for state in validation_states(problem, stride=24, random_count=6):
+        if infeasibility_reason(problem, state) is not None:
+            continue
+        for on in (np.zeros(g, bool), np.ones(g, bool), rng.random(g) < 0.3):
+            fix = repair_commitment(problem, state, on, rng.normal(size=g))
+            assert fix.on is not None, state.label
+            result = search.project(state, fix.on, problem.lower_bounds())
+            assert result.feasible[0], state.label
+            assert evaluate(problem, state, result.dispatch(problem, fix.on)).feasible, state.label
+            tried += 1
+    assert tried >= 60
+
+
+def test_exact_repair_pass_meets_the_total_where_the_greedy_one_cannot():
+    """The exact pass (one subset per region, a backward pass over reachable totals) finds a
+    commitment on every feasible state, from any start, and none on an infeasible one."""
+    from dispatchbench.learn.maddpg.commitment_repair import SupplyWindows, _exact_commitment
+    from dispatchbench.model.feasibility import infeasibility_reason
+    from dispatchbench.model.problem import State
+
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    rng = np.random.default_rng(1)
+    g = len(paper.groups)
+    found = refused = 0
+    for state in StateSampler(paper, seed=5).sample_many(20):
+        windows = SupplyWindows(paper, state)
+        on = _exact_commitment(windows, rng.random(g) < 0.5, rng.normal(size=g))
+        assert on is not None and windows.workable(on), state.label
+        found += 1
+    too_much = State("too_much", {r: 5000.0 for r in paper.region_names}, {v: 90.0 for v in paper.v2g_names})
+    assert infeasibility_reason(paper, too_much) is not None
+    assert _exact_commitment(SupplyWindows(paper, too_much), np.ones(g, bool), np.zeros(g)) is None
+    refused += 1
+    assert found == 20 and refused == 1

@@ -349,7 +349,8 @@ def test_bundled_plugins_label_their_specs():
     assert label("madrl_tvc[share=type]") == ("MADRL-TVC", "learned, CTDE-like training")
     assert label("madrl_tvc[share=agent]") == ("MADRL-TVC", "learned, fully distributed")
     assert label("madrl_tvc[refine=3]") == ("MADRL-TVC + local search", "learned + search")
-    assert label("maddpg") == ("MADDPG", "learned, CTDE")
+    assert label("maddpg") == ("MADDPG", "learned, CTDE (per agent on one problem, shared per type for any size)")
+    assert label("maddpg[sharing=agent]") == ("MADDPG (per agent)", "learned, CTDE")
 
 
 def test_report_records_no_absolute_paths(results, report):

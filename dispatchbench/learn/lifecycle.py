@@ -56,6 +56,7 @@ from dispatchbench.contract.training import TrainingBudget, TrainingSet, parse_d
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+from dispatchbench.instances.protocol import TRAINING
 from dispatchbench.learn.checkpoints import (
     ANY_SIZE,
     CHECKPOINT_FILE,
@@ -203,6 +204,16 @@ def group_ratings(group: Any) -> dict[str, float]:
     if group.is_v2g:
         ratings["efficiency"] = float(group.efficiency)
     return ratings
+
+
+def generated_instances(sizes: Sequence[int], per_size: int, seed: int) -> list[tuple[int, int]]:
+    """``(regions, generator seed)`` of the training instances of an any-size model: ``per_size``
+    instances of each size, generator seeds drawn from the training split (``docs/protocol.md``)
+    by the run's seed; listed with the sizes interleaved, so the steps that take turns over them
+    visit every size equally often whenever they stop."""
+    rng = np.random.default_rng([seed, 19])
+    seeds = {r: rng.choice(np.arange(TRAINING.first, TRAINING.last + 1), per_size, replace=False) for r in sizes}
+    return [(r, int(seeds[r][j])) for j in range(per_size) for r in sizes]
 
 
 def rating_coverage(problems: Sequence[Problem]) -> dict[str, Any]:

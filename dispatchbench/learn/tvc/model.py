@@ -24,10 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dispatchbench.contract.training import TrainingBudget, TrainingSet
-from dispatchbench.instances.protocol import TRAINING
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError
 from dispatchbench.learn.lifecycle import ANY_SIZE
@@ -40,16 +37,6 @@ from dispatchbench.learn.tvc.team import Team
 from dispatchbench.model.problem import Problem
 
 INSTANCE = "instance"
-
-
-def generated_instances(sizes: tuple[int, ...], per_size: int, seed: int) -> list[tuple[int, int]]:
-    """``(regions, generator seed)`` of the training instances of an any-size model: ``per_size``
-    instances of each size, generator seeds drawn from the training split (``docs/protocol.md``)
-    by the run's seed; listed with the sizes interleaved, so the steps that take turns over them
-    visit every size equally often whenever they stop."""
-    rng = np.random.default_rng([seed, 19])
-    seeds = {r: rng.choice(np.arange(TRAINING.first, TRAINING.last + 1), per_size, replace=False) for r in sizes}
-    return [(r, int(seeds[r][j])) for j in range(per_size) for r in sizes]
 
 
 def training_meta(

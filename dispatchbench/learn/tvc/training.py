@@ -27,6 +27,7 @@ from dispatchbench.contract.training import TrainingSet
 from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import Checkpoint
+from dispatchbench.learn.lifecycle import generated_instances
 from dispatchbench.learn.marl_env import StateSampler, monitor_states, observation_matrix
 from dispatchbench.learn.training_log import TrainingLog
 from dispatchbench.learn.tvc import model
@@ -45,7 +46,6 @@ from dispatchbench.learn.tvc.curves import CostCurves, calibrate
 from dispatchbench.learn.tvc.decision import decide
 from dispatchbench.learn.tvc.features import HANDOVER, SOLO
 from dispatchbench.learn.tvc.hyperparameters import Hyperparameters
-from dispatchbench.learn.tvc.model import generated_instances
 from dispatchbench.learn.tvc.policy import Experience, PolicyNets, resolved_share, slice_count
 from dispatchbench.learn.tvc.repair import repair
 from dispatchbench.learn.tvc.rounds import PolicyRun, policy_rounds
@@ -110,7 +110,7 @@ class Loop:
         return self.nets.hp
 
     def instance_at(self, step: int) -> Instance:
-        """The instances take turns, one per step (sizes interleaved: see ``model.generated_instances``)."""
+        """The instances take turns, one per step (sizes interleaved: see ``lifecycle.generated_instances``)."""
         return self.instances[(step - 1) % len(self.instances)]
 
 
