@@ -97,3 +97,49 @@ def test_a_budgeted_spec_through_the_harness_records_budget_and_stop(tmp_path):
     assert info["time_budget_s"] == pytest.approx(0.02)
     assert row.status in {"feasible", "timeout", "optimal"}
     assert info["stopped_at_budget"] is (row.status != "optimal")
+
+
+def test_best_per_budget_ranks_every_method_within_the_budget_and_skips_budgets_past_the_limit():
+    """The best method at a budget is chosen among the budgeted lines at that multiple *and* every
+    unbudgeted method (a heuristic, not only a learner) whose own online time fits; a multiple at
+    or above the per-state limit is not run again (the unbudgeted row already ran under it)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dispatchbench.report import decision_cost
+    from dispatchbench.report.matched_budgets import best_per_budget, plan_budgets
+
+    def line(method, gap, online, multiple=None, learns=False):
+        return {
+            "instance": "i",
+            "regions": 4,
+            "method": method,
+            "answers": "5/5",
+            "mean gap %": gap,
+            decision_cost.ONLINE: online,
+            "budget_multiple": multiple,
+            "budget_s": None if multiple is None else multiple * 0.01,
+            "budget_of": None if multiple is None else "tvc",
+            "learns": learns,
+        }
+
+    summary = pd.DataFrame(
+        [
+            line("TVC", 0.3, 0.01, learns=True),
+            line("Merit order", 0.0, 0.009),
+            line("SCIP @1×", 5.0, 0.01, multiple=1.0),
+            line("SCIP @10×", 0.0, 0.09, multiple=10.0),
+            line("Lagrangian", 0.0, 0.5),  # too slow for either budget
+        ]
+    )
+    best = best_per_budget(summary).set_index("budget")
+    assert best.loc["1× tvc", "best"] == "Merit order"
+    assert best.loc["10× tvc", "best"] == "tie: SCIP @10×, Merit order"
+    assert "Lagrangian" not in " ".join(best["others"])
+
+    rows = pd.DataFrame({"solver": ["tvc[model=m]"] * 3, "status": ["feasible"] * 3, "time_s": [0.5] * 3, "reason": ""})
+    method = SimpleNamespace(spec="scip", budgets=(1.0, 10.0, 100.0), budget_of="tvc")
+    plan = plan_budgets([method], rows, timeout_s=30.0)
+    assert [("spec" in b, "reason" in b) for b in plan] == [(True, False), (True, False), (False, True)]
+    assert "per-state limit of 30 s" in plan[2]["reason"]

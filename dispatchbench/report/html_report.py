@@ -1190,8 +1190,9 @@ def budgets_section(ctx: ReportContext, budgets: list[dict[str, Any]]) -> list[B
                     "1×, 10× and 100× the learner's median online decision time in this run (one state per "
                     "call). Gap: mean over answered states of (C − C_opt) / C_opt against the certified "
                     f"optimum ({ctx.labels[ctx.reference]}). Best: the lowest mean gap among the budgeted "
-                    "methods at that multiple and the learners whose own online time is within it; only "
-                    "methods that answered every state are ranked, the others are listed with their answers."
+                    "methods at that multiple and every other method (learned, a heuristic, a distributed "
+                    "method, an unbudgeted solver) whose own median online time is within it; only methods "
+                    "that answered every state are ranked, the others are listed with their answers."
                 )
             ]
         ),

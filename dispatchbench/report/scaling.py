@@ -494,9 +494,11 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
                         "(measured in this run, one state per call); SCIP answers with its incumbent or times out "
                         "without one, PSO with its best particle, NLopt with its best feasible point. The "
                         "unbudgeted SCIP rows are the references. Best at each budget: the lowest mean gap among "
-                        "the budgeted methods at that multiple and the learners whose own online time is within "
-                        "it; only methods that answered every state are ranked, the others are listed with their "
-                        "answers."
+                        "the budgeted methods at that multiple and every other method (learned, a heuristic, a "
+                        "distributed method, an unbudgeted solver) whose own median online time is within it; a "
+                        "multiple at or above the per-state limit is not run again (the unbudgeted row ran under "
+                        "that limit). Only methods that answered every state are ranked, the others are listed "
+                        "with their answers."
                     )
                 ]
             ),
