@@ -101,6 +101,9 @@ def main() -> None:
         "of the protocol (tune on validation, report on test)",
     )
     ap.add_argument("--random", type=int, default=30, help="random states added to --split")
+    ap.add_argument(
+        "--replicate", type=int, default=0, help="the split's replicate (test 1 = seed 2001: once per released model)"
+    )
     ap.add_argument("--stride", type=int, default=1, help="keep every stride-th interval of each split day")
     ap.add_argument(
         "--decide",
@@ -124,7 +127,9 @@ def main() -> None:
     if args.day.exists() and not args.split_only:
         sets["day"] = load_states(args.day, problem)
     if args.split != "none":
-        for state in split_states(problem, args.split, random_count=args.random, stride=args.stride):
+        for state in split_states(
+            problem, args.split, random_count=args.random, stride=args.stride, replicate=args.replicate
+        ):
             sets.setdefault(f"{args.split}:{state_family(state.label)}", []).append(state)
     scip = make_solver("scip")
     reference = {name: solve_and_score(problem, states, scip) for name, states in sets.items()}
@@ -218,6 +223,9 @@ def main() -> None:
         "problem": problem.name,
         "steps": args.steps,
         "seeds": args.seeds,
+        "split": args.split,
+        "replicate": args.replicate,
+        "reported_cases": not args.split_only,
         "machine": {**run_metadata(), "load_average_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads()},
         "scip": {
             k: {

@@ -42,7 +42,7 @@ from dispatchbench.contract.solver import Answer, Capabilities, Label
 from dispatchbench.contract.training import TrainingBudget, TrainingSet
 from dispatchbench.instances.generate_problem import generate_problem
 from dispatchbench.learn import lifecycle
-from dispatchbench.learn.checkpoints import ANY_SIZE, META_FILE, Checkpoint, ModelFileError, read_meta
+from dispatchbench.learn.checkpoints import ANY_SIZE, META_FILE, Checkpoint, ModelFileError
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
 from dispatchbench.learn.maddpg import per_agent, shared
 from dispatchbench.learn.maddpg.decision import decide_batch, raw_actions
@@ -179,6 +179,7 @@ class Maddpg(lifecycle.LearnerPlugin):
         "per group type for any size: sharing=auto|agent|type); balances closed by the distributed search"
     )
     hyperparameter_class = Hyperparameters
+    sharing_parameter = "sharing"
     parameters = lifecycle.spec_parameters(Hyperparameters, model="")
     default_train_steps = 24000  # the budget the tables report (docs/learning.md, "MADDPG")
     default_train_seconds = 840.0  # ... capped by 14 minutes of training: `train` ends within 15 at any size
@@ -247,30 +248,6 @@ class Maddpg(lifecycle.LearnerPlugin):
         return self._fit_shared(
             problems, specs, training_set, hp, ckpt, seed=seed, budget=budget, out_dir=out_dir, progress=progress
         )
-
-    def begin_generated_fit(
-        self, training_set: TrainingSet, out_dir: Path, *, resume: bool, options: dict
-    ) -> tuple[Checkpoint | None, Hyperparameters]:
-        """The prologue of an any-size training: networks per type (what decides any size), and a
-        resumed run continues its own training instances with its own hyper-parameters."""
-        if options:
-            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
-        if not resume:
-            hp = self.hyperparameters()
-            if hp.sharing not in ("type", "auto"):
-                raise ValueError(f"{self.name}[sharing={hp.sharing}]: a model for any size needs sharing=type or auto")
-            return None, hp
-        meta = read_meta(out_dir)
-        if meta.get("solver") != self.name or meta.get("scope") != ANY_SIZE:
-            raise ModelFileError(out_dir / META_FILE, "not an any-size model of this solver: cannot resume it")
-        if tuple(meta["training_set"]["sizes"]) != training_set.sizes:
-            raise ModelFileError(
-                out_dir / META_FILE,
-                f"trained on sizes {meta['training_set']['sizes']}, not {list(training_set.sizes)}",
-                "resume with the same --generated sizes, or drop --resume",
-            )
-        ckpt = lifecycle.load_checkpoint(out_dir)
-        return ckpt, self.trained_hyperparameters(ckpt, out_dir)
 
     def _fit_shared(
         self,

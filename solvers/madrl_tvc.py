@@ -27,8 +27,8 @@ from dispatchbench.contract.learner import FitReport
 from dispatchbench.contract.solver import Answer, Capabilities, Label
 from dispatchbench.contract.training import TrainingBudget, TrainingSet
 from dispatchbench.learn import lifecycle
-from dispatchbench.learn.checkpoints import Checkpoint, ModelFileError, read_meta
-from dispatchbench.learn.lifecycle import ANY_SIZE, ROUNDS
+from dispatchbench.learn.checkpoints import Checkpoint
+from dispatchbench.learn.lifecycle import ROUNDS
 from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.learn.tvc import model, training
 from dispatchbench.learn.tvc.decision import decide_batch
@@ -50,6 +50,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
         "one policy per group type for any size; " + TRAINING_NOTE
     )
     hyperparameter_class = Hyperparameters
+    sharing_parameter = "share"
     parameters = lifecycle.spec_parameters(Hyperparameters, model="", refine=0)  # 0: the learned policy alone
     default_train_steps = 1500  # the budget the tables report (docs/madrl-tvc.md; chosen on validation states)
     default_train_seconds = 840.0  # ... capped by 14 minutes of training: `train` ends within 15 at any size
@@ -125,30 +126,6 @@ class MadrlTvc(lifecycle.LearnerPlugin):
             time_s=outcome.time_s,
             info={**info, "seed": seed, "hyperparameters": outcome.meta["hyperparameters"]},
         )
-
-    def begin_generated_fit(
-        self, training_set: TrainingSet, out_dir: Path, *, resume: bool, options: dict
-    ) -> tuple[Checkpoint | None, Hyperparameters]:
-        """The prologue of an any-size training: ``share=type`` (one policy per type is what decides
-        any size), and a resumed run continues its own training set with its own hyper-parameters."""
-        if options:
-            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
-        if not resume:
-            hp = self.hyperparameters()
-            if hp.share not in ("type", "auto"):
-                raise ValueError(f"{self.name}[share={hp.share}]: a model for any size needs share=type")
-            return None, hp
-        meta = read_meta(out_dir)
-        if meta.get("solver") != self.name or meta.get("scope") != ANY_SIZE:
-            raise ModelFileError(out_dir / "model.json", "not an any-size model of this solver: cannot resume it")
-        if tuple(meta["training_set"]["sizes"]) != training_set.sizes:
-            raise ModelFileError(
-                out_dir / "model.json",
-                f"trained on sizes {meta['training_set']['sizes']}, not {list(training_set.sizes)}",
-                "resume with the same --generated sizes, or drop --resume",
-            )
-        ckpt = lifecycle.load_checkpoint(out_dir)
-        return ckpt, self.trained_hyperparameters(ckpt, out_dir)
 
     def load(self, problem: Problem) -> Team:
         """The trained team, read from disk once per (model folder, problem); it acts on the problem

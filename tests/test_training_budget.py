@@ -67,6 +67,9 @@ def _train(*args: str, cwd) -> subprocess.CompletedProcess:
         (["-p", "paper-4region.toml", "--solver", "madrl_tvc", "--out", "m", "--budget", "soon"], "not a duration"),
         (["--generated", "4,x", "--solver", "madrl_tvc", "--out", "m"], "not a list of sizes"),
         (["--generated", "4", "--solver", "scip", "--out", "m"], "does not learn"),
+        # a model for any size needs networks shared per type: per-agent networks are refused, both learners
+        (["--generated", "4", "--solver", "madrl_tvc[share=agent]", "--steps", "1", "--out", "m"], "share=type"),
+        (["--generated", "4", "--solver", "maddpg[sharing=agent]", "--steps", "1", "--out", "m"], "sharing=type"),
     ],
 )
 def test_train_refuses_bad_budgets_and_sources_in_one_line(args, message, tmp_path):

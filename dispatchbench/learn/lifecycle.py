@@ -69,6 +69,7 @@ from dispatchbench.learn.checkpoints import (
 )
 from dispatchbench.learn.marl_env import RewardConfig, cost_scale
 from dispatchbench.model.dispatch import Dispatch
+from dispatchbench.model.errors import InputError
 from dispatchbench.model.evaluate import evaluate
 from dispatchbench.model.problem import Problem, State
 
@@ -491,6 +492,9 @@ class LearnerPlugin(Learner):
 
     hyperparameter_class: ClassVar[type]  # the learner's hyper-parameter dataclass
     path_parameters: ClassVar[tuple[str, ...]] = ("model",)  # the model folder travels with a cell
+    # any-size learners: the hyper-parameter naming how networks are shared ("share", "sharing");
+    # a model for any size needs one network per group type ("type", or "auto" resolving to it)
+    sharing_parameter: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)  # Solver.__init__: cast and range-check
@@ -545,6 +549,36 @@ class LearnerPlugin(Learner):
                 "drop them from the spec, or train a new model without --resume",
             )
         return problem, ckpt, hp
+
+    def begin_generated_fit(
+        self, training_set: TrainingSet, out_dir: Path, *, resume: bool, options: Mapping[str, Any]
+    ) -> tuple[Checkpoint | None, Any]:
+        """The prologue of an any-size training: networks shared per type (what decides any
+        size), and a resumed run continues its own training sizes with its own hyper-parameters."""
+        if options:
+            raise ValueError(f"{self.name}: fit() takes no option {sorted(options)[0]!r}")
+        if not resume:
+            hp = self.hyperparameters()
+            sharing = getattr(hp, self.sharing_parameter)
+            if sharing not in ("type", "auto"):
+                raise InputError(
+                    "--solver",
+                    f"{self.name}[{self.sharing_parameter}={sharing}]",
+                    "a model for any size needs networks shared per group type",
+                    f"give {self.sharing_parameter}=type or auto, or train on one problem (--problem FILE)",
+                )
+            return None, hp
+        meta = read_meta(out_dir)
+        if meta.get("solver") != self.name or meta.get("scope") != ANY_SIZE:
+            raise ModelFileError(out_dir / META_FILE, "not an any-size model of this solver: cannot resume it")
+        if tuple(meta["training_set"]["sizes"]) != training_set.sizes:
+            raise ModelFileError(
+                out_dir / META_FILE,
+                f"trained on sizes {meta['training_set']['sizes']}, not {list(training_set.sizes)}",
+                "resume with the same --generated sizes, or drop --resume",
+            )
+        ckpt = load_checkpoint(out_dir)
+        return ckpt, self.trained_hyperparameters(ckpt, out_dir)
 
     def trained_hyperparameters(self, ckpt: Checkpoint, folder: Path) -> Any:
         """The hyper-parameters a loaded model was trained with; a spec that contradicts them is refused."""
