@@ -95,7 +95,7 @@ class Hyperparameters:
     log_every: int = 100
     own_weight: float = 0.1  # reward weights (marl_env.RewardConfig; the difference reward uses move and penalty)
     team_weight: float = 1.0
-    penalty_per_kw: float = 12.0  # per kW of violation (env default 50): chosen on validation, docs/learning.md "Penalty"
+    penalty_per_kw: float = 12.0  # per kW of violation (env default 50): chosen on validation, learning.md "Penalty"
     move_weight: float = 2.0  # per kW the search moved an agent's own proposal: docs/learning.md, "Power split"
     generated_share: float = 0.5  # share of training states drawn from the day generator (training seeds 0-999)
     pool_days: int = 8  # type sharing: generated training days per family, built once and reused
