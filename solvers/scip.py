@@ -158,6 +158,11 @@ class Scip(Solver):
             solver = SolverFactory(factory)
         options = {
             "randomization/randomseedshift": int(seed) % _SCIP_INT_MAX,
+            # no log at all: Pyomo captures a solver's stdout through a pipe drained by a Python
+            # thread, and pyscipopt's optimize() keeps the GIL while SCIP prints, so a log longer
+            # than the pipe's buffer (a long solve at 64+ regions) blocks SCIP's write forever
+            # (a deadlock seen in gdb: SCIP in write(1), the reader thread waiting for the GIL)
+            "display/verblevel": 0,
             **emphasis_options(self.params["emphasis"]),
         }
         for state in states:

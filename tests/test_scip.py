@@ -253,3 +253,15 @@ def test_auto_defaults_keep_the_big_m_model_on_small_instances_and_the_cone_on_l
     assert (scip._formulation(large), scip._start_kind(large)) == ("perspective", "heuristic")
     chosen = make_solver("scip[formulation=epigraph,warm_start=previous]")
     assert (chosen._formulation(large), chosen._start_kind(large)) == ("epigraph", "previous")
+
+
+def test_scip_prints_no_log_that_could_fill_pyomos_capture_pipe(paper, table_iv):
+    """Pyomo drains a solver's stdout through a pipe read by a Python thread, and pyscipopt keeps
+    the GIL while SCIP prints: a log longer than the pipe's buffer (long solves at 64+ regions)
+    deadlocked the process (seen in gdb). SCIP must run with its display off."""
+    solver = make_solver("scip")
+    solver.prepare(paper)
+    (answer,) = solver.solve(paper, [table_iv])
+    assert answer.status == "optimal"
+    _, _, interface = solver._prepared
+    assert interface._solver_model.getParam("display/verblevel") == 0
