@@ -417,7 +417,7 @@ def test_a_shared_model_refuses_groups_it_never_saw(tmp_path):
     assert "\n" not in why
     with pytest.raises(ModelFileError, match="p_max 5000"):
         solver.solve(odd, _states(problem)[:1])
-    with pytest.raises(ValueError, match="needs sharing=type or auto"):
+    with pytest.raises(ValueError, match="sharing=type or auto"):
         make_solver("maddpg[sharing=agent]").fit(
             None, seed=0, steps=2, out_dir=tmp_path / "x", training_set=TrainingSet((2,))
         )
