@@ -185,6 +185,10 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path, multi):
 
 
 def _cli(args: list[str], plugins: Path = TEST_PLUGINS, **kwargs) -> subprocess.Popen:
+    """The command as a user starts it from a terminal. Ctrl-C's default disposition is restored
+    in the child: a process inherits an *ignored* SIGINT (a test worker or a background job may
+    run with it ignored), and Python then leaves it ignored, so the interrupt test would see the
+    run go on to its per-state limit and exit 0 instead of stopping."""
     env = dict(os.environ, DISPATCHBENCH_SOLVER_PATH=str(plugins))
     return subprocess.Popen(
         [sys.executable, "-m", "dispatchbench", *args],
@@ -193,6 +197,7 @@ def _cli(args: list[str], plugins: Path = TEST_PLUGINS, **kwargs) -> subprocess.
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **kwargs,
     )
 
