@@ -143,3 +143,23 @@ def test_best_per_budget_ranks_every_method_within_the_budget_and_skips_budgets_
     plan = plan_budgets([method], rows, timeout_s=30.0)
     assert [("spec" in b, "reason" in b) for b in plan] == [(True, False), (True, False), (False, True)]
     assert "per-state limit of 30 s" in plan[2]["reason"]
+
+
+def test_a_budget_below_the_floor_records_the_seconds_actually_given():
+    """A learner faster than the plugins' smallest time limit: the budget runs at the floor, the
+    plan (and so the row's ``budget_s``) says the floor, not the smaller time it could not honour,
+    and two multiples that both land on the floor run once."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dispatchbench.report.matched_budgets import MIN_BUDGET_S, plan_budgets
+
+    rows = pd.DataFrame({"solver": ["tvc[model=m]"] * 3, "status": ["feasible"] * 3, "time_s": [2e-5] * 3})
+    rows["reason"] = ""
+    method = SimpleNamespace(spec="scip", budgets=(1.0, 10.0, 100.0), budget_of="tvc")
+    plan = plan_budgets([method], rows, timeout_s=30.0)
+    assert [b["seconds"] for b in plan] == pytest.approx([MIN_BUDGET_S, MIN_BUDGET_S, 2e-3])
+    assert "below the 0.001 s floor" in plan[0]["note"] and "spec" in plan[0]
+    assert "spec" not in plan[1] and "floor" in plan[1]["reason"]
+    assert "note" not in plan[2] and "time_limit=0.002" in plan[2]["spec"]

@@ -17,6 +17,7 @@ import pytest
 
 import dispatchbench.report.scaling as scaling
 from dispatchbench.report import decision_cost as dc
+from dispatchbench.report import matched_budgets as mb
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = """schema = 1
@@ -249,9 +250,10 @@ def test_matched_budgets_run_as_their_own_rows_with_the_learners_time(study: tup
     summary = pd.read_csv(report / scaling.SUMMARY_FILE)
     maddpg_s = summary.loc[(summary["regions"] == 2) & (summary["method"] == "MADDPG"), dc.ONLINE].iloc[0]
     for b in plan:
-        assert b["learner_s"] == pytest.approx(maddpg_s) and b["seconds"] == pytest.approx(b["multiple"] * maddpg_s)
+        assert b["learner_s"] == pytest.approx(maddpg_s)
+        assert b["seconds"] == pytest.approx(max(b["multiple"] * maddpg_s, mb.MIN_BUDGET_S))
     line = summary[summary["method"] == "SCIP (gap 1e-9) @100× MADDPG"].iloc[0]
-    assert line["budget_s"] == pytest.approx(100 * maddpg_s)
+    assert line["budget_s"] == pytest.approx(max(100 * maddpg_s, mb.MIN_BUDGET_S))
     rows = scaling.load_study(run)[1]
     budgeted = rows[rows["budget_multiple"].notna()]
     assert set(budgeted["regions"]) == {2} and len(budgeted) == 4 * 5  # 4 specs x 5 states, seed 0

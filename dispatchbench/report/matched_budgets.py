@@ -85,8 +85,16 @@ def plan_budgets(methods: Sequence[Any], rows: pd.DataFrame, timeout_s: float = 
                     f"the unbudgeted row ran under that limit"
                 )
             elif math.isfinite(t):
-                entry["seconds"] = multiple * t
-                entry["spec"] = budget_spec(m.spec, multiple * t)
+                # the seconds the method is actually given: a budget below the plugins' smallest
+                # time limit runs at that floor, and the row says so rather than claim the smaller one
+                entry["seconds"] = max(multiple * t, MIN_BUDGET_S)
+                spec = budget_spec(m.spec, multiple * t)
+                if multiple * t < MIN_BUDGET_S:
+                    entry["note"] = f"{multiple * t:.3g} s is below the {MIN_BUDGET_S:g} s floor: ran at the floor"
+                if any(e.get("spec") == spec for e in out):
+                    entry["reason"] = f"the same run as a smaller multiple after the {MIN_BUDGET_S:g} s floor"
+                else:
+                    entry["spec"] = spec
             else:
                 entry["reason"] = f"no online decision time of {m.budget_of} on this instance"
             out.append(entry)
