@@ -29,7 +29,7 @@ learned commitment that cannot meet the balances is repaired without costs
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -264,7 +264,7 @@ class Maddpg(lifecycle.LearnerPlugin):
     ) -> FitReport:
         """Networks per type on ``problems`` (one, or generated instances: ``training_set``), one
         state of one instance per step, the instances taking turns."""
-        t0 = time.perf_counter()
+        elapsed = lifecycle.TrainingClock()
         lifecycle.seed_everything(seed)
         model = shared.SharedModel.new(hp)
         actor_opt = torch.optim.Adam(model.actors.parameters(), lr=hp.actor_lr)
@@ -281,16 +281,11 @@ class Maddpg(lifecycle.LearnerPlugin):
         monitor = monitor_states(problems[watched])
         cost = TrainingCost()
         generators = {"noise": noise_rng, **{f"sampler{k}": s.rng for k, s in enumerate(samplers)}}
-        start_step, earlier = 0, 0.0
+        start_step = 0
         if ckpt:
-            lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
-            actor_opt.load_state_dict(ckpt.optimizers["actor"])
-            critic_opt.load_state_dict(ckpt.optimizers["critic"])
+            start_step, cost = self._resume(ckpt, out_dir, model, actor_opt, critic_opt, generators, elapsed)
             for buffer, state in zip(buffers, ckpt.state["buffers"], strict=True):
                 buffer.load_state_dict(state)
-            lifecycle.restore_rng(ckpt.state["rng"], generators)
-            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-            cost = TrainingCost.restore(ckpt.state.get("cost"))
         log = TrainingLog(
             out_dir,
             problem=problems[watched],
@@ -300,12 +295,9 @@ class Maddpg(lifecycle.LearnerPlugin):
             resume=ckpt is not None,
             progress=progress,
             start_step=start_step,
-            elapsed_s=earlier,
+            elapsed_s=elapsed.earlier,
         )
         deployed = sum(len(p.groups) for p in problems)
-
-        def elapsed() -> float:
-            return earlier + time.perf_counter() - t0
 
         def info(step: int, stopped_by: str) -> dict[str, Any]:
             return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=deployed, stopped_by=stopped_by)
@@ -339,14 +331,7 @@ class Maddpg(lifecycle.LearnerPlugin):
                 "rng": lifecycle.capture_rng(generators),
                 "cost": cost.state(),
             }
-            lifecycle.save(
-                out_dir,
-                step=step,
-                networks=model.networks(),
-                optimizers={"actor": actor_opt, "critic": critic_opt},
-                state=state,
-                meta=meta,
-            )
+            self._checkpoint(out_dir, step, model, actor_opt, critic_opt, state, meta)
 
         updates = 0
 
@@ -384,7 +369,7 @@ class Maddpg(lifecycle.LearnerPlugin):
                 save(step, "")
 
         try:
-            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            step, stopped = lifecycle.run_steps(start_step, budget, elapsed, one_step)
             if not log.due(step):
                 self._log_monitor(log, step, model, problems[watched], monitor, reward, searches[watched], cost)
             save(step, stopped)
@@ -393,6 +378,27 @@ class Maddpg(lifecycle.LearnerPlugin):
         out = info(step, stopped)
         out.update(monitor_mean_reward=log.last_reward, last_loss=log.last_loss, seed=seed, hyperparameters=asdict(hp))
         return FitReport(model_path=out_dir, steps=step, time_s=elapsed(), info=out)
+
+    def _resume(self, ckpt, out_dir, model, actor_opt, critic_opt, generators, clock) -> tuple[int, TrainingCost]:
+        """Both trainings' way back into a checkpoint: networks, optimisers, random streams, the
+        clock and the training cost so far. Returns the step to go on from and the cost."""
+        lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
+        actor_opt.load_state_dict(ckpt.optimizers["actor"])
+        critic_opt.load_state_dict(ckpt.optimizers["critic"])
+        lifecycle.restore_rng(ckpt.state["rng"], generators)
+        clock.earlier = float(ckpt.meta.get("train_time_s", 0.0))
+        return ckpt.step, TrainingCost.restore(ckpt.state.get("cost"))
+
+    @staticmethod
+    def _checkpoint(out_dir, step, model, actor_opt, critic_opt, state, meta) -> None:
+        lifecycle.save(
+            out_dir,
+            step=step,
+            networks=model.networks(),
+            optimizers={"actor": actor_opt, "critic": critic_opt},
+            state=state,
+            meta=meta,
+        )
 
     @staticmethod
     def _log_monitor(log, step, model, problem, monitor, reward, search, cost: TrainingCost) -> None:
@@ -419,7 +425,7 @@ class Maddpg(lifecycle.LearnerPlugin):
         progress: bool,
     ) -> FitReport:
         """A network per agent on one problem (the paper-size rows' MADDPG)."""
-        t0 = time.perf_counter()
+        elapsed = lifecycle.TrainingClock()
         n = len(problem.groups)
         lifecycle.seed_everything(seed)
         model = per_agent.Model.new(n, hp)
@@ -435,15 +441,11 @@ class Maddpg(lifecycle.LearnerPlugin):
         monitor = monitor_states(problem)
         monitor_obs = observation_matrix(problem, monitor)
         cost = TrainingCost()
-        start_step, earlier = 0, 0.0
+        start_step = 0
+        generators = {"sampler": sampler.rng, "noise": noise_rng}
         if ckpt:
-            lifecycle.load_networks(model.networks(), ckpt, out_dir, self.name)
-            actor_opt.load_state_dict(ckpt.optimizers["actor"])
-            critic_opt.load_state_dict(ckpt.optimizers["critic"])
+            start_step, cost = self._resume(ckpt, out_dir, model, actor_opt, critic_opt, generators, elapsed)
             buffer.load_state_dict(ckpt.state["buffer"])
-            lifecycle.restore_rng(ckpt.state["rng"], {"sampler": sampler.rng, "noise": noise_rng})
-            start_step, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
-            cost = TrainingCost.restore(ckpt.state.get("cost"))
         log = TrainingLog(
             out_dir,
             problem=problem,
@@ -453,11 +455,8 @@ class Maddpg(lifecycle.LearnerPlugin):
             resume=ckpt is not None,
             progress=progress,
             start_step=start_step,
-            elapsed_s=earlier,
+            elapsed_s=elapsed.earlier,
         )
-
-        def elapsed() -> float:
-            return earlier + time.perf_counter() - t0
 
         def info(step: int, stopped_by: str) -> dict[str, Any]:
             return training_info(cost, hp, budget, step=step, time_s=elapsed(), agents=n, stopped_by=stopped_by)
@@ -475,17 +474,11 @@ class Maddpg(lifecycle.LearnerPlugin):
             }
             state = {
                 "buffer": buffer.state_dict(),
-                "rng": lifecycle.capture_rng({"sampler": sampler.rng, "noise": noise_rng}),
+                "rng": lifecycle.capture_rng(generators),
                 "cost": cost.state(),
             }
-            lifecycle.save(
-                out_dir,
-                step=step,
-                networks=model.networks(),
-                optimizers={"actor": actor_opt, "critic": critic_opt},
-                state=state,
-                meta=instance_meta(self.name, problem, hp, seed, elapsed(), own),
-            )
+            meta = instance_meta(self.name, problem, hp, seed, elapsed(), own)
+            self._checkpoint(out_dir, step, model, actor_opt, critic_opt, state, meta)
 
         def log_monitor(step: int) -> None:
             raw = model.act(monitor_obs, problem.commitment)  # Fig. 5: the shared probe reward
@@ -531,7 +524,7 @@ class Maddpg(lifecycle.LearnerPlugin):
                 save(step, "")
 
         try:
-            step, stopped = run_steps(start_step, budget, elapsed, one_step)
+            step, stopped = lifecycle.run_steps(start_step, budget, elapsed, one_step)
             if not log.due(step):
                 log_monitor(step)
             save(step, stopped)
@@ -591,22 +584,6 @@ class Maddpg(lifecycle.LearnerPlugin):
             if a.dispatch is not None:
                 a.dispatch = lifecycle.to_problem_order(a.dispatch, trained, problem)
         return answers
-
-
-def run_steps(start: int, budget: TrainingBudget, elapsed: Callable[[], float], one_step: Callable[[int], None]):
-    """Steps from ``start + 1`` while ``budget`` lasts (a time budget still gets one step: a model
-    of no steps decides nothing); never a step expected to end past the budget's seconds (the
-    last step's duration is the estimate). The steps themselves never read the clock, so a run
-    stopped by time at step N is the run of ``steps=N``. Returns ``(steps done, "steps" | "time")``."""
-    step, last_s = start, 0.0
-    while not (budget.steps is not None and step >= budget.steps) and (
-        step == start or not budget.exhausted(step, elapsed(), last_s)
-    ):
-        began = time.perf_counter()
-        step += 1
-        one_step(step)
-        last_s = time.perf_counter() - began
-    return step, "steps" if budget.steps is not None and step >= budget.steps else "time"
 
 
 def training_info(

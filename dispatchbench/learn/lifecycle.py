@@ -41,6 +41,7 @@ import hashlib
 import math
 import platform
 import random
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
@@ -360,6 +361,36 @@ def save(
         state=dict(state),
         meta=dict(meta),
     )
+
+
+class TrainingClock:
+    """Training wall time across resumes: a resumed run goes on from the seconds its checkpoint
+    recorded, so a model's ``train_time_s`` is its whole training, not the last session's."""
+
+    def __init__(self) -> None:
+        self.earlier = 0.0
+        self._t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return self.earlier + time.perf_counter() - self._t0
+
+
+def run_steps(
+    start: int, budget: TrainingBudget, elapsed: Callable[[], float], one_step: Callable[[int], None]
+) -> tuple[int, str]:
+    """Steps from ``start + 1`` while ``budget`` lasts (a time budget still gets one step: a model
+    of no steps decides nothing); never a step expected to end past the budget's seconds (the
+    last step's duration is the estimate). The steps themselves never read the clock, so a run
+    stopped by time at step N is the run of ``steps=N``. Returns ``(steps done, "steps" | "time")``."""
+    step, last_s = start, 0.0
+    while not (budget.steps is not None and step >= budget.steps) and (
+        step == start or not budget.exhausted(step, elapsed(), last_s)
+    ):
+        began = time.perf_counter()
+        step += 1
+        one_step(step)
+        last_s = time.perf_counter() - began
+    return step, "steps" if budget.steps is not None and step >= budget.steps else "time"
 
 
 def load_networks(networks: Mapping[str, torch.nn.Module], ckpt: Checkpoint, folder: str | Path, solver: str) -> None:

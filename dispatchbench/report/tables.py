@@ -30,7 +30,6 @@ Rules, so that no number flatters a method:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -425,10 +424,14 @@ def method_name(spec: str) -> str:
 
 
 def read_model_meta(model_dir: str) -> dict:
-    """A trained model's ``model.json`` (training seed, steps, time), or ``{}`` if unreadable."""
+    """A trained model's ``model.json`` (training seed, steps, time) through the same checked
+    reader that loading a model uses (a results row names the folder: it is input, not trusted),
+    or ``{}`` where that reader refuses it: the tables then show the training cost as n/a."""
+    from dispatchbench.learn.checkpoints import ModelFileError, read_meta  # torch: only when a model is named
+
     try:
-        return json.loads((Path(model_dir) / "model.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        return read_meta(model_dir)
+    except ModelFileError:
         return {}
 
 

@@ -16,7 +16,6 @@ model. What it cost is counted as it goes (``accounting.py``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,25 +127,16 @@ def train(
     hp = loop.hp
     monitor_set = monitor_states(loop.monitor.problem)
     monitor_obs = observation_matrix(loop.monitor.problem, monitor_set)
-    step, last_s = start, 0.0
 
-    def more() -> bool:  # a time budget still gets one step: a model of no steps decides nothing
-        if budget.steps is not None and step >= budget.steps:
-            return False
-        return step == start or not budget.exhausted(step, elapsed(), last_s)
-
-    while more():
-        t0 = time.perf_counter()
-        step += 1
-        loss = train_step(loop, loop.instance_at(step))
-        log.loss(step, loss)
+    def one_step(step: int) -> None:
+        log.loss(step, train_step(loop, loop.instance_at(step)))
         if log.due(step) or (budget.steps is not None and step == budget.steps):
             team = loop.monitor.team
             log.rewards(step, [monitor_reward(team, s, monitor_obs[j]) for j, s in enumerate(monitor_set)])
         if step % hp.checkpoint_every == 0:
             save(step, "")
-        last_s = time.perf_counter() - t0
-    stopped = "steps" if budget.steps is not None and step >= budget.steps else "time"
+
+    step, stopped = lifecycle.run_steps(start, budget, elapsed, one_step)
     save(step, stopped)
     return step, stopped
 
@@ -289,7 +279,7 @@ def fit(
 ) -> FitOutcome:
     """Train on ``problem`` (a model for it) or on ``training_set`` (generated instances: one
     model for any size) within ``budget``, or resume ``ckpt``; the model goes to ``out_dir``."""
-    t0 = time.perf_counter()
+    elapsed = lifecycle.TrainingClock()  # setting up counts: it is part of what training costs
     lifecycle.seed_everything(seed)
     hp = replace(hp, share=resolved_share(hp.share, any_size=problem is None))
     slices = slice_count(problem, hp.share)
@@ -319,9 +309,9 @@ def fit(
         ]
         monitor = instances[int(np.argmax([len(i.problem.groups) for i in instances]))]
     loop = Loop(instances, nets, experience, rng, counts, monitor)
-    start, earlier = 0, 0.0
+    start = 0
     if ckpt is not None:
-        start, earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
+        start, elapsed.earlier = ckpt.step, float(ckpt.meta.get("train_time_s", 0.0))
         model.load_policy(nets, ckpt, out_dir, solver=solver)
         nets.opt.load_state_dict(ckpt.optimizers["policy"])
         experience.load_state_dict(ckpt.state["experience"])
@@ -337,12 +327,8 @@ def fit(
         resume=resume,
         progress=progress,
         start_step=start,
-        elapsed_s=earlier,
+        elapsed_s=elapsed.earlier,
     )
-
-    def elapsed() -> float:
-        return earlier + time.perf_counter() - t0
-
     meta: dict = {}
 
     def save(step: int, stopped_by: str) -> None:
