@@ -595,7 +595,7 @@ def reproduce(
         str,
         typer.Argument(
             help=f"A bundled study ({_bundled_studies()}) or your own study file (.toml; see the README, "
-            "'Studies'). paper: the paper's comparison; scaling: every method from 4 to 128 regions.",
+            "'Studies'). paper: the paper's comparison; scaling: every method from 4 to 512 regions.",
         ),
     ],
     quick: Annotated[bool, typer.Option("--quick", help="Smoke run: the study's \\[quick] overrides.")] = False,
