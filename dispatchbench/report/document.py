@@ -68,7 +68,11 @@ def strong(text: Any) -> Inline:
 def cell_text(v: Any, digits: int) -> str:
     if isinstance(v, (float, np.floating)):
         v = float(v)
-        return "n/a" if math.isnan(v) else f"{v:,.{digits}g}" if abs(v) < 1e-3 and v else f"{v:,.{digits}f}"
+        if math.isnan(v):
+            return "n/a"
+        if math.isfinite(v) and (abs(v) >= 1000 or (v.is_integer() and v)):
+            return f"{v:,.0f}"  # counts and large means: decimals there are noise, not precision
+        return f"{v:,.{digits}g}" if abs(v) < 1e-3 and v else f"{v:,.{digits}f}"
     return str(v)
 
 

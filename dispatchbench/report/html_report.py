@@ -1159,6 +1159,7 @@ def budget_summary(ctx: ReportContext, budgets: list[dict[str, Any]]) -> pd.Data
                 "regions": len(problem.regions),
                 "groups": len(problem.groups),
                 "method": ctx.labels[method],
+                "spec": method,
                 "answers": f"{len(solved)}/{len(part)}",
                 "mean gap %": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else math.nan,
                 decision_cost.ONLINE: decision_cost.online_seconds(part),

@@ -59,7 +59,7 @@ from dispatchbench.report.study_methods import (
 )
 from dispatchbench.report.tables import method_name, read_model_meta
 
-HIDDEN_COLUMNS = ("learns", "budget_multiple", "budget_s", "budget_of", "budget_base")  # in summary.csv only
+HIDDEN_COLUMNS = ("spec", "learns", "budget_multiple", "budget_s", "budget_of", "budget_base")  # in summary.csv only
 SCALING_FILE = "scaling.json"
 SUMMARY_FILE = "summary.csv"
 
@@ -372,6 +372,7 @@ def summarise(rows: pd.DataFrame, models: list[dict[str, Any]]) -> pd.DataFrame:
                 "regions": regions,
                 "groups": int(g["groups"].iloc[0]),
                 "method": method,
+                "spec": method_name(str(g["solver"].iloc[0])),
                 "answers": f"{int(ok.sum())}/{len(g)}",
                 "mean gap %": g["gap_pct"].mean(),
                 "worst gap %": g["gap_pct"].max(),
