@@ -14,8 +14,9 @@ A decision, per state:
    bill exceeds what its regional price pays for its output stops; when neither can meet the
    balances (a quiet night at 512 regions: everyone's minimum output exceeds the demand), the
    commitment made workable one group at a time in merit order (``merit_order.make_workable``,
-   its tree sums counted), so a feasible state never gets an "infeasible" answer for want of a
-   start;
+   its tree sums counted), from all off as merit order does, then from everyone on. One flip at a
+   time can stall where only a swap lowers the shortfall, so a feasible state can still get
+   "no tried plan meets the balances" (the harness records it as a false infeasible);
 2. **search**: up to ``search_rounds`` rounds around the best plan so far, each trying up to
    ``max_flips`` solo flips and ``max_swaps`` hand-overs (sampled, local partners first, when
    there are more: the seed matters on large instances) and one plan joining the improving moves
@@ -104,10 +105,16 @@ class FlipSearch(Solver):
         tried.record([0], everyone, trial)
         if problem.commitment:
             tried.score_fresh([0], self._margin_plan(problem, everyone, trial)[None])
-            if not np.isfinite(tried.best(0)[1]):  # neither start meets the balances
+            # neither start meets the balances: make a commitment workable in merit order, from all
+            # off as merit order itself does, then from everyone on (one flip at a time, either
+            # can stall where only a swap would lower the shortfall)
+            order = priority_order(problem, state)
+            for first in (np.zeros_like(everyone[0]), everyone[0]):
+                if np.isfinite(tried.best(0)[1]):
+                    break
                 tally = Tally(problem, iterations=self.params["iterations"])
                 bids = tally.messages  # the bids are already counted in the clearings above
-                workable = make_workable(problem, state, everyone[0], priority_order(problem, state), tally)
+                workable = make_workable(problem, state, first, order, tally)
                 messages += tally.messages - bids
                 tried.score_fresh([0], workable[None])
         budget = _Budget(self.params["max_flips"], self.params["max_swaps"])

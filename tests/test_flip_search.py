@@ -61,3 +61,18 @@ def test_a_state_no_start_can_serve_gets_the_workable_start_not_infeasible():
     (answer,) = make_solver("flip_search[search_rounds=0]").solve(problem, [state])
     assert answer.status == "feasible" and evaluate(problem, state, answer.dispatch).feasible
     assert answer.info["messages"] > 0
+
+
+def test_a_state_where_flips_from_everyone_on_stall_gets_merit_orders_start():
+    """A skewed morning at 128 regions (scaling study, test replicate 1): neither start serves it
+    and making everyone-on workable one flip at a time stalls (only a swap would lower the
+    shortfall), so flip_search answered a feasible state "infeasible". Merit order's own start,
+    from all off, serves it: the answer must be feasible without any search round."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import split_states
+
+    problem = generate_problem(128, 2001)
+    (state,) = split_states(problem, "test", replicate=1, families=("skewed",), intervals=(8,))
+    (answer,) = make_solver("flip_search[search_rounds=0]").solve(problem, [state])
+    assert answer.status == "feasible", answer.message
+    assert evaluate(problem, state, answer.dispatch).feasible

@@ -214,7 +214,7 @@ def best_per_budget(summary: pd.DataFrame) -> pd.DataFrame:
     if "budget_multiple" not in summary or summary["budget_multiple"].isna().all():
         return pd.DataFrame(columns=["instance", "regions", "budget", "seconds", "best", "mean gap %", "others"])
     out = []
-    for (instance, regions), part in summary.groupby(["instance", "regions"], sort=True):
+    for (regions, instance), part in summary.groupby(["regions", "instance"], sort=True):  # by size
         budgeted = part[part["budget_multiple"].notna()]
         unbudgeted = part[part["budget_multiple"].isna()]
         for multiple, level in budgeted.groupby("budget_multiple", sort=True):
