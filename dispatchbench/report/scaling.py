@@ -565,7 +565,16 @@ def build_scaling_report(out_dir: str | Path, *, out_root: str | Path = "reports
         *budget_blocks,
         Heading(2, "Skipped, with the reason"),
         Table(skipped_table(record, rows), digits=3),
-        Heading(2, "Failures"),
+        Heading(2, "Cells that failed"),
+        Para(
+            [
+                plain(
+                    "A cell (one method on one instance) that crashed or was stopped as a whole. Answers without a "
+                    "feasible dispatch within a cell (infeasible, timeout, a false 'infeasible' on a feasible state) "
+                    "are counted per method in the summary's 'failures' column."
+                )
+            ]
+        ),
         Table(pd.DataFrame(record.get("failures", [])), digits=3),
         Heading(2, "Budget and machine"),
         Para(
