@@ -33,9 +33,9 @@ TYPE_COLORS = {"FDC": "#1f77b4", "ASC": "#2ca02c", "V2G": "#9467bd", "import": "
 V2G_COLORS = {"fed back (F)": "#9467bd", "losses (L)": "#d62728", "unused availability": "#c7c7c7"}
 
 
-def _tab10() -> list[tuple[float, float, float]]:
-    """The ten colours of matplotlib's ``tab10``, as RGB tuples."""
-    cmap = plt.get_cmap("tab10")
+def _tab10(name: str = "tab10") -> list[tuple[float, float, float]]:
+    """The colours of a matplotlib qualitative map (``tab10``, or ``tab20`` for more), as RGB tuples."""
+    cmap = plt.get_cmap(name)
     return [(float(r), float(g), float(b)) for r, g, b, _ in (cmap(i) for i in range(cmap.N))]
 
 
@@ -323,7 +323,8 @@ def _legend_below(ax: plt.Axes) -> None:
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
-    palette = _tab10()
+    # tab10 repeats after ten methods (a scaling figure has about fifteen): then tab20's twenty
+    palette = _tab10() if len(set(methods)) <= 10 else _tab10("tab20")
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(methods))}
 
 
