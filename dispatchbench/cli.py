@@ -270,6 +270,7 @@ def solvers(
                 ("stochastic", "stochastic"),
                 ("learns", "learns"),
                 ("commitment", "handles_commitment"),
+                ("reads costs", "reads_costs"),
             )
             if caps.get(key)
         ]

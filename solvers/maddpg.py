@@ -186,7 +186,7 @@ class Maddpg(lifecycle.LearnerPlugin):
     any_size = True
     parameter_ranges = HYPERPARAMETER_RANGES
     parameter_choices = HYPERPARAMETER_CHOICES
-    capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
+    capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True, reads_costs=False)
     # a fit of test_steps steps in seconds: learning from the second step, tiny batches, one
     # generated instance per size and no generated days to build
     test_settings = {

@@ -57,7 +57,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
     any_size = True
     parameter_ranges = {"refine": ROUNDS, **HYPERPARAMETER_RANGES}
     parameter_choices = HYPERPARAMETER_CHOICES
-    capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True)
+    capabilities = Capabilities(exact=False, stochastic=True, learns=True, handles_commitment=True, reads_costs=False)
     # a fit of test_steps steps in seconds: few states, short searches, one update per step
     test_settings = {
         "states_per_step": 1,

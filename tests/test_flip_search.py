@@ -76,3 +76,16 @@ def test_a_state_where_flips_from_everyone_on_stall_gets_merit_orders_start():
     (answer,) = make_solver("flip_search[search_rounds=0]").solve(problem, [state])
     assert answer.status == "feasible", answer.message
     assert evaluate(problem, state, answer.dispatch).feasible
+
+
+def test_the_capabilities_say_who_reads_the_cost_coefficients():
+    """Issues 18 and 21: the teacher and the classical peers read the cost coefficients (classical
+    methods), the learned dispatchers act on what they measure and hear and do not; `solvers`
+    shows it."""
+    from dispatchbench.bench.plugin_catalogue import plugin_catalogue
+
+    caps = {s["name"]: s["capabilities"] for s in plugin_catalogue().solvers}
+    for name in ("flip_search", "merit_order", "lagrangian", "admm", "scip", "nlopt", "pso"):
+        assert caps[name]["reads_costs"] and not caps[name]["learns"], name
+    for name in ("madrl_tvc", "maddpg"):
+        assert not caps[name]["reads_costs"] and caps[name]["learns"], name

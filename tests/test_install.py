@@ -135,6 +135,7 @@ def test_solvers_json_lists_the_bundled_plugins_with_ranges_and_origin(capsys, m
         "stochastic": False,
         "learns": False,
         "handles_commitment": True,
+        "reads_costs": True,
     }
 
 

@@ -62,7 +62,7 @@ class Learner(Solver):
     to train it).
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(stochastic=True, learns=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(stochastic=True, learns=True, reads_costs=False)
     default_train_steps: ClassVar[int]
     default_train_seconds: ClassVar[float | None] = None
     test_steps: ClassVar[int] = 3

@@ -29,6 +29,9 @@ class Capabilities:
     stochastic: bool = False  # result depends on the seed: run over several seeds
     learns: bool = False  # needs ``fit`` before ``solve``: the class is a ``Learner``
     handles_commitment: bool = True  # models on/off decisions itself
+    # reads the cost coefficients (a, b, c) of the problem: every classical method does; a learned
+    # method that acts only on what it measures and hears (its own bills, prices) does not
+    reads_costs: bool = True
 
 
 @dataclass(frozen=True)
