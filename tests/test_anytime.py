@@ -99,6 +99,26 @@ def test_a_budgeted_spec_through_the_harness_records_budget_and_stop(tmp_path):
     assert info["stopped_at_budget"] is (row.status != "optimal")
 
 
+def _summary_line(method, gap, online, multiple=None, learns=False, spec=None, of="tvc", unit=0.01):
+    """One line of a report's budget summary, as ``best_per_budget`` reads it: a budgeted line
+    (``multiple`` set) ran at ``multiple × unit`` seconds of the learner ``of``'s time."""
+    from dispatchbench.report import decision_cost
+
+    line = {
+        "instance": "i",
+        "regions": 4,
+        "method": method,
+        "answers": "5/5",
+        "mean gap %": gap,
+        decision_cost.ONLINE: online,
+        "budget_multiple": multiple,
+        "budget_s": None if multiple is None else multiple * unit,
+        "budget_of": None if multiple is None else of,
+        "learns": learns,
+    }
+    return line if spec is None else {**line, "spec": spec}
+
+
 def test_best_per_budget_ranks_every_method_within_the_budget_and_skips_budgets_past_the_limit():
     """The best method at a budget is chosen among the budgeted lines at that multiple *and* every
     unbudgeted method (a heuristic, not only a learner) whose own online time fits; a multiple at
@@ -107,30 +127,15 @@ def test_best_per_budget_ranks_every_method_within_the_budget_and_skips_budgets_
 
     import pandas as pd
 
-    from dispatchbench.report import decision_cost
     from dispatchbench.report.matched_budgets import best_per_budget, plan_budgets
-
-    def line(method, gap, online, multiple=None, learns=False):
-        return {
-            "instance": "i",
-            "regions": 4,
-            "method": method,
-            "answers": "5/5",
-            "mean gap %": gap,
-            decision_cost.ONLINE: online,
-            "budget_multiple": multiple,
-            "budget_s": None if multiple is None else multiple * 0.01,
-            "budget_of": None if multiple is None else "tvc",
-            "learns": learns,
-        }
 
     summary = pd.DataFrame(
         [
-            line("TVC", 0.3, 0.01, learns=True),
-            line("Merit order", 0.0, 0.009),
-            line("SCIP @1×", 5.0, 0.01, multiple=1.0),
-            line("SCIP @10×", 0.0, 0.09, multiple=10.0),
-            line("Lagrangian", 0.0, 0.5),  # too slow for either budget
+            _summary_line("TVC", 0.3, 0.01, learns=True),
+            _summary_line("Merit order", 0.0, 0.009),
+            _summary_line("SCIP @1×", 5.0, 0.01, multiple=1.0),
+            _summary_line("SCIP @10×", 0.0, 0.09, multiple=10.0),
+            _summary_line("Lagrangian", 0.0, 0.5),  # too slow for either budget
         ]
     )
     best = best_per_budget(summary).set_index("budget")
@@ -151,28 +156,15 @@ def test_the_learner_that_sets_the_budget_is_ranked_at_it_even_a_hair_slower_on_
     (the paper report once left MADRL-TVC out of the "1x MADRL-TVC" line that way)."""
     import pandas as pd
 
-    from dispatchbench.report import decision_cost
     from dispatchbench.report.matched_budgets import best_per_budget
 
-    def line(method, spec, gap, online, multiple=None):
-        return {
-            "instance": "i",
-            "regions": 4,
-            "method": method,
-            "spec": spec,
-            "answers": "5/5",
-            "mean gap %": gap,
-            decision_cost.ONLINE: online,
-            "budget_multiple": multiple,
-            "budget_s": None if multiple is None else multiple * 0.0190,
-            "budget_of": None if multiple is None else "madrl_tvc",
-        }
-
+    owner = {"of": "madrl_tvc", "unit": 0.0190}
     summary = pd.DataFrame(
         [
-            line("MADRL-TVC", "madrl_tvc", 0.01, 0.0191),
-            line("MADRL-TVC + search", "madrl_tvc[refine=3]", 0.0, 0.0191),  # a variant: not the owner
-            line("SCIP @1×", "scip[time_limit=0.019]", 0.8, 0.019, multiple=1.0),
+            _summary_line("MADRL-TVC", 0.01, 0.0191, spec="madrl_tvc", **owner),
+            # a variant of the same models: not the budget's owner
+            _summary_line("MADRL-TVC + search", 0.0, 0.0191, spec="madrl_tvc[refine=3]", **owner),
+            _summary_line("SCIP @1×", 0.8, 0.019, multiple=1.0, spec="scip[time_limit=0.019]", **owner),
         ]
     )
     best = best_per_budget(summary).set_index("budget")

@@ -33,7 +33,7 @@ TYPE_COLORS = {"FDC": "#1f77b4", "ASC": "#2ca02c", "V2G": "#9467bd", "import": "
 V2G_COLORS = {"fed back (F)": "#9467bd", "losses (L)": "#d62728", "unused availability": "#c7c7c7"}
 
 
-def _tab10(name: str = "tab10") -> list[tuple[float, float, float]]:
+def _palette(name: str = "tab10") -> list[tuple[float, float, float]]:
     """The colours of a matplotlib qualitative map (``tab10``, or ``tab20`` for more), as RGB tuples."""
     cmap = plt.get_cmap(name)
     return [(float(r), float(g), float(b)) for r, g, b, _ in (cmap(i) for i in range(cmap.N))]
@@ -295,7 +295,7 @@ def regional_supply(supply: pd.DataFrame, demand: np.ndarray, path: Path, method
     """
     fig, ax = plt.subplots(figsize=(10, 3.8))
     x = _edges(len(supply))
-    colors = _tab10()
+    colors = _palette()
     ax.stackplot(
         x,
         *(_held(supply[c]) for c in supply.columns),
@@ -324,7 +324,7 @@ def _legend_below(ax: plt.Axes) -> None:
 def method_colors(methods: list[str]) -> dict[str, tuple]:
     """One fixed colour per method, shared by every figure that shows several methods."""
     # tab10 repeats after ten methods (a scaling figure has about fifteen): then tab20's twenty
-    palette = _tab10() if len(set(methods)) <= 10 else _tab10("tab20")
+    palette = _palette() if len(set(methods)) <= 10 else _palette("tab20")
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(methods))}
 
 

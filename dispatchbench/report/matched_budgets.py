@@ -55,13 +55,18 @@ def canonical(spec: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
     return name, tuple(sorted((k, value(v)) for k, v in params.items()))
 
 
+def is_policy_of(spec: str, learner_spec: str) -> bool:
+    """Whether ``spec`` runs the learner of ``learner_spec`` itself: the same parameters once its
+    model path is set aside (a variant such as ``refine=3`` is another method)."""
+    return canonical(method_name(spec)) == canonical(learner_spec)
+
+
 def learner_online_s(rows: pd.DataFrame, learner_spec: str) -> float:
     """Median online decision time of a learner's policy (its rows without a variant: the spec
     without its model path equals ``learner_spec``), over every state it answered or timed out on."""
     if rows.empty:
         return math.nan
-    target = canonical(learner_spec)
-    mine = {s for s in rows["solver"].astype(str).unique() if canonical(method_name(s)) == target}
+    mine = {s for s in rows["solver"].astype(str).unique() if is_policy_of(s, learner_spec)}
     own = rows[rows["solver"].astype(str).isin(mine)]
     return decision_cost.online_seconds(own)
 
@@ -260,8 +265,7 @@ def _owner_mask(lines: pd.DataFrame, budget_of: str) -> pd.Series:
     column where the summary has one."""
     if "spec" not in lines:
         return pd.Series(False, index=lines.index)
-    target = canonical(budget_of)
-    return lines["spec"].map(lambda s: canonical(method_name(str(s))) == target).astype(bool)
+    return lines["spec"].map(lambda s: is_policy_of(str(s), budget_of)).astype(bool)
 
 
 def _all_answered(answers: Any) -> bool:
