@@ -9,7 +9,9 @@ decision times are the batched per-state times the plugin reports, SCIP's are it
     nice python benchmarks/bench_tvc_scale.py --regions 32,128 --out benchmarks/results/tvc-scale.json
 
 Instances are ``generate_problem(R, seed)`` with the seed of ``studies/scaling.toml``; states are the
-study's test states (intervals 02:00 and 18:00 of every family's test day, test seed 2000).
+study's test states (intervals 02:00 and 18:00 of every family's test day, the study's test replicate).
+A model trained by ``dispatchbench train`` (for example with no options: the default budget) is
+decided with ``--reuse --steps R:N``, N being the steps that training reports.
 ``--split validation`` is how settings and budgets are chosen: a validation-seed instance
 (``generate_problem(R, 1000)``) and its validation states, never the study's.
 """
@@ -17,6 +19,7 @@ study's test states (intervals 02:00 and 18:00 of every family's test day, test 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from dispatchbench.bench.plugins import make_solver
+from dispatchbench.bench.plugins import make_solver, parse_spec
 from dispatchbench.bench.run_metadata import run_metadata
 from dispatchbench.bench.scoring import solve_and_score
 from dispatchbench.instances.generate_problem import generate_problem
@@ -72,7 +75,9 @@ def main() -> None:
     rows = []
     for regions in [int(r) for r in args.regions.split(",")]:
         problem = generate_problem(regions, instance_seed)
-        states = TestStates(args.split, intervals=intervals).draw(problem)
+        # the study's own test states (its replicate); validation: the same intervals, seed 1000
+        picked = STUDY.test_states if args.split == "test" else TestStates("validation")
+        states = dataclasses.replace(picked, intervals=intervals).draw(problem)
         budget = steps.get(regions)
         if budget is None:
             raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")
@@ -122,6 +127,7 @@ def main() -> None:
         "seed": args.seed,
         "split": args.split,
         "instance_seed": instance_seed,
+        "states_seed": (STUDY.test_states if args.split == "test" else TestStates("validation")).seed,
         "intervals": intervals,
         "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()},
         "sizes": rows,
@@ -136,7 +142,12 @@ def reused_training_time(folder: Path, spec: str, seed: int, steps: int) -> floa
     asked for (its spec, seed and step count)."""
     meta = json.loads((folder / "model.json").read_text())
     found, wanted = (meta.get("spec"), meta.get("seed"), meta.get("steps")), (spec, seed, steps)
-    if found != wanted:
+    # the model records its spec with the defaults it resolved (madrl_tvc -> madrl_tvc[share=agent]):
+    # the spec asked for matches when its name and every parameter it gives agree
+    name, params = parse_spec(spec)
+    model_name, model_params = parse_spec(str(meta.get("spec", "")))
+    same_spec = name == model_name and all(model_params.get(k) == v for k, v in params.items())
+    if not same_spec or found[1:] != wanted[1:]:
         raise SystemExit(f"{folder}: the model there is (spec, seed, steps) = {found}, not {wanted}; drop --reuse")
     return float(meta["train_time_s"])
 

@@ -309,6 +309,25 @@ def test_paths_are_relative_to_the_study_file_not_the_working_folder(tmp_path, m
         load_study("site/study.toml")
 
 
+def test_the_record_a_report_prints_names_no_absolute_folder(tmp_path, monkeypatch):
+    """A committed report must read the same from every clone: the study's files are shown relative
+    to the folder it ran from, or as bundled, never as someone's /tmp or home path."""
+    monkeypatch.chdir(tmp_path)  # outside the checkout: the bundled files are named as bundled
+    record = load_study("paper").record()
+    assert record["file"] == "bundled: paper.toml"
+    assert record["problem"]["file"] == "bundled: paper-4region.toml"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "p.toml").write_text((ROOT / "problems" / "paper-4region.toml").read_text())
+    (site / "s.csv").write_text((ROOT / "problems" / "paper-4region-tableIV.csv").read_text())
+    text = SCALING.replace("[generate]\nregions = [2, 3]\n[test_states]\nintervals = [40]\n", "")
+    (site / "study.toml").write_text(text + '[[instances]]\nproblem = "p.toml"\nstates = "s.csv"\n')
+    record = load_study("site/study.toml").record()  # the user's own study: relative to where it ran
+    assert record["file"] == "site/study.toml"
+    assert record["instances"][0]["problem"] == "site/p.toml"
+    assert str(tmp_path) not in str(record)
+
+
 def test_the_command_prints_one_line_for_a_bad_study(tmp_path, capsys, monkeypatch):
     path = _write(tmp_path, SCALING.replace("regions = [2, 3]", "regions = [2, 2]"))
     monkeypatch.setattr(sys, "argv", ["dispatchbench", "reproduce", str(path), "--out", str(tmp_path / "o")])

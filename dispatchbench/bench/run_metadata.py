@@ -87,13 +87,18 @@ def _is_own_checkout(folder: Path) -> bool:
         return False
 
 
+# Folders the project's own runs write into (committed reports, benchmark results): a study that
+# rewrites reports/ while a second one runs leaves the code unchanged, so they do not make it dirty.
+OUTPUT_PATHSPECS = (":(exclude)reports", ":(exclude)benchmarks/results")
+
+
 def _git(folder: Path) -> tuple[str | None, bool | None]:
     try:
         rev = subprocess.run(
             ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS],
             capture_output=True,
             text=True,
             timeout=10,
@@ -117,9 +122,9 @@ def git_revision() -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the code that runs, or ``(None, None)`` when nobody can tell.
 
     From a checkout (source tree or editable install): git, with dirty meaning tracked files
-    differ from the commit, since results from such a run cannot be reproduced from the
-    revision alone. From a wheel: the commit pip recorded when it installed from a VCS URL
-    (PEP 610), and nothing otherwise.
+    outside the output folders (``OUTPUT_PATHSPECS``) differ from the commit, since results from
+    such a run cannot be reproduced from the revision alone. From a wheel: the commit pip
+    recorded when it installed from a VCS URL (PEP 610), and nothing otherwise.
     """
     if _is_own_checkout(SOURCE_ROOT):
         return _git(SOURCE_ROOT)

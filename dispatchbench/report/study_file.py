@@ -223,7 +223,7 @@ class Study:
 
         def plain(value: Any) -> Any:
             if isinstance(value, Path):
-                return str(value)
+                return _path_shown(value)
             if isinstance(value, Mapping):
                 return {str(k): plain(v) for k, v in value.items()}
             if isinstance(value, (tuple, list)):
@@ -233,6 +233,18 @@ class Study:
             return value
 
         return plain(self)
+
+
+def _path_shown(path: Path) -> str:
+    """A study's file as its report prints it: relative to the folder the study ran from, or named
+    as bundled, so a committed report carries no one's home or temporary folder and reads the
+    same from every clone; absolute only when it is neither."""
+    for root, prefix in ((Path.cwd, ""), (studies_dir, "bundled: "), (problems_dir, "bundled: ")):
+        try:
+            return prefix + path.resolve().relative_to(root().resolve()).as_posix()
+        except (ValueError, OSError, InputError):
+            continue
+    return str(path)
 
 
 # ---- finding a study file -----------------------------------------------------------------------
