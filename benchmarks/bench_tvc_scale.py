@@ -9,7 +9,8 @@ decision times are the batched per-state times the plugin reports, SCIP's are it
     nice python benchmarks/bench_tvc_scale.py --regions 32,128 --out benchmarks/results/tvc-scale.json
 
 Instances are ``generate_problem(R, seed)`` with the seed of ``studies/scaling.toml``; states are the
-study's test states (intervals 02:00 and 18:00 of every family's test day, the study's test replicate).
+study's test states (intervals 02:00 and 18:00 of every family's test day, the study's test replicate,
+or ``--replicate N``'s instance and states).
 A model trained by ``dispatchbench train`` (for example with no options: the default budget) is
 decided with ``--reuse --steps R:N``, N being the steps that training reports.
 ``--split validation`` is how settings and budgets are chosen: a validation-seed instance
@@ -53,6 +54,13 @@ def main() -> None:
         help="validation: a validation-seed instance and states, for choosing settings",
     )
     ap.add_argument(
+        "--replicate",
+        type=int,
+        default=None,
+        help="test split: the replicate of the instance and its states (default: the study's); a method "
+        "changed after a replicate was read is measured on the next one (docs/protocol.md, rule 6)",
+    )
+    ap.add_argument(
         "--intervals",
         default=",".join(map(str, STUDY.test_states.intervals)),
         help="intervals of each family's day to decide (default: the study's)",
@@ -71,13 +79,19 @@ def main() -> None:
         (dict(m.train_steps) for m in STUDY.methods if m.spec == args.spec and isinstance(m.train_steps, dict)), {}
     )
     intervals = tuple(int(i) for i in args.intervals.split(","))
-    instance_seed = STUDY.generate.seed if args.split == "test" else VALIDATION.seed(0)
+    if args.split == "test":
+        generate, picked = STUDY.generate, STUDY.test_states  # the study's own instances and states
+        if args.replicate is not None:
+            generate = dataclasses.replace(generate, replicate=args.replicate)
+            picked = dataclasses.replace(picked, replicate=args.replicate)
+        instance_seed = generate.seed
+    else:  # validation: a validation-seed instance, the same intervals, validation states
+        instance_seed, picked = VALIDATION.seed(0), TestStates("validation")
+    picked = dataclasses.replace(picked, intervals=intervals)
     rows = []
     for regions in [int(r) for r in args.regions.split(",")]:
         problem = generate_problem(regions, instance_seed)
-        # the study's own test states (its replicate); validation: the same intervals, seed 1000
-        picked = STUDY.test_states if args.split == "test" else TestStates("validation")
-        states = dataclasses.replace(picked, intervals=intervals).draw(problem)
+        states = picked.draw(problem)
         budget = steps.get(regions)
         if budget is None:
             raise SystemExit(f"no step budget for {regions} regions: give --steps {regions}:N")
@@ -127,7 +141,7 @@ def main() -> None:
         "seed": args.seed,
         "split": args.split,
         "instance_seed": instance_seed,
-        "states_seed": (STUDY.test_states if args.split == "test" else TestStates("validation")).seed,
+        "states_seed": picked.seed,
         "intervals": intervals,
         "machine": {**run_metadata(), "load_average_at_end": os.getloadavg()},
         "sizes": rows,

@@ -526,10 +526,15 @@ def train(
         options["training_set"] = training_set
     with contextlib.redirect_stdout(sys.stderr):
         report = learner.fit(prob, seed=seed, steps=steps, out_dir=out, resume=resume, progress=progress, **options)
-    stopped = report.info.get("stopped_by")
+    stopped, pieces = report.info.get("stopped_by"), report.info.get("pieces")
     typer.echo(
         f"trained {learner.name} for {report.steps} steps in {report.time_s:.1f} s"
         + (f" (stopped by the {'wall-time budget' if stopped == 'time' else 'step budget'})" if stopped else "")
+        + (
+            f" on {pieces['count']} pieces of the problem ({'/'.join(map(str, pieces['sizes']))} of its regions)"
+            if pieces
+            else ""
+        )
         + f"; model: {report.model_path} "
         f'(use --solver "{learner.name}[model={report.model_path}]")'
     )

@@ -119,7 +119,7 @@ class MadrlTvc(lifecycle.LearnerPlugin):
             resume=resume,
             progress=progress,
         )
-        info = {k: outcome.meta[k] for k in TRAINING_KEYS if k in outcome.meta}
+        info = {k: outcome.meta[k] for k in (*TRAINING_KEYS, "pieces") if k in outcome.meta}
         return FitReport(
             model_path=out_dir,
             steps=outcome.steps,

@@ -959,3 +959,34 @@ def test_the_plugin_says_what_its_training_is_and_names_its_ablations():
     assert label_of(make_solver("madrl_tvc[drop=flip_workable]")).name == "MADRL-TVC without flip_workable"
     assert label_of(make_solver("madrl_tvc[refine=3]")).name == "MADRL-TVC + local search"
     assert cls.any_size and cls.default_train_seconds <= 900
+
+
+def test_a_large_problem_trains_on_pieces_of_itself_and_is_decided_whole(tmp_path):
+    """On a problem of more than ``piece_regions`` regions, training visits pieces of it (random
+    region sets of 4, 8, ...: its own groups, CS limits and metered curves) with one network per
+    type, then the model decides the whole problem; with share=agent it trains whole, as before."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.pieces import cut, piece_regions, piece_sizes
+
+    assert piece_sizes(128, 32) == [4, 8, 16, 32] and piece_sizes(32, 32) == [] and piece_sizes(9, 0) == []
+    problem = generate_problem(12, 1000)
+    regions = piece_regions(problem, [4, 8], 2, seed=0)
+    assert [len(r) for r in regions] == [4, 8, 4, 8] and regions == piece_regions(problem, [4, 8], 2, seed=0)
+    piece, index = cut(problem, regions[0], "piece 0")
+    assert [problem.groups[j] for j in index] == list(piece.groups)
+    assert {g.region for g in piece.groups} <= set(piece.region_names) and len(piece.regions) == 4
+
+    out = tmp_path / "pieces"
+    make_solver(tiny_any(piece_regions=8)).fit(problem, seed=0, steps=4, out_dir=out)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["scope"] == "instance" and meta["hyperparameters"]["share"] == "type"
+    assert meta["pieces"] == {"sizes": [4, 8], "count": 4}
+    states = validation_states(problem, families=("skewed",), stride=48)
+    answers = make_solver(f"madrl_tvc[model={out}]").solve(problem, states)
+    assert all(a.status == "feasible" and evaluate(problem, s, a.dispatch).feasible for s, a in zip(states, answers))
+
+    whole = tmp_path / "whole"
+    make_solver(tiny_any(piece_regions=8, share="agent")).fit(problem, seed=0, steps=2, out_dir=whole)
+    meta = json.loads((whole / "model.json").read_text())
+    assert "pieces" not in meta and meta["hyperparameters"]["share"] == "agent"

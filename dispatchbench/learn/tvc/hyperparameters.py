@@ -18,8 +18,9 @@ class Hyperparameters:
     # policy networks
     # "type": one commitment and one move network per group type, a central copy (CTDE-like; any
     # size); "agent": every agent its own (fully distributed); "auto": "agent" when trained on one
-    # problem, "type" for any size (the paper size's 580 validation states, seed 0, 1500 steps:
-    # agent 0.0072 % mean, worst 0.98 %; type 0.015 %, worst 1.8 %)
+    # problem whole (the paper size's 580 validation states, seed 0, 1500 steps: agent 0.0072 %
+    # mean, worst 0.98 %; type 0.015 %, worst 1.8 %), "type" for any size and on pieces of one
+    # problem (``piece_regions``: per-agent networks cannot be cut into pieces)
     share: str = "auto"
     q_hidden: int = 64
     q_lr: float = 1e-3
@@ -43,6 +44,13 @@ class Hyperparameters:
     train_search_iterations: int = 24  # bisection steps per level while training (ranking plans needs less)
     generated_share: float = 0.5  # training mixture: share of draws from generated training-seed days
     instances_per_size: int = 8  # --generated: training instances per size (generator seeds from the training split)
+    # one problem of more regions than this: train on pieces of it (random sets of 4, 8, ... up to
+    # this many of its regions, ``learn/pieces.py``, instances_per_size of each) with share=auto
+    # or type, then decide it whole; 0: always train the whole problem. Chosen on
+    # generate_problem(128, 1000), 70 validation states, seed 0: whole (share=agent, 50 steps in
+    # 840 s) 8.8 % mean; pieces up to 32 regions (1,500 steps, 527 s) 1.72 %; up to 64 (1,500
+    # steps, 1,100 s) 2.3 %; up to 32 with 2,400 steps 1.83 %, with a whole-problem step every 50th 2.1 %
+    piece_regions: int = 32
     batch_size: int = 256
     updates_per_step: int = 4  # network updates per training step
     buffer_size: int = 100_000  # rows per replay buffer (one per network slice)
@@ -73,6 +81,7 @@ HYPERPARAMETER_RANGES = {
     "train_search_iterations": BISECTIONS,
     "generated_share": FRACTION,
     "instances_per_size": COUNT,
+    "piece_regions": NON_NEGATIVE,
     "batch_size": COUNT,
     "updates_per_step": COUNT,
     "buffer_size": COUNT,

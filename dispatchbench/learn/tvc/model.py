@@ -9,7 +9,8 @@ data only, nothing pickled).
 Two scopes (``model.json`` ``scope``):
 
 - **instance** (``train -p FILE``): the problem's fingerprint must match at ``solve``, and the
-  curves come from the checkpoint;
+  curves come from the checkpoint (a large problem is trained on pieces of it, ``pieces`` in
+  ``model.json``, and decided whole);
 - **any-size** (``train --generated 4,8,16,32``): trained on generated instances, it decides any
   problem whose group types and ratings it saw (``lifecycle.uncovered`` refuses the rest, in
   one line). On a problem it never saw, its agents first meter their own bills and fit their
@@ -49,6 +50,7 @@ def training_meta(
     training_set: TrainingSet | None,
     problems: list[Problem],
     instances: list[tuple[int, int]],
+    pieces: list[int],
     counts: TrainingCounts,
     step: int,
     budget: TrainingBudget,
@@ -73,7 +75,8 @@ def training_meta(
             train_time_s=train_time_s,
             observation={a: list(observation_names(problem, a)) for a in problem.group_names},
         )
-        return {**meta, "scope": INSTANCE, **cost}
+        trained_on = {"pieces": {"sizes": sorted(set(pieces)), "count": len(pieces)}} if pieces else {}
+        return {**meta, "scope": INSTANCE, **trained_on, **cost}
     assert training_set is not None
     return {
         "solver": solver,

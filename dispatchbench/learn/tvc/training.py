@@ -1,7 +1,8 @@
 """Training MADRL-TVC: calibrated curves, then steps of rounds with exploration, the competition, updates.
 
-Training runs on one problem (a model for that instance) or on generated instances of several
-sizes (one model for any size, ``share="type"``). Each instance's agents first meter their own
+Training runs on one problem (a model for that instance; on a problem of more than
+``piece_regions`` regions, on pieces of it: ``learn/pieces.py``) or on generated instances of
+several sizes (one model for any size, ``share="type"``). Each instance's agents first meter their own
 bills and fit their cost curves (``curves.calibrate``: counted). Each step then visits
 ``states_per_step`` states of one instance (the instances take turns): the team runs its rounds
 with exploration (plain sums, fewer bisection steps), and — with commitment — the plans tried at
@@ -28,6 +29,7 @@ from dispatchbench.learn import lifecycle
 from dispatchbench.learn.checkpoints import Checkpoint
 from dispatchbench.learn.lifecycle import generated_instances
 from dispatchbench.learn.marl_env import StateSampler, monitor_states, observation_matrix
+from dispatchbench.learn.pieces import cut, piece_regions, piece_sizes
 from dispatchbench.learn.training_log import TrainingLog
 from dispatchbench.learn.tvc import model
 from dispatchbench.learn.tvc.accounting import InstanceCosts, TrainingCounts
@@ -91,6 +93,24 @@ def make_instance(
         costs=InstanceCosts.of(problem, hp.train_search_iterations),
         generator_seed=generator_seed,
     )
+
+
+def pieces_of(whole: Instance, sizes: list[int], hp: Hyperparameters, nets: PolicyNets, seed: int) -> list[Instance]:
+    """Training instances cut from one problem (``learn/pieces.py``): its own agents, their own
+    curves (metered once, for the whole), a sampler per piece; no new calibration."""
+    instances = []
+    for j, regions in enumerate(piece_regions(whole.problem, sizes, hp.instances_per_size, seed)):
+        piece, index = cut(whole.problem, regions, f"piece {j}: {len(regions)} regions")
+        curves = whole.team.curves.rows(index)
+        instances.append(
+            Instance(
+                name=piece.name,
+                team=Team(piece, hp, nets, curves),
+                sampler=StateSampler(piece, seed=seed * 100_003 + j, generated_share=hp.generated_share),
+                costs=InstanceCosts.of(piece, hp.train_search_iterations),
+            )
+        )
+    return instances
 
 
 @dataclass
@@ -281,18 +301,19 @@ def fit(
     model for any size) within ``budget``, or resume ``ckpt``; the model goes to ``out_dir``."""
     elapsed = lifecycle.TrainingClock()  # setting up counts: it is part of what training costs
     lifecycle.seed_everything(seed)
-    hp = replace(hp, share=resolved_share(hp.share, any_size=problem is None))
+    sizes = piece_sizes(len(problem.regions), hp.piece_regions) if problem is not None and hp.share != "agent" else []
+    hp = replace(hp, share=resolved_share(hp.share, any_size=problem is None or bool(sizes)))
     slices = slice_count(problem, hp.share)
     nets = PolicyNets(slices, hp)
     experience = Experience(slices, hp, seed=seed * 1000 + 7)
     counts = TrainingCounts() if ckpt is None else TrainingCounts.from_json(ckpt.state["counts"])
     rng = np.random.default_rng(seed)
     fresh = counts if ckpt is None else None  # a resumed run has counted its calibration already
+    specs: list[tuple[int, int]] = []
     if problem is not None:
-        specs: list[tuple[int, int]] = []
         saved = CostCurves.from_json(ckpt.state["curves"]) if ckpt is not None else None
-        instances = [make_instance(problem, hp, nets, sampler_seed=seed, counts=fresh, curves=saved)]
-        monitor = instances[0]
+        monitor = make_instance(problem, hp, nets, sampler_seed=seed, counts=fresh, curves=saved)
+        instances = [monitor] if not sizes else pieces_of(monitor, sizes, hp, nets, seed)
     else:
         assert training_set is not None, "train on a problem or a training set"
         specs = generated_instances(training_set.sizes, hp.instances_per_size, seed)
@@ -337,7 +358,7 @@ def fit(
             "samplers": [i.sampler.rng.bit_generator.state for i in instances],
             "experience": experience.state_dict(),
             "counts": counts.to_json(),
-            **({"curves": instances[0].team.curves.to_json()} if problem is not None else {}),
+            **({"curves": monitor.team.curves.to_json()} if problem is not None else {}),
         }
         meta.clear()
         meta.update(
@@ -350,6 +371,7 @@ def fit(
                 training_set=training_set,
                 problems=[i.problem for i in instances],
                 instances=specs,
+                pieces=[len(i.problem.regions) for i in instances] if sizes else [],
                 counts=counts,
                 step=step,
                 budget=budget,
