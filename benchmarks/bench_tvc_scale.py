@@ -124,6 +124,8 @@ def main() -> None:
             "reused_model": args.reuse,
             "answered": len(gaps),
             "statuses": {s: sum(r.status == s for r in tvc) for s in {r.status for r in tvc}},
+            # SCIP stops at its 60 s default time limit: a 'feasible' reference is its incumbent
+            "scip_statuses": {s: sum(r.status == s for r in scip) for s in {r.status for r in scip}},
             "gap_mean": statistics.mean(gaps) if gaps else None,
             "gap_worst": max(gaps) if gaps else None,
             "gap_by_family": {f: {"mean": statistics.mean(g), "worst": max(g)} for f, g in families.items()},
