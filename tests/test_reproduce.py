@@ -92,7 +92,12 @@ def test_a_small_paper_study_end_to_end_then_cached(tmp_path):
             mine = "paper-4region-tableIV.csv" if "tableIV" in states_file else "day-head.csv"
             got = rows[(rows["solver"] == spec) & rows["states_file"].str.endswith(mine)]
             assert len(got) == (1 if "tableIV" in states_file else MINI_DAY_STATES)
-            assert all(costs[s] == float(c).hex() for s, c in zip(got["state"], got["cost"])), (spec, states_file)
+            # SCIP bit for bit; SLSQP's last bits follow the CPU's vector path (6e-15 relative
+            # on one state between two machines with the same libraries), so it is held to 1e-12
+            tol = 0.0 if spec == "scip" else 1e-12
+            for s, c in zip(got["state"], got["cost"]):
+                want = float.fromhex(costs[s])
+                assert abs(c - want) <= tol * abs(want), (spec, states_file, s, c, want)
     saved = json.loads((out / "reproduce.json").read_text())
     test_file = out / "test-states-seed2000.csv"
     assert saved["test_states"]["states"] == 5 * 96 // 96 + 1 == len(pd.read_csv(test_file))

@@ -22,11 +22,12 @@ SAVED = json.loads(REFERENCE.read_text())
 
 def _same_libraries() -> str | None:
     here, there = environment(), SAVED["environment"]
-    differ = [f"{k} {there[k]} (saved) vs {here[k]}" for k in ("torch", "numpy") if here[k] != there[k]]
+    keys = ("torch", "numpy", "cpu_capability")
+    differ = [f"{k} {there.get(k)} (saved) vs {here[k]}" for k in keys if here[k] != there.get(k)]
     return ", ".join(differ) or None
 
 
-@pytest.mark.skipif(_same_libraries() is not None, reason=f"other library versions: {_same_libraries()}")
+@pytest.mark.skipif(_same_libraries() is not None, reason=f"other libraries or CPU: {_same_libraries()}")
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_training_and_decisions_match_the_saved_reference(case, tmp_path):
     saved = SAVED["cases"][case.name]

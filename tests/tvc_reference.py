@@ -16,8 +16,10 @@ size (shared networks, calibrated curves, sampled counterfactuals, zones of move
 
 Floats are stored as JSON numbers (Python writes the shortest repr that reads back exactly), so
 equality is bit equality. The hashes hold on the machine and library versions that wrote them
-(torch's kernels may round differently elsewhere); the file records those versions and the test
-says so when they differ.
+and CPU capability (torch's kernels round differently elsewhere); the file records them and the
+test is skipped, naming the difference, when they differ. Re-recorded on 2026-12-04 on an
+AVX-512 machine: the code was unchanged (the same file came out at 59e1148 and at 27dbd78 there),
+the earlier recording came from a machine whose kernels rounded differently.
 """
 
 from __future__ import annotations
@@ -187,7 +189,14 @@ def run_case(case: Case, folder: Path, states: list[State] | None = None) -> dic
 
 
 def environment() -> dict[str, str]:
-    return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    """What the hashes hold on: library versions and the CPU's vector instructions torch's kernels
+    use (the same versions round differently on an AVX2 and an AVX-512 machine)."""
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def dumps(data: dict[str, Any]) -> str:
