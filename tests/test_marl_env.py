@@ -171,3 +171,23 @@ except ImportError as exc:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "wrapper:" in proc.stdout and ("gymnasium" in proc.stdout or "pettingzoo" in proc.stdout)
+
+
+def test_monitor_states_fall_back_to_generated_days_where_uniform_draws_fail(monkeypatch):
+    """A large problem's uniform box almost never yields a feasible state (every region at once),
+    so the training log's monitor states come from generated training days instead: feasible,
+    fixed by the seed. Where box draws succeed (every size up to 128 regions checked), they are
+    the box draws, as before."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.learn import marl_env
+    from dispatchbench.model.feasibility import infeasibility_reason
+
+    problem = generate_problem(16, 1000)
+    box = marl_env.StateSampler(problem, seed=marl_env.MONITOR_SEED).sample_many(10)
+    assert [s.demand for s in marl_env.monitor_states(problem)] == [s.demand for s in box]
+    monkeypatch.setattr(marl_env, "MONITOR_TRIES", 0)  # as if no uniform draw were ever feasible
+    states = marl_env.monitor_states(problem)
+    generated = marl_env.StateSampler(problem, seed=marl_env.MONITOR_SEED, generated_share=1.0).sample_many(10)
+    assert [s.demand for s in states] == [s.demand for s in generated]
+    assert [s.label for s in states] == [f"monitor{i}" for i in range(10)]
+    assert all(infeasibility_reason(problem, s) is None for s in states)
