@@ -328,8 +328,6 @@ class StateSampler:
 
 
 MONITOR_SEED = 20240601
-
-
 MONITOR_TRIES = 200  # uniform draws per monitor state before the generator's days are used instead
 
 

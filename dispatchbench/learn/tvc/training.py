@@ -102,14 +102,7 @@ def pieces_of(whole: Instance, sizes: list[int], hp: Hyperparameters, nets: Poli
     for j, regions in enumerate(piece_regions(whole.problem, sizes, hp.instances_per_size, seed)):
         piece, index = cut(whole.problem, regions, f"piece {j}: {len(regions)} regions")
         curves = whole.team.curves.rows(index)
-        instances.append(
-            Instance(
-                name=piece.name,
-                team=Team(piece, hp, nets, curves),
-                sampler=StateSampler(piece, seed=seed * 100_003 + j, generated_share=hp.generated_share),
-                costs=InstanceCosts.of(piece, hp.train_search_iterations),
-            )
-        )
+        instances.append(make_instance(piece, hp, nets, sampler_seed=seed * 100_003 + j, counts=None, curves=curves))
     return instances
 
 
