@@ -342,14 +342,21 @@ def test_repair_by_ratings_makes_any_plan_workable(paper_model):
     """Whatever the policy proposes, the repair (ratings and demand only) ends on a plan whose
     ranges can meet every balance, flipping the most willing agents first."""
     from dispatchbench.formulations.vector_form import shortfall
+    from dispatchbench.learn.tvc.plans import solo_flips
 
     paper, model = paper_model
     team = make_solver(f"madrl_tvc[model={model}]").load(paper)
     rng = np.random.default_rng(0)
     for state in _day(paper):
-        on, flips = repair(team.problem, state, np.zeros(9, bool), rng.normal(size=9))
+        willing = rng.normal(size=9)
+        on, flips = repair(team.problem, state, np.zeros(9, bool), willing)
         assert shortfall(paper, state, on[None])[0] <= 1e-9 and 0 < flips <= 9
         assert team.clear(state, on).feasible[0]
+        # the first flip: the most willing of the agents whose start removes some shortfall,
+        # however little (not the one that removes the most)
+        off = np.zeros(9, bool)
+        helps = shortfall(paper, state, solo_flips(off)) < shortfall(paper, state, off[None])[0] - 1e-9
+        assert on[np.argmax(np.where(helps, willing, -np.inf))]
 
 
 def test_the_best_tried_plan_sets_every_agents_targets(toy):

@@ -261,7 +261,9 @@ def margin_plans(team: Team, states: Sequence[State], run: PolicyRun) -> np.ndar
     agent whose learned margin is negative stops, and the plan is repaired by ratings. On large
     instances it puts the search near good plans from the first step."""
     margin = run.rounds[0].features.column("margin")  # rounds ≥ 1: the trial's features
-    return np.array([repair(team.problem, state, margin[k] > 0, margin[k])[0] for k, state in enumerate(states)])
+    return np.array(
+        [repair(team.problem, state, margin[k] > 0, margin[k], largest_first=True)[0] for k, state in enumerate(states)]
+    )
 
 
 def monitor_reward(team: Team, state: State, obs: np.ndarray) -> float:
