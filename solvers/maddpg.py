@@ -5,10 +5,12 @@ power fraction, the environment pieces of ``dispatchbench.learn.marl_env`` (mapp
 search, reward) at training and at execution, and no cost coefficient read by any agent:
 
 - ``sharing="type"``: one actor and one critic per group type (FDC, ASC, V2G) on size-independent
-  inputs, a mean-field critic and difference rewards (``dispatchbench/learn/maddpg/shared.py``,
-  ``features.py``). Trained on generated instances of several sizes (``fit(None,
-  training_set=...)``, ``dispatchbench train --generated 4,8,16,32``), one model decides any
-  problem whose group types and ratings it saw (``lifecycle.uncovered`` refuses the rest);
+  inputs (ratings, demand ratios and, from each agent's own metered bills, its place in the merit
+  order: ``cost_inputs``), a mean-field critic, difference rewards and an on/off head trained on
+  the critic's exact ``Q(on) − Q(off)`` (``dispatchbench/learn/maddpg/shared.py``, ``features.py``).
+  Trained on generated instances of several sizes (``fit(None, training_set=...)``,
+  ``dispatchbench train --generated 4,8,16,32``), one model decides any problem whose group types
+  and ratings it saw (``lifecycle.uncovered`` refuses the rest);
 - ``sharing="agent"``: a network per agent with a critic on every agent's observation and action
   (``dispatchbench/learn/maddpg/per_agent.py``), a model per instance;
 - ``sharing="auto"`` (default): per agent when trained on one problem (the paper-size rows keep
@@ -46,7 +48,7 @@ from dispatchbench.learn.checkpoints import ANY_SIZE, META_FILE, Checkpoint, Mod
 from dispatchbench.learn.lifecycle import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WIDTH
 from dispatchbench.learn.maddpg import per_agent, shared
 from dispatchbench.learn.maddpg.decision import decide_batch, raw_actions
-from dispatchbench.learn.maddpg.features import FEATURES, MEAN_FIELD, agent_features, layout
+from dispatchbench.learn.maddpg.features import MEAN_FIELD, feature_names, layout
 from dispatchbench.learn.maddpg.shift_search import ShiftSearch
 from dispatchbench.learn.maddpg.training_cost import TrainingCost
 from dispatchbench.learn.maddpg.training_states import PooledSampler
@@ -88,7 +90,9 @@ class Hyperparameters:
     flip_start: float = 0.1  # probability that an agent's sampled on/off choice is flipped, decayed ...
     flip_end: float = 0.0  # ... to this value
     gumbel_temperature: float = 1.0  # Gumbel-softmax temperature of the on/off head in the actor update
-    onoff_update: str = "gumbel"  # type sharing: on/off head trained by Gumbel-softmax, or by its exact "expected" Q
+    # type sharing: on/off head trained by its exact "expected" Q, p·Q(on) + (1 − p)·Q(off), or by
+    # Gumbel-softmax (chosen on validation: docs/learning.md, "Sharing"; per agent: Gumbel-softmax always)
+    onoff_update: str = "expected"
     action_reg: float = 1e-3  # weight of the squared actor outputs (logits, pre-activation) in the actor loss
     policy_every: int = 2  # actor and target updates every this many critic updates
     checkpoint_every: int = 2000
@@ -106,6 +110,10 @@ class Hyperparameters:
     )
     power_reg: float = 0.0  # sigmoid: weight of x² in the actor loss; clip: weight of x's excess outside [0, 1]²
     updates_per_step: int = 1  # gradient updates per environment step
+    # type sharing: what the actors hear of running costs, from each agent's own metered bills
+    # (learn/maddpg/features.py): nothing ("none"), its own cost against the system's ("own"), or
+    # also its place in the system's and its region's merit order ("merit")
+    cost_inputs: str = "merit"
 
     def reward(self) -> RewardConfig:
         return RewardConfig(self.own_weight, self.team_weight, self.penalty_per_kw, self.move_weight)
@@ -149,6 +157,7 @@ HYPERPARAMETER_CHOICES = {
     "onoff_update": ("gumbel", "expected"),
     "shift": ("kw", "range"),
     "power_head": ("sigmoid", "clip"),
+    "cost_inputs": ("none", "own", "merit"),
 }
 
 ACTION_FORMAT = 2  # 2: on/off head (Gumbel-softmax) + power fraction; 1 (older models): one thresholded raw action
@@ -275,7 +284,8 @@ class Maddpg(lifecycle.LearnerPlugin):
         ]
         searches = [ShiftSearch(p, hp.shift) for p in problems]
         noise_rng = np.random.default_rng(seed + 1)
-        buffers = shared.new_buffers(hp.buffer_size, seed + 2)
+        names = feature_names(hp.cost_inputs)
+        buffers = shared.new_buffers(hp.buffer_size, seed + 2, len(names))
         reward = hp.reward()
         watched = int(np.argmax([len(p.groups) for p in problems]))  # Fig. 5 on the largest instance
         monitor = monitor_states(problems[watched])
@@ -305,7 +315,7 @@ class Maddpg(lifecycle.LearnerPlugin):
         def save(step: int, stopped_by: str) -> None:
             own = {
                 "action_format": ACTION_FORMAT,
-                "features": list(FEATURES),
+                "features": list(names),
                 "mean_field": list(MEAN_FIELD),
                 "sampler": {"generated_share": hp.generated_share, "pool_days": hp.pool_days, "seeds": "training"},
                 **info(step, stopped_by),
@@ -340,7 +350,7 @@ class Maddpg(lifecycle.LearnerPlugin):
             k = (step - 1) % len(problems)
             problem, search = problems[k], searches[k]
             state = samplers[k].sample()
-            features = agent_features(problem, [state])
+            features = model.features(problem, [state])
             types = layout(problem).type_index
             on, u = shared.explore(model, features, types, step, hp, noise_rng)
             if not problem.commitment:
@@ -353,7 +363,7 @@ class Maddpg(lifecycle.LearnerPlugin):
                 agents=len(problem.groups),
                 evaluations=result.evaluations,
                 search_messages=result.outcome.messages,
-                scalars_per_agent=len(FEATURES) + 3,
+                scalars_per_agent=len(names) + 3,
             )
             loss = float("nan")
             if step > hp.learning_starts:
@@ -574,7 +584,7 @@ class Maddpg(lifecycle.LearnerPlugin):
         start = time.perf_counter()
         if isinstance(model, shared.SharedModel):
             raw, margin = shared.act(model, trained, states)  # every actor on every state at once
-            heard = shared.observation_messages(search, trained)
+            heard = shared.observation_messages(search, trained, model.cost_inputs)
         else:
             margin, u, on = model.policy(observation_matrix(trained, states))
             raw = raw_actions(on, u, trained.commitment)

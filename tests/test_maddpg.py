@@ -199,8 +199,11 @@ def test_batched_decisions_equal_one_by_one(paper_model, sharing, tmp_path):
     batch = assert_batched_equals_one_by_one(make_solver(f"maddpg[model={model}]"), paper, states)
     plain = {a.info["messages"] for a in batch if a.info["commitment_repaired"] == 0}
     search = DistributedSearch(paper)
-    # one search (the default graph); the shared actors' inputs add two system sums, one message per agent
-    heard = observation_messages(search, paper) if sharing == "type" else 0
+    # one search (the default graph); the shared actors' inputs add two system sums, one message per
+    # agent, and with the default cost inputs ("merit") a tree sum of bills and a tree gather
+    heard = observation_messages(search, paper, "merit") if sharing == "type" else 0
+    if sharing == "type":
+        assert heard == 4 * search.system_sum_messages + len(paper.groups)
     assert plain <= {search.messages_per_decision() + heard}
 
 
@@ -337,16 +340,18 @@ def _doubled_state(state):
 def test_shared_inputs_do_not_depend_on_the_number_of_regions():
     """An instance and the same instance twice over (every region copied, demands copied) give
     every agent the same actor inputs and the same mean-field summaries of the others' actions."""
-    from dispatchbench.learn.maddpg.features import agent_features, mean_field, upper_rows
+    from dispatchbench.learn.maddpg.features import agent_features, feature_names, mean_field, upper_rows
 
     paper = load_problem(PROBLEMS / "paper-4region.toml")
     double = _doubled(paper)
     states = _states(paper)[:5]
     twice = [_doubled_state(s) for s in states]
     g = len(paper.groups)
-    one, two = agent_features(paper, states), agent_features(double, twice)
-    assert one.shape == (5, g, len(one[0, 0])) and two.shape == (5, 2 * g, one.shape[2])
-    assert np.allclose(two[:, :g], one, atol=1e-6) and np.allclose(two[:, g:], one, atol=1e-6)
+    for cost_inputs in ("none", "own", "merit"):
+        one = agent_features(paper, states, cost_inputs=cost_inputs)
+        two = agent_features(double, twice, cost_inputs=cost_inputs)
+        assert one.shape == (5, g, len(feature_names(cost_inputs))) and two.shape == (5, 2 * g, one.shape[2])
+        assert np.allclose(two[:, :g], one, atol=1e-6) and np.allclose(two[:, g:], one, atol=1e-6)
     rng = np.random.default_rng(0)
     on = rng.random((5, g)) < 0.6
     ub, lb = upper_rows(paper, states), paper.lower_bounds()[None].repeat(5, 0)
@@ -358,6 +363,39 @@ def test_shared_inputs_do_not_depend_on_the_number_of_regions():
     twin = np.stack([on * paper.delivery * ub, on * paper.delivery * lb, on * paper.delivery * power], -1)
     expected = (2 * mf_one[:, :, :3] * paper.delivery.dot(paper.p_max) + twin) / (2 * paper.delivery.dot(paper.p_max))
     assert np.allclose(mf_two[:, :g, :3], expected, atol=1e-5)
+
+
+def test_merit_inputs_are_each_agents_place_in_the_merit_order():
+    """``cost_inputs=merit``: the delivered available kW of the strictly cheaper agents (average
+    metered cost per delivered kW at full available output), over the system and within the
+    agent's region, against a brute-force count; and the agent's cost against the system's."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.maddpg.features import agent_features, feature_names, layout, upper_rows
+    from dispatchbench.model.evaluate import group_costs
+
+    problem = generate_problem(6, 1000)
+    states = validation_states(problem, families=("night_heavy",), stride=24)[:3]
+    x = agent_features(problem, states, cost_inputs="merit")
+    names = feature_names("merit")
+    lay, ub = layout(problem), upper_rows(problem, states)
+    for b in range(len(states)):
+        full = np.where(ub[b] > problem.lower_bounds(), ub[b], problem.p_max)
+        avg = group_costs(problem, np.ones(len(full), bool), full) / (full * problem.delivery)
+        cap = ub[b] * problem.delivery
+        system_avg = (avg * full * problem.delivery).sum() / (full * problem.delivery).sum()
+        for i in range(len(avg)):
+            cheaper = avg < avg[i]
+            here = lay.region_of == lay.region_of[i]
+            assert x[b, i, names.index("cheaper_available/system_capacity")] == pytest.approx(
+                cap[cheaper].sum() / lay.system_capacity, rel=1e-5, abs=1e-7
+            )
+            assert x[b, i, names.index("region_cheaper_available/region_capacity")] == pytest.approx(
+                cap[cheaper & here].sum() / lay.region_capacity[i], rel=1e-5, abs=1e-7
+            )
+            assert x[b, i, names.index("own_cost_per_kw/system_cost_per_kw")] == pytest.approx(
+                avg[i] / system_avg, rel=1e-5
+            )
 
 
 def _any_size(out, sizes=(2, 4), **budget):

@@ -18,6 +18,24 @@ the two system totals from one tree sum each):
 where capacity is delivered kW at full output (``Σ efficiency · p_max``), a region's includes its CS
 limit (what it can serve), and *available* uses this interval's V2G availability.
 
+What running costs (``cost_inputs``, ``COST_FEATURES``). The inputs above are ratings only, and on
+an instance the model never saw, ratings do not say which group is cheap: the released model of
+2026-12-03 switched on about the right capacity of each type but the wrong groups (at 32 regions,
+22.5 of its 24.0 % validation gap was commitment). So, like MADRL-TVC's agents (``tvc/curves.py``),
+each agent *meters its own bill* — at its full available output and at 90 % of it, never a cost
+coefficient — and hears summaries of the others' bills:
+
+- ``own``: its average cost per delivered kW at full output over the system's (one more tree sum:
+  the system's bill and delivered kW at full output), and its metered marginal cost over its
+  average (how much of its bill is fixed);
+- ``merit`` (default): also the delivered available capacity of the agents whose average cost is
+  strictly below its own, over the system capacity and, within its region, over the region
+  capacity — its place in the system's and its region's merit order, read against the demand
+  ratios above. It takes one tree gather of (average cost, available kW) pairs, whose messages
+  carry lists (counted as messages, not scalars: ``shared.observation_messages``). It is what the
+  priority-list heuristic (``merit_order``) reads, so the actor starts from the merit order and
+  learns what the list ignores: minimum outputs, CS limits, V2G availability, the power split.
+
 The critic (centralised, CTDE) adds mean-field summaries of the *other* agents' actions, excluding
 the agent itself, so a critic trained with 10 agents reads 300 (``MEAN_FIELD``): the capacity they
 have switched on, their running minimum and the power they propose, delivered kW, over the system
@@ -35,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dispatchbench.model.evaluate import group_costs  # the station's meter: its own bill at an output
 from dispatchbench.model.problem import GroupType, Problem, State
 
 TYPES: tuple[str, ...] = tuple(t.value for t in GroupType)  # FDC, ASC, V2G: one actor and one critic each
@@ -58,7 +77,24 @@ MEAN_FIELD = (
     "region_others_on_minimum/region_capacity",
     "region_others_proposed/region_capacity",
 )
+COST_FEATURES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "own": ("own_cost_per_kw/system_cost_per_kw", "own_marginal/own_average"),
+    "merit": (
+        "own_cost_per_kw/system_cost_per_kw",
+        "own_marginal/own_average",
+        "cheaper_available/system_capacity",
+        "region_cheaper_available/region_capacity",
+    ),
+}
 N_FEATURES, N_MEAN_FIELD = len(FEATURES), len(MEAN_FIELD)
+
+
+def feature_names(cost_inputs: str) -> tuple[str, ...]:
+    """The actor's input columns with ``cost_inputs`` (module docstring), in order."""
+    return FEATURES + COST_FEATURES[cost_inputs]
+
+
 KW_UNIT = 1000.0  # the unit of p_max/1000kW: a fixed rating scale, the same for every instance
 
 
@@ -102,8 +138,11 @@ def upper_rows(problem: Problem, states: Sequence[State]) -> np.ndarray:
     return np.array([problem.upper_bounds(s) for s in states], dtype=float).reshape(len(states), -1)
 
 
-def agent_features(problem: Problem, states: Sequence[State], ub: np.ndarray | None = None) -> np.ndarray:
-    """``(B, G, N_FEATURES)`` float32 actor inputs of every agent at every state (module docstring)."""
+def agent_features(
+    problem: Problem, states: Sequence[State], ub: np.ndarray | None = None, cost_inputs: str = "none"
+) -> np.ndarray:
+    """``(B, G, len(feature_names(cost_inputs)))`` float32 actor inputs of every agent at every
+    state (module docstring)."""
     lay = layout(problem)
     ub = upper_rows(problem, states) if ub is None else ub
     demand = np.array([problem.demand_vector(s) for s in states], dtype=float).reshape(len(states), -1)
@@ -123,7 +162,43 @@ def agent_features(problem: Problem, states: Sequence[State], ub: np.ndarray | N
         own(problem.p_max * problem.delivery / lay.region_capacity),
         own(problem.p_max / KW_UNIT),
     ]
+    if cost_inputs != "none":
+        columns += _cost_columns(problem, lay, ub, delivered_ub, merit=cost_inputs == "merit")
     return np.stack(columns, axis=-1).astype(np.float32)
+
+
+def _cost_columns(problem: Problem, lay: Layout, ub: np.ndarray, delivered_ub: np.ndarray, merit: bool) -> list:
+    """The ``own``/``merit`` columns from each agent's metered bills (module docstring)."""
+    full = np.where(ub > problem.lower_bounds(), ub, problem.p_max)  # a V2G group with nothing available: its rating
+    on = np.ones(problem.p_max.shape, dtype=bool)
+    bill, bill_90 = group_costs(problem, on, full), group_costs(problem, on, 0.9 * full)
+    delivered = np.maximum(full * problem.delivery, 1e-9)
+    average = bill / delivered
+    marginal = (bill - bill_90) / (0.1 * delivered)
+    system = bill.sum(-1, keepdims=True) / delivered.sum(-1, keepdims=True)
+    columns = [average / np.maximum(system, 1e-9), marginal / np.maximum(average, 1e-9)]
+    if merit:
+        everyone = np.zeros(lay.n_agents, dtype=int)
+        cheaper = np.stack([_cheaper(a, w, everyone) for a, w in zip(average, delivered_ub)])
+        region_cheaper = np.stack([_cheaper(a, w, lay.region_of) for a, w in zip(average, delivered_ub)])
+        columns += [cheaper / lay.system_capacity, region_cheaper / lay.region_capacity]
+    return columns
+
+
+def _cheaper(values: np.ndarray, weights: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    """``(G,)``: the summed ``weights`` of the members of each one's group with a strictly lower
+    value (ties count for neither, so an instance copied twice over gives the same ratios)."""
+    order = np.lexsort((values, group_of))
+    v, w, g = values[order], weights[order], group_of[order]
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    idx = np.arange(len(v))
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    new_run = new_group | np.r_[True, v[1:] != v[:-1]]
+    run_start = np.maximum.accumulate(np.where(new_run, idx, 0))
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    out = np.empty(len(v))
+    out[order] = cum[run_start] - cum[group_start]
+    return out
 
 
 def mean_field(problem: Problem, on: np.ndarray, power: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:

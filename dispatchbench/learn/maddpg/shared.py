@@ -19,6 +19,13 @@ default action): a running agent is charged what the team cost would have been w
 search), an idle agent 0, both over the mean full-output cost of one group (environment side,
 like ``marl_env.cost_scale``). The counterfactual plans are scored by the one evaluator in one
 vectorised search per step — a central evaluator of joint plans, counted as true-cost evaluations.
+
+**The on/off head** (``onoff_update``). Episodes are one step, so the value of switching on is
+``Q(on) − Q(off)`` with both read off the critic; the default ``"expected"`` trains the logits on
+that exact difference (``E = p·Q(on) + (1 − p)·Q(off)``). MADDPG's straight-through Gumbel-softmax
+(``"gumbel"``) follows the critic's slope in its 0/1 "on" input instead, which says little about
+the jump between the two, and with cost inputs it under-committed at 32 regions (validation,
+docs/learning.md "Sharing": 11.7 % against 1.8 %).
 """
 
 from __future__ import annotations
@@ -35,10 +42,10 @@ from dispatchbench.formulations.distributed_search import DistributedSearch
 from dispatchbench.learn.agent_nets import agent_mlp
 from dispatchbench.learn.maddpg.decision import raw_actions
 from dispatchbench.learn.maddpg.features import (
-    N_FEATURES,
     N_MEAN_FIELD,
     TYPES,
     agent_features,
+    feature_names,
     layout,
     mean_field,
     upper_rows,
@@ -52,11 +59,11 @@ N_TYPES = len(TYPES)
 
 
 class TypeActors(nn.Module):
-    """Per type: on/off logits and a power fraction, ``(T, B, N_FEATURES) -> ((T, B, 2), (T, B), (T, B))``."""
+    """Per type: on/off logits and a power fraction, ``(T, B, F) -> ((T, B, 2), (T, B), (T, B))``."""
 
-    def __init__(self, hidden: int, power_head: str = "sigmoid") -> None:
+    def __init__(self, hidden: int, n_features: int, power_head: str = "sigmoid") -> None:
         super().__init__()
-        self.net = agent_mlp(N_TYPES, N_FEATURES, hidden, 3)
+        self.net = agent_mlp(N_TYPES, n_features, hidden, 3)
         self.power_head = power_head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,9 +78,9 @@ class TypeActors(nn.Module):
 class TypeCritics(nn.Module):
     """Per type: ``Q(features, on, u, mean field)``, ``(T, B, ·) -> (T, B)``."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, n_features: int) -> None:
         super().__init__()
-        self.net = agent_mlp(N_TYPES, N_FEATURES + 2 + N_MEAN_FIELD, hidden, 1)
+        self.net = agent_mlp(N_TYPES, n_features + 2 + N_MEAN_FIELD, hidden, 1)
 
     def forward(self, x: torch.Tensor, on: torch.Tensor, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, on.unsqueeze(-1), u.unsqueeze(-1), m], dim=-1)).squeeze(-1)
@@ -86,14 +93,20 @@ class SharedModel:
     target_actors: TypeActors
     target_critics: TypeCritics
     shift: str = "kw"
+    cost_inputs: str = "none"  # what the actors hear of running costs (features.py, COST_FEATURES)
 
     @classmethod
     def new(cls, hp: Any) -> SharedModel:
-        actors, critics = TypeActors(hp.actor_hidden, hp.power_head), TypeCritics(hp.critic_hidden)
-        targets = TypeActors(hp.actor_hidden, hp.power_head), TypeCritics(hp.critic_hidden)
+        n = len(feature_names(hp.cost_inputs))
+        actors, critics = TypeActors(hp.actor_hidden, n, hp.power_head), TypeCritics(hp.critic_hidden, n)
+        targets = TypeActors(hp.actor_hidden, n, hp.power_head), TypeCritics(hp.critic_hidden, n)
         targets[0].load_state_dict(actors.state_dict())
         targets[1].load_state_dict(critics.state_dict())
-        return cls(actors, critics, *targets, shift=hp.shift)
+        return cls(actors, critics, *targets, shift=hp.shift, cost_inputs=hp.cost_inputs)
+
+    def features(self, problem: Problem, states: Sequence[State]) -> np.ndarray:
+        """``(B, G, F)``: every agent's actor inputs with this model's cost inputs."""
+        return agent_features(problem, states, cost_inputs=self.cost_inputs)
 
     def networks(self) -> dict[str, nn.Module]:
         return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), nn.Module)}
@@ -171,11 +184,12 @@ def step_rewards(
 
 
 # ---- the learner's side of one step --------------------------------------------------------------
-BUFFER_FIELDS = {"x": (N_FEATURES,), "on": (), "u": (), "m": (N_MEAN_FIELD,), "r": ()}
+def buffer_fields(n_features: int) -> dict[str, tuple[int, ...]]:
+    return {"x": (n_features,), "on": (), "u": (), "m": (N_MEAN_FIELD,), "r": ()}
 
 
-def new_buffers(capacity: int, seed: int) -> list[ReplayBuffer]:
-    return [ReplayBuffer(capacity, BUFFER_FIELDS, seed=seed + k) for k in range(N_TYPES)]
+def new_buffers(capacity: int, seed: int, n_features: int) -> list[ReplayBuffer]:
+    return [ReplayBuffer(capacity, buffer_fields(n_features), seed=seed + k) for k in range(N_TYPES)]
 
 
 def explore(
@@ -235,8 +249,9 @@ def update(
     Episodes are one step (``done = 1``): the critic's target is the reward itself."""
     present = [len(b) > 0 for b in buffers]
     batches = [b.sample(hp.batch_size) if ok else None for b, ok in zip(buffers, present)]
-    zero = {k: np.zeros((hp.batch_size, *shape), np.float32) for k, shape in BUFFER_FIELDS.items()}
-    stack = {k: torch.as_tensor(np.stack([(b or zero)[k] for b in batches])) for k in BUFFER_FIELDS}
+    fields_ = buffer_fields(len(feature_names(hp.cost_inputs)))
+    zero = {k: np.zeros((hp.batch_size, *shape), np.float32) for k, shape in fields_.items()}
+    stack = {k: torch.as_tensor(np.stack([(b or zero)[k] for b in batches])) for k in fields_}
     mask = torch.as_tensor(present, dtype=torch.float32)  # (T,)
     q = model.critics(stack["x"], stack["on"], stack["u"], stack["m"])  # (T, B)
     critic_loss = (((q - stack["r"]) ** 2).mean(dim=1) * mask).sum()
@@ -277,12 +292,16 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 def act(model: SharedModel, problem: Problem, states: Sequence[State]) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic raw actions ``(B, G)`` and the on/off margins (the repair's eagerness)."""
-    margin, u, on = model.policy(agent_features(problem, states), layout(problem).type_index)
+    margin, u, on = model.policy(model.features(problem, states), layout(problem).type_index)
     return raw_actions(on, u, problem.commitment), margin
 
 
-def observation_messages(search: DistributedSearch, problem: Problem) -> int:
+def observation_messages(search: DistributedSearch, problem: Problem, cost_inputs: str = "none") -> int:
     """Messages of the shared actors' inputs per decision: the two system totals (demand, available
     capacity) are one CS-to-CS tree sum each, and every CS node sends each of its agents its
-    region's and the system's numbers in one message (an agent measures its own)."""
-    return 2 * search.system_sum_messages + len(problem.groups)
+    region's and the system's numbers in one message (an agent measures its own). Cost inputs
+    (``features.COST_FEATURES``): ``own`` adds one tree sum (the system's bill at full output),
+    ``merit`` one more tree pass gathering the (average cost, available kW) pairs, whose messages
+    carry lists; the CS node then sends each agent its places in one message, as before."""
+    trees = 2 + {"none": 0, "own": 1, "merit": 2}[cost_inputs]
+    return trees * search.system_sum_messages + len(problem.groups)
