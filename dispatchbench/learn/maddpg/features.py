@@ -167,7 +167,9 @@ def agent_features(
     return np.stack(columns, axis=-1).astype(np.float32)
 
 
-def _cost_columns(problem: Problem, lay: Layout, ub: np.ndarray, delivered_ub: np.ndarray, merit: bool) -> list:
+def _cost_columns(
+    problem: Problem, lay: Layout, ub: np.ndarray, delivered_ub: np.ndarray, merit: bool
+) -> list[np.ndarray]:
     """The ``own``/``merit`` columns from each agent's metered bills (module docstring)."""
     full = np.where(ub > problem.lower_bounds(), ub, problem.p_max)  # a V2G group with nothing available: its rating
     on = np.ones(problem.p_max.shape, dtype=bool)

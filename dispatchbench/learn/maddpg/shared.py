@@ -249,9 +249,9 @@ def update(
     Episodes are one step (``done = 1``): the critic's target is the reward itself."""
     present = [len(b) > 0 for b in buffers]
     batches = [b.sample(hp.batch_size) if ok else None for b, ok in zip(buffers, present)]
-    fields_ = buffer_fields(len(feature_names(hp.cost_inputs)))
-    zero = {k: np.zeros((hp.batch_size, *shape), np.float32) for k, shape in fields_.items()}
-    stack = {k: torch.as_tensor(np.stack([(b or zero)[k] for b in batches])) for k in fields_}
+    # a type absent from every instance so far: zero rows of the buffers' own layout, masked out below
+    zero = {k: np.zeros((hp.batch_size, *a.shape[1:]), a.dtype) for k, a in buffers[0].data.items()}
+    stack = {k: torch.as_tensor(np.stack([(b or zero)[k] for b in batches])) for k in zero}
     mask = torch.as_tensor(present, dtype=torch.float32)  # (T,)
     q = model.critics(stack["x"], stack["on"], stack["u"], stack["m"])  # (T, B)
     critic_loss = (((q - stack["r"]) ** 2).mean(dim=1) * mask).sum()
