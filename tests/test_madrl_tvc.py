@@ -563,6 +563,57 @@ def test_while_a_plan_does_not_clear_one_mover_serves_the_system(paper_model):
     assert np.array_equal(second ^ start, np.repeat(np.eye(9, dtype=bool)[[0]], 3, 0))  # agent 0 alone
 
 
+def test_repaired_plans_get_the_move_rounds_once_more_and_keep_only_a_plan_that_clears(paper_model):
+    """After a repair the move rounds run again on the repaired states only: a stop they expect to
+    gain is made when the plan still clears; a stop that breaks the balances is dropped for the
+    repaired plan; a state that was not repaired is left as it was, and each state is charged
+    exactly the clearings and hearings of its own moves."""
+    from dispatchbench.learn.tvc.decision import moves_after_repair
+    from dispatchbench.learn.tvc.ledger import MessageLedger
+
+    paper, model = paper_model
+    team = make_solver(f"madrl_tvc[model={model}]").load(paper)
+    states = _day(paper)[:3]
+    obs = observation_matrix(paper, states)
+    on = np.ones((3, len(paper.groups)), bool)
+    cleared = team.clear(states, on)
+    assert cleared.feasible.all()
+    flips = np.array([2, 0, 1])  # states 0 and 2 were repaired
+
+    def stopping(*agents):
+        def gains(features):
+            running = features.column("status") > 0.5
+            solo = np.full(running.shape, -1.0)
+            for k, agent in enumerate(agents):
+                solo[:, agent] = np.where(running[:, agent], 3.0 - k, -3.0)
+            return np.stack([solo, np.full(running.shape, -5.0)], -1)
+
+        return gains
+
+    team.gains = stopping(2)  # FDC3 stops: the plan still clears (as in the move-round test above)
+    ledger = MessageLedger.open(3)
+    plan, result, moved = moves_after_repair(team, states, obs, on, cleared, flips, ledger)
+    expected = on.copy()
+    expected[[0, 2], 2] = False
+    assert np.array_equal(plan, expected) and result.feasible.all()
+    assert list(moved) == [1, 0, 1] and list(ledger.clearings) == [1, 0, 1] and list(ledger.hearings) == [2, 0, 2]
+    alone = move_rounds(team, [states[2]], obs[[2]], on[[2]], cleared.row(2))
+    assert np.array_equal(result.balanced.power[2], alone.result.balanced.power[0])  # as if decided alone
+    assert np.array_equal(result.balanced.power[1], cleared.balanced.power[1])  # not repaired: untouched
+
+    def biggest_first(features):  # every running agent expects to gain by stopping, the biggest most
+        running = features.column("status") > 0.5
+        return np.stack([np.where(running, paper.p_max / 100.0, -3.0), np.full(running.shape, -5.0)], -1)
+
+    team.gains = biggest_first
+    busy = _day(paper)[16:19]  # skewed states whose plan three such stops leave unworkable
+    busy_obs, busy_cleared = observation_matrix(paper, busy), team.clear(busy, on)
+    assert not move_rounds(team, busy, busy_obs, on, busy_cleared).result.feasible.any()
+    plan, result, _ = moves_after_repair(team, busy, busy_obs, on, busy_cleared, np.ones(3, int), MessageLedger.open(3))
+    assert np.array_equal(plan, on) and result.feasible.all()  # the repaired plans stand
+    assert np.array_equal(result.balanced.power, busy_cleared.balanced.power)
+
+
 def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
     """Agent 4 (V2G5, region A) starts for a hand-over; then each region's running agent with the
     largest positive solo gain stops: agent 0 (FDC1, region A; not agent 6, its second choice), or

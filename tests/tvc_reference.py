@@ -19,7 +19,9 @@ equality is bit equality. The hashes hold on the machine and library versions th
 and CPU capability (torch's kernels round differently elsewhere); the file records them and the
 test is skipped, naming the difference, when they differ. Re-recorded on 2026-12-04 on an
 AVX-512 machine: the code was unchanged (the same file came out at 59e1148 and at 27dbd78 there),
-the earlier recording came from a machine whose kernels rounded differently.
+the earlier recording came from a machine whose kernels rounded differently. Regenerated again
+when repaired plans got the move rounds once more (decision.moves_after_repair): the training
+hashes stayed the same; only the decisions at repaired states changed.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -130,6 +131,9 @@ class Consensus:
         return values @ self.mixing.T
 
 
+SMALL_TREE = 32  # nodes up to which a tree sum adds one message at a time (see ``TreeSum.run``)
+
+
 @dataclass(frozen=True)
 class TreeSum:
     """Exact sum over a spanning tree: convergecast to the root, broadcast back.
@@ -144,28 +148,68 @@ class TreeSum:
 
     @classmethod
     def on(cls, n: int) -> TreeSum:
-        return cls(n, tuple((i - 1) // 2 for i in range(1, n)))
+        return _heap_tree(n)
 
     @property
     def messages(self) -> int:
         return 2 * max(self.n - 1, 0)
 
+    @cached_property
+    def _passes(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The convergecast as vector steps: deepest level first, and within a level every
+        node's higher-id child before its lower-id one, the order in which a node adds what its
+        children send (so the sums are bit-for-bit those of one message at a time)."""
+        child = np.arange(1, self.n)
+        parent = np.asarray(self.parent, dtype=int)
+        depth = np.zeros(self.n, dtype=int)
+        for c in child:  # parents come first (smaller ids)
+            depth[c] = depth[parent[c - 1]] + 1
+        passes = []
+        for level in range(int(depth.max(initial=0)), 0, -1):
+            at = child[depth[child] == level]
+            rank = np.zeros(len(at), dtype=int)  # 0 for a parent's highest-id child, 1 for the next...
+            order = np.lexsort((-at, parent[at - 1]))
+            sorted_parents = parent[at[order] - 1]
+            starts = np.r_[0, np.flatnonzero(np.diff(sorted_parents)) + 1]
+            rank[order] = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
+            for r in range(int(rank.max(initial=-1)) + 1):  # each step touches a parent once
+                step = at[rank == r]
+                passes.append((step, parent[step - 1]))
+        return tuple(passes)
+
     def run(self, values: np.ndarray) -> np.ndarray:
-        """``(B, n)`` node values -> ``(B,)`` their sum, added up the tree (leaves first)."""
-        partial = np.array(values, dtype=float, copy=True)
-        for child in range(self.n - 1, 0, -1):  # a child's id exceeds its parent's: leaves first
-            partial[..., self.parent[child - 1]] += partial[..., child]
-        return partial[..., 0]
+        """``(B, n)`` node values -> ``(B,)`` their sum, added up the tree (leaves first).
+
+        Up to ``SMALL_TREE`` nodes one message at a time is fastest; beyond, the vector passes on
+        node-major rows (the clearing of a 512-region plan: 0.6 ms a sum one by one, 0.06 ms so).
+        Both add the same numbers in the same order."""
+        if self.n <= SMALL_TREE:
+            partial = np.array(values, dtype=float, copy=True)
+            for child in range(self.n - 1, 0, -1):  # a child's id exceeds its parent's: leaves first
+                partial[..., self.parent[child - 1]] += partial[..., child]
+            return partial[..., 0]
+        rows = np.array(np.moveaxis(np.asarray(values, dtype=float), -1, 0), order="C")  # (n, B)
+        for children, parents in self._passes:
+            rows[parents] += rows[children]
+        return rows[0]
+
+
+@lru_cache(maxsize=64)
+def _heap_tree(n: int) -> TreeSum:
+    """One shared (immutable) tree per size, so its vector passes are worked out once."""
+    return TreeSum(n, tuple((i - 1) // 2 for i in range(1, n)))
 
 
 def region_slots(problem: Problem) -> np.ndarray:
     """``(R, K)``: each region's group indices, padded with ``G`` (an index one past the last
     group, for a column the caller appends: 0 to sum, ``inf`` to take a minimum)."""
-    members = [np.flatnonzero(problem.group_region == r) for r in range(len(problem.regions))]
-    width = max((len(m) for m in members), default=0)
-    return np.array(
-        [np.pad(m, (0, width - len(m)), constant_values=len(problem.groups)) for m in members], dtype=int
-    ).reshape(len(members), width)
+    region = np.asarray(problem.group_region, dtype=int)
+    order = np.argsort(region, kind="stable")  # every region's groups, in group order
+    counts = np.bincount(region, minlength=len(problem.regions))
+    slots = np.full((len(problem.regions), int(counts.max(initial=0))), len(problem.groups), dtype=int)
+    place = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots[region[order], place] = order
+    return slots
 
 
 @dataclass
@@ -268,17 +312,21 @@ class SearchResult:
 
     def row(self, k: int) -> SearchResult:
         """Row ``k`` of a batch as a batch of one (its messages are already per state)."""
+        return self.take(np.array([k]))
+
+    def take(self, rows: np.ndarray) -> SearchResult:
+        """Rows ``rows`` of a batch as a batch of their own (messages are already per state)."""
         b = self.balanced
-        one = Balanced(
-            power=b.power[k : k + 1],
-            imports=b.imports[k : k + 1],
-            system_signal=b.system_signal[k : k + 1],
-            region_signal=b.region_signal[k : k + 1],
-            feasible=b.feasible[k : k + 1],
+        some = Balanced(
+            power=b.power[rows],
+            imports=b.imports[rows],
+            system_signal=b.system_signal[rows],
+            region_signal=b.region_signal[rows],
+            feasible=b.feasible[rows],
             outer_iterations=b.outer_iterations,
             inner_iterations=b.inner_iterations,
         )
-        return SearchResult(one, self.messages, self.consensus_rounds, self.sign_disagreements)
+        return SearchResult(some, self.messages, self.consensus_rounds, self.sign_disagreements)
 
     def with_rows(self, rows: np.ndarray, other: SearchResult) -> SearchResult:
         """This batch with rows ``rows`` replaced by ``other``'s (one row each, in order): what a

@@ -42,3 +42,12 @@ class MessageLedger:
         """``rows`` each reached one move decision point costing ``messages`` scalars."""
         self.messages[rows] += messages
         self.hearings[rows] += 1
+
+    def add(self, rows: np.ndarray, other: MessageLedger) -> None:
+        """Charge ``rows`` (an index array) what ``other``, a ledger of those states alone, counted."""
+        for mine, theirs in (
+            (self.messages, other.messages),
+            (self.clearings, other.clearings),
+            (self.hearings, other.hearings),
+        ):
+            mine[rows] += theirs
