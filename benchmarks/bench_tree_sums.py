@@ -33,13 +33,6 @@ from dispatchbench.instances.protocol import VALIDATION, validation_states
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_message_at_a_time(tree: TreeSum, values: np.ndarray) -> np.ndarray:
-    partial = np.array(values, dtype=float, copy=True)
-    for child in range(tree.n - 1, 0, -1):
-        partial[..., tree.parent[child - 1]] += partial[..., child]
-    return partial[..., 0]
-
-
 def sums(sizes: list[int], batches: list[int], repeat: int) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
@@ -47,8 +40,8 @@ def sums(sizes: list[int], batches: list[int], repeat: int) -> list[dict]:
         tree = TreeSum.on(n)
         for batch in batches:
             values = rng.normal(size=(batch, n))
-            assert np.array_equal(tree.run(values), one_message_at_a_time(tree, values))
-            loop = min(timeit.repeat(lambda: one_message_at_a_time(tree, values), number=repeat, repeat=3)) / repeat
+            assert np.array_equal(tree.run(values), tree.run_message_by_message(values))
+            loop = min(timeit.repeat(lambda: tree.run_message_by_message(values), number=repeat, repeat=3)) / repeat
             now = min(timeit.repeat(lambda: tree.run(values), number=repeat, repeat=3)) / repeat
             rows.append({"nodes": n, "batch": batch, "loop_s": loop, "run_s": now, "loop_over_run": loop / now})
             print(json.dumps(rows[-1]), flush=True)

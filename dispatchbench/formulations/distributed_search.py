@@ -184,14 +184,19 @@ class TreeSum:
         node-major rows (the clearing of a 512-region plan: 0.6 ms a sum one by one, 0.06 ms so).
         Both add the same numbers in the same order."""
         if self.n <= SMALL_TREE:
-            partial = np.array(values, dtype=float, copy=True)
-            for child in range(self.n - 1, 0, -1):  # a child's id exceeds its parent's: leaves first
-                partial[..., self.parent[child - 1]] += partial[..., child]
-            return partial[..., 0]
+            return self.run_message_by_message(values)
         rows = np.array(np.moveaxis(np.asarray(values, dtype=float), -1, 0), order="C")  # (n, B)
         for children, parents in self._passes:
             rows[parents] += rows[children]
         return rows[0]
+
+    def run_message_by_message(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`run` as the stations send it: every child, highest id first, adds its subtree's
+        sum into its parent's (``benchmarks/bench_tree_sums.py`` times it against the passes)."""
+        partial = np.array(values, dtype=float, copy=True)
+        for child in range(self.n - 1, 0, -1):  # a child's id exceeds its parent's: leaves first
+            partial[..., self.parent[child - 1]] += partial[..., child]
+        return partial[..., 0]
 
 
 @lru_cache(maxsize=64)

@@ -115,7 +115,8 @@ def moves_after_repair(
     V2G groups first, and more of them than the optimum runs (75 against SCIP's 55 at a 128-region
     trough). Nothing took the surplus back. Once the repaired plan clears, the zones move at once
     and stop what is not needed. Chosen on validation states only (``generate_problem(128, 1000)``,
-    70 states; docs/madrl-tvc.md, Limits): the same model went from 0.88 % to 0.56 % mean. A
+    70 states; docs/madrl-tvc.md, Limits): the study's three models of replicate 4 went from
+    1.02 % to 0.50 % mean (seed 0: 0.88 % to 0.60 %). A
     plan the moves leave unworkable is dropped for the repaired one (each CS node knows whether
     its plan cleared). Returns the plans, their clearing and the clearings the moves made."""
     moved_clearings = np.zeros(len(states), dtype=np.int64)
