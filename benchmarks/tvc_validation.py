@@ -12,6 +12,9 @@ SCIP (``rel_gap=1e-9``) on the same states. SCIP's answers are cached per (probl
     nice -n 5 python benchmarks/tvc_validation.py --problem gen:128:1000 --model runs/tvc-any \\
         --days 1 --stride 8 --random 10 --label any-size-128
 
+``--no-scip`` skips SCIP (no gaps; for messages and times at sizes where SCIP takes minutes a
+state and no cached answers exist).
+
 ``--problem`` is a file or ``gen:REGIONS:SEED`` (a generated instance; use validation generator
 seeds 1000–1999 for choosing anything). States are the validation split's (seed 1000 +
 ``--replicate``) unless ``--split test`` is given (the lead's final evaluation only).
@@ -91,6 +94,8 @@ def evaluate_model(problem: Problem, states: list[State], spec: str, reference: 
         for a, b in zip(one_by_one, batched)
     )
     info = one_by_one[0].info if one_by_one else {}
+    fixed = [r.info for r in one_by_one if r.info.get("commitment_repaired", 0) > 0]
+    passes = [i["repair_passes"] for i in fixed if "repair_passes" in i]  # absent before the repair in passes
     return {
         "spec": spec,
         "answered": len(answered),
@@ -106,7 +111,13 @@ def evaluate_model(problem: Problem, states: list[State], spec: str, reference: 
         "prepare_s": prepare_s,
         "messages_mean": statistics.mean(r.info.get("messages", 0) for r in one_by_one),
         "messages_max": max(r.info.get("messages", 0) for r in one_by_one),
-        "repaired": sum(r.info.get("commitment_repaired", 0) > 0 for r in one_by_one),
+        "searches_mean": statistics.mean(r.info.get("searches", 0) for r in one_by_one),
+        "move_hearings_mean": statistics.mean(r.info.get("move_hearings", 0) for r in one_by_one),
+        "repaired": len(fixed),
+        "repair_flips_mean": statistics.mean(i["commitment_repaired"] for i in fixed) if fixed else 0,
+        "repair_flips_max": max((i["commitment_repaired"] for i in fixed), default=0),
+        "repair_passes_mean": statistics.mean(passes) if passes else None,
+        "repair_passes_max": max(passes, default=None),
         "calibration": {
             k: info[k] for k in ("calibration_bills", "calibration_s", "offer_publication_messages") if k in info
         },
@@ -126,6 +137,7 @@ def main() -> None:
     ap.add_argument("--random", type=int, default=0)
     ap.add_argument("--families", default="", help="only these day families (comma-separated)")
     ap.add_argument("--time-scip", action="store_true", help="solve SCIP again in this run (timing)")
+    ap.add_argument("--no-scip", action="store_true", help="no SCIP reference: messages and times only, no gaps")
     ap.add_argument("--scip-cache", type=Path, default=ROOT / "runs" / "scip-cache")
     ap.add_argument("--label", required=True)
     ap.add_argument("--note", default="")
@@ -146,8 +158,12 @@ def main() -> None:
         stride=args.stride,
     )
     t0 = time.perf_counter()
-    reference = scip_reference(problem, states, args.scip_cache, args.time_scip)
-    scip_s = [r["time_s"] for r in reference.values()]
+    if args.no_scip:
+        reference = {s.label: {"cost": None, "status": "not run", "time_s": None} for s in states}
+    else:
+        reference = scip_reference(problem, states, args.scip_cache, args.time_scip)
+    scip_s = [r["time_s"] for r in reference.values() if r["time_s"] is not None]
+    scip_median = statistics.median(scip_s) if scip_s else None
     models = []
     for folder in args.model.split(","):
         spec = folder if "[" in folder else f"madrl_tvc[model={folder}{',' + args.extra if args.extra else ''}]"
@@ -159,7 +175,9 @@ def main() -> None:
                 k: meta.get(k)
                 for k in ("scope", "spec", "seed", "train_steps", "train_time_s", "budget", "stopped_by", "problem")
             }
-        row["scip_over_tvc_one_state_per_call"] = statistics.median(scip_s) / row["decision_s_one_state_per_call"]
+        row["scip_over_tvc_one_state_per_call"] = (
+            scip_median / row["decision_s_one_state_per_call"] if scip_median is not None else None
+        )
         models.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("per_state", "gap_by_family")}), flush=True)
         print("  by family:", json.dumps(row["gap_by_family"]), flush=True)
@@ -171,7 +189,7 @@ def main() -> None:
         "replicate": args.replicate,
         "states": {"days": args.days, "stride": args.stride, "random": args.random, "count": len(states)},
         "scip": {
-            "median_s": statistics.median(scip_s),
+            "median_s": scip_median,
             "timed_in_this_run": args.time_scip,
             "statuses": sorted({r["status"] for r in reference.values()}),
         },

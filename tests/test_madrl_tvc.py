@@ -18,7 +18,8 @@ from conftest import assert_batched_equals_one_by_one, permuted_problem_toml
 
 from dispatchbench import State, evaluate, load_problem, load_states
 from dispatchbench.bench.plugins import make_solver
-from dispatchbench.formulations.balancing import PriceResponse, balance, state_bounds
+from dispatchbench.formulations.balancing import PriceResponse, balance, demand_rows, state_bounds
+from dispatchbench.instances.protocol import validation_states
 from dispatchbench.learn.marl_env import observation_matrix
 from dispatchbench.learn.tvc.competition import (
     TriedPlans,
@@ -349,14 +350,71 @@ def test_repair_by_ratings_makes_any_plan_workable(paper_model):
     rng = np.random.default_rng(0)
     for state in _day(paper):
         willing = rng.normal(size=9)
-        on, flips = repair(team.problem, state, np.zeros(9, bool), willing)
-        assert shortfall(paper, state, on[None])[0] <= 1e-9 and 0 < flips <= 9
+        on, flips, passes = repair(team.problem, state, np.zeros(9, bool), willing)
+        assert shortfall(paper, state, on[None])[0] <= 1e-9 and 0 < flips <= 9 and 0 < passes <= flips
         assert team.clear(state, on).feasible[0]
-        # the first flip: the most willing of the agents whose start removes some shortfall,
+        # the first pass starts the most willing of the agents whose start removes some shortfall,
         # however little (not the one that removes the most)
         off = np.zeros(9, bool)
         helps = shortfall(paper, state, solo_flips(off)) < shortfall(paper, state, off[None])[0] - 1e-9
         assert on[np.argmax(np.where(helps, willing, -np.inf))]
+
+
+def test_repair_flips_in_every_short_region_at_once_and_clears():
+    """A plan that leaves many regions short is repaired in a few tree passes, each region
+    flipping its own most willing helping agent in the same pass: fewer passes than flips, the
+    passes not growing with the regions, and the plan workable by ratings and cleared. The
+    largest-first rule (training's) still makes one flip per pass."""
+    from dispatchbench.formulations.vector_form import shortfall
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+
+    most = 0
+    for regions in (16, 64):
+        big = generate_problem(regions, 0)
+        team = new_team(big, Hyperparameters())
+        rng = np.random.default_rng(regions)
+        for state in validation_states(big, families=("night_heavy",), stride=48):
+            off = np.zeros(len(big.groups), bool)  # nothing runs: many regions short
+            willing = rng.normal(size=len(big.groups))
+            on, flips, passes = repair(big, state, off, willing)
+            assert shortfall(big, state, on[None])[0] == 0 and team.clear(state, on).feasible[0]
+            regions_flipped = len(np.unique(big.group_region[on]))
+            assert regions_flipped >= regions // 2 and 0 < passes < flips and flips >= regions_flipped
+            most = max(most, passes)
+            _, one_by_one, its_passes = repair(big, state, off, willing, largest_first=True)
+            assert its_passes == one_by_one  # one flip per pass, as before
+    assert most <= 6
+
+
+def test_the_repairs_messages_are_what_the_ledger_charged():
+    """A repaired state is charged its repair by the formula (per pass a tree sum of the regions'
+    ranges and the proposals' gather and answer, ``2·2(R − 1)``; per flip a bid and its reply) and
+    one more clearing; a state that needed no repair is charged nothing."""
+    from dispatchbench.instances.generate_problem import generate_problem
+    from dispatchbench.instances.protocol import validation_states
+    from dispatchbench.learn.tvc.decision import repair_batch
+    from dispatchbench.learn.tvc.ledger import MessageLedger
+    from dispatchbench.learn.tvc.repair import repair_messages
+
+    big = generate_problem(32, 0)
+    team = new_team(big, Hyperparameters())
+    states = validation_states(big, families=("night_heavy",), stride=24)[:3]
+    preference = np.random.default_rng(1).normal(size=(3, len(big.groups)))
+    plans = np.random.default_rng(0).random((3, len(big.groups))) < 0.3  # two plans short, one workable:
+    plans[2] = repair(big, states[2], plans[2], preference[2])[0]
+    first = team.clear(states, plans)
+    assert list(first.feasible) == [False, False, True]
+    ledger = MessageLedger.open(3)
+    on, result, flips, passes = repair_batch(team, states, plans, preference, first, ledger)
+    tree, r = team.search.system_sum_messages, len(big.regions)
+    assert result.feasible.all() and tree == 2 * (r - 1) and flips[2] == passes[2] == 0
+    for j in range(2):
+        assert 0 < passes[j] < flips[j]
+        assert repair_messages(int(flips[j]), int(passes[j]), tree) == passes[j] * 4 * (r - 1) + 2 * flips[j]
+        cleared = team.clear(states[j], on[j]).messages
+        assert ledger.messages[j] == passes[j] * 4 * (r - 1) + 2 * flips[j] + cleared and ledger.clearings[j] == 1
+    assert ledger.messages[2] == ledger.clearings[2] == 0
 
 
 def test_the_best_tried_plan_sets_every_agents_targets(toy):
@@ -484,8 +542,51 @@ def test_features_are_built_and_read_by_name(toy):
     assert not cut.column("flip_workable").any() and not cut.column("cover").any()
     paper = load_problem(PROBLEMS / "paper-4region.toml")
     tree = 2 * (len(paper.regions) - 1)
-    assert new_team(paper).feature_messages == 2 * tree  # the regions' spare output and ranges: two tree sums
-    assert new_team(paper, Hyperparameters(**FAST, drop="cover")).feature_messages == tree
+    handover = len(paper.groups) + tree  # margins to the CS nodes, the zone's maximum up, the partner down
+    assert new_team(paper).feature_messages == 2 * tree + handover  # spare output and ranges: two tree sums
+    assert new_team(paper, Hyperparameters(**FAST, drop="cover")).feature_messages == tree + handover
+    dropped_all = Hyperparameters(**FAST, drop="flip_workable+cover+handover_saving")
+    assert new_team(paper, dropped_all).feature_messages == 0
+
+
+def test_a_stopped_agent_hears_the_loss_its_start_would_let_a_running_agent_stop():
+    """``handover_saving``: for every stopped agent, its zone's partner — the running agent with the
+    most negative margin among those whose stop alone is unworkable — and, if the agent's start
+    makes that stop workable (checked here plan by plan with ``vector_form.shortfall``), the
+    partner's loss; 0 otherwise and for running agents. Pair shortfalls agree with the plain one."""
+    from dispatchbench.formulations.vector_form import handover_shortfalls, shortfall
+
+    paper = load_problem(PROBLEMS / "paper-4region.toml")
+    team = new_team(paper)
+    states = validation_states(paper, days=1, stride=6)
+    obs = observation_matrix(paper, states)
+    rng = np.random.default_rng(3)
+    plans = rng.random((len(states), len(paper.groups))) < 0.6
+    result = team.clear(states, plans)
+    feats = team.features(states, obs, plans, result)
+    margin, ok, saving = (feats.column(c) for c in ("margin", "flip_workable", "handover_saving"))
+    seen = 0
+    for k, state in enumerate(states):
+        plan = plans[k]
+        loss = np.where(plan & (ok[k] == 0) & (margin[k] < 0), -margin[k], -np.inf)
+        partner = int(np.argmax(loss))  # the paper's size is one zone
+        for i in range(len(plan)):
+            if plan[i] or not np.isfinite(loss[partner]):
+                assert saving[k, i] == 0.0
+                continue
+            trial = plan.copy()
+            trial[i], trial[partner] = True, False
+            workable = shortfall(paper, state, trial[None])[0] <= 1e-9
+            assert saving[k, i] == pytest.approx(loss[partner] if workable else 0.0)
+            seen += workable
+    assert seen > 0  # the check met some workable hand-overs
+    lb, ub = state_bounds(paper, states, len(plans))
+    pairs = rng.integers(0, len(paper.groups), plans.shape)
+    got = handover_shortfalls(paper, demand_rows(paper, states), plans, ub, pairs)
+    for k, i in zip(*np.nonzero(~plans & plans[np.arange(len(plans))[:, None], pairs])):
+        trial = plans[k].copy()
+        trial[i], trial[pairs[k, i]] = True, False
+        assert got[k, i] == pytest.approx(shortfall(paper, states[k], trial[None])[0], abs=1e-6)
 
 
 def test_the_message_ledger_charges_only_the_states_that_ran():
@@ -617,9 +718,10 @@ def test_repaired_plans_get_the_move_rounds_once_more_and_keep_only_a_plan_that_
 def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper_model):
     """Agent 4 (V2G5, region A) starts for a hand-over; then each region's running agent with the
     largest positive solo gain stops: agent 0 (FDC1, region A; not agent 6, its second choice), or
-    agent 2 (FDC3, region D: a hand-over between regions). Without a partner that expects a gain,
-    or when the starter itself expects the most from stopping again, the starter stops again and
-    its region's moves end."""
+    agent 2 (FDC3, region D: a hand-over between regions). The starter is not its own partner: when
+    it expects more from stopping again than agent 0 does, agent 0 still stops (the near tie of
+    validation state random_86). Without a partner that expects a gain, the starter stops again
+    and its region's moves end."""
 
     def handover(running):
         out = np.full(running.shape, -5.0)
@@ -646,14 +748,14 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
 
     def starter_regrets(running):
         out = solo_with_partner(running)
-        out[:, 4] = np.where(running[:, 4], 3.0, -3.0)  # more than agent 0's 2.0
+        out[:, 4] = np.where(running[:, 4] & running[:, 0], 3.0, -3.0)  # more than agent 0's 2.0
         return out
 
     cases = (
         (solo_with_partner, 0),
         (partner_elsewhere, 2),
         (lambda r: np.full(r.shape, -1.0), 4),
-        (starter_regrets, 4),
+        (starter_regrets, 0),
     )
     for solo, stopper in cases:
         team.gains = lambda f, solo=solo: np.stack(
@@ -665,6 +767,70 @@ def test_a_hand_over_starts_one_agent_and_stops_the_best_partner_or_undoes(paper
         assert np.array_equal(run.on, expected), stopper
         if stopper == 4:  # undone once, then done: one hand-over's two clearings, no more
             assert list(run.moves) == [2] * 3 and len(run.points) == 2
+
+
+def _moves_with_agent_6_off(paper_model, solo):
+    """The move rounds on three states of the paper's day from everyone on but agent 6 (ASC7), the
+    learned solo gains replaced by ``solo`` and no hand-over bids: ``(team, states, obs, start, run)``."""
+    paper, _ = paper_model
+    start = np.ones((3, len(paper.groups)), bool)
+    start[:, 6] = False
+    team = _move_team(paper_model, solo, lambda running: np.full(running.shape, -5.0))[0]
+    states = _day(paper)[:3]
+    obs = observation_matrix(paper, states)
+    return team, states, obs, start, move_rounds(team, states, obs, start, team.clear(states, start))
+
+
+def test_the_move_rounds_end_where_the_plan_comes_back_to_an_earlier_one(paper_model):
+    """Learned gains that go round in a circle (agent 6 gains by starting while it is off and by
+    stopping while it runs): it starts, stops again, and the rounds end there — on the plan they
+    started from, after two clearings — instead of the third move deciding which plan stands.
+    With a zone per region, agent 6 flipping back while agent 2 stopped in another zone is not a
+    circle (the plan is a new one): the third round runs, and the plan it makes is one seen before."""
+
+    def cycling(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 6] = 2.0
+        return out
+
+    def cycling_and_one_stop(running):
+        out = cycling(running)
+        out[:, 2] = np.where(running[:, 2], 3.0, -3.0)
+        return out
+
+    team, states, obs, start, run = _moves_with_agent_6_off(paper_model, cycling)
+    assert np.array_equal(run.on, start) and list(run.moves) == [2] * 3 and len(run.points) == 2
+    team.hp = dataclasses.replace(team.hp, zone_regions=1)
+    team.gains = lambda f: np.stack(
+        [cycling_and_one_stop(f.column("status") > 0.5), np.full(f.values.shape[:2], -5.0)], -1
+    )
+    run = move_rounds(team, states, obs, start, team.clear(states, start))
+    expected = start.copy()
+    expected[:, 6], expected[:, 2] = True, False
+    assert np.array_equal(run.on, expected) and list(run.moves) == [3] * 3
+
+
+def test_a_circle_goes_back_to_the_plan_the_agents_were_least_eager_to_leave(paper_model):
+    """Agent 6 bids 3.0 to start and 1.0 to stop: the moves start it, stop it, and — back at the
+    first plan — the state goes back to the plan with agent 6 running (the smaller bid to leave
+    it), with that plan's own clearing, charged one word over the tree for the choice."""
+
+    def eager_to_start(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 6] = np.where(running[:, 6], 1.0, 3.0)
+        return out
+
+    paper, _ = paper_model
+    team, states, _, start, run = _moves_with_agent_6_off(paper_model, eager_to_start)
+    expected = np.ones_like(start)
+    assert np.array_equal(run.on, expected) and list(run.moves) == [2] * 3
+    assert np.allclose(run.result.balanced.power, team.clear(states, expected).balanced.power)
+    from dispatchbench.learn.tvc.rounds import move_messages
+
+    assert list(run.ledger.hearings) == [2] * 3  # two decision points, then the circle closed
+    tree = 2 * (len(paper.regions) - 1)
+    clearing = team.search.messages_per_decision()
+    assert list(run.ledger.messages) == [2 * clearing + 2 * move_messages(team, 1, True) + tree] * 3
 
 
 def test_execution_never_reads_cost_coefficients(toy, trained):
@@ -729,22 +895,24 @@ def test_batched_decisions_equal_one_by_one(paper_model, refine):
 
 def test_messages_per_decision_use_bids_and_the_exact_tree(paper_model):
     """refine=0 and no repair: the trial clearing and two policy rounds, each clearing 2G bids and
-    setpoints + (40 + 4)·2(R − 1) tree messages, plus two tree sums per round for the features
-    (870); then per move decision point the features' two tree sums, every agent's gain to its
-    CS node, the tree maximum (one zone at the paper's size) and a word to the mover (28), and a
-    clearing (282) per half-round of moves: at most 870 + 3·2·(28 + 282) = 2,730 with the
+    setpoints + (40 + 4)·2(R − 1) tree messages, plus per round the features: two tree sums,
+    every agent's margin to its CS node and the hand-over partner's tree maximum and range
+    (``G + 2(R − 1)``) — 900; then per move decision point the features, every agent's gain to
+    its CS node, the tree maximum (one zone at the paper's size) and a word to the mover (43), and
+    a clearing (282) per half-round of moves: at most 900 + 3·2·(43 + 282) = 2,850 with the
     default three move rounds, the paper's size target ≤ 3,000."""
     paper, model = paper_model
     answers = make_solver(f"madrl_tvc[model={model}]").solve(paper, _day(paper))
     clearing, tree = 2 * 9 + (40 + 4) * 2 * 3, 2 * 3
-    policy, hearing = 3 * clearing + 2 * 2 * tree, 2 * tree + 9 + tree + 1
-    assert (policy, hearing) == (870, 28)
+    features = 2 * tree + 9 + tree
+    policy, hearing = 3 * clearing + 2 * features, features + 9 + tree + 1
+    assert (policy, hearing) == (900, 43)
     moves = Hyperparameters().moves
     plain = [a.info for a in answers if a.info["commitment_repaired"] == 0]
     assert plain and all(0 <= i["moves"] <= 2 * moves and 1 <= i["move_hearings"] <= 2 * moves for i in plain)
     assert all(i["messages"] == policy + hearing * i["move_hearings"] + clearing * i["moves"] for i in plain)
     assert all(i["searches"] == 3 + i["moves"] for i in plain)
-    assert policy + moves * 2 * (hearing + clearing) == 2730 <= 3000
+    assert policy + moves * 2 * (hearing + clearing) == 2850 <= 3000
 
 
 def test_group_order_in_the_problem_file_does_not_change_the_dispatch(paper_model, tmp_path):
@@ -822,16 +990,20 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
         g, r, tree = len(big.groups), len(big.regions), team.search.system_sum_messages
         assert tree == 2 * (r - 1) and team.search.messages_per_decision() == 2 * g + 44 * tree
         zones = -(-r // team.hp.zone_regions)  # blocks of regions, one mover each
-        regional, system = 2 * tree + g + 2 * (r - zones) + zones, 2 * tree + g + tree + 1
+        features = 2 * tree + g + 2 * (r - zones)  # two tree sums; margins, each zone's partner
+        assert team.feature_messages == features
+        regional, system = features + g + 2 * (r - zones) + zones, features + g + tree + 1
         for decision in decide_batch(team, states, observation_matrix(big, states)):
             info = decision.info
             flips = info["commitment_repaired"]  # a repair by ratings, then one more clearing
             assert info["searches"] == 1 + rounds + info["moves"] + (flips > 0)
             rest = info["messages"] - (
                 info["searches"] * team.search.messages_per_decision()
-                + rounds * 2 * tree
+                + rounds * features
                 + info["move_hearings"] * regional
-                + flips * (2 * tree + 2)
+                + info["repair_passes"] * 2 * tree
+                + 2 * flips
+                + info["move_circles"] * tree  # the circle's choice, over the tree
             )
             assert rest % (system - regional) == 0 and 0 <= rest // (system - regional) <= info["move_hearings"]
             assert info["messages"] <= 1000 * (g + r) and info["balanced"]

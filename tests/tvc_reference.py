@@ -21,7 +21,10 @@ test is skipped, naming the difference, when they differ. Re-recorded on 2026-12
 AVX-512 machine: the code was unchanged (the same file came out at 59e1148 and at 27dbd78 there),
 the earlier recording came from a machine whose kernels rounded differently. Regenerated again
 when repaired plans got the move rounds once more (decision.moves_after_repair): the training
-hashes stayed the same; only the decisions at repaired states changed.
+hashes stayed the same; only the decisions at repaired states changed. Regenerated when the
+repair flipped in every region at once, in tree passes (``repair.py``; ``repair_passes`` joined
+the info): the training hashes and every dispatch stayed the same; only the messages of repairs
+that made two flips in one pass changed.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ INFO_FIELDS = (
     "searches",
     "moves",
     "move_hearings",
+    "move_circles",
     "commitment_repaired",
+    "repair_passes",
     "refined_flips",
     "balanced",
     "price",

@@ -45,13 +45,13 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
     lo = (on * problem.lower_bounds()) @ delivered  # (B, R)
     hi = (on * problem.upper_bounds(state)) @ delivered
     demand, cs = problem.demand_vector(state), problem.cs_max
-    regional, low, high = (t.sum(-1) for t in _window_terms(lo, hi, demand - cs, demand + cs))
+    regional, low, high = (t.sum(-1) for t in window_terms(lo, hi, demand - cs, demand + cs))
     total = state.total_demand
     system = np.maximum(np.maximum(low - total, total - high), 0.0)
     return regional + system
 
 
-def _window_terms(
+def window_terms(
     lo: np.ndarray, hi: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per region: how far its running range ``[lo, hi]`` misses its CS window ``[floor,
@@ -74,14 +74,56 @@ def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np
     delivered = problem.incidence.T
     lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
     floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
-    now = _window_terms(lo, hi, floor, ceiling)  # each (B, R)
+    now = window_terms(lo, hi, floor, ceiling)  # each (B, R)
     sign = np.where(on, -1.0, 1.0)
-    flipped = _window_terms(
+    flipped = window_terms(
         lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region], ceiling[:, region]
     )  # each (B, G): the agent's region after its flip
     regional, low, high = (t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(now, flipped))
     total = demand.sum(-1, keepdims=True)
     return regional + np.maximum(np.maximum(low - total, total - high), 0.0)
+
+
+def handover_shortfalls(
+    problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray, partner: np.ndarray
+) -> np.ndarray:
+    """``(B, G)``: per plan, the :func:`shortfall` of the plan with agent ``i`` started and agent
+    ``partner[b, i]`` stopped (a hand-over), for every stopped ``i``; running agents and a
+    ``partner`` of ``G`` (none) read ``inf``.
+
+    A hand-over changes at most two regions' ranges, so — as in :func:`flip_shortfalls` — the
+    CS nodes answer from one tree sum of the regions' terms plus the partner's own range."""
+    on = np.atleast_2d(np.asarray(on, dtype=bool))
+    batch, n = on.shape
+    region = problem.group_region
+    own = problem.incidence[region, np.arange(n)]
+    lo_each, hi_each = np.broadcast_to(problem.lower_bounds() * own, on.shape), ub * own  # (B, G)
+    delivered = problem.incidence.T
+    lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
+    floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
+    now = window_terms(lo, hi, floor, ceiling)
+    rows = np.arange(batch)[:, None]
+    valid = ~on & (partner < n)
+    p = np.where(valid, partner, 0)
+    r_start, r_stop = np.broadcast_to(region, on.shape), region[p]
+    same = r_start == r_stop
+    lo_p, hi_p = lo_each[rows, p], hi_each[rows, p]
+    start_terms = window_terms(
+        lo[rows, r_start] + lo_each - same * lo_p,
+        hi[rows, r_start] + hi_each - same * hi_p,
+        floor[rows, r_start],
+        ceiling[rows, r_start],
+    )
+    stop_terms = window_terms(
+        lo[rows, r_stop] - lo_p, hi[rows, r_stop] - hi_p, floor[rows, r_stop], ceiling[rows, r_stop]
+    )
+    regional, low, high = (
+        t.sum(-1, keepdims=True) - t[rows, r_start] + f + np.where(same, 0.0, g - t[rows, r_stop])
+        for t, f, g in zip(now, start_terms, stop_terms)
+    )
+    total = demand.sum(-1, keepdims=True)
+    missing = regional + np.maximum(np.maximum(low - total, total - high), 0.0)
+    return np.where(valid, missing, np.inf)
 
 
 def cost_floor(problem: Problem, on: np.ndarray) -> np.ndarray:

@@ -33,8 +33,11 @@ class Decision:
     """One state's dispatch (in the team's group order) and what deciding it took."""
 
     dispatch: Dispatch
-    info: dict[str, Any]  # messages, searches, moves, move_hearings, commitment_repaired, refined_flips,
-    # balanced (False: even the repaired plan cannot meet the balances), price, iterations
+    info: dict[
+        str, Any
+    ]  # messages, searches, moves, move_hearings, move_circles, commitment_repaired (the repair's flips),
+    # repair_passes, refined_flips, balanced (False: even the repaired plan cannot meet the balances), price,
+    # iterations
 
 
 def decide(team: Team, state: State, obs: np.ndarray, *, refine: int = 0) -> Decision:
@@ -49,7 +52,7 @@ def decide_batch(team: Team, states: Sequence[State], obs: np.ndarray, *, refine
     learned flip tests."""
     run = policy_rounds(team, states, obs)
     ledger = run.ledger
-    on, result, flips = repair_batch(team, states, run.on, run.preference, run.result, ledger)
+    on, result, flips, passes = repair_batch(team, states, run.on, run.preference, run.result, ledger)
     on, result, moves_after = moves_after_repair(team, states, obs, on, result, flips, ledger)
     decisions = []
     for j, state in enumerate(states):
@@ -65,7 +68,9 @@ def decide_batch(team: Team, states: Sequence[State], obs: np.ndarray, *, refine
             "searches": searches,
             "moves": int(run.moves[j] + moves_after[j]),
             "move_hearings": int(ledger.hearings[j]),
+            "move_circles": int(ledger.circles[j]),
             "commitment_repaired": int(flips[j]),
+            "repair_passes": int(passes[j]),
             "refined_flips": refined,
             "balanced": bool(cleared.feasible[0]),
             "price": float(cleared.balanced.system_signal[0]),
@@ -82,20 +87,20 @@ def repair_batch(
     preference: np.ndarray,
     result: SearchResult,
     ledger: MessageLedger,
-) -> tuple[np.ndarray, SearchResult, np.ndarray]:
+) -> tuple[np.ndarray, SearchResult, np.ndarray, np.ndarray]:
     """Every state whose plan cannot meet the balances is repaired by ratings (``repair.py``,
-    the agents' ``preference`` breaking ties) and the repaired plans are cleared in one batch.
-    Returns the plans, their clearing and the flips per state."""
+    the agents' ``preference`` setting the order) and the repaired plans are cleared in one
+    batch. Returns the plans, their clearing, and the flips and tree passes per state. A repair
+    that flipped nothing (no flip helped) is charged its passes, and its plan is not cleared again."""
     on = on.copy()
     flips = np.zeros(len(states), dtype=np.int64)
+    passes = np.zeros(len(states), dtype=np.int64)
     for j in (int(i) for i in np.flatnonzero(~result.feasible)) if team.problem.commitment else ():
-        on[j], flips[j] = repair(team.problem, states[j], on[j], preference[j])
-    if not flips.any():
-        return on, result, flips
-    result = clear_again(team, states, on, result, flips > 0, ledger)
-    for flipped in np.flatnonzero(flips):
-        ledger.send(int(flipped), team.repair_messages(int(flips[flipped])))
-    return on, result, flips
+        on[j], flips[j], passes[j] = repair(team.problem, states[j], on[j], preference[j])
+        ledger.send(j, team.repair_messages(int(flips[j]), int(passes[j])))
+    if flips.any():
+        result = clear_again(team, states, on, result, flips > 0, ledger)
+    return on, result, flips, passes
 
 
 def moves_after_repair(

@@ -24,8 +24,9 @@ import numpy as np
 
 from dispatchbench.formulations.balancing import States, demand_rows, state_bounds
 from dispatchbench.formulations.distributed_search import SearchResult
-from dispatchbench.formulations.vector_form import flip_shortfalls
+from dispatchbench.formulations.vector_form import flip_shortfalls, handover_shortfalls
 from dispatchbench.learn.tvc.offers import OfferBook
+from dispatchbench.learn.tvc.zones import pick, zone_of
 from dispatchbench.model.problem import Problem
 
 if TYPE_CHECKING:
@@ -47,11 +48,16 @@ FEATURE_NAMES = (
     "cover",  # could the rest replace its output (region's spare + what its CS link brings in)? 10·(ratio − 1)
     "cleared",  # 1 if the plan met every balance
     "flip_workable",  # 1 if the plan with its own status flipped could still serve the demand (ratings only)
+    "handover_saving",  # stopped: −margin of its zone's partner (cannot stop alone) if its start lets it stop
     "turndown",  # rating: least output / p_max
     "size",  # rating: its delivered p_max / its region's capacity (local + CS limit)
     "capacity",  # rating: p_max / 1000 kW
 )
-ABLATABLE = ("flip_workable", "cover")  # features an ablation may switch off (``drop=``: the column reads 0)
+ABLATABLE = (
+    "flip_workable",
+    "cover",
+    "handover_saving",
+)  # features an ablation may switch off (``drop=``: the column reads 0)
 N_FEATURES = len(FEATURE_NAMES)
 COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
 OBSERVATION_COLUMNS = FEATURE_NAMES[:3]  # the agent's observation, in marl_env's order
@@ -105,15 +111,16 @@ def after_clearing(
     obs: np.ndarray,
     on: np.ndarray,
     result: SearchResult,
+    blocks: np.ndarray,
     drop: frozenset[str] = frozenset(),
 ) -> Features:
     """Every agent's features after the clearing ``result`` of plan ``on`` (``obs``: ``(B, G, 3)``;
     ``own``: :func:`ratings`; ``slots``: each region's agents, ``distributed_search.region_slots``;
-    ``drop``: columns an ablation switches off, read as 0)."""
+    ``blocks``: the zones, ``zones.zone_blocks``; ``drop``: columns an ablation switches off, read as 0)."""
     b = result.balanced
     region_of = problem.group_region
     lb, ub = state_bounds(problem, states, len(on))
-    region_price = b.region_signal[:, region_of]
+    region_price = heard_prices(problem, b.region_signal, b.imports, b.system_signal)[:, region_of]
     system_price = np.broadcast_to(b.system_signal[:, None], region_price.shape)
     span = np.maximum(book.price_hi - book.price_lo, 1e-6)
     offer = np.clip(book.power_at(region_price), lb, ub)
@@ -131,7 +138,9 @@ def after_clearing(
     # whether its own start or stop keeps the plan workable by ratings: its CS node works it
     # out from one tree sum of the regions' ranges (a knife edge a few kW wide on busy
     # evenings, where a V2G group's last kW decide whether an FDC group must run)
-    flip_ok = flip_shortfalls(problem, demand_rows(problem, states), on, ub) <= 1e-9
+    demand = demand_rows(problem, states)
+    flip_ok = flip_shortfalls(problem, demand, on, ub) <= 1e-9
+    saving = handover_savings(problem, demand, on, ub, np.clip(margin, -5.0, 5.0), flip_ok, blocks)
     observed = obs.astype(float)
     shape = offer.shape
     columns = {
@@ -145,8 +154,53 @@ def after_clearing(
         "cover": np.clip(10.0 * (cover - 1.0), -5.0, 5.0),  # sharp where it matters: at ratio 1
         "cleared": np.broadcast_to(b.feasible[:, None], shape).astype(float),
         "flip_workable": flip_ok.astype(float),
+        "handover_saving": saving,
         **{name: np.broadcast_to(own[:, k], shape) for k, name in enumerate(("turndown", "size", "capacity"))},
     }
     for name in drop:
         columns[name] = np.zeros(shape)
     return Features.from_columns(columns)
+
+
+def heard_prices(
+    problem: Problem, region_signal: np.ndarray, imports: np.ndarray, system_signal: np.ndarray
+) -> np.ndarray:
+    """``(B, R)`` the price a region's CS node announces: its own signal where its CS link binds
+    (the market splits there), the system's elsewhere.
+
+    Why: the clearing's inner bisection pins a region's signal only where its local supply answers
+    to it. A region with no running agent, or whose running agents all sit at a bound, ends at the
+    edge of the bracket, so on quiet nights a whole region heard a price below every offer while the
+    system paid 6.9: a stopped V2G group there read a margin of its fixed cost alone, though its
+    start saved 1.3 % (paper instance, validation state night_heavy_d0_t29)."""
+    binding = np.abs(imports) >= problem.cs_max - 1e-6 * np.maximum(problem.cs_max, 1.0)
+    return np.where(binding, region_signal, system_signal[:, None])
+
+
+def handover_savings(
+    problem: Problem,
+    demand: np.ndarray,
+    on: np.ndarray,
+    ub: np.ndarray,
+    margin: np.ndarray,
+    flip_ok: np.ndarray,
+    blocks: np.ndarray,
+) -> np.ndarray:
+    """``(B, G)``: for a stopped agent, ``−margin`` of its zone's *partner* if its own start would
+    let the partner stop (ratings only), else 0; 0 for a running agent.
+
+    Why: the worst paper-size states (validation) were hand-overs — a dear group running at a
+    loss (FDC2 at cs_binding peaks, ASC7 at 03:30 on base-load days) that cannot stop alone,
+    where a cheaper stopped group's start would let it. The stopped agent's other features say
+    nothing about that, so its learned hand-over gain could not see it. The partner is the zone's
+    running agent with the most negative margin among those whose stop alone is unworkable: each
+    reports its margin to its CS node, a tree maximum over the zone picks it, and its range goes
+    back down (``Team.feature_messages``); each stopped agent's CS node then checks the pair
+    from the regions' terms it already holds (``vector_form.handover_shortfalls``)."""
+    n = on.shape[1]
+    loss = np.where(on & ~flip_ok & (margin < 0), -margin, -np.inf)
+    partner, value = pick(loss, blocks)  # (B, Z)
+    owner = zone_of(blocks, n)
+    partner, value = partner[:, owner], value[:, owner]  # (B, G): each agent's zone's partner
+    workable = handover_shortfalls(problem, demand, on, ub, partner) <= 1e-9
+    return np.where(workable & np.isfinite(value), value, 0.0)

@@ -28,7 +28,7 @@ class Hyperparameters:
     moves: int = 3  # move rounds after them, one clearing each
     zone_regions: int = 8  # move rounds: one mover per block of this many regions (the whole system up to it)
     move_explore: float = 0.2  # training: chance per state and move round that a random agent moves instead
-    drop: str = ""  # ablation: features read as 0 ("flip_workable", "cover", "flip_workable+cover")
+    drop: str = ""  # ablation: features read as 0 ("flip_workable", "cover", "handover_saving", or "+"-joined)
     # targets: team advantages per agent's share of the state's cost (its best team cost / agents)
     advantage_clip: float = 2.0  # advantages (≤ 0) clipped at −this many shares (an unworkable plan: −clip)
     advantage_resolution: float = 1e-3  # shares below which targets stay linear (log-compressed above)
@@ -92,7 +92,14 @@ HYPERPARAMETER_RANGES = {
 }
 HYPERPARAMETER_CHOICES = {
     "share": ("auto", "type", "agent"),
-    "drop": ("", "flip_workable", "cover", "flip_workable+cover"),
+    "drop": (
+        "",
+        "flip_workable",
+        "cover",
+        "handover_saving",
+        "flip_workable+cover",
+        "flip_workable+cover+handover_saving",
+    ),
 }
 
 

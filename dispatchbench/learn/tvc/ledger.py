@@ -1,4 +1,4 @@
-"""What one batch of decisions cost in communication, per state: messages, clearings, hearings.
+"""What one batch of decisions cost in communication, per state: messages, clearings, hearings, circles.
 
 A batch decides many states at once, but each state runs the protocol on its own, so every count
 is kept per state: a state charged for a clearing is charged only when *its* plan was cleared
@@ -18,16 +18,18 @@ EVERY = slice(None)
 
 @dataclass
 class MessageLedger:
-    """Per state of a batch (each ``(B,)``, integers): scalars sent, clearings run, and hearings
-    (decision points of the move rounds, where every agent heard its features and a gain maximum)."""
+    """Per state of a batch (each ``(B,)``, integers): scalars sent, clearings run, hearings
+    (decision points of the move rounds, where every agent heard its features and a gain maximum)
+    and circles (move rounds that came back to an earlier plan and went back to one of its circle)."""
 
     messages: np.ndarray
     clearings: np.ndarray
     hearings: np.ndarray
+    circles: np.ndarray
 
     @classmethod
     def open(cls, batch: int) -> MessageLedger:
-        return cls(*(np.zeros(batch, dtype=np.int64) for _ in range(3)))
+        return cls(*(np.zeros(batch, dtype=np.int64) for _ in range(4)))
 
     def send(self, rows: Rows, messages: int) -> None:
         """``rows`` each sent ``messages`` scalars (beyond any clearing)."""
@@ -43,11 +45,17 @@ class MessageLedger:
         self.messages[rows] += messages
         self.hearings[rows] += 1
 
+    def circled(self, rows: Rows, messages: int) -> None:
+        """``rows`` each closed a circle of the move rounds, the choice costing ``messages`` scalars."""
+        self.messages[rows] += messages
+        self.circles[rows] += 1
+
     def add(self, rows: np.ndarray, other: MessageLedger) -> None:
         """Charge ``rows`` (an index array) what ``other``, a ledger of those states alone, counted."""
         for mine, theirs in (
             (self.messages, other.messages),
             (self.clearings, other.clearings),
             (self.hearings, other.hearings),
+            (self.circles, other.circles),
         ):
             mine[rows] += theirs

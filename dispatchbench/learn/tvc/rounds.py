@@ -19,6 +19,7 @@ from dispatchbench.formulations.distributed_search import SearchResult
 from dispatchbench.learn.tvc.features import HANDOVER, SOLO, Features
 from dispatchbench.learn.tvc.ledger import EVERY, MessageLedger
 from dispatchbench.learn.tvc.team import Team
+from dispatchbench.learn.tvc.zones import pick
 from dispatchbench.model.problem import State
 
 
@@ -100,19 +101,6 @@ def policy_rounds(
     )
 
 
-def zones(team: Team) -> np.ndarray:
-    """``(Z, K)`` the agents among which one mover is picked per move round, padded with ``G``:
-    blocks of ``zone_regions`` regions (by region name, so the order a file lists them in does not
-    matter) — one block, i.e. one mover for the system, up to that many regions (the paper's
-    size), a mover per block of regions beyond it."""
-    problem, size = team.problem, team.hp.zone_regions
-    names = sorted(range(len(problem.regions)), key=lambda r: problem.region_names[r])
-    blocks = [names[k : k + size] for k in range(0, len(names), size)]
-    members = [np.flatnonzero(np.isin(problem.group_region, block)) for block in blocks]
-    width = max(len(m) for m in members)
-    return np.array([np.pad(m, (0, width - len(m)), constant_values=team.size) for m in members], dtype=int)
-
-
 def move_messages(team: Team, zone_count: int, system_pick: bool) -> int:
     """One move decision point: the features, every agent's gain to its CS node, each zone's
     maximum over a tree of its CS nodes (``2(R − Z)`` in all; the system's: ``2(R − 1)``) and a
@@ -120,14 +108,6 @@ def move_messages(team: Team, zone_count: int, system_pick: bool) -> int:
     regions = len(team.problem.regions)
     zones_ = 1 if system_pick else zone_count
     return team.feature_messages + team.size + 2 * (regions - zones_) + zones_
-
-
-def pick(values: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(B, G)`` values -> each zone's best agent and its value, ``(B, Z)`` each (an empty slot
-    reads ``-inf``; its agent index is ``G``)."""
-    padded = np.concatenate([values, np.full((len(values), 1), -np.inf)], -1)
-    best = slots[np.arange(len(slots)), padded[:, slots].argmax(-1)]  # (B, Z)
-    return best, np.take_along_axis(padded, best, 1)
 
 
 def move_rounds(
@@ -144,7 +124,7 @@ def move_rounds(
     """Up to ``moves`` rounds in which one agent per zone changes its mind. Every agent reads its
     features after the last clearing, and its move network predicts two team gains: of flipping
     its own status (a *solo* move), and — a stopped agent — of starting so that a running agent
-    can stop (a *hand-over*, the joint move solo flips cannot make). The zones (:func:`zones`)
+    can stop (a *hand-over*, the joint move solo flips cannot make). The zones (``zones.py``)
     are blocks of ``zone_regions`` regions — one mover for the system at the paper's size, one
     per block of regions on a large instance, all blocks at once, so its many local mistakes are
     fixed in the same few rounds — except while the plan did not clear: then the whole system is
@@ -155,9 +135,14 @@ def move_rounds(
     - a solo move: that agent flips;
     - a hand-over: the agent starts; after the clearing, every zone's running agent with the
       largest positive solo gain to stop now stops (the partner may sit in another region of
-      the zone: a hand-over between regions). If nobody expects a gain, or the starter's own
-      zone picks the starter, the starter stops again: the hand-over is undone, and its zone's
-      moves end (the same hand-over would come up again).
+      the zone: a hand-over between regions). The starter is not its own partner — it started so
+      that someone else could stop; picking it let a near tie undo a hand-over that paid (paper
+      instance, validation state random_86: FDC4 should start so that ASC8 stops). If nobody else
+      expects a gain, the starter stops again: the hand-over is undone, and its zone's moves end
+      (the same hand-over would come up again).
+
+    A state whose plan comes back to one the move rounds were already at is done
+    (:func:`close_circles`).
 
     One mover per zone at a time breaks the ties simultaneous rounds cannot (two near-identical
     groups that could each stop would both stop, or both run). The gains are learned from the
@@ -171,9 +156,10 @@ def move_rounds(
     ledger = ledger if ledger is not None else MessageLedger.open(batch)
     before = ledger.clearings.copy()
     points: list[Round] = []
-    blocks = zones(team)  # (Z, K), padded with n
+    blocks = team.zones  # (Z, K), padded with n
     whole = np.arange(n)[None]
     open_zones = np.ones((batch, len(blocks)), dtype=bool)  # zones whose moves are not over
+    history: list[Visit] = []  # every round's starting plan, its clearing and the best bid to leave it
     for _ in range(team.hp.moves if team.problem.commitment else 0):
         active = np.asarray(open_zones.any(1))
         if not active.any():  # every state is done
@@ -193,6 +179,7 @@ def move_rounds(
         value = np.where(
             system[:, None], np.pad(one_value, ((0, 0), (0, len(blocks) - 1)), constant_values=-np.inf), value
         )
+        history.append(Visit(on, result, np.where(active, value.max(1), np.inf)))
         padded_h, padded_s = _pad(handover), _pad(solo)
         moving = np.where(system[:, None], active[:, None], open_zones) & (value > 0)
         hands = moving & (
@@ -214,6 +201,9 @@ def move_rounds(
             hand_rows = hands.any(1)
             _hear(team, ledger, hand_rows, system, len(blocks))
             on = on.copy()
+            # a starter is not its own partner: it started so that someone else could stop
+            b, z = np.nonzero(hands)
+            stop[b, mover[b, z]] = -np.inf
             # one mover for the system: the running agent with the largest positive stop gain
             one, one_value = pick(stop, whole)
             partner = np.where(one_value[:, 0] > 0, one[:, 0], mover[:, 0])
@@ -221,18 +211,64 @@ def move_rounds(
             on[rows_one, partner[rows_one]] = False
             open_zones[rows_one, 0] &= partner[rows_one] != mover[rows_one, 0]
             # zones: every zone's best positive stop — the partner may be in another zone; if
-            # nobody stops, or the starter's own zone picks the starter, the hand-over is undone
-            # and that zone's moves end
+            # nobody stops, the hand-over is undone and that zone's moves end
             best, value = pick(stop, blocks)
             stops = (value > 0) & (hand_rows & ~system)[:, None]
-            undone = hands & ~system[:, None] & (~stops.any(1)[:, None] | (best == mover))
+            undone = hands & ~system[:, None] & ~stops.any(1)[:, None]
             b, z = np.nonzero(stops)
             on[b, best[b, z]] = False
             b, z = np.nonzero(undone)
             on[b, mover[b, z]] = False
             open_zones &= ~undone
             result = clear_again(team, states, on, result, hand_rows, ledger, exact_sums=exact_sums)
+        on, result, circled = close_circles(team, history, on, result, ledger)
+        open_zones[circled] = False
     return MoveRun(on=on, result=result, points=points, moves=ledger.clearings - before, ledger=ledger)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A plan the move rounds started a round from: its clearing, and the largest bid to leave it
+    (``(B,)``; ``inf`` for a state whose moves were over)."""
+
+    plan: np.ndarray  # (B, G)
+    result: SearchResult
+    bid: np.ndarray  # (B,)
+
+
+def close_circles(
+    team: Team, history: list[Visit], on: np.ndarray, result: SearchResult, ledger: MessageLedger
+) -> tuple[np.ndarray, SearchResult, np.ndarray]:
+    """The states whose plan ``on`` is one a round already started from have gone round in a
+    circle: each goes back to the plan of that circle the agents were least eager to leave (the
+    smallest of the winning bids heard there), with the clearing it had, and is done. Returns the
+    plans, their clearing and the mask of those states.
+
+    Why: on the paper instance's validation states the learned gains circled between near-tied
+    plans (random_86: FDC4 out; FDC4 in for ASC8 — the optimum —; ASC8 in for FDC4; skewed_d1_t53:
+    ASC7 in, out, in), and the third move decided which plan stood: 0.98 % and 0.68 % off. The
+    bids are the policy's own (the maxima were already heard), nothing is priced. Ending the moves
+    when any agent flipped back instead cost 0.15 points at 128 regions, where the other zones'
+    moves change the plan around it: that is not a circle. The choice goes to every CS node over
+    the tree (``2(R − 1)`` messages); the agents take their setpoints of that plan again."""
+    circled = np.zeros(len(on), dtype=bool)
+    moved = ~(history[-1].plan == on).all(1)  # a state this round left as it was did not circle
+    back = np.full(len(on), -1)
+    for k, visit in enumerate(history):
+        here = (visit.plan == on).all(1) & moved & ~circled
+        if here.any():  # the circle: visits k … last; go back to the least eager one
+            bids = np.stack([v.bid for v in history[k:]])  # (V, B)
+            back[here] = k + bids[:, here].argmin(0)
+            circled |= here
+    if not circled.any():
+        return on, result, circled
+    on = on.copy()
+    for j in np.flatnonzero(circled):
+        visit = history[int(back[j])]
+        on[j] = visit.plan[j]
+        result = result.with_rows(np.array([j]), visit.result.row(int(j)))
+    ledger.circled(np.flatnonzero(circled), 2 * (len(team.problem.regions) - 1))
+    return on, result, circled
 
 
 def _hear(team: Team, ledger: MessageLedger, rows: np.ndarray, system: np.ndarray, zone_count: int) -> None:

@@ -24,6 +24,7 @@ from dispatchbench.learn.tvc.hyperparameters import Hyperparameters, dropped
 from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
 from dispatchbench.learn.tvc.policy import PolicyNets, slice_index
 from dispatchbench.learn.tvc.repair import repair_messages
+from dispatchbench.learn.tvc.zones import zone_blocks
 from dispatchbench.model.problem import Problem, State
 
 
@@ -57,7 +58,16 @@ class Team:
         self._slots = region_slots(problem)  # each region's agents, for its CS node's sums
         self._sums = SlotSums(problem)
         self._own = ratings(problem)
+        self._zones: tuple[int, np.ndarray] | None = None
         self.calibration: Any = None  # an any-size model's calibration on this instance (model.Calibration)
+
+    @property
+    def zones(self) -> np.ndarray:
+        """``(Z, K)`` the zones' agents, padded with ``G`` (``zones.py``), for the current
+        ``zone_regions``."""
+        if self._zones is None or self._zones[0] != self.hp.zone_regions:
+            self._zones = (self.hp.zone_regions, zone_blocks(self.problem, self.hp.zone_regions))
+        return self._zones[1]
 
     @property
     def size(self) -> int:
@@ -90,7 +100,7 @@ class Team:
     def features(self, states: States, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> Features:
         """Every agent's features after the clearing ``result`` of plan ``on`` (``features.py``)."""
         return after_clearing(
-            self.problem, self.book, self.curves, self._own, self._slots, states, obs, on, result, self.drop
+            self.problem, self.book, self.curves, self._own, self._slots, states, obs, on, result, self.zones, self.drop
         )
 
     def preferences(self, features: Features) -> np.ndarray:
@@ -109,13 +119,19 @@ class Team:
     def feature_messages(self) -> int:
         """What hearing the features costs beyond the clearing: a tree sum between the CS nodes
         for each of the regions' spare output (``cover``) and the regions' ranges
-        (``flip_workable``) — fewer when an ablation drops the feature."""
-        return (2 - len(self.drop)) * self.search.system_sum_messages
+        (``flip_workable``); for ``handover_saving`` every agent's margin to its CS node, each
+        zone's tree maximum and the partner's range back down (``G + 2(R − Z)``) — fewer when an
+        ablation drops a feature."""
+        sums = sum(name not in self.drop for name in ("cover", "flip_workable"))
+        regions, zone_count = len(self.problem.regions), len(self.zones)
+        handover = 0 if "handover_saving" in self.drop else self.size + 2 * (regions - zone_count)
+        return sums * self.search.system_sum_messages + handover
 
     @property
     def sum_messages(self) -> int:
         """One team-wide sum or maximum (every agent's report to its CS node, then the tree)."""
         return self.search.sum_messages
 
-    def repair_messages(self, flips: int) -> int:
-        return repair_messages(flips, self.search.system_sum_messages)
+    def repair_messages(self, flips: int, passes: int) -> int:
+        """A repair's messages (``repair.repair_messages``: ``passes · 2·2(R − 1) + 2·flips`` on the tree)."""
+        return repair_messages(flips, passes, self.search.system_sum_messages)
