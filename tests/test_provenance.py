@@ -111,14 +111,14 @@ def test_the_study_files_test_replicate(tmp_path, paper):
 
     bundled = find_study("paper")
     fresh = load_study(bundled).test_states
-    assert fresh.replicate == 1 and fresh.seed == 2001  # the released models' fresh test replicate
+    assert fresh.replicate == 6 and fresh.seed == 2006  # the released models' fresh test replicate
     assert load_study(bundled, quick=True).test_states.seed == 2000  # a smoke run reads the development test
     text = bundled.read_text()
     drawn = fresh.draw(paper)
-    assert drawn == split_states(paper, "test", stride=fresh.stride, random_count=fresh.random, replicate=1)
-    (tmp_path / "dev.toml").write_text(text.replace("replicate = 1\n", "replicate = 0\n"))
+    assert drawn == split_states(paper, "test", stride=fresh.stride, random_count=fresh.random, replicate=6)
+    (tmp_path / "dev.toml").write_text(text.replace("replicate = 6\n", "replicate = 0\n"))
     development = load_study(tmp_path / "dev.toml").test_states
     assert development.seed == 2000 and drawn != development.draw(paper)
-    (tmp_path / "bad.toml").write_text(text.replace("replicate = 1\n", "replicate = -1\n"))
+    (tmp_path / "bad.toml").write_text(text.replace("replicate = 6\n", "replicate = -1\n"))
     with pytest.raises(InputError, match="replicate"):
         load_study(tmp_path / "bad.toml")
