@@ -833,6 +833,42 @@ def test_a_circle_goes_back_to_the_plan_the_agents_were_least_eager_to_leave(pap
     assert list(run.ledger.messages) == [2 * clearing + 2 * move_messages(team, 1, True) + tree] * 3
 
 
+def test_spent_moves_leave_the_plan_of_their_path_the_agents_were_least_eager_to_leave(paper_model):
+    """One mover for the system, three moves: agent 6 starts (bid 3.0), agent 2 stops (1.0), agent
+    7 stops (2.0), and the last plan is heard once more (agent 8 would stop: 2.5). The plan goes
+    back to the one left with the smallest bid — everyone running — with its own clearing, one
+    more hearing and one word over the tree; training's exploring rounds never go back."""
+
+    def path(running):
+        out = np.full(running.shape, -1.0)
+        out[:, 6] = np.where(running[:, 6], -1.0, 3.0)
+        out[:, 2] = np.where(running[:, 2] & running[:, 6], 1.0, -1.0)
+        out[:, 7] = np.where(running[:, 7] & ~running[:, 2], 2.0, -1.0)
+        out[:, 8] = np.where(running[:, 8] & ~running[:, 7], 2.5, -1.0)
+        return out
+
+    from dispatchbench.learn.tvc.rounds import move_messages
+
+    paper, _ = paper_model
+    team, states, obs, start, run = _moves_with_agent_6_off(paper_model, path)
+    everyone = np.ones_like(start)
+    assert np.array_equal(run.on, everyone) and list(run.moves) == [3] * 3
+    assert np.allclose(run.result.balanced.power, team.clear(states, everyone).balanced.power)
+    assert list(run.ledger.hearings) == [4] * 3 and list(run.ledger.returns) == [1] * 3
+    tree, clearing = 2 * (len(paper.regions) - 1), team.search.messages_per_decision()
+    assert list(run.ledger.messages) == [3 * clearing + 4 * move_messages(team, 1, True) + tree] * 3
+    import dispatchbench.learn.tvc.rounds as rounds_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("training's rounds went back")
+
+    real, rounds_module.least_eager = rounds_module.least_eager, never
+    try:
+        move_rounds(team, states, obs, start, team.clear(states, start), explore=np.random.default_rng(0))
+    finally:
+        rounds_module.least_eager = real
+
+
 def test_execution_never_reads_cost_coefficients(toy, trained):
     """The same model on a copy of the problem whose cost coefficients are NaN decides the same:
     agents only use their learned networks (the fingerprint ignores costs, so the model loads)."""
@@ -1003,7 +1039,7 @@ def test_messages_of_a_decision_at_32_regions_follow_the_formula():
                 + info["move_hearings"] * regional
                 + info["repair_passes"] * 2 * tree
                 + 2 * flips
-                + info["move_circles"] * tree  # the circle's choice, over the tree
+                + info["move_returns"] * tree  # the choice of an earlier plan, over the tree
             )
             assert rest % (system - regional) == 0 and 0 <= rest // (system - regional) <= info["move_hearings"]
             assert info["messages"] <= 1000 * (g + r) and info["balanced"]

@@ -56,7 +56,7 @@ INFO_FIELDS = (
     "searches",
     "moves",
     "move_hearings",
-    "move_circles",
+    "move_returns",
     "commitment_repaired",
     "repair_passes",
     "refined_flips",

@@ -35,7 +35,7 @@ class Decision:
     dispatch: Dispatch
     info: dict[
         str, Any
-    ]  # messages, searches, moves, move_hearings, move_circles, commitment_repaired (the repair's flips),
+    ]  # messages, searches, moves, move_hearings, move_returns, commitment_repaired (the repair's flips),
     # repair_passes, refined_flips, balanced (False: even the repaired plan cannot meet the balances), price,
     # iterations
 
@@ -68,7 +68,7 @@ def decide_batch(team: Team, states: Sequence[State], obs: np.ndarray, *, refine
             "searches": searches,
             "moves": int(run.moves[j] + moves_after[j]),
             "move_hearings": int(ledger.hearings[j]),
-            "move_circles": int(ledger.circles[j]),
+            "move_returns": int(ledger.returns[j]),
             "commitment_repaired": int(flips[j]),
             "repair_passes": int(passes[j]),
             "refined_flips": refined,

@@ -1,4 +1,4 @@
-"""What one batch of decisions cost in communication, per state: messages, clearings, hearings, circles.
+"""What one batch of decisions cost in communication, per state: messages, clearings, hearings, returns.
 
 A batch decides many states at once, but each state runs the protocol on its own, so every count
 is kept per state: a state charged for a clearing is charged only when *its* plan was cleared
@@ -20,12 +20,12 @@ EVERY = slice(None)
 class MessageLedger:
     """Per state of a batch (each ``(B,)``, integers): scalars sent, clearings run, hearings
     (decision points of the move rounds, where every agent heard its features and a gain maximum)
-    and circles (move rounds that came back to an earlier plan and went back to one of its circle)."""
+    and returns (the move rounds went back to a plan they had been at, ``rounds.go_back``)."""
 
     messages: np.ndarray
     clearings: np.ndarray
     hearings: np.ndarray
-    circles: np.ndarray
+    returns: np.ndarray
 
     @classmethod
     def open(cls, batch: int) -> MessageLedger:
@@ -45,10 +45,11 @@ class MessageLedger:
         self.messages[rows] += messages
         self.hearings[rows] += 1
 
-    def circled(self, rows: Rows, messages: int) -> None:
-        """``rows`` each closed a circle of the move rounds, the choice costing ``messages`` scalars."""
+    def returned(self, rows: Rows, messages: int) -> None:
+        """``rows`` each went back to an earlier plan of the move rounds, the choice costing
+        ``messages`` scalars."""
         self.messages[rows] += messages
-        self.circles[rows] += 1
+        self.returns[rows] += 1
 
     def add(self, rows: np.ndarray, other: MessageLedger) -> None:
         """Charge ``rows`` (an index array) what ``other``, a ledger of those states alone, counted."""
@@ -56,6 +57,6 @@ class MessageLedger:
             (self.messages, other.messages),
             (self.clearings, other.clearings),
             (self.hearings, other.hearings),
-            (self.circles, other.circles),
+            (self.returns, other.returns),
         ):
             mine[rows] += theirs
