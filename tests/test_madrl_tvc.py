@@ -781,6 +781,20 @@ def _moves_with_agent_6_off(paper_model, solo):
     return team, states, obs, start, move_rounds(team, states, obs, start, team.clear(states, start))
 
 
+def _assert_went_back(team, states, run, plan, *, clearings, hearings):
+    """Every state of ``run`` went back to ``plan`` once, with that plan's own clearing, after
+    ``clearings`` clearings and ``hearings`` decision points, and was charged exactly those, one
+    paper-size move decision point each, and one word over the tree for the choice."""
+    from dispatchbench.learn.tvc.rounds import move_messages
+
+    assert np.array_equal(run.on, plan) and list(run.moves) == [clearings] * 3
+    assert np.allclose(run.result.balanced.power, team.clear(states, plan).balanced.power)
+    assert list(run.ledger.hearings) == [hearings] * 3 and list(run.ledger.returns) == [1] * 3
+    tree, clearing = 2 * (len(team.problem.regions) - 1), team.search.messages_per_decision()
+    expected = clearings * clearing + hearings * move_messages(team, 1, True) + tree
+    assert list(run.ledger.messages) == [expected] * 3
+
+
 def test_the_move_rounds_end_where_the_plan_comes_back_to_an_earlier_one(paper_model):
     """Learned gains that go round in a circle (agent 6 gains by starting while it is off and by
     stopping while it runs): it starts, stops again, and the rounds end there — on the plan they
@@ -820,17 +834,8 @@ def test_a_circle_goes_back_to_the_plan_the_agents_were_least_eager_to_leave(pap
         out[:, 6] = np.where(running[:, 6], 1.0, 3.0)
         return out
 
-    paper, _ = paper_model
     team, states, _, start, run = _moves_with_agent_6_off(paper_model, eager_to_start)
-    expected = np.ones_like(start)
-    assert np.array_equal(run.on, expected) and list(run.moves) == [2] * 3
-    assert np.allclose(run.result.balanced.power, team.clear(states, expected).balanced.power)
-    from dispatchbench.learn.tvc.rounds import move_messages
-
-    assert list(run.ledger.hearings) == [2] * 3  # two decision points, then the circle closed
-    tree = 2 * (len(paper.regions) - 1)
-    clearing = team.search.messages_per_decision()
-    assert list(run.ledger.messages) == [2 * clearing + 2 * move_messages(team, 1, True) + tree] * 3
+    _assert_went_back(team, states, run, np.ones_like(start), clearings=2, hearings=2)  # then the circle closed
 
 
 def test_spent_moves_leave_the_plan_of_their_path_the_agents_were_least_eager_to_leave(paper_model):
@@ -847,16 +852,8 @@ def test_spent_moves_leave_the_plan_of_their_path_the_agents_were_least_eager_to
         out[:, 8] = np.where(running[:, 8] & ~running[:, 7], 2.5, -1.0)
         return out
 
-    from dispatchbench.learn.tvc.rounds import move_messages
-
-    paper, _ = paper_model
     team, states, obs, start, run = _moves_with_agent_6_off(paper_model, path)
-    everyone = np.ones_like(start)
-    assert np.array_equal(run.on, everyone) and list(run.moves) == [3] * 3
-    assert np.allclose(run.result.balanced.power, team.clear(states, everyone).balanced.power)
-    assert list(run.ledger.hearings) == [4] * 3 and list(run.ledger.returns) == [1] * 3
-    tree, clearing = 2 * (len(paper.regions) - 1), team.search.messages_per_decision()
-    assert list(run.ledger.messages) == [3 * clearing + 4 * move_messages(team, 1, True) + tree] * 3
+    _assert_went_back(team, states, run, np.ones_like(start), clearings=3, hearings=4)
     import dispatchbench.learn.tvc.rounds as rounds_module
 
     def never(*args, **kwargs):

@@ -20,7 +20,9 @@ things, kept here so they are built one way only:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +48,7 @@ def shortfall(problem: Problem, state: State, on: np.ndarray) -> np.ndarray:
     hi = (on * problem.upper_bounds(state)) @ delivered
     demand, cs = problem.demand_vector(state), problem.cs_max
     regional, low, high = (t.sum(-1) for t in window_terms(lo, hi, demand - cs, demand + cs))
-    total = state.total_demand
-    system = np.maximum(np.maximum(low - total, total - high), 0.0)
-    return regional + system
+    return total_miss((regional, low, high), state.total_demand)
 
 
 def window_terms(
@@ -60,6 +60,50 @@ def window_terms(
     return regional, np.minimum(np.maximum(lo, floor), ceiling), np.maximum(np.minimum(hi, ceiling), floor)
 
 
+def total_miss(summed: Sequence[Any], total: Any) -> Any:
+    """:func:`shortfall` from the regions' summed window terms ``(misses, low, high)``: their
+    misses plus the system's distance from total demand ``total``."""
+    regional, low, high = summed
+    return regional + np.maximum(np.maximum(low - total, total - high), 0.0)
+
+
+@dataclass(frozen=True)
+class RegionRanges:
+    """Plans' regional running ranges and their window terms (each ``(B, R)``), and what each
+    agent adds to its own region's range (``(B, G)``): what a CS node holds after one tree sum of
+    the regions' terms, from which it answers for its own agents' flips and hand-overs."""
+
+    region: np.ndarray  # (G,) each agent's region
+    floor: np.ndarray
+    ceiling: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    lo_each: np.ndarray
+    hi_each: np.ndarray
+    terms: tuple[np.ndarray, np.ndarray, np.ndarray]  # window_terms of the plans
+
+    @classmethod
+    def of(cls, problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray) -> RegionRanges:
+        """Plans ``on`` (``(B, G)``) with demands ``(B, R)`` and upper bounds ``ub`` ``(B, G)``."""
+        region = problem.group_region
+        own = problem.incidence[region, np.arange(len(region))]  # (G,) delivered kW per kW of each group
+        lo_each, hi_each = np.broadcast_to(problem.lower_bounds() * own, on.shape), ub * own
+        delivered = problem.incidence.T
+        lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered
+        floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
+        return cls(region, floor, ceiling, lo, hi, lo_each, hi_each, window_terms(lo, hi, floor, ceiling))
+
+    def flipped(self, on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each ``(B, G)``: the window terms of every agent's region after its own flip."""
+        region, sign = self.region, np.where(on, -1.0, 1.0)
+        return window_terms(
+            self.lo[:, region] + sign * self.lo_each,
+            self.hi[:, region] + sign * self.hi_each,
+            self.floor[:, region],
+            self.ceiling[:, region],
+        )
+
+
 def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray) -> np.ndarray:
     """``(B, G)``: per plan (``on``, ``(B, G)``, with demands ``(B, R)`` and upper bounds ``ub``
     ``(B, G)``), the :func:`shortfall` of the plan with one agent's status flipped, for every agent.
@@ -68,20 +112,10 @@ def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np
     one tree sum of the regions' terms (the regional misses and the workable totals): what an
     agent needs to know whether its own start or stop keeps the plan workable by ratings."""
     on = np.atleast_2d(np.asarray(on, dtype=bool))
-    region = problem.group_region
-    own = problem.incidence[region, np.arange(len(region))]  # (G,) delivered kW per kW of each group
-    lo_each, hi_each = problem.lower_bounds() * own, ub * own  # (B, G)
-    delivered = problem.incidence.T
-    lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
-    floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
-    now = window_terms(lo, hi, floor, ceiling)  # each (B, R)
-    sign = np.where(on, -1.0, 1.0)
-    flipped = window_terms(
-        lo[:, region] + sign * lo_each, hi[:, region] + sign * hi_each, floor[:, region], ceiling[:, region]
-    )  # each (B, G): the agent's region after its flip
-    regional, low, high = (t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(now, flipped))
-    total = demand.sum(-1, keepdims=True)
-    return regional + np.maximum(np.maximum(low - total, total - high), 0.0)
+    ranges = RegionRanges.of(problem, demand, on, ub)
+    region = ranges.region
+    summed = [t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(ranges.terms, ranges.flipped(on))]
+    return total_miss(summed, demand.sum(-1, keepdims=True))
 
 
 def handover_shortfalls(
@@ -95,35 +129,27 @@ def handover_shortfalls(
     CS nodes answer from one tree sum of the regions' terms plus the partner's own range."""
     on = np.atleast_2d(np.asarray(on, dtype=bool))
     batch, n = on.shape
-    region = problem.group_region
-    own = problem.incidence[region, np.arange(n)]
-    lo_each, hi_each = np.broadcast_to(problem.lower_bounds() * own, on.shape), ub * own  # (B, G)
-    delivered = problem.incidence.T
-    lo, hi = (on * problem.lower_bounds()) @ delivered, (on * ub) @ delivered  # (B, R)
-    floor, ceiling = demand - problem.cs_max, demand + problem.cs_max
-    now = window_terms(lo, hi, floor, ceiling)
+    r = RegionRanges.of(problem, demand, on, ub)
     rows = np.arange(batch)[:, None]
     valid = ~on & (partner < n)
     p = np.where(valid, partner, 0)
-    r_start, r_stop = np.broadcast_to(region, on.shape), region[p]
+    r_start, r_stop = np.broadcast_to(r.region, on.shape), r.region[p]
     same = r_start == r_stop
-    lo_p, hi_p = lo_each[rows, p], hi_each[rows, p]
+    lo_p, hi_p = r.lo_each[rows, p], r.hi_each[rows, p]
     start_terms = window_terms(
-        lo[rows, r_start] + lo_each - same * lo_p,
-        hi[rows, r_start] + hi_each - same * hi_p,
-        floor[rows, r_start],
-        ceiling[rows, r_start],
+        r.lo[rows, r_start] + r.lo_each - same * lo_p,
+        r.hi[rows, r_start] + r.hi_each - same * hi_p,
+        r.floor[rows, r_start],
+        r.ceiling[rows, r_start],
     )
     stop_terms = window_terms(
-        lo[rows, r_stop] - lo_p, hi[rows, r_stop] - hi_p, floor[rows, r_stop], ceiling[rows, r_stop]
+        r.lo[rows, r_stop] - lo_p, r.hi[rows, r_stop] - hi_p, r.floor[rows, r_stop], r.ceiling[rows, r_stop]
     )
-    regional, low, high = (
+    summed = [
         t.sum(-1, keepdims=True) - t[rows, r_start] + f + np.where(same, 0.0, g - t[rows, r_stop])
-        for t, f, g in zip(now, start_terms, stop_terms)
-    )
-    total = demand.sum(-1, keepdims=True)
-    missing = regional + np.maximum(np.maximum(low - total, total - high), 0.0)
-    return np.where(valid, missing, np.inf)
+        for t, f, g in zip(r.terms, start_terms, stop_terms)
+    ]
+    return np.where(valid, total_miss(summed, demand.sum(-1, keepdims=True)), np.inf)
 
 
 def cost_floor(problem: Problem, on: np.ndarray) -> np.ndarray:

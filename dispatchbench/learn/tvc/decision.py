@@ -33,11 +33,10 @@ class Decision:
     """One state's dispatch (in the team's group order) and what deciding it took."""
 
     dispatch: Dispatch
-    info: dict[
-        str, Any
-    ]  # messages, searches, moves, move_hearings, move_returns, commitment_repaired (the repair's flips),
-    # repair_passes, refined_flips, balanced (False: even the repaired plan cannot meet the balances), price,
-    # iterations
+    # info: messages, searches, moves, move_hearings, move_returns, commitment_repaired (the repair's
+    # flips), repair_passes, refined_flips, balanced (False: even the repaired plan cannot meet the
+    # balances), price, iterations
+    info: dict[str, Any]
 
 
 def decide(team: Team, state: State, obs: np.ndarray, *, refine: int = 0) -> Decision:

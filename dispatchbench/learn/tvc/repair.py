@@ -33,11 +33,9 @@ move rounds once more.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from dispatchbench.formulations.vector_form import shortfall, window_terms
+from dispatchbench.formulations.vector_form import RegionRanges, shortfall, total_miss
 from dispatchbench.learn.tvc.plans import solo_flips
 from dispatchbench.model.problem import Problem, State
 
@@ -92,27 +90,17 @@ def repair(
             missing -= float(gain[k])
         return on, flips, passes
     region = problem.group_region
-    own = problem.incidence[region, np.arange(n)]  # delivered kW per kW of each agent, into its region
-    lb, ub = problem.lower_bounds(), problem.upper_bounds(state)
-    demand = problem.demand_vector(state)
-    floor, ceiling, total = demand - problem.cs_max, demand + problem.cs_max, demand.sum()
-
-    def total_shortfall(miss: Any, low: Any, high: Any) -> Any:
-        """``vector_form.shortfall`` from the regions' misses and workable totals, summed."""
-        return miss + np.maximum(np.maximum(low - total, total - high), 0.0)
-
+    ub, demand = problem.upper_bounds(state)[None], problem.demand_vector(state)[None]
+    total = float(demand.sum())
     while missing > 1e-9 and passes < n:
         passes += 1
         # 1. the tree sum of the regions' window terms; each CS node: its agents' regions after a flip
-        lo, hi = (on * lb) @ problem.incidence.T, (on * ub) @ problem.incidence.T
-        terms = window_terms(lo, hi, floor, ceiling)  # the regions' miss, workable low and high
-        sign = np.where(on, -1.0, 1.0)
-        flipped = window_terms(
-            lo[region] + sign * lb * own, hi[region] + sign * ub * own, floor[region], ceiling[region]
-        )
+        ranges = RegionRanges.of(problem, demand, on[None], ub)
+        terms = [t[0] for t in ranges.terms]  # the regions' miss, workable low and high
+        flipped = [f[0] for f in ranges.flipped(on[None])]
         sums = [float(t.sum()) for t in terms]
-        now = float(total_shortfall(*sums))
-        solo = total_shortfall(*(s - t[region] + f for s, t, f in zip(sums, terms, flipped)))
+        now = float(total_miss(sums, total))
+        solo = total_miss([s - t[region] + f for s, t, f in zip(sums, terms, flipped)], total)
         # 2. each region's proposal: its most willing agent whose flip helps
         miss = terms[0][region]
         helps = (solo < now - 1e-9) & ((miss <= 1e-9) | (flipped[0] < miss - 1e-9))
@@ -123,7 +111,7 @@ def repair(
         accepted: list[int] = []
         for k in (int(i) for i in order):
             then = [s - t[region[k]] + f[k] for s, t, f in zip(sums, terms, flipped)]
-            after = float(total_shortfall(*then))
+            after = float(total_miss(then, total))
             if after < now - 1e-9:
                 sums, now = then, after
                 accepted.append(k)

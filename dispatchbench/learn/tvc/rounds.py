@@ -290,19 +290,14 @@ def least_eager(
     spent = np.ones(len(on), dtype=bool)
     for visit in history:
         spent &= ~(visit.plan == on).all(1)  # a plan no round started from: its bid is not heard yet
-    bids = [v.bid for v in history]
+    last = np.full(len(on), np.inf)
     if spent.any():
         rows = np.flatnonzero(spent)
         feats = team.features([states[int(j)] for j in rows], obs[rows], on[rows], result.take(rows))
         gain = team.gains(feats)
-        heard = np.maximum(gain[..., SOLO], np.where(on[rows], -np.inf, gain[..., HANDOVER])).max(1)
+        last[rows] = np.maximum(gain[..., SOLO], np.where(on[rows], -np.inf, gain[..., HANDOVER])).max(1)
         ledger.heard(rows, move_messages(team, 1, True))
-        last = np.full(len(on), np.inf)
-        last[rows] = heard
-        bids.append(last)
-    else:
-        bids.append(np.full(len(on), np.inf))
-    best = np.stack(bids).argmin(0)
+    best = np.stack([v.bid for v in history] + [last]).argmin(0)
     back = np.where(best < len(history), best, -1)
     for j in np.flatnonzero(back >= 0):  # already there: nothing to choose
         if (history[int(back[j])].plan[j] == on[j]).all():
