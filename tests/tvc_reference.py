@@ -24,7 +24,9 @@ when repaired plans got the move rounds once more (decision.moves_after_repair):
 hashes stayed the same; only the decisions at repaired states changed. Regenerated when the
 repair flipped in every region at once, in tree passes (``repair.py``; ``repair_passes`` joined
 the info): the training hashes and every dispatch stayed the same; only the messages of repairs
-that made two flips in one pass changed.
+that made two flips in one pass changed. Regenerated when the hand-over feature
+(``handover_saving``) and the move rounds changed (s12), and when its partner became one
+candidate per region (s13): both change the networks' inputs, so the training hashes changed.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from dispatchbench.formulations.balancing import States, demand_rows, state_boun
 from dispatchbench.formulations.distributed_search import SearchResult
 from dispatchbench.formulations.vector_form import flip_shortfalls, handover_shortfalls
 from dispatchbench.learn.tvc.offers import OfferBook
-from dispatchbench.learn.tvc.zones import pick, zone_of
+from dispatchbench.learn.tvc.zones import pick
 from dispatchbench.model.problem import Problem
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ FEATURE_NAMES = (
     "cover",  # could the rest replace its output (region's spare + what its CS link brings in)? 10·(ratio − 1)
     "cleared",  # 1 if the plan met every balance
     "flip_workable",  # 1 if the plan with its own status flipped could still serve the demand (ratings only)
-    "handover_saving",  # stopped: −margin of its zone's partner (cannot stop alone) if its start lets it stop
+    "handover_saving",  # stopped: the dearest loss in its zone that cannot stop alone but could if it started
     "turndown",  # rating: least output / p_max
     "size",  # rating: its delivered p_max / its region's capacity (local + CS limit)
     "capacity",  # rating: p_max / 1000 kW
@@ -111,12 +111,13 @@ def after_clearing(
     obs: np.ndarray,
     on: np.ndarray,
     result: SearchResult,
-    blocks: np.ndarray,
+    neighbours: np.ndarray,
     drop: frozenset[str] = frozenset(),
 ) -> Features:
     """Every agent's features after the clearing ``result`` of plan ``on`` (``obs``: ``(B, G, 3)``;
     ``own``: :func:`ratings`; ``slots``: each region's agents, ``distributed_search.region_slots``;
-    ``blocks``: the zones, ``zones.zone_blocks``; ``drop``: columns an ablation switches off, read as 0)."""
+    ``neighbours``: the regions of each agent's zone, ``zones.zone_neighbours``; ``drop``: columns
+    an ablation switches off, read as 0)."""
     b = result.balanced
     region_of = problem.group_region
     lb, ub = state_bounds(problem, states, len(on))
@@ -140,7 +141,7 @@ def after_clearing(
     # evenings, where a V2G group's last kW decide whether an FDC group must run)
     demand = demand_rows(problem, states)
     flip_ok = flip_shortfalls(problem, demand, on, ub) <= 1e-9
-    saving = handover_savings(problem, demand, on, ub, np.clip(margin, -5.0, 5.0), flip_ok, blocks)
+    saving = handover_savings(problem, demand, on, ub, np.clip(margin, -5.0, 5.0), flip_ok, slots, neighbours)
     observed = obs.astype(float)
     shape = offer.shape
     columns = {
@@ -184,23 +185,34 @@ def handover_savings(
     ub: np.ndarray,
     margin: np.ndarray,
     flip_ok: np.ndarray,
-    blocks: np.ndarray,
+    slots: np.ndarray,
+    neighbours: np.ndarray,
 ) -> np.ndarray:
-    """``(B, G)``: for a stopped agent, ``−margin`` of its zone's *partner* if its own start would
-    let the partner stop (ratings only), else 0; 0 for a running agent.
+    """``(B, G)``: for a stopped agent, the largest ``−margin`` among the hand-over candidates of
+    its zone whose stop its own start would make workable (ratings only), else 0; 0 for a running
+    agent.
 
     Why: the worst paper-size states (validation) were hand-overs — a dear group running at a
     loss (FDC2 at cs_binding peaks, ASC7 at 03:30 on base-load days) that cannot stop alone,
     where a cheaper stopped group's start would let it. The stopped agent's other features say
-    nothing about that, so its learned hand-over gain could not see it. The partner is the zone's
-    running agent with the most negative margin among those whose stop alone is unworkable: each
-    reports its margin to its CS node, a tree maximum over the zone picks it, and its range goes
-    back down (``Team.feature_messages``); each stopped agent's CS node then checks the pair
-    from the regions' terms it already holds (``vector_form.handover_shortfalls``)."""
+    nothing about that, so its learned hand-over gain could not see it. Each region's candidate is
+    its running agent with the most negative margin among those whose stop alone is unworkable
+    (every agent reports its margin to its CS node). The candidates' ranges go to the other CS
+    nodes of their zone, and each stopped agent's CS node checks each pair from the regions' terms
+    it already holds (``vector_form.handover_shortfalls``) and keeps the dearest workable one.
+
+    One partner per zone (the zone's dearest stuck agent) was tried first: at the paper's size it
+    is the same, but with zones of 8 regions it mostly sat where no start of a given agent let
+    it stop, and the any-size model was worse at 32–128 regions than without the feature
+    (validation, s12)."""
     n = on.shape[1]
     loss = np.where(on & ~flip_ok & (margin < 0), -margin, -np.inf)
-    partner, value = pick(loss, blocks)  # (B, Z)
-    owner = zone_of(blocks, n)
-    partner, value = partner[:, owner], value[:, owner]  # (B, G): each agent's zone's partner
-    workable = handover_shortfalls(problem, demand, on, ub, partner) <= 1e-9
-    return np.where(workable & np.isfinite(value), value, 0.0)
+    candidate, value = pick(loss, slots)  # (B, R): each region's dearest stuck agent
+    candidate = np.concatenate([candidate, np.full((len(on), 1), n)], -1)  # padding region R: none
+    value = np.concatenate([value, np.full((len(on), 1), -np.inf)], -1)
+    best = np.zeros(on.shape)
+    for k in range(neighbours.shape[1]):
+        partner, saving = candidate[:, neighbours[:, k]], value[:, neighbours[:, k]]  # (B, G)
+        workable = handover_shortfalls(problem, demand, on, ub, partner) <= 1e-9
+        best = np.maximum(best, np.where(workable & np.isfinite(saving), saving, 0.0))
+    return best

@@ -24,7 +24,7 @@ from dispatchbench.learn.tvc.hyperparameters import Hyperparameters, dropped
 from dispatchbench.learn.tvc.offers import LearnedPriceResponse, OfferBook
 from dispatchbench.learn.tvc.policy import PolicyNets, slice_index
 from dispatchbench.learn.tvc.repair import repair_messages
-from dispatchbench.learn.tvc.zones import zone_blocks
+from dispatchbench.learn.tvc.zones import zone_blocks, zone_neighbours, zone_regions_of
 from dispatchbench.model.problem import Problem, State
 
 
@@ -58,16 +58,25 @@ class Team:
         self._slots = region_slots(problem)  # each region's agents, for its CS node's sums
         self._sums = SlotSums(problem)
         self._own = ratings(problem)
-        self._zones: tuple[int, np.ndarray] | None = None
+        self._zones: tuple[int, np.ndarray, np.ndarray] | None = None
         self.calibration: Any = None  # an any-size model's calibration on this instance (model.Calibration)
+
+    def _zoning(self) -> tuple[int, np.ndarray, np.ndarray]:
+        if self._zones is None or self._zones[0] != self.hp.zone_regions:
+            size = self.hp.zone_regions
+            self._zones = (size, zone_blocks(self.problem, size), zone_neighbours(self.problem, size))
+        return self._zones
 
     @property
     def zones(self) -> np.ndarray:
         """``(Z, K)`` the zones' agents, padded with ``G`` (``zones.py``), for the current
         ``zone_regions``."""
-        if self._zones is None or self._zones[0] != self.hp.zone_regions:
-            self._zones = (self.hp.zone_regions, zone_blocks(self.problem, self.hp.zone_regions))
-        return self._zones[1]
+        return self._zoning()[1]
+
+    @property
+    def neighbours(self) -> np.ndarray:
+        """``(G, K)`` the regions of each agent's zone, padded with ``R`` (``zones.zone_neighbours``)."""
+        return self._zoning()[2]
 
     @property
     def size(self) -> int:
@@ -100,7 +109,17 @@ class Team:
     def features(self, states: States, obs: np.ndarray, on: np.ndarray, result: SearchResult) -> Features:
         """Every agent's features after the clearing ``result`` of plan ``on`` (``features.py``)."""
         return after_clearing(
-            self.problem, self.book, self.curves, self._own, self._slots, states, obs, on, result, self.zones, self.drop
+            self.problem,
+            self.book,
+            self.curves,
+            self._own,
+            self._slots,
+            states,
+            obs,
+            on,
+            result,
+            self.neighbours,
+            self.drop,
         )
 
     def preferences(self, features: Features) -> np.ndarray:
@@ -119,12 +138,13 @@ class Team:
     def feature_messages(self) -> int:
         """What hearing the features costs beyond the clearing: a tree sum between the CS nodes
         for each of the regions' spare output (``cover``) and the regions' ranges
-        (``flip_workable``); for ``handover_saving`` every agent's margin to its CS node, each
-        zone's tree maximum and the partner's range back down (``G + 2(R − Z)``) — fewer when an
-        ablation drops a feature."""
+        (``flip_workable``); for ``handover_saving`` every agent's margin to its CS node and each
+        region's candidate's range to the other CS nodes of its zone (``G + Σ_z R_z(R_z − 1)``,
+        linear in G + R: a zone has at most ``zone_regions`` regions) — fewer when an ablation
+        drops a feature."""
         sums = sum(name not in self.drop for name in ("cover", "flip_workable"))
-        regions, zone_count = len(self.problem.regions), len(self.zones)
-        handover = 0 if "handover_saving" in self.drop else self.size + 2 * (regions - zone_count)
+        spread = sum(len(z) * (len(z) - 1) for z in zone_regions_of(self.problem, self.hp.zone_regions))
+        handover = 0 if "handover_saving" in self.drop else self.size + spread
         return sums * self.search.system_sum_messages + handover
 
     @property

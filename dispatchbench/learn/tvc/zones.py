@@ -1,4 +1,4 @@
-"""Zones: the blocks of regions among which the agents pick one mover, or hear one hand-over partner.
+"""Zones: the blocks of regions among which the agents pick one mover, or hear hand-over partners.
 
 One block (one mover for the system) up to ``zone_regions`` regions — the paper's size — and a
 block per ``zone_regions`` regions beyond it, so a large instance's many local choices are made in
@@ -12,23 +12,32 @@ import numpy as np
 from dispatchbench.model.problem import Problem
 
 
-def zone_blocks(problem: Problem, zone_regions: int) -> np.ndarray:
-    """``(Z, K)`` each zone's agents, padded with ``G``: blocks of ``zone_regions`` regions by
-    region name, so the order a file lists them in does not matter."""
-    n = len(problem.groups)
+def zone_regions_of(problem: Problem, zone_regions: int) -> list[list[int]]:
+    """Each zone's regions: blocks of ``zone_regions`` regions by region name, so the order a file
+    lists them in does not matter."""
     names = sorted(range(len(problem.regions)), key=lambda r: problem.region_names[r])
-    blocks = [names[k : k + zone_regions] for k in range(0, len(names), zone_regions)]
+    return [names[k : k + zone_regions] for k in range(0, len(names), zone_regions)]
+
+
+def zone_blocks(problem: Problem, zone_regions: int) -> np.ndarray:
+    """``(Z, K)`` each zone's agents, padded with ``G``."""
+    n = len(problem.groups)
+    blocks = zone_regions_of(problem, zone_regions)
     members = [np.flatnonzero(np.isin(problem.group_region, block)) for block in blocks]
     width = max(len(m) for m in members)
     return np.array([np.pad(m, (0, width - len(m)), constant_values=n) for m in members], dtype=int)
 
 
-def zone_of(blocks: np.ndarray, n: int) -> np.ndarray:
-    """``(G,)`` each agent's zone."""
-    owner = np.zeros(n + 1, dtype=int)
-    for z, members in enumerate(blocks):
-        owner[members] = z
-    return owner[:n]
+def zone_neighbours(problem: Problem, zone_regions: int) -> np.ndarray:
+    """``(G, K)`` the regions of each agent's zone (its own among them), padded with ``R``: whose
+    hand-over candidates its CS node hears."""
+    regions = len(problem.regions)
+    blocks = zone_regions_of(problem, zone_regions)
+    width = max(len(b) for b in blocks)
+    rows = np.full((regions, width), regions, dtype=int)
+    for block in blocks:
+        rows[block, : len(block)] = block
+    return rows[problem.group_region]
 
 
 def pick(values: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
