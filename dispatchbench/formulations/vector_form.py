@@ -104,7 +104,9 @@ class RegionRanges:
         )
 
 
-def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray) -> np.ndarray:
+def flip_shortfalls(
+    problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray, ranges: RegionRanges | None = None
+) -> np.ndarray:
     """``(B, G)``: per plan (``on``, ``(B, G)``, with demands ``(B, R)`` and upper bounds ``ub``
     ``(B, G)``), the :func:`shortfall` of the plan with one agent's status flipped, for every agent.
 
@@ -112,14 +114,19 @@ def flip_shortfalls(problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np
     one tree sum of the regions' terms (the regional misses and the workable totals): what an
     agent needs to know whether its own start or stop keeps the plan workable by ratings."""
     on = np.atleast_2d(np.asarray(on, dtype=bool))
-    ranges = RegionRanges.of(problem, demand, on, ub)
+    ranges = ranges or RegionRanges.of(problem, demand, on, ub)
     region = ranges.region
     summed = [t.sum(-1, keepdims=True) - t[:, region] + f for t, f in zip(ranges.terms, ranges.flipped(on))]
     return total_miss(summed, demand.sum(-1, keepdims=True))
 
 
 def handover_shortfalls(
-    problem: Problem, demand: np.ndarray, on: np.ndarray, ub: np.ndarray, partner: np.ndarray
+    problem: Problem,
+    demand: np.ndarray,
+    on: np.ndarray,
+    ub: np.ndarray,
+    partner: np.ndarray,
+    ranges: RegionRanges | None = None,
 ) -> np.ndarray:
     """``(B, G)``: per plan, the :func:`shortfall` of the plan with agent ``i`` started and agent
     ``partner[b, i]`` stopped (a hand-over), for every stopped ``i``; running agents and a
@@ -129,7 +136,7 @@ def handover_shortfalls(
     CS nodes answer from one tree sum of the regions' terms plus the partner's own range."""
     on = np.atleast_2d(np.asarray(on, dtype=bool))
     batch, n = on.shape
-    r = RegionRanges.of(problem, demand, on, ub)
+    r = ranges or RegionRanges.of(problem, demand, on, ub)
     rows = np.arange(batch)[:, None]
     valid = ~on & (partner < n)
     p = np.where(valid, partner, 0)

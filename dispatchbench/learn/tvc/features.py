@@ -24,7 +24,7 @@ import numpy as np
 
 from dispatchbench.formulations.balancing import States, demand_rows, state_bounds
 from dispatchbench.formulations.distributed_search import SearchResult
-from dispatchbench.formulations.vector_form import flip_shortfalls, handover_shortfalls
+from dispatchbench.formulations.vector_form import RegionRanges, flip_shortfalls, handover_shortfalls
 from dispatchbench.learn.tvc.offers import OfferBook
 from dispatchbench.learn.tvc.zones import pick
 from dispatchbench.model.problem import Problem
@@ -140,8 +140,9 @@ def after_clearing(
     # out from one tree sum of the regions' ranges (a knife edge a few kW wide on busy
     # evenings, where a V2G group's last kW decide whether an FDC group must run)
     demand = demand_rows(problem, states)
-    flip_ok = flip_shortfalls(problem, demand, on, ub) <= 1e-9
-    saving = handover_savings(problem, demand, on, ub, np.clip(margin, -5.0, 5.0), flip_ok, slots, neighbours)
+    ranges = RegionRanges.of(problem, demand, on, ub)  # one tree sum serves both checks
+    flip_ok = flip_shortfalls(problem, demand, on, ub, ranges) <= 1e-9
+    saving = handover_savings(problem, demand, on, ub, np.clip(margin, -5.0, 5.0), flip_ok, slots, neighbours, ranges)
     observed = obs.astype(float)
     shape = offer.shape
     columns = {
@@ -187,6 +188,7 @@ def handover_savings(
     flip_ok: np.ndarray,
     slots: np.ndarray,
     neighbours: np.ndarray,
+    ranges: RegionRanges | None = None,
 ) -> np.ndarray:
     """``(B, G)``: for a stopped agent, the largest ``−margin`` among the hand-over candidates of
     its zone whose stop its own start would make workable (ratings only), else 0; 0 for a running
@@ -206,6 +208,7 @@ def handover_savings(
     it stop, and the any-size model was worse at 32–128 regions than without the feature
     (validation, s12)."""
     n = on.shape[1]
+    ranges = ranges or RegionRanges.of(problem, demand, on, ub)  # the regions' terms, built once for every pair check
     loss = np.where(on & ~flip_ok & (margin < 0), -margin, -np.inf)
     candidate, value = pick(loss, slots)  # (B, R): each region's dearest stuck agent
     candidate = np.concatenate([candidate, np.full((len(on), 1), n)], -1)  # padding region R: none
@@ -213,6 +216,6 @@ def handover_savings(
     best = np.zeros(on.shape)
     for k in range(neighbours.shape[1]):
         partner, saving = candidate[:, neighbours[:, k]], value[:, neighbours[:, k]]  # (B, G)
-        workable = handover_shortfalls(problem, demand, on, ub, partner) <= 1e-9
+        workable = handover_shortfalls(problem, demand, on, ub, partner, ranges) <= 1e-9
         best = np.maximum(best, np.where(workable & np.isfinite(saving), saving, 0.0))
     return best
